@@ -1,0 +1,119 @@
+"""Dataclass configs loaded from YAML/dicts, with errors that name the field, the value and the fix.
+
+Usage::
+
+    @dataclass
+    class FooConfig:
+        num_things: int = 3
+        \"\"\"How many things.\"\"\"
+
+        def __post_init__(self):
+            check(self.num_things > 0, "FooConfig", "num_things", self.num_things, "use a positive integer")
+
+    cfg = load_config(FooConfig, {"num_things": 5}, source="foo.yaml")
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import typing
+from pathlib import Path
+from typing import Any, Mapping, Type, TypeVar
+
+from .errors import ConfigError
+
+T = TypeVar("T")
+
+
+def check(ok: bool, section: str, field: str, value: Any, fix: str) -> None:
+    """Raise ConfigError naming ``section.field``, the offending value and how to fix it."""
+    if not ok:
+        raise ConfigError(f"{section}.{field}={value!r} is invalid: {fix}")
+
+
+def load_config(cls: Type[T], data: Mapping[str, Any] | None, source: str = "<config>") -> T:
+    """Build dataclass ``cls`` from a mapping, rejecting unknown keys and wrong basic types by name.
+
+    Nested dataclass fields are built recursively from nested mappings.
+    """
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{source}: expected a mapping for {cls.__name__}, got {type(data).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(
+            f"{source}: unknown field(s) {unknown} for {cls.__name__}; known fields: {sorted(fields)}"
+        )
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for name, value in data.items():
+        hint = hints.get(name)
+        if dataclasses.is_dataclass(hint) and isinstance(value, Mapping):
+            value = load_config(hint, value, source=f"{source}:{name}")
+        else:
+            value = _coerce(hint, value, f"{source}: {cls.__name__}.{name}")
+        kwargs[name] = value
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:  # missing required fields
+        raise ConfigError(f"{source}: {cls.__name__}: {exc}") from None
+
+
+def _coerce(hint: Any, value: Any, where: str) -> Any:
+    """Light type checks for scalars: int/float/bool/str, Optional, tuples/lists of scalars."""
+    if hint is None or value is None:
+        return value
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin is typing.Union:
+        non_none = [a for a in args if a is not type(None)]
+        if len(non_none) == 1:
+            return _coerce(non_none[0], value, where)
+        return value
+    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            raise ConfigError(f"{where}={value!r} must be an integer")
+        return value
+    if hint is float:
+        raise ConfigError(f"{where}={value!r} must be a number")
+    if hint is bool and not isinstance(value, bool):
+        raise ConfigError(f"{where}={value!r} must be true or false")
+    if hint is str and not isinstance(value, str):
+        if isinstance(value, Path):
+            return str(value)
+        raise ConfigError(f"{where}={value!r} must be a string")
+    if origin in (tuple, list) and isinstance(value, (list, tuple)):
+        item = args[0] if args else None
+        items = [_coerce(item, v, f"{where}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    return value
+
+
+def config_to_dict(cfg: Any) -> dict:
+    """A plain-dict (YAML/JSON-safe) view of a dataclass config."""
+    def conv(v):
+        if dataclasses.is_dataclass(v):
+            return {f.name: conv(getattr(v, f.name)) for f in dataclasses.fields(v)}
+        if isinstance(v, (list, tuple)):
+            return [conv(x) for x in v]
+        if isinstance(v, Mapping):
+            return {str(k): conv(x) for k, x in v.items()}
+        if isinstance(v, Path):
+            return str(v)
+        return v
+
+    return conv(cfg)
+
+
+def config_hash(cfg: Any, length: int = 12) -> str:
+    """Stable content hash of a config (canonical JSON of its dict view)."""
+    blob = json.dumps(config_to_dict(cfg), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:length]

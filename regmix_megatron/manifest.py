@@ -1,0 +1,186 @@
+"""``domains.json``: the registry of domains, their Megatron prefixes and exact token counts.
+
+Written by preprocessing (``tools/preprocess_data.py`` / ``regmix-megatron preprocess``), read by everything
+downstream. Prefix paths are stored relative to the manifest's directory and resolved on load.
+
+Schema (``format: regmix-megatron/domains/v1``)::
+
+    {
+      "format": "regmix-megatron/domains/v1",
+      "tokenizer": {"type": "sentencepiece", "model": "tokenizer/spm.model", "sha256": "...",
+                    "vocab_size": 8000, "eod_id": 2},
+      "domains": [
+        {"name": "code",
+         "splits": {"train": [{"prefix": "code/train_text_document", "num_documents": 10,
+                               "num_sequences": 10, "num_tokens": 12345}],
+                    "valid": [...], "test": [...]}}
+      ]
+    }
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from .errors import DataError
+from .fileio import atomic_write_json, read_json
+
+FORMAT = "regmix-megatron/domains/v1"
+SPLITS = ("train", "valid", "test")
+
+
+@dataclass(frozen=True)
+class PrefixInfo:
+    """One Megatron indexed dataset (``<prefix>.bin`` + ``<prefix>.idx``)."""
+
+    path: str
+    """Absolute prefix path (no extension)."""
+    num_documents: int
+    num_sequences: int
+    num_tokens: int
+    """Exact: the sum of sequence lengths in the ``.idx``."""
+
+
+@dataclass(frozen=True)
+class Domain:
+    name: str
+    splits: Mapping[str, tuple[PrefixInfo, ...]]
+
+    def prefixes(self, split: str = "train") -> tuple[PrefixInfo, ...]:
+        return tuple(self.splits.get(split, ()))
+
+    def num_tokens(self, split: str = "train") -> int:
+        return int(sum(p.num_tokens for p in self.prefixes(split)))
+
+    def num_documents(self, split: str = "train") -> int:
+        return int(sum(p.num_documents for p in self.prefixes(split)))
+
+
+@dataclass(frozen=True)
+class TokenizerInfo:
+    type: str
+    model: str
+    """Absolute path of the tokenizer model file."""
+    sha256: str
+    vocab_size: int
+    eod_id: int
+
+
+@dataclass(frozen=True)
+class DomainRegistry:
+    """Domains in canonical (sorted-by-name) order."""
+
+    domains: tuple[Domain, ...]
+    tokenizer: TokenizerInfo
+    path: str = ""
+    """Where this registry was loaded from (empty when built in memory)."""
+
+    def __post_init__(self) -> None:
+        names = [d.name for d in self.domains]
+        if names != sorted(names):
+            object.__setattr__(self, "domains", tuple(sorted(self.domains, key=lambda d: d.name)))
+        if len(set(names)) != len(names):
+            raise DataError(f"{self.path or 'domains.json'}: duplicate domain names in {names}")
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(d.name for d in self.domains)
+
+    def get(self, name: str) -> Domain:
+        for d in self.domains:
+            if d.name == name:
+                return d
+        raise DataError(f"unknown domain {name!r} in {self.path or 'registry'}; known: {list(self.names)}")
+
+    def tokens_per_domain(self, split: str = "train") -> np.ndarray:
+        """Exact token counts per domain (canonical order), int64."""
+        return np.array([d.num_tokens(split) for d in self.domains], dtype=np.int64)
+
+    def prior(self, split: str = "train") -> np.ndarray:
+        """The natural mixture: each domain's share of training tokens (float64, sums to 1)."""
+        t = self.tokens_per_domain(split).astype(np.float64)
+        if t.sum() <= 0:
+            raise DataError(f"{self.path or 'registry'}: no {split} tokens in any domain")
+        return t / t.sum()
+
+    # ---- files --------------------------------------------------------------------------------------
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "DomainRegistry":
+        path = Path(path)
+        if path.is_dir():
+            path = path / "domains.json"
+        obj = read_json(path)
+        where = str(path)
+        if not isinstance(obj, dict) or obj.get("format") != FORMAT:
+            raise DataError(f"{where}: not a domains manifest (expected \"format\": \"{FORMAT}\"); "
+                            "create it with `regmix-megatron preprocess`")
+        base = path.parent
+        try:
+            tok = obj["tokenizer"]
+            model = tok["model"]
+            tokenizer = TokenizerInfo(
+                type=str(tok["type"]),
+                model=str(model if os.path.isabs(model) else (base / model).resolve()),
+                sha256=str(tok["sha256"]),
+                vocab_size=int(tok["vocab_size"]),
+                eod_id=int(tok["eod_id"]),
+            )
+            domains = []
+            for i, d in enumerate(obj["domains"]):
+                splits = {}
+                for split, plist in d["splits"].items():
+                    infos = []
+                    for p in plist:
+                        pp = p["prefix"]
+                        infos.append(PrefixInfo(
+                            path=str(pp if os.path.isabs(pp) else (base / pp).resolve()),
+                            num_documents=int(p["num_documents"]),
+                            num_sequences=int(p.get("num_sequences", p["num_documents"])),
+                            num_tokens=int(p["num_tokens"]),
+                        ))
+                    splits[split] = tuple(infos)
+                domains.append(Domain(name=str(d["name"]), splits=splits))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DataError(f"{where}: malformed domains manifest ({type(exc).__name__}: {exc}); "
+                            "regenerate it with `regmix-megatron preprocess`") from None
+        return cls(domains=tuple(domains), tokenizer=tokenizer, path=str(path))
+
+    def to_json_obj(self, base: str | os.PathLike | None = None) -> dict:
+        """JSON form; paths relative to ``base`` (the manifest's directory) when given."""
+        def rel(p: str) -> str:
+            return os.path.relpath(p, base) if base is not None else p
+
+        t = self.tokenizer
+        return {
+            "format": FORMAT,
+            "tokenizer": {"type": t.type, "model": rel(t.model), "sha256": t.sha256,
+                          "vocab_size": t.vocab_size, "eod_id": t.eod_id},
+            "domains": [
+                {"name": d.name,
+                 "splits": {s: [{"prefix": rel(p.path), "num_documents": p.num_documents,
+                                 "num_sequences": p.num_sequences, "num_tokens": p.num_tokens}
+                                for p in plist]
+                            for s, plist in d.splits.items()}}
+                for d in self.domains
+            ],
+        }
+
+    def save(self, path: str | os.PathLike) -> Path:
+        path = Path(path)
+        return atomic_write_json(path, self.to_json_obj(base=path.parent.resolve()))
+
+    def check_domains(self, domains: Sequence[str], source: str) -> None:
+        """Refuse a mixture/model whose domain set differs from this registry's, naming the difference."""
+        missing = sorted(set(self.names) - set(domains))
+        unknown = sorted(set(domains) - set(self.names))
+        if missing or unknown:
+            raise DataError(
+                f"{source}: domains do not match {self.path or 'the manifest'}: "
+                f"unknown {unknown}, missing {missing}; use a mixture over exactly {list(self.names)} "
+                "(zero weights are allowed)"
+            )

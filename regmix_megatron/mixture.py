@@ -1,0 +1,187 @@
+"""The mixture value type.
+
+A mixture is a frozen value: domain names in canonical (sorted) order, float64 weights >= 0 that sum to 1,
+and a stable content hash. "Weight" always means the fraction of *training tokens* drawn from a domain.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+
+from .errors import DataError, RegmixError
+
+#: Weights may sum to 1 +/- this before normalization is refused (loose rounding in hand-written files).
+SUM_TOLERANCE = 1e-3
+
+
+class MixtureError(RegmixError):
+    """An invalid mixture (negative/NaN weights, unknown or duplicate domains, bad sum)."""
+
+
+@dataclass(frozen=True)
+class Mixture:
+    """Fractions of training tokens per domain. Build with :meth:`from_dict` or :meth:`from_array`."""
+
+    domains: tuple[str, ...]
+    weights: tuple[float, ...]
+    _hash: str = field(default="", repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if len(self.domains) != len(self.weights):
+            raise MixtureError(f"{len(self.domains)} domains but {len(self.weights)} weights")
+        if len(set(self.domains)) != len(self.domains):
+            dup = sorted({d for d in self.domains if self.domains.count(d) > 1})
+            raise MixtureError(f"duplicate domain(s) {dup}: list each domain once")
+        if list(self.domains) != sorted(self.domains):
+            raise MixtureError("domains must be in canonical (sorted) order: build with Mixture.from_dict")
+        w = np.asarray(self.weights, dtype=np.float64)
+        if w.size == 0:
+            raise MixtureError("a mixture needs at least one domain")
+        if not np.all(np.isfinite(w)):
+            bad = [d for d, x in zip(self.domains, w) if not math.isfinite(x)]
+            raise MixtureError(f"weight of {bad} is NaN or infinite: give finite weights")
+        if np.any(w < 0):
+            bad = {d: x for d, x in zip(self.domains, self.weights) if x < 0}
+            raise MixtureError(f"negative weight(s) {bad}: weights are token fractions, use values >= 0")
+        if abs(w.sum() - 1.0) > 1e-9:
+            raise MixtureError(f"weights sum to {w.sum()!r}, not 1: build with from_dict(..., normalize=True)")
+        digest = hashlib.sha256(self.canonical_json().encode()).hexdigest()[:16]
+        object.__setattr__(self, "_hash", digest)
+
+    # ---- construction -------------------------------------------------------------------------------
+    @classmethod
+    def from_dict(
+        cls,
+        weights: Mapping[str, float],
+        *,
+        normalize: bool = True,
+        tolerance: float = SUM_TOLERANCE,
+        source: str = "mixture",
+    ) -> "Mixture":
+        """Validate and canonicalize. The sum must be within ``tolerance`` of 1 unless ``tolerance`` is None
+        (then any positive sum is rescaled); the result is renormalized exactly."""
+        if not isinstance(weights, Mapping) or not weights:
+            raise MixtureError(f"{source}: expected a non-empty mapping domain -> weight")
+        items = []
+        for name, value in weights.items():
+            if not isinstance(name, str) or not name:
+                raise MixtureError(f"{source}: domain name {name!r} must be a non-empty string")
+            try:
+                x = float(value)
+            except (TypeError, ValueError):
+                raise MixtureError(f"{source}: weight of {name!r} is {value!r}, not a number") from None
+            if not math.isfinite(x):
+                raise MixtureError(f"{source}: weight of {name!r} is {value!r}: give a finite number")
+            if x < 0:
+                raise MixtureError(f"{source}: weight of {name!r} is {x} < 0: weights must be >= 0")
+            items.append((name, x))
+        items.sort()
+        names = tuple(n for n, _ in items)
+        w = np.array([x for _, x in items], dtype=np.float64)
+        total = float(w.sum())
+        if total <= 0:
+            raise MixtureError(f"{source}: all weights are zero: give at least one positive weight")
+        if tolerance is not None and abs(total - 1.0) > tolerance:
+            raise MixtureError(
+                f"{source}: weights sum to {total:.6g}, more than {tolerance:g} away from 1: fix the weights "
+                "or pass normalize=True / --normalize to rescale them"
+            )
+        if not normalize and abs(total - 1.0) > 1e-9:
+            raise MixtureError(f"{source}: weights sum to {total!r}, not exactly 1")
+        return cls.from_array(names, w, source=source)
+
+    @classmethod
+    def from_array(cls, domains: Sequence[str], weights: Iterable[float], *, source: str = "mixture") -> "Mixture":
+        """From parallel sequences (any domain order); weights are renormalized exactly."""
+        w = np.asarray(list(weights), dtype=np.float64)
+        domains = tuple(domains)
+        if w.shape != (len(domains),):
+            raise MixtureError(f"{source}: {len(domains)} domains but weights of shape {w.shape}")
+        if len(set(domains)) != len(domains):
+            dup = sorted({d for d in domains if domains.count(d) > 1})
+            raise MixtureError(f"{source}: duplicate domain(s) {dup}: list each domain once")
+        if not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
+            raise MixtureError(f"{source}: weights must be finite, >= 0 and not all zero; got {w.tolist()}")
+        order = np.argsort(np.array(domains, dtype=object), kind="stable")
+        names = tuple(domains[i] for i in order)
+        w = w[order]
+        w = normalize_exact(w)
+        return cls(names, tuple(float(x) for x in w))
+
+    # ---- views --------------------------------------------------------------------------------------
+    @property
+    def hash(self) -> str:
+        """Stable 16-hex content hash of the canonical JSON form."""
+        return self._hash
+
+    def as_dict(self) -> dict[str, float]:
+        return dict(zip(self.domains, self.weights))
+
+    def as_array(self, domains: Sequence[str] | None = None) -> np.ndarray:
+        """Weights as float64 in ``domains`` order (default: canonical). Unknown domains raise; domains
+        of ``domains`` absent from this mixture get weight 0 only if listed there explicitly."""
+        if domains is None:
+            return np.asarray(self.weights, dtype=np.float64)
+        d = self.as_dict()
+        extra = sorted(set(d) - set(domains))
+        if extra:
+            raise MixtureError(f"mixture has domain(s) {extra} that are not in {list(domains)}")
+        return np.array([d.get(n, 0.0) for n in domains], dtype=np.float64)
+
+    def nonzero(self) -> dict[str, float]:
+        """Domains with weight > 0 (Megatron's BlendedDataset asserts every weight > 0)."""
+        return {n: w for n, w in zip(self.domains, self.weights) if w > 0}
+
+    def canonical_json(self) -> str:
+        # repr(float) round-trips exactly; sorted domains make the string canonical.
+        return json.dumps({"domains": list(self.domains), "weights": [repr(w) for w in self.weights]},
+                          separators=(",", ":"))
+
+    def restrict(self, domains: Sequence[str]) -> "Mixture":
+        """The same mixture expressed over ``domains`` (a superset): missing domains get weight 0."""
+        return Mixture.from_array(list(domains), self.as_array(domains))
+
+    # ---- files --------------------------------------------------------------------------------------
+    def to_json_obj(self) -> dict:
+        return {"format": "regmix-megatron/mixture/v1", "hash": self.hash, "weights": self.as_dict()}
+
+    def save(self, path: str | Path) -> Path:
+        """Write JSON (``.json``) or YAML (``.yaml``/``.yml``) atomically."""
+        from .fileio import atomic_write_json, atomic_write_yaml
+
+        path = Path(path)
+        if path.suffix in (".yaml", ".yml"):
+            return atomic_write_yaml(path, self.to_json_obj())
+        return atomic_write_json(path, self.to_json_obj())
+
+    @classmethod
+    def load(cls, path: str | Path, *, tolerance: float = SUM_TOLERANCE) -> "Mixture":
+        """Read a mixture file: ``{"weights": {...}}`` or a plain mapping domain -> weight (JSON or YAML)."""
+        from .fileio import read_json, read_yaml
+
+        path = Path(path)
+        obj = read_yaml(path) if path.suffix in (".yaml", ".yml") else read_json(path)
+        if isinstance(obj, Mapping) and "weights" in obj:
+            obj = obj["weights"]
+        if not isinstance(obj, Mapping):
+            raise DataError(f"{path}: expected a mapping of domain -> weight (or {{'weights': {{...}}}})")
+        return cls.from_dict(obj, tolerance=tolerance, source=str(path))
+
+
+def normalize_exact(w: np.ndarray) -> np.ndarray:
+    """Divide by the sum; then put any residual rounding error on the largest weight so the sum is 1.0."""
+    w = np.asarray(w, dtype=np.float64)
+    w = w / w.sum()
+    residual = 1.0 - w.sum()
+    if residual != 0.0:
+        i = int(np.argmax(w))
+        w = w.copy()
+        w[i] += residual
+    return w
