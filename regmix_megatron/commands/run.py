@@ -1,0 +1,50 @@
+"""``regmix-megatron run CONFIG``: the whole pipeline, resumable (see docs/PIPELINE.md)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+STAGES = ("corpus", "tokenizer", "indexed", "sample", "sweep", "fit", "search", "targets", "evaluate", "report")
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "run", help="run the whole RegMix pipeline from one YAML config (resumable)",
+        description="corpus -> tokenizer -> indexed -> sample -> sweep -> fit -> search -> targets -> evaluate "
+                    "-> report. Each stage records the hash of its inputs in OUT/stages/<stage>.json; running "
+                    "again skips stages whose inputs are unchanged, redoes those that changed (and what depends "
+                    "on them), and resumes a killed run.",
+    )
+    p.add_argument("config", help="pipeline YAML (e.g. examples/demo.yaml)")
+    p.add_argument("--output-dir", help="write here instead of the config's output_dir")
+    p.add_argument("--until", choices=STAGES, metavar="STAGE",
+                   help=f"stop after this stage (one of: {', '.join(STAGES)})")
+    p.add_argument("--force-stage", action="append", default=[], choices=STAGES, metavar="STAGE",
+                   help="redo this stage even if its inputs are unchanged (repeatable); later stages are redone "
+                        "when its outputs change")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (log lines only)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..pipeline import format_summary, load_pipeline_config, run_pipeline
+    from ..pipeline.framework import read_summary_results
+
+    cfg = load_pipeline_config(args.config, output_dir=args.output_dir)
+    progress = None
+    if not args.no_progress:
+        from ..pipeline.progress import TqdmProgress
+
+        progress = TqdmProgress()
+    print(f"regmix-megatron run: {args.config} -> {cfg.output_dir}", file=sys.stderr)
+    try:
+        results = run_pipeline(cfg, until=args.until, force=args.force_stage, progress=progress)
+    except BaseException:
+        print(format_summary(read_summary_results(cfg.output_dir)), file=sys.stderr)
+        raise
+    print(format_summary(results))
+    report = [r for r in results if r.stage == "report" and r.status in ("done", "skipped")]
+    if report:
+        print(f"report: {cfg.output_dir}/report.html")
+    return 0

@@ -1,0 +1,33 @@
+"""The whole RegMix pipeline as resumable stages (``regmix-megatron run CONFIG``).
+
+Pure orchestration: each stage calls the module that owns its work (corpus, tokenizer, preprocess, sampling,
+sweep, regression, search, training, report); Megatron is reached only through those modules.
+See docs/PIPELINE.md.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable
+
+from .config import PipelineConfig, load_pipeline_config
+from .framework import Progress, StageResult, format_summary, run_stages
+
+__all__ = ["PipelineConfig", "load_pipeline_config", "run_pipeline", "format_summary", "Progress",
+           "StageResult"]
+
+
+def run_pipeline(cfg: PipelineConfig, *, until: str | None = None, force: Iterable[str] = (),
+                 progress: Progress | None = None) -> list[StageResult]:
+    """Run (or resume) the pipeline into ``cfg.output_dir``; returns one result per stage.
+
+    The resolved config is saved as ``OUT/config.yaml``.
+    """
+    from ..fileio import atomic_write_yaml
+    from .stages import build_stages
+
+    out = Path(cfg.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_yaml(out / "config.yaml", cfg.to_dict())
+    return run_stages(build_stages(), cfg, out, until=until, force=force, progress=progress)
