@@ -1,0 +1,350 @@
+"""Regression data: mixture weights (features) and per-run metrics (targets), from two formats.
+
+(a) Our sweep results table (``docs/DESIGN.md``): ``results.csv`` / ``results.parquet`` with ``run_id``,
+    ``weight/<domain>`` and ``val_loss/<domain>`` columns, one row per completed run.
+(b) The RegMix published format: a mixture CSV (``index`` + ``train_the_pile_<domain>``) and a loss CSV
+    (``index`` + ``metric/the_pile_<domain>_val_loss``) joined on ``index``.
+
+Either way the result is a :class:`RunTable`: domains in canonical (sorted) order, a float64 weight matrix whose
+rows are normalized exactly (``mixture.normalize_exact``) before they become features, and a table of metric
+columns (any numeric column that is not a weight or an id). Targets are picked from it by column name (or by
+domain name when that is unambiguous), or combined as a weighted sum of per-domain losses.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..errors import DataError
+from ..mixture import normalize_exact
+
+logger = logging.getLogger(__name__)
+
+#: Column prefix of mixture weights in our results table.
+WEIGHT_PREFIX = "weight/"
+#: Column prefix of per-domain validation losses in our results table.
+LOSS_PREFIX = "val_loss/"
+#: RegMix published format: mixture columns and loss columns.
+REGMIX_WEIGHT_PREFIXES = ("train_the_pile_", "train_")
+REGMIX_LOSS_PATTERN = re.compile(r"^metric/(?:the_pile_)?(?P<domain>.+)_val_loss$")
+#: Identifier columns that are neither features nor targets.
+ID_COLUMNS = ("run_id", "mixture_hash", "seed", "index", "status")
+#: Default: refuse a target whose fraction of NaN/inf values (excluded runs) exceeds this.
+DEFAULT_MAX_NAN_FRACTION = 0.1
+
+
+@dataclass(frozen=True)
+class RunTable:
+    """Runs with their mixtures (features) and metrics (candidate targets)."""
+
+    domains: tuple[str, ...]
+    """Canonical (sorted) domain order: the feature columns of :attr:`weights`."""
+    weights: np.ndarray
+    """(num_runs, num_domains) float64, each row >= 0 and summing to exactly 1."""
+    metrics: pd.DataFrame
+    """(num_runs, num_metrics) metric columns under their original names, same row order as ``weights``."""
+    run_ids: tuple[str, ...]
+    source: str
+    """Human-readable origin (file names), used in error messages."""
+    metric_domains: Mapping[str, str] = field(default_factory=dict)
+    """Metric column -> domain name, for per-domain loss columns (``val_loss/x``, ``metric/the_pile_x_val_loss``)."""
+
+    @property
+    def num_runs(self) -> int:
+        return int(self.weights.shape[0])
+
+    @property
+    def num_domains(self) -> int:
+        return len(self.domains)
+
+    def subset(self, rows: np.ndarray) -> "RunTable":
+        rows = np.asarray(rows)
+        return RunTable(
+            domains=self.domains,
+            weights=self.weights[rows],
+            metrics=self.metrics.iloc[rows].reset_index(drop=True),
+            run_ids=tuple(self.run_ids[i] for i in np.arange(self.num_runs)[rows]),
+            source=self.source,
+            metric_domains=dict(self.metric_domains),
+        )
+
+    def weights_frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.weights, columns=list(self.domains))
+
+    # ---- targets ------------------------------------------------------------------------------------
+    def resolve_target(self, name: str) -> str:
+        """A metric column from its exact name, or from a domain name when exactly one loss column matches."""
+        if name in self.metrics.columns:
+            return name
+        by_domain = [c for c, d in self.metric_domains.items() if d == name]
+        if len(by_domain) == 1:
+            return by_domain[0]
+        raise DataError(
+            f"{self.source}: no target column {name!r}; available: {list(self.metrics.columns)} "
+            f"(or a domain name among {sorted(set(self.metric_domains.values()))}); fix --target"
+        )
+
+    def target_values(self, name: str) -> np.ndarray:
+        """Float64 values of one metric column (``name`` resolved with :meth:`resolve_target`)."""
+        column = self.resolve_target(name)
+        return self.metrics[column].to_numpy(dtype=np.float64, na_value=np.nan)
+
+    def combined_target(self, domain_weights: Mapping[str, float] | None = None
+                        ) -> tuple[str, np.ndarray, dict[str, float]]:
+        """The weighted sum of per-domain losses, ``sum_d a_d * loss_d`` with ``sum a_d = 1``.
+
+        ``domain_weights`` maps domain names (or loss column names) to non-negative importances; None means
+        the plain average over every per-domain loss column. Returns (name, values); a run with a NaN in any
+        used column gets NaN. The third value maps each used loss column to its coefficient.
+        """
+        if not self.metric_domains:
+            raise DataError(f"{self.source}: no per-domain loss columns to combine "
+                            f"(expected {LOSS_PREFIX}<domain> or metric/the_pile_<domain>_val_loss); "
+                            "pick a single column with --target")
+        if domain_weights is None:
+            columns = list(self.metric_domains)
+            coef = np.full(len(columns), 1.0 / len(columns))
+            name = "average_val_loss"
+        else:
+            columns, raw = [], []
+            for key, value in domain_weights.items():
+                columns.append(self.resolve_target(key))
+                x = float(value)
+                if not math.isfinite(x) or x < 0:
+                    raise DataError(f"target weight of {key!r} is {value!r}: use a finite number >= 0")
+                raw.append(x)
+            if len(set(columns)) != len(columns):
+                raise DataError(f"target weights name a loss column twice: {columns}")
+            coef = np.asarray(raw, dtype=np.float64)
+            if coef.sum() <= 0:
+                raise DataError("target weights are all zero: give at least one positive weight")
+            coef = coef / coef.sum()
+            name = "combined_val_loss"
+        values = self.metrics[columns].to_numpy(dtype=np.float64, na_value=np.nan) @ coef
+        return name, values, {c: float(a) for c, a in zip(columns, coef)}
+
+    def apply_combination(self, coefficients: Mapping[str, float]) -> np.ndarray:
+        """The combined target of another table (e.g. the test set) with the training set's coefficients."""
+        missing = [c for c in coefficients if c not in self.metrics.columns]
+        if missing:
+            raise DataError(f"{self.source}: no column(s) {missing} needed by the combined target; available: "
+                            f"{list(self.metrics.columns)}")
+        coef = np.array(list(coefficients.values()), dtype=np.float64)
+        return self.metrics[list(coefficients)].to_numpy(dtype=np.float64, na_value=np.nan) @ coef
+
+
+# ---- loading ----------------------------------------------------------------------------------------------
+def read_table(path: str | Path, what: str = "table") -> pd.DataFrame:
+    """Read a CSV or Parquet file (by suffix) with errors naming the file."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{what} {path}: file not found")
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            return pd.read_parquet(path)
+        return pd.read_csv(path)
+    except (ValueError, OSError, pd.errors.ParserError) as exc:
+        raise DataError(f"{what} {path}: cannot read ({type(exc).__name__}: {exc}); "
+                        "give a CSV or Parquet file") from None
+
+
+def _normalized_weights(raw: np.ndarray, domains: Sequence[str], run_ids: Sequence[str], source: str) -> np.ndarray:
+    if not np.all(np.isfinite(raw)):
+        bad_row, bad_col = np.argwhere(~np.isfinite(raw))[0]
+        raise DataError(f"{source}: weight of domain {domains[bad_col]!r} in run {run_ids[bad_row]!r} is not "
+                        "finite: fix or drop that run")
+    if np.any(raw < 0):
+        bad_row, bad_col = np.argwhere(raw < 0)[0]
+        raise DataError(f"{source}: negative weight {raw[bad_row, bad_col]} of domain {domains[bad_col]!r} in run "
+                        f"{run_ids[bad_row]!r}: weights are token fractions >= 0")
+    sums = raw.sum(axis=1)
+    if np.any(sums <= 0):
+        bad = int(np.argmax(sums <= 0))
+        raise DataError(f"{source}: run {run_ids[bad]!r} has all weights zero: drop that run")
+    return np.stack([normalize_exact(row) for row in raw]) if raw.shape[0] else raw.astype(np.float64)
+
+
+def _build(frame: pd.DataFrame, weight_columns: Mapping[str, str], metric_domains: Mapping[str, str],
+           run_ids: Sequence[str], source: str) -> RunTable:
+    """``weight_columns``: column -> domain. Reorders to canonical domain order and normalizes rows."""
+    if not weight_columns:
+        raise DataError(f"{source}: no mixture weight columns found (expected '{WEIGHT_PREFIX}<domain>' or "
+                        "'train_the_pile_<domain>'); columns are " + str(list(frame.columns)))
+    domains = sorted(weight_columns.values())
+    if len(set(domains)) != len(domains):
+        raise DataError(f"{source}: several weight columns map to the same domain: {dict(weight_columns)}")
+    col_of = {d: c for c, d in weight_columns.items()}
+    raw = frame[[col_of[d] for d in domains]].apply(pd.to_numeric, errors="coerce").to_numpy(np.float64)
+    weights = _normalized_weights(raw, domains, run_ids, source)
+    skip = set(weight_columns) | set(ID_COLUMNS)
+    metric_cols = [c for c in frame.columns if c not in skip]
+    metrics = pd.DataFrame(index=range(len(frame)))
+    for c in metric_cols:
+        values = pd.to_numeric(frame[c], errors="coerce")
+        if values.notna().any() or c in metric_domains:
+            metrics[c] = values.to_numpy(dtype=np.float64, na_value=np.nan)
+    return RunTable(
+        domains=tuple(domains),
+        weights=weights,
+        metrics=metrics,
+        run_ids=tuple(str(r) for r in run_ids),
+        source=source,
+        metric_domains={c: d for c, d in metric_domains.items() if c in metrics.columns},
+    )
+
+
+def load_results_table(path: str | Path) -> RunTable:
+    """Our sweep results table (CSV or Parquet): ``weight/<domain>`` and ``val_loss/<domain>`` columns."""
+    frame = read_table(path, "results table")
+    source = str(path)
+    weight_columns = {c: c[len(WEIGHT_PREFIX):] for c in frame.columns if c.startswith(WEIGHT_PREFIX)}
+    if not weight_columns:
+        raise DataError(f"{source}: no '{WEIGHT_PREFIX}<domain>' columns; columns are {list(frame.columns)}. "
+                        "Is this a RegMix-format mixture CSV? Then use --mixtures FILE --losses FILE")
+    metric_domains = {c: c[len(LOSS_PREFIX):] for c in frame.columns if c.startswith(LOSS_PREFIX)}
+    if "run_id" in frame.columns:
+        run_ids = frame["run_id"].astype(str).tolist()
+        dup = frame["run_id"][frame["run_id"].duplicated()].astype(str).tolist()
+        if dup:
+            raise DataError(f"{source}: duplicate run_id(s) {dup[:5]}: each run must appear once")
+    else:
+        run_ids = [str(i) for i in range(len(frame))]
+    return _build(frame, weight_columns, metric_domains, run_ids, source)
+
+
+def regmix_domain(column: str) -> str | None:
+    """Domain of a RegMix mixture column (``train_the_pile_arxiv`` -> ``arxiv``), None if not one."""
+    for prefix in REGMIX_WEIGHT_PREFIXES:
+        if column.startswith(prefix) and len(column) > len(prefix):
+            return column[len(prefix):]
+    return None
+
+
+def load_regmix_csvs(mixtures_path: str | Path, losses_path: str | Path) -> RunTable:
+    """The RegMix published format: mixture CSV and loss CSV, joined on ``index``."""
+    mixtures = read_table(mixtures_path, "mixtures file")
+    losses = read_table(losses_path, "losses file")
+    source = f"{mixtures_path} + {losses_path}"
+    for frame, path, flag in ((mixtures, mixtures_path, "--mixtures"), (losses, losses_path, "--losses")):
+        if "index" not in frame.columns:
+            raise DataError(f"{path} ({flag}): no 'index' column to join mixtures and losses on; "
+                            f"columns are {list(frame.columns)[:8]}...")
+        dup = frame["index"][frame["index"].duplicated()].tolist()
+        if dup:
+            raise DataError(f"{path} ({flag}): duplicate index value(s) {dup[:5]}: each run must appear once")
+    weight_columns = {c: regmix_domain(c) for c in mixtures.columns if regmix_domain(c)}
+    if not weight_columns:
+        raise DataError(f"{mixtures_path} (--mixtures): no 'train_the_pile_<domain>' mixture columns; columns are "
+                        f"{list(mixtures.columns)}. Is it a loss file? Pass mixtures to --mixtures, losses to --losses")
+    stray = [c for c in mixtures.columns if c != "index" and c not in weight_columns]
+    if stray:
+        raise DataError(f"{mixtures_path} (--mixtures): column(s) {stray} are not mixture weights "
+                        "('train_the_pile_<domain>'): remove them")
+    clash = sorted(set(losses.columns) & set(mixtures.columns) - {"index"})
+    if clash:
+        raise DataError(f"{losses_path} (--losses): column(s) {clash} also appear in {mixtures_path}: "
+                        "the losses file must hold metrics only (did you pass the same file twice?)")
+    only_m = sorted(set(mixtures["index"]) - set(losses["index"]))
+    only_l = sorted(set(losses["index"]) - set(mixtures["index"]))
+    if only_m or only_l:
+        raise DataError(
+            f"rows do not match: index value(s) {only_m[:5]}{'...' if len(only_m) > 5 else ''} "
+            f"({len(only_m)}) only in {mixtures_path}, {only_l[:5]}{'...' if len(only_l) > 5 else ''} "
+            f"({len(only_l)}) only in {losses_path}; give the mixtures and losses of the same runs"
+        )
+    frame = mixtures.merge(losses, on="index", how="inner", validate="one_to_one")
+    metric_domains = {}
+    for c in losses.columns:
+        m = REGMIX_LOSS_PATTERN.match(str(c))
+        if m:
+            metric_domains[c] = m.group("domain")
+    return _build(frame, weight_columns, metric_domains, frame["index"].astype(str).tolist(), source)
+
+
+def load_runs(results: str | Path | None = None, mixtures: str | Path | None = None,
+              losses: str | Path | None = None, *, what: str = "training") -> RunTable:
+    """Either a results table, or a mixtures + losses pair (exactly one of the two forms)."""
+    if results is not None and (mixtures is not None or losses is not None):
+        raise DataError(f"{what} data: give either a results table or --mixtures/--losses, not both")
+    if results is not None:
+        return load_results_table(results)
+    if mixtures is None or losses is None:
+        raise DataError(f"{what} data: a mixtures file needs its losses file and vice versa "
+                        "(--mixtures FILE --losses FILE), or give a results table")
+    return load_regmix_csvs(mixtures, losses)
+
+
+# ---- checks -----------------------------------------------------------------------------------------------
+def clean_target(values: np.ndarray, target: str, source: str,
+                 max_nan_fraction: float = DEFAULT_MAX_NAN_FRACTION) -> np.ndarray:
+    """Boolean mask of usable rows; NaN/inf values are excluded with a logged count, refused above the limit."""
+    values = np.asarray(values, dtype=np.float64)
+    ok = np.isfinite(values)
+    num_bad = int((~ok).sum())
+    if values.size == 0:
+        raise DataError(f"{source}: no runs")
+    if num_bad:
+        fraction = num_bad / values.size
+        if fraction > max_nan_fraction:
+            raise DataError(
+                f"{source}: target {target!r} is NaN/inf in {num_bad} of {values.size} runs "
+                f"({fraction:.0%} > {max_nan_fraction:.0%}); rerun or drop the failed runs, or raise "
+                "--max-nan-fraction if you accept fitting on the rest"
+            )
+        logger.warning("%s: excluded %d of %d runs whose %s is NaN/inf", source, num_bad, values.size, target)
+    return ok
+
+
+def check_enough_runs(num_runs: int, num_domains: int, source: str) -> None:
+    """A regression over D domain weights needs at least D + 1 runs to be determined at all."""
+    if num_runs < num_domains + 1:
+        raise DataError(
+            f"{source}: {num_runs} usable runs for {num_domains} domains; a regression over {num_domains} "
+            f"weights needs at least {num_domains + 1} runs (RegMix used 512 for 17 domains): run more proxies "
+            "or merge domains"
+        )
+    if num_runs < 4 * num_domains:
+        logger.warning("%s: only %d runs for %d domains; expect a weak fit (RegMix used ~30 runs per domain)",
+                       source, num_runs, num_domains)
+
+
+def align_domains(table: RunTable, domains: Sequence[str], what: str) -> RunTable:
+    """``table`` re-expressed over ``domains`` (e.g. a test set over the training domains); differing sets raise."""
+    domains = tuple(domains)
+    if table.domains == domains:
+        return table
+    missing = sorted(set(domains) - set(table.domains))
+    unknown = sorted(set(table.domains) - set(domains))
+    if missing or unknown:
+        raise DataError(f"{what} {table.source}: domains differ from the training data: missing {missing}, "
+                        f"extra {unknown}; evaluate on runs over the same domains")
+    order = [table.domains.index(d) for d in domains]
+    return RunTable(domains=domains, weights=table.weights[:, order], metrics=table.metrics,
+                    run_ids=table.run_ids, source=table.source, metric_domains=table.metric_domains)
+
+
+def parse_target_weights(spec: str, flag: str = "--target-weights") -> dict[str, float]:
+    """``"pile_cc=0.7,github=0.3"`` -> ``{"pile_cc": 0.7, "github": 0.3}``."""
+    out: dict[str, float] = {}
+    for part in spec.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        name, sep, value = part.rpartition("=")
+        if not sep or not name:
+            raise DataError(f"{flag}: {part!r} is not NAME=WEIGHT (e.g. {flag} pile_cc=0.7,github=0.3)")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            raise DataError(f"{flag}: weight {value!r} of {name!r} is not a number") from None
+    if not out:
+        raise DataError(f"{flag}: empty; give NAME=WEIGHT pairs separated by commas")
+    return out

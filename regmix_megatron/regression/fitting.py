@@ -1,0 +1,242 @@
+"""Fit several regressors on several targets, cross-validate on the training runs, evaluate on test runs.
+
+:func:`fit_models` is what ``regmix-megatron fit`` runs; it returns a :class:`FitOutcome` holding the fitted
+models, a JSON-able summary and a table of held-out predictions (used by the report).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ..errors import DataError, RegmixError
+from ..fileio import atomic_path, atomic_write_json
+from .data import (DEFAULT_MAX_NAN_FRACTION, RunTable, align_domains, check_enough_runs, clean_target)
+from .metrics import evaluate
+from .models import REGRESSORS, Regressor, make_regressor
+
+logger = logging.getLogger(__name__)
+
+FORMAT = "regmix-megatron/fit/v1"
+
+
+@dataclass
+class Target:
+    """One regression target: a metric column or a weighted combination of loss columns."""
+
+    name: str
+    train: np.ndarray
+    test: np.ndarray | None = None
+    coefficients: dict[str, float] | None = None
+    """For a combined target: loss column -> weight (summing to 1)."""
+
+    def definition(self) -> dict:
+        if self.coefficients is None:
+            return {"column": self.name}
+        return {"combined": self.coefficients}
+
+
+def resolve_targets(train: RunTable, test: RunTable | None, names: Sequence[str] = (), *,
+                    average: bool = False, combination: Mapping[str, float] | None = None) -> list[Target]:
+    """Targets from column names, plus the plain average and/or a weighted combination of per-domain losses."""
+    targets: list[Target] = []
+    for name in names:
+        column = train.resolve_target(name)
+        y_test = None
+        if test is not None:
+            if column not in test.metrics.columns:
+                raise DataError(f"test data {test.source}: no target column {column!r}; available: "
+                                f"{list(test.metrics.columns)}")
+            y_test = test.target_values(column)
+        targets.append(Target(column, train.target_values(column), y_test))
+    for weights in ([None] if average else []) + ([combination] if combination else []):
+        label, values, coef = train.combined_target(weights)
+        targets.append(Target(label, values, test.apply_combination(coef) if test is not None else None, coef))
+    if not targets:
+        raise RegmixError("no target: give --target COLUMN (repeatable), --target-average or --target-weights")
+    names_seen = [t.name for t in targets]
+    if len(set(names_seen)) != len(names_seen):
+        raise RegmixError(f"target listed twice: {names_seen}")
+    return targets
+
+
+def slug(name: str) -> str:
+    """A file-name-safe form of a target name (``metric/the_pile_pile_cc_val_loss`` -> ``metric_the_pile_...``)."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "target"
+
+
+def kfold_indices(num_runs: int, num_folds: int, seed: int) -> list[np.ndarray]:
+    """Shuffled, seeded K-fold split: fold i's held-out row indices (sorted)."""
+    if num_folds < 2:
+        raise RegmixError(f"--cv-folds {num_folds}: use at least 2 folds (or 0 to skip cross-validation)")
+    if num_folds > num_runs:
+        raise RegmixError(f"--cv-folds {num_folds} exceeds the {num_runs} usable runs: use fewer folds")
+    order = np.random.default_rng(seed).permutation(num_runs)
+    return [np.sort(part) for part in np.array_split(order, num_folds)]
+
+
+def cross_validate(kind: str, weights: np.ndarray, y: np.ndarray, domains: Sequence[str], target: str,
+                   num_folds: int, seed: int = 0, options: Mapping[str, Any] | None = None
+                   ) -> tuple[dict, np.ndarray]:
+    """K-fold CV on the training runs. Returns (metrics, out-of-fold predictions).
+
+    Metrics: per-fold ``spearman``/``pearson``/``mse`` (mean and std over folds) and ``pooled`` metrics of all
+    out-of-fold predictions together.
+    """
+    folds = kfold_indices(len(y), num_folds, seed)
+    oof = np.empty(len(y), dtype=np.float64)
+    per_fold = []
+    for held in folds:
+        keep = np.setdiff1d(np.arange(len(y)), held)
+        model = make_regressor(kind, domains, target, **(options or {})).fit(weights[keep], y[keep])
+        oof[held] = model.predict(weights[held])
+        if held.size >= 2:
+            per_fold.append(evaluate(y[held], oof[held]))
+    out: dict[str, Any] = {"num_folds": num_folds, "seed": seed}
+    for key in ("spearman", "pearson", "mse"):
+        vals = np.array([m[key] for m in per_fold], dtype=np.float64)
+        out[f"{key}_mean"] = float(np.nanmean(vals)) if vals.size else float("nan")
+        out[f"{key}_std"] = float(np.nanstd(vals)) if vals.size else float("nan")
+    out["pooled"] = evaluate(y, oof)
+    return out, oof
+
+
+@dataclass
+class FitOutcome:
+    summary: dict
+    models: dict[tuple[str, str], Regressor] = field(default_factory=dict)
+    """(target name, regressor kind) -> fitted model (on all usable training runs)."""
+    predictions: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """Held-out predictions: target, regressor, split (test/cv), run_id, true, predicted."""
+
+
+def _num_or_none(x: float) -> float | None:
+    return None if x is None or not np.isfinite(x) else float(x)
+
+
+def _clean_json(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _clean_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean_json(v) for v in obj]
+    if isinstance(obj, (float, np.floating)):
+        return _num_or_none(float(obj))
+    if isinstance(obj, np.integer):
+        return int(obj)
+    return obj
+
+
+def fit_models(train: RunTable, targets: Sequence[Target], kinds: Sequence[str] = ("lightgbm", "linear"), *,
+               test: RunTable | None = None, cv_folds: int = 0, seed: int = 0,
+               max_nan_fraction: float = DEFAULT_MAX_NAN_FRACTION,
+               lightgbm_options: Mapping[str, Any] | None = None) -> FitOutcome:
+    """Fit one model per (target, regressor) on all usable training runs; CV and test evaluation as asked."""
+    for kind in kinds:
+        if kind not in REGRESSORS:
+            raise RegmixError(f"--regressors: unknown regressor {kind!r}; choose from {sorted(REGRESSORS)}")
+    if test is not None:
+        test = align_domains(test, train.domains, "test data")
+    options = dict(lightgbm_options or {})
+    options.setdefault("seed", seed)
+    rows: list[pd.DataFrame] = []
+    models: dict[tuple[str, str], Regressor] = {}
+    per_regressor: dict[str, dict] = {k: {"targets": {}} for k in kinds}
+    data_info: dict[str, Any] = {"train": {"source": train.source, "num_runs": train.num_runs,
+                                           "domains": list(train.domains)}}
+    if test is not None:
+        data_info["test"] = {"source": test.source, "num_runs": test.num_runs}
+    target_info = {}
+    for target in targets:
+        ok = clean_target(target.train, target.name, f"training data {train.source}", max_nan_fraction)
+        x, y = train.weights[ok], target.train[ok]
+        check_enough_runs(int(ok.sum()), train.num_domains, f"training data {train.source} (target {target.name})")
+        info = {"definition": target.definition(), "num_train_runs": int(ok.sum()),
+                "num_train_excluded_nan": int((~ok).sum())}
+        if test is not None and target.test is not None:
+            ok_test = clean_target(target.test, target.name, f"test data {test.source}", max_nan_fraction)
+            info.update(num_test_runs=int(ok_test.sum()), num_test_excluded_nan=int((~ok_test).sum()))
+        target_info[target.name] = info
+        train_ids = np.asarray(train.run_ids, dtype=object)[ok]
+        for kind in kinds:
+            entry: dict[str, Any] = {}
+            if cv_folds:
+                cv, oof = cross_validate(kind, x, y, train.domains, target.name, cv_folds, seed, options)
+                entry["cv"] = cv
+                rows.append(pd.DataFrame({"target": target.name, "regressor": kind, "split": "cv",
+                                          "run_id": train_ids, "true": y, "predicted": oof}))
+            model = make_regressor(kind, train.domains, target.name, **options).fit(x, y)
+            models[(target.name, kind)] = model
+            if test is not None and target.test is not None:
+                xt, yt = test.weights[ok_test], target.test[ok_test]
+                pred = model.predict(xt)
+                entry["test"] = evaluate(yt, pred)
+                rows.append(pd.DataFrame({"target": target.name, "regressor": kind, "split": "test",
+                                          "run_id": np.asarray(test.run_ids, dtype=object)[ok_test],
+                                          "true": yt, "predicted": pred}))
+            # Headline: test metrics when there is a test set, else pooled out-of-fold CV metrics.
+            if "test" in entry:
+                headline, where = entry["test"], "test"
+            elif "cv" in entry:
+                headline, where = entry["cv"]["pooled"], "cv"
+            else:
+                headline, where = {}, "none"
+            entry.update({k: headline.get(k) for k in ("spearman", "pearson", "mse")})
+            entry["spearman_x100"] = None if entry["spearman"] is None else 100.0 * entry["spearman"]
+            entry["evaluated_on"] = where
+            if kind == "lightgbm":
+                entry["num_trees"] = int(model.booster.num_trees())
+            per_regressor[kind]["targets"][target.name] = entry
+            logger.info("%-8s %-40s spearman=%s pearson=%s mse=%s (%s)", kind, target.name,
+                        _fmt(entry.get("spearman")), _fmt(entry.get("pearson")), _fmt(entry.get("mse")), where)
+    for kind, block in per_regressor.items():
+        entries = list(block["targets"].values())
+        if len(entries) == 1:
+            block.update({k: entries[0].get(k) for k in ("spearman", "spearman_x100", "pearson", "mse",
+                                                         "evaluated_on")})
+            block["target"] = next(iter(block["targets"]))
+        else:
+            for key in ("spearman", "pearson", "mse"):
+                vals = [e[key] for e in entries if e.get(key) is not None]
+                block[key] = float(np.mean(vals)) if vals else None
+            block["spearman_x100"] = None if block["spearman"] is None else 100.0 * block["spearman"]
+            block["aggregate"] = f"mean over {len(entries)} targets"
+    summary = {
+        "format": FORMAT,
+        "data": data_info,
+        "targets": target_info,
+        "cv_folds": cv_folds,
+        "seed": seed,
+        "regressors": per_regressor,
+    }
+    predictions = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(
+        columns=["target", "regressor", "split", "run_id", "true", "predicted"])
+    return FitOutcome(summary=_clean_json(summary), models=models, predictions=predictions)
+
+
+def _fmt(x: Any) -> str:
+    return "n/a" if x is None else f"{x:.4f}"
+
+
+def write_outputs(outcome: FitOutcome, output_dir: str | Path) -> dict[str, str]:
+    """Models under ``models/<target>/<regressor>.{txt,json}``, ``metrics.json``, ``predictions.csv``.
+
+    Returns regressor files by ``"<target>|<regressor>"``; the metrics file lists them too.
+    """
+    output_dir = Path(output_dir)
+    files: dict[str, str] = {}
+    for (target, kind), model in outcome.models.items():
+        name = f"{kind}.txt" if kind == "lightgbm" else f"{kind}.json"
+        path = output_dir / "models" / slug(target) / name
+        model.save(path)
+        files[f"{target}|{kind}"] = str(path.relative_to(output_dir))
+        outcome.summary["regressors"][kind]["targets"][target]["model"] = files[f"{target}|{kind}"]
+    with atomic_path(output_dir / "predictions.csv") as tmp:
+        outcome.predictions.to_csv(tmp, index=False)
+    atomic_write_json(output_dir / "metrics.json", outcome.summary)
+    return files

@@ -1,0 +1,356 @@
+"""Regressors from mixture weights to a target metric, behind one small interface.
+
+``fit(weights, y)``, ``predict(weights)``, ``save(path)``, ``load(path)``. Features are the mixture weights in the
+regressor's domain order (rows normalized exactly by the loaders). Files, never pickle:
+
+- LightGBM: LightGBM's own text model at ``path`` plus a JSON sidecar ``<path>.meta.json`` (domains, target,
+  parameters, SHA-256 of the model text).
+- Linear: one JSON file with the coefficients (``repr`` floats, exact round trip).
+
+:func:`load_regressor` reads either, and can refuse a model trained over a different domain set.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from ..errors import DataError, RegmixError
+from ..fileio import atomic_write_json, atomic_write_text, read_json
+
+logger = logging.getLogger(__name__)
+
+FORMAT = "regmix-megatron/regressor/v1"
+SIDECAR_SUFFIX = ".meta.json"
+
+#: The paper's LightGBM settings (1000 boosting rounds, learning rate 0.01), made deterministic.
+PAPER_LIGHTGBM_PARAMS: dict[str, Any] = {
+    "objective": "regression",
+    "learning_rate": 0.01,
+    "deterministic": True,
+    "force_row_wise": True,
+    "num_threads": 1,
+    "verbose": -1,
+}
+PAPER_NUM_ROUNDS = 1000
+
+
+def _as_features(weights: Any, domains: Sequence[str], who: str) -> np.ndarray:
+    x = np.asarray(weights, dtype=np.float64)
+    if x.ndim == 1:
+        x = x[None, :]
+    if x.ndim != 2 or x.shape[1] != len(domains):
+        raise DataError(f"{who}: expected weights of shape (n, {len(domains)}) over domains {list(domains)}, "
+                        f"got shape {x.shape}")
+    return x
+
+
+class Regressor:
+    """Interface. Subclasses set ``kind`` and implement ``_fit``, ``predict``, ``save``, ``_from_file``."""
+
+    kind = "base"
+
+    def __init__(self, domains: Sequence[str], target: str = "target") -> None:
+        self.domains = tuple(domains)
+        self.target = str(target)
+        self.num_train_runs = 0
+
+    # -- the interface --------------------------------------------------------------------------------
+    def fit(self, weights: np.ndarray, y: np.ndarray) -> "Regressor":
+        x = _as_features(weights, self.domains, f"{self.kind} fit")
+        y = np.asarray(y, dtype=np.float64)
+        if y.shape != (x.shape[0],):
+            raise DataError(f"{self.kind} fit: {x.shape[0]} rows of weights but target of shape {y.shape}")
+        if not np.all(np.isfinite(y)):
+            raise DataError(f"{self.kind} fit: target {self.target!r} has NaN/inf values: filter them first")
+        self._fit(x, y)
+        self.num_train_runs = int(x.shape[0])
+        return self
+
+    def _fit(self, x: np.ndarray, y: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def predict(self, weights: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def save(self, path: str | Path) -> Path:
+        raise NotImplementedError
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Regressor":
+        reg = load_regressor(path)
+        if not isinstance(reg, cls):
+            raise DataError(f"{path}: holds a {reg.kind} model, not {cls.kind}")
+        return reg
+
+    def feature_importance(self) -> np.ndarray:
+        """Non-negative importance per domain (same order as :attr:`domains`)."""
+        raise NotImplementedError
+
+    def check_domains(self, domains: Sequence[str], source: str) -> None:
+        """Refuse to apply this model to data over a different domain set."""
+        if tuple(domains) == self.domains:
+            return
+        missing = sorted(set(self.domains) - set(domains))
+        unknown = sorted(set(domains) - set(self.domains))
+        where = getattr(self, "path", "") or "the model"
+        raise DataError(
+            f"{where} was trained over domains {list(self.domains)} but {source} has domains "
+            f"{list(domains)} (missing {missing}, extra {unknown}, or a different order); refit the model on "
+            "runs over the same domains or use the matching model file"
+        )
+
+    def _meta(self) -> dict:
+        return {"format": FORMAT, "kind": self.kind, "target": self.target, "domains": list(self.domains),
+                "num_train_runs": self.num_train_runs}
+
+
+class LinearRegressor(Regressor):
+    """Ordinary least squares with an intercept (scikit-learn), the paper's linear baseline."""
+
+    kind = "linear"
+
+    def __init__(self, domains: Sequence[str], target: str = "target") -> None:
+        super().__init__(domains, target)
+        self.coef: np.ndarray | None = None
+        self.intercept = 0.0
+        self.path = ""
+
+    def _fit(self, x: np.ndarray, y: np.ndarray) -> None:
+        from sklearn.linear_model import LinearRegression
+
+        model = LinearRegression().fit(x, y)
+        self.coef = np.asarray(model.coef_, dtype=np.float64)
+        self.intercept = float(model.intercept_)
+
+    def predict(self, weights: np.ndarray) -> np.ndarray:
+        if self.coef is None:
+            raise RegmixError("linear regressor is not fitted: call fit() or load()")
+        x = _as_features(weights, self.domains, "linear predict")
+        return x @ self.coef + self.intercept
+
+    def feature_importance(self) -> np.ndarray:
+        if self.coef is None:
+            raise RegmixError("linear regressor is not fitted")
+        return np.abs(self.coef)
+
+    def save(self, path: str | Path) -> Path:
+        if self.coef is None:
+            raise RegmixError("linear regressor is not fitted: nothing to save")
+        obj = self._meta()
+        obj["intercept"] = repr(self.intercept)
+        obj["coef"] = {d: repr(float(c)) for d, c in zip(self.domains, self.coef)}
+        return atomic_write_json(path, obj)
+
+    @classmethod
+    def _from_obj(cls, obj: Mapping, path: str) -> "LinearRegressor":
+        try:
+            reg = cls(obj["domains"], obj["target"])
+            reg.coef = np.array([float(obj["coef"][d]) for d in reg.domains], dtype=np.float64)
+            reg.intercept = float(obj["intercept"])
+            reg.num_train_runs = int(obj.get("num_train_runs", 0))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DataError(f"{path}: malformed linear model ({type(exc).__name__}: {exc}); refit it") from None
+        reg.path = path
+        return reg
+
+
+class LightGBMRegressor(Regressor):
+    """Gradient-boosted trees with the paper's settings: 1000 rounds, learning rate 0.01.
+
+    Early stopping is off by default. When ``early_stopping_rounds`` is set, a ``validation_fraction`` slice
+    of the TRAINING runs (random, seeded) is held out to decide when to stop and the model is trained on the
+    rest; test data never enters ``fit``.
+
+    ``min_data_in_leaf``: None keeps LightGBM's default (20) when there are >= 200 runs, and uses
+    ``max(2, num_runs // 10)`` below that so small sweeps can still split (documented deviation).
+    """
+
+    kind = "lightgbm"
+
+    def __init__(self, domains: Sequence[str], target: str = "target", *, num_rounds: int = PAPER_NUM_ROUNDS,
+                 learning_rate: float = 0.01, seed: int = 0, min_data_in_leaf: int | None = None,
+                 early_stopping_rounds: int | None = None, validation_fraction: float = 0.1,
+                 params: Mapping[str, Any] | None = None) -> None:
+        super().__init__(domains, target)
+        if num_rounds < 1:
+            raise RegmixError(f"num_rounds={num_rounds} must be >= 1")
+        if not 0 < learning_rate <= 1:
+            raise RegmixError(f"learning_rate={learning_rate} must be in (0, 1]")
+        if early_stopping_rounds is not None and not 0 < validation_fraction < 1:
+            raise RegmixError(f"validation_fraction={validation_fraction} must be in (0, 1) for early stopping")
+        self.num_rounds = int(num_rounds)
+        self.learning_rate = float(learning_rate)
+        self.seed = int(seed)
+        self.min_data_in_leaf = min_data_in_leaf
+        self.early_stopping_rounds = early_stopping_rounds
+        self.validation_fraction = float(validation_fraction)
+        self.extra_params = dict(params or {})
+        self.booster = None
+        self.best_iteration = 0
+        self.path = ""
+
+    def lightgbm_params(self, num_runs: int) -> dict[str, Any]:
+        params = dict(PAPER_LIGHTGBM_PARAMS)
+        params["learning_rate"] = self.learning_rate
+        params["seed"] = self.seed
+        mdl = self.min_data_in_leaf
+        if mdl is None:
+            mdl = 20 if num_runs >= 200 else max(2, num_runs // 10)
+        params["min_data_in_leaf"] = int(mdl)
+        params.update(self.extra_params)
+        return params
+
+    def _fit(self, x: np.ndarray, y: np.ndarray) -> None:
+        import lightgbm as lgb
+
+        params = self.lightgbm_params(x.shape[0])
+        callbacks = []
+        valid_sets = []
+        if self.early_stopping_rounds:
+            rng = np.random.default_rng(self.seed)
+            order = rng.permutation(x.shape[0])
+            num_valid = max(1, int(round(self.validation_fraction * x.shape[0])))
+            valid_idx, train_idx = np.sort(order[:num_valid]), np.sort(order[num_valid:])
+            train_set = lgb.Dataset(x[train_idx], y[train_idx], free_raw_data=False)
+            valid_sets = [lgb.Dataset(x[valid_idx], y[valid_idx], reference=train_set)]
+            callbacks.append(lgb.early_stopping(int(self.early_stopping_rounds), verbose=False))
+            params.setdefault("metric", "l2")
+        else:
+            train_set = lgb.Dataset(x, y, free_raw_data=False)
+        booster = lgb.train(params, train_set, num_boost_round=self.num_rounds, valid_sets=valid_sets or None,
+                            callbacks=callbacks)
+        if self.early_stopping_rounds and booster.best_iteration:
+            # Keep exactly the trees up to the best iteration, so save/load and fast prediction agree.
+            booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=booster.best_iteration))
+        self.best_iteration = int(booster.current_iteration())
+        self.booster = booster
+
+    def predict(self, weights: np.ndarray) -> np.ndarray:
+        if self.booster is None:
+            raise RegmixError("LightGBM regressor is not fitted: call fit() or load()")
+        x = _as_features(weights, self.domains, "lightgbm predict")
+        return np.asarray(self.booster.predict(x), dtype=np.float64)
+
+    def feature_importance(self, importance_type: str = "gain") -> np.ndarray:
+        if self.booster is None:
+            raise RegmixError("LightGBM regressor is not fitted")
+        return np.asarray(self.booster.feature_importance(importance_type=importance_type), dtype=np.float64)
+
+    def save(self, path: str | Path) -> Path:
+        import hashlib
+
+        if self.booster is None:
+            raise RegmixError("LightGBM regressor is not fitted: nothing to save")
+        path = Path(path)
+        text = self.booster.model_to_string()
+        meta = self._meta()
+        meta.update({
+            "model_file": path.name,
+            "model_sha256": hashlib.sha256(text.encode()).hexdigest(),
+            "num_rounds": self.num_rounds,
+            "num_trees": int(self.booster.num_trees()),
+            "learning_rate": self.learning_rate,
+            "seed": self.seed,
+            "early_stopping_rounds": self.early_stopping_rounds,
+            "validation_fraction": self.validation_fraction,
+            "params": self.lightgbm_params(self.num_train_runs),
+        })
+        # Model first, sidecar last: a model without its sidecar is refused on load, never half-trusted.
+        atomic_write_text(path, text)
+        atomic_write_json(sidecar_path(path), meta)
+        return path
+
+    @classmethod
+    def _from_files(cls, path: Path, meta: Mapping) -> "LightGBMRegressor":
+        import hashlib
+
+        import lightgbm as lgb
+
+        text = path.read_text(encoding="utf-8")
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        if meta.get("model_sha256") and meta["model_sha256"] != digest:
+            raise DataError(f"{path}: model text does not match the checksum in {sidecar_path(path)} "
+                            "(edited or from another fit?); refit or restore the pair")
+        try:
+            reg = cls(meta["domains"], meta["target"], num_rounds=int(meta.get("num_rounds", PAPER_NUM_ROUNDS)),
+                      learning_rate=float(meta.get("learning_rate", 0.01)), seed=int(meta.get("seed", 0)))
+            reg.num_train_runs = int(meta.get("num_train_runs", 0))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DataError(f"{sidecar_path(path)}: malformed sidecar ({type(exc).__name__}: {exc})") from None
+        try:
+            reg.booster = lgb.Booster(model_str=text)
+        except lgb.basic.LightGBMError as exc:
+            raise DataError(f"{path}: not a LightGBM text model ({exc})") from None
+        if reg.booster.num_feature() != len(reg.domains):
+            raise DataError(f"{path}: model has {reg.booster.num_feature()} features but its sidecar lists "
+                            f"{len(reg.domains)} domains; the pair is inconsistent, refit")
+        reg.best_iteration = int(reg.booster.current_iteration())
+        reg.path = str(path)
+        return reg
+
+
+def sidecar_path(path: str | Path) -> Path:
+    path = Path(path)
+    return path.with_name(path.name + SIDECAR_SUFFIX)
+
+
+REGRESSORS = {"lightgbm": LightGBMRegressor, "linear": LinearRegressor}
+
+
+def make_regressor(kind: str, domains: Sequence[str], target: str, **options: Any) -> Regressor:
+    """``kind`` in :data:`REGRESSORS`; ``options`` go to the LightGBM constructor (ignored for linear)."""
+    if kind not in REGRESSORS:
+        raise RegmixError(f"unknown regressor {kind!r}; choose from {sorted(REGRESSORS)}")
+    if kind == "linear":
+        return LinearRegressor(domains, target)
+    return LightGBMRegressor(domains, target, **options)
+
+
+def load_regressor(path: str | Path, domains: Sequence[str] | None = None, source: str = "the data") -> Regressor:
+    """Load a saved regressor (linear JSON, or LightGBM text + sidecar); check ``domains`` when given."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"model file {path}: not found")
+    if path.name.endswith(SIDECAR_SUFFIX):
+        path = path.with_name(path.name[: -len(SIDECAR_SUFFIX)])
+    side = sidecar_path(path)
+    if side.exists():
+        meta = read_json(side)
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT or meta.get("kind") != "lightgbm":
+            raise DataError(f"{side}: not a regmix-megatron LightGBM sidecar (format {FORMAT})")
+        reg: Regressor = LightGBMRegressor._from_files(path, meta)
+    else:
+        head = path.read_text(encoding="utf-8", errors="replace")[:200].lstrip()
+        if head.startswith("{"):
+            obj = read_json(path)
+            if not isinstance(obj, dict) or obj.get("format") != FORMAT:
+                raise DataError(f"{path}: not a regmix-megatron model file (expected \"format\": \"{FORMAT}\")")
+            if obj.get("kind") != "linear":
+                raise DataError(f"{path}: unknown model kind {obj.get('kind')!r}")
+            reg = LinearRegressor._from_obj(obj, str(path))
+        elif head.startswith("tree"):
+            raise DataError(f"{path}: LightGBM model without its sidecar {side.name} (domain list and target); "
+                            "keep the two files together or refit with `regmix-megatron fit`")
+        else:
+            raise DataError(f"{path}: not a model file written by `regmix-megatron fit`")
+    if domains is not None:
+        reg.check_domains(domains, source)
+    return reg
+
+
+def model_info(path: str | Path) -> dict:
+    """The JSON metadata of a saved model (sidecar or linear file) without loading LightGBM."""
+    path = Path(path)
+    side = sidecar_path(path)
+    obj = read_json(side if side.exists() else path)
+    return {k: v for k, v in obj.items() if k not in ("coef",)} if isinstance(obj, dict) else {}
+
+
+def describe(reg: Regressor) -> str:
+    return json.dumps(reg._meta())
