@@ -1,0 +1,206 @@
+"""``regmix-megatron sweep plan|launch|status|collect``: many proxy runs, locally or on SLURM, one table."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("sweep", help="plan, launch, watch and collect a sweep of proxy runs",
+                              description=__doc__)
+    sub = p.add_subparsers(dest="sweep_command", metavar="ACTION")
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+    plan = sub.add_parser("plan", help="mixtures x one proxy train config -> SWEEP_DIR with a run list")
+    plan.add_argument("--mixtures", required=True, help="mixtures.jsonl (from `regmix-megatron sample`)")
+    plan.add_argument("--config", required=True, help="the proxy train config (YAML; `domains:` required)")
+    plan.add_argument("--output", required=True, metavar="SWEEP_DIR", help="the sweep directory")
+    plan.add_argument("--seed", type=int, default=None, help="seed of every run (default: the config's)")
+    plan.set_defaults(func=_plan)
+
+    launch = sub.add_parser("launch", help="run the pending runs (skips done ones, resumes interrupted ones)")
+    launch.add_argument("sweep_dir", metavar="SWEEP_DIR")
+    launch.add_argument("--executor", choices=("local", "slurm"), default="local")
+    launch.add_argument("--max-attempts", type=int, default=3,
+                        help="attempts per run before it counts as failed (default 3)")
+    launch.add_argument("--dry-run", action="store_true", help="print the exact commands/script; run nothing")
+    g = launch.add_argument_group("local executor")
+    g.add_argument("--parallel", type=int, default=None,
+                   help="runs at once (default: cores // --threads-per-run)")
+    g.add_argument("--threads-per-run", type=int, default=1, help="CPU threads per run (default 1)")
+    g = launch.add_argument_group("slurm executor")
+    g.add_argument("--cpus-per-task", type=int, default=1)
+    g.add_argument("--mem", default=None, help="memory per task, e.g. 8G")
+    g.add_argument("--time", default=None, help="time limit per task, e.g. 02:00:00")
+    g.add_argument("--gpus-per-task", type=int, default=0, help=">1 launches the run with torchrun")
+    g.add_argument("--partition", default=None)
+    g.add_argument("--account", default=None)
+    g.add_argument("--throttle", type=int, default=32, help="array tasks running at once (default 32)")
+    g.add_argument("--job-name", default="regmix-sweep")
+    g.add_argument("--sbatch-arg", action="append", default=[], metavar="--OPTION=VALUE",
+                   help="extra #SBATCH option, repeatable (e.g. --sbatch-arg=--qos=high)")
+    g.add_argument("--wait", action="store_true", help="block until the job array has finished")
+    launch.set_defaults(func=_launch)
+
+    status = sub.add_parser("status", help="done/running/failed/pending counts, progress, failed runs")
+    status.add_argument("sweep_dir", metavar="SWEEP_DIR")
+    status.add_argument("--all", dest="all_runs", action="store_true", help="list every run")
+    status.set_defaults(func=_status)
+
+    collect = sub.add_parser("collect", help="write results.csv and results.parquet (completed runs)")
+    collect.add_argument("sweep_dir", metavar="SWEEP_DIR")
+    collect.add_argument("--allow-incomplete", action="store_true",
+                         help="collect even if some runs are still pending or running")
+    collect.set_defaults(func=_collect)
+
+
+def _plan(args) -> int:
+    from ..sweep.plan import plan_from_files
+
+    sweep, created = plan_from_files(args.mixtures, args.config, args.output, seed=args.seed)
+    verb = "planned" if created else "already planned (unchanged)"
+    print(f"{verb}: {len(sweep.runs)} run(s) in {sweep.root} (config {sweep.config_hash}, seed {sweep.seed})")
+    print(f"next: regmix-megatron sweep launch {sweep.root} --executor local|slurm")
+    return 0
+
+
+def _launch(args) -> int:
+    from ..errors import ConfigError
+    from ..sweep import state as st
+    from ..sweep.plan import Sweep
+
+    sweep = Sweep.load(args.sweep_dir)
+    if args.max_attempts < 1:
+        raise ConfigError(f"--max-attempts={args.max_attempts} is invalid: use 1 or more")
+    if args.executor == "local":
+        return _launch_local(sweep, args)
+    return _launch_slurm(sweep, args)
+
+
+def _launch_local(sweep, args) -> int:
+    from ..sweep import state as st
+    from ..sweep.local import LocalOptions, describe_local, launch_local, runs_to_launch
+
+    options = LocalOptions(parallel=args.parallel, threads_per_run=args.threads_per_run,
+                           max_attempts=args.max_attempts)
+    if args.dry_run:
+        print("\n".join(describe_local(sweep, options)))
+        return 0
+    pending = runs_to_launch(sweep, options.max_attempts)
+    bar = _bar(total=len(sweep.runs), initial=len(sweep.runs) - len(pending))
+
+    def on_event(kind, run_id, state):
+        if kind == "end" and state is not None:
+            bar.update(1)
+            if state.status != st.DONE:
+                bar.write(f"run {run_id}: {state.status} ({state.reason}); log {state.log_path}")
+
+    try:
+        final = launch_local(sweep, options, on_event=on_event)
+    finally:
+        bar.close()
+    return _summarize(sweep, final)
+
+
+def _launch_slurm(sweep, args) -> int:
+    from ..sweep import state as st
+    from ..sweep.slurm import SlurmOptions, submit, wait_for_job
+
+    options = SlurmOptions(cpus_per_task=args.cpus_per_task, mem=args.mem, time=args.time,
+                           gpus_per_task=args.gpus_per_task, partition=args.partition, account=args.account,
+                           throttle=args.throttle, job_name=args.job_name, max_attempts=args.max_attempts,
+                           extra_sbatch_args=tuple(args.sbatch_arg))
+    launch = submit(sweep, options, dry_run=args.dry_run)
+    if launch is None:
+        print("nothing to launch: no pending runs")
+        return _summarize(sweep, st.read_sweep_state(sweep, options.max_attempts))
+    if args.dry_run:
+        print(f"# would write {launch.runs_path} ({len(launch.run_ids)} run ids, one per line) and "
+              f"{launch.script_path}:")
+        print(launch.script)
+        print(f"# then run: {' '.join(launch.sbatch_command())}")
+        return 0
+    from ..sweep.slurm import last_job_id
+
+    job_id = last_job_id(sweep)
+    print(f"submitted job array {job_id}: {len(launch.run_ids)} task(s); script {launch.script_path}")
+    if not args.wait:
+        print(f"watch: regmix-megatron sweep status {sweep.root}")
+        return 0
+    bar = _bar(total=len(sweep.runs), initial=0)
+
+    def on_poll():
+        counts = st.count_statuses(st.read_sweep_state(sweep, options.max_attempts).values())
+        bar.n = counts[st.DONE] + counts[st.FAILED]
+        bar.set_postfix(running=counts[st.RUNNING], failed=counts[st.FAILED], refresh=False)
+        bar.refresh()
+
+    try:
+        wait_for_job(job_id, on_poll=on_poll)
+    finally:
+        bar.close()
+    return _summarize(sweep, st.read_sweep_state(sweep, options.max_attempts))
+
+
+def _bar(total: int, initial: int):
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, unit="run", desc="sweep", file=sys.stderr, dynamic_ncols=True)
+
+
+def _summarize(sweep, states) -> int:
+    from ..sweep import state as st
+
+    counts = st.count_statuses(states.values())
+    print(" ".join(f"{k}={v}" for k, v in counts.items()) + f" of {len(sweep.runs)} runs")
+    for s in states.values():
+        if s.status == st.FAILED:
+            print(f"  failed {s.run_id}: {s.reason}; log {s.log_path}")
+    if counts[st.FAILED] or counts[st.PENDING]:
+        return 1
+    return 0
+
+
+def _status(args) -> int:
+    from tqdm import tqdm
+
+    from ..sweep import state as st
+    from ..sweep.plan import Sweep
+
+    sweep = Sweep.load(args.sweep_dir)
+    states = st.read_sweep_state(sweep)
+    counts = st.count_statuses(states.values())
+    total = len(sweep.runs)
+    print(f"sweep {sweep.root}: {total} runs")
+    print("  ".join(f"{k}: {counts[k]}" for k in st.STATUSES))
+    print(tqdm.format_meter(counts[st.DONE] + counts[st.FAILED], total, 0, ncols=80, unit="run",
+                            prefix="finished", bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt}"))
+    now = time.time()
+    for s in states.values():
+        if s.status == st.RUNNING and s.lock:
+            lk = s.lock
+            print(f"  running {s.run_id}: attempt {lk.get('attempt', '?')} on {lk.get('host')} pid "
+                  f"{lk.get('pid')}" + (f" job {lk['jobid']}" if lk.get("jobid") else "")
+                  + f", for {now - float(lk.get('started_at', now)):.0f} s; log {s.log_path}")
+    for s in states.values():
+        if s.status == st.FAILED:
+            print(f"  failed {s.run_id}: {s.reason}; log {s.log_path}")
+    if args.all_runs:
+        for s in states.values():
+            print(f"  {s.run_id} {s.status} attempts={s.num_attempts}" + (f" ({s.reason})" if s.reason else ""))
+    return 0
+
+
+def _collect(args) -> int:
+    from ..sweep.collect import collect
+    from ..sweep.plan import Sweep
+
+    sweep = Sweep.load(args.sweep_dir)
+    out = collect(sweep, allow_incomplete=args.allow_incomplete)
+    print(f"wrote {out.csv_path} and {out.parquet_path}: {len(out.table)} run(s), "
+          f"{len(sweep.domain_names)} domain(s)")
+    for e in out.excluded:
+        print(f"  excluded {e.run_id} ({e.status}): {e.reason}; log {e.log_path}")
+    return 0

@@ -1,0 +1,115 @@
+"""The results table of a sweep: one row per completed run, mixture weights and every per-domain loss.
+
+Columns (docs/DESIGN.md): ``run_id, mixture_hash, seed``, ``weight/<domain>`` for every domain in canonical
+order, then ``val_loss/<domain>`` for every domain. A run that is not done, or whose result lacks a finite loss
+for some domain, is left out and listed with its reason and log path: the table never has a hole or a value
+that was not measured. ``results.csv`` and ``results.parquet`` are written atomically.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from ..errors import RegmixError
+from ..fileio import atomic_path, atomic_write_json
+from . import state as st
+from .plan import Sweep
+
+RESULTS_CSV = "results.csv"
+RESULTS_PARQUET = "results.parquet"
+EXCLUDED_JSON = "excluded.json"
+
+
+@dataclass(frozen=True)
+class ExcludedRun:
+    run_id: str
+    status: str
+    reason: str
+    log_path: str | None
+
+
+@dataclass(frozen=True)
+class Collected:
+    table: pd.DataFrame
+    excluded: tuple[ExcludedRun, ...]
+    csv_path: Path | None
+    parquet_path: Path | None
+
+
+def result_columns(domains: tuple[str, ...]) -> list[str]:
+    return (["run_id", "mixture_hash", "seed"] + [f"weight/{d}" for d in domains]
+            + [f"val_loss/{d}" for d in domains])
+
+
+def build_table(sweep: Sweep, states: dict[str, st.RunState]) -> tuple[pd.DataFrame, list[ExcludedRun]]:
+    domains = sweep.domain_names
+    rows, excluded = [], []
+    for run in sweep.runs:
+        s = states[run.run_id]
+        if s.status != st.DONE:
+            excluded.append(ExcludedRun(run.run_id, s.status, s.reason or f"run is {s.status}", s.log_path))
+            continue
+        result = s.result or {}
+        problem = _check_result(result, run, domains)
+        if problem:
+            excluded.append(ExcludedRun(run.run_id, "invalid", problem, s.log_path))
+            continue
+        weights = run.mixture.as_array(domains)
+        losses = result["val_loss"]
+        row = {"run_id": run.run_id, "mixture_hash": run.mixture.hash, "seed": run.seed}
+        row.update({f"weight/{d}": float(w) for d, w in zip(domains, weights)})
+        row.update({f"val_loss/{d}": float(losses[d]) for d in domains})
+        rows.append(row)
+    table = pd.DataFrame(rows, columns=result_columns(domains))
+    table["seed"] = table["seed"].astype("int64")
+    return table, excluded
+
+
+def _check_result(result: dict, run, domains) -> str:
+    """Why a result.json cannot enter the table ('' if it can)."""
+    losses = result.get("val_loss")
+    if not isinstance(losses, dict):
+        return "result.json has no val_loss mapping"
+    missing = [d for d in domains if d not in losses]
+    if missing:
+        return f"result.json has no validation loss for domain(s) {missing}"
+    bad = {d: losses[d] for d in domains if not st.is_finite_number(losses[d])}
+    if bad:
+        return f"result.json has non-finite validation loss(es) {bad}"
+    stated = result.get("mixture_hash")
+    if stated is not None and stated != run.mixture.hash:
+        return f"result.json is for mixture {stated}, but the run planned mixture {run.mixture.hash}"
+    if "seed" in result and result["seed"] != run.seed:
+        return f"result.json has seed {result['seed']}, but the run planned seed {run.seed}"
+    return ""
+
+
+def collect(sweep: Sweep, allow_incomplete: bool = False, write: bool = True) -> Collected:
+    """Build and (atomically) write the table. Runs still pending or running make this refuse unless
+    ``allow_incomplete``; runs that failed for good are excluded and reported."""
+    states = st.read_sweep_state(sweep)
+    table, excluded = build_table(sweep, states)
+    unfinished = [e for e in excluded if e.status in (st.PENDING, st.RUNNING)]
+    if unfinished and not allow_incomplete:
+        raise RegmixError(
+            f"{sweep.root}: {len(unfinished)} of {len(sweep.runs)} runs are not finished (e.g. "
+            f"{unfinished[0].run_id}: {unfinished[0].status}); launch the sweep until they are, or pass "
+            "--allow-incomplete to collect the completed runs only")
+    if table.empty:
+        raise RegmixError(f"{sweep.root}: no completed run to collect ({len(excluded)} excluded; see "
+                          f"`regmix-megatron sweep status {sweep.root}`)")
+    csv_path = parquet_path = None
+    if write:
+        csv_path = sweep.root / RESULTS_CSV
+        parquet_path = sweep.root / RESULTS_PARQUET
+        with atomic_path(csv_path) as tmp:
+            table.to_csv(tmp, index=False, float_format="%.17g")
+        with atomic_path(parquet_path) as tmp:
+            table.to_parquet(tmp, index=False)
+        atomic_write_json(sweep.root / EXCLUDED_JSON,
+                          [{"run_id": e.run_id, "status": e.status, "reason": e.reason, "log": e.log_path}
+                           for e in excluded])
+    return Collected(table=table, excluded=tuple(excluded), csv_path=csv_path, parquet_path=parquet_path)

@@ -1,0 +1,128 @@
+"""Local executor: a pool of ``parallel`` workers on this machine, each run a ``regmix-megatron train`` subprocess.
+
+Threads per run are pinned through OMP/MKL/OpenBLAS variables (torch sizes its pool from OMP_NUM_THREADS),
+and the pool defaults to ``cores // threads_per_run`` so parallel runs never oversubscribe the cores.
+Runs that are done, failed for good, or running elsewhere are skipped; interrupted runs resume.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import signal
+import threading
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from typing import Callable
+
+from ..errors import ConfigError
+from . import state as st
+from .plan import Sweep
+from .worker import execute_run, which_train_command
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LocalOptions:
+    parallel: int | None = None
+    """Runs at once; default ``cores // threads_per_run`` (at least 1)."""
+    threads_per_run: int = 1
+    """CPU threads of each run (OMP_NUM_THREADS)."""
+    max_attempts: int = st.DEFAULT_MAX_ATTEMPTS
+    """Attempts per run before it counts as failed (interrupted attempts do not count)."""
+
+    def __post_init__(self) -> None:
+        if self.parallel is not None and self.parallel < 1:
+            raise ConfigError(f"--parallel={self.parallel} is invalid: use 1 or more")
+        if self.threads_per_run < 1:
+            raise ConfigError(f"--threads-per-run={self.threads_per_run} is invalid: use 1 or more")
+        if self.max_attempts < 1:
+            raise ConfigError(f"--max-attempts={self.max_attempts} is invalid: use 1 or more")
+
+    def resolved_parallel(self) -> int:
+        return self.parallel or max(1, num_cores() // self.threads_per_run)
+
+
+def num_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def thread_env(num_threads: int) -> dict[str, str]:
+    n = str(int(num_threads))
+    return {"OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n, "NUMEXPR_NUM_THREADS": n}
+
+
+def train_command(sweep: Sweep, run_id: str) -> list[str]:
+    return [*which_train_command(), "train", str(sweep.run_config_path(run_id)),
+            "--output-dir", str(sweep.run_dir(run_id))]
+
+
+def runs_to_launch(sweep: Sweep, max_attempts: int) -> list[str]:
+    """Pending runs in plan order (done, failed-for-good and running runs are skipped)."""
+    states = st.read_sweep_state(sweep, max_attempts)
+    return [rid for rid, s in states.items() if s.status == st.PENDING]
+
+
+def describe_local(sweep: Sweep, options: LocalOptions) -> list[str]:
+    """The exact commands ``launch_local`` would run (for ``--dry-run``)."""
+    env = " ".join(f"{k}={v}" for k, v in thread_env(options.threads_per_run).items())
+    pending = runs_to_launch(sweep, options.max_attempts)
+    lines = [f"# local executor: {len(pending)} pending run(s), {options.resolved_parallel()} at a time, "
+             f"{options.threads_per_run} thread(s) each, up to {options.max_attempts} attempt(s); output of "
+             "attempt n goes to runs/<id>/logs/attempt-<n>.log"]
+    lines += [f"{env} {shlex.join(train_command(sweep, rid))}" for rid in pending]
+    return lines
+
+
+def launch_local(sweep: Sweep, options: LocalOptions,
+                 on_event: Callable[[str, str, st.RunState | None], None] | None = None) -> dict[str, st.RunState]:
+    """Run every pending run; return the final state of every run of the sweep.
+
+    ``on_event(kind, run_id, state)`` is called with kind "start" (an attempt began) and "end" (a run's
+    worker returned). SIGTERM/SIGINT stop the pool: running children are terminated, their attempts recorded
+    as interrupted, and a re-launch resumes them.
+    """
+    st.write_launch_settings(sweep.root, {"executor": "local", "max_attempts": options.max_attempts,
+                                          "parallel": options.resolved_parallel(),
+                                          "threads_per_run": options.threads_per_run})
+    pending = runs_to_launch(sweep, options.max_attempts)
+    parallel = options.resolved_parallel()
+    env = thread_env(options.threads_per_run)
+    stop = threading.Event()
+    children: dict = {}
+    log.info("local launch: %d pending of %d runs, %d at a time, %d thread(s) each",
+             len(pending), len(sweep.runs), parallel, options.threads_per_run)
+
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        def on_signal(signum, frame):
+            log.warning("signal %d: stopping %d running run(s); re-launch to resume", signum, len(children))
+            stop.set()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            previous[sig] = signal.signal(sig, on_signal)
+    try:
+        def one(run_id: str) -> st.RunState:
+            if stop.is_set():
+                return st.read_run_state(sweep.run_dir(run_id), options.max_attempts)
+            return execute_run(
+                sweep.run_dir(run_id), train_command(sweep, run_id), env=env, max_attempts=options.max_attempts,
+                stop=stop, children=children,
+                on_start=(lambda rid, n: on_event("start", rid, None)) if on_event else None)
+
+        with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="sweep") as pool:
+            futures = {pool.submit(one, rid): rid for rid in pending}
+            for fut in as_completed(futures):
+                final = fut.result()
+                if on_event:
+                    on_event("end", futures[fut], final)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if stop.is_set():
+        raise KeyboardInterrupt
+    return st.read_sweep_state(sweep, options.max_attempts)

@@ -1,0 +1,243 @@
+"""The state of every run of a sweep, read from its files only (no database, no scheduler query).
+
+A run is
+- ``done``     when the trainer wrote ``result.json`` with status "completed";
+- ``failed``   when the trainer wrote ``status.json`` "diverged" (deterministic: retrying cannot help), or
+               ``max_attempts`` attempts failed;
+- ``running``  when ``lock.json`` is fresh: its heartbeat is recent and, on this host, its process is alive;
+- ``pending``  otherwise (never started, interrupted, or failed with attempts left).
+
+Every attempt leaves ``logs/attempt-<n>.log`` (its output, with a header line) and ``logs/attempt-<n>.json``
+(host, pid, SLURM job id, start time; outcome and exit code once it ends). An attempt without an outcome was
+interrupted (the executor was killed): it does not count against ``max_attempts``, and the next attempt
+resumes from the trainer's checkpoints.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import re
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from ..fileio import atomic_write_json
+from .plan import Sweep
+
+DONE, RUNNING, FAILED, PENDING = "done", "running", "failed", "pending"
+STATUSES = (DONE, RUNNING, FAILED, PENDING)
+
+RESULT_FILE = "result.json"
+STATUS_FILE = "status.json"
+LOCK_FILE = "lock.json"
+LOGS_DIR = "logs"
+LAUNCH_FILE = "launch.json"
+
+DEFAULT_MAX_ATTEMPTS = 3
+#: The holder of a lock rewrites its heartbeat this often ...
+HEARTBEAT_INTERVAL_S = 10.0
+#: ... and a lock whose heartbeat is older than this is stale (its holder died).
+STALE_AFTER_S = 90.0
+
+#: Attempt outcomes.
+COMPLETED, ATTEMPT_FAILED, DIVERGED, INTERRUPTED = "completed", "failed", "diverged", "interrupted"
+
+_ATTEMPT_RE = re.compile(r"^attempt-(\d+)\.json$")
+
+
+@dataclass(frozen=True)
+class RunState:
+    run_id: str
+    status: str
+    attempts: tuple[Mapping[str, Any], ...] = ()
+    """Attempt records, oldest first (``outcome`` missing while running or if interrupted)."""
+    reason: str = ""
+    """Why a run failed (or what the last failed attempt said)."""
+    lock: Mapping[str, Any] | None = None
+    log_path: str | None = None
+    """The latest attempt's log."""
+    result: Mapping[str, Any] | None = field(default=None, repr=False)
+
+    @property
+    def num_attempts(self) -> int:
+        return len(self.attempts)
+
+    @property
+    def num_failed_attempts(self) -> int:
+        return sum(1 for a in self.attempts if a.get("outcome") == ATTEMPT_FAILED)
+
+
+def hostname() -> str:
+    return socket.gethostname()
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except (OverflowError, ValueError, TypeError):
+        return False
+    return True
+
+
+def _read_json_or_none(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+        return None
+
+
+def lock_is_fresh(lock: Mapping[str, Any] | None, now: float | None = None) -> bool:
+    if not isinstance(lock, Mapping):
+        return False
+    now = time.time() if now is None else now
+    try:
+        age = now - float(lock.get("heartbeat_at", 0))
+    except (TypeError, ValueError):
+        return False
+    if age > STALE_AFTER_S:
+        return False
+    if lock.get("host") == hostname():
+        return pid_alive(lock.get("pid", -1))
+    return True
+
+
+def attempt_records(run_dir: Path) -> list[dict]:
+    logs = run_dir / LOGS_DIR
+    if not logs.is_dir():
+        return []
+    found = []
+    for p in logs.iterdir():
+        m = _ATTEMPT_RE.match(p.name)
+        if m:
+            rec = _read_json_or_none(p) or {}
+            rec.setdefault("attempt", int(m.group(1)))
+            found.append(rec)
+    return sorted(found, key=lambda r: int(r["attempt"]))
+
+
+def attempt_log_path(run_dir: Path, attempt: int) -> Path:
+    return run_dir / LOGS_DIR / f"attempt-{attempt}.log"
+
+
+def attempt_record_path(run_dir: Path, attempt: int) -> Path:
+    return run_dir / LOGS_DIR / f"attempt-{attempt}.json"
+
+
+def read_result(run_dir: Path) -> dict | None:
+    obj = _read_json_or_none(run_dir / RESULT_FILE)
+    if isinstance(obj, dict) and obj.get("status", "completed") == "completed":
+        return obj
+    return None
+
+
+def read_run_state(run_dir: str | os.PathLike, max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+                   now: float | None = None) -> RunState:
+    run_dir = Path(run_dir)
+    run_id = run_dir.name
+    attempts = tuple(attempt_records(run_dir))
+    log_path = str(attempt_log_path(run_dir, attempts[-1]["attempt"])) if attempts else None
+    common = dict(run_id=run_id, attempts=attempts, log_path=log_path)
+    result = read_result(run_dir)
+    if result is not None:
+        return RunState(status=DONE, result=result, **common)
+    status = _read_json_or_none(run_dir / STATUS_FILE)
+    if isinstance(status, dict) and status.get("status") == DIVERGED:
+        return RunState(status=FAILED, reason=_describe(status), **common)
+    lock = _read_json_or_none(run_dir / LOCK_FILE)
+    if lock_is_fresh(lock, now):
+        return RunState(status=RUNNING, lock=lock, **common)
+    failed = [a for a in attempts if a.get("outcome") == ATTEMPT_FAILED]
+    reason = str(failed[-1].get("reason", "")) if failed else ""
+    if isinstance(status, dict) and status.get("status"):
+        reason = _describe(status)
+    if len(failed) >= max_attempts:
+        return RunState(status=FAILED, reason=f"{len(failed)} of {max_attempts} attempts failed; last: {reason}",
+                        **common)
+    return RunState(status=PENDING, reason=reason, **common)
+
+
+def _describe(status: Mapping[str, Any]) -> str:
+    parts = [str(status.get("status"))]
+    for key in ("reason", "message", "error", "step"):
+        if status.get(key) not in (None, ""):
+            parts.append(f"{key}={status[key]}")
+    return " ".join(parts)
+
+
+def read_sweep_state(sweep: Sweep, max_attempts: int | None = None) -> dict[str, RunState]:
+    """States of every planned run, in plan order."""
+    if max_attempts is None:
+        max_attempts = read_launch_settings(sweep.root).get("max_attempts", DEFAULT_MAX_ATTEMPTS)
+    now = time.time()
+    return {r.run_id: read_run_state(sweep.run_dir(r.run_id), max_attempts, now) for r in sweep.runs}
+
+
+def count_statuses(states: Iterable[RunState]) -> dict[str, int]:
+    counts = {s: 0 for s in STATUSES}
+    for st in states:
+        counts[st.status] += 1
+    return counts
+
+
+# ---- launch settings ----------------------------------------------------------------------------------
+def read_launch_settings(root: str | os.PathLike) -> dict:
+    obj = _read_json_or_none(Path(root) / LAUNCH_FILE)
+    return obj if isinstance(obj, dict) else {}
+
+
+def write_launch_settings(root: str | os.PathLike, settings: Mapping[str, Any]) -> None:
+    atomic_write_json(Path(root) / LAUNCH_FILE, dict(settings, written_at=time.time()))
+
+
+# ---- locks ---------------------------------------------------------------------------------------------
+def acquire_lock(run_dir: Path, info: Mapping[str, Any]) -> bool:
+    """Take the run's lock (exclusive create). A stale lock is moved aside first. False if someone holds it."""
+    path = run_dir / LOCK_FILE
+    run_dir.mkdir(parents=True, exist_ok=True)
+    body = json.dumps(dict(info, heartbeat_at=time.time()), indent=2) + "\n"
+    for _ in range(3):
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            held = _read_json_or_none(path)
+            if lock_is_fresh(held):
+                return False
+            if held is None:  # being written right now, or garbage: give a writer a moment
+                time.sleep(0.2)
+                held = _read_json_or_none(path)
+                if lock_is_fresh(held):
+                    return False
+            with contextlib.suppress(FileNotFoundError):  # only one contender wins the rename
+                os.replace(path, run_dir / LOGS_DIR / f"stale-lock-{time.time():.0f}-{os.getpid()}.json") \
+                    if (run_dir / LOGS_DIR).is_dir() else os.unlink(path)
+            continue
+        with os.fdopen(fd, "w") as fh:
+            fh.write(body)
+        return True
+    return False
+
+
+def update_lock(run_dir: Path, info: Mapping[str, Any]) -> None:
+    """Rewrite the lock we hold (new heartbeat, child pid, attempt)."""
+    atomic_write_json(run_dir / LOCK_FILE, dict(info, heartbeat_at=time.time()))
+
+
+def release_lock(run_dir: Path, owner_token: str) -> None:
+    path = run_dir / LOCK_FILE
+    held = _read_json_or_none(path)
+    if isinstance(held, dict) and held.get("token") == owner_token:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def is_finite_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
