@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -92,13 +92,15 @@ def build_blended_dataset(
     reset_position_ids: bool = False,
     reset_attention_mask: bool = False,
     eod_mask_loss: bool = False,
+    is_built_on_rank: Callable[[], bool] | None = None,
 ) -> Any:
     """Build the ``split`` dataset of ``num_samples`` samples of ``seq_length`` tokens for ``mixture``.
 
     Returns megatron-core's ``BlendedDataset`` (or a plain ``GPTDataset`` when the blend has one prefix);
     either way it carries :data:`COMPONENT_DOMAINS_ATTR` for :func:`realized_fractions`. ``tokenizer`` is a
     megatron-core tokenizer (``regmix_megatron.megatron.tokenizer.load_tokenizer``). Warns when a domain
-    would be repeated more than ``max_epochs`` times.
+    would be repeated more than ``max_epochs`` times. ``is_built_on_rank`` is megatron-core's callable
+    (default: build on every rank).
     """
     from megatron.core.datasets.blended_megatron_dataset_builder import BlendedMegatronDatasetBuilder
     from megatron.core.datasets.gpt_dataset import GPTDataset, GPTDatasetConfig
@@ -144,7 +146,8 @@ def build_blended_dataset(
         mid_level_dataset_surplus=mid_level_dataset_surplus,
     )
     try:
-        datasets = BlendedMegatronDatasetBuilder(GPTDataset, sizes, lambda: True, config).build()
+        datasets = BlendedMegatronDatasetBuilder(GPTDataset, sizes, is_built_on_rank or _always,
+                                                 config).build()
     except IndexError as exc:
         if "mid_level_dataset_surplus" in str(exc):
             raise RegmixError(
@@ -156,6 +159,64 @@ def build_blended_dataset(
         raise RegmixError(f"megatron-core built no {split} dataset for mixture {mixture.hash}")
     setattr(dataset, COMPONENT_DOMAINS_ATTR, tuple(component_domains))
     return dataset
+
+
+def _always() -> bool:
+    return True
+
+
+def build_validation_datasets(
+    registry: DomainRegistry,
+    *,
+    seq_length: int,
+    num_samples: int | None,
+    seed: int,
+    tokenizer: Any,
+    split: str = "valid",
+    path_to_cache: str | os.PathLike | None = None,
+    reset_position_ids: bool = False,
+    reset_attention_mask: bool = False,
+    eod_mask_loss: bool = False,
+    is_built_on_rank: Callable[[], bool] | None = None,
+) -> list[tuple[str, Any]]:
+    """One dataset per domain of ``split`` (unweighted across domains; a multi-prefix domain is blended by
+    token count), in canonical domain order: ``[(domain, dataset), ...]``. ``num_samples=None`` builds one
+    full epoch of each domain (Megatron's ``--full-validation``). Every domain is included, zero weight or
+    not, so every validation loss is measured on identical tokens whatever the mixture."""
+    from megatron.core.datasets.blended_megatron_dataset_builder import BlendedMegatronDatasetBuilder
+    from megatron.core.datasets.gpt_dataset import GPTDataset, GPTDatasetConfig
+
+    if split not in SPLITS:
+        raise DataError(f"split={split!r}: use one of {list(SPLITS)}")
+    if path_to_cache is not None:
+        import torch.distributed as dist
+
+        if not (dist.is_available() and dist.is_initialized()):
+            raise RegmixError(f"path_to_cache={str(path_to_cache)!r} needs an initialized torch.distributed "
+                              "process group: initialize one or pass path_to_cache=None")
+        path_to_cache = str(path_to_cache)
+    index = SPLITS.index(split)
+    out = []
+    for domain in registry.domains:
+        parts = [p for p in domain.prefixes(split) if p.num_tokens > 0]
+        if not parts:
+            raise DataError(f"domain {domain.name!r} has no {split} tokens in {registry.path or 'the manifest'}: "
+                            f"every domain needs a {split} set (re-run preprocessing)")
+        total = sum(p.num_tokens for p in parts)
+        weights = None if num_samples is None else [p.num_tokens / total for p in parts]
+        blend_per_split: list = [None, None, None]
+        blend_per_split[index] = ([p.path for p in parts], weights)
+        sizes: list = [0, 0, 0]
+        sizes[index] = None if num_samples is None else int(num_samples)
+        config = GPTDatasetConfig(
+            random_seed=int(seed), sequence_length=int(seq_length), blend_per_split=blend_per_split,
+            path_to_cache=path_to_cache, tokenizer=tokenizer, reset_position_ids=reset_position_ids,
+            reset_attention_mask=reset_attention_mask, eod_mask_loss=eod_mask_loss)
+        dataset = BlendedMegatronDatasetBuilder(GPTDataset, sizes, is_built_on_rank or _always, config).build()[index]
+        if dataset is not None:
+            setattr(dataset, COMPONENT_DOMAINS_ATTR, (domain.name,) * len(parts))
+        out.append((domain.name, dataset))
+    return out
 
 
 def _domain_of_prefix(registry: DomainRegistry, prefix: str, split: str) -> str:
@@ -245,6 +306,6 @@ def log_fraction_table(dataset: Any, registry: DomainRegistry, mixture: Mixture,
 
 
 __all__: Sequence[str] = (
-    "build_blended_dataset", "realized_fractions", "realized_samples", "epochs_per_domain", "check_epochs",
+    "build_blended_dataset", "build_validation_datasets", "realized_fractions", "realized_samples", "epochs_per_domain", "check_epochs",
     "format_fraction_table", "log_fraction_table", "COMPONENT_DOMAINS_ATTR",
 )

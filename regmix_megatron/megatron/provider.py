@@ -1,0 +1,161 @@
+"""Plug a RegMix mixture into a Megatron-LM ``pretrain_gpt.py``-style script.
+
+Usage in a training script (Megatron-LM's ``megatron.training.pretrain``)::
+
+    from regmix_megatron.megatron.provider import add_regmix_args, train_valid_test_datasets_provider
+
+    pretrain(train_valid_test_datasets_provider, model_provider, ModelType.encoder_or_decoder, forward_step,
+             extra_args_provider=add_regmix_args)
+
+and run it with ``--regmix-mixture mixture.json --regmix-domains domains.json [--regmix-max-epochs 4]``
+(instead of ``--data-path``). Only :func:`train_valid_test_datasets_provider` reads Megatron's global args
+(lazily, via ``megatron.training.get_args``); everything else takes a plain namespace, so
+:func:`build_datasets_from_args` runs (and is tested) without ``megatron.training``.
+
+What the provider does: loads the registry and the mixture, refuses a mixture whose domains differ from the
+registry's and a tokenizer (``--tokenizer-model``) whose sha256 differs from the one the data was tokenized
+with, builds the training blend with megatron-core's ``BlendedMegatronDatasetBuilder(GPTDataset, ...)``,
+warns when a domain would be repeated more than ``--regmix-max-epochs`` times, and logs the requested vs
+realized per-domain token fractions read from the blended dataset's index. Validation: with
+``--multiple-validation-sets`` one dataset per domain (every domain, unweighted: one loss per domain, identical
+tokens whatever the mixture), otherwise the mixture's blend of the validation prefixes; test likewise
+(blend only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import Any, Sequence
+
+from ..errors import ConfigError, DataError
+from ..export import load_mixture_arg
+from ..manifest import DomainRegistry
+from ..mixture import Mixture
+from . import datasets as ds
+
+logger = logging.getLogger(__name__)
+
+
+def add_regmix_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Megatron-LM ``extra_args_provider``: adds the ``regmix`` argument group and returns the parser."""
+    group = parser.add_argument_group(title="regmix")
+    group.add_argument("--regmix-mixture", type=str, default=None,
+                       help="Mixture file (JSON/YAML {domain: weight}, or sample output FILE.jsonl:INDEX) "
+                            "to train on; replaces --data-path.")
+    group.add_argument("--regmix-domains", type=str, default=None,
+                       help="domains.json written by `regmix-megatron preprocess` (prefixes, token counts, "
+                            "tokenizer sha256).")
+    group.add_argument("--regmix-max-epochs", type=float, default=None,
+                       help="Warn when the mixture repeats a domain's training tokens more than this many times.")
+    return parser
+
+
+def _is_dataset_built_on_rank() -> bool:
+    """Megatron's convention: first/last pipeline stage, tensor-parallel rank 0 (all ranks when model
+    parallelism is not initialized)."""
+    from megatron.core import parallel_state as mpu
+
+    if not mpu.model_parallel_is_initialized():
+        return True
+    return ((mpu.is_pipeline_first_stage() or mpu.is_pipeline_last_stage())
+            and mpu.get_tensor_model_parallel_rank() == 0)
+
+
+def _check_tokenizer(args: Any, registry: DomainRegistry) -> None:
+    model = getattr(args, "tokenizer_model", None)
+    if not model:
+        return
+    from ..fileio import sha256_file
+    from ..tokenizer import resolve_model_path
+
+    path = resolve_model_path(model)
+    actual = sha256_file(path)
+    if actual != registry.tokenizer.sha256:
+        raise DataError(
+            f"--tokenizer-model {model}: sha256 {actual[:12]}... differs from the tokenizer the data in "
+            f"--regmix-domains {registry.path} was built with ({registry.tokenizer.sha256[:12]}..., "
+            f"{registry.tokenizer.model}): use that tokenizer or re-run preprocessing with this one")
+
+
+def load_mixture_and_registry(args: Any) -> tuple[Mixture, DomainRegistry]:
+    """The registry (``--regmix-domains``) and mixture (``--regmix-mixture``), checked against each other."""
+    if not getattr(args, "regmix_domains", None):
+        raise ConfigError("--regmix-domains is required: the domains.json written by `regmix-megatron preprocess`")
+    if not getattr(args, "regmix_mixture", None):
+        raise ConfigError("--regmix-mixture is required: a mixture file (regmix-megatron export/search output)")
+    registry = DomainRegistry.load(args.regmix_domains)
+    mixture = load_mixture_arg(str(args.regmix_mixture))
+    registry.check_domains(mixture.domains, f"--regmix-mixture {args.regmix_mixture}")
+    return mixture, registry
+
+
+def build_datasets_from_args(args: Any, train_val_test_num_samples: Sequence[int | None], *,
+                             tokenizer: Any = None) -> tuple[Any, Any, Any]:
+    """Build ``(train, valid, test)`` from a plain namespace with the fields Megatron-LM's args have:
+    ``regmix_mixture, regmix_domains, regmix_max_epochs, seq_length, seed`` and optionally
+    ``tokenizer_model, data_cache_path, multiple_validation_sets, full_validation, reset_position_ids,
+    reset_attention_mask, eod_mask_loss, mid_level_dataset_surplus``. ``tokenizer`` defaults to the one
+    recorded in the registry (loaded and checked by sha256)."""
+    mixture, registry = load_mixture_and_registry(args)
+    _check_tokenizer(args, registry)
+    if tokenizer is None:
+        from .tokenizer import load_registry_tokenizer
+
+        tokenizer = load_registry_tokenizer(registry)
+    if len(train_val_test_num_samples) != 3:
+        raise ConfigError(f"train_val_test_num_samples={list(train_val_test_num_samples)}: give three sizes")
+    num_train, num_valid, num_test = train_val_test_num_samples
+    common = dict(
+        seq_length=int(args.seq_length),
+        seed=int(args.seed),
+        tokenizer=tokenizer,
+        path_to_cache=getattr(args, "data_cache_path", None),
+        reset_position_ids=bool(getattr(args, "reset_position_ids", False)),
+        reset_attention_mask=bool(getattr(args, "reset_attention_mask", False)),
+        eod_mask_loss=bool(getattr(args, "eod_mask_loss", False)),
+        is_built_on_rank=_is_dataset_built_on_rank,
+    )
+    surplus = getattr(args, "mid_level_dataset_surplus", None)
+    blend_extra = dict(mid_level_dataset_surplus=0.005 if surplus is None else float(surplus))
+    max_epochs = getattr(args, "regmix_max_epochs", None)
+
+    train = None
+    if num_train:
+        train = ds.build_blended_dataset(registry, mixture, split="train", num_samples=int(num_train),
+                                         max_epochs=max_epochs, **common, **blend_extra)
+        if train is not None and _is_dataset_built_on_rank():
+            ds.log_fraction_table(train, registry, mixture, seq_length=common["seq_length"], split="train")
+
+    valid = None
+    if getattr(args, "multiple_validation_sets", False):
+        full = bool(getattr(args, "full_validation", False))
+        if full or num_valid:
+            pairs = ds.build_validation_datasets(registry, split="valid", num_samples=None if full else int(num_valid),
+                                                 **common)
+            valid = [d for _, d in pairs]
+            logger.info("validation: one dataset per domain, in order %s", [n for n, _ in pairs])
+    elif num_valid:
+        valid = ds.build_blended_dataset(registry, mixture, split="valid", num_samples=int(num_valid),
+                                         **common, **blend_extra)
+
+    test = None
+    if num_test:
+        test = ds.build_blended_dataset(registry, mixture, split="test", num_samples=int(num_test),
+                                        **common, **blend_extra)
+    return train, valid, test
+
+
+def train_valid_test_datasets_provider(train_val_test_num_samples: Sequence[int | None], vp_stage: int | None = None):
+    """Megatron-LM ``pretrain`` datasets provider (the form ``pretrain_gpt.py`` passes), reading the global
+    args lazily. ``vp_stage`` is accepted for newer Megatron-LM versions and unused."""
+    from megatron.training import get_args
+
+    return build_datasets_from_args(get_args(), train_val_test_num_samples)
+
+
+# Megatron-LM builds datasets on every rank that needs them (see pretrain_gpt.py).
+train_valid_test_datasets_provider.is_distributed = True  # type: ignore[attr-defined]
+
+__all__ = ["add_regmix_args", "train_valid_test_datasets_provider", "build_datasets_from_args",
+           "load_mixture_and_registry"]
