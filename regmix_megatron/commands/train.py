@@ -1,0 +1,65 @@
+"""``regmix-megatron train CONFIG``: train one model on megatron-core (a proxy or the target run).
+
+Exit codes: 0 completed (or already completed), 2 bad config/data, 3 diverged (NaN/inf loss; ``status.json``
+holds the step, no ``result.json`` is written). Multi-process: ``torchrun --nproc-per-node N -m
+regmix_megatron.cli train CONFIG`` (or the ``regmix-megatron`` script under torchrun).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "train",
+        help="train a GPT model on megatron-core with a data mixture; per-domain validation loss",
+        description="Train (or resume) one run: preset + config + --set overrides; writes config.yaml, "
+        "metrics.jsonl, checkpoints/ and, on success, result.json into the output directory.",
+    )
+    p.add_argument("config", help="run config YAML (preset, domains, mixture, seed, output_dir, overrides)")
+    p.add_argument("--output-dir", default=None, help="run directory (overrides output_dir of the config)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.SUB=VALUE",
+                   help="override a config field, e.g. --set optim.train_steps=200 (repeatable; YAML values)")
+    p.add_argument("--force", action="store_true",
+                   help="discard a previous result/checkpoints in the output directory and train from scratch")
+    p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    import logging
+    import os
+
+    import yaml
+
+    from ..configs import config_to_dict
+    from ..train_config import load_train_config, parse_overrides
+
+    overrides = parse_overrides(args.overrides, flag="--set")
+    cfg = load_train_config(args.config, overrides=overrides, output_dir=args.output_dir)
+    if args.print_config:
+        print(yaml.safe_dump(config_to_dict(cfg), sort_keys=False), end="")
+        return 0
+
+    import torch.distributed as dist
+
+    from ..megatron.train import EXIT_DIVERGED, run_training
+
+    rank0 = os.environ.get("RANK", "0") == "0"
+    if not getattr(args, "verbose", False):
+        logging.getLogger("megatron.core").setLevel(logging.WARNING)  # its per-parameter INFO listing
+    if not rank0:
+        logging.getLogger().setLevel(logging.WARNING)  # rank 0 logs
+    result = run_training(cfg, force=args.force)
+    if dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+    if result.get("status") == "diverged":
+        if rank0:
+            print(f"diverged at step {result.get('step')}: see {cfg.output_dir}/status.json")
+        return EXIT_DIVERGED
+    if rank0:
+        losses = ", ".join(f"{k} {v:.4f}" for k, v in result["val_loss"].items())
+        print(f"{result['status']}: {result['steps']} steps, {result['tokens']} tokens; val loss {losses}")
+    return 0

@@ -1,0 +1,166 @@
+"""Build megatron-core's ``GPTModel`` in the LLaMA style of the RegMix paper.
+
+RoPE, RMSNorm, SwiGLU (``gated_linear_unit=True`` + SiLU), no bias, untied input/output embeddings.
+
+Layer spec: Transformer Engine (``get_gpt_layer_with_transformer_engine_spec``) when ``transformer_engine``
+imports and CUDA is available (or when forced by ``precision.layer_spec``); otherwise megatron-core's local
+spec (``get_gpt_layer_local_spec(normalization="RMSNorm")``, whose norms are ``torch.nn.RMSNorm`` when apex
+is absent). :func:`plan_model` is pure (no torch/megatron import) so tests check what the GPU path WOULD
+build without a GPU.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import ConfigError
+from ..train_config import TrainConfig
+
+LOCAL_SPEC = "local"
+TE_SPEC = "transformer_engine"
+
+
+@dataclass(frozen=True)
+class ModelPlan:
+    """What :func:`build_model` will build: the layer spec and the TransformerConfig keyword arguments."""
+
+    spec_name: str
+    """``"local"`` or ``"transformer_engine"``."""
+    config_kwargs: dict = field(default_factory=dict)
+    """Keyword arguments for ``megatron.core.transformer.TransformerConfig`` (``params_dtype`` as a string)."""
+    vocab_size: int = 0
+    """Padded vocabulary size of the embedding/output layers."""
+    max_sequence_length: int = 0
+    rotary_base: int = 10000
+
+
+def transformer_engine_importable() -> bool:
+    """True if ``transformer_engine`` imports (the PyPI meta package without CUDA raises on import)."""
+    if importlib.util.find_spec("transformer_engine") is None:
+        return False
+    try:
+        import transformer_engine.pytorch  # noqa: F401
+    except Exception:
+        return False
+    return True
+
+
+def padded_vocab_size(vocab_size: int, multiple: int, tensor_parallel_size: int) -> int:
+    step = multiple * tensor_parallel_size
+    return ((vocab_size + step - 1) // step) * step
+
+
+def plan_model(cfg: TrainConfig, *, vocab_size: int, cuda_available: bool, te_available: bool) -> ModelPlan:
+    """Choose the layer spec and the TransformerConfig for ``cfg`` on the given hardware (pure)."""
+    m, prec, par = cfg.model, cfg.precision, cfg.parallel
+    if prec.layer_spec == "local":
+        spec = LOCAL_SPEC
+    elif prec.layer_spec == TE_SPEC:
+        if not (cuda_available and te_available):
+            raise ConfigError(
+                "precision.layer_spec='transformer_engine' is invalid here: Transformer Engine needs a CUDA GPU "
+                f"and an importable transformer_engine (cuda={cuda_available}, te={te_available}); "
+                "use 'auto' or 'local'")
+        spec = TE_SPEC
+    else:
+        spec = TE_SPEC if (cuda_available and te_available) else LOCAL_SPEC
+    if prec.fp8 is not None and spec != TE_SPEC:
+        raise ConfigError(f"precision.fp8={prec.fp8!r} is invalid here: FP8 needs Transformer Engine on a CUDA "
+                          "GPU; set precision.fp8 to null on this machine")
+    if prec.bf16 and not cuda_available:
+        raise ConfigError("precision.bf16=True is invalid on CPU: bf16 is ~20-85x slower than fp32 on CPUs "
+                          "without native bf16; set precision.bf16 to false (fp32) for CPU runs")
+    kwargs: dict[str, Any] = dict(
+        num_layers=m.num_layers,
+        hidden_size=m.hidden_size,
+        num_attention_heads=m.num_attention_heads,
+        ffn_hidden_size=m.ffn_hidden_size,
+        kv_channels=m.hidden_size // m.num_attention_heads,
+        normalization="RMSNorm",
+        layernorm_epsilon=m.norm_epsilon,
+        gated_linear_unit=True,
+        activation_func="silu",
+        bias_activation_fusion=False,
+        add_bias_linear=False,
+        add_qkv_bias=False,
+        hidden_dropout=0.0,
+        attention_dropout=0.0,
+        init_method_std=m.init_method_std,
+        apply_rope_fusion=False,
+        masked_softmax_fusion=False,
+        bias_dropout_fusion=False,
+        persist_layer_norm=False,
+        gradient_accumulation_fusion=False,
+        tensor_model_parallel_size=par.tensor_model_parallel_size,
+        pipeline_model_parallel_size=par.pipeline_model_parallel_size,
+        sequence_parallel=False,
+        use_cpu_initialization=not cuda_available,
+        params_dtype="bfloat16" if prec.bf16 else "float32",
+        pipeline_dtype="bfloat16" if prec.bf16 else "float32",
+        bf16=prec.bf16,
+        fp16=False,
+    )
+    if spec == TE_SPEC:
+        kwargs.update(bias_activation_fusion=False, masked_softmax_fusion=True, bias_dropout_fusion=True,
+                      persist_layer_norm=False, gradient_accumulation_fusion=False)
+    if prec.fp8 is not None:
+        kwargs.update(fp8=prec.fp8, fp8_recipe=prec.fp8_recipe, fp8_margin=0, fp8_amax_history_len=1024,
+                      fp8_amax_compute_algo="max")
+    vocab = padded_vocab_size(vocab_size, m.vocab_multiple, par.tensor_model_parallel_size)
+    return ModelPlan(spec_name=spec, config_kwargs=kwargs, vocab_size=vocab, max_sequence_length=m.seq_length,
+                     rotary_base=m.rotary_base)
+
+
+def transformer_config(plan: ModelPlan):
+    """The megatron ``TransformerConfig`` of a plan."""
+    import torch
+    import torch.nn.functional as F
+    from megatron.core.transformer import TransformerConfig
+
+    kwargs = dict(plan.config_kwargs)
+    kwargs["params_dtype"] = getattr(torch, kwargs["params_dtype"])
+    kwargs["pipeline_dtype"] = getattr(torch, kwargs["pipeline_dtype"])
+    kwargs["activation_func"] = {"silu": F.silu}[kwargs["activation_func"]]
+    return TransformerConfig(**kwargs)
+
+
+def layer_spec(plan: ModelPlan):
+    from megatron.core.models.gpt import gpt_layer_specs
+
+    if plan.spec_name == TE_SPEC:
+        return gpt_layer_specs.get_gpt_layer_with_transformer_engine_spec()
+    return gpt_layer_specs.get_gpt_layer_local_spec(normalization="RMSNorm")
+
+
+def build_model(plan: ModelPlan):
+    """Build this pipeline stage's ``GPTModel`` (call after parallel_state is initialized and seeded)."""
+    from megatron.core import parallel_state
+    from megatron.core.models.gpt import GPTModel
+
+    config = transformer_config(plan)
+    model = GPTModel(
+        config=config,
+        transformer_layer_spec=layer_spec(plan),
+        vocab_size=plan.vocab_size,
+        max_sequence_length=plan.max_sequence_length,
+        pre_process=parallel_state.is_pipeline_first_stage(),
+        post_process=parallel_state.is_pipeline_last_stage(),
+        parallel_output=True,
+        share_embeddings_and_output_weights=False,
+        position_embedding_type="rope",
+        rotary_percent=1.0,
+        rotary_base=plan.rotary_base,
+    )
+    return model
+
+
+def count_parameters(model) -> dict:
+    """Parameters of this rank's model: total, embedding (input + output layers) and non-embedding."""
+    total = sum(p.numel() for p in model.parameters())
+    emb = 0
+    for name, p in model.named_parameters():
+        if name.startswith("embedding.") or name.startswith("output_layer."):
+            emb += p.numel()
+    return {"total": total, "embedding": emb, "non_embedding": total - emb}

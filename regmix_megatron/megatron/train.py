@@ -1,0 +1,564 @@
+"""The training loop on megatron-core: GPTModel + pipeline schedules + DDP + Megatron optimizer.
+
+:func:`run_training` is the Python API (the ``regmix-megatron train`` command and the sweep call it). It can
+be called several times in one process: the process group and megatron's parallel state are initialized once
+(on first use) and reused; models/optimizers are freed between runs.
+
+Distributed: under ``torchrun`` (``WORLD_SIZE``/``RANK`` set) the default process group is initialized with
+``nccl`` on GPU and ``gloo`` on CPU; without it, a one-rank gloo group on a private file store. Tensor and
+pipeline sizes come from ``parallel``; data parallel is ``world_size / (tp * pp)``.
+
+Threads: ``torch.set_num_threads`` gets ``parallel.num_threads`` if set, else ``$SLURM_CPUS_PER_TASK`` divided
+by the ranks per node (``LOCAL_WORLD_SIZE``), else torch's default (torchrun sets ``OMP_NUM_THREADS=1``
+unless you set it).
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import logging
+import math
+import os
+import random
+import tempfile
+import time
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..configs import config_hash, config_to_dict
+from ..errors import ConfigError, DataError
+from ..fileio import atomic_write_json, atomic_write_text, atomic_write_yaml, read_json, read_yaml
+from ..manifest import DomainRegistry
+from ..mixture import Mixture
+from ..train_config import TrainConfig
+from . import checkpoint as ckpt
+from . import shims
+from .evaluation import build_validation_set, iterate_eval_batches, num_eval_batches
+from .model import build_model, count_parameters, plan_model, transformer_engine_importable
+
+log = logging.getLogger(__name__)
+
+EXIT_DIVERGED = 3
+
+#: Fields whose change makes an existing run directory a different run (resume refused without --force).
+_IDENTITY_FIELDS = ("domains", "mixture", "seed", "model", "optim", "eval", "precision")
+
+
+# ---- process setup ---------------------------------------------------------------------------------------
+
+_STORE_DIR: tempfile.TemporaryDirectory | None = None
+
+
+def init_distributed(tp_size: int, pp_size: int) -> None:
+    """Initialize the default process group (once) and megatron's parallel state (re-done if sizes change)."""
+    import torch.distributed as dist
+    from megatron.core import parallel_state
+
+    global _STORE_DIR
+    cuda = torch.cuda.is_available()
+    shims.apply_cpu_shims()
+    if not dist.is_initialized():
+        backend = "nccl" if cuda else "gloo"
+        if "WORLD_SIZE" in os.environ and "RANK" in os.environ:
+            if cuda:
+                torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+            dist.init_process_group(backend=backend)
+        else:
+            _STORE_DIR = tempfile.TemporaryDirectory(prefix="regmix-pg-")
+            store = dist.FileStore(os.path.join(_STORE_DIR.name, "store"), 1)
+            dist.init_process_group(backend=backend, store=store, rank=0, world_size=1)
+    world = dist.get_world_size()
+    if world % (tp_size * pp_size) != 0:
+        raise ConfigError(
+            f"parallel.tensor_model_parallel_size={tp_size} x pipeline_model_parallel_size={pp_size} does not "
+            f"divide the world size {world}: launch tp*pp*dp processes (torchrun --nproc-per-node N)")
+    if parallel_state.model_parallel_is_initialized():
+        if (parallel_state.get_tensor_model_parallel_world_size() == tp_size
+                and parallel_state.get_pipeline_model_parallel_world_size() == pp_size):
+            return
+        parallel_state.destroy_model_parallel()
+    parallel_state.initialize_model_parallel(tensor_model_parallel_size=tp_size,
+                                             pipeline_model_parallel_size=pp_size)
+
+
+def configure_threads(cfg: TrainConfig) -> int:
+    n = cfg.parallel.num_threads
+    if n is None and os.environ.get("SLURM_CPUS_PER_TASK"):
+        local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+        n = max(1, int(os.environ["SLURM_CPUS_PER_TASK"]) // max(1, local))
+    if n is not None:
+        torch.set_num_threads(n)
+    return torch.get_num_threads()
+
+
+# ---- data ------------------------------------------------------------------------------------------------
+
+def resolve_mixture(cfg: TrainConfig, registry: DomainRegistry) -> Mixture:
+    """The run's mixture over exactly the registry's domains (missing domains get weight 0)."""
+    if cfg.mixture is None:
+        return Mixture.from_array(registry.names, registry.prior())
+    if isinstance(cfg.mixture, str):
+        mixture = Mixture.load(cfg.mixture)
+    else:
+        mixture = Mixture.from_dict(dict(cfg.mixture), source="train.mixture")
+    unknown = sorted(set(mixture.domains) - set(registry.names))
+    if unknown:
+        raise DataError(f"train.mixture names domain(s) {unknown} that are not in {registry.path}; "
+                        f"known domains: {list(registry.names)}")
+    return mixture.restrict(registry.names)
+
+
+def build_train_dataset(cfg: TrainConfig, registry: DomainRegistry, mixture: Mixture, tokenizer):
+    from .datasets import build_blended_dataset
+
+    num_samples = cfg.optim.train_steps * cfg.optim.global_batch_size
+    return build_blended_dataset(registry, mixture, seq_length=cfg.model.seq_length, num_samples=num_samples,
+                                 seed=cfg.seed, tokenizer=tokenizer)
+
+
+def load_run_tokenizer(registry: DomainRegistry):
+    from .tokenizer import load_registry_tokenizer
+
+    return load_registry_tokenizer(registry)
+
+
+def _to_tensor(x, dtype):
+    if isinstance(x, torch.Tensor):
+        return x.to(dtype)
+    return torch.as_tensor(np.asarray(x), dtype=dtype)
+
+
+def collate(samples: list) -> dict:
+    """Stack GPTDataset samples (dicts with tokens/labels/loss_mask/position_ids) into a micro-batch."""
+    out = {}
+    for key, dtype in (("tokens", torch.long), ("labels", torch.long), ("loss_mask", torch.float32),
+                       ("position_ids", torch.long)):
+        out[key] = torch.stack([_to_tensor(s[key], dtype) for s in samples])
+    return out
+
+
+class StepBatches:
+    """Deterministic micro-batches for one optimizer step: sample indices depend only on (step, dp rank)."""
+
+    def __init__(self, dataset, *, global_batch_size: int, micro_batch_size: int, dp_rank: int, dp_size: int):
+        self.dataset = dataset
+        self.global_batch_size = global_batch_size
+        self.micro_batch_size = micro_batch_size
+        self.dp_rank = dp_rank
+        self.per_rank = global_batch_size // dp_size
+        self.num_microbatches = self.per_rank // micro_batch_size
+
+    def for_step(self, step: int):
+        start = step * self.global_batch_size + self.dp_rank * self.per_rank
+        for j in range(self.num_microbatches):
+            lo = start + j * self.micro_batch_size
+            yield collate([self.dataset[i] for i in range(lo, lo + self.micro_batch_size)])
+
+
+# ---- forward / loss ----------------------------------------------------------------------------------------
+
+def _loss_func(loss_mask: torch.Tensor, output_tensor: torch.Tensor):
+    losses = output_tensor.float()
+    mask = loss_mask.float()
+    loss_sum = torch.sum(losses * mask)
+    count = mask.sum()
+    loss = loss_sum / count.clamp(min=1.0)
+    return loss, {"loss_sum": loss_sum.detach(), "count": count.detach()}
+
+
+def _forward_step(data_iterator, model):
+    batch = next(data_iterator)
+    output = model(batch["tokens"], batch["position_ids"], None, labels=batch["labels"])
+    return output, partial(_loss_func, batch["loss_mask"])
+
+
+def _reduce_sums(stores: list, device) -> tuple[float, float]:
+    """(loss_sum, token_count) over the micro-batches of the last pipeline stage, summed over all ranks of
+    the last stage's data-parallel group (other ranks contribute zeros) and shared with every rank."""
+    import torch.distributed as dist
+    from megatron.core import parallel_state
+
+    t = torch.zeros(2, dtype=torch.float64, device=device)
+    if parallel_state.is_pipeline_last_stage() and parallel_state.get_tensor_model_parallel_rank() == 0:
+        for s in stores:
+            t[0] += float(s["loss_sum"])
+            t[1] += float(s["count"])
+    dist.all_reduce(t)
+    return float(t[0]), float(t[1])
+
+
+# ---- the run ---------------------------------------------------------------------------------------------
+
+def _identity(cfg: TrainConfig) -> dict:
+    d = config_to_dict(cfg)
+    return {k: d[k] for k in _IDENTITY_FIELDS}
+
+
+def run_id_for(cfg: TrainConfig, mixture: Mixture) -> str:
+    return cfg.run_id or f"{mixture.hash}-s{cfg.seed}"
+
+
+class _Run:
+    """State of one training run on this rank."""
+
+    def __init__(self, cfg: TrainConfig):
+        import torch.distributed as dist
+        from megatron.core import parallel_state as ps
+
+        self.cfg = cfg
+        self.out = Path(cfg.output_dir)
+        self.cuda = torch.cuda.is_available()
+        self.device = torch.device("cuda", torch.cuda.current_device()) if self.cuda else torch.device("cpu")
+        self.rank = dist.get_rank()
+        self.is_rank0 = self.rank == 0
+        self.tp_rank = ps.get_tensor_model_parallel_rank()
+        self.pp_rank = ps.get_pipeline_model_parallel_rank()
+        self.dp_rank = ps.get_data_parallel_rank()
+        self.dp_size = ps.get_data_parallel_world_size()
+        self.barrier = dist.barrier
+        o = cfg.optim
+        if o.global_batch_size % (o.micro_batch_size * self.dp_size) != 0:
+            raise ConfigError(
+                f"optim.global_batch_size={o.global_batch_size} is invalid: it must be a multiple of "
+                f"optim.micro_batch_size x data-parallel size = {o.micro_batch_size} x {self.dp_size}")
+
+    # -- build --
+    def build(self):
+        from megatron.core.distributed import DistributedDataParallel, DistributedDataParallelConfig
+        from megatron.core.distributed.finalize_model_grads import finalize_model_grads
+        from megatron.core.optimizer import OptimizerConfig, get_megatron_optimizer
+        from megatron.core.optimizer_param_scheduler import OptimizerParamScheduler
+
+        cfg = self.cfg
+        self.registry = DomainRegistry.load(cfg.domains)
+        self.mixture = resolve_mixture(cfg, self.registry)
+        self.run_id = run_id_for(cfg, self.mixture)
+        vocab = cfg.model.vocab_size or self.registry.tokenizer.vocab_size
+        self.plan = plan_model(cfg, vocab_size=vocab, cuda_available=self.cuda,
+                               te_available=self.cuda and transformer_engine_importable())
+        shims.seed_model_parallel(cfg.seed)
+        model = build_model(self.plan)
+        if self.cuda:
+            model.cuda(torch.cuda.current_device())
+        self.num_parameters = count_parameters(model)
+        tconfig = model.config
+        ddp_config = DistributedDataParallelConfig(grad_reduce_in_fp32=True, overlap_grad_reduce=False,
+                                                   use_distributed_optimizer=False)
+        self.model = DistributedDataParallel(config=tconfig, ddp_config=ddp_config, module=model)
+        tconfig.no_sync_func = self.model.no_sync
+        tconfig.finalize_model_grads_func = finalize_model_grads
+        o = cfg.optim
+        self.optimizer = get_megatron_optimizer(
+            OptimizerConfig(optimizer="adam", lr=o.lr, min_lr=o.min_lr, weight_decay=o.weight_decay,
+                            adam_beta1=o.adam_beta1, adam_beta2=o.adam_beta2, adam_eps=o.adam_eps,
+                            clip_grad=o.clip_grad, bf16=cfg.precision.bf16,
+                            params_dtype=torch.bfloat16 if cfg.precision.bf16 else torch.float32,
+                            use_distributed_optimizer=False),
+            [self.model])
+        self.scheduler = OptimizerParamScheduler(
+            self.optimizer, init_lr=0.0, max_lr=o.lr, min_lr=o.min_lr if o.lr_schedule == "cosine" else o.lr,
+            lr_warmup_steps=o.num_warmup_steps, lr_decay_steps=o.train_steps,
+            lr_decay_style=o.lr_schedule, start_wd=o.weight_decay, end_wd=o.weight_decay,
+            wd_incr_steps=o.train_steps, wd_incr_style="constant")
+        # The LR used by step s (0-based) is the schedule at s + 1: warmup reaches lr at step warmup-1.
+        self.scheduler.step(1)
+        tokenizer = load_run_tokenizer(self.registry)
+        dataset = build_train_dataset(cfg, self.registry, self.mixture, tokenizer)
+        self.batches = StepBatches(dataset, global_batch_size=o.global_batch_size,
+                                   micro_batch_size=o.micro_batch_size, dp_rank=self.dp_rank, dp_size=self.dp_size)
+        self.valid = build_validation_set(self.registry, seq_length=cfg.model.seq_length,
+                                          num_tokens_per_domain=cfg.eval.num_tokens_per_domain,
+                                          split=cfg.eval.split)
+        self.step = 0
+        self.tokens = 0
+        self.metrics: list[dict] = []
+        self.train_time_s = 0.0
+
+    # -- checkpoint --
+    def state(self) -> dict:
+        from megatron.core.tensor_parallel import random as mp_random
+
+        tracker = mp_random.get_cuda_rng_tracker()
+        return {
+            "model": self.model.module.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "rng": {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+                    "cuda": torch.cuda.get_rng_state_all() if self.cuda else None,
+                    "tracker": tracker.get_states()},
+            "step": self.step,
+        }
+
+    def load_state(self, state: dict) -> None:
+        from megatron.core.tensor_parallel import random as mp_random
+
+        self.model.module.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        rng = state["rng"]
+        random.setstate(rng["python"])
+        np.random.set_state(rng["numpy"])
+        torch.set_rng_state(rng["torch"])
+        if self.cuda and rng.get("cuda") is not None:
+            torch.cuda.set_rng_state_all(rng["cuda"])
+        mp_random.get_cuda_rng_tracker().set_states(rng["tracker"])
+
+    def save(self) -> None:
+        cfg = self.cfg
+        meta = {"step": self.step, "tokens": self.tokens, "train_time_s": self.train_time_s,
+                "metrics": self.metrics, "run_id": self.run_id,
+                "tensor_model_parallel_size": cfg.parallel.tensor_model_parallel_size,
+                "pipeline_model_parallel_size": cfg.parallel.pipeline_model_parallel_size,
+                "data_parallel_size": self.dp_size}
+        ckpt.save_checkpoint(self.out, self.step, state=self.state(), meta=meta, tp_rank=self.tp_rank,
+                             pp_rank=self.pp_rank, dp_rank=self.dp_rank, is_rank0=self.is_rank0,
+                             keep_last=cfg.checkpoint.keep_last, barrier=self.barrier)
+        log.info("step %d: checkpoint saved", self.step) if self.is_rank0 else None
+
+    def try_resume(self) -> bool:
+        cfg = self.cfg
+        path = ckpt.latest_checkpoint(self.out, tp_size=cfg.parallel.tensor_model_parallel_size,
+                                      pp_size=cfg.parallel.pipeline_model_parallel_size)
+        if path is None:
+            return False
+        meta = read_json(path / "meta.json")
+        self.load_state(ckpt.load_shard(path, self.tp_rank, self.pp_rank))
+        self.step = int(meta["step"])
+        self.tokens = int(meta["tokens"])
+        self.train_time_s = float(meta.get("train_time_s", 0.0))
+        self.metrics = list(meta["metrics"])
+        if self.is_rank0:
+            self._rewrite_metrics()
+            log.info("resumed from %s (step %d)", path, self.step)
+        self.barrier()
+        return True
+
+    # -- metrics --
+    def _rewrite_metrics(self) -> None:
+        atomic_write_text(self.out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in self.metrics))
+
+    def _append_metrics(self, row: dict) -> None:
+        self.metrics.append(row)
+        if self.is_rank0:
+            with open(self.out / "metrics.jsonl", "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(row) + "\n")
+            if self.tb is not None:
+                for key in ("train_loss", "lr", "tokens_per_s"):
+                    if row.get(key) is not None:
+                        self.tb.add_scalar(f"train/{key}", row[key], row["step"])
+                for d, v in (row.get("val_loss") or {}).items():
+                    self.tb.add_scalar(f"val_loss/{d}", v, row["step"])
+                self.tb.flush()
+
+    # -- loops --
+    def train_step(self) -> tuple[float, float]:
+        from megatron.core.pipeline_parallel import get_forward_backward_func
+
+        cfg = self.cfg
+        self.model.train()
+        self.model.zero_grad_buffer()
+        self.optimizer.zero_grad()
+        fwd_bwd = get_forward_backward_func()
+        stores = fwd_bwd(forward_step_func=_forward_step, data_iterator=iter(self.batches.for_step(self.step)),
+                         model=[self.model], num_microbatches=self.batches.num_microbatches,
+                         seq_length=cfg.model.seq_length, micro_batch_size=cfg.optim.micro_batch_size,
+                         forward_only=False)
+        loss_sum, count = _reduce_sums(stores, self.device)
+        loss = loss_sum / max(count, 1.0)
+        if not math.isfinite(loss):
+            return loss, float("nan")
+        update_ok, grad_norm, _ = self.optimizer.step()
+        self.scheduler.step(1)
+        return loss, float(grad_norm) if grad_norm is not None else float("nan")
+
+    @torch.no_grad()
+    def evaluate(self) -> dict:
+        from megatron.core.pipeline_parallel import get_forward_backward_func
+
+        cfg = self.cfg
+        self.model.eval()
+        fwd_bwd = get_forward_backward_func()
+        mb = cfg.eval.micro_batch_size
+        out = {}
+        for name, windows in self.valid.windows.items():
+            stores = fwd_bwd(forward_step_func=_forward_step, data_iterator=iterate_eval_batches(windows, mb),
+                             model=[self.model], num_microbatches=num_eval_batches(windows, mb),
+                             seq_length=cfg.model.seq_length, micro_batch_size=mb, forward_only=True)
+            loss_sum, count = _reduce_sums(stores, self.device)
+            out[name] = loss_sum / count
+        self.model.train()
+        return out
+
+    def current_lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
+
+
+def _write_status(out: Path, status: dict) -> None:
+    atomic_write_json(out / "status.json", status)
+
+
+def _check_existing(cfg: TrainConfig, out: Path, force: bool) -> dict | None:
+    """The existing outcome of this run directory (returned without re-running), or None to (re)start."""
+    import shutil
+
+    if force:
+        for name in ("result.json", "status.json", "metrics.jsonl"):
+            (out / name).unlink(missing_ok=True)
+        shutil.rmtree(out / "checkpoints", ignore_errors=True)
+        shutil.rmtree(out / "tensorboard", ignore_errors=True)
+        return None
+    saved = out / "config.yaml"
+    if saved.is_file():
+        old = read_yaml(saved) or {}
+        new = _identity(cfg)
+        changed = sorted(k for k in new if json.dumps(old.get(k), sort_keys=True) != json.dumps(new[k],
+                                                                                              sort_keys=True))
+        if changed:
+            raise ConfigError(
+                f"output_dir={str(out)!r} holds a run with a different config (fields {changed} differ from "
+                f"{saved}): use another output_dir, or --force to discard that run")
+    if (out / "result.json").is_file():
+        return read_json(out / "result.json")
+    status = out / "status.json"
+    if status.is_file():
+        st = read_json(status)
+        if st.get("status") == "diverged":
+            return st
+    return None
+
+
+def run_training(config: TrainConfig, *, force: bool = False) -> dict:
+    """Train (or resume) one run; returns ``result.json``'s content, or the status dict of a diverged run
+    (``{"status": "diverged", ...}``). A completed run (``result.json`` present) is returned as is unless
+    ``force`` (which discards the run directory's previous outputs)."""
+    import torch.distributed as dist
+
+    cfg = config
+    configure_threads(cfg)
+    init_distributed(cfg.parallel.tensor_model_parallel_size, cfg.parallel.pipeline_model_parallel_size)
+    out = Path(cfg.output_dir)
+    is_rank0 = dist.get_rank() == 0
+    existing = None
+    if is_rank0:
+        out.mkdir(parents=True, exist_ok=True)
+        try:
+            existing = _check_existing(cfg, out, force)
+            error = None
+        except Exception as exc:  # share the decision with the other ranks before raising
+            error = exc
+    decision = [None]
+    if is_rank0:
+        decision = [{"existing": existing, "error": str(error) if error else None}]
+    dist.broadcast_object_list(decision, src=0)
+    if is_rank0 and error is not None:
+        raise error
+    if decision[0]["error"]:
+        raise ConfigError(decision[0]["error"])
+    if decision[0]["existing"] is not None:
+        if is_rank0:
+            log.info("%s: already %s; not re-running (use --force to redo)", out,
+                     decision[0]["existing"].get("status"))
+        return decision[0]["existing"]
+
+    run = _Run(cfg)
+    run.tb = None
+    try:
+        return _train(run)
+    finally:
+        if run.tb is not None:
+            run.tb.close()
+        run.__dict__.clear()
+        del run
+        gc.collect()
+
+
+def _train(run: _Run) -> dict:
+    cfg, out = run.cfg, run.out
+    run.build()
+    if run.is_rank0:
+        ckpt.remove_stale_temp(out)
+        atomic_write_yaml(out / "config.yaml", config_to_dict(cfg))
+        (out / "status.json").unlink(missing_ok=True)
+        if cfg.tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+                run.tb = SummaryWriter(str(out / "tensorboard"))
+            except Exception as exc:  # tensorboard not installed: metrics.jsonl only
+                log.warning("tensorboard requested but unavailable (%s); writing metrics.jsonl only", exc)
+    run.barrier()
+    resumed = run.try_resume()
+    if not resumed and run.is_rank0:
+        atomic_write_text(out / "metrics.jsonl", "")
+        log.info("run %s: %s, %d params (%d non-embedding), vocab %d, spec %s, %d steps x %d seqs x %d tokens",
+                 run.run_id, cfg.preset, run.num_parameters["total"], run.num_parameters["non_embedding"],
+                 run.plan.vocab_size, run.plan.spec_name, cfg.optim.train_steps, cfg.optim.global_batch_size,
+                 cfg.model.seq_length)
+    o = cfg.optim
+    tokens_per_step = o.global_batch_size * cfg.model.seq_length
+    interval_loss, interval_steps, interval_time = 0.0, 0, 0.0
+    while run.step < o.train_steps:
+        t0 = time.perf_counter()
+        lr = run.current_lr()
+        loss, grad_norm = run.train_step()
+        dt = time.perf_counter() - t0
+        if not math.isfinite(loss) or not math.isfinite(grad_norm):
+            status = {"status": "diverged", "step": run.step + 1, "train_loss": loss if math.isfinite(loss)
+                      else str(loss), "grad_norm": grad_norm if math.isfinite(grad_norm) else str(grad_norm),
+                      "run_id": run.run_id}
+            if run.is_rank0:
+                _write_status(out, status)
+                log.error("run %s diverged at step %d (loss %s, grad norm %s)", run.run_id, run.step + 1, loss,
+                          grad_norm)
+            run.barrier()
+            return status
+        run.step += 1
+        run.tokens += tokens_per_step
+        run.train_time_s += dt
+        interval_loss += loss
+        interval_steps += 1
+        interval_time += dt
+        do_eval = run.step % cfg.eval.eval_interval == 0 or run.step == o.train_steps
+        if run.step % cfg.log_interval == 0 or do_eval:
+            row = {"step": run.step, "train_loss": interval_loss / interval_steps, "lr": lr,
+                   "grad_norm": grad_norm, "tokens": run.tokens,
+                   "tokens_per_s": interval_steps * tokens_per_step / interval_time,
+                   "elapsed_s": run.train_time_s}
+            if do_eval:
+                val = run.evaluate()
+                row["val_loss"] = val
+                row["val_loss_average"] = float(np.mean(list(val.values())))
+            run._append_metrics(row)
+            if run.is_rank0:
+                log.info("step %d/%d loss %.4f lr %.2e %.0f tok/s%s", run.step, o.train_steps, row["train_loss"],
+                         lr, row["tokens_per_s"],
+                         f" val {row['val_loss_average']:.4f}" if do_eval else "")
+            interval_loss, interval_steps, interval_time = 0.0, 0, 0.0
+        if (cfg.checkpoint.interval and run.step % cfg.checkpoint.interval == 0) or run.step == o.train_steps:
+            run.save()
+    final = next(r for r in reversed(run.metrics) if "val_loss" in r)
+    result = {
+        "status": "completed",
+        "run_id": run.run_id,
+        "mixture": run.mixture.as_dict(),
+        "mixture_hash": run.mixture.hash,
+        "seed": cfg.seed,
+        "steps": run.step,
+        "tokens": run.tokens,
+        "val_loss": final["val_loss"],
+        "val_loss_average": final["val_loss_average"],
+        "train_loss": final["train_loss"],
+        "elapsed_s": run.train_time_s,
+        "tokens_per_s": run.tokens / run.train_time_s if run.train_time_s > 0 else None,
+        "preset": cfg.preset,
+        "config_hash": config_hash(_identity(cfg)),
+        "num_parameters": run.num_parameters,
+        "validation_tokens": run.valid.num_tokens,
+    }
+    if run.is_rank0:
+        atomic_write_json(out / "result.json", result)
+    run.barrier()
+    return result
