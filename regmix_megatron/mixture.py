@@ -168,11 +168,43 @@ class Mixture:
 
         path = Path(path)
         obj = read_yaml(path) if path.suffix in (".yaml", ".yml") else read_json(path)
+        _refuse_duplicate_keys(path)
         if isinstance(obj, Mapping) and "weights" in obj:
             obj = obj["weights"]
         if not isinstance(obj, Mapping):
             raise DataError(f"{path}: expected a mapping of domain -> weight (or {{'weights': {{...}}}})")
         return cls.from_dict(obj, tolerance=tolerance, source=str(path))
+
+
+def _refuse_duplicate_keys(path: Path) -> None:
+    """JSON and YAML parsers keep the last of repeated keys silently; a mixture file listing a domain twice
+    is refused instead (the file has already been parsed once, so it exists and is valid)."""
+    text = path.read_text(encoding="utf-8")
+    if path.suffix in (".yaml", ".yml"):
+        import yaml
+
+        class _StrictLoader(yaml.SafeLoader):
+            pass
+
+        def _mapping(loader, node, deep=False):
+            keys = [loader.construct_object(k, deep=deep) for k, _ in node.value]
+            dup = sorted({str(k) for k in keys if keys.count(k) > 1})
+            if dup:
+                raise MixtureError(f"{path}: domain(s) {dup} listed more than once: list each domain once")
+            return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+        _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
+        yaml.load(text, Loader=_StrictLoader)
+        return
+
+    def _pairs(pairs):
+        keys = [k for k, _ in pairs]
+        dup = sorted({k for k in keys if keys.count(k) > 1})
+        if dup:
+            raise MixtureError(f"{path}: domain(s) {dup} listed more than once: list each domain once")
+        return dict(pairs)
+
+    json.loads(text, object_pairs_hook=_pairs)
 
 
 def normalize_exact(w: np.ndarray) -> np.ndarray:
