@@ -16,13 +16,15 @@ What it draws (defaults are the method's, see ``../shared/notes/regmix-method.md
 When the bounds make rejection sampling hopeless (the measured acceptance rate is too low to fill the request
 within ``max_rounds`` rounds), the sampler does not return fewer mixtures. With ``fallback="project"`` (the
 default) it maps each raw draw into the feasible region: capped domains are set to their cap and the excess
-mass is redistributed to the still-free domains in proportion to their current weights (in proportion to the
-tempered prior when they are all zero); domains below their lower bound are lifted to it and the deficit is
-taken from the others in proportion to their slack; this is repeated until the draw is feasible, then
-``min_weight`` zeroing and exact renormalization are applied again. The effect on the distribution: it is no
-longer the Dirichlet *conditioned* on the box (which rejection gives) but the Dirichlet *pushed into* the box,
-so a binding cap becomes an atom (many mixtures sit exactly at the cap) and the uncapped domains get
-correspondingly more mass. With ``fallback="raise"`` the sampler raises instead, naming the binding
+mass is redistributed to the still-free domains in proportion to a second, independent draw from the same
+Dirichlet (so projected mixtures stay spread over the feasible region instead of collapsing onto a few
+vertices; the tempered prior is used when that draw is zero on every free domain); domains below their lower
+bound are lifted to it and the deficit is taken from the others in proportion to their slack; this is
+repeated until the draw is feasible, then ``min_weight`` zeroing and exact renormalization are applied again
+(and the projection repeated if zeroing broke a lower bound). The effect on the distribution: it is no longer
+the Dirichlet *conditioned* on the box (which rejection gives) but the Dirichlet *pushed into* the box, so a
+binding cap becomes an atom (many mixtures have that domain exactly at its cap) and the uncapped domains get
+correspondingly more mass, spread like the Dirichlet itself. With ``fallback="raise"`` the sampler raises instead, naming the binding
 constraint (the domain and bound that rejected most draws). Rows produced by projection are counted in
 :attr:`SampleStats.num_projected`.
 
@@ -315,8 +317,10 @@ def _feasible(w: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray
 
 
 def _project(w: np.ndarray, lower: np.ndarray, upper: np.ndarray, q: np.ndarray, min_weight: float,
-             max_iters: int = 0) -> np.ndarray:
-    """Push rows into ``lower <= w <= upper`` by iterative proportional redistribution (module docstring)."""
+             shares: np.ndarray, max_iters: int = 0) -> np.ndarray:
+    """Push rows into ``lower <= w <= upper`` by iterative redistribution (module docstring): excess mass
+    goes to the still-free domains in proportion to ``shares`` (one independent Dirichlet draw per row),
+    deficits are taken from the other domains in proportion to their slack above their lower bound."""
     w = w.copy()
     d = w.shape[1]
     max_iters = max_iters or 4 * d + 8
@@ -332,7 +336,7 @@ def _project(w: np.ndarray, lower: np.ndarray, upper: np.ndarray, q: np.ndarray,
             if np.any(give):
                 room = upper - w[give]
                 free = room > 0
-                base = np.where(free, w[give], 0.0)
+                base = np.where(free, shares[give], 0.0)
                 empty = base.sum(axis=1) <= 0
                 base[empty] = np.where(free[empty], q, 0.0)
                 base /= base.sum(axis=1, keepdims=True)
@@ -383,7 +387,9 @@ class _Drawer:
         out = []
         got = 0
         for _ in range(100):
-            w = _project(self.raw(n - got), self.lower, self.upper, self.q, self.config.min_weight)
+            m = n - got
+            shares = _draw_dirichlet(self.rng, self.q, self.strengths, m)
+            w = _project(self.raw(m), self.lower, self.upper, self.q, self.config.min_weight, shares)
             w = w[_feasible(w, self.lower, self.upper)]
             out.append(w)
             got += len(w)
