@@ -2,11 +2,15 @@
 # A real single-node SLURM cluster on localhost (munge + slurmctld + slurmd), for tests and demos.
 #
 #   tools/slurm_local.sh start    install (apt, root) if missing, write config, start daemons, wait for idle
-#   tools/slurm_local.sh stop     SIGTERM exactly the daemons this script started (by recorded PID)
+#   tools/slurm_local.sh stop [PIDFILE]
+#                                 SIGTERM exactly the daemons this script started (by recorded PID), or only
+#                                 those listed in PIDFILE (see REGMIX_SLURM_STARTED_FILE)
 #   tools/slurm_local.sh status   show daemons and `sinfo`; exit 0 if the cluster answers, 1 if not
 #   tools/slurm_local.sh env      print `export SLURM_CONF=...` (clients need it: eval "$(tools/slurm_local.sh env)")
 #
 # Idempotent: `start` on a running cluster does nothing; `stop` leaves alone daemons it did not start.
+# With REGMIX_SLURM_STARTED_FILE=FILE, `start` also appends "name pid" of each daemon it starts to FILE, so a
+# caller (the test suite) can later `stop FILE` exactly what its own `start` started.
 # State (config, spool, logs, PID records) lives in $REGMIX_SLURM_STATE (default /var/tmp/regmix-slurm; not under
 # /root: munged refuses state dirs it cannot reach). Debian 12's slurm-wlm 22.05 without systemd or cgroups:
 # proctrack/linuxproc, task/none, no accounting (facts in ../shared/notes/slurm-local.md).
@@ -52,7 +56,10 @@ alive() {  # alive NAME PID: the PID exists and runs NAME
     [[ -n "$pid" && -r /proc/$pid/comm ]] && [[ "$(cat /proc/$pid/comm 2>/dev/null)" == "$name" ]]
 }
 
-record() { echo "$1 $2" >>"$PIDS"; }
+record() {
+    echo "$1 $2" >>"$PIDS"
+    if [[ -n "${REGMIX_SLURM_STARTED_FILE:-}" ]]; then echo "$1 $2" >>"$REGMIX_SLURM_STARTED_FILE"; fi
+}
 
 munge_works() { munge -n 2>/dev/null | unmunge >/dev/null 2>&1; }
 
@@ -172,7 +179,8 @@ cmd_start() {
 }
 
 cmd_stop() {
-    [[ -f "$PIDS" ]] || { log "nothing to stop (no $PIDS)"; return 0; }
+    local list="${1:-$PIDS}"
+    [[ -f "$list" ]] || { log "nothing to stop (no $list)"; return 0; }
     local name pid
     # reverse start order: slurmd, slurmctld, munged
     while read -r name pid; do
@@ -182,8 +190,13 @@ cmd_stop() {
             for i in $(seq 1 100); do alive "$name" "$pid" || break; sleep 0.1; done
             if alive "$name" "$pid"; then log "$name (pid $pid) still running 10 s after SIGTERM"; else log "stopped $name (pid $pid)"; fi
         fi
-    done < <(tac "$PIDS")
-    rm -f "$PIDS"
+    done < <(tac "$list")
+    if [[ "$list" == "$PIDS" ]]; then
+        rm -f "$PIDS"
+    elif [[ -f "$PIDS" ]]; then  # forget the stopped daemons in the script's own record too
+        grep -vxF -f "$list" "$PIDS" >"$PIDS.tmp" || true
+        mv "$PIDS.tmp" "$PIDS"
+    fi
 }
 
 cmd_status() {
@@ -204,7 +217,7 @@ cmd_status() {
 
 case "${1:-}" in
     start) cmd_start ;;
-    stop) cmd_stop ;;
+    stop) cmd_stop "${2:-}" ;;
     status) cmd_status ;;
     env) echo "export SLURM_CONF=$CONF" ;;
     *) echo "usage: $0 start|stop|status|env" >&2; exit 2 ;;

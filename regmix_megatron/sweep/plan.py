@@ -28,7 +28,7 @@ SWEEP_FILE = "sweep.json"
 RUNS_DIR = "runs"
 RUN_CONFIG = "config.yaml"
 #: Train-config fields the sweep sets per run; a value in the proxy config is a default or is replaced.
-PER_RUN_FIELDS = ("mixture", "seed", "output_dir")
+PER_RUN_FIELDS = ("mixture", "seed", "output_dir", "run_id")
 
 
 class SweepError(RegmixError):
@@ -78,6 +78,7 @@ class Sweep:
         cfg["mixture"] = run.mixture.as_dict()
         cfg["seed"] = run.seed
         cfg["output_dir"] = str(self.run_dir(run.run_id))
+        cfg["run_id"] = run.run_id
         return cfg
 
     def to_json_obj(self) -> dict:
@@ -191,7 +192,7 @@ def resolve_train_config(path: str | os.PathLike) -> tuple[dict, dict]:
     if not domains.is_file():
         raise ConfigError(f"{path}: domains={str(domains)!r} does not exist: give an existing domains.json path")
     defaults = {k: cfg.pop(k) for k in PER_RUN_FIELDS if k in cfg}
-    for key in ("mixture", "output_dir"):
+    for key in ("mixture", "output_dir", "run_id"):
         if key in defaults:
             log.info("%s: field %r is set per run by the sweep; the value in the file is ignored", path, key)
     cfg["domains"] = str(domains.resolve())
@@ -200,24 +201,10 @@ def resolve_train_config(path: str | os.PathLike) -> tuple[dict, dict]:
 
 
 def _validate_train_config(cfg: Mapping[str, Any], source: str) -> None:
-    """Check the proxy config against the trainer's own config class when it is importable (pure module)."""
-    try:
-        from .. import train_config as tc
-    except ImportError:
-        return
-    probe = dict(cfg, mixture=None, output_dir="/nonexistent-probe")
-    loader = getattr(tc, "load_train_config", None)
-    try:
-        if loader is not None:
-            loader(probe, source=source)
-        elif hasattr(tc, "TrainConfig"):
-            from ..configs import load_config
+    """Check the proxy config with the trainer's own (pure) config loader: field errors surface at plan time."""
+    from ..train_config import build_train_config
 
-            load_config(tc.TrainConfig, probe, source=source)
-    except ConfigError:
-        raise
-    except Exception as exc:  # the loader may insist on a mixture; we only want field errors
-        log.debug("train config probe of %s: %s", source, exc)
+    build_train_config(dict(cfg, mixture=None, output_dir="/validation-probe"), source=source)
 
 
 def config_hash_of(train_config: Mapping[str, Any]) -> str:

@@ -140,7 +140,8 @@ def read_result(run_dir: Path) -> dict | None:
 
 
 def read_run_state(run_dir: str | os.PathLike, max_attempts: int = DEFAULT_MAX_ATTEMPTS,
-                   now: float | None = None) -> RunState:
+                   now: float | None = None, ignore_lock: bool = False) -> RunState:
+    """``ignore_lock``: the caller holds the lock (a worker deciding whether to start another attempt)."""
     run_dir = Path(run_dir)
     run_id = run_dir.name
     attempts = tuple(attempt_records(run_dir))
@@ -152,7 +153,7 @@ def read_run_state(run_dir: str | os.PathLike, max_attempts: int = DEFAULT_MAX_A
     status = _read_json_or_none(run_dir / STATUS_FILE)
     if isinstance(status, dict) and status.get("status") == DIVERGED:
         return RunState(status=FAILED, reason=_describe(status), **common)
-    lock = _read_json_or_none(run_dir / LOCK_FILE)
+    lock = None if ignore_lock else _read_json_or_none(run_dir / LOCK_FILE)
     if lock_is_fresh(lock, now):
         return RunState(status=RUNNING, lock=lock, **common)
     failed = [a for a in attempts if a.get("outcome") == ATTEMPT_FAILED]

@@ -52,18 +52,19 @@ def execute_run(run_dir: str | os.PathLike, command: Sequence[str], *, env: Mapp
         return st.read_run_state(run_dir, max_attempts)
     try:
         while True:
-            current = st.read_run_state(run_dir, max_attempts)
+            current = st.read_run_state(run_dir, max_attempts, ignore_lock=True)
             if current.status in (st.DONE, st.FAILED) or (stop is not None and stop.is_set()):
-                return current
+                break
             attempt = max((int(a["attempt"]) for a in current.attempts), default=0) + 1
             _set_aside_status(run_dir, attempt - 1)
             lock_info.update(attempt=attempt)
             outcome = _run_attempt(run_dir, attempt, command, env, lock_info, stop, on_start, children)
             log.info("run %s attempt %d: %s", run_id, attempt, outcome)
             if outcome == st.INTERRUPTED:
-                return st.read_run_state(run_dir, max_attempts)
+                break
     finally:
         st.release_lock(run_dir, token)
+    return st.read_run_state(run_dir, max_attempts)
 
 
 def _set_aside_status(run_dir: Path, previous_attempt: int) -> None:

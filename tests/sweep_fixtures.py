@@ -1,0 +1,115 @@
+"""Fixtures and helpers for the sweep tests (imported by tests/test_sweep*.py).
+
+- ``slurm_cluster`` (session): a real single-node SLURM cluster from ``tools/slurm_local.sh``. Started if not
+  already running; at the end only the daemons this session started are stopped. Skips with the script's
+  message when slurm cannot be installed or started (e.g. not root, no apt).
+- ``write_domains_json``: a small but valid domains.json for planning tests (no data files needed to plan).
+- ``MECHANICS_TRAINER``: a tiny real script used ONLY to test executor mechanics (locks, retries, logs); every
+  test of sweep outcomes uses the real ``regmix-megatron train``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SLURM_SCRIPT = REPO / "tools" / "slurm_local.sh"
+DOMAINS = ("arxiv", "code", "web")
+
+
+def write_domains_json(directory: Path, domains=DOMAINS) -> Path:
+    """A domains manifest with made-up prefixes (planning reads names and token counts only)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    obj = {
+        "format": "regmix-megatron/domains/v1",
+        "tokenizer": {"type": "sentencepiece", "model": "spm.model", "sha256": "0" * 64, "vocab_size": 512,
+                      "eod_id": 2},
+        "domains": [{"name": d, "splits": {s: [{"prefix": f"{d}/{s}_text_document", "num_documents": 10,
+                                                "num_sequences": 10, "num_tokens": 1000 * (i + 1)}]
+                                           for s in ("train", "valid")}}
+                    for i, d in enumerate(domains)],
+    }
+    path = directory / "domains.json"
+    path.write_text(json.dumps(obj, indent=2))
+    return path
+
+
+#: A stand-in trainer for executor mechanics: reads the run's config.yaml, then behaves as told by files in the
+#: run directory: ``fail-times`` (fail that many attempts first), ``diverge`` (write status.json diverged),
+#: ``sleep`` (seconds to sleep first). On success writes result.json atomically, like the real trainer.
+MECHANICS_TRAINER = r'''
+import json, os, sys, time, yaml
+cfg_path, out = sys.argv[1], sys.argv[2]
+cfg = yaml.safe_load(open(cfg_path))
+starts = os.path.join(out, "starts.log")
+with open(starts, "a") as fh:
+    fh.write(f"{os.getpid()}\n")
+n_starts = sum(1 for _ in open(starts))
+def read(name, default=None):
+    p = os.path.join(out, name)
+    return open(p).read().strip() if os.path.exists(p) else default
+if read("sleep"):
+    time.sleep(float(read("sleep")))
+if n_starts <= int(read("fail-times", "0")):
+    print("mechanics trainer: failing on purpose", flush=True)
+    sys.exit(7)
+if read("diverge"):
+    json.dump({"status": "diverged", "step": 3}, open(os.path.join(out, "status.json"), "w"))
+    sys.exit(3)
+mix = cfg["mixture"]
+val = {d: 5.0 - 2.0 * w for d, w in mix.items()}
+tmp = os.path.join(out, ".result.tmp")
+json.dump({"status": "completed", "run_id": cfg["run_id"], "mixture": mix, "seed": cfg["seed"],
+           "val_loss": val}, open(tmp, "w"))
+os.replace(tmp, os.path.join(out, "result.json"))
+print("mechanics trainer: done", flush=True)
+'''
+
+
+def mechanics_command(tmp_path: Path, run_dir: Path) -> list[str]:
+    script = tmp_path / "mechanics_trainer.py"
+    if not script.exists():
+        script.write_text(MECHANICS_TRAINER)
+    return [sys.executable, str(script), str(run_dir / "config.yaml"), str(run_dir)]
+
+
+def _slurm(cmd: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(SLURM_SCRIPT), cmd], capture_output=True, text=True, timeout=timeout,
+                          env=env)
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster(tmp_path_factory):
+    """SLURM_CONF of a running single-node cluster (started here if needed, stopped here if started here)."""
+    env = dict(os.environ)
+    state_dir = env.setdefault("REGMIX_SLURM_STATE", "/var/tmp/regmix-slurm")
+    started_file = tmp_path_factory.mktemp("slurm") / "started.pids"
+    env["REGMIX_SLURM_STARTED_FILE"] = str(started_file)
+    proc = _slurm("start", env)
+    if proc.returncode == 3:
+        pytest.skip(f"SLURM cannot be installed here: {proc.stderr.strip()}")
+    if proc.returncode != 0:
+        if os.geteuid() != 0:
+            pytest.skip(f"SLURM cannot be started without root: {proc.stderr.strip()}")
+        raise RuntimeError(f"tools/slurm_local.sh start failed ({proc.returncode}):\n{proc.stderr}")
+    conf = str(Path(state_dir) / "slurm.conf")
+    old = os.environ.get("SLURM_CONF")
+    os.environ["SLURM_CONF"] = conf
+    try:
+        yield conf
+    finally:
+        if old is None:
+            os.environ.pop("SLURM_CONF", None)
+        else:
+            os.environ["SLURM_CONF"] = old
+        if started_file.exists() and started_file.read_text().strip():
+            stop = subprocess.run(["bash", str(SLURM_SCRIPT), "stop", str(started_file)], capture_output=True,
+                                  text=True, timeout=120, env=env)
+            if stop.returncode != 0:
+                print(f"tools/slurm_local.sh stop failed: {stop.stderr}", file=sys.stderr)
