@@ -1,0 +1,175 @@
+"""Export: every Megatron-LM blend format round-trips through megatron-core's own parsing."""
+
+import json
+
+import numpy as np
+import pytest
+from megatron.core.datasets.blended_megatron_dataset_config import BlendedMegatronDatasetConfig
+from megatron.core.datasets.utils import get_blend_from_list
+
+from regmix_megatron import cli
+from regmix_megatron.errors import DataError
+from regmix_megatron.export import (blend_for_split, export_mixture, format_data_path, load_mixture_arg,
+                                    per_split_data_args)
+from regmix_megatron.manifest import Domain, DomainRegistry, PrefixInfo, TokenizerInfo
+from regmix_megatron.mixture import Mixture
+
+TOKENS = {"books": [4000], "code": [1000, 3000], "web": [9000], "wiki": [500]}
+
+
+def make_registry(root, tokens=TOKENS) -> DomainRegistry:
+    domains = []
+    for name, sizes in tokens.items():
+        splits = {}
+        for split in ("train", "valid", "test"):
+            counts = sizes if split == "train" else [100]
+            splits[split] = tuple(PrefixInfo(str(root / name / f"{split}_{k}_text_document"), 3, 3, n)
+                                  for k, n in enumerate(counts))
+        domains.append(Domain(name=name, splits=splits))
+    tok = TokenizerInfo("sentencepiece", str(root / "tok.model"), "0" * 64, 512, 2)
+    reg = DomainRegistry(domains=tuple(domains), tokenizer=tok, path=str(root / "domains.json"))
+    reg.save(root / "domains.json")
+    return DomainRegistry.load(root / "domains.json")
+
+
+def megatron_read_per_split(path):
+    """What Megatron-LM does with --per-split-data-args-path: json.load, split string entries on whitespace,
+    each of train/valid/test (all required) through get_blend_from_list."""
+    with open(path) as f:
+        obj = json.load(f)
+    for split in ("train", "valid", "test"):
+        if isinstance(obj[split], str):
+            obj[split] = obj[split].split()
+    return [get_blend_from_list(obj["train"]), get_blend_from_list(obj["valid"]), get_blend_from_list(obj["test"])]
+
+
+def domain_weights(registry, prefixes, weights):
+    out = {}
+    for p, w in zip(prefixes, weights):
+        name = next(d.name for d in registry.domains for q in d.prefixes("train") if q.path == p)
+        out[name] = out.get(name, 0.0) + w
+    return out
+
+
+@pytest.fixture()
+def registry(tmp_path):
+    return make_registry(tmp_path)
+
+
+MIXTURES = [
+    {"books": 0.1, "code": 0.3, "web": 0.6, "wiki": 0.0},
+    {"books": 0.0, "code": 0.0, "web": 1.0, "wiki": 0.0},
+    {"books": 0.123456789012345, "code": 0.2, "web": 0.0, "wiki": 0.676543210987655},
+]
+
+
+@pytest.mark.parametrize("weights", MIXTURES)
+def test_every_format_round_trips_through_megatron(registry, tmp_path, weights):
+    mixture = Mixture.from_dict(weights)
+    prefixes, ws = blend_for_split(registry, mixture)
+    files = export_mixture(registry, mixture, tmp_path / "out")
+
+    # --data-path "w1 p1 ...": Megatron-LM's argparse gives a list of whitespace-separated tokens.
+    parsed_cli = get_blend_from_list(files["data_path"].read_text().split())
+    # --data-args-path FILE: Megatron-LM reads the file and splits it on whitespace.
+    parsed_file = get_blend_from_list(files["data_args"].read_text().split())
+    # --per-split-data-args-path FILE.json
+    train, valid, test = megatron_read_per_split(files["per_split_data_args"])
+    for parsed in (parsed_cli, parsed_file, train):
+        assert parsed[0] == prefixes
+        assert parsed[1] == ws  # exact: weights written with repr
+        back = domain_weights(registry, *parsed)
+        assert set(back) == set(mixture.nonzero())  # zero-weight domains dropped, none vanished
+        for name, w in mixture.nonzero().items():
+            assert back[name] == pytest.approx(w, rel=1e-15, abs=0)
+        assert all(w > 0 for w in parsed[1])
+        assert Mixture.from_dict(back).restrict(registry.names).as_array() == pytest.approx(mixture.as_array(),
+                                                                                            abs=1e-15)
+
+    # valid/test: every domain's prefixes unweighted (zero-weight ones too), for --multiple-validation-sets
+    for split, blend in (("valid", valid), ("test", test)):
+        assert blend[1] is None
+        assert blend[0] == [p.path for d in registry.domains for p in d.prefixes(split)]
+    # megatron-core accepts the three blends as a per-split config
+    config = BlendedMegatronDatasetConfig(random_seed=1, sequence_length=8, blend_per_split=[train, valid, test],
+                                          multiple_validation_sets=True)
+    assert config.blend_per_split[0] == train
+    assert Mixture.load(files["mixture"]) == mixture
+
+
+def test_multi_prefix_domain_split_by_token_count(registry):
+    mixture = Mixture.from_dict({"books": 0.2, "code": 0.4, "web": 0.4, "wiki": 0.0})
+    prefixes, weights = blend_for_split(registry, mixture)
+    code = {p: w for p, w in zip(prefixes, weights) if "/code/" in p}
+    assert len(code) == 2
+    w0, w1 = (code[p] for p in sorted(code))
+    assert w0 == pytest.approx(0.4 * 1000 / 4000, abs=1e-16) and w1 == pytest.approx(0.4 * 3000 / 4000, abs=1e-16)
+    assert not any("/wiki/" in p for p in prefixes)
+
+
+def test_refuses_unknown_or_missing_domains(registry, tmp_path):
+    with pytest.raises(DataError, match=r"unknown \['news'\]"):
+        export_mixture(registry, Mixture.from_dict({"books": 0.5, "code": 0.1, "web": 0.2, "wiki": 0.1,
+                                                    "news": 0.1}), tmp_path / "x")
+    with pytest.raises(DataError, match=r"missing \['wiki'\]"):
+        format_data_path(registry, Mixture.from_dict({"books": 0.5, "code": 0.25, "web": 0.25}))
+    assert not (tmp_path / "x").exists() or not any((tmp_path / "x").iterdir())
+
+
+def test_refuses_prefixes_megatron_would_misread(tmp_path):
+    reg = make_registry(tmp_path, {"a b": [10], "c": [10]})
+    with pytest.raises(DataError, match="whitespace"):
+        format_data_path(reg, Mixture.from_dict({"a b": 0.5, "c": 0.5}))
+
+
+def test_domain_without_valid_data_is_not_dropped_silently(tmp_path):
+    reg = make_registry(tmp_path)
+    domains = list(reg.domains)
+    domains[0] = Domain(name=domains[0].name, splits={"train": domains[0].prefixes("train")})
+    reg = DomainRegistry(domains=tuple(domains), tokenizer=reg.tokenizer)
+    with pytest.raises(DataError, match=r"\['books'\] have no valid prefixes"):
+        per_split_data_args(reg, Mixture.from_dict({"books": 0.25, "code": 0.25, "web": 0.25, "wiki": 0.25}))
+
+
+def test_cli_export_from_sample_jsonl_line(registry, tmp_path, capsys):
+    out = tmp_path / "mix.jsonl"
+    assert cli.main(["sample", "--domains", str(tmp_path / "domains.json"), "--num-samples", "6", "--seed", "1",
+                     "--output", str(out)]) == 0
+    lines = out.read_text().splitlines()
+    assert len(lines) == 6 and (tmp_path / "mix.jsonl.sampler.yaml").is_file()
+    third = json.loads(lines[3])
+    assert cli.main(["export", "--mixture", f"{out}:3", "--domains", str(tmp_path / "domains.json"),
+                     "--output-dir", str(tmp_path / "e")]) == 0
+    m = Mixture.load(tmp_path / "e" / "mixture.json")
+    assert m.hash == third["hash"] and m.as_dict() == third["weights"]
+    assert cli.main(["export", "--mixture", str(out), "--index", "3", "--domains", str(tmp_path / "domains.json"),
+                     "--output-dir", str(tmp_path / "e2")]) == 0
+    assert (tmp_path / "e2" / "data_args.txt").read_text() == (tmp_path / "e" / "data_args.txt").read_text()
+    assert load_mixture_arg(f"{out}:5") == Mixture.from_dict(json.loads(lines[5])["weights"])
+    with pytest.raises(DataError, match="has no line 6"):
+        load_mixture_arg(f"{out}:6")
+    # CLI errors name the flag
+    assert cli.main(["export", "--mixture", str(out), "--domains", str(tmp_path / "domains.json"),
+                     "--output-dir", str(tmp_path / "e3")]) == 2
+    assert "--mixture" in capsys.readouterr().err
+
+
+def test_edited_sample_line_is_refused(registry, tmp_path):
+    out = tmp_path / "mix.jsonl"
+    row = {"index": 0, "hash": "0123456789abcdef", "weights": {"books": 0.25, "code": 0.25, "web": 0.25, "wiki": 0.25}}
+    out.write_text(json.dumps(row) + "\n")
+    with pytest.raises(DataError, match="hash 0123456789abcdef does not match"):
+        load_mixture_arg(f"{out}:0")
+    out.write_text('{"weights": {"books": 0.5, "books": 0.25, "code": 0.25}}\n')
+    with pytest.raises(DataError, match="more than once"):
+        load_mixture_arg(f"{out}:0")
+
+
+def test_weights_are_exact_floats_on_disk(registry, tmp_path):
+    rng = np.random.default_rng(3)
+    w = rng.dirichlet(np.ones(4))
+    mixture = Mixture.from_array(registry.names, w)
+    files = export_mixture(registry, mixture, tmp_path / "o")
+    tokens = files["data_args"].read_text().split()
+    _, weights = blend_for_split(registry, mixture)
+    assert [float(t) for t in tokens[0::2]] == weights
