@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import logging
 import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Iterator, Mapping, Sequence
 
@@ -55,6 +56,8 @@ _SECTION = "sampler"
 
 #: Largest rejection-sampling batch (rows); with max_rounds it bounds the work before projection.
 _MAX_BATCH = 200_000
+#: First rejection batch, before the acceptance rate is known.
+_PILOT_BATCH = 16_384
 
 
 @dataclass
@@ -103,9 +106,9 @@ class SamplerConfig:
 
     def __post_init__(self) -> None:
         c = check
-        c(isinstance(self.num_samples, int) and self.num_samples > 0, _SECTION, "num_samples",
+        c(_integer(self.num_samples) and self.num_samples > 0, _SECTION, "num_samples",
           self.num_samples, "use a positive integer (the method uses 512)")
-        c(isinstance(self.seed, int) and not isinstance(self.seed, bool) and self.seed >= 0, _SECTION,
+        c(_integer(self.seed) and self.seed >= 0, _SECTION,
           "seed", self.seed, "use a non-negative integer")
         c(_finite(self.temperature) and 0 <= self.temperature <= 10, _SECTION, "temperature",
           self.temperature, "use a number in [0, 10] (the method uses 0.5)")
@@ -113,7 +116,7 @@ class SamplerConfig:
           "use a positive number (the method uses 0.1)")
         c(_finite(self.strength_max) and self.strength_max >= self.strength_min, _SECTION, "strength_max",
           self.strength_max, f"use a number >= strength_min={self.strength_min} (the method uses 5.0)")
-        c(isinstance(self.num_strengths, int) and self.num_strengths >= 1, _SECTION, "num_strengths",
+        c(_integer(self.num_strengths) and self.num_strengths >= 1, _SECTION, "num_strengths",
           self.num_strengths, "use a positive integer (the method uses 15)")
         c(_finite(self.min_weight) and 0 <= self.min_weight < 1, _SECTION, "min_weight", self.min_weight,
           "use a number in [0, 1) (the method uses 2e-4)")
@@ -128,14 +131,13 @@ class SamplerConfig:
         if self.max_epochs is not None:
             c(_finite(self.max_epochs) and self.max_epochs > 0, _SECTION, "max_epochs", self.max_epochs,
               "use a positive number of epochs (e.g. 1.5)")
-            c(isinstance(self.target_tokens, (int, float)) and not isinstance(self.target_tokens, bool)
-              and _finite(self.target_tokens) and self.target_tokens > 0, _SECTION, "target_tokens",
+            c(_finite(self.target_tokens) and self.target_tokens > 0, _SECTION, "target_tokens",
               self.target_tokens, "use a positive token count (the token budget of the target run)")
         for name in ("min_weights", "max_weights"):
             bounds = getattr(self, name)
             c(isinstance(bounds, Mapping), _SECTION, name, bounds, "give a mapping domain -> weight")
             for domain, value in bounds.items():
-                ok = isinstance(value, (int, float)) and not isinstance(value, bool) and _finite(value)
+                ok = _finite(value)
                 c(ok and 0 <= value <= 1, _SECTION, f"{name}[{domain!r}]", value, "use a weight in [0, 1]")
             object.__setattr__(self, name, {str(k): float(v) for k, v in bounds.items()})
         for domain, value in self.min_weights.items():
@@ -148,7 +150,7 @@ class SamplerConfig:
           self.dedup_min_distance, "use a non-negative distance (e.g. 1e-3)")
         c(self.dedup_metric in ("l1", "linf"), _SECTION, "dedup_metric", self.dedup_metric,
           'use "l1" or "linf"')
-        c(isinstance(self.max_rounds, int) and self.max_rounds >= 1, _SECTION, "max_rounds", self.max_rounds,
+        c(_integer(self.max_rounds) and self.max_rounds >= 1, _SECTION, "max_rounds", self.max_rounds,
           "use a positive integer")
         c(self.fallback in ("project", "raise"), _SECTION, "fallback", self.fallback,
           'use "project" (sample within the feasible region) or "raise"')
@@ -173,8 +175,12 @@ class SampleStats:
         return self.num_accepted / self.num_drawn if self.num_drawn else float("nan")
 
 
+def _integer(x) -> bool:
+    return isinstance(x, numbers.Integral) and not isinstance(x, (bool, np.bool_))
+
+
 def _finite(x) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+    return isinstance(x, numbers.Real) and not isinstance(x, (bool, np.bool_)) and math.isfinite(x)
 
 
 # ---- bounds ---------------------------------------------------------------------------------------------
@@ -289,12 +295,18 @@ def _draw_dirichlet(rng: np.random.Generator, q: np.ndarray, strengths: np.ndarr
     alpha = s[:, None] * q[None, :]
     active = q > 0
     alpha = np.where(active, alpha, 1.0)  # placeholder, masked below
-    log_g = np.log(rng.standard_gamma(alpha + 1.0)) + np.log(rng.random(alpha.shape)) / alpha
-    log_g = np.where(active[None, :], log_g, -np.inf)
+    log_g = rng.standard_gamma(alpha + 1.0)
+    np.log(log_g, out=log_g)
+    log_u = rng.random(alpha.shape)
+    np.log(log_u, out=log_u)
+    log_u /= alpha
+    log_g += log_u
+    if not np.all(active):
+        log_g[:, ~active] = -np.inf
     log_g -= log_g.max(axis=1, keepdims=True)
-    w = np.exp(log_g)
-    w /= w.sum(axis=1, keepdims=True)
-    return w
+    np.exp(log_g, out=log_g)
+    log_g /= log_g.sum(axis=1, keepdims=True)
+    return log_g
 
 
 def _normalize_rows_exact(w: np.ndarray) -> np.ndarray:
@@ -419,7 +431,7 @@ class _Drawer:
             return self.projected(n), 1
         rate = self.stats.acceptance_rate
         if not math.isfinite(rate) or rate <= 0:
-            batch = max(8 * n, 16_384)
+            batch = _PILOT_BATCH  # measure the acceptance rate first
         else:
             batch = int(1.3 * n / rate) + 64
         batch = int(min(batch, _MAX_BATCH))
@@ -524,9 +536,9 @@ def iter_candidates(tokens_per_domain: np.ndarray, config: SamplerConfig, num_ca
     given ``config.seed`` and ``chunk_size``; uses a random stream independent of :func:`sample_mixtures`.
     ``config.num_samples`` is ignored.
     """
-    if not isinstance(num_candidates, int) or num_candidates <= 0:
+    if not _integer(num_candidates) or num_candidates <= 0:
         raise RegmixError(f"num_candidates={num_candidates!r}: use a positive integer")
-    if not isinstance(chunk_size, int) or chunk_size <= 0:
+    if not _integer(chunk_size) or chunk_size <= 0:
         raise RegmixError(f"chunk_size={chunk_size!r}: use a positive integer")
     rng = np.random.default_rng(np.random.SeedSequence([config.seed, 1]))
     drawer = _Drawer(tokens_per_domain, config, domains, rng)
