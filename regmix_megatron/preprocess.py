@@ -205,9 +205,10 @@ class Encoder:
         self._pool = None
 
     def __enter__(self) -> "Encoder":
-        if self.workers == 1:
-            _init_worker(self.options)
-        else:
+        # In-process first: a model or Punkt directory that fails to load raises here, instead of failing in
+        # every pool initializer (multiprocessing would restart those forever).
+        _init_worker(self.options)
+        if self.workers > 1:
             import multiprocessing
 
             ctx = multiprocessing.get_context("spawn")  # safe even when torch/megatron are imported
@@ -413,3 +414,20 @@ def _complete(registry, corpus: dict[str, dict[str, Path]], read_counts) -> bool
                 if (counts.num_tokens, counts.num_documents) != (p.num_tokens, p.num_documents):
                     return False
     return True
+
+
+def preprocess_jsonl(input_path: str | os.PathLike, output_prefix: str | os.PathLike,
+                     tokenizer_model: str | os.PathLike, workers: int = 1, *, json_keys: Sequence[str] = ("text",),
+                     append_eod: bool = False, split_sentences: bool = False, skip_bad: bool = False,
+                     overwrite: bool = False, punkt_dir: str | os.PathLike | None = None) -> FileReport:
+    """One JSONL file -> ``<output_prefix>_<key>_{document|sentence}`` per key (Megatron-LM's naming)."""
+    from .tokenizer import identify
+
+    ident = identify(tokenizer_model)
+    if not json_keys or len(set(json_keys)) != len(json_keys):
+        raise RegmixError(f"--json-keys {list(json_keys)}: give one or more distinct keys")
+    options = EncodeOptions(model_path=ident.model, json_keys=tuple(json_keys), append_eod=append_eod,
+                            split_sentences=split_sentences, punkt_dir=str(punkt_dir) if punkt_dir else None)
+    with Encoder(options, workers=workers) as encoder:
+        return preprocess_file(input_path, output_prefix, encoder, ident.vocab_size, skip_bad=skip_bad,
+                               overwrite=overwrite)

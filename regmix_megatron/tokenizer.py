@@ -25,10 +25,10 @@ turns a tokenizer directory into the object Megatron's datasets want.
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import os
 import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -240,27 +240,26 @@ def train_tokenizer(corpus_dir: str | os.PathLike, output_dir: str | os.PathLike
     if overwrite:  # never leave an old metadata file describing a model that is being replaced
         for name in (INFO_FILE, METADATA_FILE):
             (output_dir / name).unlink(missing_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".tmp-tokenizer-", dir=output_dir) as tmp:
-        sample_path = Path(tmp) / "sample.txt"
-        sample_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        prefix = Path(tmp) / "spm"
-        try:
-            spm.SentencePieceTrainer.Train(
-                input=str(sample_path), model_prefix=str(prefix), model_type="bpe",
-                vocab_size=config.vocab_size, character_coverage=config.character_coverage,
-                byte_fallback=True, split_digits=True, allow_whitespace_only_pieces=True,
-                remove_extra_whitespaces=False, add_dummy_prefix=False, normalization_rule_name="identity",
-                max_sentence_length=MAX_SENTENCE_BYTES * 4, input_sentence_size=0, shuffle_input_sentence=False,
-                unk_id=UNK_ID, bos_id=BOS_ID, eos_id=EOS_ID, pad_id=PAD_ID, unk_piece="<unk>",
-                bos_piece="<s>", eos_piece="</s>", pad_piece="<pad>", hard_vocab_limit=True,
-                num_threads=config.num_threads, minloglevel=2,
-            )
-        except RuntimeError as exc:
-            raise DataError(f"SentencePiece training failed for vocab_size={config.vocab_size} on "
-                            f"{sum(taken.values())} bytes: {exc}; lower --vocab-size or sample more bytes "
-                            "(--sample-bytes-per-domain)") from None
-        with atomic_path(model_path) as tmp_model:
-            shutil.copyfile(str(prefix) + ".model", tmp_model)
+    model_bytes = io.BytesIO()
+    try:
+        # Lines are streamed and the model comes back in memory: no temp paths end up in the model's
+        # trainer spec, so the same sample and config give a byte-identical model.
+        spm.SentencePieceTrainer.Train(
+            sentence_iterator=iter(lines), model_writer=model_bytes, model_type="bpe",
+            vocab_size=config.vocab_size, character_coverage=config.character_coverage,
+            byte_fallback=True, split_digits=True, allow_whitespace_only_pieces=True,
+            remove_extra_whitespaces=False, add_dummy_prefix=False, normalization_rule_name="identity",
+            max_sentence_length=MAX_SENTENCE_BYTES * 4, input_sentence_size=0, shuffle_input_sentence=False,
+            unk_id=UNK_ID, bos_id=BOS_ID, eos_id=EOS_ID, pad_id=PAD_ID, unk_piece="<unk>",
+            bos_piece="<s>", eos_piece="</s>", pad_piece="<pad>", hard_vocab_limit=True,
+            num_threads=config.num_threads, minloglevel=2,
+        )
+    except RuntimeError as exc:
+        raise DataError(f"SentencePiece training failed for vocab_size={config.vocab_size} on "
+                        f"{sum(taken.values())} bytes: {exc}; lower --vocab-size or sample more bytes "
+                        "(--sample-bytes-per-domain)") from None
+    with atomic_path(model_path) as tmp_model:
+        tmp_model.write_bytes(model_bytes.getvalue())
     training = {
         "corpus_dir": str(Path(corpus_dir).resolve()),
         "bytes_per_domain": taken,
