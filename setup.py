@@ -30,7 +30,7 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["regmix_megatron", "regmix_megatron.*"]),
     include_package_data=True,
-    package_data={"regmix_megatron": ["data/*", "presets/*.yaml"]},
+    package_data={"regmix_megatron": ["data/*", "data/punkt_en/*", "presets/*.yaml"]},
     install_requires=RUNTIME,
     extras_require={
         "dev": ["pytest==9.2.0"],
