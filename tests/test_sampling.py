@@ -61,6 +61,22 @@ def test_default_sample_respects_every_constraint(tokens, names):
     assert (w == 0).any(), "zeroing below min_weight should happen for sparse Dirichlet draws"
 
 
+def test_default_corpus_domains(indexed_fixture):
+    """The default corpus's domains (the committed fixture, tokenized): 512 mixtures, every constraint."""
+    from regmix_megatron.manifest import DomainRegistry
+
+    registry = DomainRegistry.load(indexed_fixture.domains_json)
+    tokens = registry.tokens_per_domain("train")
+    config = SamplerConfig(seed=0)
+    w = sample_mixtures(tokens, config, domains=registry.names)
+    assert_all_constraints(w, tokens, config, list(registry.names))
+    assert np.array_equal(w, sample_mixtures(tokens, SamplerConfig(seed=0), domains=registry.names))
+    # an epoch limit for a run of half the corpus at 1.5 epochs holds on every sample too
+    tight = SamplerConfig(seed=0, max_epochs=1.5, target_tokens=int(tokens.sum()) // 2)
+    assert_all_constraints(sample_mixtures(tokens, tight, domains=registry.names), tokens, tight,
+                           list(registry.names))
+
+
 def test_same_seed_same_output_other_seed_differs():
     c = SamplerConfig(seed=5, num_samples=128)
     a = sample_mixtures(PILE_TOKENS, c)
