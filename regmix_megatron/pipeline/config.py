@@ -84,7 +84,8 @@ class SampleSection:
     """How many mixtures to sample, i.e. how many proxy runs the sweep trains."""
     sampler: dict = field(default_factory=dict)
     """Fields of ``regmix_megatron.sampling.SamplerConfig`` (temperature, strengths, caps ...). The number of
-    mixtures and the seed come from this file; the epoch caps use the target runs' token budget."""
+    mixtures and the seed come from this file; with ``max_epochs`` set, ``target_tokens`` defaults to one target
+    run's token budget (steps x global batch x sequence length)."""
 
     def __post_init__(self) -> None:
         check(self.num_proxies >= 4, "sample", "num_proxies", self.num_proxies,
@@ -259,6 +260,10 @@ def validate_deep(cfg: PipelineConfig, source: str = "<config>") -> None:
         check(Path(cfg.tokenizer.model).is_file(), "tokenizer", "model", cfg.tokenizer.model,
               "give an existing SentencePiece .model file, or leave it out to train one")
     sampler_config(cfg, tokens_per_domain=None, target_tokens=None, source=source)
+    if cfg.executor.kind == "slurm":
+        from .stages import slurm_options
+
+        slurm_options(cfg)
     for name in ("proxy", "targets"):
         train_config(getattr(cfg, name), domains="domains.json", output_dir="run", seed=cfg.seed,
                      section_name=name, source=source)
@@ -273,8 +278,8 @@ def sampler_config(cfg: PipelineConfig, tokens_per_domain: Any, target_tokens: i
     data = dict(cfg.sample.sampler)
     names = {f for f in SamplerConfig.__dataclass_fields__}
     derived = {"num_samples": num_samples or cfg.sample.num_proxies, "seed": cfg.seed}
-    if target_tokens is not None:
-        derived["target_tokens"] = int(target_tokens)
+    if target_tokens is not None and data.get("max_epochs") is not None:
+        derived["target_tokens"] = int(target_tokens)  # the epoch cap refers to one target run's budget
     for key, value in derived.items():
         if key in names and key not in data:
             data[key] = value

@@ -132,6 +132,276 @@ def run_indexed(ctx: StageContext) -> StageOutput:
                        summary=f"{sum(tokens.values()) / 1e6:.2f}M train tokens in {len(tokens)} domains")
 
 
+# ---- sample ---------------------------------------------------------------------------------------------
+def _registry(ctx: StageContext):
+    from ..manifest import DomainRegistry
+
+    return DomainRegistry.load(ctx.path("indexed", "domains"))
+
+
+def target_train_tokens(cfg: PipelineConfig) -> int:
+    """Token budget of one target run (what the epoch caps of the sampler refer to)."""
+    return run_tokens(train_config(cfg.targets, domains="domains.json", output_dir="run", seed=cfg.seed,
+                                   section_name="targets"))
+
+
+def sample_inputs(cfg: PipelineConfig) -> dict:
+    return {"num_proxies": cfg.sample.num_proxies, "sampler": dict(cfg.sample.sampler), "seed": cfg.seed,
+            "target_tokens": target_train_tokens(cfg)}
+
+
+def run_sample(ctx: StageContext) -> StageOutput:
+    import json
+
+    from ..fileio import atomic_write_text
+    from ..mixture import Mixture
+    from ..sampling import SampleStats, sample_mixtures
+    from .config import sampler_config
+
+    cfg: PipelineConfig = ctx.config
+    registry = _registry(ctx)
+    tokens = registry.tokens_per_domain("train")
+    scfg = sampler_config(cfg, tokens, target_tokens=target_train_tokens(cfg))
+    stats = SampleStats()
+    weights = sample_mixtures(tokens, scfg, domains=registry.names, stats=stats)
+    mixtures = [Mixture.from_array(registry.names, row) for row in weights]
+    path = ctx.out / "sample" / "mixtures.jsonl"
+    atomic_write_text(path, "".join(json.dumps(m.to_json_obj()) + "\n" for m in mixtures))
+    return StageOutput(files={"mixtures": str(path)},
+                       values={"num_mixtures": len(mixtures), "num_projected": int(stats.num_projected)},
+                       summary=f"{len(mixtures)} mixtures over {len(registry.names)} domains")
+
+
+# ---- sweep ----------------------------------------------------------------------------------------------
+def _train_mapping(cfg: PipelineConfig, section, domains_path: str | Path) -> dict:
+    """The shared train config of a sweep, fully resolved (preset merged in) so that the ``config.yaml`` the
+    sweep writes into each run directory is exactly what the trainer resolves; per-run fields left out."""
+    tc = train_config(section, domains=str(Path(domains_path).resolve()), output_dir="unused", seed=cfg.seed,
+                      section_name="sweep")
+    data = tc.to_dict()
+    for key in ("mixture", "seed", "output_dir", "run_id"):
+        data.pop(key, None)
+    return data
+
+
+def proxy_inputs(cfg: PipelineConfig) -> dict:
+    return {"preset": cfg.proxy.preset, "overrides": dict(cfg.proxy.overrides), "seed": cfg.seed}
+
+
+def run_batch(ctx: StageContext, root: Path, mixtures, section, *, label: str, fraction: tuple[float, float]
+              = (0.0, 1.0), max_failed_fraction: float = 0.0):
+    """Plan and launch a set of runs as a sweep in ``root``; return (sweep, run id -> result of finished runs).
+
+    Finished runs are never repeated (the sweep skips them); a changed config starts a fresh sweep directory.
+    Progress is reported as the share of finished runs, mapped into ``fraction`` of the current stage. Runs
+    that failed for good are tolerated up to ``max_failed_fraction`` of the runs (they are reported).
+    """
+    from ..sweep import plan as sweep_plan
+    from ..sweep import state as sweep_state
+
+    cfg: PipelineConfig = ctx.config
+    mapping = _train_mapping(cfg, section, ctx.path("indexed", "domains"))
+    try:
+        sweep, _ = sweep_plan.plan_sweep(root, mixtures, mapping, cfg.seed)
+    except sweep_plan.SweepError as exc:
+        log.warning("%s: %s; its inputs changed, so it is planned afresh", root, exc)
+        _clear(root, ctx.out)
+        sweep, _ = sweep_plan.plan_sweep(root, mixtures, mapping, cfg.seed)
+    launch_sweep(ctx, sweep, label=label, fraction=fraction)
+    states = sweep_state.read_sweep_state(sweep)
+    failed = {rid: s for rid, s in states.items() if s.status != sweep_state.DONE}
+    for rid, s in failed.items():
+        log.warning("%s: run %s %s: %s (log %s)", label, rid, s.status, s.reason, s.log_path)
+    if len(failed) > max_failed_fraction * len(states):
+        lines = "; ".join(f"{rid}: {s.status} {s.reason} (log {s.log_path})" for rid, s in failed.items())
+        raise RegmixError(f"{label}: {len(failed)} of {len(states)} runs did not finish: {lines}. Fix the cause "
+                          f"and run again (finished runs are kept), or raise executor.max_retries")
+    return sweep, {rid: s.result for rid, s in states.items() if s.status == sweep_state.DONE}
+
+
+def launch_sweep(ctx: StageContext, sweep, *, label: str, fraction: tuple[float, float]) -> None:
+    """Execute the pending runs of ``sweep`` with the configured executor, reporting progress meanwhile."""
+    from ..sweep import state as sweep_state
+
+    cfg: PipelineConfig = ctx.config
+    ex = cfg.executor
+    total = max(len(sweep.runs), 1)
+    lo, hi = fraction
+
+    def report(kind: str, run_id: str, state) -> None:
+        states = sweep_state.read_sweep_state(sweep)
+        counts = sweep_state.count_statuses(states.values())
+        ctx.progress.update(lo + (hi - lo) * counts[sweep_state.DONE] / total,
+                            f"{label}: {counts[sweep_state.DONE]}/{total} runs done")
+
+    report("begin", "", None)
+    if ex.kind == "local":
+        from ..sweep.local import LocalOptions, launch_local, num_cores
+
+        threads = max(1, num_cores() // ex.num_parallel)
+        launch_local(sweep, LocalOptions(parallel=ex.num_parallel, threads_per_run=threads,
+                                         max_attempts=ex.max_retries + 1), on_event=report)
+    else:
+        from ..sweep import slurm
+
+        options = slurm_options(cfg)
+        previous = slurm.last_job_id(sweep)
+        if previous and slurm.queued_tasks(previous):  # a killed pipeline left its array running: wait for it
+            slurm.wait_for_job(previous, poll_s=5.0, on_poll=lambda: report("poll", "", None))
+        while slurm.submit(sweep, options) is not None:  # resubmits runs still pending (retries)
+            slurm.wait_for_job(slurm.last_job_id(sweep), poll_s=5.0, on_poll=lambda: report("poll", "", None))
+            if not any(s.status == sweep_state.PENDING for s in sweep_state.read_sweep_state(sweep).values()):
+                break
+
+
+def slurm_options(cfg: PipelineConfig):
+    """``SlurmOptions`` from ``executor.slurm`` (throttle = executor.num_parallel)."""
+    from ..configs import check
+    from ..sweep.slurm import SlurmOptions
+
+    data = dict(cfg.executor.slurm)
+    if "extra_sbatch_args" in data:
+        data["extra_sbatch_args"] = tuple(data["extra_sbatch_args"])
+    data.setdefault("throttle", cfg.executor.num_parallel)
+    data["max_attempts"] = cfg.executor.max_retries + 1
+    known = set(SlurmOptions.__dataclass_fields__)
+    unknown = sorted(set(data) - known)
+    check(not unknown, "executor", "slurm", unknown, f"unknown SLURM option(s); known: {sorted(known)}")
+    return SlurmOptions(**data)
+
+
+def run_sweep(ctx: StageContext) -> StageOutput:
+    from ..sweep.collect import collect
+    from ..sweep.plan import read_mixtures
+
+    cfg: PipelineConfig = ctx.config
+    mixtures = read_mixtures(ctx.path("sample", "mixtures"))
+    root = ctx.out / "sweep"
+    sweep, results = run_batch(ctx, root, mixtures, cfg.proxy, label="sweep", max_failed_fraction=0.1)
+    collected = collect(sweep)
+    table = Path(collected.csv_path)
+    failed = [e.run_id for e in collected.excluded]
+    return StageOutput(files={"sweep_dir": str(root), "results": str(table)},
+                       values={"num_runs": len(results), "failed_runs": failed},
+                       fingerprint=fingerprint_paths([table]),
+                       summary=f"{len(results)} proxy runs" + (f" ({len(failed)} failed)" if failed else ""))
+
+
+# ---- fit ------------------------------------------------------------------------------------------------
+def fit_inputs(cfg: PipelineConfig) -> dict:
+    return {"target": cfg.target, "num_folds": cfg.search.num_folds, "seed": cfg.seed}
+
+
+def _fit_target(cfg: PipelineConfig, table):
+    from ..regression.fitting import resolve_targets
+
+    if cfg.target == AVERAGE:
+        return resolve_targets(table, None, average=True)[0]
+    return resolve_targets(table, None, names=[cfg.target_column])[0]
+
+
+def run_fit(ctx: StageContext) -> StageOutput:
+    from ..regression.data import load_results_table
+    from ..regression.fitting import fit_models, write_outputs
+
+    cfg: PipelineConfig = ctx.config
+    table = load_results_table(ctx.path("sweep", "results"))
+    target = _fit_target(cfg, table)
+    folds = min(cfg.search.num_folds, table.num_runs)
+    outcome = fit_models(table, [target], kinds=("lightgbm", "linear"), cv_folds=folds, seed=cfg.seed)
+    out_dir = ctx.out / "fit"
+    models = write_outputs(outcome, out_dir)
+    files = {"metrics": str(out_dir / "metrics.json"), "predictions": str(out_dir / "predictions.csv")}
+    for key, rel in models.items():
+        files[f"model_{key.split('|')[1]}"] = str(out_dir / rel)
+    regs = outcome.summary["regressors"]
+    rho = {k: regs[k].get("spearman") for k in regs}
+    fmt = lambda x: "n/a" if x is None else f"{x:.3f}"  # noqa: E731
+    return StageOutput(files=files, values={"target": target.name, "cv_spearman": rho},
+                       summary=f"CV Spearman lightgbm {fmt(rho.get('lightgbm'))}, linear {fmt(rho.get('linear'))}")
+
+
+# ---- target runs ----------------------------------------------------------------------------------------
+def targets_inputs(cfg: PipelineConfig) -> dict:
+    t = cfg.targets
+    return {"preset": t.preset, "overrides": dict(t.overrides), "baselines": list(t.baselines),
+            "num_rank_mixtures": t.num_rank_mixtures, "proxy": proxy_inputs(cfg), "target": cfg.target,
+            "seed": cfg.seed}
+
+
+def run_labeled(ctx: StageContext, root: Path, labeled: dict, section, *, label: str,
+                fraction: tuple[float, float]) -> dict[str, dict]:
+    """Train each labelled mixture once (identical mixtures share a run); return label -> run record."""
+    unique: dict[str, Any] = {}
+    for m in labeled.values():
+        unique.setdefault(m.hash, m)
+    sweep, results = run_batch(ctx, root, list(unique.values()), section, label=label, fraction=fraction)
+    by_hash = {r.mixture.hash: r.run_id for r in sweep.runs}
+    return {lab: {"run_id": by_hash[m.hash], "run_dir": str(sweep.run_dir(by_hash[m.hash])),
+                  "result": results[by_hash[m.hash]]} for lab, m in labeled.items()}
+
+
+def run_targets(ctx: StageContext) -> StageOutput:
+    from ..fileio import atomic_write_json
+    from ..mixture import Mixture
+    from ..regression.data import load_results_table
+    from ..search import baseline_mixtures
+    from ..sweep.state import read_run_state
+    from .evaluation import spread_indices
+
+    cfg: PipelineConfig = ctx.config
+    registry = _registry(ctx)
+    labeled: dict[str, Mixture] = {"regmix": Mixture.load(ctx.path("search", "mixture"))}
+    baselines = baseline_mixtures(registry, target_domain=None if cfg.target == AVERAGE else cfg.target)
+    for name in cfg.targets.baselines:
+        labeled[name] = baselines[name]
+    table = load_results_table(ctx.path("sweep", "results"))
+    values = _fit_target(cfg, table).train
+    for i in spread_indices(values, cfg.targets.num_rank_mixtures):
+        labeled[f"sweep:{table.run_ids[i]}"] = Mixture.from_array(table.domains, table.weights[i])
+
+    out_dir = ctx.out / "targets"
+    own = {k: m for k, m in labeled.items() if not k.startswith("sweep:")}
+    proxy = run_labeled(ctx, out_dir / "proxy-scale", own, cfg.proxy, label="proxy-scale runs",
+                        fraction=(0.0, 0.15))
+    sweep_dir = ctx.path("sweep", "sweep_dir")
+    for lab in labeled:
+        if lab.startswith("sweep:"):
+            rid = lab.split(":", 1)[1]
+            state = read_run_state(sweep_dir / "runs" / rid)
+            proxy[lab] = {"run_id": rid, "run_dir": str(sweep_dir / "runs" / rid), "result": state.result}
+    target = run_labeled(ctx, out_dir / "target-scale", labeled, cfg.targets, label="target runs",
+                         fraction=(0.15, 1.0))
+    runs = {lab: {"mixture": m.as_dict(), "mixture_hash": m.hash, "proxy": proxy.get(lab), "target": target[lab]}
+            for lab, m in labeled.items()}
+    path = atomic_write_json(out_dir / "runs.json", {"format": "regmix-megatron/target-runs/v1",
+                                                     "target": cfg.target, "runs": runs})
+    return StageOutput(files={"runs": str(path)}, values={"labels": list(labeled)},
+                       summary=f"{len(target)} target-scale runs ({', '.join(k for k in own)} + "
+                               f"{len(labeled) - len(own)} sweep mixtures)")
+
+
+# ---- evaluate -------------------------------------------------------------------------------------------
+def run_evaluate(ctx: StageContext) -> StageOutput:
+    from ..fileio import atomic_write_json, read_json
+    from .evaluation import evaluate
+
+    cfg: PipelineConfig = ctx.config
+    runs = read_json(ctx.path("targets", "runs"))["runs"]
+    predicted = ctx.value("search", "predicted")
+    doc = evaluate(cfg.target,
+                   {lab: r["target"]["result"] for lab, r in runs.items()},
+                   {lab: r["proxy"]["result"] for lab, r in runs.items() if r.get("proxy")},
+                   predicted=predicted)
+    path = atomic_write_json(ctx.out / "evaluation.json", doc)
+    comp, rank = doc["comparison"], doc["rank_invariance"]
+    parts = [f"regmix {comp['regmix_target_loss']:.4f}"]
+    parts += [f"{k} {v['target_loss']:.4f}" for k, v in comp["baselines"].items()]
+    rho = rank["spearman"]
+    parts.append(f"rank rho {'n/a' if rho is None else f'{rho:.2f}'} (n={rank['num_mixtures']})")
+    return StageOutput(files={"evaluation": str(path)}, summary=", ".join(parts))
+
+
 # ---- estimates (seconds on 2 cores; they only weight the progress bar) -----------------------------------
 def _estimate_corpus(cfg: PipelineConfig) -> float:
     return 90.0 if cfg.corpus.source == "build" else 1.0
@@ -147,6 +417,26 @@ def _estimate_indexed(cfg: PipelineConfig) -> float:
     return 5.0
 
 
+#: Achieved fp32 FLOP/s of one training process on this kind of CPU (rough; only for the ETA).
+_FLOPS_PER_S = 3e9
+#: Fixed cost of a run (process start, megatron import, dataset index building), seconds.
+_RUN_OVERHEAD_S = 12.0
+
+
+def estimate_run_s(cfg: PipelineConfig, section) -> float:
+    """Rough seconds of one training run of ``section`` (6 x params x tokens at a fixed FLOP rate)."""
+    tc = train_config(section, domains="domains.json", output_dir="run", seed=cfg.seed, section_name="estimate")
+    m = tc.model
+    vocab = m.vocab_size or cfg.tokenizer.vocab_size
+    params = m.num_layers * (4 * m.hidden_size ** 2 + 3 * m.hidden_size * m.ffn_hidden_size) + \
+        2 * vocab * m.hidden_size
+    return _RUN_OVERHEAD_S + 6.0 * params * run_tokens(tc) / _FLOPS_PER_S
+
+
+def _estimate_sweep(cfg: PipelineConfig) -> float:
+    return cfg.sample.num_proxies * estimate_run_s(cfg, cfg.proxy) / cfg.executor.num_parallel
+
+
 def build_stages() -> list[Stage]:
     """The pipeline's stages in order."""
     return [
@@ -156,6 +446,12 @@ def build_stages() -> list[Stage]:
               "SentencePiece BPE trained on a domain-balanced sample (or an existing model)"),
         Stage("indexed", lambda cfg: {}, run_indexed, ("corpus", "tokenizer"), _estimate_indexed,
               "Megatron .bin/.idx per domain and split, and domains.json"),
+        Stage("sample", sample_inputs, run_sample, ("indexed",), lambda cfg: 2.0,
+              "the sweep's mixtures (RegMix sampler with token/epoch caps)"),
+        Stage("sweep", proxy_inputs, run_sweep, ("indexed", "sample"), _estimate_sweep,
+              "one proxy run per mixture; results table"),
+        Stage("fit", fit_inputs, run_fit, ("sweep",), lambda cfg: 5.0 + cfg.search.num_folds,
+              "LightGBM and linear regressors, k-fold CV"),
     ]
 
 
