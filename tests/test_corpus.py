@@ -418,3 +418,33 @@ def test_hash_fraction_is_uniform_enough():
     for v in values:
         buckets[int(v * 10)] += 1
     assert max(buckets) < 480 and min(buckets) > 320
+
+
+# ------------------------------------------------------------------------------------------ CLI and errors
+
+def test_cli_info_prints_the_fixture_table(capsys):
+    from regmix_megatron.cli import main
+
+    assert main(["corpus", "info", "--corpus-dir", str(FIXTURE)]) == 0
+    out = capsys.readouterr().out
+    for domain in DEFAULT_DOMAINS:
+        assert re.search(rf"^{domain}\s+\d+", out, re.M), domain
+    assert main(["corpus", "info", "--corpus-dir", str(FIXTURE / "nowhere")]) == 2
+    assert "corpus build" in capsys.readouterr().err
+
+
+def test_cli_build_rejects_unknown_domain_naming_the_flag(tmp_path, capsys):
+    from regmix_megatron.cli import main
+
+    assert main(["corpus", "build", "--cache-dir", str(tmp_path), "--domains", "poetry"]) == 2
+    assert "--domains" in capsys.readouterr().err
+
+
+def test_apt_update_without_root_says_what_to_do(monkeypatch):
+    from regmix_megatron.corpus import debian
+    from regmix_megatron.errors import RegmixError
+
+    monkeypatch.setattr(debian, "_UPDATED", False)
+    monkeypatch.setattr(debian.os, "geteuid", lambda: 1000)
+    with pytest.raises(RegmixError, match="sudo apt-get update"):
+        debian._apt_update()

@@ -4,9 +4,9 @@ Debian man pages (rendered with groff), YAML front matter and metamath proofs.""
 from __future__ import annotations
 
 import gzip
+import html
 import re
 import subprocess
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Iterator
 
@@ -91,55 +91,47 @@ def read_bytes_maybe_gz(path: Path) -> bytes:
 
 _BLOCK_TAGS = {"p", "div", "br", "li", "ul", "ol", "dl", "dt", "dd", "tr", "table", "h1", "h2", "h3", "h4", "h5",
                "h6", "pre", "blockquote", "section", "article", "hr", "title", "td", "th"}
-_SKIP_TAGS = {"script", "style", "head", "nav", "footer", "noscript", "form", "button"}
-
-
-class _TextExtractor(HTMLParser):
-    def __init__(self, keep_tag: str | None) -> None:
-        super().__init__(convert_charrefs=True)
-        self.keep_tag = keep_tag
-        self.keep_depth = 0 if keep_tag else 1
-        self.skip_depth = 0
-        self.pre_depth = 0
-        self.parts: list[str] = []
-
-    def handle_starttag(self, tag, attrs):
-        if self.keep_tag and tag == self.keep_tag:
-            self.keep_depth += 1
-        if tag in _SKIP_TAGS:
-            self.skip_depth += 1
-        if tag == "pre":
-            self.pre_depth += 1
-        if tag in _BLOCK_TAGS:
-            self.parts.append("\n\n" if tag not in ("br", "td", "th", "li", "dd") else "\n")
-
-    def handle_endtag(self, tag):
-        if tag in _SKIP_TAGS and self.skip_depth:
-            self.skip_depth -= 1
-        if tag == "pre" and self.pre_depth:
-            self.pre_depth -= 1
-        if tag in _BLOCK_TAGS:
-            self.parts.append("\n\n")
-        if self.keep_tag and tag == self.keep_tag and self.keep_depth:
-            self.keep_depth -= 1
-
-    def handle_data(self, data):
-        if self.skip_depth or not self.keep_depth:
-            return
-        if not self.pre_depth:
-            data = re.sub(r"\s+", " ", data)
-        self.parts.append(data)
+_LINE_TAGS = {"br", "td", "th", "li", "dd"}
+_SKIP_BLOCKS = re.compile(
+    r"<a\b[^>]*class=\"headerlink\"[^>]*>.*?</a>"  # Sphinx's pilcrow/# anchors
+    r"|<(script|style|head|nav|footer|noscript|form|button)\b.*?</\1\s*>"
+    r"|<!--.*?-->|<!\[CDATA\[.*?\]\]>",
+    re.S | re.I,
+)
+_TAG = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9]*)\b[^>]*>|<![^>]*>|<\?[^>]*>")
 
 
 def html_to_text(markup: str, keep_tag: str | None = None) -> str:
     """Visible text of an HTML page, blocks separated by blank lines, ``<pre>`` kept verbatim.
 
-    With ``keep_tag`` (e.g. ``"article"``), only text inside that element is kept (navigation dropped).
+    With ``keep_tag`` (e.g. ``"article"``), only text inside the first such element up to the last closing
+    tag is kept (navigation and sidebars dropped). Scripts, styles, navigation and comments are skipped.
+    Regex-based (the stdlib HTMLParser is ~20x slower on the 50 MB of generated HTML the math domain reads).
     """
-    parser = _TextExtractor(keep_tag)
-    parser.feed(markup)
-    parser.close()
-    text = "".join(parser.parts)
+    if keep_tag:
+        start = re.search(rf"<{keep_tag}\b", markup, re.I)
+        end = markup.lower().rfind(f"</{keep_tag}")
+        if not start or end < start.start():
+            return ""
+        markup = markup[start.start():end]
+    markup = _SKIP_BLOCKS.sub(" ", markup)
+    parts: list[str] = []
+    pre_depth = 0
+    pos = 0
+    for match in _TAG.finditer(markup):
+        data = markup[pos:match.start()]
+        pos = match.end()
+        if data:
+            parts.append(html.unescape(data if pre_depth else re.sub(r"\s+", " ", data)))
+        tag = (match.group(2) or "").lower()
+        if tag == "pre":
+            pre_depth = max(0, pre_depth + (-1 if match.group(1) else 1))
+        if tag in _BLOCK_TAGS:
+            parts.append("\n" if tag in _LINE_TAGS and not match.group(1) else "\n\n")
+    tail = markup[pos:]
+    if tail:
+        parts.append(html.unescape(re.sub(r"\s+", " ", tail)))
+    text = "".join(parts)
     # whitespace collapsing leaves one leading space on wrapped lines; <pre> indentation (2+ spaces) stays
     lines = [line[1:] if line.startswith(" ") and not line.startswith("  ") else line
              for line in (raw.rstrip() for raw in text.split("\n"))]

@@ -17,7 +17,7 @@ from ..rdata import character_vector, read_lazyload_db
 from ..sources import debian, pypi
 
 DESCRIPTION = "novels, scripture, plays and poems (public-domain texts)"
-EXTRACTOR_VERSION = 1
+EXTRACTOR_VERSION = 2
 PACKAGES = (
     debian("r-cran-janeaustenr", "1.0.0-1", "public domain texts (package MIT)"),
     debian("bible-kjv", "4.38", "public domain text (program GPL-2+)"),

@@ -9,7 +9,7 @@ from ..formats import html_to_text, read_text, strip_metamath_proofs
 from ..sources import debian
 
 DESCRIPTION = "formal and computational mathematics: Metamath set.mm, Maxima and SymPy manuals"
-EXTRACTOR_VERSION = 1
+EXTRACTOR_VERSION = 2
 PACKAGES = (
     debian("metamath-databases", "0.0.0~20210101.git55fe226-2", "CC0-1.0 (set.mm)"),
     debian("maxima-doc", "5.46.0-11", "GPL-2+"),

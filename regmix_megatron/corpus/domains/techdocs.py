@@ -13,7 +13,7 @@ from ..formats import html_to_text, iter_info_nodes, read_text, render_man_page
 from ..sources import debian
 
 DESCRIPTION = "technical manuals: Python docs, Perl pods, man pages, Debian Reference, GNU standards"
-EXTRACTOR_VERSION = 1
+EXTRACTOR_VERSION = 2
 PACKAGES = (
     debian("python3.11-doc", "3.11.2-6+deb12u8", "PSF-2.0"),
     debian("perl-doc", "5.36.0-7+deb12u3", "Artistic-1.0 or GPL-1+"),
