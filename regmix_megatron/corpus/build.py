@@ -257,7 +257,8 @@ def build_corpus(
     cache_dir = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     corpus_dir = cache_dir / "corpus"
     with writer.build_lock(corpus_dir):
-        writer.remove_stale_temporaries(corpus_dir)
+        writer.remove_stale_temporaries(corpus_dir, *(cache_dir / kind / registry for kind in ("packages", "sources")
+                                                      for registry in ("debian", "pypi")))
         for name in names:
             expected = settings_hash(domain_settings(name, settings))
             if not force and writer.is_domain_complete(corpus_dir, name, expected):

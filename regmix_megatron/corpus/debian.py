@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 
 from ..errors import RegmixError
+from ..fileio import atomic_write_text
 from .sources import FetchedPackage, Package
 
 log = logging.getLogger(__name__)
@@ -95,19 +96,24 @@ def fetch_deb(package: Package, cache_dir: Path, strict_pins: bool = False) -> F
     assert package.registry == "debian"
     cache_dir = Path(cache_dir)
     version = package.version
-    root = cache_dir / "sources" / "debian" / f"{_safe(package.name)}_{_safe(version)}"
+    sources = cache_dir / "sources" / "debian"
+    root = sources / f"{_safe(package.name)}_{_safe(version)}"
     if root.is_dir():
         return FetchedPackage(package, root, version)
-    # a fallback version fetched earlier
-    for other in sorted((cache_dir / "sources" / "debian").glob(f"{_safe(package.name)}_*")):
-        if other.is_dir() and (other / ".version").is_file() and not strict_pins:
-            return FetchedPackage(package, other, (other / ".version").read_text().strip())
+    # the pin left the archive on an earlier run and a fallback version was recorded for it
+    marker = sources / f"{_safe(package.name)}_{_safe(version)}.fallback"
+    if marker.is_file() and not strict_pins:
+        fallback = marker.read_text().strip()
+        if (sources / f"{_safe(package.name)}_{_safe(fallback)}").is_dir():
+            return FetchedPackage(package, sources / f"{_safe(package.name)}_{_safe(fallback)}", fallback)
     deb_dir = cache_dir / "packages" / "debian"
     deb = _find_deb(deb_dir, package.name, version)
     if deb is None:
         deb, version = _download_with_retries(package, deb_dir, strict_pins)
-        root = cache_dir / "sources" / "debian" / f"{_safe(package.name)}_{_safe(version)}"
-    _unpack(deb, root, version)
+        root = sources / f"{_safe(package.name)}_{_safe(version)}"
+        if version != package.version:
+            atomic_write_text(marker, version + "\n")
+    _unpack(deb, root)
     return FetchedPackage(package, root, version)
 
 
@@ -149,7 +155,7 @@ def _download_with_retries(package: Package, deb_dir: Path, strict_pins: bool) -
     raise RegmixError(f"could not download {what}: {first[-600:]}")
 
 
-def _unpack(deb: Path, root: Path, version: str) -> None:
+def _unpack(deb: Path, root: Path) -> None:
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{root.name}.", dir=root.parent))
     try:
@@ -157,7 +163,6 @@ def _unpack(deb: Path, root: Path, version: str) -> None:
         if proc.returncode != 0:
             raise RegmixError(f"dpkg-deb -x {deb} failed: {proc.stderr.strip()[-400:]} "
                               f"(delete the file to download it again)")
-        (tmp / ".version").write_text(version + "\n")
         os.replace(tmp, root)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -23,23 +24,16 @@ from .sources import FetchedPackage, Package
 log = logging.getLogger(__name__)
 
 
-def _norm(name: str) -> str:
-    return name.lower().replace("-", "_").replace(".", "_")
-
-
 def _find_dist(dist_dir: Path, package: Package) -> Path | None:
+    """The already-downloaded file of exactly this name and version (wheel or sdist as pinned), if any."""
     if not dist_dir.is_dir():
         return None
-    stem = _norm(package.name)
-    for path in sorted(dist_dir.iterdir()):
-        low = _norm(path.name)
-        if not low.startswith(f"{stem}_{_norm(package.version)}"):
-            continue
-        if package.kind == "wheel" and path.suffix == ".whl":
-            return path
-        if package.kind != "wheel" and (path.name.endswith((".tar.gz", ".zip", ".tar.bz2"))):
-            return path
-    return None
+    name = "[-_.]".join(re.escape(part) for part in re.split(r"[-_.]+", package.name))
+    version = re.escape(package.version)
+    tail = r"-.+\.whl" if package.kind == "wheel" else r"\.(tar\.gz|tar\.bz2|zip)"
+    pattern = re.compile(rf"{name}-{version}{tail}", re.I)
+    hits = sorted(p for p in dist_dir.iterdir() if pattern.fullmatch(p.name))
+    return hits[0] if hits else None
 
 
 def _download(package: Package, dist_dir: Path) -> Path:

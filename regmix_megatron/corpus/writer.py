@@ -147,10 +147,11 @@ def build_lock(corpus_dir: Path) -> Iterator[None]:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
-def remove_stale_temporaries(corpus_dir: Path) -> int:
-    """Delete ``.tmp-*``/``.old-*`` leftovers of a killed build (call with the build lock held)."""
+def remove_stale_temporaries(corpus_dir: Path, *other_dirs: Path) -> int:
+    """Delete ``.tmp-*``/``.old-*`` leftovers of a killed build in ``corpus_dir`` and ``other_dirs`` (the
+    package and source caches); call with the build lock held."""
     num_removed = 0
-    for path in Path(corpus_dir).glob(".tmp-*"):
+    for path in [p for d in (corpus_dir, *other_dirs) if Path(d).is_dir() for p in Path(d).glob(".tmp-*")]:
         shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
         num_removed += 1
     for path in Path(corpus_dir).glob(".old-*"):

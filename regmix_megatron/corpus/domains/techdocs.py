@@ -8,6 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterator
 
+from ...errors import DataError
+from ...fileio import atomic_write_json, read_json
 from ..documents import Document
 from ..formats import html_to_text, iter_info_nodes, read_text, render_man_page
 from ..sources import debian
@@ -50,17 +52,31 @@ def man_pages(root: Path) -> list[Path]:
     return [p for p in sorted((root / "usr/share/man").glob("man[1-8]/*")) if p.is_file() and not p.is_symlink()]
 
 
+def rendered_man_pages(root: Path) -> list[str]:
+    """Every man page of an unpacked package rendered to text, cached in ``<root>/.rendered-man.json``
+    (rendering ~1100 pages with groff is the slowest step of the corpus build; the cache survives
+    extractor-version bumps, since the unpacked tree it derives from never changes)."""
+    cache = root / ".rendered-man.json"
+    if cache.is_file():
+        try:
+            return read_json(cache)["pages"]
+        except (DataError, KeyError, TypeError):
+            pass
+    pages = man_pages(root)
+    with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
+        texts = [t for t in pool.map(render_man_page, pages) if t]
+    atomic_write_json(cache, {"pages": texts}, indent=None)
+    return texts
+
+
 def extract(fetched) -> Iterator[Document]:
     for path in python_doc_sources(fetched["python3.11-doc"].root):
         yield Document(read_text(path), "python3.11-doc")
     for path in perl_pods(fetched["perl-doc"].root):
         yield Document(read_text(path), "perl-doc")
     for package in ("manpages", "manpages-dev"):
-        pages = man_pages(fetched[package].root)
-        with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
-            for text in pool.map(render_man_page, pages):
-                if text:
-                    yield Document(text, package)
+        for text in rendered_man_pages(fetched[package].root):
+            yield Document(text, package)
     ref = fetched["debian-reference-en"].root / "usr/share/debian-reference"
     for path in sorted(ref.glob("*.en.html")):
         if path.name.startswith("index"):
