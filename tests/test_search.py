@@ -1,0 +1,152 @@
+"""Search: caps respected, top-k averaging, determinism, chunking invariance, baselines, the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from regmix_megatron.cli import main
+from regmix_megatron.errors import DataError, RegmixError
+from regmix_megatron.mixture import Mixture
+from regmix_megatron.regression.models import LightGBMRegressor, LinearRegressor
+from regmix_megatron.sampling import SamplerConfig, domain_caps
+from regmix_megatron.search import (SearchConfig, TopK, baseline_mixtures, check_within_bounds, make_predict_fn,
+                                    run_search, target_domain_of)
+
+DOMAINS = ["books", "code", "news", "web", "wiki"]
+TOKENS = np.array([4e6, 2e6, 1e6, 20e6, 3e6])
+
+
+@pytest.fixture(scope="module")
+def model():
+    rng = np.random.default_rng(0)
+    x = rng.dirichlet(np.ones(5), size=150)
+    y = 4 - 1.5 * x[:, 1] - 0.8 * x[:, 2] + 0.5 * x[:, 3] + 0.01 * rng.standard_normal(150)
+    return LightGBMRegressor(DOMAINS, "val_loss/code", num_rounds=80, learning_rate=0.1).fit(x, y)
+
+
+def _tight_sampler(**kw):
+    # Epoch caps bind (code 2e6 tokens, 1.2 epochs, 10M target tokens -> cap 0.24; news -> 0.12).
+    return SamplerConfig(max_epochs=1.2, target_tokens=10_000_000, cap_multiplier=None, **kw)
+
+
+def test_search_never_violates_caps(model):
+    sampler = _tight_sampler()
+    lower, upper = domain_caps(TOKENS, sampler, domains=DOMAINS)
+    assert upper[1] == pytest.approx(0.24) and upper[2] == pytest.approx(0.12)
+    predict = make_predict_fn(model)
+    result = run_search(predict, TOKENS, DOMAINS, sampler, SearchConfig(num_candidates=20_000, top_k=50,
+                                                                        chunk_size=7_000))
+    assert check_within_bounds(result.top_rows, lower, upper).all()
+    w = result.mixture.as_array(DOMAINS)
+    assert np.all(w <= upper + 1e-12) and abs(w.sum() - 1) < 1e-15
+    # The model wants as much code and news as possible: the caps bind, yet are respected.
+    assert w[1] > 0.15 and w[2] > 0.05
+
+
+def test_top_k_average_and_prediction(model):
+    predict = make_predict_fn(model)
+    config = SearchConfig(num_candidates=5_000, top_k=10, chunk_size=2_000, seed=3)
+    result = run_search(predict, TOKENS, DOMAINS, SamplerConfig(), config)
+    assert result.top_scores.shape == (10,) and np.all(np.diff(result.top_scores) >= 0)
+    np.testing.assert_allclose(result.mixture.as_array(DOMAINS), result.top_rows.mean(axis=0), atol=1e-15)
+    np.testing.assert_array_equal(predict(result.top_rows), result.top_scores)
+    assert result.predicted == predict(result.mixture.as_array(DOMAINS)[None])[0]
+    # brute force over the same pool: the same 10 best
+    from regmix_megatron.sampling import iter_candidates
+
+    import dataclasses
+
+    pool = np.concatenate(list(iter_candidates(TOKENS, dataclasses.replace(SamplerConfig(), seed=3), 5_000,
+                                               2_000, domains=DOMAINS)))
+    scores = predict(pool)
+    best = np.lexsort((np.arange(len(scores)), scores))[:10]
+    np.testing.assert_array_equal(result.top_positions, best)
+
+
+def test_deterministic_with_seed(model):
+    predict = make_predict_fn(model)
+    runs = [run_search(predict, TOKENS, DOMAINS, SamplerConfig(), SearchConfig(num_candidates=3_000, top_k=20,
+                                                                               chunk_size=1_000, seed=s))
+            for s in (7, 7, 8)]
+    assert runs[0].mixture == runs[1].mixture and runs[0].predicted == runs[1].predicted
+    assert runs[0].mixture != runs[2].mixture
+
+
+def test_top_k_is_chunking_invariant():
+    rng = np.random.default_rng(1)
+    scores = np.round(rng.random(10_000), 2)  # many ties
+    rows = rng.random((10_000, 3))
+    results = []
+    for cuts in ([10_000], [1, 999, 5000, 4000], [333] * 30 + [10]):
+        top = TopK(25, 3)
+        start = 0
+        for c in cuts:
+            top.update(scores[start:start + c], rows[start:start + c])
+            start += c
+        results.append((top.positions.copy(), top.rows.copy()))
+    for pos, r in results[1:]:
+        np.testing.assert_array_equal(pos, results[0][0])
+        np.testing.assert_array_equal(r, results[0][1])
+    top = TopK(5, 3, maximize=True)
+    top.update(scores, rows)
+    assert np.all(top.scores == np.sort(scores)[::-1][:5])
+
+
+def test_fast_and_plain_predictions_give_the_same_search(model):
+    config = SearchConfig(num_candidates=4_000, top_k=10, chunk_size=1_500)
+    fast = run_search(make_predict_fn(model), TOKENS, DOMAINS, SamplerConfig(), config)
+    plain = run_search(make_predict_fn(model, fast=False), TOKENS, DOMAINS, SamplerConfig(), config)
+    assert fast.mixture == plain.mixture
+
+
+def test_baselines():
+    prior = Mixture.from_array(DOMAINS, TOKENS)
+    base = baseline_mixtures(prior, "code", {"hand": Mixture.from_dict({"web": 0.5, "code": 0.5})})
+    assert base["natural"] == prior and base["uniform"].as_array(DOMAINS).tolist() == [0.2] * 5
+    assert base["target_only"].as_dict()["code"] == 1.0 and base["hand"].as_dict()["books"] == 0.0
+    assert target_domain_of("val_loss/code", DOMAINS) == "code"
+    assert target_domain_of("metric/the_pile_web_val_loss", DOMAINS) == "web"
+    assert target_domain_of("average_val_loss", DOMAINS) is None
+    with pytest.raises(DataError, match="unknown to the model"):
+        baseline_mixtures(prior, None, {"x": Mixture.from_dict({"math": 1.0})})
+    with pytest.raises(RegmixError, match="top_k"):
+        SearchConfig(num_candidates=10, top_k=11)
+
+
+def test_search_command_writes_mixture_export_and_json(tmp_path, model):
+    from regmix_megatron.manifest import Domain, DomainRegistry, PrefixInfo, TokenizerInfo
+
+    def prefix(d, split, n):
+        return PrefixInfo(path=str(tmp_path / "data" / d / f"{split}_text_document"), num_documents=10,
+                          num_sequences=10, num_tokens=int(n))
+
+    registry = DomainRegistry(
+        domains=tuple(Domain(d, {"train": (prefix(d, "train", t),), "valid": (prefix(d, "valid", 1000),),
+                                 "test": (prefix(d, "test", 1000),)}) for d, t in zip(DOMAINS, TOKENS)),
+        tokenizer=TokenizerInfo("sentencepiece", str(tmp_path / "spm.model"), "0" * 64, 1000, 2))
+    registry.save(tmp_path / "domains.json")
+    model_path = model.save(tmp_path / "model" / "lightgbm.txt")
+    Mixture.from_dict({"web": 0.7, "code": 0.3}).save(tmp_path / "hand.json")
+    out = tmp_path / "out"
+    rc = main(["search", "--model", str(model_path), "--domains", str(tmp_path / "domains.json"),
+               "--num-candidates", "3000", "--top-k", "20", "--chunk-size", "1000", "--max-epochs", "1.2",
+               "--target-tokens", "10M", "--cap-multiplier", "none", "--baseline-mixture", str(tmp_path / "hand.json"),
+               "--output-dir", str(out)])
+    assert rc == 0
+    doc = json.loads((out / "search.json").read_text())
+    assert doc["result"]["within_caps"] and set(doc["baselines"]) == {"natural", "uniform", "target_only", "hand"}
+    result = Mixture.load(out / "mixture.json")
+    assert result.hash == doc["result"]["hash"]
+    upper = doc["bounds"]["upper"]
+    assert all(w <= upper[d] + 1e-12 for d, w in result.as_dict().items())
+    per_split = json.loads((out / "megatron" / "per_split_data_args.json").read_text())
+    assert set(per_split) == {"train", "valid", "test"}
+    # a model over other domains is refused, naming the file
+    other = LinearRegressor(["a", "b"], "t").fit(np.eye(2)[[0, 1, 0]], np.array([1.0, 2.0, 1.0]))
+    other.save(tmp_path / "other.json")
+    rc = main(["search", "--model", str(tmp_path / "other.json"), "--domains", str(tmp_path / "domains.json"),
+               "--output-dir", str(tmp_path / "bad")])
+    assert rc == 2 and not (tmp_path / "bad" / "mixture.json").exists()
