@@ -177,3 +177,118 @@ def test_config_resolves_paths_against_file(tmp_path):
     assert load_pipeline_config(_write(tmp_path, {}), output_dir=str(tmp_path / "x")).output_dir == \
         str(tmp_path / "x")
     assert PipelineConfig(target="code").target_column == "val_loss/code"
+
+
+# ---- real stages on the corpus fixture --------------------------------------------------------------------
+def _fixture_config(tmp_path, **changes) -> PipelineConfig:
+    if not FIXTURE_CORPUS.is_dir():
+        pytest.skip(f"corpus fixture {FIXTURE_CORPUS} missing")
+    cfg = load_pipeline_config(FIXTURE_CONFIG, output_dir=str(tmp_path / "out"))
+    for key, value in changes.items():
+        section, name = key.split("__")
+        setattr(getattr(cfg, section), name, value)
+    return cfg
+
+
+def test_real_early_stages_skip_and_redo(tmp_path):
+    from regmix_megatron.manifest import DomainRegistry
+    from regmix_megatron.pipeline import run_pipeline
+
+    cfg = _fixture_config(tmp_path)
+    first = run_pipeline(cfg, until="sample")
+    assert [r.status for r in first] == ["done"] * 4
+    out = Path(cfg.output_dir)
+    registry = DomainRegistry.load(out / "data" / "domains.json")
+    assert registry.names == ("code", "legal", "literature", "math")  # corpus.domains is honoured
+    assert len((out / "sample" / "mixtures.jsonl").read_text().splitlines()) == cfg.sample.num_proxies
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    assert saved["tokenizer"]["vocab_size"] == 1000 and saved["output_dir"] == cfg.output_dir
+    mixtures_before = (out / "sample" / "mixtures.jsonl").read_text()
+
+    # speed-only settings are not inputs: nothing is redone
+    cfg2 = _fixture_config(tmp_path, preprocess__workers=2)
+    assert [r.status for r in run_pipeline(cfg2, until="sample")] == ["skipped"] * 4
+
+    # a new vocabulary redoes the tokenizer and everything downstream of it, not the corpus
+    cfg3 = _fixture_config(tmp_path, tokenizer__vocab_size=800)
+    again = run_pipeline(cfg3, until="sample")
+    assert [r.status for r in again] == ["skipped", "done", "done", "done"]
+    assert DomainRegistry.load(out / "data" / "domains.json").tokenizer.vocab_size == 800
+    # token counts changed, so the prior and the sampled mixtures changed too
+    assert (out / "sample" / "mixtures.jsonl").read_text() != mixtures_before
+
+
+# ---- end to end with a kill and a resume ------------------------------------------------------------------
+def _cli(*args) -> list[str]:
+    return [sys.executable, "-m", "regmix_megatron.cli", "run", str(FIXTURE_CONFIG), *args]
+
+
+def _statuses(out: Path) -> dict[str, str]:
+    summary = json.loads((out / "stages" / "summary.json").read_text())
+    return {s["stage"]: s["status"] for s in summary["stages"]}
+
+
+def test_end_to_end_kill_and_resume(tmp_path):
+    if not FIXTURE_CORPUS.is_dir():
+        pytest.skip(f"corpus fixture {FIXTURE_CORPUS} missing")
+    out = tmp_path / "out"
+    args = ["--output-dir", str(out), "--no-progress"]
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    log = open(tmp_path / "first.log", "w")
+    proc = subprocess.Popen(_cli(*args), stdout=log, stderr=subprocess.STDOUT, env=env, cwd=tmp_path,
+                            start_new_session=True)
+    runs = out / "sweep" / "runs"
+    finished: dict[str, int] = {}
+    deadline = time.monotonic() + 600
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            finished = {p.parent.name: p.stat().st_mtime_ns for p in runs.glob("*/result.json")}
+            if finished:
+                break
+            time.sleep(0.5)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the pipeline and its training subprocesses
+        proc.wait()
+        log.close()
+    assert finished, "no sweep run finished before the kill: " + (tmp_path / "first.log").read_text()[-2000:]
+    num_planned = len(json.loads((out / "sweep" / "sweep.json").read_text())["runs"])
+    assert len(finished) < num_planned, "the sweep finished before the kill; nothing was interrupted"
+    assert read_record(out, "sweep") is None  # a killed stage never looks complete
+    for stage in ("corpus", "tokenizer", "indexed", "sample"):
+        assert read_record(out, stage) is not None
+
+    done = subprocess.run(_cli(*args), capture_output=True, text=True, env=env, cwd=tmp_path, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    statuses = _statuses(out)
+    assert [statuses[s] for s in ("corpus", "tokenizer", "indexed", "sample")] == ["skipped"] * 4
+    assert all(statuses[s] == "done" for s in ("sweep", "fit", "search", "targets", "evaluate", "report"))
+    for run_id, mtime in finished.items():  # finished runs were not redone
+        result = runs / run_id / "result.json"
+        assert result.stat().st_mtime_ns == mtime
+        assert len(list((runs / run_id / "logs").glob("attempt-*.json"))) == 1
+    assert "skipped" in done.stdout and "report:" in done.stdout  # the summary table
+
+    evaluation = json.loads((out / "evaluation.json").read_text())
+    labels = {r["label"] for r in evaluation["runs"]}
+    assert {"regmix", "natural", "uniform", "target_only"} <= labels and len(labels) == 5
+    for r in evaluation["runs"]:
+        assert r["target_loss"] == pytest.approx(r["val_loss"]["literature"])
+        assert 0 < r["target_loss"] < 10
+    assert evaluation["rank_invariance"]["num_mixtures"] == 5
+    assert -1 <= evaluation["rank_invariance"]["spearman"] <= 1
+    html = (out / "report.html").read_text()
+    for needle in ("Pipeline stages", "Sweep: proxy losses", "Target runs", "Rank invariance", "data:image/png"):
+        assert needle in html
+    for png in ("stage_timings.png", "target_comparison.png", "rank_invariance.png"):
+        assert (out / "report" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    search = json.loads((out / "search" / "search.json").read_text())
+    assert search["result"]["within_caps"] is True
+    assert (out / "search" / "export" / "per_split_data_args.json").is_file()
+
+    # everything done: a rerun skips every stage; redoing evaluate with identical output keeps the report
+    again = subprocess.run(_cli(*args, "--force-stage", "evaluate"), capture_output=True, text=True, env=env,
+                           cwd=tmp_path, timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    statuses = _statuses(out)
+    assert statuses["evaluate"] == "done"
+    assert all(v == "skipped" for k, v in statuses.items() if k != "evaluate")

@@ -321,6 +321,47 @@ def run_fit(ctx: StageContext) -> StageOutput:
                        summary=f"CV Spearman lightgbm {fmt(rho.get('lightgbm'))}, linear {fmt(rho.get('linear'))}")
 
 
+# ---- search ---------------------------------------------------------------------------------------------
+def search_inputs(cfg: PipelineConfig) -> dict:
+    return {"regressor": cfg.search.regressor, "pool_size": cfg.search.pool_size, "top_k": cfg.search.top_k,
+            "sample": sample_inputs(cfg), "target": cfg.target}
+
+
+def run_search_stage(ctx: StageContext) -> StageOutput:
+    from ..export import export_mixture
+    from ..fileio import atomic_write_json
+    from ..regression.models import load_regressor
+    from ..search import SearchConfig, baseline_mixtures, make_predict_fn, run_search, summarize, write_top_k
+    from .config import sampler_config
+
+    cfg: PipelineConfig = ctx.config
+    registry = _registry(ctx)
+    names = list(registry.names)
+    tokens = registry.tokens_per_domain("train")
+    model = load_regressor(ctx.path("fit", f"model_{cfg.search.regressor}"), domains=names,
+                           source=str(ctx.path("indexed", "domains")))
+    predict = make_predict_fn(model)
+    search_cfg = SearchConfig(num_candidates=cfg.search.pool_size, top_k=cfg.search.top_k,
+                              chunk_size=min(100_000, cfg.search.pool_size), seed=cfg.seed)
+    result = run_search(predict, tokens, names, sampler_config(cfg, tokens, target_train_tokens(cfg)), search_cfg,
+                        progress=lambda done, total: ctx.progress.update(done / total,
+                                                                         f"{done:,}/{total:,} candidates"))
+    target_domain = None if cfg.target == AVERAGE else cfg.target
+    baselines = baseline_mixtures(registry, target_domain=target_domain)
+    doc = summarize(result, names, baselines, predict, search_cfg, target=ctx.value("fit", "target"),
+                    extra={"regressor": cfg.search.regressor})
+    out_dir = ctx.out / "search"
+    search_json = atomic_write_json(out_dir / "search.json", doc)
+    top_k = write_top_k(result, names, out_dir / "top_k.csv")
+    exported = export_mixture(registry, result.mixture, out_dir / "export")
+    predicted = {"regmix": result.predicted, **{k: v["predicted"] for k, v in doc["baselines"].items()}}
+    files = {"search": str(search_json), "top_k": str(top_k), **{k: str(v) for k, v in exported.items()}}
+    best = sorted(result.mixture.as_dict().items(), key=lambda kv: -kv[1])[:3]
+    return StageOutput(files=files, values={"predicted": predicted, "weights": result.mixture.as_dict()},
+                       summary=f"predicted {result.predicted:.4f}; top weights "
+                               + ", ".join(f"{d} {w:.2f}" for d, w in best))
+
+
 # ---- target runs ----------------------------------------------------------------------------------------
 def targets_inputs(cfg: PipelineConfig) -> dict:
     t = cfg.targets
@@ -402,6 +443,36 @@ def run_evaluate(ctx: StageContext) -> StageOutput:
     return StageOutput(files={"evaluation": str(path)}, summary=", ".join(parts))
 
 
+# ---- report ---------------------------------------------------------------------------------------------
+def run_report(ctx: StageContext) -> StageOutput:
+    from ..fileio import atomic_write_text, read_json
+    from . import report as rp
+
+    cfg: PipelineConfig = ctx.config
+    fig_dir = ctx.out / "report"
+    evaluation = read_json(ctx.path("evaluate", "evaluation"))
+    records = [ctx.records[name] for name in STAGE_NAMES if name in ctx.records]
+    sections = [
+        rp.stage_timing_section(records, fig_dir),
+        rp.sweep_section(ctx.path("sweep", "results"), cfg.target),
+        rp.fit_section(ctx.path("fit", "metrics")),
+        rp.search_section(ctx.path("search", "search")),
+        rp.target_section(evaluation, fig_dir),
+        rp.rank_section(evaluation, fig_dir),
+    ]
+    sections += regression_sections(ctx, fig_dir)
+    intro = rp.headline(evaluation) + (f"<p>Config: <code>{ctx.out / 'config.yaml'}</code>; stage records: "
+                                       f"<code>{ctx.out / 'stages'}</code>.</p>")
+    path = atomic_write_text(ctx.out / "report.html", rp.render_page("RegMix pipeline report", intro, sections))
+    return StageOutput(files={"report": str(path), "figures": str(fig_dir)}, summary=str(path.name),
+                       values=rp.numbers_for_log(evaluation))
+
+
+def regression_sections(ctx: StageContext, fig_dir: Path) -> list:
+    """The regression report's own sections (predicted vs true, weights vs prior, correlations, importance)."""
+    return []
+
+
 # ---- estimates (seconds on 2 cores; they only weight the progress bar) -----------------------------------
 def _estimate_corpus(cfg: PipelineConfig) -> float:
     return 90.0 if cfg.corpus.source == "build" else 1.0
@@ -417,8 +488,8 @@ def _estimate_indexed(cfg: PipelineConfig) -> float:
     return 5.0
 
 
-#: Achieved fp32 FLOP/s of one training process on this kind of CPU (rough; only for the ETA).
-_FLOPS_PER_S = 3e9
+#: Achieved fp32 FLOP/s of one single-thread training process here (rough, from the notes; only for the ETA).
+_FLOPS_PER_S = 2.5e10
 #: Fixed cost of a run (process start, megatron import, dataset index building), seconds.
 _RUN_OVERHEAD_S = 12.0
 
@@ -437,6 +508,20 @@ def _estimate_sweep(cfg: PipelineConfig) -> float:
     return cfg.sample.num_proxies * estimate_run_s(cfg, cfg.proxy) / cfg.executor.num_parallel
 
 
+def _estimate_search(cfg: PipelineConfig) -> float:
+    return 2.0 + cfg.search.pool_size / 300_000.0
+
+
+def _num_labels(cfg: PipelineConfig) -> int:
+    return 1 + len(cfg.targets.baselines)
+
+
+def _estimate_targets(cfg: PipelineConfig) -> float:
+    proxy = _num_labels(cfg) * estimate_run_s(cfg, cfg.proxy)
+    target = (_num_labels(cfg) + cfg.targets.num_rank_mixtures) * estimate_run_s(cfg, cfg.targets)
+    return (proxy + target) / cfg.executor.num_parallel
+
+
 def build_stages() -> list[Stage]:
     """The pipeline's stages in order."""
     return [
@@ -452,6 +537,14 @@ def build_stages() -> list[Stage]:
               "one proxy run per mixture; results table"),
         Stage("fit", fit_inputs, run_fit, ("sweep",), lambda cfg: 5.0 + cfg.search.num_folds,
               "LightGBM and linear regressors, k-fold CV"),
+        Stage("search", search_inputs, run_search_stage, ("indexed", "fit"), _estimate_search,
+              "simulate a pool of capped candidates, average the predicted top-k; Megatron export"),
+        Stage("targets", targets_inputs, run_targets, ("indexed", "sweep", "search"), _estimate_targets,
+              "RegMix + baselines (+ sweep mixtures) at target scale, and at proxy scale"),
+        Stage("evaluate", lambda cfg: {"target": cfg.target}, run_evaluate, ("search", "targets"),
+              lambda cfg: 1.0, "target comparison and rank invariance -> evaluation.json"),
+        Stage("report", lambda cfg: {}, run_report, STAGE_NAMES[:-1], lambda cfg: 5.0,
+              "one HTML report with the pipeline view and the regression plots"),
     ]
 
 
