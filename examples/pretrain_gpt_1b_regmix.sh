@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# 1B target run with Megatron-LM's own pretrain_gpt.py on the RegMix mixture, on a SLURM GPU cluster.
+#
+# NOT VERIFIED ON GPU. Written for Megatron-LM's command line (flag names checked against
+# megatron/training/arguments.py and megatron/training/config/*.py of Megatron-LM's main branch, 2026-11);
+# this project's machine has no GPU, so only the exported data files were tested (they round-trip through
+# megatron-core's own blend parsing in tests/test_export.py).
+#
+# What it trains: the paper's 1B model (22 layers, hidden 2048, 16 heads, SwiGLU FFN 5632, RoPE, RMSNorm, no
+# bias, untied embeddings), 25B tokens (23842 steps x 512 sequences x 2048 tokens), AdamW (0.9, 0.95), weight
+# decay 0.1, clip 1.0, cosine LR 4e-4 -> 1e-5 with 4% warmup; bf16 weights with FP8 (hybrid) matmuls through
+# Transformer Engine; tensor parallel 2 x pipeline parallel 2, data parallel over the rest.
+#
+# What it reads: the files the pipeline wrote (regmix-megatron run ... or `regmix-megatron search`):
+#   $REGMIX_RUN/search/export/per_split_data_args.json  train = the weighted RegMix blend; valid/test = every
+#                                                      domain's prefix, unweighted (one validation loss each)
+#   $REGMIX_RUN/tokenizer/tokenizer.model               the SentencePiece model the data was tokenized with
+# The prefixes inside the JSON are absolute paths: the data must sit at the same path on every node (shared
+# file system), or re-export with `regmix-megatron export` on the cluster.
+#
+# Usage:  sbatch examples/pretrain_gpt_1b_regmix.sh        (edit the #SBATCH lines and the paths first)
+# A baseline (natural, uniform, ...) is the same command with another exported per-split file:
+#   regmix-megatron export --mixture runs/demo/targets/... --domains runs/demo/data/domains.json --output-dir X
+#SBATCH --job-name=regmix-1b
+#SBATCH --nodes=4
+#SBATCH --ntasks-per-node=1
+#SBATCH --gpus-per-node=8
+#SBATCH --cpus-per-task=64
+#SBATCH --time=2-00:00:00
+#SBATCH --exclusive
+#SBATCH --output=regmix-1b-%j.log
+set -euo pipefail
+
+MEGATRON_LM=${MEGATRON_LM:-$HOME/Megatron-LM}          # a checkout of NVIDIA/Megatron-LM
+REGMIX_RUN=${REGMIX_RUN:-$PWD/runs/demo}              # output_dir of `regmix-megatron run`
+SAVE_DIR=${SAVE_DIR:-$PWD/runs/megatron_1b_regmix}
+DATA_ARGS=$REGMIX_RUN/search/export/per_split_data_args.json
+TOKENIZER=$REGMIX_RUN/tokenizer/tokenizer.model
+
+GPUS_PER_NODE=${SLURM_GPUS_ON_NODE:-8}
+NNODES=${SLURM_NNODES:-1}
+MASTER_ADDR=$(scontrol show hostnames "${SLURM_JOB_NODELIST:-localhost}" 2>/dev/null | head -n 1 || echo localhost)
+MASTER_PORT=${MASTER_PORT:-29500}
+
+MODEL=(
+    --num-layers 22 --hidden-size 2048 --num-attention-heads 16 --ffn-hidden-size 5632
+    --seq-length 2048 --max-position-embeddings 2048
+    --position-embedding-type rope --rotary-base 10000
+    --normalization RMSNorm --swiglu --disable-bias-linear --untie-embeddings-and-output-weights
+    --attention-dropout 0.0 --hidden-dropout 0.0 --init-method-std 0.02
+)
+PARALLEL=(
+    --tensor-model-parallel-size 2 --pipeline-model-parallel-size 2 --sequence-parallel
+    --use-distributed-optimizer --overlap-grad-reduce --overlap-param-gather
+)
+PRECISION=(
+    --bf16
+    --transformer-impl transformer_engine
+    --fp8-format hybrid --fp8-recipe delayed --fp8-amax-history-len 1024 --fp8-amax-compute-algo max
+)
+OPTIM=(
+    --micro-batch-size 4 --global-batch-size 512 --train-iters 23842
+    --lr 4e-4 --min-lr 1e-5 --lr-decay-style cosine --lr-warmup-fraction 0.04
+    --optimizer adam --adam-beta1 0.9 --adam-beta2 0.95 --adam-eps 1e-8 --weight-decay 0.1 --clip-grad 1.0
+    --seed 1234
+)
+DATA=(
+    --per-split-data-args-path "$DATA_ARGS"
+    --multiple-validation-sets                 # one validation loss per domain prefix in "valid"
+    --tokenizer-type GPTSentencePieceTokenizer --tokenizer-model "$TOKENIZER"
+    --data-cache-path "$SAVE_DIR/data_cache" --num-workers 2
+)
+LOGGING=(
+    --log-interval 10 --eval-interval 1000 --eval-iters 20
+    --save "$SAVE_DIR/checkpoints" --load "$SAVE_DIR/checkpoints" --save-interval 1000
+    --tensorboard-dir "$SAVE_DIR/tensorboard"
+)
+
+mkdir -p "$SAVE_DIR"
+test -f "$DATA_ARGS" || { echo "missing $DATA_ARGS: run the pipeline (or regmix-megatron search) first" >&2; exit 2; }
+
+# One torchrun per node; torchrun starts one process per GPU.
+srun --ntasks-per-node=1 torchrun \
+    --nnodes "$NNODES" --nproc-per-node "$GPUS_PER_NODE" \
+    --rdzv-backend c10d --rdzv-endpoint "$MASTER_ADDR:$MASTER_PORT" --rdzv-id "${SLURM_JOB_ID:-regmix}" \
+    "$MEGATRON_LM/pretrain_gpt.py" \
+    "${MODEL[@]}" "${PARALLEL[@]}" "${PRECISION[@]}" "${OPTIM[@]}" "${DATA[@]}" "${LOGGING[@]}"
