@@ -90,8 +90,11 @@ def test_realized_weights_within_one_sample(registry, sharded_registry, tokenize
     fractions = realized_fractions(ds, reg)
     assert set(samples) == set(reg.names)
     for name, w in mixture.as_dict().items():
+        # On these mixtures every domain is within one sample of its request; in general megatron-core's
+        # greedy blending helper stays within 2 samples (measured worst 1.29 at full length, 1.88 over any
+        # prefix, on 300 random blends: docs/LOG.md "Mixtures").
         assert abs(samples[name] - w * len(ds)) <= 1.0, (name, samples[name], w * len(ds))
-        assert abs(samples[name] - w * num_samples) <= 1.0 + (len(ds) - num_samples)
+        assert abs(samples[name] - w * num_samples) <= 2.0 + (len(ds) - num_samples)
         if w == 0:
             assert samples[name] == 0 and fractions[name] == 0.0
     assert sum(fractions.values()) == pytest.approx(1.0)
@@ -103,7 +106,7 @@ def test_realized_weights_within_one_sample(registry, sharded_registry, tokenize
         paths = [d.dataset_path for d in ds.datasets]
         for p in shards:
             got = counts[paths.index(p.path)]
-            assert abs(got - weights["code"] * p.num_tokens / total * len(ds)) <= 1.0
+            assert abs(got - weights["code"] * p.num_tokens / total * len(ds)) <= 2.0
     # The index realized_fractions reads is the one samples are drawn through; samples have seq_length tokens.
     if hasattr(ds, "dataset_index"):
         component_domains = ds.regmix_component_domains
@@ -112,6 +115,26 @@ def test_realized_weights_within_one_sample(registry, sharded_registry, tokenize
             assert int(item["dataset_id"]) == int(ds.dataset_index[i])
             assert weights[component_domains[int(item["dataset_id"])]] > 0
             assert len(item["tokens"]) == SEQ_LENGTH
+
+
+def test_sampled_mixtures_realized_within_two_samples(registry, tokenizer):
+    """Mixtures from the sampler (many zero weights): every domain's sample count within 2 of the request,
+    zero-weight domains absent."""
+    from regmix_megatron.megatron.datasets import build_blended_dataset, realized_samples
+    from regmix_megatron.sampling import SamplerConfig, sample_mixtures
+
+    rows = sample_mixtures(registry.tokens_per_domain(), SamplerConfig(seed=3, num_samples=12), domains=registry.names)
+    assert (rows == 0).any()
+    for row in rows:
+        mixture = Mixture.from_array(registry.names, row)
+        ds = build_blended_dataset(registry, mixture, seq_length=SEQ_LENGTH, num_samples=500, seed=1,
+                                   tokenizer=tokenizer)
+        samples = realized_samples(ds, registry)
+        for name, w in mixture.as_dict().items():
+            assert abs(samples[name] - w * len(ds)) < 2.0
+            assert samples[name] > 0 or w * len(ds) < 2.0
+            if w == 0:
+                assert samples[name] == 0
 
 
 def test_same_seed_same_blend(registry, tokenizer):

@@ -300,6 +300,11 @@ def log_fraction_table(dataset: Any, registry: DomainRegistry, mixture: Mixture,
         epochs = epochs_per_domain(registry, mixture, num_samples=sum(samples.values()), seq_length=seq_length,
                                    split=split)
     table = format_fraction_table(mixture.as_dict(), realized, samples, epochs)
+    vanished = [d for d, w in mixture.as_dict().items() if w > 0 and samples.get(d, 0) == 0]
+    if vanished:
+        _log_rank0(logging.WARNING, "domain(s) %s have a positive weight but no sample in the %s blend of %d "
+                   "samples (weight x samples < 1): train on more samples or give them weight 0",
+                   vanished, split, sum(samples.values()))
     _log_rank0(logging.INFO, "mixture %s, %s split: requested vs realized token fractions "
                "(from the blended dataset index)\n%s", mixture.hash, split, table)
     return table
