@@ -52,8 +52,11 @@ def _run(args: argparse.Namespace) -> int:
     if not rank0:
         logging.getLogger().setLevel(logging.WARNING)  # rank 0 logs
     result = run_training(cfg, force=args.force)
-    if dist.is_initialized():
+    if dist.is_initialized() and "WORLD_SIZE" in os.environ:  # torchrun: leave cleanly
+        from megatron.core import parallel_state
+
         dist.barrier()
+        parallel_state.destroy_model_parallel()
         dist.destroy_process_group()
     if result.get("status") == "diverged":
         if rank0:

@@ -156,11 +156,30 @@ def build_model(plan: ModelPlan):
     return model
 
 
-def count_parameters(model) -> dict:
-    """Parameters of this rank's model: total, embedding (input + output layers) and non-embedding."""
-    total = sum(p.numel() for p in model.parameters())
-    emb = 0
+def count_parameters(model, *, tp_rank: int = 0) -> dict:
+    """This rank's share of the parameters: total, embedding (input + output layers), non-embedding.
+
+    Tensor-parallel shards count on every rank, replicated parameters (norms) only on tensor rank 0, so the
+    sum over the model-parallel group is the model's size (see :func:`count_model_parameters`)."""
+    total = emb = 0
     for name, p in model.named_parameters():
+        if not getattr(p, "tensor_model_parallel", False) and tp_rank != 0:
+            continue
+        total += p.numel()
         if name.startswith("embedding.") or name.startswith("output_layer."):
             emb += p.numel()
+    return {"total": total, "embedding": emb, "non_embedding": total - emb}
+
+
+def count_model_parameters(model) -> dict:
+    """Whole-model parameter counts (summed over the tensor- and pipeline-parallel ranks)."""
+    import torch
+    import torch.distributed as dist
+    from megatron.core import parallel_state
+
+    local = count_parameters(model, tp_rank=parallel_state.get_tensor_model_parallel_rank())
+    t = torch.tensor([local["total"], local["embedding"]], dtype=torch.float64)
+    if dist.is_initialized():
+        dist.all_reduce(t, group=parallel_state.get_model_parallel_group())
+    total, emb = int(t[0]), int(t[1])
     return {"total": total, "embedding": emb, "non_embedding": total - emb}

@@ -38,7 +38,7 @@ from ..train_config import TrainConfig
 from . import checkpoint as ckpt
 from . import shims
 from .evaluation import build_validation_set, iterate_eval_batches, num_eval_batches
-from .model import build_model, count_parameters, plan_model, transformer_engine_importable
+from .model import build_model, count_model_parameters, plan_model, transformer_engine_importable
 
 log = logging.getLogger(__name__)
 
@@ -228,23 +228,36 @@ class _Run:
 
     # -- build --
     def build(self):
+        """Registry, mixture, model/optimizer/scheduler, training data and validation windows."""
+        cfg = self.cfg
+        self.registry = DomainRegistry.load(cfg.domains)
+        self.mixture = resolve_mixture(cfg, self.registry)
+        self.run_id = run_id_for(cfg, self.mixture)
+        self.build_model_and_optimizer(cfg.model.vocab_size or self.registry.tokenizer.vocab_size)
+        tokenizer = load_run_tokenizer(self.registry)
+        dataset = build_train_dataset(cfg, self.registry, self.mixture, tokenizer)
+        o = cfg.optim
+        self.batches = StepBatches(dataset, global_batch_size=o.global_batch_size,
+                                   micro_batch_size=o.micro_batch_size, dp_rank=self.dp_rank, dp_size=self.dp_size)
+        self.valid = build_validation_set(self.registry, seq_length=cfg.model.seq_length,
+                                          num_tokens_per_domain=cfg.eval.num_tokens_per_domain,
+                                          split=cfg.eval.split)
+
+    def build_model_and_optimizer(self, vocab_size: int) -> None:
+        """GPTModel (this pipeline stage) in Megatron DDP, the Megatron optimizer and the LR scheduler."""
         from megatron.core.distributed import DistributedDataParallel, DistributedDataParallelConfig
         from megatron.core.distributed.finalize_model_grads import finalize_model_grads
         from megatron.core.optimizer import OptimizerConfig, get_megatron_optimizer
         from megatron.core.optimizer_param_scheduler import OptimizerParamScheduler
 
         cfg = self.cfg
-        self.registry = DomainRegistry.load(cfg.domains)
-        self.mixture = resolve_mixture(cfg, self.registry)
-        self.run_id = run_id_for(cfg, self.mixture)
-        vocab = cfg.model.vocab_size or self.registry.tokenizer.vocab_size
-        self.plan = plan_model(cfg, vocab_size=vocab, cuda_available=self.cuda,
+        self.plan = plan_model(cfg, vocab_size=vocab_size, cuda_available=self.cuda,
                                te_available=self.cuda and transformer_engine_importable())
         shims.seed_model_parallel(cfg.seed)
         model = build_model(self.plan)
         if self.cuda:
             model.cuda(torch.cuda.current_device())
-        self.num_parameters = count_parameters(model)
+        self.num_parameters = count_model_parameters(model)
         tconfig = model.config
         ddp_config = DistributedDataParallelConfig(grad_reduce_in_fp32=True, overlap_grad_reduce=False,
                                                    use_distributed_optimizer=False)
@@ -266,13 +279,6 @@ class _Run:
             wd_incr_steps=o.train_steps, wd_incr_style="constant")
         # The LR used by step s (0-based) is the schedule at s + 1: warmup reaches lr at step warmup-1.
         self.scheduler.step(1)
-        tokenizer = load_run_tokenizer(self.registry)
-        dataset = build_train_dataset(cfg, self.registry, self.mixture, tokenizer)
-        self.batches = StepBatches(dataset, global_batch_size=o.global_batch_size,
-                                   micro_batch_size=o.micro_batch_size, dp_rank=self.dp_rank, dp_size=self.dp_size)
-        self.valid = build_validation_set(self.registry, seq_length=cfg.model.seq_length,
-                                          num_tokens_per_domain=cfg.eval.num_tokens_per_domain,
-                                          split=cfg.eval.split)
         self.step = 0
         self.tokens = 0
         self.metrics: list[dict] = []
@@ -468,6 +474,11 @@ def run_training(config: TrainConfig, *, force: bool = False) -> dict:
     run.tb = None
     try:
         return _train(run)
+    except Exception as exc:
+        if is_rank0:  # a failed run says so; it resumes from its last checkpoint when started again
+            _write_status(out, {"status": "failed", "step": getattr(run, "step", 0),
+                                "error": f"{type(exc).__name__}: {exc}"})
+        raise
     finally:
         if run.tb is not None:
             run.tb.close()

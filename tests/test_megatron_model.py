@@ -1,0 +1,107 @@
+"""Model plan (layer spec + TransformerConfig) on CPU and on a simulated GPU + Transformer Engine machine,
+and the LLaMA-style GPTModel actually built on CPU."""
+
+import pytest
+
+from regmix_megatron.errors import ConfigError
+from regmix_megatron.megatron.model import (
+    LOCAL_SPEC,
+    TE_SPEC,
+    padded_vocab_size,
+    plan_model,
+    transformer_config,
+    transformer_engine_importable,
+)
+from regmix_megatron.train_config import build_train_config
+
+BASE = {"domains": "d/domains.json", "output_dir": "out"}
+
+
+def cfg_of(preset, **sections):
+    return build_train_config({**BASE, "preset": preset, **sections})
+
+
+def test_cpu_plan_is_local_fp32_llama_style():
+    plan = plan_model(cfg_of("tiny-test"), vocab_size=1000, cuda_available=False, te_available=False)
+    kw = plan.config_kwargs
+    assert plan.spec_name == LOCAL_SPEC
+    assert kw["normalization"] == "RMSNorm" and kw["gated_linear_unit"] and kw["activation_func"] == "silu"
+    assert not kw["add_bias_linear"] and not kw["add_qkv_bias"]
+    assert kw["params_dtype"] == "float32" and not kw["bf16"] and "fp8" not in kw
+    assert kw["use_cpu_initialization"] and kw["hidden_dropout"] == 0.0 and kw["attention_dropout"] == 0.0
+    assert plan.vocab_size == 1024 and plan.max_sequence_length == 64
+
+
+def test_auto_spec_on_gpu_with_transformer_engine_bf16_fp8():
+    cfg = cfg_of("regmix-1b", precision={"bf16": True, "fp8": "hybrid", "layer_spec": "auto"},
+                 parallel={"tensor_model_parallel_size": 2, "pipeline_model_parallel_size": 2})
+    plan = plan_model(cfg, vocab_size=32000, cuda_available=True, te_available=True)
+    kw = plan.config_kwargs
+    assert plan.spec_name == TE_SPEC
+    assert kw["bf16"] and kw["params_dtype"] == "bfloat16" and kw["fp8"] == "hybrid" and kw["fp8_recipe"] == "delayed"
+    assert not kw["use_cpu_initialization"]
+    assert kw["tensor_model_parallel_size"] == 2 and kw["pipeline_model_parallel_size"] == 2
+    assert plan.vocab_size % (64 * 2) == 0
+    # The TransformerConfig the GPU path would build constructs here too (no GPU needed for the dataclass).
+    tc = transformer_config(plan)
+    assert tc.fp8 == "hybrid" and tc.bf16 and str(tc.params_dtype) == "torch.bfloat16"
+    assert tc.normalization == "RMSNorm" and tc.gated_linear_unit and not tc.add_bias_linear
+    assert (tc.num_layers, tc.hidden_size, tc.num_attention_heads, tc.ffn_hidden_size) == (22, 2048, 16, 5632)
+
+
+def test_auto_spec_falls_back_to_local_without_te_or_cuda():
+    cfg = cfg_of("regmix-1m")  # bf16 preset
+    assert plan_model(cfg, vocab_size=50000, cuda_available=True, te_available=False).spec_name == LOCAL_SPEC
+    with pytest.raises(ConfigError, match="precision.bf16"):
+        plan_model(cfg, vocab_size=50000, cuda_available=False, te_available=False)
+    fp8 = cfg_of("regmix-1b", precision={"fp8": "hybrid"})
+    with pytest.raises(ConfigError, match="precision.fp8"):
+        plan_model(fp8, vocab_size=50000, cuda_available=True, te_available=False)
+    forced = cfg_of("tiny-test", precision={"layer_spec": "transformer_engine"})
+    with pytest.raises(ConfigError, match="layer_spec"):
+        plan_model(forced, vocab_size=1000, cuda_available=False, te_available=False)
+
+
+def test_transformer_engine_not_importable_here():
+    # This machine has no CUDA: the PyPI transformer-engine meta package (if present) raises on import.
+    import torch
+
+    if not torch.cuda.is_available():
+        assert not (transformer_engine_importable() and torch.cuda.is_available())
+
+
+def test_padded_vocab():
+    assert padded_vocab_size(1000, 64, 1) == 1024
+    assert padded_vocab_size(1024, 64, 2) == 1024
+    assert padded_vocab_size(1025, 64, 2) == 1152
+
+
+def test_built_cpu_model_is_llama_style():
+    import torch
+
+    from regmix_megatron.megatron.model import build_model, count_model_parameters
+    from regmix_megatron.megatron.shims import seed_model_parallel
+    from regmix_megatron.megatron.train import init_distributed
+
+    init_distributed(1, 1)
+    seed_model_parallel(0)
+    cfg = cfg_of("tiny-test")
+    plan = plan_model(cfg, vocab_size=1000, cuda_available=False, te_available=False)
+    model = build_model(plan)
+    names = dict(model.named_parameters())
+    assert not any(n.endswith(".bias") for n in names)  # no bias anywhere
+    assert isinstance(model.decoder.final_layernorm, torch.nn.RMSNorm)
+    assert isinstance(model.decoder.layers[0].input_layernorm, torch.nn.RMSNorm)
+    fc1 = names["decoder.layers.0.mlp.linear_fc1.weight"]
+    assert tuple(fc1.shape) == (2 * 128, 64)  # SwiGLU: gate and up projections fused
+    emb = names["embedding.word_embeddings.weight"]
+    out = names["output_layer.weight"]
+    assert emb.data_ptr() != out.data_ptr()  # untied embeddings
+    assert model.position_embedding_type == "rope"
+    counts = count_model_parameters(model)
+    assert counts["embedding"] == 2 * 1024 * 64
+    tokens = torch.randint(0, 1000, (2, 64))
+    pos = torch.arange(64).unsqueeze(0).expand(2, -1)
+    loss = model(tokens, pos, None, labels=tokens)
+    assert loss.shape == (2, 64) and torch.isfinite(loss).all()
+    assert abs(loss.mean().item() - torch.log(torch.tensor(1024.0)).item()) < 0.5  # near-uniform at init
