@@ -113,3 +113,61 @@ def slurm_cluster(tmp_path_factory):
                                   text=True, timeout=120, env=env)
             if stop.returncode != 0:
                 print(f"tools/slurm_local.sh stop failed: {stop.stderr}", file=sys.stderr)
+
+
+# ---- real sweeps (the real `regmix-megatron train`) -------------------------------------------------------
+#: The tiny-test preset, shortened: the sweep tests check orchestration, not learning (the trainer's tests do).
+PROXY_OVERRIDES = {"optim": {"train_steps": 8, "warmup_steps": 2},
+                   "eval": {"eval_interval": 4, "num_tokens_per_domain": 1024},
+                   "checkpoint": {"interval": 4, "keep_last": 1}}
+
+
+def domains_json_of(indexed) -> Path:
+    """The domains.json path of the ``indexed_fixture`` (a path to the file or its directory, or an object
+    carrying it)."""
+    for attr in ("domains_json", "domains", "path"):
+        if hasattr(indexed, attr):
+            indexed = getattr(indexed, attr)
+            break
+    if isinstance(indexed, dict):
+        indexed = indexed.get("domains_json") or indexed.get("domains")
+    path = Path(indexed)
+    return path / "domains.json" if path.is_dir() else path
+
+
+def make_real_sweep_inputs(directory: Path, domains_json: Path, num_mixtures: int, seed: int = 0):
+    """mixtures.jsonl from the real sampler + a proxy config on the tiny-test preset."""
+    import yaml
+
+    from regmix_megatron.manifest import DomainRegistry
+    from regmix_megatron.mixture import Mixture
+    from regmix_megatron.sampling import SamplerConfig, sample_mixtures
+
+    directory.mkdir(parents=True, exist_ok=True)
+    registry = DomainRegistry.load(domains_json)
+    rows = sample_mixtures(registry.tokens_per_domain(), SamplerConfig(num_samples=num_mixtures, seed=seed),
+                           domains=registry.names)
+    mixtures = directory / "mixtures.jsonl"
+    mixtures.write_text("".join(json.dumps(Mixture.from_array(registry.names, r).to_json_obj()) + "\n"
+                                for r in rows))
+    config = directory / "proxy.yaml"
+    config.write_text(yaml.safe_dump(dict({"preset": "tiny-test", "domains": str(domains_json), "seed": 1234},
+                                          **PROXY_OVERRIDES)))
+    return mixtures, config, registry.names
+
+
+def check_complete_table(sweep_root: Path, num_runs: int, domains) -> "object":
+    """The collected table has one row per run and a finite loss for every domain (no hole, no NaN)."""
+    import numpy as np
+    import pandas as pd
+
+    table = pd.read_parquet(sweep_root / "results.parquet")
+    assert len(table) == num_runs and table["run_id"].is_unique
+    assert [c for c in table.columns if c.startswith("val_loss/")] == [f"val_loss/{d}" for d in domains]
+    losses = table[[f"val_loss/{d}" for d in domains]].to_numpy()
+    assert np.isfinite(losses).all() and (losses > 0).all()
+    weights = table[[f"weight/{d}" for d in domains]].to_numpy()
+    np.testing.assert_allclose(weights.sum(axis=1), 1.0, rtol=0, atol=1e-12)
+    csv = pd.read_csv(sweep_root / "results.csv")
+    pd.testing.assert_frame_equal(csv, table, check_dtype=False)
+    return table

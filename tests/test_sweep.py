@@ -275,3 +275,81 @@ def test_cli_errors_name_the_flag(tmp_path, planned):
     assert proc.returncode == 2 and "--mem='lots'" in proc.stderr
     proc = subprocess.run(CLI + ["sweep", "status", str(tmp_path)], capture_output=True, text=True)
     assert proc.returncode == 2 and "not a planned sweep" in proc.stderr
+
+
+# ---- real sweeps: the real `regmix-megatron train` on the corpus fixture ---------------------------------
+from sweep_fixtures import check_complete_table, domains_json_of, make_real_sweep_inputs  # noqa: E402
+
+
+def _cli(*args, check=True, **kw):
+    return subprocess.run(CLI + list(args), capture_output=True, text=True, check=check, **kw)
+
+
+def test_local_sweep_of_16_runs_collects_a_complete_table(tmp_path, indexed_fixture):
+    domains_json = domains_json_of(indexed_fixture)
+    mixtures, config, domains = make_real_sweep_inputs(tmp_path, domains_json, 16)
+    sweep_dir = tmp_path / "sweep"
+    _cli("sweep", "plan", "--mixtures", str(mixtures), "--config", str(config), "--output", str(sweep_dir))
+    proc = _cli("sweep", "launch", str(sweep_dir), "--executor", "local", "--parallel", "2", check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "done=16 running=0 failed=0 pending=0" in proc.stdout
+    sweep = Sweep.load(sweep_dir)
+    for run in sweep.runs:  # one attempt each, its log kept, the trainer's own result for that run
+        d = sweep.run_dir(run.run_id)
+        assert len(list((d / "logs").glob("attempt-*.json"))) == 1
+        result = json.loads((d / "result.json").read_text())
+        assert result["run_id"] == run.run_id and result["mixture_hash"] == run.mixture.hash
+    status = _cli("sweep", "status", str(sweep_dir)).stdout
+    assert "done: 16" in status and "16/16" in status
+    _cli("sweep", "collect", str(sweep_dir))
+    table = check_complete_table(sweep_dir, 16, domains)
+    assert set(table["run_id"]) == set(sweep.run_ids())
+    # the losses are the trainer's, per run: mixtures differ, so do the losses
+    assert table[[f"val_loss/{d}" for d in domains]].round(6).drop_duplicates().shape[0] == 16
+    # a re-launch has nothing to do
+    again = _cli("sweep", "launch", str(sweep_dir), "--executor", "local")
+    assert "done=16" in again.stdout
+    assert all(len(list((sweep.run_dir(r) / "logs").glob("attempt-*.json"))) == 1 for r in sweep.run_ids())
+
+
+def test_killed_sweep_relaunches_without_repeating_finished_runs(tmp_path, indexed_fixture):
+    domains_json = domains_json_of(indexed_fixture)
+    mixtures, config, domains = make_real_sweep_inputs(tmp_path, domains_json, 6, seed=1)
+    sweep_dir = tmp_path / "sweep"
+    _cli("sweep", "plan", "--mixtures", str(mixtures), "--config", str(config), "--output", str(sweep_dir))
+    sweep = Sweep.load(sweep_dir)
+    launcher = subprocess.Popen(CLI + ["sweep", "launch", str(sweep_dir), "--executor", "local", "--parallel",
+                                       "2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            done = [r for r in sweep.run_ids() if (sweep.run_dir(r) / "result.json").exists()]
+            if len(done) >= 2:
+                break
+            assert launcher.poll() is None, "the launcher ended before it could be killed"
+            time.sleep(0.2)
+        else:
+            pytest.fail("no two runs finished within 180 s")
+    finally:
+        os.killpg(launcher.pid, signal.SIGKILL)
+        launcher.wait()
+    done_before = {r: (sweep.run_dir(r) / "result.json").read_bytes() for r in sweep.run_ids()
+                   if (sweep.run_dir(r) / "result.json").exists()}
+    assert 2 <= len(done_before) < 6
+    states = st.read_sweep_state(sweep)
+    assert all(states[r].status == st.PENDING for r in sweep.run_ids() if r not in done_before)
+    proc = _cli("sweep", "launch", str(sweep_dir), "--executor", "local", "--parallel", "2", check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "done=6" in proc.stdout
+    for r in sweep.run_ids():
+        attempts = st.attempt_records(sweep.run_dir(r))
+        if r in done_before:  # never started again: one attempt, the same result
+            # (its outcome is missing if the kill came between the trainer's result.json and the record)
+            assert len(attempts) == 1 and attempts[0].get("outcome") in (None, "completed")
+            assert (sweep.run_dir(r) / "result.json").read_bytes() == done_before[r]
+        else:  # started now (or resumed after the kill): the last attempt completed
+            assert attempts[-1]["outcome"] == "completed"
+            assert all(a.get("outcome") in (None, "completed") for a in attempts)
+    _cli("sweep", "collect", str(sweep_dir))
+    check_complete_table(sweep_dir, 6, domains)
