@@ -247,6 +247,12 @@ def domain_caps(tokens_per_domain: np.ndarray, config: SamplerConfig, *,
     Raises :class:`ConfigError` naming the field and the fix when no mixture can satisfy the bounds.
     """
     t, names, lower, upper, source = _bounds_with_sources(tokens_per_domain, config, domains)
+    if config.max_epochs is not None and config.max_epochs * t.sum() < config.target_tokens:
+        best = config.max_epochs * t.sum()
+        raise ConfigError(
+            f"{_SECTION}.target_tokens={config.target_tokens} is more than max_epochs={config.max_epochs} "
+            f"x the {int(t.sum())} available training tokens, so no mixture can meet the budget (the caps "
+            f"sum to {upper.sum():.4g} < 1): use target_tokens <= {int(best)} or raise max_epochs")
     for i, n in enumerate(names):
         if upper[i] < config.min_weight:
             what = source[i]
@@ -267,12 +273,6 @@ def domain_caps(tokens_per_domain: np.ndarray, config: SamplerConfig, *,
         raise ConfigError(f"{_SECTION}.min_weights sum to {lower.sum():.6g} > 1: no mixture can meet them; "
                           "lower some bounds")
     if upper.sum() < 1 - BOUND_TOLERANCE:
-        if config.max_epochs is not None and config.max_epochs * t.sum() < config.target_tokens:
-            best = config.max_epochs * t.sum()
-            raise ConfigError(
-                f"{_SECTION}.target_tokens={config.target_tokens} is more than max_epochs={config.max_epochs} "
-                f"x the {int(t.sum())} available training tokens, so no mixture can meet the budget (the caps "
-                f"sum to {upper.sum():.4g} < 1): use target_tokens <= {int(best)} or raise max_epochs")
         raise ConfigError(
             f"{_SECTION}: the per-domain caps sum to {upper.sum():.6g} < 1, so no mixture fits (caps: "
             + ", ".join(f"{n}<={u:.4g}" for n, u in zip(names, upper))

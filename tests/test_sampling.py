@@ -189,3 +189,35 @@ def test_config_validation_names_field_and_fix():
         load_config(SamplerConfig, {"num_sample": 3}, source="s.yaml")
     cfg = load_config(SamplerConfig, {"num_samples": 8, "cap_multiplier": None, "max_weights": {"a": 0.5}})
     assert cfg.cap_multiplier is None and cfg.max_weights == {"a": 0.5}
+
+
+def test_sample_cli_writes_mixtures_config_and_plot(indexed_fixture, tmp_path, capsys):
+    import json
+
+    import yaml
+
+    from regmix_megatron import cli
+    from regmix_megatron.manifest import DomainRegistry
+
+    out = tmp_path / "mixtures.jsonl"
+    png = tmp_path / "mixtures.png"
+    argv = ["sample", "--domains", str(indexed_fixture.domains_json), "--num-samples", "40", "--seed", "4",
+            "--max-epochs", "1.5", "--target-tokens", "300k", "--output", str(out), "--plot", str(png)]
+    assert cli.main(argv) == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["index"] for r in rows] == list(range(40))
+    registry = DomainRegistry.load(indexed_fixture.domains_json)
+    resolved = yaml.safe_load((tmp_path / "mixtures.jsonl.sampler.yaml").read_text())
+    assert resolved["sampler"]["target_tokens"] == 300_000 and resolved["domains"] == list(registry.names)
+    upper = np.array(resolved["upper"])
+    w = np.array([[r["weights"][d] for d in registry.names] for r in rows])
+    assert np.all(w <= upper + BOUND_TOLERANCE)
+    assert all(Mixture.from_dict(r["weights"]).hash == r["hash"] for r in rows)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    assert cli.main(argv) == 0 and [json.loads(x) for x in out.read_text().splitlines()] == rows  # same seed
+    # errors name the flag
+    assert cli.main(["sample", "--domains", str(indexed_fixture.domains_json), "--max-epochs", "1",
+                     "--target-tokens", "10B", "--output", str(tmp_path / "x.jsonl")]) == 2
+    err = capsys.readouterr().err
+    assert "--target-tokens (sampler.target_tokens)=10000000000" in err and "raise max_epochs" in err
+    assert not (tmp_path / "x.jsonl").exists()
