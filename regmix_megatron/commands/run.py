@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-STAGES = ("corpus", "tokenizer", "indexed", "sample", "sweep", "fit", "search", "targets", "evaluate", "report")
+from ..pipeline.stages import STAGE_NAMES as STAGES  # light: no torch/megatron at import time
 
 
 def register(subparsers) -> None:

@@ -1,4 +1,4 @@
-"""Figures and tables of the pipeline view in the report (matplotlib, Agg backend; PNGs written atomically).
+"""Figures of the pipeline view in the report (matplotlib Agg figures; ``regmix_megatron.report`` embeds them).
 
 - stage timings (horizontal bars, seconds per stage of the run that produced each output);
 - the target comparison: target-scale validation loss of RegMix and each baseline (bars), the sweep mixtures
@@ -8,13 +8,9 @@
 
 from __future__ import annotations
 
-import html
-from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
-
-from ..fileio import atomic_path
 
 COLORS = {"regmix": "#d62728", "natural": "#1f77b4", "uniform": "#2ca02c", "target_only": "#9467bd"}
 SWEEP_COLOR = "#7f7f7f"
@@ -23,24 +19,17 @@ SWEEP_COLOR = "#7f7f7f"
 def _plt():
     import matplotlib
 
-    matplotlib.use("Agg")
+    matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
     return plt
-
-
-def _save(fig, path: Path) -> Path:
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    _plt().close(fig)
-    return path
 
 
 def short_label(label: str) -> str:
     return label if not label.startswith("sweep:") else f"sweep {label.split(':', 1)[1][:6]}"
 
 
-def plot_stage_timings(timings: Sequence[tuple[str, float]], path: Path) -> Path:
+def plot_stage_timings(timings: Sequence[tuple[str, float]]) -> Any:
     plt = _plt()
     names = [n for n, _ in timings]
     secs = np.array([s for _, s in timings], dtype=float)
@@ -53,10 +42,10 @@ def plot_stage_timings(timings: Sequence[tuple[str, float]], path: Path) -> Path
     ax.set_xlabel("seconds (when the stage last ran)")
     ax.set_title(f"Stage timings (total {secs.sum() / 60:.1f} min)")
     ax.set_xlim(0, max(secs.max(), 1.0) * 1.2)
-    return _save(fig, path)
+    return fig
 
 
-def plot_target_comparison(evaluation: Mapping, path: Path) -> Path:
+def plot_target_comparison(evaluation: Mapping) -> Any:
     plt = _plt()
     rows = list(evaluation["runs"])
     labels = [short_label(r["label"]) for r in rows]
@@ -74,10 +63,10 @@ def plot_target_comparison(evaluation: Mapping, path: Path) -> Path:
     target = evaluation["target"]
     ax.set_ylabel(f"target-scale val loss ({target})")
     ax.set_title("Target runs: RegMix vs baselines (lower is better)")
-    return _save(fig, path)
+    return fig
 
 
-def plot_rank_invariance(evaluation: Mapping, path: Path) -> Path:
+def plot_rank_invariance(evaluation: Mapping) -> Any:
     plt = _plt()
     rank = evaluation["rank_invariance"]
     pts = rank["mixtures"]
@@ -93,16 +82,5 @@ def plot_rank_invariance(evaluation: Mapping, path: Path) -> Path:
     rho_text = "n/a" if rho is None else f"{rho:.2f}"
     ax.set_title(f"Rank invariance: Spearman rho = {rho_text} (n = {rank['num_mixtures']})")
     ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return fig
 
-
-def html_table(header: Sequence[str], rows: Sequence[Sequence], float_digits: int = 4) -> str:
-    """A small HTML table; floats formatted, everything escaped."""
-    def cell(v):
-        if isinstance(v, float):
-            return f"{v:.{float_digits}f}"
-        return html.escape(str(v))
-
-    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"

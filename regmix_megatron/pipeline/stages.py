@@ -445,32 +445,19 @@ def run_evaluate(ctx: StageContext) -> StageOutput:
 
 # ---- report ---------------------------------------------------------------------------------------------
 def run_report(ctx: StageContext) -> StageOutput:
-    from ..fileio import atomic_write_text, read_json
-    from . import report as rp
+    from ..fileio import read_json
+    from .report import numbers_for_log, write_pipeline_report
 
     cfg: PipelineConfig = ctx.config
-    fig_dir = ctx.out / "report"
     evaluation = read_json(ctx.path("evaluate", "evaluation"))
     records = [ctx.records[name] for name in STAGE_NAMES if name in ctx.records]
-    sections = [
-        rp.stage_timing_section(records, fig_dir),
-        rp.sweep_section(ctx.path("sweep", "results"), cfg.target),
-        rp.fit_section(ctx.path("fit", "metrics")),
-        rp.search_section(ctx.path("search", "search")),
-        rp.target_section(evaluation, fig_dir),
-        rp.rank_section(evaluation, fig_dir),
-    ]
-    sections += regression_sections(ctx, fig_dir)
-    intro = rp.headline(evaluation) + (f"<p>Config: <code>{ctx.out / 'config.yaml'}</code>; stage records: "
-                                       f"<code>{ctx.out / 'stages'}</code>.</p>")
-    path = atomic_write_text(ctx.out / "report.html", rp.render_page("RegMix pipeline report", intro, sections))
-    return StageOutput(files={"report": str(path), "figures": str(fig_dir)}, summary=str(path.name),
-                       values=rp.numbers_for_log(evaluation))
-
-
-def regression_sections(ctx: StageContext, fig_dir: Path) -> list:
-    """The regression report's own sections (predicted vs true, weights vs prior, correlations, importance)."""
-    return []
+    png_dir = ctx.out / "report"
+    path = write_pipeline_report(
+        ctx.out / "report.html", png_dir, records=records, evaluation=evaluation,
+        results_csv=ctx.path("sweep", "results"), fit_dir=ctx.path("fit", "metrics").parent,
+        search_dir=ctx.path("search", "search").parent, fit_target=ctx.value("fit", "target"), target=cfg.target)
+    return StageOutput(files={"report": str(path), "figures": str(png_dir)}, summary=path.name,
+                       values=numbers_for_log(evaluation))
 
 
 # ---- estimates (seconds on 2 cores; they only weight the progress bar) -----------------------------------
