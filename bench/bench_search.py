@@ -3,7 +3,8 @@
 Fits LightGBM with the paper's settings (1000 rounds, learning rate 0.01) on the RegMix reference training runs
 (``../shared/regmix_reference``; if absent, on synthetic data of the same shape: 512 x 17, said so in the
 output), draws 1,000,000 Dirichlet candidates, predicts them with both (same thread count), prints both times,
-the maximum absolute difference, and ends with ``ratio: <plain_time / fast_time>`` (higher is better).
+the maximum absolute difference, and ends with ``ratio: <plain_time / fast_time>`` (wall clock, higher is better); process CPU times are printed too
+because the machine is shared.
 numba's compile time (or on-disk cache load) is measured and reported separately, not in the fast time.
 
     .venv/bin/python bench/bench_search.py [--num-candidates 1000000] [--threads 2]
@@ -71,15 +72,20 @@ def main() -> int:
     candidates = rng.dirichlet(prior * x.shape[1], size=args.num_candidates)
     print(f"candidates: {args.num_candidates:,} Dirichlet draws over {x.shape[1]} domains; threads: {args.threads}")
 
-    t = time.perf_counter()
+    print(f"load average before timing: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores "
+          "(other jobs share the machine: wall times are noisy; process CPU time shown too)")
+    t, c = time.perf_counter(), time.process_time()
     plain = booster.predict(candidates, num_threads=args.threads)
-    plain_s = time.perf_counter() - t
-    print(f"lightgbm Booster.predict: {plain_s:.2f} s ({args.num_candidates / plain_s:,.0f} candidates/s)")
+    plain_s, plain_cpu = time.perf_counter() - t, time.process_time() - c
+    print(f"lightgbm Booster.predict: {plain_s:.2f} s wall, {plain_cpu:.2f} s CPU "
+          f"({args.num_candidates / plain_s:,.0f} candidates/s)")
 
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     fast = predictor.predict(candidates)
-    fast_s = time.perf_counter() - t
-    print(f"fastpredict (bitvectors): {fast_s:.2f} s ({args.num_candidates / fast_s:,.0f} candidates/s)")
+    fast_s, fast_cpu = time.perf_counter() - t, time.process_time() - c
+    print(f"fastpredict (bitvectors): {fast_s:.2f} s wall, {fast_cpu:.2f} s CPU "
+          f"({args.num_candidates / fast_s:,.0f} candidates/s)")
+    print(f"load average after timing: {os.getloadavg()[0]:.1f}; CPU-time ratio: {plain_cpu / fast_cpu:.2f}")
 
     diff = float(np.max(np.abs(plain - fast)))
     print(f"max abs diff: {diff:.3g} ({'identical' if diff == 0.0 else 'DIFFERENT'}; required <= 1e-9)")
