@@ -188,7 +188,8 @@ def _encode_batch(task: tuple[str, list[tuple[int, bytes]]]) -> list[tuple]:
         if ids and opts.append_eod:
             ids[-1] = list(ids[-1]) + [eod]
         lengths = np.fromiter((len(e) for e in ids), dtype=np.int32, count=len(ids))
-        tokens = np.fromiter((t for e in ids for t in e), dtype=np.int32, count=int(lengths.sum()))
+        tokens = (np.concatenate([np.asarray(e, dtype=np.int32) for e in ids]) if ids
+                  else np.zeros(0, dtype=np.int32))
         results[index][3][key] = (tokens, lengths)
     return results
 
@@ -196,12 +197,15 @@ def _encode_batch(task: tuple[str, list[tuple[int, bytes]]]) -> list[tuple]:
 class Encoder:
     """Tokenizes JSONL files with ``workers`` processes (in-process for 1), results in input order."""
 
-    def __init__(self, options: EncodeOptions, workers: int = 1, batch_lines: int = 64) -> None:
+    def __init__(self, options: EncodeOptions, workers: int = 1, batch_lines: int = 256,
+                 batch_bytes: int = 1 << 16) -> None:
         if workers < 1:
             raise RegmixError(f"--workers {workers}: use 1 or more")
         self.options = options
         self.workers = workers
         self.batch_lines = batch_lines
+        self.batch_bytes = batch_bytes
+        """A task is at most ``batch_lines`` lines or about ``batch_bytes`` bytes (documents vary a lot)."""
         self._pool = None
 
     def __enter__(self) -> "Encoder":
@@ -223,11 +227,13 @@ class Encoder:
 
     def _tasks(self, path: Path) -> Iterator[tuple[str, list[tuple[int, bytes]]]]:
         batch: list[tuple[int, bytes]] = []
+        num_bytes = 0
         for item in iter_lines(path):
             batch.append(item)
-            if len(batch) >= self.batch_lines:
+            num_bytes += len(item[1])
+            if len(batch) >= self.batch_lines or num_bytes >= self.batch_bytes:
                 yield str(path), batch
-                batch = []
+                batch, num_bytes = [], 0
         if batch:
             yield str(path), batch
 

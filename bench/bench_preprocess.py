@@ -1,0 +1,81 @@
+#!/usr/bin/env python
+"""Preprocessing throughput (MB/s of JSONL, tokens/s) with 1 and 2 worker processes.
+
+    python bench/bench_preprocess.py [--corpus-dir DIR] [--mb-per-domain 2] [--vocab-size 8000]
+
+Uses the default corpus (.cache/corpus, from `regmix-megatron corpus build`) when present, else the test fixture.
+The first --mb-per-domain MB of every domain's train split are copied to a temp corpus, a tokenizer is trained
+on it, and `preprocess_corpus` runs once per worker count (megatron-core imported beforehand, pool start-up
+included). Outputs of both runs are checked byte-identical. Ends with `ratio: <2-worker / 1-worker throughput>`.
+"""
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def cut_corpus(source: Path, target: Path, num_bytes: int) -> int:
+    """Whole lines from the start of each domain's train.jsonl up to ``num_bytes``; returns total bytes."""
+    total = 0
+    for domain in sorted(p for p in source.iterdir() if (p / "train.jsonl").is_file()):
+        (target / domain.name).mkdir(parents=True)
+        taken = 0
+        with open(domain / "train.jsonl", "rb") as src, open(target / domain.name / "train.jsonl", "wb") as dst:
+            for line in src:
+                if taken >= num_bytes:
+                    break
+                dst.write(line)
+                taken += len(line)
+        total += taken
+    return total
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--corpus-dir", default=None)
+    p.add_argument("--mb-per-domain", type=float, default=2.0)
+    p.add_argument("--vocab-size", type=int, default=8000)
+    args = p.parse_args()
+
+    import megatron.core.datasets.indexed_dataset  # noqa: F401  (import cost outside the timings)
+
+    from regmix_megatron.manifest import DomainRegistry
+    from regmix_megatron.preprocess import preprocess_corpus
+    from regmix_megatron.tokenizer import TokenizerTrainConfig, train_tokenizer
+
+    default = REPO / ".cache" / "corpus"
+    source = Path(args.corpus_dir) if args.corpus_dir else (default if default.is_dir() else
+                                                             REPO / "tests" / "fixtures" / "corpus")
+    with tempfile.TemporaryDirectory(prefix="bench-preprocess-") as tmp:
+        tmp = Path(tmp)
+        num_bytes = cut_corpus(source, tmp / "corpus", int(args.mb_per_domain * 1e6))
+        started = time.perf_counter()
+        model = train_tokenizer(tmp / "corpus", tmp / "tok", TokenizerTrainConfig(vocab_size=args.vocab_size,
+                                                                                  sample_bytes_per_domain=1_000_000))
+        train_s = time.perf_counter() - started
+        rows = []
+        for workers in (1, 2):
+            started = time.perf_counter()
+            manifest = preprocess_corpus(tmp / "corpus", tmp / f"out{workers}", model, workers=workers)
+            elapsed = time.perf_counter() - started
+            num_tokens = int(DomainRegistry.load(manifest).tokens_per_domain("train").sum())
+            rows.append((workers, elapsed, num_bytes / 1e6 / elapsed, num_tokens / elapsed, num_tokens))
+        identical = all((tmp / "out1" / f.relative_to(tmp / "out2")).read_bytes() == f.read_bytes()
+                        for f in (tmp / "out2").rglob("*_document.*"))
+    print(f"corpus: {source} (first {args.mb_per_domain:g} MB of train per domain, {num_bytes / 1e6:.1f} MB total); "
+          f"tokenizer: vocab {args.vocab_size}, trained in {train_s:.1f} s")
+    print(f"{'workers':>8} {'seconds':>9} {'MB/s':>8} {'tokens/s':>12} {'tokens':>12}")
+    for workers, elapsed, mbs, tps, num_tokens in rows:
+        print(f"{workers:>8} {elapsed:>9.2f} {mbs:>8.2f} {tps:>12,.0f} {num_tokens:>12,}")
+    print(f"outputs byte-identical: {identical}")
+    print(f"ratio: {rows[1][2] / rows[0][2]:.3f}")
+    return 0 if identical else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
