@@ -309,3 +309,40 @@ def write_top_k(result: SearchResult, domains: Sequence[str], path: str | Path) 
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False, float_format="%.17g")
     return Path(path)
+
+
+def search_and_write(regressor: Any, tokens_per_domain: np.ndarray, sampler_config: Any, config: SearchConfig,
+                     output_dir: str | Path, *, registry: Any = None, prior: Mixture | None = None,
+                     extra_baselines: Mapping[str, Mixture] | None = None, fast: bool = True,
+                     progress: Callable[[int, int], None] | None = None,
+                     extra: Mapping[str, Any] | None = None) -> dict:
+    """Run the search for a fitted ``regressor`` and write ``mixture.json``, ``search.json``, ``top_k.csv`` and,
+    with a ``registry`` (:class:`~regmix_megatron.manifest.DomainRegistry`), the Megatron files under
+    ``megatron/``. ``tokens_per_domain`` is in the regressor's domain order; ``prior`` defaults to the token
+    shares. Returns the ``search.json`` document."""
+    from .fileio import atomic_write_json
+
+    domains = list(regressor.domains)
+    if registry is not None:
+        regressor.check_domains(registry.names, f"domains manifest {registry.path or ''}".strip())
+    if prior is None:
+        prior = Mixture.from_array(domains, tokens_per_domain)
+    baselines = baseline_mixtures(prior, target_domain_of(regressor.target, domains), extra_baselines)
+    predict = make_predict_fn(regressor, fast=fast)
+    result = run_search(predict, tokens_per_domain, domains, sampler_config, config, progress=progress)
+    out = Path(output_dir)
+    files: dict[str, Any] = {"top_k": str(write_top_k(result, domains, out / "top_k.csv"))}
+    doc_extra: dict[str, Any] = {"regressor": regressor.kind, "model": getattr(regressor, "path", "") or None,
+                                 "files": files}
+    if registry is not None:
+        from .export import export_mixture
+
+        exported = export_mixture(registry, result.mixture.restrict(registry.names), out / "megatron")
+        files["megatron"] = {k: str(v) for k, v in exported.items()}
+    else:
+        doc_extra["export_skipped"] = "no domains manifest given (no Megatron prefixes to write)"
+    doc_extra.update(extra or {})
+    doc = summarize(result, domains, baselines, predict, config, target=regressor.target, extra=doc_extra)
+    files["mixture"] = str(result.mixture.save(out / "mixture.json"))
+    atomic_write_json(out / "search.json", doc)  # last: its presence means the search finished
+    return doc

@@ -84,14 +84,12 @@ def _model_from_fit_dir(fit_dir: str, regressor: str, target: str | None) -> Pat
 def run(args: argparse.Namespace) -> int:
     from ..configs import load_config
     from ..errors import ConfigError, RegmixError
-    from ..export import export_mixture
-    from ..fileio import atomic_write_json, read_yaml
+    from ..fileio import read_yaml
     from ..manifest import DomainRegistry
     from ..mixture import Mixture
-    from ..regression.models import load_regressor, sidecar_path
+    from ..regression.models import load_regressor
     from ..sampling import SamplerConfig
-    from ..search import (SearchConfig, baseline_mixtures, load_weights_file, make_predict_fn, run_search,
-                          summarize, target_domain_of, tokens_from_mapping, write_top_k)
+    from ..search import SearchConfig, load_weights_file, search_and_write, tokens_from_mapping
     from .sample import _UNSET, _flag_error
 
     if bool(args.model) == bool(args.fit_dir):
@@ -137,42 +135,31 @@ def run(args: argparse.Namespace) -> int:
         config = SearchConfig(num_candidates=args.num_candidates, top_k=args.top_k, chunk_size=args.chunk_size,
                               seed=args.seed, maximize=args.maximize)
     except ConfigError as exc:
-        raise ConfigError(_flag_error(exc, set()).replace("search.", "--").replace("_", "-")) from None
+        msg = _flag_error(exc, set())
+        for field in ("num_candidates", "top_k", "chunk_size", "seed"):
+            msg = msg.replace(f"search.{field}", "--" + field.replace("_", "-"))
+        raise ConfigError(msg) from None
 
     extra = {}
     for path in args.baseline_mixture:
         extra[Path(path).stem] = Mixture.from_dict(load_weights_file(path, "--baseline-mixture"), tolerance=None,
                                                    source=path)
-    baselines = baseline_mixtures(prior_mixture, target_domain_of(regressor.target, domains), extra)
-
-    predict = make_predict_fn(regressor, fast=not args.plain_predict)
     progress = _progress_bar(config.num_candidates)
     try:
-        result = run_search(predict, tokens, domains, sampler, config, progress=progress.update)
+        doc = search_and_write(regressor, tokens, sampler, config, args.output_dir, registry=registry,
+                               prior=prior_mixture, extra_baselines=extra, fast=not args.plain_predict,
+                               progress=progress.update,
+                               extra={"model": str(model_path),
+                                      "prior_source": args.domains or args.tokens_per_domain or args.prior,
+                                      "sampler": dict(data)})
     except ConfigError as exc:
         raise ConfigError(_flag_error(exc, set())) from None
     finally:
         progress.close()
 
     out = Path(args.output_dir)
-    extra_doc = {"model": str(model_path), "regressor": regressor.kind,
-                 "prior_source": args.domains or args.tokens_per_domain or args.prior,
-                 "sampler": {k: v for k, v in data.items()}, "files": {}}
-    files = extra_doc["files"]
-    files["top_k"] = str(write_top_k(result, domains, out / "top_k.csv"))
-    if registry is not None:
-        exported = export_mixture(registry, result.mixture.restrict(registry.names), out / "megatron")
-        files["megatron"] = {k: str(v) for k, v in exported.items()}
-    else:
-        extra_doc["export_skipped"] = "no --domains given (no Megatron prefixes to write)"
-    doc = summarize(result, domains, baselines, predict, config, target=regressor.target, extra=extra_doc)
-    files["mixture"] = str(result.mixture.save(out / "mixture.json"))
-    atomic_write_json(out / "search.json", doc)
-    if sidecar_path(model_path).exists():
-        logger.debug("model sidecar %s", sidecar_path(model_path))
-
-    print(f"searched {result.num_candidates:,} candidates (seed {config.seed}); top-{config.top_k} averaged")
-    print(f"predicted {regressor.target}: regmix {result.predicted:.6f}")
+    print(f"searched {config.num_candidates:,} candidates (seed {config.seed}); top-{config.top_k} averaged")
+    print(f"predicted {regressor.target}: regmix {doc['result']['predicted']:.6f}")
     for name, b in doc["baselines"].items():
         note = "" if b["within_caps"] else "  (outside the caps)"
         print(f"  {name:12s} {b['predicted']:.6f}{note}")
