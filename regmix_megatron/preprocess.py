@@ -80,11 +80,20 @@ def iter_lines(path: str | os.PathLike) -> Iterator[tuple[int, bytes]]:
                 yield line_no, raw
 
 
-def iter_documents(path: str | os.PathLike, json_keys: Sequence[str] = ("text",)
-                   ) -> Iterator[tuple[int, dict[str, str]]]:
-    """Parsed documents of one JSONL file; the first bad line raises :class:`DataError`."""
+def iter_documents(path: str | os.PathLike, json_keys: Sequence[str] = ("text",), skip_bad: bool = False,
+                   skipped: list[str] | None = None) -> Iterator[tuple[int, dict[str, str]]]:
+    """Parsed documents of one JSONL file; the first bad line raises :class:`DataError`, or with ``skip_bad``
+    is skipped (its message appended to ``skipped`` when given)."""
     for line_no, raw in iter_lines(path):
-        yield line_no, parse_line(raw, str(path), line_no, json_keys)
+        try:
+            doc = parse_line(raw, str(path), line_no, json_keys)
+        except DataError as exc:
+            if not skip_bad:
+                raise
+            if skipped is not None:
+                skipped.append(str(exc))
+            continue
+        yield line_no, doc
 
 
 def discover_corpus(corpus_dir: str | os.PathLike, splits: Sequence[str] = SPLITS,

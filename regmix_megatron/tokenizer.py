@@ -165,7 +165,7 @@ def read_info(model_path: str | os.PathLike) -> dict | None:
 
 # ---- training ---------------------------------------------------------------------------------------
 def sample_corpus(corpus_dir: str | os.PathLike, config: TokenizerTrainConfig,
-                  domains: Sequence[str] | None = None) -> tuple[list[str], dict[str, int]]:
+                  domains: Sequence[str] | None = None, skip_bad: bool = False) -> tuple[list[str], dict[str, int]]:
     """Equal UTF-8 bytes from each domain's split, documents drawn in a seeded order.
 
     Returns the sampled lines (newline-free, each at most ``MAX_SENTENCE_BYTES`` bytes, the form
@@ -177,8 +177,16 @@ def sample_corpus(corpus_dir: str | os.PathLike, config: TokenizerTrainConfig,
 
     corpus = discover_corpus(corpus_dir, splits=(config.split,), domains=domains)
     texts_per_domain: dict[str, list[str]] = {}
+    skipped: list[str] = []
     for name, files in corpus.items():
-        texts_per_domain[name] = [doc["text"] for _, doc in iter_documents(files[config.split])]
+        texts_per_domain[name] = [doc["text"] for _, doc in
+                                  iter_documents(files[config.split], skip_bad=skip_bad, skipped=skipped)]
+    if skipped:
+        logger.warning("skipped %d bad line(s) (--skip-bad); first: %s", len(skipped), skipped[0])
+    empty = sorted(n for n, ts in texts_per_domain.items() if not any(ts))
+    if empty:
+        raise DataError(f"{corpus_dir}: domain(s) {empty} have no {config.split} text to sample; add documents "
+                        "or leave them out with --domains")
     available = {n: sum(len(t.encode("utf-8")) for t in ts) for n, ts in texts_per_domain.items()}
     budget = min(config.sample_bytes_per_domain, min(available.values()))
     if budget < config.sample_bytes_per_domain:
@@ -219,7 +227,7 @@ def _training_lines(text: str) -> list[str]:
 
 def train_tokenizer(corpus_dir: str | os.PathLike, output_dir: str | os.PathLike,
                     config: TokenizerTrainConfig | None = None, domains: Sequence[str] | None = None,
-                    overwrite: bool = False) -> Path:
+                    overwrite: bool = False, skip_bad: bool = False) -> Path:
     """Train a SentencePiece BPE on a domain-balanced sample; write the model and both metadata files.
 
     Returns the path of ``<output_dir>/tokenizer.model``. Deterministic for a given corpus and config.
@@ -233,7 +241,7 @@ def train_tokenizer(corpus_dir: str | os.PathLike, output_dir: str | os.PathLike
         raise RegmixError(f"{model_path} already exists; pass --overwrite to retrain, or use it with "
                           f"--tokenizer-model {model_path}")
     started = time.perf_counter()
-    lines, taken = sample_corpus(corpus_dir, config, domains=domains)
+    lines, taken = sample_corpus(corpus_dir, config, domains=domains, skip_bad=skip_bad)
     if not lines:
         raise DataError(f"{corpus_dir}: the {config.split} splits hold no text to train a tokenizer on")
     output_dir.mkdir(parents=True, exist_ok=True)

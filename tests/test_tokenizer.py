@@ -171,3 +171,19 @@ def test_punkt_params_save_load_round_trip(tmp_path):
                       "20000", "--output-dir", str(tmp_path / "built")]) == 0
     assert load_punkt_params(tmp_path / "built").ortho_context
     assert np.all([(tmp_path / "built" / f).is_file() for f in ("abbrev_types.txt", "ortho_context.tab")])
+
+
+def test_bad_corpus_line_names_file_and_line(tmp_path):
+    corpus = tmp_path / "corpus"
+    for domain in ("code", "speeches"):
+        (corpus / domain).mkdir(parents=True)
+        lines = (FIXTURE_CORPUS / domain / "train.jsonl").read_bytes().splitlines(keepends=True)[:3]
+        (corpus / domain / "train.jsonl").write_bytes(b"".join(lines))
+    with open(corpus / "code" / "train.jsonl", "ab") as fh:
+        fh.write(b'{"text": "caf\xe9"}\n')
+    with pytest.raises(DataError, match=r"code/train\.jsonl:4: invalid UTF-8"):
+        train_tokenizer(corpus, tmp_path / "tok", TokenizerTrainConfig(vocab_size=400, sample_bytes_per_domain=5000))
+    assert not (tmp_path / "tok" / "tokenizer.model").exists()
+    model = train_tokenizer(corpus, tmp_path / "tok", TokenizerTrainConfig(vocab_size=400,
+                                                                          sample_bytes_per_domain=5000), skip_bad=True)
+    assert identify(model).vocab_size == 400

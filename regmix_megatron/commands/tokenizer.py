@@ -39,6 +39,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=1234, help="sampling seed (default 1234)")
     p.add_argument("--threads", type=int, default=2, help="SentencePiece training threads (default 2)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing tokenizer in --output-dir")
+    p.add_argument("--skip-bad", action="store_true", help="skip malformed JSONL lines (counted in the log)")
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -60,7 +61,8 @@ def run_train(args: argparse.Namespace) -> int:
         config = TokenizerTrainConfig(vocab_size=args.vocab_size, sample_bytes_per_domain=args.sample_bytes_per_domain,
                                       seed=args.seed, split=args.split, num_threads=args.threads)
         model = train_tokenizer(args.input, args.output_dir, config,
-                                domains=args.domains.split(",") if args.domains else None, overwrite=args.overwrite)
+                                domains=args.domains.split(",") if args.domains else None, overwrite=args.overwrite,
+                                skip_bad=args.skip_bad)
     ident = identify(model)
     print(f"wrote {model} (vocab {ident.vocab_size}, eod {ident.eod_id}, sha256 {ident.sha256[:12]}...)")
     return 0
