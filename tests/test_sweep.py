@@ -232,6 +232,28 @@ def test_collect_writes_the_same_table_to_csv_and_parquet(tmp_path, planned):
             assert row[f"val_loss/{d}"] == pytest.approx(5.0 - 2.0 * w)
 
 
+def test_worker_entry_point_runs_one_run_with_retries(tmp_path, planned):
+    """The command every SLURM array task executes (here without SLURM)."""
+    rid = planned.runs[0].run_id
+    run_dir = planned.run_dir(rid)
+    (run_dir / "fail-times").write_text("1")
+    cmd = [sys.executable, "-m", "regmix_megatron.sweep.worker", str(planned.root), rid, "--max-attempts", "2",
+           "--", *mechanics_command(tmp_path, run_dir)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ, SLURM_ARRAY_JOB_ID="41",
+                                                                        SLURM_ARRAY_TASK_ID="3"))
+    assert proc.returncode == 0, proc.stderr
+    assert f"run {rid}: done" in proc.stdout
+    attempts = st.attempt_records(run_dir)
+    assert [a["outcome"] for a in attempts] == ["failed", "completed"]
+    assert {a["jobid"] for a in attempts} == {"41_3"}
+    (planned.run_dir(planned.runs[1].run_id) / "fail-times").write_text("9")
+    cmd[4] = planned.runs[1].run_id
+    cmd[-2:] = [str(planned.run_dir(planned.runs[1].run_id) / "config.yaml"),
+                str(planned.run_dir(planned.runs[1].run_id))]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    assert proc.returncode == 1 and "failed (2 of 2 attempts failed" in proc.stdout
+
+
 def test_collect_refuses_an_unfinished_sweep(planned):
     with pytest.raises(RegmixError, match="4 of 4 runs are not finished"):
         collect(planned)
@@ -282,23 +304,37 @@ from sweep_fixtures import check_complete_table, domains_json_of, make_real_swee
 
 
 def _cli(*args, check=True, **kw):
-    return subprocess.run(CLI + list(args), capture_output=True, text=True, check=check, **kw)
+    proc = subprocess.run(CLI + list(args), capture_output=True, text=True, **kw)
+    if check and proc.returncode != 0:
+        pytest.fail(f"{' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+    return proc
 
 
-def test_local_sweep_of_16_runs_collects_a_complete_table(tmp_path, indexed_fixture):
+@pytest.fixture(scope="module")
+def local_sweep_16(tmp_path_factory, indexed_fixture):
+    """A 16-run sweep launched with the local executor (2 parallel `regmix-megatron train` processes)."""
+    tmp_path = tmp_path_factory.mktemp("local16")
     domains_json = domains_json_of(indexed_fixture)
     mixtures, config, domains = make_real_sweep_inputs(tmp_path, domains_json, 16)
     sweep_dir = tmp_path / "sweep"
     _cli("sweep", "plan", "--mixtures", str(mixtures), "--config", str(config), "--output", str(sweep_dir))
     proc = _cli("sweep", "launch", str(sweep_dir), "--executor", "local", "--parallel", "2", check=False)
+    return sweep_dir, mixtures, config, domains, proc
+
+
+def test_local_sweep_of_16_runs_collects_a_complete_table(local_sweep_16):
+    sweep_dir, _, _, domains, proc = local_sweep_16
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "done=16 running=0 failed=0 pending=0" in proc.stdout
     sweep = Sweep.load(sweep_dir)
     for run in sweep.runs:  # one attempt each, its log kept, the trainer's own result for that run
         d = sweep.run_dir(run.run_id)
-        assert len(list((d / "logs").glob("attempt-*.json"))) == 1
+        attempts = st.attempt_records(d)
+        assert len(attempts) == 1 and attempts[0]["outcome"] == "completed"
+        assert attempts[0]["command"][1:3] == ["train", str(d / "config.yaml")]
         result = json.loads((d / "result.json").read_text())
-        assert result["run_id"] == run.run_id and result["mixture_hash"] == run.mixture.hash
+        assert result["run_id"] == run.run_id
+        assert result["mixture"] == pytest.approx(run.mixture.as_dict(), abs=1e-12)
     status = _cli("sweep", "status", str(sweep_dir)).stdout
     assert "done: 16" in status and "16/16" in status
     _cli("sweep", "collect", str(sweep_dir))
@@ -309,7 +345,26 @@ def test_local_sweep_of_16_runs_collects_a_complete_table(tmp_path, indexed_fixt
     # a re-launch has nothing to do
     again = _cli("sweep", "launch", str(sweep_dir), "--executor", "local")
     assert "done=16" in again.stdout
-    assert all(len(list((sweep.run_dir(r) / "logs").glob("attempt-*.json"))) == 1 for r in sweep.run_ids())
+    assert all(len(st.attempt_records(sweep.run_dir(r))) == 1 for r in sweep.run_ids())
+
+
+def test_reused_processes_give_the_same_losses_as_one_process_per_run(tmp_path, local_sweep_16):
+    sweep_dir, mixtures, config, domains, proc = local_sweep_16
+    assert proc.returncode == 0
+    four = tmp_path / "four.jsonl"
+    four.write_text("".join(mixtures.read_text().splitlines(keepends=True)[:4]))
+    other = tmp_path / "sweep"
+    _cli("sweep", "plan", "--mixtures", str(four), "--config", str(config), "--output", str(other))
+    out = _cli("sweep", "launch", str(other), "--executor", "local", "--parallel", "2", "--reuse-process")
+    assert "done=4" in out.stdout
+    sweep = Sweep.load(other)
+    pids = {st.attempt_records(sweep.run_dir(r))[0]["pid"] for r in sweep.run_ids()}
+    assert len(pids) <= 2  # at most two processes trained the four runs
+    _cli("sweep", "collect", str(other))
+    reused = check_complete_table(other, 4, domains).set_index("run_id")
+    separate = pd.read_parquet(sweep_dir / "results.parquet").set_index("run_id")
+    assert set(reused.index) <= set(separate.index)  # same inputs, same run ids
+    pd.testing.assert_frame_equal(reused, separate.loc[reused.index], check_exact=False, rtol=1e-6)
 
 
 def test_killed_sweep_relaunches_without_repeating_finished_runs(tmp_path, indexed_fixture):

@@ -11,6 +11,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from regmix_megatron.sweep import state as st
 from regmix_megatron.sweep.plan import Sweep
 
@@ -21,7 +23,10 @@ CLI = [sys.executable, "-m", "regmix_megatron.cli"]
 
 
 def _cli(*args, check=True):
-    return subprocess.run(CLI + list(args), capture_output=True, text=True, check=check)
+    proc = subprocess.run(CLI + list(args), capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        pytest.fail(f"{' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+    return proc
 
 
 def test_slurm_sweep_of_16_runs_collects_a_complete_table(tmp_path, indexed_fixture, slurm_cluster):

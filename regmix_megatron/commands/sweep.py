@@ -30,6 +30,9 @@ def register(subparsers) -> None:
     g.add_argument("--parallel", type=int, default=None,
                    help="runs at once (default: cores // --threads-per-run)")
     g.add_argument("--threads-per-run", type=int, default=1, help="CPU threads per run (default 1)")
+    g.add_argument("--reuse-process", action="store_true",
+                   help="each worker is one process training runs back to back (imports paid once per "
+                        "worker, not per run; fastest for small proxies)")
     g = launch.add_argument_group("slurm executor")
     g.add_argument("--cpus-per-task", type=int, default=1)
     g.add_argument("--mem", default=None, help="memory per task, e.g. 8G")
@@ -84,7 +87,7 @@ def _launch_local(sweep, args) -> int:
     from ..sweep.local import LocalOptions, describe_local, launch_local, runs_to_launch
 
     options = LocalOptions(parallel=args.parallel, threads_per_run=args.threads_per_run,
-                           max_attempts=args.max_attempts)
+                           max_attempts=args.max_attempts, reuse_process=args.reuse_process)
     if args.dry_run:
         print("\n".join(describe_local(sweep, options)))
         return 0

@@ -79,9 +79,11 @@ def _check_result(result: dict, run, domains) -> str:
     bad = {d: losses[d] for d in domains if not st.is_finite_number(losses[d])}
     if bad:
         return f"result.json has non-finite validation loss(es) {bad}"
-    stated = result.get("mixture_hash")
-    if stated is not None and stated != run.mixture.hash:
-        return f"result.json is for mixture {stated}, but the run planned mixture {run.mixture.hash}"
+    trained = result.get("mixture")
+    if isinstance(trained, dict):  # compare weights, not hashes (renormalization may change the last bits)
+        planned = run.mixture.as_dict()
+        if set(trained) != set(planned) or any(abs(float(trained[d]) - planned[d]) > 1e-12 for d in planned):
+            return f"result.json is for mixture {trained}, but the run planned {planned}"
     if "seed" in result and result["seed"] != run.seed:
         return f"result.json has seed {result['seed']}, but the run planned seed {run.seed}"
     return ""

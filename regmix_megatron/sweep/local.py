@@ -11,7 +11,10 @@ import logging
 import os
 import shlex
 import signal
+import subprocess
+import sys
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Callable
@@ -32,6 +35,9 @@ class LocalOptions:
     """CPU threads of each run (OMP_NUM_THREADS)."""
     max_attempts: int = st.DEFAULT_MAX_ATTEMPTS
     """Attempts per run before it counts as failed (interrupted attempts do not count)."""
+    reuse_process: bool = False
+    """Each of the ``parallel`` workers is one long-lived process that trains runs back to back through
+    ``run_training`` (imports paid once), instead of one ``regmix-megatron train`` process per run."""
 
     def __post_init__(self) -> None:
         if self.parallel is not None and self.parallel < 1:
@@ -68,10 +74,20 @@ def runs_to_launch(sweep: Sweep, max_attempts: int) -> list[str]:
     return [rid for rid, s in states.items() if s.status == st.PENDING]
 
 
+def inprocess_command(sweep: Sweep, options: LocalOptions) -> list[str]:
+    return [sys.executable, "-m", "regmix_megatron.sweep.inprocess", str(sweep.root),
+            "--max-attempts", str(options.max_attempts)]
+
+
 def describe_local(sweep: Sweep, options: LocalOptions) -> list[str]:
     """The exact commands ``launch_local`` would run (for ``--dry-run``)."""
     env = " ".join(f"{k}={v}" for k, v in thread_env(options.threads_per_run).items())
     pending = runs_to_launch(sweep, options.max_attempts)
+    if options.reuse_process:
+        return [f"# local executor, reused processes: {options.resolved_parallel()} process(es) drain "
+                f"{len(pending)} pending run(s), each run claimed by its lock; output of attempt n goes to "
+                "runs/<id>/logs/attempt-<n>.log"] + \
+               [f"{env} {shlex.join(inprocess_command(sweep, options))}"] * options.resolved_parallel()
     lines = [f"# local executor: {len(pending)} pending run(s), {options.resolved_parallel()} at a time, "
              f"{options.threads_per_run} thread(s) each, up to {options.max_attempts} attempt(s); output of "
              "attempt n goes to runs/<id>/logs/attempt-<n>.log"]
@@ -89,7 +105,10 @@ def launch_local(sweep: Sweep, options: LocalOptions,
     """
     st.write_launch_settings(sweep.root, {"executor": "local", "max_attempts": options.max_attempts,
                                           "parallel": options.resolved_parallel(),
-                                          "threads_per_run": options.threads_per_run})
+                                          "threads_per_run": options.threads_per_run,
+                                          "reuse_process": options.reuse_process})
+    if options.reuse_process:
+        return _launch_reused(sweep, options, on_event)
     pending = runs_to_launch(sweep, options.max_attempts)
     parallel = options.resolved_parallel()
     env = thread_env(options.threads_per_run)
@@ -126,3 +145,48 @@ def launch_local(sweep: Sweep, options: LocalOptions,
     if stop.is_set():
         raise KeyboardInterrupt
     return st.read_sweep_state(sweep, options.max_attempts)
+
+
+def _launch_reused(sweep: Sweep, options: LocalOptions, on_event) -> dict[str, st.RunState]:
+    """``parallel`` long-lived processes drain the pending runs (see ``sweep/inprocess.py``)."""
+    pending = runs_to_launch(sweep, options.max_attempts)
+    num_procs = min(options.resolved_parallel(), len(pending))
+    env = dict(os.environ, **thread_env(options.threads_per_run))
+    procs = [subprocess.Popen(inprocess_command(sweep, options), env=env, stdin=subprocess.DEVNULL,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(num_procs)]
+    stop = threading.Event()
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            previous[sig] = signal.signal(sig, lambda signum, frame: stop.set())
+    reported: set[str] = set()
+    try:
+        while any(p.poll() is None for p in procs):
+            if stop.is_set():
+                for p in procs:
+                    p.terminate()
+                for p in procs:
+                    p.wait()
+                raise KeyboardInterrupt
+            time.sleep(0.5)
+            if on_event:
+                _report(sweep, options, pending, reported, on_event)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if on_event:
+        _report(sweep, options, pending, reported, on_event)
+    bad = [p.returncode for p in procs if p.returncode != 0]
+    if bad:
+        log.warning("%d in-process worker(s) exited with %s; re-launch to retry their runs", len(bad), bad)
+    return st.read_sweep_state(sweep, options.max_attempts)
+
+
+def _report(sweep, options, pending, reported, on_event) -> None:
+    for rid in pending:
+        if rid in reported:
+            continue
+        s = st.read_run_state(sweep.run_dir(rid), options.max_attempts)
+        if s.status in (st.DONE, st.FAILED):
+            reported.add(rid)
+            on_event("end", rid, s)

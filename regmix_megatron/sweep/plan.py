@@ -74,12 +74,15 @@ class Sweep:
 
     def run_config(self, run: PlannedRun) -> dict:
         """The full train config of one run (what ``regmix-megatron train`` reads)."""
+        from ..configs import config_to_dict
+        from ..train_config import build_train_config
+
         cfg = dict(self.train_config)
         cfg["mixture"] = run.mixture.as_dict()
         cfg["seed"] = run.seed
         cfg["output_dir"] = str(self.run_dir(run.run_id))
         cfg["run_id"] = run.run_id
-        return cfg
+        return config_to_dict(build_train_config(cfg, source=f"run {run.run_id}"))
 
     def to_json_obj(self) -> dict:
         return {
@@ -107,7 +110,7 @@ class Sweep:
         try:
             runs = []
             for i, r in enumerate(obj["runs"]):
-                mixture = Mixture.from_dict(r["mixture"], source=f"{path}: runs[{i}]")
+                mixture = exact_mixture(r["mixture"], source=f"{path}: runs[{i}]")
                 if mixture.hash != r["mixture_hash"]:
                     raise DataError(f"{path}: runs[{i}] mixture hash {r['mixture_hash']} does not match its "
                                     f"weights ({mixture.hash}); the file was edited: re-plan the sweep")
@@ -120,6 +123,21 @@ class Sweep:
                 raise
             raise DataError(f"{path}: malformed sweep file ({type(exc).__name__}: {exc}); re-plan the sweep") \
                 from None
+
+
+def exact_mixture(weights: Mapping[str, float], source: str) -> Mixture:
+    """The mixture with exactly these weights when they already sum to 1 (within the value type's 1e-9), so
+    its hash is the one its writer computed; otherwise validated and renormalized by ``Mixture.from_dict``.
+
+    (Renormalizing weights that sum to 0.9999999999999999 changes their last bits and hence the hash.)
+    """
+    if isinstance(weights, Mapping) and weights and all(isinstance(k, str) for k in weights):
+        items = sorted(weights.items())
+        try:
+            return Mixture(tuple(k for k, _ in items), tuple(float(v) for _, v in items))
+        except (MixtureError, TypeError, ValueError):
+            pass
+    return Mixture.from_dict(weights, source=source)
 
 
 # ---- inputs -----------------------------------------------------------------------------------------------
@@ -150,7 +168,7 @@ def read_mixtures(path: str | os.PathLike) -> list[Mixture]:
         else:
             weights = {k: v for k, v in obj.items() if k not in ("hash", "format")}
         try:
-            mixture = Mixture.from_dict(weights, source=where)
+            mixture = exact_mixture(weights, source=where)
         except MixtureError as exc:
             raise DataError(str(exc)) from None
         stated = obj.get("hash")
@@ -196,15 +214,22 @@ def resolve_train_config(path: str | os.PathLike) -> tuple[dict, dict]:
         if key in defaults:
             log.info("%s: field %r is set per run by the sweep; the value in the file is ignored", path, key)
     cfg["domains"] = str(domains.resolve())
-    _validate_train_config(cfg, source=str(path))
-    return cfg, defaults
+    return _resolve_with_trainer(cfg, source=str(path)), defaults
 
 
-def _validate_train_config(cfg: Mapping[str, Any], source: str) -> None:
-    """Check the proxy config with the trainer's own (pure) config loader: field errors surface at plan time."""
+def _resolve_with_trainer(cfg: Mapping[str, Any], source: str) -> dict:
+    """The config as the trainer resolves it (preset merged, every field explicit), minus per-run fields.
+
+    Validation errors (field, value, fix) surface at plan time, and each run's ``config.yaml`` is exactly
+    the resolved form the trainer itself saves in its run directory (it refuses to resume a run directory
+    whose saved config differs).
+    """
+    from ..configs import config_to_dict
     from ..train_config import build_train_config
 
-    build_train_config(dict(cfg, mixture=None, output_dir="/validation-probe"), source=source)
+    resolved = config_to_dict(build_train_config(dict(cfg, mixture=None, output_dir="/plan-probe"),
+                                                 source=source))
+    return {k: v for k, v in resolved.items() if k not in PER_RUN_FIELDS}
 
 
 def config_hash_of(train_config: Mapping[str, Any]) -> str:

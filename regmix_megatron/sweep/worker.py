@@ -160,9 +160,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("sweep_dir")
     parser.add_argument("run_id")
     parser.add_argument("--max-attempts", type=int, default=st.DEFAULT_MAX_ATTEMPTS)
-    parser.add_argument("command", nargs=argparse.REMAINDER, help="-- then the train command")
-    args = parser.parse_args(argv)
-    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--" not in argv:
+        parser.error("give the train command after --")
+    split = argv.index("--")
+    args = parser.parse_args(argv[:split])
+    command = argv[split + 1:]
     if not command:
         parser.error("give the train command after --")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
