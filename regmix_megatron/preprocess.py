@@ -107,16 +107,17 @@ def discover_corpus(corpus_dir: str | os.PathLike, splits: Sequence[str] = SPLIT
         raise RegmixError(f"--input {corpus_dir}: not a directory; pass a corpus directory holding "
                           "<domain>/<split>.jsonl (build one with `regmix-megatron corpus build`)")
     found: dict[str, dict[str, Path]] = {}
-    for sub in sorted(p for p in corpus_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
+    subdirs = sorted(p for p in corpus_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+    for sub in subdirs:
+        if domains is not None and sub.name not in domains:
+            continue
         files = {s: sub / f"{s}.jsonl" for s in splits if (sub / f"{s}.jsonl").is_file()}
         others = sorted(p.name for p in sub.glob("*.jsonl") if p.stem not in SPLITS)
         if others:
             logger.warning("%s: ignoring %s (only %s are read)", sub, others, [f"{s}.jsonl" for s in SPLITS])
-        if not files and not any(sub.glob("*.jsonl")):
-            raise DataError(f"{sub}: empty domain (no {'/'.join(splits)}.jsonl); add its JSONL files or remove "
-                            "the directory")
         if not files:
-            continue
+            raise DataError(f"{sub}: empty domain (no {'/'.join(f'{s}.jsonl' for s in splits)}); add its JSONL "
+                            "files or remove the directory")
         if not _DOMAIN_NAME.match(sub.name):
             raise DataError(f"{sub}: domain name {sub.name!r} must be letters, digits, '_', '.', '-'; "
                             "rename the directory")
@@ -124,7 +125,7 @@ def discover_corpus(corpus_dir: str | os.PathLike, splits: Sequence[str] = SPLIT
     if domains is not None:
         unknown = sorted(set(domains) - set(found))
         if unknown:
-            raise RegmixError(f"--domains: {unknown} not found in {corpus_dir}; known: {sorted(found)}")
+            raise RegmixError(f"--domains: {unknown} not found in {corpus_dir}; known: {[p.name for p in subdirs]}")
         found = {d: found[d] for d in sorted(domains)}
     if not found:
         raise DataError(f"{corpus_dir}: no <domain>/<split>.jsonl files found; build the corpus with "
