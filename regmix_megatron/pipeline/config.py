@@ -210,7 +210,8 @@ class PipelineConfig:
     # ---- derived --------------------------------------------------------------------------------------
     @property
     def target_column(self) -> str:
-        """The sweep results column the regressor fits (``val_loss/<domain>`` or ``val_loss/average``)."""
+        """The sweep results column of a domain target (``val_loss/<domain>``); the ``average`` target is the
+        mean of every ``val_loss/*`` column (the regression module's combined target)."""
         return f"val_loss/{self.target}"
 
     def to_dict(self) -> dict:

@@ -74,14 +74,27 @@ def corpus_inputs(cfg: PipelineConfig) -> dict:
 def run_corpus(ctx: StageContext) -> StageOutput:
     c = ctx.config.corpus
     if c.source == "build":
-        from ..corpus.build import build_corpus
+        from ..corpus.build import build_corpus, resolve_domains
 
-        kwargs: dict[str, Any] = {"domains": c.domains, "max_mb_per_domain": c.max_mb_per_domain}
+        num_domains = len(resolve_domains(c.domains))
+        done: list[str] = []
+
+        def on_domain(name: str, entry: dict, reused: bool) -> None:
+            done.append(name)
+            ctx.progress.update(len(done) / num_domains, f"{name} {'reused' if reused else 'built'}")
+
         cache_dir = c.cache_dir if c.cache_dir is not None else ctx.out / "cache"
-        corpus_dir = Path(build_corpus(cache_dir, **kwargs))
+        corpus_dir = Path(build_corpus(cache_dir, domains=c.domains, max_mb_per_domain=c.max_mb_per_domain,
+                                       on_domain=on_domain))
     else:
         corpus_dir = Path(c.source)
     domains = corpus_domains(corpus_dir, c.domains)
+    target = ctx.config.target
+    if target != AVERAGE and target not in domains:
+        from ..errors import ConfigError
+
+        raise ConfigError(f"target={target!r} is invalid: it is not a domain of the corpus; use '{AVERAGE}' or one "
+                          f"of {domains}")
     num_bytes = sum((corpus_dir / d / f"{s}.jsonl").stat().st_size for d in domains for s in SPLITS
                     if (corpus_dir / d / f"{s}.jsonl").exists())
     fingerprint = canonical_hash({d: fingerprint_paths([corpus_dir / d]) for d in domains})
@@ -146,8 +159,10 @@ def target_train_tokens(cfg: PipelineConfig) -> int:
 
 
 def sample_inputs(cfg: PipelineConfig) -> dict:
-    return {"num_proxies": cfg.sample.num_proxies, "sampler": dict(cfg.sample.sampler), "seed": cfg.seed,
-            "target_tokens": target_train_tokens(cfg)}
+    inputs = {"num_proxies": cfg.sample.num_proxies, "sampler": dict(cfg.sample.sampler), "seed": cfg.seed}
+    if cfg.sample.sampler.get("max_epochs") is not None:  # only then do the caps depend on the target budget
+        inputs["target_tokens"] = target_train_tokens(cfg)
+    return inputs
 
 
 def run_sample(ctx: StageContext) -> StageOutput:
