@@ -20,7 +20,7 @@ import yaml
 from regmix_megatron.corpus import build, writer
 from regmix_megatron.corpus.build import DEFAULT_DOMAINS, CorpusSettings, build_corpus, select_documents, \
     split_documents
-from regmix_megatron.corpus.documents import SPLITS, Document, assign_split, chunk_text, group_entries, \
+from regmix_megatron.corpus.documents import SPLITS, Document, assign_split, chunk_text, clean_text, group_entries, \
     hash_fraction
 from regmix_megatron.corpus.domains.changelogs import changelog_entries
 from regmix_megatron.corpus.domains.legal import licence_text
@@ -83,6 +83,7 @@ def test_fixture_texts_are_clean_unicode(manifest):
             # chunks keep a first line's indentation (code, ChangeLog bodies) but never trail whitespace
             assert text == text.rstrip() and text.strip() and "\r" not in text and "\x00" not in text
             assert "\n\n\n\n" not in text
+            assert not re.search(r"[\x00-\x08\x0b\x0e-\x1f\x7f]", text), domain
 
 
 # ------------------------------------------------------------------------------------------ splitting
@@ -144,7 +145,16 @@ def test_settings_are_validated_with_the_field_named():
         build.resolve_domains("literature,poetry")
 
 
-# ------------------------------------------------------------------------------------------ chunking
+# ------------------------------------------------------------------------------------------ cleaning, chunking
+
+def test_clean_text_resolves_overstrikes_and_drops_controls_but_keeps_text():
+    for text in fixture_texts("literature", "valid")[:5]:
+        words = text.split(" ")
+        underlined = " ".join("".join(f"_\b{c}" for c in w) if i % 7 == 0 else w for i, w in enumerate(words))
+        noisy = underlined.replace("\n", "\r\n") + "\x07\x1a"
+        assert clean_text(noisy) == clean_text(text) == text
+    assert clean_text("def f():\n    pass\n\x0c\ndef g(): pass") == "def f():\n    pass\n\x0c\ndef g(): pass"
+
 
 def test_chunks_are_whole_paragraphs_within_the_limit():
     for domain in ("literature", "techdocs", "speeches"):
@@ -269,6 +279,13 @@ def test_build_corpus_offline_is_idempotent_and_invalidated_by_settings(tmp_path
                  on_domain=lambda name, entry, reused: seen.append((name, reused)))
     assert seen == [("legal", False)]
     assert json.loads((corpus / "manifest.json").read_text())["domains"]["legal"]["num_bytes"] <= 100_000
+
+
+def test_build_with_a_cap_too_small_for_three_splits_names_the_flag(tmp_path):
+    _populate_cache(tmp_path)
+    with pytest.raises(ConfigError, match="--max-mb-per-domain"):
+        build_corpus(tmp_path, domains="legal", max_mb_per_domain=0.002, max_doc_chars=1000)
+    assert not writer.is_domain_complete(tmp_path / "corpus", "legal")
 
 
 def test_build_killed_before_recording_leaves_domain_incomplete(tmp_path, monkeypatch):

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from ..errors import ConfigError
-from .documents import SPLITS, Document, assign_split, chunk_text, clean_text, hash_fraction
+from .documents import CLEANING_VERSION, SPLITS, Document, assign_split, chunk_text, clean_text, hash_fraction
 from .sources import FetchedPackage, Package
 from . import writer
 
@@ -119,6 +119,7 @@ def domain_settings(domain: str, settings: CorpusSettings) -> dict:
     return {
         **asdict(settings),
         "extractor_version": module.EXTRACTOR_VERSION,
+        "cleaning_version": CLEANING_VERSION,
         "packages": [f"{p.registry}:{p.name}={p.version}" for p in module.PACKAGES],
     }
 
@@ -187,6 +188,11 @@ def build_domain(domain: str, cache_dir: Path, corpus_dir: Path, settings: Corpu
                           f"delete {cache_dir}/sources and rebuild")
     kept, num_bytes_available = select_documents(documents, settings)
     by_split = split_documents(kept, settings)
+    empty = [s for s in SPLITS if not by_split[s]]
+    if empty:
+        raise ConfigError(f"domain {domain}: only {len(kept)} documents fit --max-mb-per-domain "
+                          f"{settings.max_mb_per_domain}, leaving {'/'.join(empty)} empty; raise --max-mb-per-domain "
+                          f"(or lower --max-doc-chars) so each domain keeps at least 3 documents")
     dsettings = domain_settings(domain, settings)
     writer.forget_domain(corpus_dir, domain)
     split_stats = writer.write_domain_files(corpus_dir, domain, {s: [d.text for d in by_split[s]] for s in SPLITS})

@@ -16,6 +16,11 @@ from typing import Iterable, Iterator
 SPLITS = ("train", "valid", "test")
 
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")
+_OVERSTRIKE = re.compile(r"[^\x08\n]\x08")  # "_\bU" / "U\bU" (underline/bold in fortunes, old man output)
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")  # C0 controls except \t \n \f \r
+
+#: bump when clean_text/chunk_text change what they output (part of every domain's settings hash)
+CLEANING_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -31,8 +36,10 @@ class Document:
 
 
 def clean_text(text: str) -> str:
-    """Normalise newlines, drop trailing spaces and NULs, squeeze runs of 3+ blank lines, strip the ends."""
-    text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
+    """Normalise newlines, resolve backspace overstrikes, drop other control characters (form feeds stay:
+    they are page breaks in source code), drop trailing spaces, squeeze runs of 3+ blank lines, strip the ends."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = _CONTROL.sub("", _OVERSTRIKE.sub("", text))
     text = re.sub(r"[ \t]+\n", "\n", text)
     text = re.sub(r"\n{4,}", "\n\n\n", text)
     return text.strip()
