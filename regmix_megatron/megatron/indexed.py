@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from megatron.core.datasets.indexed_dataset import IndexedDataset, IndexedDatasetBuilder
 
 from ..errors import DataError, RegmixError
 
@@ -46,8 +47,6 @@ def check_prefix_free(prefix: str | os.PathLike, overwrite: bool) -> None:
 
 def read_counts(prefix: str | os.PathLike) -> IndexCounts:
     """Counts read back with megatron-core's ``IndexedDataset`` (mmap; only the ``.idx`` is parsed)."""
-    from megatron.core.datasets.indexed_dataset import IndexedDataset
-
     prefix = str(prefix)
     for ext in (".bin", ".idx"):
         if not os.path.isfile(prefix + ext):
@@ -86,8 +85,6 @@ class IndexedWriter:
     """Append documents; :meth:`commit` makes ``<prefix>.{bin,idx}`` appear, :meth:`discard` cleans up."""
 
     def __init__(self, prefix: str | os.PathLike, vocab_size: int) -> None:
-        from megatron.core.datasets.indexed_dataset import IndexedDatasetBuilder
-
         self.prefix = str(prefix)
         directory = Path(self.prefix).parent
         directory.mkdir(parents=True, exist_ok=True)
