@@ -1,10 +1,12 @@
 #!/usr/bin/env python
 """Tokenize JSONL into Megatron indexed datasets (.bin/.idx), with Megatron-LM's flag names.
 
-    python tools/preprocess_data.py --input docs.jsonl --output-prefix out/my --tokenizer-model tok/tokenizer.model \
-        --workers 2 --append-eod            # -> out/my_text_document.{bin,idx}
-    python tools/preprocess_data.py --input CORPUS_DIR --output-prefix OUT --tokenizer-model tok/ --workers 2 \
-        --append-eod                        # -> OUT/<domain>/<split>_text_document.{bin,idx} + OUT/domains.json
+    # one JSONL file -> out/my_text_document.{bin,idx}
+    python tools/preprocess_data.py --input docs.jsonl --output-prefix out/my \\
+        --tokenizer-model tok/tokenizer.model --workers 2 --append-eod
+    # a corpus directory -> OUT/<domain>/<split>_text_document.{bin,idx} + OUT/domains.json
+    python tools/preprocess_data.py --input CORPUS_DIR --output-prefix OUT \\
+        --tokenizer-model tok/ --workers 2 --append-eod
 
 Written with megatron-core's IndexedDatasetBuilder; the same engine as `regmix-megatron preprocess`.
 """
