@@ -293,7 +293,7 @@ def regmix_sections(fit_dir: str | Path | None = None, search_dir: str | Path | 
             for t, e in block["targets"].items():
                 cv = e.get("cv") or {}
                 rows.append({"regressor": kind, "target": t, "evaluated on": e.get("evaluated_on"),
-                             "Spearman x100": None if e.get("spearman") is None else 100 * e["spearman"],
+                             "Spearman x100": None if e.get("spearman") is None else f"{100 * e['spearman']:.2f}",
                              "Pearson": e.get("pearson"), "MSE": e.get("mse"),
                              "CV Spearman (mean)": cv.get("spearman_mean"), "CV folds": cv.get("num_folds")})
         data = metrics.get("data", {})
