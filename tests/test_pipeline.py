@@ -257,7 +257,7 @@ def test_end_to_end_kill_and_resume(tmp_path):
     for stage in ("corpus", "tokenizer", "indexed", "sample"):
         assert read_record(out, stage) is not None
 
-    done = subprocess.run(_cli(*args), capture_output=True, text=True, env=env, cwd=tmp_path, timeout=900)
+    done = subprocess.run(_cli(*args), capture_output=True, text=True, env=env, cwd=tmp_path, timeout=3600)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     statuses = _statuses(out)
     assert [statuses[s] for s in ("corpus", "tokenizer", "indexed", "sample")] == ["skipped"] * 4
@@ -287,7 +287,7 @@ def test_end_to_end_kill_and_resume(tmp_path):
 
     # everything done: a rerun skips every stage; redoing evaluate with identical output keeps the report
     again = subprocess.run(_cli(*args, "--force-stage", "evaluate"), capture_output=True, text=True, env=env,
-                           cwd=tmp_path, timeout=300)
+                           cwd=tmp_path, timeout=1800)
     assert again.returncode == 0, again.stderr[-3000:]
     statuses = _statuses(out)
     assert statuses["evaluate"] == "done"

@@ -34,9 +34,10 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_pipeline_config(args.config, output_dir=args.output_dir)
     progress = None
     if not args.no_progress:
-        from ..pipeline.progress import TqdmProgress
+        from ..pipeline.progress import TqdmProgress, route_logging_through_tqdm
 
         progress = TqdmProgress()
+        route_logging_through_tqdm()
     print(f"regmix-megatron run: {args.config} -> {cfg.output_dir}", file=sys.stderr)
     try:
         results = run_pipeline(cfg, until=args.until, force=args.force_stage, progress=progress)

@@ -8,9 +8,34 @@ real work only.
 
 from __future__ import annotations
 
+import logging
 import sys
 
 from .framework import Progress
+
+
+class _TqdmLogHandler(logging.StreamHandler):
+    """Writes log records above the progress bar instead of through it."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            from tqdm import tqdm
+
+            tqdm.write(self.format(record), file=self.stream)
+        except Exception:  # noqa: BLE001 - logging must never raise
+            self.handleError(record)
+
+
+def route_logging_through_tqdm() -> None:
+    """Replace the root logger's stream handlers (set up by the CLI) by ones that print above the bar."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if type(handler) is logging.StreamHandler:
+            new = _TqdmLogHandler(handler.stream)
+            new.setFormatter(handler.formatter)
+            new.setLevel(handler.level)
+            root.removeHandler(handler)
+            root.addHandler(new)
 
 
 class TqdmProgress(Progress):

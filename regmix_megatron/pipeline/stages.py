@@ -199,8 +199,16 @@ def _train_mapping(cfg: PipelineConfig, section, domains_path: str | Path) -> di
     return data
 
 
+def resolved_train_inputs(cfg: PipelineConfig, section) -> dict:
+    """A section's fully resolved train config (preset merged in; no paths): a change to a preset's content
+    counts as a change of the stage's inputs, exactly as it changes the sweep's run ids."""
+    data = _train_mapping(cfg, section, "domains.json")
+    data.pop("domains", None)
+    return data
+
+
 def proxy_inputs(cfg: PipelineConfig) -> dict:
-    return {"preset": cfg.proxy.preset, "overrides": dict(cfg.proxy.overrides), "seed": cfg.seed}
+    return {"train": resolved_train_inputs(cfg, cfg.proxy), "seed": cfg.seed}
 
 
 def run_batch(ctx: StageContext, root: Path, mixtures, section, *, label: str, fraction: tuple[float, float]
@@ -372,7 +380,9 @@ def run_search_stage(ctx: StageContext) -> StageOutput:
     predicted = {"regmix": result.predicted, **{k: v["predicted"] for k, v in doc["baselines"].items()}}
     files = {"search": str(search_json), "top_k": str(top_k), **{k: str(v) for k, v in exported.items()}}
     best = sorted(result.mixture.as_dict().items(), key=lambda kv: -kv[1])[:3]
+    stable = {k: v for k, v in doc.items() if k != "seconds"}  # timings differ run to run; content does not
     return StageOutput(files=files, values={"predicted": predicted, "weights": result.mixture.as_dict()},
+                       fingerprint=canonical_hash(stable),
                        summary=f"predicted {result.predicted:.4f}; top weights "
                                + ", ".join(f"{d} {w:.2f}" for d, w in best))
 
@@ -380,7 +390,7 @@ def run_search_stage(ctx: StageContext) -> StageOutput:
 # ---- target runs ----------------------------------------------------------------------------------------
 def targets_inputs(cfg: PipelineConfig) -> dict:
     t = cfg.targets
-    return {"preset": t.preset, "overrides": dict(t.overrides), "baselines": list(t.baselines),
+    return {"train": resolved_train_inputs(cfg, t), "baselines": list(t.baselines),
             "num_rank_mixtures": t.num_rank_mixtures, "proxy": proxy_inputs(cfg), "target": cfg.target,
             "seed": cfg.seed}
 
