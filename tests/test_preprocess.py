@@ -255,3 +255,20 @@ def test_cli_flag_errors(indexed_fixture, tmp_path, capsys):
                      "--tokenizer-model", model, "--workers", "0"]) == 2
     assert "--workers 0" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_megatron_style_tool_on_a_corpus_directory(indexed_fixture, tmp_path):
+    corpus = _small_corpus(tmp_path / "corpus", domains=("math",), num_lines=2)
+    out = tmp_path / "out"
+    tool = _load_tool("preprocess_data")
+    args = ["--input", str(corpus), "--output-prefix", str(out), "--tokenizer-model",
+            str(indexed_fixture.tokenizer_model), "--workers", "1"]
+    assert tool.main(args) == 0  # without --append-eod, as in Megatron-LM: no EOD tokens
+    registry = DomainRegistry.load(out / "domains.json")
+    ds = _indexed(registry.get("math").prefixes("train")[0].path)
+    assert EOS_ID not in ds[0].tolist()
+    assert tool.main(args) == 2  # outputs exist
+    assert tool.main(args + ["--overwrite", "--append-eod"]) == 0
+    ds = _indexed(registry.get("math").prefixes("train")[0].path)  # keep it alive: items are views of its mmap
+    assert ds[0][-1] == EOS_ID
+    assert tool.main(args[:4] + ["--tokenizer-model", str(tmp_path / "other.model"), "--workers", "1"]) == 2
