@@ -8,7 +8,7 @@ MFU = achieved model FLOP/s / fp32 matmul peak measured here; model FLOPs per to
 6 * N (parameters except the input embedding) + 12 * layers * hidden * seq_length (attention scores and
 values, forward + backward).
 
-Usage: ``python bench/bench_train.py [--steps 6] [--rounds 2] [--threads N] [--profile]``.
+Usage: ``python bench/bench_train.py [--steps 6] [--rounds 2] [--threads N] [--shapes cpu-proxy] [--profile]``.
 Ends with ``ratio: <geometric mean over shapes of megatron tokens/s / plain tokens/s>``.
 """
 
@@ -127,6 +127,8 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds (best round is kept)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--profile", action="store_true", help="print a torch.profiler table of one step each")
+    parser.add_argument("--shapes", default=",".join(s[0] for s in SHAPES),
+                        help=f"comma-separated subset of {[s[0] for s in SHAPES]}")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -138,7 +140,10 @@ def main() -> int:
     header = (f"{'shape':<18} {'impl':<9} {'tokens/step':>11} {'s/step':>8} {'tokens/s':>10} {'GFLOP/s':>8} "
               f"{'MFU':>6} {'loss':>7}")
     rows, ratios = [], []
+    chosen = args.shapes.split(",")
     for label, preset, overrides, vocab in SHAPES:
+        if label not in chosen:
+            continue
         cfg = build_train_config(merge_mappings(
             {"preset": preset, "domains": "-", "output_dir": "-", "seed": 0, "optim": {"warmup_steps": 0}},
             overrides))

@@ -108,3 +108,17 @@ def test_presets_are_package_data():
     assert PRESET_DIR == Path(__file__).parents[1] / "regmix_megatron" / "presets"
     setup = (Path(__file__).parents[1] / "setup.py").read_text()
     assert "presets/*.yaml" in setup
+
+
+def test_train_command_prints_resolved_config_and_names_bad_flags(tmp_path, capsys):
+    from regmix_megatron.cli import main
+
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump({"preset": "cpu-proxy", "domains": "idx/domains.json", "output_dir": "out"}))
+    assert main(["train", str(path), "--set", "optim.train_steps=70", "--print-config"]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["optim"]["train_steps"] == 70 and printed["model"]["seq_length"] == 128
+    assert main(["train", str(path), "--set", "optim.lr", "--print-config"]) == 2
+    assert "--set" in capsys.readouterr().err
+    assert main(["train", str(path), "--set", "optim.lr_schedule=linear", "--print-config"]) == 2
+    assert "optim.lr_schedule" in capsys.readouterr().err
