@@ -66,9 +66,8 @@ def test_domains_json_counts_equal_idx_sums(indexed_fixture):
             assert info.num_documents == len(ds.document_indices) - 1 == len(ds)
             jsonl = indexed_fixture.corpus_dir / domain.name / f"{split}.jsonl"
             assert info.num_documents == sum(1 for _ in iter_documents(jsonl))
-            ends = np.cumsum(ds.sequence_lengths) - 1
-            assert np.all(ds.get(0, 0, int(ds.sequence_lengths[0]))[-1] == EOS_ID)
-            assert len(ends) == info.num_sequences
+            assert info.num_sequences == len(ds.sequence_lengths) == info.num_documents  # no sentence split
+            assert ds[0][-1] == EOS_ID and ds[len(ds) - 1][-1] == EOS_ID  # EOD appended by default
 
 
 def test_documents_detokenize_to_the_jsonl_text(indexed_fixture):
