@@ -19,9 +19,8 @@ from regmix_megatron.errors import DataError, RegmixError
 from regmix_megatron.mixture import Mixture
 from regmix_megatron.sweep import state as st
 from regmix_megatron.sweep.collect import collect, result_columns
-from regmix_megatron.sweep.local import LocalOptions, describe_local, launch_local
-from regmix_megatron.sweep.plan import (Sweep, SweepError, make_run_id, plan_from_files, plan_sweep,
-                                        read_mixtures)
+from regmix_megatron.sweep.local import LocalOptions, describe_local
+from regmix_megatron.sweep.plan import Sweep, SweepError, make_run_id, plan_from_files, read_mixtures
 from regmix_megatron.sweep.slurm import SlurmOptions, build_launch
 from regmix_megatron.sweep.worker import execute_run
 from regmix_megatron.train_config import load_train_config
@@ -223,8 +222,6 @@ def test_collect_writes_the_same_table_to_csv_and_parquet(tmp_path, planned):
     parquet = pd.read_parquet(out.parquet_path)
     pd.testing.assert_frame_equal(csv, parquet, check_dtype=False)
     assert len(csv) == 4
-    for run, row in zip(planned.runs, csv.itertuples(index=False)):
-        row = row._asdict() if hasattr(row, "_asdict") else dict(zip(csv.columns, row))
     for run in planned.runs:
         row = csv[csv.run_id == run.run_id].iloc[0]
         for d, w in run.mixture.as_dict().items():

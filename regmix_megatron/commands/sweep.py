@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 
@@ -71,7 +70,6 @@ def _plan(args) -> int:
 
 def _launch(args) -> int:
     from ..errors import ConfigError
-    from ..sweep import state as st
     from ..sweep.plan import Sweep
 
     sweep = Sweep.load(args.sweep_dir)
