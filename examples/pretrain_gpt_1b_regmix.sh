@@ -20,7 +20,9 @@
 #
 # Usage:  sbatch examples/pretrain_gpt_1b_regmix.sh        (edit the #SBATCH lines and the paths first)
 # A baseline (natural, uniform, ...) is the same command with another exported per-split file:
-#   regmix-megatron export --mixture runs/demo/targets/... --domains runs/demo/data/domains.json --output-dir X
+#   regmix-megatron export --mixture runs/demo/targets/mixtures/natural.json \
+#       --domains runs/demo/data/domains.json --output-dir runs/demo/export_natural
+#   REGMIX_DATA_ARGS=runs/demo/export_natural/per_split_data_args.json sbatch examples/pretrain_gpt_1b_regmix.sh
 #SBATCH --job-name=regmix-1b
 #SBATCH --nodes=4
 #SBATCH --ntasks-per-node=1
@@ -34,7 +36,7 @@ set -euo pipefail
 MEGATRON_LM=${MEGATRON_LM:-$HOME/Megatron-LM}          # a checkout of NVIDIA/Megatron-LM
 REGMIX_RUN=${REGMIX_RUN:-$PWD/runs/demo}              # output_dir of `regmix-megatron run`
 SAVE_DIR=${SAVE_DIR:-$PWD/runs/megatron_1b_regmix}
-DATA_ARGS=$REGMIX_RUN/search/export/per_split_data_args.json
+DATA_ARGS=${REGMIX_DATA_ARGS:-$REGMIX_RUN/search/export/per_split_data_args.json}
 TOKENIZER=$REGMIX_RUN/tokenizer/tokenizer.model
 
 GPUS_PER_NODE=${SLURM_GPUS_ON_NODE:-8}

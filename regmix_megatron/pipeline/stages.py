@@ -438,8 +438,9 @@ def run_targets(ctx: StageContext) -> StageOutput:
             proxy[lab] = {"run_id": rid, "run_dir": str(sweep_dir / "runs" / rid), "result": state.result}
     target = run_labeled(ctx, out_dir / "target-scale", labeled, cfg.targets, label="target runs",
                          fraction=(0.15, 1.0))
-    runs = {lab: {"mixture": m.as_dict(), "mixture_hash": m.hash, "proxy": proxy.get(lab), "target": target[lab]}
-            for lab, m in labeled.items()}
+    runs = {lab: {"mixture": m.as_dict(), "mixture_hash": m.hash, "proxy": proxy.get(lab), "target": target[lab],
+                  "mixture_file": str(m.save(out_dir / "mixtures" / f"{lab.replace(':', '-')}.json"))}
+            for lab, m in labeled.items()}  # mixture files: for `regmix-megatron export` / train at scale
     path = atomic_write_json(out_dir / "runs.json", {"format": "regmix-megatron/target-runs/v1",
                                                      "target": cfg.target, "runs": runs})
     return StageOutput(files={"runs": str(path)}, values={"labels": list(labeled)},
