@@ -284,6 +284,8 @@ def test_end_to_end_kill_and_resume(tmp_path):
     search = json.loads((out / "search" / "search.json").read_text())
     assert search["result"]["within_caps"] is True
     assert (out / "search" / "export" / "per_split_data_args.json").is_file()
+    for label in ("regmix", "natural", "uniform", "target_only"):
+        assert (out / "targets" / "mixtures" / f"{label}.json").is_file()
 
     # everything done: a rerun skips every stage; redoing evaluate with identical output keeps the report
     again = subprocess.run(_cli(*args, "--force-stage", "evaluate"), capture_output=True, text=True, env=env,
