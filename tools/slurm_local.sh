@@ -206,7 +206,7 @@ cmd_status() {
         if alive "$name" "$pid"; then echo "$name: running (pid $pid)"; else echo "$name: not running"; fi
     done
     if munge_works; then echo "munged: running"; else echo "munged: not running"; fi
-    [[ -f "$PIDS" ]] && echo "started by this script: $(tr '\n' ' ' <"$PIDS")"
+    if [[ -s "$PIDS" ]]; then echo "started by this script: $(tr "\n" " " <"$PIDS")"; fi
     if [[ -f "$CONF" ]] && cluster_answers; then
         SLURM_CONF="$CONF" sinfo
         echo "SLURM_CONF=$CONF"
