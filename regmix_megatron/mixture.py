@@ -19,6 +19,9 @@ from .errors import DataError, RegmixError
 
 #: Weights may sum to 1 +/- this before normalization is refused (loose rounding in hand-written files).
 SUM_TOLERANCE = 1e-3
+#: A stored mixture sums to 1 within this (float64 rounding); weights this close are never rescaled, so
+#: reading a mixture back gives bit-identical weights and the same hash.
+EXACT_TOLERANCE = 1e-9
 
 
 class MixtureError(RegmixError):
@@ -50,7 +53,7 @@ class Mixture:
         if np.any(w < 0):
             bad = {d: x for d, x in zip(self.domains, self.weights) if x < 0}
             raise MixtureError(f"negative weight(s) {bad}: weights are token fractions, use values >= 0")
-        if abs(w.sum() - 1.0) > 1e-9:
+        if abs(w.sum() - 1.0) > EXACT_TOLERANCE:
             raise MixtureError(f"weights sum to {w.sum()!r}, not 1: build with from_dict(..., normalize=True)")
         digest = hashlib.sha256(self.canonical_json().encode()).hexdigest()[:16]
         object.__setattr__(self, "_hash", digest)
@@ -93,7 +96,7 @@ class Mixture:
                 f"{source}: weights sum to {total:.6g}, more than {tolerance:g} away from 1: fix the weights "
                 "or pass normalize=True / --normalize to rescale them"
             )
-        if not normalize and abs(total - 1.0) > 1e-9:
+        if not normalize and abs(total - 1.0) > EXACT_TOLERANCE:
             raise MixtureError(f"{source}: weights sum to {total!r}, not exactly 1")
         return cls.from_array(names, w, source=source)
 
@@ -208,8 +211,14 @@ def _refuse_duplicate_keys(path: Path) -> None:
 
 
 def normalize_exact(w: np.ndarray) -> np.ndarray:
-    """Divide by the sum; then put any residual rounding error on the largest weight so the sum is 1.0."""
-    w = np.asarray(w, dtype=np.float64)
+    """Divide by the sum; then put any residual rounding error on the largest weight so the sum is 1.0.
+
+    Idempotent: weights already summing to 1 within ``EXACT_TOLERANCE`` are returned unchanged (a copy), so a
+    mixture read back from its file keeps its exact weights and hash.
+    """
+    w = np.array(w, dtype=np.float64)
+    if abs(w.sum() - 1.0) <= EXACT_TOLERANCE:
+        return w
     w = w / w.sum()
     residual = 1.0 - w.sum()
     if residual != 0.0:

@@ -127,3 +127,15 @@ def test_target_budget_no_mixture_can_meet_is_refused():
 
 def test_errors_are_value_errors():
     assert issubclass(MixtureError, RegmixError) and issubclass(RegmixError, ValueError)
+
+
+def test_reading_back_keeps_exact_weights_and_hash():
+    """Weights that sum to 1 only within float rounding are not rescaled on a round trip (hash is stable)."""
+    rng = np.random.default_rng(7)
+    names = [f"d{i}" for i in range(9)]
+    for _ in range(500):
+        raw = rng.dirichlet(np.full(9, 0.3))
+        m = Mixture.from_array(names, raw)
+        again = Mixture.from_dict(m.as_dict())
+        assert again.weights == m.weights
+        assert again.hash == m.hash
