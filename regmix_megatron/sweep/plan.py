@@ -110,7 +110,7 @@ class Sweep:
         try:
             runs = []
             for i, r in enumerate(obj["runs"]):
-                mixture = exact_mixture(r["mixture"], source=f"{path}: runs[{i}]")
+                mixture = Mixture.from_dict(r["mixture"], source=f"{path}: runs[{i}]")
                 if mixture.hash != r["mixture_hash"]:
                     raise DataError(f"{path}: runs[{i}] mixture hash {r['mixture_hash']} does not match its "
                                     f"weights ({mixture.hash}); the file was edited: re-plan the sweep")
@@ -123,21 +123,6 @@ class Sweep:
                 raise
             raise DataError(f"{path}: malformed sweep file ({type(exc).__name__}: {exc}); re-plan the sweep") \
                 from None
-
-
-def exact_mixture(weights: Mapping[str, float], source: str) -> Mixture:
-    """The mixture with exactly these weights when they already sum to 1 (within the value type's 1e-9), so
-    its hash is the one its writer computed; otherwise validated and renormalized by ``Mixture.from_dict``.
-
-    (Renormalizing weights that sum to 0.9999999999999999 changes their last bits and hence the hash.)
-    """
-    if isinstance(weights, Mapping) and weights and all(isinstance(k, str) for k in weights):
-        items = sorted(weights.items())
-        try:
-            return Mixture(tuple(k for k, _ in items), tuple(float(v) for _, v in items))
-        except (MixtureError, TypeError, ValueError):
-            pass
-    return Mixture.from_dict(weights, source=source)
 
 
 # ---- inputs -----------------------------------------------------------------------------------------------
@@ -168,7 +153,7 @@ def read_mixtures(path: str | os.PathLike) -> list[Mixture]:
         else:
             weights = {k: v for k, v in obj.items() if k not in ("hash", "format")}
         try:
-            mixture = exact_mixture(weights, source=where)
+            mixture = Mixture.from_dict(weights, source=where)
         except MixtureError as exc:
             raise DataError(str(exc)) from None
         stated = obj.get("hash")
