@@ -169,6 +169,9 @@ class ExecutorSection:
     """SLURM settings passed to the sweep's SLURM executor (partition, time, cpus_per_task, ...)."""
     max_retries: int = 1
     """Retries of a failed run before it is reported as failed for good."""
+    reuse_process: bool = True
+    """Local executor only: each of the ``num_parallel`` workers is one long-lived process that trains its runs
+    back to back (Python start-up and ``import megatron.core`` paid once per worker, not once per run)."""
 
     def __post_init__(self) -> None:
         check(self.kind in EXECUTORS, "executor", "kind", self.kind, f"use one of {list(EXECUTORS)}")

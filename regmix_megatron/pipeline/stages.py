@@ -263,7 +263,8 @@ def launch_sweep(ctx: StageContext, sweep, *, label: str, fraction: tuple[float,
 
         threads = max(1, num_cores() // ex.num_parallel)
         launch_local(sweep, LocalOptions(parallel=ex.num_parallel, threads_per_run=threads,
-                                         max_attempts=ex.max_retries + 1), on_event=report)
+                                         max_attempts=ex.max_retries + 1, reuse_process=ex.reuse_process),
+                     on_event=report)
     else:
         from ..sweep import slurm
 
