@@ -11,28 +11,17 @@
 Written with megatron-core's IndexedDatasetBuilder; the same engine as `regmix-megatron preprocess`.
 """
 
-import argparse
-import logging
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from regmix_megatron.cli import run_tool  # noqa: E402
 from regmix_megatron.commands.preprocess import add_megatron_arguments, run_megatron_style  # noqa: E402
-from regmix_megatron.errors import RegmixError  # noqa: E402
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_megatron_arguments(parser)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        datefmt="%H:%M:%S")
-    try:
-        return run_megatron_style(args)
-    except RegmixError as exc:
-        print(f"preprocess_data.py: error: {exc}", file=sys.stderr)
-        return 2
+    return run_tool("preprocess_data.py", __doc__, add_megatron_arguments, run_megatron_style, argv)
 
 
 if __name__ == "__main__":
