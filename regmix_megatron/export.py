@@ -26,7 +26,7 @@ from typing import Sequence
 from .errors import DataError
 from .fileio import atomic_write_json, atomic_write_text
 from .manifest import SPLITS, DomainRegistry
-from .mixture import Mixture
+from .mixture import Mixture, no_duplicate_keys
 
 DATA_PATH_FILE = "data_path.txt"
 DATA_ARGS_FILE = "data_args.txt"
@@ -141,17 +141,6 @@ def load_mixture_arg(spec: str, *, tolerance: float | None = None) -> Mixture:
     return Mixture.load(spec, **kwargs)
 
 
-def _pairs_no_duplicates(where: str):
-    def hook(pairs):
-        keys = [k for k, _ in pairs]
-        dup = sorted({k for k in keys if keys.count(k) > 1})
-        if dup:
-            raise DataError(f"{where}: key(s) {dup} listed more than once: list each domain once")
-        return dict(pairs)
-
-    return hook
-
-
 def load_sampled_mixture(path: str | Path, index: int) -> Mixture:
     """Mixture number ``index`` (0-based line) of a JSONL file written by ``regmix-megatron sample``."""
     import json
@@ -167,7 +156,7 @@ def load_sampled_mixture(path: str | Path, index: int) -> Mixture:
             num_lines += 1
             if i == index:
                 try:
-                    obj = json.loads(line, object_pairs_hook=_pairs_no_duplicates(f"{path}:{i + 1}"))
+                    obj = json.loads(line, object_pairs_hook=no_duplicate_keys(f"{path}:{i + 1}"))
                 except json.JSONDecodeError as exc:
                     raise DataError(f"{path}:{i + 1}: invalid JSON ({exc.msg})") from None
                 weights = obj.get("weights") if isinstance(obj, dict) else None

@@ -15,7 +15,7 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from .errors import DataError, RegmixError
+from .errors import DataError
 
 #: Weights may sum to 1 +/- this before normalization is refused (loose rounding in hand-written files).
 SUM_TOLERANCE = 1e-3
@@ -24,7 +24,7 @@ SUM_TOLERANCE = 1e-3
 EXACT_TOLERANCE = 1e-9
 
 
-class MixtureError(RegmixError):
+class MixtureError(DataError):
     """An invalid mixture (negative/NaN weights, unknown or duplicate domains, bad sum)."""
 
 
@@ -200,14 +200,19 @@ def _refuse_duplicate_keys(path: Path) -> None:
         yaml.load(text, Loader=_StrictLoader)
         return
 
-    def _pairs(pairs):
+    json.loads(text, object_pairs_hook=no_duplicate_keys(str(path)))
+
+
+def no_duplicate_keys(where: str):
+    """A ``json.loads`` ``object_pairs_hook`` that refuses a key listed twice (json keeps the last silently)."""
+    def hook(pairs):
         keys = [k for k, _ in pairs]
         dup = sorted({k for k in keys if keys.count(k) > 1})
         if dup:
-            raise MixtureError(f"{path}: domain(s) {dup} listed more than once: list each domain once")
+            raise MixtureError(f"{where}: domain(s) {dup} listed more than once: list each domain once")
         return dict(pairs)
 
-    json.loads(text, object_pairs_hook=_pairs)
+    return hook
 
 
 def normalize_exact(w: np.ndarray) -> np.ndarray:
