@@ -19,7 +19,8 @@ from regmix_megatron.errors import DataError, RegmixError
 from regmix_megatron.mixture import Mixture
 from regmix_megatron.sweep import state as st
 from regmix_megatron.sweep.collect import collect, result_columns
-from regmix_megatron.sweep.local import LocalOptions, describe_local
+from regmix_megatron.sweep import local as local_executor
+from regmix_megatron.sweep.local import LocalOptions, describe_local, launch_local
 from regmix_megatron.sweep.plan import Sweep, SweepError, make_run_id, plan_from_files, read_mixtures
 from regmix_megatron.sweep.slurm import SlurmOptions, build_launch
 from regmix_megatron.sweep.worker import execute_run
@@ -263,6 +264,69 @@ def test_a_run_held_by_a_live_worker_is_not_started_twice(tmp_path, planned):
     assert final.status == st.RUNNING and not (run_dir / "starts.log").exists()
 
 
+def test_a_zombie_or_a_later_process_with_the_same_pid_holds_no_lock(tmp_path, planned):
+    run_dir = planned.run_dir(planned.runs[0].run_id)
+    me = st.holder_info()
+    assert me["pid_start"] is not None and st.pid_alive(me["pid"], me["pid_start"])
+    st.update_lock(run_dir, dict(me, token="t"))
+    assert st.read_run_state(run_dir).status == st.RUNNING
+    # the same pid with another start time is a later process: the holder is gone
+    st.update_lock(run_dir, dict(me, token="t", pid_start=me["pid_start"] - 1))
+    assert st.read_run_state(run_dir).status == st.PENDING
+    # a killed holder that nobody has reaped yet is a zombie: kill(pid, 0) succeeds, but it holds nothing
+    victim = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        st.update_lock(run_dir, dict(me, token="t", pid=victim.pid, pid_start=st.process_start(victim.pid)))
+        assert st.read_run_state(run_dir).status == st.RUNNING
+        victim.kill()
+        deadline = time.monotonic() + 10
+        while st.process_start(victim.pid) is not None and st._proc_stat(victim.pid)[0] != "Z":
+            assert time.monotonic() < deadline, "the killed process never became a zombie"
+            time.sleep(0.05)
+        os.kill(victim.pid, 0)  # still there as a zombie ...
+        assert st.read_run_state(run_dir).status == st.PENDING  # ... and yet the run is free
+        assert st.acquire_lock(run_dir, dict(me, token="u"))
+    finally:
+        victim.kill()
+        victim.wait()
+    # a holder that died while the trainer it started lives on still holds the run
+    trainer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        st.update_lock(run_dir, dict(me, token="u", pid=victim.pid, pid_start=None, child_pid=trainer.pid,
+                                     child_start=st.process_start(trainer.pid)))
+        assert st.read_run_state(run_dir).status == st.RUNNING
+    finally:
+        trainer.kill()
+        trainer.wait()
+    assert st.read_run_state(run_dir).status == st.PENDING
+
+
+def test_a_local_launch_waits_for_a_held_run_and_takes_it_over_when_its_holder_dies(tmp_path, planned,
+                                                                                     monkeypatch):
+    monkeypatch.setattr(local_executor, "train_command", lambda sweep, rid: mechanics_command(tmp_path,
+                                                                                             sweep.run_dir(rid)))
+    monkeypatch.setattr(local_executor, "HELD_POLL_S", 0.1)
+    held = planned.runs[0].run_id
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3)"])
+    assert st.acquire_lock(planned.run_dir(held), dict(st.holder_info(), token="other", pid=holder.pid,
+                                                       pid_start=st.process_start(holder.pid)))
+    started = time.monotonic()
+    # nobody reaps the holder: it ends as a zombie, which must not hold the run forever
+    final = launch_local(planned, LocalOptions(parallel=1, wait_for_held=True))
+    assert time.monotonic() - started >= 2.5  # it did wait for the holder
+    assert {s.status for s in final.values()} == {st.DONE}
+    assert len((planned.run_dir(held) / "starts.log").read_text().splitlines()) == 1
+    holder.wait()
+    # --no-wait returns at once, leaving a held run to its holder
+    other = _mixtures(DOMAINS, 1, seed=5)
+    sweep2, _ = plan_from_files(_write_mixtures(tmp_path / "m2.jsonl", other), tmp_path / "proxy.yaml",
+                                tmp_path / "sweep2")
+    rid = sweep2.runs[0].run_id
+    assert st.acquire_lock(sweep2.run_dir(rid), dict(st.holder_info(), token="me"))
+    final = launch_local(sweep2, LocalOptions(parallel=1, wait_for_held=False))
+    assert final[rid].status == st.RUNNING and not (sweep2.run_dir(rid) / "starts.log").exists()
+
+
 def test_dry_runs_print_exact_commands_and_run_nothing(tmp_path, planned):
     lines = describe_local(planned, LocalOptions(parallel=2, threads_per_run=1))
     assert len(lines) == 5
@@ -389,8 +453,15 @@ def test_killed_sweep_relaunches_without_repeating_finished_runs(tmp_path, index
     done_before = {r: (sweep.run_dir(r) / "result.json").read_bytes() for r in sweep.run_ids()
                    if (sweep.run_dir(r) / "result.json").exists()}
     assert 2 <= len(done_before) < 6
-    states = st.read_sweep_state(sweep)
-    assert all(states[r].status == st.PENDING for r in sweep.run_ids() if r not in done_before)
+    # SIGKILL takes effect asynchronously, so the killed workers may look alive for a moment; then their
+    # runs are free again (zombies not yet reaped by init hold nothing)
+    deadline = time.monotonic() + 30
+    while True:
+        states = st.read_sweep_state(sweep)
+        if all(states[r].status == st.PENDING for r in sweep.run_ids() if r not in done_before):
+            break
+        assert time.monotonic() < deadline, {r: s.status for r, s in states.items()}
+        time.sleep(0.1)
     proc = _cli("sweep", "launch", str(sweep_dir), "--executor", "local", "--parallel", "2", check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "done=6" in proc.stdout

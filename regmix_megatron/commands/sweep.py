@@ -32,6 +32,9 @@ def register(subparsers) -> None:
     g.add_argument("--reuse-process", action="store_true",
                    help="each worker is one process training runs back to back (imports paid once per "
                         "worker, not per run; fastest for small proxies)")
+    g.add_argument("--no-wait", dest="wait_for_held", action="store_false",
+                   help="return without waiting for runs held by another live worker (default: wait for them, "
+                        "and train them here if their holder dies)")
     g = launch.add_argument_group("slurm executor")
     g.add_argument("--cpus-per-task", type=int, default=1)
     g.add_argument("--mem", default=None, help="memory per task, e.g. 8G")
@@ -82,19 +85,23 @@ def _launch(args) -> int:
 
 def _launch_local(sweep, args) -> int:
     from ..sweep import state as st
-    from ..sweep.local import LocalOptions, describe_local, launch_local, runs_to_launch
+    from ..sweep.local import LocalOptions, describe_local, launch_local
 
     options = LocalOptions(parallel=args.parallel, threads_per_run=args.threads_per_run,
-                           max_attempts=args.max_attempts, reuse_process=args.reuse_process)
+                           max_attempts=args.max_attempts, reuse_process=args.reuse_process,
+                           wait_for_held=args.wait_for_held)
     if args.dry_run:
         print("\n".join(describe_local(sweep, options)))
         return 0
-    pending = runs_to_launch(sweep, options.max_attempts)
-    bar = _bar(total=len(sweep.runs), initial=len(sweep.runs) - len(pending))
+    ended = {rid for rid, s in st.read_sweep_state(sweep, options.max_attempts).items()
+             if s.status in (st.DONE, st.FAILED)}
+    bar = _bar(total=len(sweep.runs), initial=len(ended))
 
     def on_event(kind, run_id, state):
-        if kind == "end" and state is not None:
-            bar.update(1)
+        if kind == "end" and state is not None and run_id not in ended:
+            if state.status in (st.DONE, st.FAILED):
+                ended.add(run_id)
+                bar.update(1)
             if state.status != st.DONE:
                 bar.write(f"run {run_id}: {state.status} ({state.reason}); log {state.log_path}")
 

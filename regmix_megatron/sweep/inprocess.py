@@ -87,7 +87,7 @@ def drain(sweep: Sweep, max_attempts: int = st.DEFAULT_MAX_ATTEMPTS,
         if st.read_run_state(run_dir, max_attempts).status != st.PENDING:
             continue
         token = uuid.uuid4().hex
-        info = {"token": token, "run_id": run_id, "host": st.hostname(), "pid": os.getpid(), "jobid": jobid,
+        info = {"token": token, "run_id": run_id, **st.holder_info(), "jobid": jobid,
                 "started_at": time.time(), "mode": "in-process"}
         if not st.acquire_lock(run_dir, info):
             continue  # another process claimed it

@@ -38,6 +38,9 @@ class LocalOptions:
     reuse_process: bool = False
     """Each of the ``parallel`` workers is one long-lived process that trains runs back to back through
     ``run_training`` (imports paid once), instead of one ``regmix-megatron train`` process per run."""
+    wait_for_held: bool = True
+    """Runs held by another live worker (another launcher, or a killed one still exiting) are waited for:
+    the launch returns when they are done, or trains them itself once their holder is gone."""
 
     def __post_init__(self) -> None:
         if self.parallel is not None and self.parallel < 1:
@@ -101,14 +104,49 @@ def launch_local(sweep: Sweep, options: LocalOptions,
 
     ``on_event(kind, run_id, state)`` is called with kind "start" (an attempt began) and "end" (a run's
     worker returned). SIGTERM/SIGINT stop the pool: running children are terminated, their attempts recorded
-    as interrupted, and a re-launch resumes them.
+    as interrupted, and a re-launch resumes them. Runs held by another live worker are waited for and taken
+    over if their holder dies (``options.wait_for_held``), so a launch ends with no run left running.
     """
     st.write_launch_settings(sweep.root, {"executor": "local", "max_attempts": options.max_attempts,
                                           "parallel": options.resolved_parallel(),
                                           "threads_per_run": options.threads_per_run,
                                           "reuse_process": options.reuse_process})
-    if options.reuse_process:
-        return _launch_reused(sweep, options, on_event)
+    launch = _launch_reused if options.reuse_process else _launch_pool
+    while True:
+        states = launch(sweep, options, on_event)
+        held = [rid for rid, s in states.items() if s.status == st.RUNNING]
+        if not held or not options.wait_for_held:
+            return states
+        _wait_for_held(sweep, options, held)  # then launch again: take over what their holders left
+
+
+#: How often a launch re-reads runs held by other workers while it waits for them.
+HELD_POLL_S = 1.0
+
+
+def _wait_for_held(sweep: Sweep, options: LocalOptions, held: list[str]) -> None:
+    """Block until none of ``held`` is running any more (done, failed, or pending because its holder died)."""
+    def describe(rid: str, lock) -> str:
+        lock = lock or {}
+        return f"{rid} (host {lock.get('host')}, pid {lock.get('pid')}, job {lock.get('jobid')})"
+
+    states = {rid: st.read_run_state(sweep.run_dir(rid), options.max_attempts) for rid in held}
+    log.info("waiting for %d run(s) held by other workers: %s", len(held),
+             ", ".join(describe(rid, s.lock) for rid, s in states.items()))
+    last_note = time.monotonic()
+    while True:
+        still = [rid for rid in held
+                 if st.read_run_state(sweep.run_dir(rid), options.max_attempts).status == st.RUNNING]
+        if not still:
+            return
+        if time.monotonic() - last_note > 300:
+            log.info("still waiting for %d run(s) held by other workers: %s", len(still), ", ".join(still))
+            last_note = time.monotonic()
+        time.sleep(HELD_POLL_S)
+
+
+def _launch_pool(sweep: Sweep, options: LocalOptions, on_event) -> dict[str, st.RunState]:
+    """A thread per parallel slot, each running ``regmix-megatron train`` subprocesses (see ``worker.py``)."""
     pending = runs_to_launch(sweep, options.max_attempts)
     parallel = options.resolved_parallel()
     env = thread_env(options.threads_per_run)

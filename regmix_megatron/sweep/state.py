@@ -4,7 +4,8 @@ A run is
 - ``done``     when the trainer wrote ``result.json`` with status "completed";
 - ``failed``   when the trainer wrote ``status.json`` "diverged" (deterministic: retrying cannot help), or
                ``max_attempts`` attempts failed;
-- ``running``  when ``lock.json`` is fresh: its heartbeat is recent and, on this host, its process is alive;
+- ``running``  when ``lock.json`` is fresh: on this host its holder (or the trainer it started) is alive, not
+               a zombie and not a later process given the same pid; on another host its heartbeat is recent;
 - ``pending``  otherwise (never started, interrupted, or failed with attempts left).
 
 Every attempt leaves ``logs/attempt-<n>.log`` (its output, with a header line) and ``logs/attempt-<n>.json``
@@ -76,16 +77,50 @@ def hostname() -> str:
     return socket.gethostname()
 
 
-def pid_alive(pid: int) -> bool:
+def _proc_stat(pid: int) -> list[str] | None:
+    """Fields of ``/proc/<pid>/stat`` after the command name (state first), or None where there is no procfs."""
+    try:
+        text = Path(f"/proc/{int(pid)}/stat").read_text()
+    except (OSError, ValueError, TypeError):
+        return None
+    return text[text.rfind(")") + 2:].split()
+
+
+def process_start(pid: int) -> int | None:
+    """When process ``pid`` started (clock ticks since boot), to tell it from a later process given the same
+    pid; None where procfs is missing."""
+    fields = _proc_stat(pid)
+    try:
+        return int(fields[19]) if fields else None
+    except (IndexError, ValueError):
+        return None
+
+
+def pid_alive(pid: int, start: int | None = None) -> bool:
+    """Whether ``pid`` is a live process, and, given ``start`` (from :func:`process_start`), the same one.
+
+    A killed process is a zombie until its parent (or init, for an orphan) reaps it, and ``kill(pid, 0)``
+    still succeeds on a zombie; a container's init may take seconds to reap. Zombies count as dead.
+    """
     try:
         os.kill(int(pid), 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        pass
     except (OverflowError, ValueError, TypeError):
         return False
-    return True
+    fields = _proc_stat(pid)
+    if fields is None:
+        return True  # no procfs (not Linux): kill(pid, 0) is all we know
+    if not fields or fields[0] in ("Z", "X", "x"):
+        return False
+    return start is None or process_start(pid) in (None, start)
+
+
+def holder_info() -> dict:
+    """The fields naming this process in a lock: host, pid and the pid's start time."""
+    return {"host": hostname(), "pid": os.getpid(), "pid_start": process_start(os.getpid())}
 
 
 def _read_json_or_none(path: Path) -> Any:
@@ -96,18 +131,23 @@ def _read_json_or_none(path: Path) -> Any:
 
 
 def lock_is_fresh(lock: Mapping[str, Any] | None, now: float | None = None) -> bool:
+    """Whether a lock's holder still works on the run.
+
+    On this host the processes decide: the holder, or the trainer it started, is alive (a holder killed
+    with its trainer still running must not let a second trainer into the same directory). Elsewhere the
+    heartbeat decides: it is refreshed every ``HEARTBEAT_INTERVAL_S`` and stale after ``STALE_AFTER_S``.
+    """
     if not isinstance(lock, Mapping):
         return False
+    if lock.get("host") == hostname():
+        return pid_alive(lock.get("pid", -1), lock.get("pid_start")) or (
+            lock.get("child_pid") is not None and pid_alive(lock["child_pid"], lock.get("child_start")))
     now = time.time() if now is None else now
     try:
         age = now - float(lock.get("heartbeat_at", 0))
     except (TypeError, ValueError):
         return False
-    if age > STALE_AFTER_S:
-        return False
-    if lock.get("host") == hostname():
-        return pid_alive(lock.get("pid", -1))
-    return True
+    return age <= STALE_AFTER_S
 
 
 def attempt_records(run_dir: Path) -> list[dict]:

@@ -45,7 +45,7 @@ def execute_run(run_dir: str | os.PathLike, command: Sequence[str], *, env: Mapp
     run_dir = Path(run_dir)
     run_id = run_dir.name
     token = uuid.uuid4().hex
-    lock_info = {"token": token, "run_id": run_id, "host": st.hostname(), "pid": os.getpid(),
+    lock_info = {"token": token, "run_id": run_id, **st.holder_info(),
                  "jobid": jobid, "started_at": time.time()}
     if not st.acquire_lock(run_dir, lock_info):
         log.info("run %s is held by a live worker; leaving it", run_id)
@@ -103,7 +103,7 @@ def _run_attempt(run_dir: Path, attempt: int, command: Sequence[str], env: Mappi
             children[run_dir.name] = proc
         if on_start is not None:
             on_start(run_dir.name, attempt)
-        lock_info["child_pid"] = proc.pid
+        lock_info.update(child_pid=proc.pid, child_start=st.process_start(proc.pid))
         st.update_lock(run_dir, lock_info)
         while True:
             try:
