@@ -218,6 +218,34 @@ def test_real_early_stages_skip_and_redo(tmp_path):
     assert (out / "sample" / "mixtures.jsonl").read_text() != mixtures_before
 
 
+def test_epoch_caps_bind_the_sampled_mixtures_to_the_target_budget(tmp_path):
+    """``sample.sampler.max_epochs`` alone: the budget is one target run's tokens, and every mixture keeps
+    each domain under ``max_epochs * tokens_i / target_tokens``."""
+    import numpy as np
+
+    from regmix_megatron.manifest import DomainRegistry
+    from regmix_megatron.pipeline import run_pipeline
+    from regmix_megatron.pipeline.config import sampler_config
+    from regmix_megatron.pipeline.stages import target_train_tokens
+    from regmix_megatron.sweep.plan import read_mixtures
+
+    data = yaml.safe_load(FIXTURE_CONFIG.read_text())
+    data["corpus"]["source"] = str(FIXTURE_CORPUS)
+    data["sample"]["sampler"] = {"max_epochs": 0.5}
+    cfg = load_pipeline_config(_write(tmp_path, data), output_dir=str(tmp_path / "out"))  # loads: no error
+    budget = target_train_tokens(cfg)
+    assert budget == 60 * 16 * 64  # the fixture's target runs: steps x global batch x sequence length
+    assert sampler_config(cfg, None, target_tokens=budget).target_tokens == budget
+    run_pipeline(cfg, until="sample")
+    registry = DomainRegistry.load(Path(cfg.output_dir) / "data" / "domains.json")
+    caps = 0.5 * registry.tokens_per_domain("train") / budget
+    assert caps.min() < 1  # the caps bind on this corpus
+    mixtures = read_mixtures(Path(cfg.output_dir) / "sample" / "mixtures.jsonl")
+    weights = np.array([m.as_array(registry.names) for m in mixtures])
+    assert len(mixtures) == cfg.sample.num_proxies
+    assert (weights <= caps + 1e-9).all()
+
+
 # ---- end to end with a kill and a resume ------------------------------------------------------------------
 def _cli(*args) -> list[str]:
     return [sys.executable, "-m", "regmix_megatron.cli", "run", str(FIXTURE_CONFIG), *args]

@@ -263,14 +263,15 @@ def validate_deep(cfg: PipelineConfig, source: str = "<config>") -> None:
     if cfg.tokenizer.model is not None:
         check(Path(cfg.tokenizer.model).is_file(), "tokenizer", "model", cfg.tokenizer.model,
               "give an existing SentencePiece .model file, or leave it out to train one")
-    sampler_config(cfg, tokens_per_domain=None, target_tokens=None, source=source)
+    built = {name: train_config(getattr(cfg, name), domains="domains.json", output_dir="run", seed=cfg.seed,
+                                section_name=name, source=source) for name in ("proxy", "targets")}
+    # the epoch caps refer to one target run's token budget
+    target_tokens = run_tokens(built["targets"]) if cfg.sample.sampler.get("max_epochs") is not None else None
+    sampler_config(cfg, tokens_per_domain=None, target_tokens=target_tokens, source=source)
     if cfg.executor.kind == "slurm":
         from .stages import slurm_options
 
         slurm_options(cfg)
-    for name in ("proxy", "targets"):
-        train_config(getattr(cfg, name), domains="domains.json", output_dir="run", seed=cfg.seed,
-                     section_name=name, source=source)
 
 
 def sampler_config(cfg: PipelineConfig, tokens_per_domain: Any, target_tokens: int | None,
