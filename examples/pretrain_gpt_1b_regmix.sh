@@ -69,6 +69,8 @@ OPTIM=(
 DATA=(
     --per-split-data-args-path "$DATA_ARGS"
     --multiple-validation-sets                 # one validation loss per domain prefix in "valid"
+    --full-validation                          # Megatron-LM requires it with --multiple-validation-sets:
+                                               # each evaluation covers every domain's whole valid split
     --tokenizer-type GPTSentencePieceTokenizer --tokenizer-model "$TOKENIZER"
     --data-cache-path "$SAVE_DIR/data_cache" --num-workers 2
 )

@@ -11,7 +11,7 @@ import logging
 import numpy as np
 import pytest
 
-from regmix_megatron.errors import DataError, RegmixError
+from regmix_megatron.errors import ConfigError, DataError, RegmixError
 from regmix_megatron.manifest import Domain, DomainRegistry, PrefixInfo
 from regmix_megatron.mixture import Mixture
 
@@ -226,6 +226,22 @@ def test_build_datasets_from_args(indexed_fixture, registry, tmp_path, caplog):
     _, full_sets, _ = build_datasets_from_args(_namespace(indexed_fixture, path, multiple_validation_sets=True,
                                                           full_validation=True), [32, None, 0])
     assert all(len(ds) >= 1 for ds in full_sets)
+
+
+def test_provider_refuses_flags_megatron_lm_would_ignore_or_refuse_late(indexed_fixture, tmp_path):
+    from regmix_megatron.megatron.provider import check_megatron_lm_args
+
+    path = Mixture.from_dict(MIXTURES[0]).save(tmp_path / "mixture.json")
+    check_megatron_lm_args(_namespace(indexed_fixture, path))  # the plain case passes
+    check_megatron_lm_args(_namespace(indexed_fixture, path, multiple_validation_sets=True, full_validation=True))
+    check_megatron_lm_args(_namespace(indexed_fixture, path, multiple_validation_sets=True, skip_train=True))
+    with pytest.raises(ConfigError, match=r"--multiple-validation-sets without --full-validation.*add "
+                                          r"--full-validation"):
+        check_megatron_lm_args(_namespace(indexed_fixture, path, multiple_validation_sets=True))
+    for name in ("data_path", "per_split_data_args_path"):
+        flag = "--" + name.replace("_", "-")
+        with pytest.raises(ConfigError, match=f"{flag} is set.*drop {flag}"):
+            check_megatron_lm_args(_namespace(indexed_fixture, path, **{name: ["1.0", "x"]}))
 
 
 def test_provider_refuses_mismatches(indexed_fixture, tmp_path):

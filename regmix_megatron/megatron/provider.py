@@ -146,16 +146,36 @@ def build_datasets_from_args(args: Any, train_val_test_num_samples: Sequence[int
     return train, valid, test
 
 
+def check_megatron_lm_args(args: Any) -> None:
+    """Refuse flags that conflict with this provider: Megatron's own data flags (silently ignored otherwise),
+    and ``--multiple-validation-sets`` without ``--full-validation``, which Megatron-LM's ``pretrain`` refuses
+    only after the datasets are built (as of 0.16.1)."""
+    for name in ("data_path", "data_args_path", "per_split_data_args_path", "train_data_path"):
+        if getattr(args, name, None):
+            flag = "--" + name.replace("_", "-")
+            raise ConfigError(f"{flag} is set: this dataset provider takes the blend from --regmix-mixture FILE "
+                              f"and --regmix-domains domains.json; drop {flag}, or use pretrain_gpt.py's own "
+                              f"provider, which reads {flag} (files from `regmix-megatron export`)")
+    if (getattr(args, "multiple_validation_sets", False) and not getattr(args, "full_validation", False)
+            and not getattr(args, "skip_train", False)):
+        raise ConfigError("--multiple-validation-sets without --full-validation: Megatron-LM evaluates one "
+                          "validation set per domain only over each whole set; add --full-validation (or drop "
+                          "--multiple-validation-sets for a single blended validation set)")
+
+
 def train_valid_test_datasets_provider(train_val_test_num_samples: Sequence[int | None], vp_stage: int | None = None):
     """Megatron-LM ``pretrain`` datasets provider (the form ``pretrain_gpt.py`` passes), reading the global
     args lazily. ``vp_stage`` is accepted for newer Megatron-LM versions and unused."""
     from megatron.training import get_args
 
-    return build_datasets_from_args(get_args(), train_val_test_num_samples)
+    args = get_args()
+    check_megatron_lm_args(args)
+    return build_datasets_from_args(args, train_val_test_num_samples)
 
 
 # Megatron-LM builds datasets on every rank that needs them (see pretrain_gpt.py).
 train_valid_test_datasets_provider.is_distributed = True  # type: ignore[attr-defined]
 
 __all__ = ["add_regmix_args", "train_valid_test_datasets_provider", "build_datasets_from_args",
+           "check_megatron_lm_args",
            "load_mixture_and_registry"]

@@ -1,0 +1,137 @@
+#!/usr/bin/env python
+"""Check our dataset provider against a Megatron-LM checkout before a large run depends on it.
+
+    python tools/check_megatron_lm.py --megatron-lm ~/Megatron-LM \\
+        --regmix-domains runs/demo/data/domains.json --regmix-mixture runs/demo/search/export/mixture.json \\
+        [-- any further pretrain_gpt.py flags]
+
+It goes through Megatron-LM's own code, single process, on CPU (gloo) or GPU:
+``arguments.parse_args(extra_args_provider=add_regmix_args)``, ``validate_args``, ``set_global_variables``,
+``training.build_train_valid_test_datasets(provider)`` (the sizes come from
+``--train-iters``/``--eval-iters``, as in ``pretrain``), then ``build_pretraining_data_loader`` for the train
+set and every validation set, and one batch from each. It prints the provider's requested vs realized table,
+the dataset sizes and the batch shapes, and ends with ``OK``.
+
+Needs what Megatron-LM's ``megatron.training`` imports besides megatron-core (e.g. ``six``, ``pydantic``,
+``einops``): a missing one is named with the pip command. Without triton (CPU torch), the one megatron-core
+module that ``megatron.training.initialize`` imports from it (batch-invariant kernels) is replaced by a module
+whose functions raise; nothing here calls them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import sys
+import types
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+#: Model and schedule flags for a model that is never built: only the data path is exercised.
+TINY = ["--num-layers", "2", "--hidden-size", "64", "--num-attention-heads", "2", "--micro-batch-size", "2",
+        "--global-batch-size", "4", "--train-iters", "20", "--lr", "1e-3", "--eval-interval", "10",
+        "--eval-iters", "2"]
+
+
+def _without_triton() -> None:
+    if importlib.util.find_spec("triton") is not None:
+        return
+    name = "megatron.core.transformer.custom_layers.batch_invariant_kernels"
+    stub = types.ModuleType(name)
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError(f"{name} needs triton, which is not installed")
+
+    stub.enable_batch_invariant_mode = stub.is_batch_invariant_mode_enabled = refuse
+    sys.modules[name] = stub
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--megatron-lm", required=True, help="a Megatron-LM checkout (holds megatron/training/)")
+    p.add_argument("--regmix-domains", required=True, help="domains.json of the data")
+    p.add_argument("--regmix-mixture", help="mixture file (export/search output): check our provider")
+    p.add_argument("--per-split-data-args-path", metavar="JSON",
+                   help="per_split_data_args.json from `regmix-megatron export`: check pretrain_gpt.py's own "
+                        "provider on it instead (what examples/pretrain_gpt_1b_regmix.sh runs)")
+    p.add_argument("--seq-length", type=int, default=64)
+    p.add_argument("--no-multiple-validation-sets", dest="multiple", action="store_false",
+                   help="one blended validation set instead of one per domain")
+    p.add_argument("extra", nargs="*", help="further pretrain_gpt.py flags (after --)")
+    args = p.parse_args(argv)
+
+    if (args.regmix_mixture is None) == (args.per_split_data_args_path is None):
+        p.error("give one of --regmix-mixture (our provider) or --per-split-data-args-path (pretrain_gpt.py's)")
+    mlm = Path(args.megatron_lm).resolve()
+    if not (mlm / "megatron" / "training" / "__init__.py").is_file():
+        p.error(f"--megatron-lm {mlm}: no megatron/training/ there; give the root of a Megatron-LM checkout")
+    from regmix_megatron.manifest import DomainRegistry
+
+    registry = DomainRegistry.load(args.regmix_domains)
+    sys.path.insert(0, str(mlm))
+    for key, value in dict(MASTER_ADDR="127.0.0.1", MASTER_PORT="29571", RANK="0", WORLD_SIZE="1",
+                           LOCAL_RANK="0").items():
+        os.environ.setdefault(key, value)
+
+    import torch
+
+    from regmix_megatron.megatron import shims  # noqa: F401  (CPU: megatron-core's documented shims)
+
+    _without_triton()
+    try:
+        from megatron.core import parallel_state
+        from megatron.training import training
+        from megatron.training.arguments import parse_args, validate_args
+        from megatron.training.datasets.data_samplers import build_pretraining_data_loader
+        from megatron.training.global_vars import set_global_variables
+    except ModuleNotFoundError as exc:
+        print(f"check_megatron_lm: Megatron-LM's training package needs {exc.name!r}: "
+              f"pip install {exc.name} (into this environment), then run again", file=sys.stderr)
+        return 2
+    from regmix_megatron.megatron.provider import add_regmix_args, train_valid_test_datasets_provider
+
+    flags = [*TINY, "--seq-length", str(args.seq_length), "--max-position-embeddings", str(args.seq_length),
+             "--tokenizer-type", "GPTSentencePieceTokenizer", "--tokenizer-model", registry.tokenizer.model]
+    if args.regmix_mixture:
+        provider = train_valid_test_datasets_provider
+        flags += ["--regmix-mixture", args.regmix_mixture, "--regmix-domains", args.regmix_domains]
+    else:
+        import pretrain_gpt  # the checkout's script; its pretrain() call runs only under __main__
+
+        provider = pretrain_gpt.train_valid_test_datasets_provider
+        flags += ["--per-split-data-args-path", args.per_split_data_args_path]
+    if args.multiple:
+        flags += ["--multiple-validation-sets", "--full-validation"]
+    sys.argv = ["pretrain_gpt.py", *flags, *args.extra]
+    margs = parse_args(extra_args_provider=add_regmix_args)
+    validate_args(margs)
+    set_global_variables(margs, build_tokenizer=False)
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    torch.distributed.init_process_group(backend, rank=0, world_size=1)
+    try:
+        parallel_state.initialize_model_parallel()
+        train, valid, test = training.build_train_valid_test_datasets(provider)
+        valid = valid if isinstance(valid, list) else [valid]
+        print(f"train: {type(train).__name__}, {len(train)} samples")
+        if hasattr(train, "dataset_index"):  # a blend: samples drawn from each component, in blend order
+            import numpy as np
+
+            counts = np.bincount(np.asarray(train.dataset_index), minlength=len(train.datasets))
+            print("train samples per component: "
+                  + ", ".join(f"{Path(d.dataset_path).parent.name}={int(c)}" for d, c in zip(train.datasets, counts)))
+        print(f"valid: {len(valid)} set(s), {[len(v) for v in valid]} samples")
+        print(f"test: {None if test is None else len(test)} samples")
+        for label, dataset in [("train", train)] + [(f"valid[{i}]", v) for i, v in enumerate(valid)]:
+            batch = next(iter(build_pretraining_data_loader(dataset, 0)))
+            shapes = {k: tuple(v.shape) for k, v in batch.items() if hasattr(v, "shape")}
+            print(f"{label} batch: {shapes}")
+    finally:
+        torch.distributed.destroy_process_group()
+    print("OK")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
