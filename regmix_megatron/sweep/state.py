@@ -86,14 +86,17 @@ def _proc_stat(pid: int) -> list[str] | None:
     return text[text.rfind(")") + 2:].split()
 
 
-def process_start(pid: int) -> int | None:
-    """When process ``pid`` started (clock ticks since boot), to tell it from a later process given the same
-    pid; None where procfs is missing."""
-    fields = _proc_stat(pid)
+def _start_of(fields: list[str] | None) -> int | None:
     try:
         return int(fields[19]) if fields else None
     except (IndexError, ValueError):
         return None
+
+
+def process_start(pid: int) -> int | None:
+    """When process ``pid`` started (clock ticks since boot), to tell it from a later process given the same
+    pid; None where procfs is missing."""
+    return _start_of(_proc_stat(pid))
 
 
 def pid_alive(pid: int, start: int | None = None) -> bool:
@@ -115,7 +118,7 @@ def pid_alive(pid: int, start: int | None = None) -> bool:
         return True  # no procfs (not Linux): kill(pid, 0) is all we know
     if not fields or fields[0] in ("Z", "X", "x"):
         return False
-    return start is None or process_start(pid) in (None, start)
+    return start is None or _start_of(fields) in (None, start)
 
 
 def holder_info() -> dict:
