@@ -315,10 +315,10 @@ def search_and_write(regressor: Any, tokens_per_domain: np.ndarray, sampler_conf
                      output_dir: str | Path, *, registry: Any = None, prior: Mixture | None = None,
                      extra_baselines: Mapping[str, Mixture] | None = None, fast: bool = True,
                      progress: Callable[[int, int], None] | None = None,
-                     extra: Mapping[str, Any] | None = None) -> dict:
+                     extra: Mapping[str, Any] | None = None, export_dir: str = "megatron") -> dict:
     """Run the search for a fitted ``regressor`` and write ``mixture.json``, ``search.json``, ``top_k.csv`` and,
     with a ``registry`` (:class:`~regmix_megatron.manifest.DomainRegistry`), the Megatron files under
-    ``megatron/``. ``tokens_per_domain`` is in the regressor's domain order; ``prior`` defaults to the token
+    ``export_dir/``. ``tokens_per_domain`` is in the regressor's domain order; ``prior`` defaults to the token
     shares. Returns the ``search.json`` document."""
     from .fileio import atomic_write_json
 
@@ -337,7 +337,7 @@ def search_and_write(regressor: Any, tokens_per_domain: np.ndarray, sampler_conf
     if registry is not None:
         from .export import export_mixture
 
-        exported = export_mixture(registry, result.mixture.restrict(registry.names), out / "megatron")
+        exported = export_mixture(registry, result.mixture.restrict(registry.names), out / export_dir)
         files["megatron"] = {k: str(v) for k, v in exported.items()}
     else:
         doc_extra["export_skipped"] = "no domains manifest given (no Megatron prefixes to write)"

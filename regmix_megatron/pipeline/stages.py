@@ -352,10 +352,9 @@ def search_inputs(cfg: PipelineConfig) -> dict:
 
 
 def run_search_stage(ctx: StageContext) -> StageOutput:
-    from ..export import export_mixture
-    from ..fileio import atomic_write_json
+    from ..mixture import Mixture
     from ..regression.models import load_regressor
-    from ..search import SearchConfig, baseline_mixtures, make_predict_fn, run_search, summarize, write_top_k
+    from ..search import SearchConfig, search_and_write
     from .config import sampler_config
 
     cfg: PipelineConfig = ctx.config
@@ -364,27 +363,23 @@ def run_search_stage(ctx: StageContext) -> StageOutput:
     tokens = registry.tokens_per_domain("train")
     model = load_regressor(ctx.path("fit", f"model_{cfg.search.regressor}"), domains=names,
                            source=str(ctx.path("indexed", "domains")))
-    predict = make_predict_fn(model)
     search_cfg = SearchConfig(num_candidates=cfg.search.pool_size, top_k=cfg.search.top_k,
                               chunk_size=min(100_000, cfg.search.pool_size), seed=cfg.seed)
-    result = run_search(predict, tokens, names, sampler_config(cfg, tokens, target_train_tokens(cfg)), search_cfg,
-                        progress=lambda done, total: ctx.progress.update(done / total,
-                                                                         f"{done:,}/{total:,} candidates"))
-    target_domain = None if cfg.target == AVERAGE else cfg.target
-    baselines = baseline_mixtures(registry, target_domain=target_domain)
-    doc = summarize(result, names, baselines, predict, search_cfg, target=ctx.value("fit", "target"),
-                    extra={"regressor": cfg.search.regressor})
     out_dir = ctx.out / "search"
-    search_json = atomic_write_json(out_dir / "search.json", doc)
-    top_k = write_top_k(result, names, out_dir / "top_k.csv")
-    exported = export_mixture(registry, result.mixture, out_dir / "export")
-    predicted = {"regmix": result.predicted, **{k: v["predicted"] for k, v in doc["baselines"].items()}}
-    files = {"search": str(search_json), "top_k": str(top_k), **{k: str(v) for k, v in exported.items()}}
-    best = sorted(result.mixture.as_dict().items(), key=lambda kv: -kv[1])[:3]
-    stable = {k: v for k, v in doc.items() if k != "seconds"}  # timings differ run to run; content does not
-    return StageOutput(files=files, values={"predicted": predicted, "weights": result.mixture.as_dict()},
+    doc = search_and_write(model, tokens, sampler_config(cfg, tokens, target_train_tokens(cfg)), search_cfg, out_dir,
+                           registry=registry, prior=Mixture.from_array(names, registry.prior("train")),
+                           export_dir="export",
+                           progress=lambda done, total: ctx.progress.update(done / total,
+                                                                            f"{done:,}/{total:,} candidates"))
+    result = doc["result"]
+    predicted = {"regmix": result["predicted"], **{k: v["predicted"] for k, v in doc["baselines"].items()}}
+    files = {"search": str(out_dir / "search.json"), "top_k": doc["files"]["top_k"], **doc["files"]["megatron"]}
+    best = sorted(result["weights"].items(), key=lambda kv: -kv[1])[:3]
+    # timings differ run to run and file locations are not content: neither decides whether later stages redo
+    stable = {k: v for k, v in doc.items() if k not in ("seconds", "files", "model")}
+    return StageOutput(files=files, values={"predicted": predicted, "weights": result["weights"]},
                        fingerprint=canonical_hash(stable),
-                       summary=f"predicted {result.predicted:.4f}; top weights "
+                       summary=f"predicted {result['predicted']:.4f}; top weights "
                                + ", ".join(f"{d} {w:.2f}" for d, w in best))
 
 
