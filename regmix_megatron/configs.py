@@ -16,8 +16,6 @@ Usage::
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import typing
 from pathlib import Path
 from typing import Any, Mapping, Type, TypeVar
@@ -114,6 +112,7 @@ def config_to_dict(cfg: Any) -> dict:
 
 
 def config_hash(cfg: Any, length: int = 12) -> str:
-    """Stable content hash of a config (canonical JSON of its dict view)."""
-    blob = json.dumps(config_to_dict(cfg), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(blob.encode()).hexdigest()[:length]
+    """Stable content hash of a config: :func:`regmix_megatron.hashing.content_hash` of its dict view."""
+    from .hashing import content_hash
+
+    return content_hash(config_to_dict(cfg), length=length)

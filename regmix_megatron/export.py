@@ -26,7 +26,7 @@ from typing import Sequence
 from .errors import DataError
 from .fileio import atomic_write_json, atomic_write_text
 from .manifest import SPLITS, DomainRegistry
-from .mixture import Mixture, no_duplicate_keys
+from .mixture import Mixture, read_mixture_at
 
 DATA_PATH_FILE = "data_path.txt"
 DATA_ARGS_FILE = "data_args.txt"
@@ -130,47 +130,18 @@ def export_mixture(registry: DomainRegistry, mixture: Mixture, output_dir: str |
 
 
 def load_mixture_arg(spec: str, *, tolerance: float | None = None) -> Mixture:
-    """A mixture given on the command line: a mixture file (JSON/YAML), or ``FILE.jsonl:INDEX`` (line
+    """A mixture given on the command line: a mixture file (JSON/YAML), or ``FILE.jsonl:INDEX`` (mixture
     ``INDEX`` of a ``regmix-megatron sample`` output, 0-based)."""
     path_text, sep, index_text = spec.rpartition(":")
     if sep and path_text.endswith(".jsonl") and index_text.isdigit():
-        return load_sampled_mixture(path_text, int(index_text))
+        return read_mixture_at(path_text, int(index_text))
     if spec.endswith(".jsonl"):
         raise DataError(f"{spec}: a JSONL file holds many mixtures: pick one with {spec}:INDEX (0-based)")
     kwargs = {} if tolerance is None else {"tolerance": tolerance}
     return Mixture.load(spec, **kwargs)
 
 
-def load_sampled_mixture(path: str | Path, index: int) -> Mixture:
-    """Mixture number ``index`` (0-based line) of a JSONL file written by ``regmix-megatron sample``."""
-    import json
-
-    path = Path(path)
-    try:
-        fh = open(path, encoding="utf-8")
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    num_lines = 0
-    with fh:
-        for i, line in enumerate(fh):
-            num_lines += 1
-            if i == index:
-                try:
-                    obj = json.loads(line, object_pairs_hook=no_duplicate_keys(f"{path}:{i + 1}"))
-                except json.JSONDecodeError as exc:
-                    raise DataError(f"{path}:{i + 1}: invalid JSON ({exc.msg})") from None
-                weights = obj.get("weights") if isinstance(obj, dict) else None
-                if not isinstance(weights, dict):
-                    raise DataError(f"{path}:{i + 1}: expected {{\"weights\": {{domain: weight}}, ...}}")
-                mixture = Mixture.from_dict(weights, source=f"{path}:{i + 1}")
-                if "hash" in obj and obj["hash"] != mixture.hash:
-                    raise DataError(f"{path}:{i + 1}: hash {obj['hash']} does not match the weights "
-                                    f"({mixture.hash}): the file was edited; re-run sample")
-                return mixture
-    raise DataError(f"{path}: has no line {index} (0-based); it holds {num_lines} mixtures")
-
-
 __all__ = [
     "blend_for_split", "domain_prefixes", "blend_tokens", "format_data_path", "format_data_args",
-    "per_split_data_args", "export_mixture", "load_mixture_arg", "load_sampled_mixture"
+    "per_split_data_args", "export_mixture", "load_mixture_arg"
 ]

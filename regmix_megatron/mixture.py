@@ -1,21 +1,30 @@
-"""The mixture value type.
+"""The mixture value type, and the files that hold mixtures.
 
 A mixture is a frozen value: domain names in canonical (sorted) order, float64 weights >= 0 that sum to 1,
-and a stable content hash. "Weight" always means the fraction of *training tokens* drawn from a domain.
+and a stable content hash (:func:`regmix_megatron.hashing.content_hash` of :meth:`Mixture.canonical_json`).
+"Weight" always means the fraction of *training tokens* drawn from a domain.
+
+Files: one mixture as JSON or YAML (:meth:`Mixture.save` / :meth:`Mixture.load`), and many as JSONL
+(:func:`write_mixtures` / :func:`read_mixtures`), one :meth:`Mixture.to_json_obj` a line::
+
+    {"format": "regmix-megatron/mixture/v1", "hash": "<16 hex>", "weights": {"code": 0.25, ...}}
+
+Readers refuse a domain listed twice in one mixture, a stated hash that does not match the weights (an edited
+file), and, in JSONL, a mixture listed twice. A JSONL line may also be a plain mapping domain -> weight.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
 from .errors import DataError
+from .hashing import canonical_json, content_hash
 
 #: Weights may sum to 1 +/- this before normalization is refused (loose rounding in hand-written files).
 SUM_TOLERANCE = 1e-3
@@ -55,8 +64,7 @@ class Mixture:
             raise MixtureError(f"negative weight(s) {bad}: weights are token fractions, use values >= 0")
         if abs(w.sum() - 1.0) > EXACT_TOLERANCE:
             raise MixtureError(f"weights sum to {w.sum()!r}, not 1: build with from_dict(..., normalize=True)")
-        digest = hashlib.sha256(self.canonical_json().encode()).hexdigest()[:16]
-        object.__setattr__(self, "_hash", digest)
+        object.__setattr__(self, "_hash", content_hash(self.canonical_json()))
 
     # ---- construction -------------------------------------------------------------------------------
     @classmethod
@@ -143,9 +151,9 @@ class Mixture:
         return {n: w for n, w in zip(self.domains, self.weights) if w > 0}
 
     def canonical_json(self) -> str:
-        # repr(float) round-trips exactly; sorted domains make the string canonical.
-        return json.dumps({"domains": list(self.domains), "weights": [repr(w) for w in self.weights]},
-                          separators=(",", ":"))
+        """``{"domains": [...], "weights": ["repr", ...]}`` as canonical JSON: ``repr(float)`` round-trips
+        exactly and the domains are sorted, so equal mixtures give equal text (and :attr:`hash`)."""
+        return canonical_json({"domains": list(self.domains), "weights": [repr(w) for w in self.weights]})
 
     def restrict(self, domains: Sequence[str]) -> "Mixture":
         """The same mixture expressed over ``domains`` (a superset): missing domains get weight 0."""
@@ -213,6 +221,69 @@ def no_duplicate_keys(where: str):
         return dict(pairs)
 
     return hook
+
+
+# ---- JSONL: many mixtures, one a line ------------------------------------------------------------------------
+def write_mixtures(path: str | Path, mixtures: Iterable[Mixture]) -> Path:
+    """Write ``mixtures`` as JSONL (:meth:`Mixture.to_json_obj` per line), atomically."""
+    from .fileio import atomic_write_text
+
+    return atomic_write_text(Path(path), "".join(json.dumps(m.to_json_obj()) + "\n" for m in mixtures))
+
+
+def iter_mixture_lines(path: str | Path) -> Iterator[tuple[int, Mixture]]:
+    """``(line number, mixture)`` for each non-blank line of a mixtures JSONL file, each line checked (valid
+    JSON, no domain listed twice, a stated hash matching the weights)."""
+    path = Path(path)
+    try:
+        fh = open(path, encoding="utf-8")
+    except FileNotFoundError:
+        raise DataError(f"{path}: mixtures file not found; create it with `regmix-megatron sample`") from None
+    with fh:
+        for lineno, line in enumerate(fh, start=1):
+            if line.strip():
+                yield lineno, _mixture_of_line(line, f"{path}:{lineno}")
+
+
+def _mixture_of_line(line: str, where: str) -> Mixture:
+    try:
+        obj = json.loads(line, object_pairs_hook=no_duplicate_keys(where))
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{where}: invalid JSON ({exc.msg}); expected one mixture per line") from None
+    if not isinstance(obj, dict):
+        raise DataError(f"{where}: expected a JSON object (a mixture), got {type(obj).__name__}")
+    weights = obj["weights"] if "weights" in obj else {k: v for k, v in obj.items() if k not in ("hash", "format")}
+    mixture = Mixture.from_dict(weights, source=where)
+    stated = obj.get("hash")
+    if stated is not None and stated != mixture.hash:
+        raise DataError(f"{where}: stated hash {stated} does not match the weights (hash {mixture.hash}); "
+                        "the line was edited: re-create the file with `regmix-megatron sample`")
+    return mixture
+
+
+def read_mixtures(path: str | Path) -> list[Mixture]:
+    """Every mixture of a JSONL file (see the module docstring); a mixture listed twice is refused."""
+    mixtures: list[Mixture] = []
+    first_line: dict[str, int] = {}
+    for lineno, mixture in iter_mixture_lines(path):
+        if mixture.hash in first_line:
+            raise DataError(f"{path}:{lineno}: the same mixture as line {first_line[mixture.hash]} (hash "
+                            f"{mixture.hash}); list each mixture once")
+        first_line[mixture.hash] = lineno
+        mixtures.append(mixture)
+    if not mixtures:
+        raise DataError(f"{path}: no mixtures in the file")
+    return mixtures
+
+
+def read_mixture_at(path: str | Path, index: int) -> Mixture:
+    """Mixture number ``index`` (0-based, blank lines skipped) of a mixtures JSONL file; the lines after it are
+    not read."""
+    num = 0
+    for num, (_, mixture) in enumerate(iter_mixture_lines(path), start=1):
+        if num - 1 == index:
+            return mixture
+    raise DataError(f"{path}: has no mixture {index} (0-based); it holds {num} mixtures")
 
 
 def normalize_exact(w: np.ndarray) -> np.ndarray:

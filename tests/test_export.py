@@ -146,7 +146,7 @@ def test_cli_export_from_sample_jsonl_line(registry, tmp_path, capsys):
                      "--output-dir", str(tmp_path / "e2")]) == 0
     assert (tmp_path / "e2" / "data_args.txt").read_text() == (tmp_path / "e" / "data_args.txt").read_text()
     assert load_mixture_arg(f"{out}:5") == Mixture.from_dict(json.loads(lines[5])["weights"])
-    with pytest.raises(DataError, match="has no line 6"):
+    with pytest.raises(DataError, match="has no mixture 6"):
         load_mixture_arg(f"{out}:6")
     # CLI errors name the flag
     assert cli.main(["export", "--mixture", str(out), "--domains", str(tmp_path / "domains.json"),

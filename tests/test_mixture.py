@@ -1,24 +1,16 @@
-"""The Mixture value type and every bad input of issue 3 item 6 (each a clear error naming field and fix)."""
+"""The Mixture value type and its files (regmix_megatron/mixture.py): canonical form, hash, JSON/YAML, JSONL;
+every bad input a clear error naming field and fix."""
 
+import hashlib
 import json
 import math
 
 import numpy as np
 import pytest
 
-from regmix_megatron.errors import ConfigError, DataError, RegmixError
-from regmix_megatron.manifest import Domain, DomainRegistry, PrefixInfo, TokenizerInfo
-from regmix_megatron.mixture import Mixture, MixtureError
-from regmix_megatron.sampling import SamplerConfig, domain_caps, sample_mixtures
-
-
-def make_registry(tokens: dict[str, int]) -> DomainRegistry:
-    domains = tuple(
-        Domain(name=n, splits={"train": (PrefixInfo(f"/data/{n}/train_text_document", 1, 1, t),)})
-        for n, t in tokens.items()
-    )
-    tok = TokenizerInfo(type="sentencepiece", model="/data/tok.model", sha256="0" * 64, vocab_size=512, eod_id=2)
-    return DomainRegistry(domains=domains, tokenizer=tok)
+from regmix_megatron.errors import DataError, RegmixError
+from regmix_megatron.mixture import (Mixture, MixtureError, iter_mixture_lines, read_mixture_at, read_mixtures,
+                                     write_mixtures)
 
 
 def test_canonical_order_hash_and_exact_sum():
@@ -91,40 +83,6 @@ def test_duplicate_domains_are_refused(tmp_path):
         Mixture.load(y)
 
 
-def test_unknown_and_missing_domains_are_refused():
-    reg = make_registry({"books": 100, "code": 200, "web": 700})
-    with pytest.raises(DataError, match=r"unknown \['wiki'\], missing \[\]"):
-        reg.check_domains(("books", "code", "web", "wiki"), "m.json")
-    with pytest.raises(DataError, match=r"unknown \[\], missing \['web'\].*zero weights are allowed"):
-        reg.check_domains(("books", "code"), "m.json")
-    with pytest.raises(MixtureError, match="not in"):
-        Mixture.from_dict({"books": 0.5, "wiki": 0.5}).as_array(reg.names)
-
-
-def test_cap_below_min_weight_is_refused():
-    tokens = np.array([10_000_000, 1_000_000, 1_000])  # last domain: prior ~9e-5
-    with pytest.raises(ConfigError, match=r"cap of domain '#2'.*below min_weight=0.0002.*raise cap_multiplier"):
-        domain_caps(tokens, SamplerConfig(cap_multiplier=1.0))
-    with pytest.raises(ConfigError, match=r"cap of domain 'tiny'.*max_epochs.*raise max_epochs or lower target_tokens"):
-        domain_caps(tokens, SamplerConfig(cap_multiplier=None, max_epochs=1.0, target_tokens=10_000_000),
-                    domains=["big", "mid", "tiny"])
-    with pytest.raises(ConfigError, match=r"min_weights\['web'\]=1e-05.*0 or >= min_weight"):
-        SamplerConfig(min_weights={"web": 1e-5})
-
-
-def test_target_budget_no_mixture_can_meet_is_refused():
-    tokens = np.array([600, 300, 100])
-    with pytest.raises(ConfigError, match=r"target_tokens=2000 is more than max_epochs=1.5 x the 1000.*"
-                                          r"use target_tokens <= 1500 or raise max_epochs"):
-        sample_mixtures(tokens, SamplerConfig(max_epochs=1.5, target_tokens=2000, cap_multiplier=None))
-    with pytest.raises(ConfigError, match=r"sampler\.target_tokens=None.*give target_tokens too"):
-        SamplerConfig(max_epochs=2.0)
-    with pytest.raises(ConfigError, match=r"min_weights sum to 1.2 > 1"):
-        domain_caps(tokens, SamplerConfig(min_weights={"a": 0.6, "b": 0.6}), domains=["a", "b", "c"])
-    with pytest.raises(ConfigError, match=r"caps sum to .* < 1"):
-        domain_caps(tokens, SamplerConfig(cap_multiplier=0.9))
-
-
 def test_errors_are_value_errors():
     assert issubclass(MixtureError, RegmixError) and issubclass(RegmixError, ValueError)
 
@@ -139,3 +97,50 @@ def test_reading_back_keeps_exact_weights_and_hash():
         again = Mixture.from_dict(m.as_dict())
         assert again.weights == m.weights
         assert again.hash == m.hash
+
+
+def test_hash_is_sha256_of_the_documented_canonical_json():
+    """Mixture hashes are ids users have on disk: the definition must not drift."""
+    m = Mixture.from_dict({"b": 0.75, "a": 0.25})
+    text = '{"domains":["a","b"],"weights":["0.25","0.75"]}'
+    assert m.canonical_json() == text
+    assert m.hash == hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def test_jsonl_round_trip(tmp_path):
+    rng = np.random.default_rng(0)
+    mixtures = [Mixture.from_array(["a", "b", "c"], rng.dirichlet(np.ones(3))) for _ in range(5)]
+    path = write_mixtures(tmp_path / "m.jsonl", mixtures)
+    lines = path.read_text().splitlines()
+    assert [json.loads(line) for line in lines] == [m.to_json_obj() for m in mixtures]
+    assert read_mixtures(path) == mixtures
+    assert read_mixture_at(path, 3) == mixtures[3]
+    assert [n for n, _ in iter_mixture_lines(path)] == [1, 2, 3, 4, 5]
+    # blank lines are skipped; a plain mapping per line is read too
+    (tmp_path / "plain.jsonl").write_text('{"a": 0.5, "b": 0.5}\n\n{"a": 1, "b": 0}\n')
+    assert [m.as_dict() for m in read_mixtures(tmp_path / "plain.jsonl")] == [{"a": 0.5, "b": 0.5},
+                                                                             {"a": 1.0, "b": 0.0}]
+    assert read_mixture_at(tmp_path / "plain.jsonl", 1).as_dict() == {"a": 1.0, "b": 0.0}
+
+
+def test_jsonl_errors_name_the_line(tmp_path):
+    good = json.dumps(Mixture.from_dict({"a": 0.5, "b": 0.5}).to_json_obj())
+    p = tmp_path / "m.jsonl"
+    cases = [
+        (good + "\n" + good + "\n", r"m.jsonl:2: the same mixture as line 1"),
+        (good + "\n" + json.dumps({"hash": "0123456789abcdef", "weights": {"a": 1.0}}) + "\n",
+         r"m.jsonl:2: stated hash 0123456789abcdef does not match the weights"),
+        (good + "\n{oops\n", r"m.jsonl:2: invalid JSON"),
+        ('{"weights": {"a": 0.5, "a": 0.25, "b": 0.25}}\n', r"m.jsonl:1: domain\(s\) \['a'\] listed more than once"),
+        ("[0.5, 0.5]\n", r"m.jsonl:1: expected a JSON object"),
+        ("\n", r"no mixtures in the file"),
+    ]
+    for text, needle in cases:
+        p.write_text(text)
+        with pytest.raises(DataError, match=needle):
+            read_mixtures(p)
+    p.write_text(good + "\n")
+    with pytest.raises(DataError, match=r"has no mixture 1 \(0-based\); it holds 1 mixtures"):
+        read_mixture_at(p, 1)
+    with pytest.raises(DataError, match="mixtures file not found"):
+        read_mixtures(tmp_path / "nope.jsonl")

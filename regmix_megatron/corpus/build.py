@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from ..errors import ConfigError
-from .documents import CLEANING_VERSION, SPLITS, Document, assign_split, chunk_text, clean_text, hash_fraction
+from ..manifest import SPLITS
+from .documents import CLEANING_VERSION, Document, assign_split, chunk_text, clean_text, hash_fraction
 from .sources import FetchedPackage, Package
 from . import writer
 

@@ -12,8 +12,9 @@ from typing import Sequence
 
 from ..errors import DataError
 from ..fileio import atomic_write_json
+from ..manifest import SPLITS
 from . import writer
-from .documents import SPLITS, hash_fraction
+from .documents import hash_fraction
 
 DEFAULT_BUDGET_BYTES = {"train": 170_000, "valid": 25_000, "test": 25_000}
 

@@ -20,7 +20,7 @@ from typing import Iterator, Mapping, Sequence
 
 from ..errors import DataError
 from ..fileio import atomic_write_json, read_json
-from .documents import SPLITS
+from ..manifest import SPLITS
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = 1

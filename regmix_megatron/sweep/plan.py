@@ -19,7 +19,7 @@ from typing import Any, Mapping, Sequence
 from ..errors import ConfigError, DataError, RegmixError
 from ..fileio import atomic_write_json, atomic_write_yaml, read_json, read_yaml
 from ..manifest import DomainRegistry
-from ..mixture import Mixture, MixtureError
+from ..mixture import Mixture, read_mixtures  # noqa: F401 (read_mixtures: the sweep's input)
 
 log = logging.getLogger(__name__)
 
@@ -126,50 +126,6 @@ class Sweep:
 
 
 # ---- inputs -----------------------------------------------------------------------------------------------
-def read_mixtures(path: str | os.PathLike) -> list[Mixture]:
-    """Mixtures from a JSONL file (one per line: ``{"weights": {...}, "hash": ...}`` or a plain mapping).
-
-    A stated hash must match the weights; a mixture listed twice is refused (it would be the same run).
-    """
-    path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise DataError(f"{path}: mixtures file not found; create it with `regmix-megatron sample`") from None
-    mixtures: list[Mixture] = []
-    first_line: dict[str, int] = {}
-    for lineno, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        where = f"{path}:{lineno}"
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{where}: invalid JSON ({exc.msg}); expected one mixture per line") from None
-        if not isinstance(obj, dict):
-            raise DataError(f"{where}: expected a JSON object (a mixture), got {type(obj).__name__}")
-        if "weights" in obj:
-            weights = obj["weights"]
-        else:
-            weights = {k: v for k, v in obj.items() if k not in ("hash", "format")}
-        try:
-            mixture = Mixture.from_dict(weights, source=where)
-        except MixtureError as exc:
-            raise DataError(str(exc)) from None
-        stated = obj.get("hash")
-        if stated is not None and stated != mixture.hash:
-            raise DataError(f"{where}: stated hash {stated!r} does not match the weights (hash {mixture.hash}); "
-                            "the line was edited: re-create the file with `regmix-megatron sample`")
-        if mixture.hash in first_line:
-            raise DataError(f"{where}: the same mixture as line {first_line[mixture.hash]} (hash {mixture.hash}); "
-                            "list each mixture once")
-        first_line[mixture.hash] = lineno
-        mixtures.append(mixture)
-    if not mixtures:
-        raise DataError(f"{path}: no mixtures in the file")
-    return mixtures
-
-
 def resolve_train_config(path: str | os.PathLike) -> tuple[dict, dict]:
     """Read the proxy train config; return (shared config with absolute ``domains``, per-run defaults).
 
