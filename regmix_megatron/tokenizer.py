@@ -173,7 +173,7 @@ def sample_corpus(corpus_dir: str | os.PathLike, config: TokenizerTrainConfig,
     """
     import numpy as np
 
-    from .preprocess import discover_corpus, iter_documents
+    from .corpus_reader import discover_corpus, iter_documents
 
     corpus = discover_corpus(corpus_dir, splits=(config.split,), domains=domains)
     texts_per_domain: dict[str, list[str]] = {}

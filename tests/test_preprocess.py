@@ -11,7 +11,8 @@ import pytest
 from regmix_megatron.cli import main as cli_main
 from regmix_megatron.errors import DataError, RegmixError
 from regmix_megatron.manifest import DomainRegistry
-from regmix_megatron.preprocess import iter_documents, preprocess_corpus, preprocess_jsonl
+from regmix_megatron.corpus_reader import iter_documents
+from regmix_megatron.preprocess import preprocess_corpus, preprocess_jsonl
 from regmix_megatron.tokenizer import EOS_ID, TokenizerTrainConfig, load_processor, train_tokenizer
 
 from conftest import FIXTURE_CORPUS

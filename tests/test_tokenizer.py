@@ -10,7 +10,7 @@ import pytest
 from regmix_megatron.cli import main as cli_main
 from regmix_megatron.errors import DataError, RegmixError
 from regmix_megatron.fileio import sha256_file
-from regmix_megatron.preprocess import iter_documents
+from regmix_megatron.corpus_reader import iter_documents
 from regmix_megatron.tokenizer import (EOS_ID, INFO_FILE, METADATA_FILE, PAD_ID, TokenizerTrainConfig,
                                        adopt_tokenizer, identify, load_processor, megatron_metadata, sample_corpus,
                                        train_tokenizer)
