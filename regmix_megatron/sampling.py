@@ -43,7 +43,7 @@ from typing import Iterator, Mapping, Sequence
 
 import numpy as np
 
-from .configs import check
+from .configs import check, config_to_dict, load_config
 from .errors import ConfigError, RegmixError
 
 logger = logging.getLogger(__name__)
@@ -173,6 +173,52 @@ class SampleStats:
     @property
     def acceptance_rate(self) -> float:
         return self.num_accepted / self.num_drawn if self.num_drawn else float("nan")
+
+
+def build_sampler_config(fields: Mapping | None = None, *, defaults: Mapping | None = None,
+                         overrides: Mapping | None = None, source: str = "sampler") -> SamplerConfig:
+    """The one place a :class:`SamplerConfig` is assembled from its sources.
+
+    ``fields``: a config file's or a config section's mapping of fields; a mapping holding a ``sampler``
+    mapping (the ``.sampler.yaml`` that ``regmix-megatron sample`` writes, or ``{sampler: {...}}``) is read for
+    that. ``defaults`` fill the fields it leaves out (e.g. the pipeline's seed); ``overrides`` replace fields
+    (e.g. flags given on the command line; a None value is applied, it means "off" for the optional caps).
+    Errors name the field, the value and the fix (:class:`~regmix_megatron.errors.ConfigError`).
+    """
+    if fields is not None and not isinstance(fields, Mapping):
+        raise ConfigError(f"{source}: expected a mapping of SamplerConfig fields, got {type(fields).__name__}")
+    data = dict(fields or {})
+    if isinstance(data.get("sampler"), Mapping):
+        data = dict(data["sampler"])
+    for key, value in (defaults or {}).items():
+        data.setdefault(key, value)
+    data.update(overrides or {})
+    return load_config(SamplerConfig, data, source=source)
+
+
+def sampler_run_record(config: SamplerConfig, registry, lower: np.ndarray, upper: np.ndarray,
+                       stats: SampleStats, num_mixtures: int, output) -> dict:
+    """The ``.sampler.yaml`` written beside a mixtures file (format ``regmix-megatron/sampler-run/v1``): the
+    resolved config (readable back with :func:`build_sampler_config`), the domains and their train tokens,
+    prior and bounds, and the sampling statistics."""
+    from pathlib import Path
+
+    tokens = registry.tokens_per_domain("train")
+    return {
+        "format": "regmix-megatron/sampler-run/v1",
+        "sampler": config_to_dict(config),
+        "domains_json": str(Path(registry.path).resolve()) if registry.path else None,
+        "domains": list(registry.names),
+        "tokens_per_domain": [int(t) for t in tokens],
+        "prior": [float(x) for x in registry.prior("train")],
+        "lower": [float(x) for x in lower],
+        "upper": [float(x) for x in upper],
+        "num_mixtures": int(num_mixtures),
+        "stats": {"num_drawn": stats.num_drawn, "num_accepted": stats.num_accepted,
+                  "num_projected": stats.num_projected, "num_duplicates": stats.num_duplicates,
+                  "acceptance_rate": stats.acceptance_rate},
+        "output": str(Path(output).resolve()),
+    }
 
 
 def _integer(x) -> bool:

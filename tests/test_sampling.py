@@ -1,13 +1,14 @@
-"""The RegMix sampler: every constraint on every sample, determinism, dedup, infeasible configs."""
+"""The RegMix sampler (regmix_megatron/sampling.py): every constraint on every sample, determinism, dedup,
+infeasible configs, the one way a SamplerConfig is assembled, and the ``sample`` command."""
 
 import numpy as np
 import pytest
 
 from regmix_megatron.configs import load_config
 from regmix_megatron.errors import ConfigError, RegmixError
-from regmix_megatron.mixture import Mixture
-from regmix_megatron.sampling import (BOUND_TOLERANCE, SampleStats, SamplerConfig, domain_caps, iter_candidates,
-                                      sample_mixtures)
+from regmix_megatron.mixture import Mixture, read_mixtures
+from regmix_megatron.sampling import (BOUND_TOLERANCE, SampleStats, SamplerConfig, build_sampler_config, domain_caps,
+                                      iter_candidates, sample_mixtures)
 
 # Approximate sizes (GB) of the 17 Pile domains RegMix uses (Pile paper, table 1): a realistic skewed prior.
 PILE_GB = {
@@ -191,6 +192,44 @@ def test_config_validation_names_field_and_fix():
     assert cfg.cap_multiplier is None and cfg.max_weights == {"a": 0.5}
 
 
+def test_cap_below_min_weight_is_refused():
+    tokens = np.array([10_000_000, 1_000_000, 1_000])  # last domain: prior ~9e-5
+    with pytest.raises(ConfigError, match=r"cap of domain '#2'.*below min_weight=0.0002.*raise cap_multiplier"):
+        domain_caps(tokens, SamplerConfig(cap_multiplier=1.0))
+    with pytest.raises(ConfigError, match=r"cap of domain 'tiny'.*max_epochs.*raise max_epochs or lower target_tokens"):
+        domain_caps(tokens, SamplerConfig(cap_multiplier=None, max_epochs=1.0, target_tokens=10_000_000),
+                    domains=["big", "mid", "tiny"])
+    with pytest.raises(ConfigError, match=r"min_weights\['web'\]=1e-05.*0 or >= min_weight"):
+        SamplerConfig(min_weights={"web": 1e-5})
+
+
+
+
+def test_target_budget_no_mixture_can_meet_is_refused():
+    tokens = np.array([600, 300, 100])
+    with pytest.raises(ConfigError, match=r"target_tokens=2000 is more than max_epochs=1.5 x the 1000.*"
+                                          r"use target_tokens <= 1500 or raise max_epochs"):
+        sample_mixtures(tokens, SamplerConfig(max_epochs=1.5, target_tokens=2000, cap_multiplier=None))
+    with pytest.raises(ConfigError, match=r"sampler\.target_tokens=None.*give target_tokens too"):
+        SamplerConfig(max_epochs=2.0)
+    with pytest.raises(ConfigError, match=r"min_weights sum to 1.2 > 1"):
+        domain_caps(tokens, SamplerConfig(min_weights={"a": 0.6, "b": 0.6}), domains=["a", "b", "c"])
+    with pytest.raises(ConfigError, match=r"caps sum to .* < 1"):
+        domain_caps(tokens, SamplerConfig(cap_multiplier=0.9))
+
+
+def test_sampler_config_is_assembled_from_fields_defaults_and_overrides():
+    fields = {"sampler": {"temperature": 0.7, "seed": 3}, "format": "regmix-megatron/sampler-run/v1"}
+    cfg = build_sampler_config(fields, defaults={"seed": 9, "num_samples": 12}, overrides={"cap_multiplier": None})
+    assert (cfg.temperature, cfg.seed, cfg.num_samples, cfg.cap_multiplier) == (0.7, 3, 12, None)
+    assert build_sampler_config({"temperature": 0.7}).temperature == 0.7  # a plain mapping of fields
+    assert build_sampler_config(None) == SamplerConfig()
+    with pytest.raises(ConfigError, match=r"flags: expected a mapping of SamplerConfig fields, got list"):
+        build_sampler_config([1, 2], source="flags")
+    with pytest.raises(ConfigError, match=r"s\.yaml: unknown field\(s\) \['temp'\]"):
+        build_sampler_config({"temp": 1}, source="s.yaml")
+
+
 def test_sample_cli_writes_mixtures_config_and_plot(indexed_fixture, tmp_path, capsys):
     import json
 
@@ -205,10 +244,13 @@ def test_sample_cli_writes_mixtures_config_and_plot(indexed_fixture, tmp_path, c
             "--max-epochs", "1.5", "--target-tokens", "300k", "--output", str(out), "--plot", str(png)]
     assert cli.main(argv) == 0
     rows = [json.loads(line) for line in out.read_text().splitlines()]
-    assert [r["index"] for r in rows] == list(range(40))
+    assert len(rows) == 40 and all(r["format"] == "regmix-megatron/mixture/v1" for r in rows)
     registry = DomainRegistry.load(indexed_fixture.domains_json)
     resolved = yaml.safe_load((tmp_path / "mixtures.jsonl.sampler.yaml").read_text())
     assert resolved["sampler"]["target_tokens"] == 300_000 and resolved["domains"] == list(registry.names)
+    config = build_sampler_config(resolved)  # the resolved file reads back as the config that drew the mixtures
+    assert [Mixture.from_array(registry.names, w) for w in sample_mixtures(
+        registry.tokens_per_domain("train"), config, domains=registry.names)] == read_mixtures(out)
     upper = np.array(resolved["upper"])
     w = np.array([[r["weights"][d] for d in registry.names] for r in rows])
     assert np.all(w <= upper + BOUND_TOLERANCE)

@@ -34,10 +34,11 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_pipeline_config(args.config, output_dir=args.output_dir)
     progress = None
     if not args.no_progress:
-        from ..pipeline.progress import TqdmProgress, route_logging_through_tqdm
+        from ..pipeline.progress import BarProgress
+        from ..progress import route_logging_above_bars
 
-        progress = TqdmProgress()
-        route_logging_through_tqdm()
+        progress = BarProgress()
+        route_logging_above_bars()
     print(f"regmix-megatron run: {args.config} -> {cfg.output_dir}", file=sys.stderr)
     try:
         results = run_pipeline(cfg, until=args.until, force=args.force_stage, progress=progress)

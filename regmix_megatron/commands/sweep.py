@@ -141,9 +141,8 @@ def _launch_slurm(sweep, args) -> int:
 
     def on_poll():
         counts = st.count_statuses(st.read_sweep_state(sweep, options.max_attempts).values())
-        bar.n = counts[st.DONE] + counts[st.FAILED]
-        bar.set_postfix(running=counts[st.RUNNING], failed=counts[st.FAILED], refresh=False)
-        bar.refresh()
+        bar.set_note(f"running={counts[st.RUNNING]}, failed={counts[st.FAILED]}")
+        bar.update_to(counts[st.DONE] + counts[st.FAILED])
 
     try:
         wait_for_job(job_id, on_poll=on_poll)
@@ -153,9 +152,9 @@ def _launch_slurm(sweep, args) -> int:
 
 
 def _bar(total: int, initial: int):
-    from tqdm import tqdm
+    from ..progress import ProgressBar
 
-    return tqdm(total=total, initial=initial, unit="run", desc="sweep", file=sys.stderr, dynamic_ncols=True)
+    return ProgressBar(total, initial=initial, unit="run", desc="sweep", file=sys.stderr)
 
 
 def _summarize(sweep, states) -> int:
