@@ -1,4 +1,4 @@
-"""Search (RegMix step 5): simulate a large pool of candidate mixtures, predict, average the top-k.
+"""Search (RegMix step 5), the algorithm: simulate a large pool of candidate mixtures, predict, average the top-k.
 
 The pool is drawn with the sweep's own sampler (:func:`regmix_megatron.sampling.iter_candidates`) and the same
 token/epoch caps, so a candidate outside the caps is never proposed. It is processed in chunks (memory is
@@ -7,19 +7,18 @@ the exactly renormalized mean of the top-k candidates; since the feasible region
 per-domain bounds) is convex, the mean stays within the caps.
 
 Predictions use the exact fast LightGBM evaluator (:mod:`regmix_megatron.regression.fastpredict`) for LightGBM
-models, and the model's own ``predict`` otherwise. Baselines (natural = token prior, uniform,
-target-domain-only, and any mixture files) are predicted with the same model for comparison.
+models, and the model's own ``predict`` otherwise. :func:`baseline_mixtures` gives the mixtures a result is
+compared with (natural = token prior, uniform, target-domain-only, and any mixture files). What a search reads
+and writes (priors, ``search.json``, ``top_k.csv``, the Megatron export) is :mod:`regmix_megatron.search_files`.
 
-Pure core: numpy (+ numba through the fast predictor).
+Pure core: numpy (+ numba through the fast predictor); writes no files.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -27,10 +26,10 @@ import numpy as np
 from .configs import check
 from .errors import DataError, RegmixError
 from .mixture import Mixture, normalize_exact
+from .target import Target
 
 logger = logging.getLogger(__name__)
 
-FORMAT = "regmix-megatron/search/v1"
 #: Tolerance on cap checks of averaged/renormalized mixtures (exact renormalization moves weights by ~1e-16).
 CAP_TOLERANCE = 1e-9
 
@@ -173,9 +172,9 @@ def run_search(predict: Callable[[np.ndarray], np.ndarray], tokens_per_domain: n
 
 
 # ---- priors and baselines ----------------------------------------------------------------------------------
-def baseline_mixtures(source: Any, target_domain: str | None = None,
+def baseline_mixtures(source: Any, target: Target | None = None,
                       extra: Mapping[str, Mixture] | None = None) -> dict[str, Mixture]:
-    """``natural`` (token prior), ``uniform``, ``target_only`` (when ``target_domain`` is given) and ``extra``.
+    """``natural`` (token prior), ``uniform``, ``target_only`` (when ``target`` is one domain's) and ``extra``.
 
     ``source`` is a :class:`~regmix_megatron.manifest.DomainRegistry` (prior from exact train token counts) or a
     prior :class:`Mixture`.
@@ -186,6 +185,7 @@ def baseline_mixtures(source: Any, target_domain: str | None = None,
         prior = Mixture.from_array(source.names, source.prior("train"))
     domains = list(prior.domains)
     out = {"natural": prior, "uniform": Mixture.from_array(domains, np.ones(len(domains)))}
+    target_domain = target.single_domain if target is not None else None
     if target_domain is not None:
         if target_domain not in domains:
             raise DataError(f"target domain {target_domain!r} is not among the domains {domains}")
@@ -201,148 +201,3 @@ def _refuse_domains(m: Mixture, domains: Sequence[str], name: str) -> Mixture:
     extra = sorted(set(m.domains) - set(domains))
     raise DataError(f"baseline mixture {name!r} has domain(s) {extra} unknown to the model ({list(domains)}); "
                     "use a mixture over the model's domains")
-
-
-def target_domain_of(target: str, domains: Sequence[str]) -> str | None:
-    """The domain a target metric measures (``val_loss/x``, ``metric/the_pile_x_val_loss``), or None."""
-    from .regression.data import LOSS_PREFIX, REGMIX_LOSS_PATTERN
-
-    if target.startswith(LOSS_PREFIX) and target[len(LOSS_PREFIX):] in domains:
-        return target[len(LOSS_PREFIX):]
-    m = REGMIX_LOSS_PATTERN.match(target)
-    if m and m.group("domain") in domains:
-        return m.group("domain")
-    return target if target in domains else None
-
-
-def load_weights_file(path: str | Path, what: str = "prior") -> dict[str, float]:
-    """A mapping domain -> number from JSON/YAML: a mixture file (``{"weights": {...}}`` or a plain mapping), a
-    RegMix config (``{"train": {"train_the_pile_x": w}}``), or token counts. RegMix ``train_the_pile_`` /
-    ``train_`` prefixes are stripped. No normalization here."""
-    from .fileio import read_json, read_yaml
-    from .regression.data import regmix_domain
-
-    path = Path(path)
-    obj = read_yaml(path) if path.suffix in (".yaml", ".yml") else read_json(path)
-    if isinstance(obj, Mapping):
-        for key in ("weights", "train", "tokens_per_domain"):
-            if key in obj and isinstance(obj[key], Mapping):
-                obj = obj[key]
-                break
-    if not isinstance(obj, Mapping) or not obj:
-        raise DataError(f"{what} {path}: expected a mapping domain -> number (or {{'weights': {{...}}}})")
-    out: dict[str, float] = {}
-    for key, value in obj.items():
-        name = regmix_domain(str(key)) or str(key)
-        try:
-            x = float(value)
-        except (TypeError, ValueError):
-            raise DataError(f"{what} {path}: value of {key!r} is {value!r}, not a number") from None
-        if not math.isfinite(x) or x < 0:
-            raise DataError(f"{what} {path}: value of {key!r} is {value!r}: use a finite number >= 0")
-        if name in out:
-            raise DataError(f"{what} {path}: domain {name!r} listed twice")
-        out[name] = x
-    return out
-
-
-def tokens_from_mapping(values: Mapping[str, float], domains: Sequence[str], source: str,
-                        scale: float = 1.0) -> np.ndarray:
-    """Token counts (float64) over ``domains`` from a mapping; names must match exactly."""
-    missing = sorted(set(domains) - set(values))
-    unknown = sorted(set(values) - set(domains))
-    if missing or unknown:
-        raise DataError(f"{source}: domains do not match the model's: missing {missing}, unknown {unknown}; "
-                        f"give a value for each of {list(domains)}")
-    t = np.array([values[d] for d in domains], dtype=np.float64) * scale
-    if t.sum() <= 0:
-        raise DataError(f"{source}: all values are zero")
-    return t
-
-
-def summarize(result: SearchResult, domains: Sequence[str], baselines: Mapping[str, Mixture],
-              predict: Callable[[np.ndarray], np.ndarray], config: SearchConfig, *, target: str,
-              extra: Mapping[str, Any] | None = None) -> dict:
-    """The JSON document written as ``search.json``."""
-    domains = list(domains)
-    base = {}
-    for name, m in baselines.items():
-        w = m.as_array(domains)
-        base[name] = {"predicted": float(predict(w[None, :])[0]), "weights": m.as_dict(),
-                      "within_caps": bool(check_within_bounds(w, result.lower, result.upper)[0])}
-    better = [n for n, b in base.items()
-              if (result.predicted > b["predicted"] if config.maximize else result.predicted < b["predicted"])]
-    doc = {
-        "format": FORMAT,
-        "target": target,
-        "objective": "maximize" if config.maximize else "minimize",
-        "config": {"num_candidates": config.num_candidates, "top_k": config.top_k,
-                   "chunk_size": config.chunk_size, "seed": config.seed},
-        "result": {"predicted": result.predicted, "weights": result.mixture.as_dict(),
-                   "hash": result.mixture.hash,
-                   "within_caps": bool(check_within_bounds(result.mixture.as_array(domains), result.lower,
-                                                           result.upper)[0])},
-        "top_k": {"best": float(result.top_scores[0]), "worst": float(result.top_scores[-1]),
-                  "mean": float(result.top_scores.mean())},
-        "baselines": base,
-        "result_beats": sorted(better),
-        "domains": domains,
-        "bounds": {"lower": dict(zip(domains, map(float, result.lower))),
-                   "upper": dict(zip(domains, map(float, result.upper)))},
-        "seconds": {k: round(v, 3) for k, v in result.seconds.items()},
-    }
-    if extra:
-        doc.update(extra)
-    return doc
-
-
-def write_top_k(result: SearchResult, domains: Sequence[str], path: str | Path) -> Path:
-    """The top-k candidates (rank, pool position, predicted, weights) as CSV, atomically."""
-    import pandas as pd
-
-    from .fileio import atomic_path
-
-    frame = pd.DataFrame(result.top_rows, columns=list(domains))
-    frame.insert(0, "predicted", result.top_scores)
-    frame.insert(0, "pool_position", result.top_positions)
-    frame.insert(0, "rank", np.arange(1, len(frame) + 1))
-    with atomic_path(path) as tmp:
-        frame.to_csv(tmp, index=False, float_format="%.17g")
-    return Path(path)
-
-
-def search_and_write(regressor: Any, tokens_per_domain: np.ndarray, sampler_config: Any, config: SearchConfig,
-                     output_dir: str | Path, *, registry: Any = None, prior: Mixture | None = None,
-                     extra_baselines: Mapping[str, Mixture] | None = None, fast: bool = True,
-                     progress: Callable[[int, int], None] | None = None,
-                     extra: Mapping[str, Any] | None = None, export_dir: str = "megatron") -> dict:
-    """Run the search for a fitted ``regressor`` and write ``mixture.json``, ``search.json``, ``top_k.csv`` and,
-    with a ``registry`` (:class:`~regmix_megatron.manifest.DomainRegistry`), the Megatron files under
-    ``export_dir/``. ``tokens_per_domain`` is in the regressor's domain order; ``prior`` defaults to the token
-    shares. Returns the ``search.json`` document."""
-    from .fileio import atomic_write_json
-
-    domains = list(regressor.domains)
-    if registry is not None:
-        regressor.check_domains(registry.names, f"domains manifest {registry.path or ''}".strip())
-    if prior is None:
-        prior = Mixture.from_array(domains, tokens_per_domain)
-    baselines = baseline_mixtures(prior, target_domain_of(regressor.target, domains), extra_baselines)
-    predict = make_predict_fn(regressor, fast=fast)
-    result = run_search(predict, tokens_per_domain, domains, sampler_config, config, progress=progress)
-    out = Path(output_dir)
-    files: dict[str, Any] = {"top_k": str(write_top_k(result, domains, out / "top_k.csv"))}
-    doc_extra: dict[str, Any] = {"regressor": regressor.kind, "model": getattr(regressor, "path", "") or None,
-                                 "files": files}
-    if registry is not None:
-        from .export import export_mixture
-
-        exported = export_mixture(registry, result.mixture.restrict(registry.names), out / export_dir)
-        files["megatron"] = {k: str(v) for k, v in exported.items()}
-    else:
-        doc_extra["export_skipped"] = "no domains manifest given (no Megatron prefixes to write)"
-    doc_extra.update(extra or {})
-    doc = summarize(result, domains, baselines, predict, config, target=regressor.target, extra=doc_extra)
-    files["mixture"] = str(result.mixture.save(out / "mixture.json"))
-    atomic_write_json(out / "search.json", doc)  # last: its presence means the search finished
-    return doc

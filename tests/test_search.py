@@ -1,19 +1,18 @@
-"""Search: caps respected, top-k averaging, determinism, chunking invariance, baselines, the CLI."""
+"""The search algorithm (regmix_megatron/search.py): caps respected, top-k averaging, determinism, chunking
+invariance, baselines."""
 
 from __future__ import annotations
-
-import json
 
 import numpy as np
 import pytest
 
-from regmix_megatron.cli import main
 from regmix_megatron.errors import DataError, RegmixError
 from regmix_megatron.mixture import Mixture
-from regmix_megatron.regression.models import LightGBMRegressor, LinearRegressor
+from regmix_megatron.regression.models import LightGBMRegressor
 from regmix_megatron.sampling import SamplerConfig, domain_caps
 from regmix_megatron.search import (SearchConfig, TopK, baseline_mixtures, check_within_bounds, make_predict_fn,
-                                    run_search, target_domain_of)
+                                    run_search)
+from regmix_megatron.target import Target
 
 DOMAINS = ["books", "code", "news", "web", "wiki"]
 TOKENS = np.array([4e6, 2e6, 1e6, 20e6, 3e6])
@@ -104,49 +103,15 @@ def test_fast_and_plain_predictions_give_the_same_search(model):
 
 def test_baselines():
     prior = Mixture.from_array(DOMAINS, TOKENS)
-    base = baseline_mixtures(prior, "code", {"hand": Mixture.from_dict({"web": 0.5, "code": 0.5})})
+    base = baseline_mixtures(prior, Target.domain("code"), {"hand": Mixture.from_dict({"web": 0.5, "code": 0.5})})
     assert base["natural"] == prior and base["uniform"].as_array(DOMAINS).tolist() == [0.2] * 5
     assert base["target_only"].as_dict()["code"] == 1.0 and base["hand"].as_dict()["books"] == 0.0
-    assert target_domain_of("val_loss/code", DOMAINS) == "code"
-    assert target_domain_of("metric/the_pile_web_val_loss", DOMAINS) == "web"
-    assert target_domain_of("average_val_loss", DOMAINS) is None
+    # target_only needs one target domain
+    assert set(baseline_mixtures(prior, Target.average())) == {"natural", "uniform"}
+    assert set(baseline_mixtures(prior, Target.weighted({"code": 1, "web": 1}))) == {"natural", "uniform"}
+    with pytest.raises(DataError, match="target domain 'math' is not among the domains"):
+        baseline_mixtures(prior, Target.domain("math"))
     with pytest.raises(DataError, match="unknown to the model"):
         baseline_mixtures(prior, None, {"x": Mixture.from_dict({"math": 1.0})})
     with pytest.raises(RegmixError, match="top_k"):
         SearchConfig(num_candidates=10, top_k=11)
-
-
-def test_search_command_writes_mixture_export_and_json(tmp_path, model):
-    from regmix_megatron.manifest import Domain, DomainRegistry, PrefixInfo, TokenizerInfo
-
-    def prefix(d, split, n):
-        return PrefixInfo(path=str(tmp_path / "data" / d / f"{split}_text_document"), num_documents=10,
-                          num_sequences=10, num_tokens=int(n))
-
-    registry = DomainRegistry(
-        domains=tuple(Domain(d, {"train": (prefix(d, "train", t),), "valid": (prefix(d, "valid", 1000),),
-                                 "test": (prefix(d, "test", 1000),)}) for d, t in zip(DOMAINS, TOKENS)),
-        tokenizer=TokenizerInfo("sentencepiece", str(tmp_path / "spm.model"), "0" * 64, 1000, 2))
-    registry.save(tmp_path / "domains.json")
-    model_path = model.save(tmp_path / "model" / "lightgbm.txt")
-    Mixture.from_dict({"web": 0.7, "code": 0.3}).save(tmp_path / "hand.json")
-    out = tmp_path / "out"
-    rc = main(["search", "--model", str(model_path), "--domains", str(tmp_path / "domains.json"),
-               "--num-candidates", "3000", "--top-k", "20", "--chunk-size", "1000", "--max-epochs", "1.2",
-               "--target-tokens", "10M", "--cap-multiplier", "none", "--baseline-mixture", str(tmp_path / "hand.json"),
-               "--output-dir", str(out)])
-    assert rc == 0
-    doc = json.loads((out / "search.json").read_text())
-    assert doc["result"]["within_caps"] and set(doc["baselines"]) == {"natural", "uniform", "target_only", "hand"}
-    result = Mixture.load(out / "mixture.json")
-    assert result.hash == doc["result"]["hash"]
-    upper = doc["bounds"]["upper"]
-    assert all(w <= upper[d] + 1e-12 for d, w in result.as_dict().items())
-    per_split = json.loads((out / "megatron" / "per_split_data_args.json").read_text())
-    assert set(per_split) == {"train", "valid", "test"}
-    # a model over other domains is refused, naming the file
-    other = LinearRegressor(["a", "b"], "t").fit(np.eye(2)[[0, 1, 0]], np.array([1.0, 2.0, 1.0]))
-    other.save(tmp_path / "other.json")
-    rc = main(["search", "--model", str(tmp_path / "other.json"), "--domains", str(tmp_path / "domains.json"),
-               "--output-dir", str(tmp_path / "bad")])
-    assert rc == 2 and not (tmp_path / "bad" / "mixture.json").exists()

@@ -30,7 +30,8 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import RegmixError
     from ..fileio import read_json
     from ..regression.data import load_runs
-    from ..report import build_report, regmix_sections
+    from ..report.page import build_report
+    from ..report.regmix import regmix_sections
 
     if not (args.fit_dir or args.search_dir):
         raise RegmixError("give --fit-dir and/or --search-dir (outputs of `fit` and `search`)")

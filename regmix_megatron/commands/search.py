@@ -13,12 +13,14 @@ from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
-#: Scale applied to a prior given as fractions, so it can stand in for token counts (share-based caps only).
-PRIOR_TOKEN_SCALE = 1e12
+#: SamplerConfig fields the search takes from flags (the pool's seed is --seed, the search's own).
+SAMPLER_FLAGS = ("max_epochs", "target_tokens", "temperature", "min_weight", "cap_multiplier")
+#: SearchConfig fields named by flags.
+SEARCH_FLAGS = ("num_candidates", "top_k", "chunk_size", "seed")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from .sample import _UNSET, _optional_float, _tokens
+    from .sampler_flags import add_cap_arguments
 
     p = subparsers.add_parser(
         "search",
@@ -39,12 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="mixture file giving the natural token shares (e.g. a RegMix config); share-based caps only")
     d.add_argument("--sampler-config", metavar="YAML",
                    help="the sweep's sampler config (SamplerConfig fields, or a `sample` .sampler.yaml)")
-    d.add_argument("--max-epochs", type=float, default=None, help="epoch cap (needs --target-tokens)")
-    d.add_argument("--target-tokens", type=_tokens, default=None, metavar="T", help="target run token budget")
-    d.add_argument("--cap-multiplier", type=_optional_float, default=_UNSET, metavar="X",
-                   help="cap weight_i <= X * prior_i (default 15; 'none' disables)")
-    d.add_argument("--temperature", type=float, default=None, help="prior temperature (default 0.5)")
-    d.add_argument("--min-weight", type=float, default=None, help="zero weights below this (default 2e-4)")
+    add_cap_arguments(d)
     s = p.add_argument_group("search")
     s.add_argument("--num-candidates", type=int, default=1_000_000, help="pool size (default 1,000,000)")
     s.add_argument("--top-k", type=int, default=100, help="candidates averaged (default 100)")
@@ -59,104 +56,39 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _model_from_fit_dir(fit_dir: str, regressor: str, target: str | None) -> Path:
-    from ..errors import RegmixError
-    from ..fileio import read_json
-
-    metrics = read_json(Path(fit_dir) / "metrics.json")
-    block = metrics.get("regressors", {}).get(regressor)
-    if not block:
-        raise RegmixError(f"--fit-dir {fit_dir}: no {regressor!r} models; fitted: {sorted(metrics.get('regressors', {}))}"
-                          " (fix --regressor)")
-    targets = block.get("targets", {})
-    if target is None:
-        if len(targets) != 1:
-            raise RegmixError(f"--fit-dir {fit_dir} holds models for targets {sorted(targets)}: pick one with --target")
-        target = next(iter(targets))
-    if target not in targets:
-        raise RegmixError(f"--target {target!r}: not fitted in {fit_dir}; fitted: {sorted(targets)}")
-    rel = targets[target].get("model")
-    if not rel:
-        raise RegmixError(f"--fit-dir {fit_dir}: metrics.json lists no model file for {target!r}")
-    return Path(fit_dir) / rel
-
-
 def run(args: argparse.Namespace) -> int:
-    from ..configs import load_config
     from ..errors import ConfigError, RegmixError
-    from ..fileio import read_yaml
-    from ..manifest import DomainRegistry
     from ..mixture import Mixture
+    from ..progress import ProgressBar
     from ..regression.models import load_regressor
-    from ..sampling import SamplerConfig
-    from ..search import SearchConfig, load_weights_file, search_and_write, tokens_from_mapping
-    from .sample import _UNSET, _flag_error
+    from ..search_files import load_prior, load_weights_file, search_and_write
 
     if bool(args.model) == bool(args.fit_dir):
         raise RegmixError("give the model: --model FILE or --fit-dir DIR (one of them)")
-    model_path = Path(args.model) if args.model else _model_from_fit_dir(args.fit_dir, args.regressor, args.target)
+    model_path = Path(args.model) if args.model else _fit_dir_model(args)
     regressor = load_regressor(model_path)
-    domains = list(regressor.domains)
-
     given = [f for f, v in (("--domains", args.domains), ("--tokens-per-domain", args.tokens_per_domain),
                             ("--prior", args.prior)) if v]
     if len(given) != 1:
         raise RegmixError("give exactly one of --domains DOMAINS_JSON, --tokens-per-domain FILE, --prior FILE "
                           f"(got {given or 'none'})")
-    registry = None
-    if args.domains:
-        registry = DomainRegistry.load(args.domains)
-        regressor.check_domains(registry.names, f"--domains {args.domains}")
-        tokens = registry.tokens_per_domain("train").astype("float64")
-        prior_mixture = Mixture.from_array(registry.names, registry.prior("train"))
-    elif args.tokens_per_domain:
-        tokens = tokens_from_mapping(load_weights_file(args.tokens_per_domain, "--tokens-per-domain"), domains,
-                                     f"--tokens-per-domain {args.tokens_per_domain}")
-        prior_mixture = Mixture.from_array(domains, tokens)
-    else:
-        shares = load_weights_file(args.prior, "--prior")
-        tokens = tokens_from_mapping(shares, domains, f"--prior {args.prior}")
-        tokens = tokens / tokens.sum() * PRIOR_TOKEN_SCALE
-        prior_mixture = Mixture.from_array(domains, tokens)
-
-    data = dict(read_yaml(args.sampler_config) or {}) if args.sampler_config else {}
-    if isinstance(data.get("sampler"), dict):
-        data = dict(data["sampler"])  # a `sample` .sampler.yaml, or {sampler: {...}}
-    overrides = {"max_epochs": args.max_epochs, "target_tokens": args.target_tokens,
-                 "temperature": args.temperature, "min_weight": args.min_weight}
-    data.update({k: v for k, v in overrides.items() if v is not None})
-    if args.cap_multiplier is not _UNSET:
-        data["cap_multiplier"] = args.cap_multiplier
-    if args.prior and data.get("max_epochs") is not None:
-        raise RegmixError("--prior gives token shares, not counts, so epoch caps (--max-epochs/--target-tokens) "
-                          "cannot be computed: give --domains or --tokens-per-domain instead")
-    try:
-        sampler = load_config(SamplerConfig, data, source=args.sampler_config or "search flags")
-        config = SearchConfig(num_candidates=args.num_candidates, top_k=args.top_k, chunk_size=args.chunk_size,
-                              seed=args.seed, maximize=args.maximize)
-    except ConfigError as exc:
-        msg = _flag_error(exc, set())
-        for field in ("num_candidates", "top_k", "chunk_size", "seed"):
-            msg = msg.replace(f"search.{field}", "--" + field.replace("_", "-"))
-        raise ConfigError(msg) from None
-
-    extra = {}
-    for path in args.baseline_mixture:
-        extra[Path(path).stem] = Mixture.from_dict(load_weights_file(path, "--baseline-mixture"), tolerance=None,
-                                                   source=path)
-    progress = _progress_bar(config.num_candidates)
-    try:
-        doc = search_and_write(regressor, tokens, sampler, config, args.output_dir, registry=registry,
-                               prior=prior_mixture, extra_baselines=extra, fast=not args.plain_predict,
-                               progress=progress.update,
-                               extra={"model": str(model_path),
-                                      "prior_source": args.domains or args.tokens_per_domain or args.prior,
-                                      "sampler": dict(data)})
-    except ConfigError as exc:
-        raise ConfigError(_flag_error(exc, set())) from None
-    finally:
-        progress.close()
-
+    prior = load_prior(regressor.domains, domains_json=args.domains, tokens_file=args.tokens_per_domain,
+                       prior_file=args.prior)
+    if prior.registry is not None:
+        regressor.check_domains(prior.registry.names, f"--domains {args.domains}")
+    sampler, config = _configs(args, prior.shares_only)
+    extra = {Path(path).stem: Mixture.from_dict(load_weights_file(path, "--baseline-mixture"), tolerance=None,
+                                                source=path) for path in args.baseline_mixture}
+    record = {"model": str(model_path), "prior_source": args.domains or args.tokens_per_domain or args.prior,
+              "sampler": _sampler_fields(sampler)}
+    with ProgressBar(config.num_candidates, desc="search", unit="cand", unit_scale=True) as bar:
+        try:
+            doc = search_and_write(regressor, prior.tokens, sampler, config, args.output_dir,
+                                   registry=prior.registry, prior=prior.mixture, extra_baselines=extra,
+                                   fast=not args.plain_predict, progress=lambda done, total: bar.update_to(done),
+                                   extra=record)
+        except ConfigError as exc:
+            raise ConfigError(_flag_error(exc)) from None
     out = Path(args.output_dir)
     print(f"searched {config.num_candidates:,} candidates (seed {config.seed}); top-{config.top_k} averaged")
     print(f"predicted {regressor.target}: regmix {doc['result']['predicted']:.6f}")
@@ -167,24 +99,48 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-class _progress_bar:
-    """tqdm in the CLI (quiet when not a terminal)."""
+def _fit_dir_model(args: argparse.Namespace) -> Path:
+    from ..errors import RegmixError
+    from ..regression.fitting import find_model
 
-    def __init__(self, total: int) -> None:
-        import sys
+    try:
+        return find_model(args.fit_dir, args.regressor, args.target)
+    except RegmixError as exc:
+        raise RegmixError(f"--fit-dir {args.fit_dir} (--regressor {args.regressor}, --target): {exc}") from None
 
-        self.bar = None
-        self.last = 0
-        if sys.stderr.isatty():
-            from tqdm import tqdm
 
-            self.bar = tqdm(total=total, unit="cand", unit_scale=True, desc="search")
+def _configs(args: argparse.Namespace, shares_only: bool):
+    """The pool's SamplerConfig (--sampler-config, then the cap flags) and the SearchConfig, errors naming flags."""
+    from ..errors import ConfigError, RegmixError
+    from ..fileio import read_yaml
+    from ..sampling import build_sampler_config
+    from ..search import SearchConfig
+    from .sampler_flags import given_overrides
 
-    def update(self, done: int, total: int) -> None:
-        if self.bar is not None:
-            self.bar.update(done - self.last)
-        self.last = done
+    fields = read_yaml(args.sampler_config) if args.sampler_config else None
+    try:
+        sampler = build_sampler_config(fields, overrides=given_overrides(args, SAMPLER_FLAGS),
+                                       source=args.sampler_config or "search flags")
+        config = SearchConfig(num_candidates=args.num_candidates, top_k=args.top_k, chunk_size=args.chunk_size,
+                              seed=args.seed, maximize=args.maximize)
+    except ConfigError as exc:
+        raise ConfigError(_flag_error(exc)) from None
+    if shares_only and sampler.max_epochs is not None:
+        raise RegmixError("--prior gives token shares, not counts, so epoch caps (--max-epochs/--target-tokens) "
+                          "cannot be computed: give --domains or --tokens-per-domain instead")
+    return sampler, config
 
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
+
+def _sampler_fields(sampler) -> dict:
+    from ..configs import config_to_dict
+
+    return config_to_dict(sampler)
+
+
+def _flag_error(exc: Exception) -> str:
+    from .sampler_flags import flag_error
+
+    msg = flag_error(exc)
+    for field in SEARCH_FLAGS:
+        msg = msg.replace(f"search.{field}", "--" + field.replace("_", "-"))
+    return msg

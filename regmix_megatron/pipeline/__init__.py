@@ -7,7 +7,6 @@ See docs/PIPELINE.md.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Iterable
 

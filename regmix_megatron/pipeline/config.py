@@ -26,11 +26,10 @@ from typing import Any, Mapping, Optional
 from ..configs import check, config_to_dict, load_config
 from ..errors import ConfigError
 from ..fileio import read_yaml
+from ..target import AVERAGE, Target
 
 #: Baseline mixtures the target stage can train next to the RegMix mixture.
 BASELINES = ("natural", "uniform", "target_only")
-#: The ``target`` value meaning "average validation loss over all domains".
-AVERAGE = "average"
 REGRESSORS = ("lightgbm", "linear")
 EXECUTORS = ("local", "slurm")
 
@@ -188,7 +187,8 @@ class PipelineConfig:
     """One seed for sampling, search and every training run (proxies differ only by mixture)."""
     target: str = AVERAGE
     """What the mixture is optimized for: ``average`` (mean validation loss over all domains) or one domain's
-    name (its validation loss; that domain is the "held-out" target, as Pile-CC in the paper)."""
+    name (its validation loss; that domain is the "held-out" target, as Pile-CC in the paper). Parsed into a
+    :class:`regmix_megatron.target.Target` (:attr:`parsed_target`)."""
     corpus: CorpusSection = field(default_factory=CorpusSection)
     tokenizer: TokenizerSection = field(default_factory=TokenizerSection)
     preprocess: PreprocessSection = field(default_factory=PreprocessSection)
@@ -201,21 +201,21 @@ class PipelineConfig:
     def __post_init__(self) -> None:
         check(isinstance(self.target, str) and bool(self.target), "PipelineConfig", "target", self.target,
               f"use '{AVERAGE}' or a domain name")
+        target = self.parsed_target
         if self.targets.baselines is None:
-            self.targets.baselines = [b for b in BASELINES if not (b == "target_only" and self.target == AVERAGE)]
-        if self.target == AVERAGE:
+            self.targets.baselines = [b for b in BASELINES
+                                      if not (b == "target_only" and target.single_domain is None)]
+        if target.single_domain is None:
             check("target_only" not in self.targets.baselines, "targets", "baselines", self.targets.baselines,
-                  f"'target_only' needs a single target domain: set target to a domain name or drop target_only")
-        elif self.corpus.domains is not None:
-            check(self.target in self.corpus.domains, "PipelineConfig", "target", self.target,
-                  f"use '{AVERAGE}' or one of corpus.domains {self.corpus.domains}")
+                  "'target_only' needs a single target domain: set target to a domain name or drop target_only")
+        if self.corpus.domains is not None:
+            target.check_domains(self.corpus.domains, where="PipelineConfig.target")
 
     # ---- derived --------------------------------------------------------------------------------------
     @property
-    def target_column(self) -> str:
-        """The sweep results column of a domain target (``val_loss/<domain>``); the ``average`` target is the
-        mean of every ``val_loss/*`` column (the regression module's combined target)."""
-        return f"val_loss/{self.target}"
+    def parsed_target(self) -> Target:
+        """The optimization target (:class:`~regmix_megatron.target.Target`) that ``target`` names."""
+        return Target.parse(self.target, where="PipelineConfig.target")
 
     def to_dict(self) -> dict:
         return config_to_dict(self)
@@ -269,26 +269,34 @@ def validate_deep(cfg: PipelineConfig, source: str = "<config>") -> None:
     target_tokens = run_tokens(built["targets"]) if cfg.sample.sampler.get("max_epochs") is not None else None
     sampler_config(cfg, tokens_per_domain=None, target_tokens=target_tokens, source=source)
     if cfg.executor.kind == "slurm":
-        from .stages import slurm_options
-
         slurm_options(cfg)
+
+
+def slurm_options(cfg: PipelineConfig):
+    """``SlurmOptions`` from ``executor.slurm`` (throttle = executor.num_parallel)."""
+    from ..sweep.slurm import SlurmOptions
+
+    data = dict(cfg.executor.slurm)
+    if "extra_sbatch_args" in data:
+        data["extra_sbatch_args"] = tuple(data["extra_sbatch_args"])
+    data.setdefault("throttle", cfg.executor.num_parallel)
+    data["max_attempts"] = cfg.executor.max_retries + 1
+    known = set(SlurmOptions.__dataclass_fields__)
+    unknown = sorted(set(data) - known)
+    check(not unknown, "executor", "slurm", unknown, f"unknown SLURM option(s); known: {sorted(known)}")
+    return SlurmOptions(**data)
 
 
 def sampler_config(cfg: PipelineConfig, tokens_per_domain: Any, target_tokens: int | None,
                    source: str = "<config>", num_samples: int | None = None):
-    """The ``SamplerConfig`` of the sweep (and of the search pool): the file's ``sample.sampler`` fields plus
-    the number of mixtures, the seed and the target token budget that defines the epoch caps."""
-    from ..sampling import SamplerConfig  # pure core (numpy)
+    """The ``SamplerConfig`` of the sweep (and of the search pool): the file's ``sample.sampler`` fields, with
+    the number of mixtures, the seed and the target token budget that defines the epoch caps as defaults."""
+    from ..sampling import build_sampler_config  # pure core (numpy)
 
-    data = dict(cfg.sample.sampler)
-    names = {f for f in SamplerConfig.__dataclass_fields__}
-    derived = {"num_samples": num_samples or cfg.sample.num_proxies, "seed": cfg.seed}
-    if target_tokens is not None and data.get("max_epochs") is not None:
-        derived["target_tokens"] = int(target_tokens)  # the epoch cap refers to one target run's budget
-    for key, value in derived.items():
-        if key in names and key not in data:
-            data[key] = value
-    return load_config(SamplerConfig, data, source=f"{source}:sample.sampler")
+    defaults = {"num_samples": num_samples or cfg.sample.num_proxies, "seed": cfg.seed}
+    if target_tokens is not None and cfg.sample.sampler.get("max_epochs") is not None:
+        defaults["target_tokens"] = int(target_tokens)  # the epoch cap refers to one target run's budget
+    return build_sampler_config(cfg.sample.sampler, defaults=defaults, source=f"{source}:sample.sampler")
 
 
 def train_config(section: TrainSection | TargetsSection, *, domains: str, output_dir: str, seed: int,

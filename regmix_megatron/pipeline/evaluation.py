@@ -15,25 +15,17 @@ import numpy as np
 
 from ..errors import DataError
 from ..regression.metrics import pearson, spearman
-from .config import AVERAGE
+from ..target import Target
 
 FORMAT = "regmix-megatron/evaluation/v1"
 
 
-def target_loss(result: Mapping, target: str) -> float:
-    """A run's loss on the target: one domain's validation loss, or the mean over every domain."""
-    losses = result.get("val_loss") or {}
-    if target == AVERAGE:
-        if not losses:
-            raise DataError(f"run {result.get('run_id')}: result has no per-domain val_loss")
-        return float(np.mean([float(v) for v in losses.values()]))
-    if target not in losses:
-        raise DataError(f"run {result.get('run_id')}: no validation loss for target domain {target!r}; "
-                        f"it has {sorted(losses)}")
-    return float(losses[target])
+def target_loss(result: Mapping, target: Target) -> float:
+    """A run's loss on the target, from its ``result.json`` (:meth:`Target.value` of its ``val_loss``)."""
+    return target.value(result.get("val_loss") or {}, where=f"run {result.get('run_id')}")
 
 
-def evaluate(target: str, target_results: Mapping[str, Mapping], proxy_results: Mapping[str, Mapping],
+def evaluate(target: Target | str, target_results: Mapping[str, Mapping], proxy_results: Mapping[str, Mapping],
              predicted: Mapping[str, float] | None = None) -> dict:
     """The evaluation document.
 
@@ -41,6 +33,7 @@ def evaluate(target: str, target_results: Mapping[str, Mapping], proxy_results: 
     to a training ``result.json`` at target / proxy scale; ``predicted`` maps labels to the regressor's
     predicted target loss (proxy scale).
     """
+    target = Target.parse(target)
     predicted = dict(predicted or {})
     if "regmix" not in target_results:
         raise DataError("evaluation needs the RegMix mixture's target run (label 'regmix')")
@@ -78,7 +71,7 @@ def evaluate(target: str, target_results: Mapping[str, Mapping], proxy_results: 
         rank["pearson"] = _finite_or_none(pearson(x, y))
     return {
         "format": FORMAT,
-        "target": target,
+        "target": target.to_json(),
         "runs": rows,
         "comparison": comparison,
         "rank_invariance": rank,

@@ -2,7 +2,7 @@
 
 A :class:`Stage` declares a function of the config that returns its *config inputs* (a JSON-able subset), the
 upstream stages whose outputs it reads, and a ``run`` function returning a :class:`StageOutput`. The input hash
-is the SHA-256 of the canonical JSON of ``{"config": <subset>, "upstream": {stage: output fingerprint}}``, so
+is the SHA-256 (:func:`regmix_megatron.hashing.content_hash`, all 64 hex digits) of the canonical JSON of ``{"config": <subset>, "upstream": {stage: output fingerprint}}``, so
 a stage is redone exactly when its own settings changed or an upstream stage produced different outputs.
 
 On completion the runner writes ``OUT/stages/<name>.json`` atomically::
@@ -20,7 +20,6 @@ Stages resume their own work (training runs have checkpoints, sweeps skip finish
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import time
@@ -31,6 +30,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from ..errors import RegmixError
 from ..fileio import atomic_write_json, read_json
+from ..hashing import content_hash
 
 log = logging.getLogger(__name__)
 
@@ -131,12 +131,7 @@ class StageContext:
             return str(q)
 
 
-# ---- hashing --------------------------------------------------------------------------------------------
-def canonical_hash(obj: Any) -> str:
-    blob = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()
-
-
+# ---- fingerprints ---------------------------------------------------------------------------------------
 def fingerprint_paths(paths: Iterable[str | os.PathLike]) -> str:
     """SHA-256 over the content of files (directories walked in sorted order, hidden temp files ignored)."""
     h = hashlib.sha256()
@@ -203,24 +198,15 @@ def run_stages(stages: Sequence[Stage], config: Any, out: str | os.PathLike, *, 
     """
     out = Path(out)
     names = [s.name for s in stages]
-    if len(set(names)) != len(names):
-        raise RegmixError(f"duplicate stage names in {names}")
-    force = set(force)
-    unknown = sorted(force - set(names))
-    if unknown:
-        raise RegmixError(f"--force-stage {unknown[0]!r} is not a stage; stages: {names}")
-    if until is not None and until not in names:
-        raise RegmixError(f"--until {until!r} is not a stage; stages: {names}")
-    selected = list(stages) if until is None else list(stages)[: names.index(until) + 1]
+    selected = _select(stages, names, until, set(force))
     progress = progress or Progress()
     progress.begin([(s.name, float(s.estimate_s(config))) for s in selected])
-
     records: dict[str, dict] = {}
     results: list[StageResult] = []
     failed: BaseException | None = None
-    for i, stage in enumerate(selected):
+    for stage in selected:
         inputs = stage_inputs(stage, config, records)
-        input_hash = canonical_hash(inputs)
+        input_hash = content_hash(inputs, length=None)
         old = read_record(out, stage.name)
         if stage.name not in force and is_complete(old, input_hash, out):
             records[stage.name] = old
@@ -228,39 +214,10 @@ def run_stages(stages: Sequence[Stage], config: Any, out: str | os.PathLike, *, 
                                        old["outputs"]["files"]))
             progress.end_stage(stage.name, "skipped", 0.0)
             continue
-        record_path(out, stage.name).unlink(missing_ok=True)
-        progress.start_stage(stage.name)
-        ctx = StageContext(config=config, out=out, records=records, progress=progress, stage=stage.name)
-        t0 = time.monotonic()
-        try:
-            output = stage.run(ctx)
-        except BaseException as exc:
-            seconds = time.monotonic() - t0
-            results.append(StageResult(stage.name, "failed", seconds, f"{type(exc).__name__}: {exc}"))
-            progress.end_stage(stage.name, "failed", seconds)
-            failed = exc
+        result, failed = _run_stage(stage, config, out, records, progress, inputs, input_hash, old, names)
+        results.append(result)
+        if failed is not None:
             break
-        seconds = time.monotonic() - t0
-        files = {k: ctx.relative(v) for k, v in output.files.items()}
-        fingerprint = output.fingerprint or canonical_hash(
-            {"files": fingerprint_paths(ctx.resolve(v) for v in files.values()), "values": output.values})
-        rec = {
-            "format": RECORD_FORMAT,
-            "stage": stage.name,
-            "input_hash": input_hash,
-            "inputs": inputs,
-            "outputs": {"files": files, "values": output.values, "summary": output.summary},
-            "fingerprint": fingerprint,
-            "seconds": round(seconds, 3),
-            "finished_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        }
-        if old is not None and old.get("fingerprint") != fingerprint:
-            for later in names[names.index(stage.name) + 1:]:
-                record_path(out, later).unlink(missing_ok=True)
-        atomic_write_json(record_path(out, stage.name), rec)
-        records[stage.name] = rec
-        results.append(StageResult(stage.name, "done", seconds, output.summary, files))
-        progress.end_stage(stage.name, "done", seconds)
     for stage in selected[len(results):]:
         results.append(StageResult(stage.name, "not run", 0.0))
     progress.close()
@@ -268,6 +225,56 @@ def run_stages(stages: Sequence[Stage], config: Any, out: str | os.PathLike, *, 
     if failed is not None:
         raise failed
     return results
+
+
+def _select(stages: Sequence[Stage], names: list[str], until: str | None, force: set[str]) -> list[Stage]:
+    """The stages up to ``until``, after checking the names given."""
+    if len(set(names)) != len(names):
+        raise RegmixError(f"duplicate stage names in {names}")
+    unknown = sorted(force - set(names))
+    if unknown:
+        raise RegmixError(f"--force-stage {unknown[0]!r} is not a stage; stages: {names}")
+    if until is not None and until not in names:
+        raise RegmixError(f"--until {until!r} is not a stage; stages: {names}")
+    return list(stages) if until is None else list(stages)[: names.index(until) + 1]
+
+
+def _run_stage(stage: Stage, config: Any, out: Path, records: dict[str, dict], progress: Progress, inputs: dict,
+               input_hash: str, old: dict | None, names: list[str]) -> tuple[StageResult, BaseException | None]:
+    """Run one stage and record it (its old record is deleted first; the records of later stages too when its
+    fingerprint changed). Returns its result, and the exception if it failed."""
+    record_path(out, stage.name).unlink(missing_ok=True)
+    progress.start_stage(stage.name)
+    ctx = StageContext(config=config, out=out, records=records, progress=progress, stage=stage.name)
+    t0 = time.monotonic()
+    try:
+        output = stage.run(ctx)
+    except BaseException as exc:
+        seconds = time.monotonic() - t0
+        progress.end_stage(stage.name, "failed", seconds)
+        return StageResult(stage.name, "failed", seconds, f"{type(exc).__name__}: {exc}"), exc
+    seconds = time.monotonic() - t0
+    files = {k: ctx.relative(v) for k, v in output.files.items()}
+    fingerprint = output.fingerprint or content_hash(
+        {"files": fingerprint_paths(ctx.resolve(v) for v in files.values()), "values": output.values},
+        length=None)
+    rec = {
+        "format": RECORD_FORMAT,
+        "stage": stage.name,
+        "input_hash": input_hash,
+        "inputs": inputs,
+        "outputs": {"files": files, "values": output.values, "summary": output.summary},
+        "fingerprint": fingerprint,
+        "seconds": round(seconds, 3),
+        "finished_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    if old is not None and old.get("fingerprint") != fingerprint:
+        for later in names[names.index(stage.name) + 1:]:
+            record_path(out, later).unlink(missing_ok=True)
+    atomic_write_json(record_path(out, stage.name), rec)
+    records[stage.name] = rec
+    progress.end_stage(stage.name, "done", seconds)
+    return StageResult(stage.name, "done", seconds, output.summary, files), None
 
 
 def write_summary(out: Path, results: Sequence[StageResult]) -> Path:

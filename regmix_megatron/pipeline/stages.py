@@ -10,19 +10,18 @@ are left out, so changing them does not redo work.
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 from pathlib import Path
 from typing import Any
 
 from ..errors import DataError, RegmixError
 from ..fileio import sha256_file
-from .config import AVERAGE, PipelineConfig, run_tokens, train_config
-from .framework import Stage, StageContext, StageOutput, canonical_hash, fingerprint_paths
+from ..hashing import content_hash
+from ..manifest import SPLITS
+from .config import PipelineConfig, run_tokens, slurm_options, train_config
+from .framework import Stage, StageContext, StageOutput, fingerprint_paths
 
 log = logging.getLogger(__name__)
-
-SPLITS = ("train", "valid", "test")
 
 
 # ---- helpers --------------------------------------------------------------------------------------------
@@ -33,7 +32,7 @@ def _stat_fingerprint(root: Path) -> str:
         if p.is_file() and not p.name.startswith(".tmp-"):
             st = p.stat()
             rows.append((str(p.relative_to(root)), st.st_size, st.st_mtime_ns))
-    return canonical_hash(rows)
+    return content_hash(rows, length=None)
 
 
 def corpus_domains(corpus_dir: Path, wanted: list[str] | None) -> list[str]:
@@ -89,15 +88,10 @@ def run_corpus(ctx: StageContext) -> StageOutput:
     else:
         corpus_dir = Path(c.source)
     domains = corpus_domains(corpus_dir, c.domains)
-    target = ctx.config.target
-    if target != AVERAGE and target not in domains:
-        from ..errors import ConfigError
-
-        raise ConfigError(f"target={target!r} is invalid: it is not a domain of the corpus; use '{AVERAGE}' or one "
-                          f"of {domains}")
+    ctx.config.parsed_target.check_domains(domains, where="target")
     num_bytes = sum((corpus_dir / d / f"{s}.jsonl").stat().st_size for d in domains for s in SPLITS
                     if (corpus_dir / d / f"{s}.jsonl").exists())
-    fingerprint = canonical_hash({d: fingerprint_paths([corpus_dir / d]) for d in domains})
+    fingerprint = content_hash({d: fingerprint_paths([corpus_dir / d]) for d in domains}, length=None)
     return StageOutput(files={"corpus_dir": str(corpus_dir)}, values={"domains": domains, "num_bytes": num_bytes},
                        summary=f"{len(domains)} domains, {num_bytes / 1e6:.1f} MB", fingerprint=fingerprint)
 
@@ -166,10 +160,7 @@ def sample_inputs(cfg: PipelineConfig) -> dict:
 
 
 def run_sample(ctx: StageContext) -> StageOutput:
-    import json
-
-    from ..fileio import atomic_write_text
-    from ..mixture import Mixture
+    from ..mixture import Mixture, write_mixtures
     from ..sampling import SampleStats, sample_mixtures
     from .config import sampler_config
 
@@ -180,8 +171,7 @@ def run_sample(ctx: StageContext) -> StageOutput:
     stats = SampleStats()
     weights = sample_mixtures(tokens, scfg, domains=registry.names, stats=stats)
     mixtures = [Mixture.from_array(registry.names, row) for row in weights]
-    path = ctx.out / "sample" / "mixtures.jsonl"
-    atomic_write_text(path, "".join(json.dumps(m.to_json_obj()) + "\n" for m in mixtures))
+    path = write_mixtures(ctx.out / "sample" / "mixtures.jsonl", mixtures)
     return StageOutput(files={"mixtures": str(path)},
                        values={"num_mixtures": len(mixtures), "num_projected": int(stats.num_projected)},
                        summary=f"{len(mixtures)} mixtures over {len(registry.names)} domains")
@@ -278,25 +268,9 @@ def launch_sweep(ctx: StageContext, sweep, *, label: str, fraction: tuple[float,
                 break
 
 
-def slurm_options(cfg: PipelineConfig):
-    """``SlurmOptions`` from ``executor.slurm`` (throttle = executor.num_parallel)."""
-    from ..configs import check
-    from ..sweep.slurm import SlurmOptions
-
-    data = dict(cfg.executor.slurm)
-    if "extra_sbatch_args" in data:
-        data["extra_sbatch_args"] = tuple(data["extra_sbatch_args"])
-    data.setdefault("throttle", cfg.executor.num_parallel)
-    data["max_attempts"] = cfg.executor.max_retries + 1
-    known = set(SlurmOptions.__dataclass_fields__)
-    unknown = sorted(set(data) - known)
-    check(not unknown, "executor", "slurm", unknown, f"unknown SLURM option(s); known: {sorted(known)}")
-    return SlurmOptions(**data)
-
-
 def run_sweep(ctx: StageContext) -> StageOutput:
+    from ..mixture import read_mixtures
     from ..sweep.collect import collect
-    from ..sweep.plan import read_mixtures
 
     cfg: PipelineConfig = ctx.config
     mixtures = read_mixtures(ctx.path("sample", "mixtures"))
@@ -313,31 +287,22 @@ def run_sweep(ctx: StageContext) -> StageOutput:
 
 # ---- fit ------------------------------------------------------------------------------------------------
 def fit_inputs(cfg: PipelineConfig) -> dict:
-    return {"target": cfg.target, "num_folds": cfg.search.num_folds, "seed": cfg.seed}
-
-
-def _fit_target(cfg: PipelineConfig, table):
-    from ..regression.fitting import resolve_targets
-
-    if cfg.target == AVERAGE:
-        return resolve_targets(table, None, average=True)[0]
-    return resolve_targets(table, None, names=[cfg.target_column])[0]
+    return {"target": cfg.parsed_target.to_json(), "num_folds": cfg.search.num_folds, "seed": cfg.seed}
 
 
 def run_fit(ctx: StageContext) -> StageOutput:
     from ..regression.data import load_results_table
-    from ..regression.fitting import fit_models, write_outputs
+    from ..regression.fitting import fit_models, fit_target, write_outputs
 
     cfg: PipelineConfig = ctx.config
     table = load_results_table(ctx.path("sweep", "results"))
-    target = _fit_target(cfg, table)
+    target = fit_target(table, None, cfg.parsed_target)
     folds = min(cfg.search.num_folds, table.num_runs)
     outcome = fit_models(table, [target], kinds=("lightgbm", "linear"), cv_folds=folds, seed=cfg.seed)
     out_dir = ctx.out / "fit"
-    models = write_outputs(outcome, out_dir)
     files = {"metrics": str(out_dir / "metrics.json"), "predictions": str(out_dir / "predictions.csv")}
-    for key, rel in models.items():
-        files[f"model_{key.split('|')[1]}"] = str(out_dir / rel)
+    for model in write_outputs(outcome, out_dir):  # one target: one model per regressor
+        files[f"model_{model.regressor}"] = str(out_dir / model.path)
     regs = outcome.summary["regressors"]
     rho = {k: regs[k].get("spearman") for k in regs}
     fmt = lambda x: "n/a" if x is None else f"{x:.3f}"  # noqa: E731
@@ -348,27 +313,29 @@ def run_fit(ctx: StageContext) -> StageOutput:
 # ---- search ---------------------------------------------------------------------------------------------
 def search_inputs(cfg: PipelineConfig) -> dict:
     return {"regressor": cfg.search.regressor, "pool_size": cfg.search.pool_size, "top_k": cfg.search.top_k,
-            "sample": sample_inputs(cfg), "target": cfg.target}
+            "sample": sample_inputs(cfg), "target": cfg.parsed_target.to_json()}
 
 
 def run_search_stage(ctx: StageContext) -> StageOutput:
     from ..mixture import Mixture
+    from ..regression.fitting import find_model
     from ..regression.models import load_regressor
-    from ..search import SearchConfig, search_and_write
+    from ..search import SearchConfig
+    from ..search_files import search_and_write
     from .config import sampler_config
 
     cfg: PipelineConfig = ctx.config
     registry = _registry(ctx)
     names = list(registry.names)
     tokens = registry.tokens_per_domain("train")
-    model = load_regressor(ctx.path("fit", f"model_{cfg.search.regressor}"), domains=names,
-                           source=str(ctx.path("indexed", "domains")))
+    model_path = find_model(ctx.path("fit", "metrics").parent, cfg.search.regressor, ctx.value("fit", "target"))
+    model = load_regressor(model_path, domains=names, source=str(ctx.path("indexed", "domains")))
     search_cfg = SearchConfig(num_candidates=cfg.search.pool_size, top_k=cfg.search.top_k,
                               chunk_size=min(100_000, cfg.search.pool_size), seed=cfg.seed)
     out_dir = ctx.out / "search"
     doc = search_and_write(model, tokens, sampler_config(cfg, tokens, target_train_tokens(cfg)), search_cfg, out_dir,
                            registry=registry, prior=Mixture.from_array(names, registry.prior("train")),
-                           export_dir="export",
+                           export_dir="export", target=cfg.parsed_target,
                            progress=lambda done, total: ctx.progress.update(done / total,
                                                                             f"{done:,}/{total:,} candidates"))
     result = doc["result"]
@@ -378,7 +345,7 @@ def run_search_stage(ctx: StageContext) -> StageOutput:
     # timings differ run to run and file locations are not content: neither decides whether later stages redo
     stable = {k: v for k, v in doc.items() if k not in ("seconds", "files", "model")}
     return StageOutput(files=files, values={"predicted": predicted, "weights": result["weights"]},
-                       fingerprint=canonical_hash(stable),
+                       fingerprint=content_hash(stable, length=None),
                        summary=f"predicted {result['predicted']:.4f}; top weights "
                                + ", ".join(f"{d} {w:.2f}" for d, w in best))
 
@@ -387,7 +354,8 @@ def run_search_stage(ctx: StageContext) -> StageOutput:
 def targets_inputs(cfg: PipelineConfig) -> dict:
     t = cfg.targets
     return {"train": resolved_train_inputs(cfg, t), "baselines": list(t.baselines),
-            "num_rank_mixtures": t.num_rank_mixtures, "proxy": proxy_inputs(cfg), "target": cfg.target,
+            "num_rank_mixtures": t.num_rank_mixtures, "proxy": proxy_inputs(cfg),
+            "target": cfg.parsed_target.to_json(),
             "seed": cfg.seed}
 
 
@@ -414,11 +382,11 @@ def run_targets(ctx: StageContext) -> StageOutput:
     cfg: PipelineConfig = ctx.config
     registry = _registry(ctx)
     labeled: dict[str, Mixture] = {"regmix": Mixture.load(ctx.path("search", "mixture"))}
-    baselines = baseline_mixtures(registry, target_domain=None if cfg.target == AVERAGE else cfg.target)
+    baselines = baseline_mixtures(registry, cfg.parsed_target)
     for name in cfg.targets.baselines:
         labeled[name] = baselines[name]
     table = load_results_table(ctx.path("sweep", "results"))
-    values = _fit_target(cfg, table).train
+    values = table.values_of(cfg.parsed_target)
     for i in spread_indices(values, cfg.targets.num_rank_mixtures):
         labeled[f"sweep:{table.run_ids[i]}"] = Mixture.from_array(table.domains, table.weights[i])
 
@@ -438,7 +406,7 @@ def run_targets(ctx: StageContext) -> StageOutput:
                   "mixture_file": str(m.save(out_dir / "mixtures" / f"{lab.replace(':', '-')}.json"))}
             for lab, m in labeled.items()}  # mixture files: for `regmix-megatron export` / train at scale
     path = atomic_write_json(out_dir / "runs.json", {"format": "regmix-megatron/target-runs/v1",
-                                                     "target": cfg.target, "runs": runs})
+                                                     "target": cfg.parsed_target.to_json(), "runs": runs})
     return StageOutput(files={"runs": str(path)}, values={"labels": list(labeled)},
                        summary=f"{len(target)} target-scale runs ({', '.join(k for k in own)} + "
                                f"{len(labeled) - len(own)} sweep mixtures)")
@@ -452,7 +420,7 @@ def run_evaluate(ctx: StageContext) -> StageOutput:
     cfg: PipelineConfig = ctx.config
     runs = read_json(ctx.path("targets", "runs"))["runs"]
     predicted = ctx.value("search", "predicted")
-    doc = evaluate(cfg.target,
+    doc = evaluate(cfg.parsed_target,
                    {lab: r["target"]["result"] for lab, r in runs.items()},
                    {lab: r["proxy"]["result"] for lab, r in runs.items() if r.get("proxy")},
                    predicted=predicted)
@@ -468,7 +436,7 @@ def run_evaluate(ctx: StageContext) -> StageOutput:
 # ---- report ---------------------------------------------------------------------------------------------
 def run_report(ctx: StageContext) -> StageOutput:
     from ..fileio import read_json
-    from .report import numbers_for_log, write_pipeline_report
+    from ..report.pipeline import numbers_for_log, write_pipeline_report
 
     cfg: PipelineConfig = ctx.config
     evaluation = read_json(ctx.path("evaluate", "evaluation"))
@@ -477,7 +445,8 @@ def run_report(ctx: StageContext) -> StageOutput:
     path = write_pipeline_report(
         ctx.out / "report.html", png_dir, records=records, evaluation=evaluation,
         results_csv=ctx.path("sweep", "results"), fit_dir=ctx.path("fit", "metrics").parent,
-        search_dir=ctx.path("search", "search").parent, fit_target=ctx.value("fit", "target"), target=cfg.target)
+        search_dir=ctx.path("search", "search").parent, fit_target=ctx.value("fit", "target"),
+        target=cfg.parsed_target)
     return StageOutput(files={"report": str(path), "figures": str(png_dir)}, summary=path.name,
                        values=numbers_for_log(evaluation))
 
@@ -550,7 +519,7 @@ def build_stages() -> list[Stage]:
               "simulate a pool of capped candidates, average the predicted top-k; Megatron export"),
         Stage("targets", targets_inputs, run_targets, ("indexed", "sweep", "search"), _estimate_targets,
               "RegMix + baselines (+ sweep mixtures) at target scale, and at proxy scale"),
-        Stage("evaluate", lambda cfg: {"target": cfg.target}, run_evaluate, ("search", "targets"),
+        Stage("evaluate", lambda cfg: {"target": cfg.parsed_target.to_json()}, run_evaluate, ("search", "targets"),
               lambda cfg: 1.0, "target comparison and rank invariance -> evaluation.json"),
         Stage("report", lambda cfg: {}, run_report, STAGE_NAMES[:-1], lambda cfg: 5.0,
               "one HTML report with the pipeline view and the regression plots"),

@@ -1,20 +1,20 @@
 """Regression data: mixture weights (features) and per-run metrics (targets), from two formats.
 
-(a) Our sweep results table (``docs/DESIGN.md``): ``results.csv`` / ``results.parquet`` with ``run_id``,
-    ``weight/<domain>`` and ``val_loss/<domain>`` columns, one row per completed run.
+(a) Our sweep results table (:mod:`regmix_megatron.results`): ``results.csv`` / ``results.parquet`` with
+    ``run_id``, ``weight/<domain>`` and ``val_loss/<domain>`` columns, one row per completed run.
 (b) The RegMix published format: a mixture CSV (``index`` + ``train_the_pile_<domain>``) and a loss CSV
     (``index`` + ``metric/the_pile_<domain>_val_loss``) joined on ``index``.
 
 Either way the result is a :class:`RunTable`: domains in canonical (sorted) order, a float64 weight matrix whose
 rows are normalized exactly (``mixture.normalize_exact``) before they become features, and a table of metric
-columns (any numeric column that is not a weight or an id). Targets are picked from it by column name (or by
-domain name when that is unambiguous), or combined as a weighted sum of per-domain losses.
+columns (any numeric column that is not a weight or an id). Metric columns are picked by name (or by domain name
+when that is unambiguous); an optimization target (:class:`regmix_megatron.target.Target`: the average, one
+domain, or a weighted sum) is computed from the per-domain loss columns by the target itself.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,18 +25,17 @@ import pandas as pd
 
 from ..errors import DataError
 from ..mixture import normalize_exact
+from ..results import ID_COLUMNS as RESULT_ID_COLUMNS
+from ..results import LOSS_PREFIX, WEIGHT_PREFIX, read_frame, read_results
+from ..target import Target
 
 logger = logging.getLogger(__name__)
 
-#: Column prefix of mixture weights in our results table.
-WEIGHT_PREFIX = "weight/"
-#: Column prefix of per-domain validation losses in our results table.
-LOSS_PREFIX = "val_loss/"
 #: RegMix published format: mixture columns and loss columns.
 REGMIX_WEIGHT_PREFIXES = ("train_the_pile_", "train_")
 REGMIX_LOSS_PATTERN = re.compile(r"^metric/(?:the_pile_)?(?P<domain>.+)_val_loss$")
 #: Identifier columns that are neither features nor targets.
-ID_COLUMNS = ("run_id", "mixture_hash", "seed", "index", "status")
+ID_COLUMNS = RESULT_ID_COLUMNS + ("index", "status")
 #: Default: refuse a target whose fraction of NaN/inf values (excluded runs) exceeds this.
 DEFAULT_MAX_NAN_FRACTION = 0.1
 
@@ -76,9 +75,6 @@ class RunTable:
             metric_domains=dict(self.metric_domains),
         )
 
-    def weights_frame(self) -> pd.DataFrame:
-        return pd.DataFrame(self.weights, columns=list(self.domains))
-
     # ---- targets ------------------------------------------------------------------------------------
     def resolve_target(self, name: str) -> str:
         """A metric column from its exact name, or from a domain name when exactly one loss column matches."""
@@ -97,65 +93,36 @@ class RunTable:
         column = self.resolve_target(name)
         return self.metrics[column].to_numpy(dtype=np.float64, na_value=np.nan)
 
-    def combined_target(self, domain_weights: Mapping[str, float] | None = None
-                        ) -> tuple[str, np.ndarray, dict[str, float]]:
-        """The weighted sum of per-domain losses, ``sum_d a_d * loss_d`` with ``sum a_d = 1``.
+    def domain_of(self, name: str) -> str | None:
+        """The domain of a per-domain loss column, given by column or domain name; None if it is neither."""
+        try:
+            return self.metric_domains.get(self.resolve_target(name))
+        except DataError:
+            return None
 
-        ``domain_weights`` maps domain names (or loss column names) to non-negative importances; None means
-        the plain average over every per-domain loss column. Returns (name, values); a run with a NaN in any
-        used column gets NaN. The third value maps each used loss column to its coefficient.
-        """
+    def loss_column(self, domain: str) -> str:
+        """The table's loss column of ``domain`` (``val_loss/x``, ``metric/the_pile_x_val_loss``)."""
+        columns = [c for c, d in self.metric_domains.items() if d == domain]
+        if len(columns) != 1:
+            raise DataError(f"{self.source}: {len(columns)} loss columns for domain {domain!r} ({columns}); "
+                            "expected exactly one")
+        return columns[0]
+
+    def losses_by_domain(self) -> dict[str, np.ndarray]:
+        """``{domain: float64 losses per run}`` from the per-domain loss columns."""
         if not self.metric_domains:
-            raise DataError(f"{self.source}: no per-domain loss columns to combine "
+            raise DataError(f"{self.source}: no per-domain loss columns "
                             f"(expected {LOSS_PREFIX}<domain> or metric/the_pile_<domain>_val_loss); "
                             "pick a single column with --target")
-        if domain_weights is None:
-            columns = list(self.metric_domains)
-            coef = np.full(len(columns), 1.0 / len(columns))
-            name = "average_val_loss"
-        else:
-            columns, raw = [], []
-            for key, value in domain_weights.items():
-                columns.append(self.resolve_target(key))
-                x = float(value)
-                if not math.isfinite(x) or x < 0:
-                    raise DataError(f"target weight of {key!r} is {value!r}: use a finite number >= 0")
-                raw.append(x)
-            if len(set(columns)) != len(columns):
-                raise DataError(f"target weights name a loss column twice: {columns}")
-            coef = np.asarray(raw, dtype=np.float64)
-            if coef.sum() <= 0:
-                raise DataError("target weights are all zero: give at least one positive weight")
-            coef = coef / coef.sum()
-            name = "combined_val_loss"
-        values = self.metrics[columns].to_numpy(dtype=np.float64, na_value=np.nan) @ coef
-        return name, values, {c: float(a) for c, a in zip(columns, coef)}
+        return {d: self.metrics[self.loss_column(d)].to_numpy(dtype=np.float64, na_value=np.nan)
+                for d in dict.fromkeys(self.metric_domains.values())}
 
-    def apply_combination(self, coefficients: Mapping[str, float]) -> np.ndarray:
-        """The combined target of another table (e.g. the test set) with the training set's coefficients."""
-        missing = [c for c in coefficients if c not in self.metrics.columns]
-        if missing:
-            raise DataError(f"{self.source}: no column(s) {missing} needed by the combined target; available: "
-                            f"{list(self.metrics.columns)}")
-        coef = np.array(list(coefficients.values()), dtype=np.float64)
-        return self.metrics[list(coefficients)].to_numpy(dtype=np.float64, na_value=np.nan) @ coef
+    def values_of(self, target: Target) -> np.ndarray:
+        """The optimization target's value for every run (NaN where a loss it needs is not finite)."""
+        return target.values(self.losses_by_domain(), where=self.source)
 
 
 # ---- loading ----------------------------------------------------------------------------------------------
-def read_table(path: str | Path, what: str = "table") -> pd.DataFrame:
-    """Read a CSV or Parquet file (by suffix) with errors naming the file."""
-    path = Path(path)
-    if not path.exists():
-        raise DataError(f"{what} {path}: file not found")
-    try:
-        if path.suffix.lower() in (".parquet", ".pq"):
-            return pd.read_parquet(path)
-        return pd.read_csv(path)
-    except (ValueError, OSError, pd.errors.ParserError) as exc:
-        raise DataError(f"{what} {path}: cannot read ({type(exc).__name__}: {exc}); "
-                        "give a CSV or Parquet file") from None
-
-
 def _normalized_weights(raw: np.ndarray, domains: Sequence[str], run_ids: Sequence[str], source: str) -> np.ndarray:
     if not np.all(np.isfinite(raw)):
         bad_row, bad_col = np.argwhere(~np.isfinite(raw))[0]
@@ -202,22 +169,9 @@ def _build(frame: pd.DataFrame, weight_columns: Mapping[str, str], metric_domain
 
 
 def load_results_table(path: str | Path) -> RunTable:
-    """Our sweep results table (CSV or Parquet): ``weight/<domain>`` and ``val_loss/<domain>`` columns."""
-    frame = read_table(path, "results table")
-    source = str(path)
-    weight_columns = {c: c[len(WEIGHT_PREFIX):] for c in frame.columns if c.startswith(WEIGHT_PREFIX)}
-    if not weight_columns:
-        raise DataError(f"{source}: no '{WEIGHT_PREFIX}<domain>' columns; columns are {list(frame.columns)}. "
-                        "Is this a RegMix-format mixture CSV? Then use --mixtures FILE --losses FILE")
-    metric_domains = {c: c[len(LOSS_PREFIX):] for c in frame.columns if c.startswith(LOSS_PREFIX)}
-    if "run_id" in frame.columns:
-        run_ids = frame["run_id"].astype(str).tolist()
-        dup = frame["run_id"][frame["run_id"].duplicated()].astype(str).tolist()
-        if dup:
-            raise DataError(f"{source}: duplicate run_id(s) {dup[:5]}: each run must appear once")
-    else:
-        run_ids = [str(i) for i in range(len(frame))]
-    return _build(frame, weight_columns, metric_domains, run_ids, source)
+    """Our sweep results table (CSV or Parquet, :func:`regmix_megatron.results.read_results`)."""
+    results = read_results(path)
+    return _build(results.frame, results.weight_columns, results.loss_columns, results.run_ids, results.source)
 
 
 def regmix_domain(column: str) -> str | None:
@@ -230,8 +184,8 @@ def regmix_domain(column: str) -> str | None:
 
 def load_regmix_csvs(mixtures_path: str | Path, losses_path: str | Path) -> RunTable:
     """The RegMix published format: mixture CSV and loss CSV, joined on ``index``."""
-    mixtures = read_table(mixtures_path, "mixtures file")
-    losses = read_table(losses_path, "losses file")
+    mixtures = read_frame(mixtures_path, "mixtures file")
+    losses = read_frame(losses_path, "losses file")
     source = f"{mixtures_path} + {losses_path}"
     for frame, path, flag in ((mixtures, mixtures_path, "--mixtures"), (losses, losses_path, "--losses")):
         if "index" not in frame.columns:

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -93,6 +93,30 @@ class CompiledForest:
 def compile_booster(booster: Any) -> CompiledForest:
     """Parse ``booster.dump_model()`` into :class:`CompiledForest` arrays."""
     model = booster.dump_model()
+    _check_model(model)
+    trees = model["tree_info"]
+    flat = _flatten_trees(trees)
+    mask_dtype, width = _mask_layout(flat.max_leaves)
+    nodes = _node_layout(flat.node_records, len(trees), width, mask_dtype)
+    i64 = lambda xs: np.asarray(xs, dtype=np.int64)  # noqa: E731
+    return CompiledForest(
+        num_features=int(model["max_feature_idx"]) + 1,
+        num_trees=len(trees),
+        max_leaves=flat.max_leaves,
+        **nodes,
+        leaf_offset=i64(flat.leaf_offset),
+        leaf_value=np.asarray(flat.leaf_value, dtype=np.float64),
+        split_feature=i64(flat.split_feature),
+        threshold=np.asarray(flat.threshold, dtype=np.float64),
+        kind=i64(flat.kind),
+        default_left=np.asarray(flat.default_left, dtype=np.bool_),
+        left=i64(flat.left),
+        right=i64(flat.right),
+        root=i64(flat.root),
+    )
+
+
+def _check_model(model: dict) -> None:
     objective = str(model.get("objective", "regression")).split()[0]
     if objective not in IDENTITY_OBJECTIVES:
         raise RegmixError(f"fast prediction supports regression objectives with identity output, not {objective!r}")
@@ -100,76 +124,98 @@ def compile_booster(booster: Any) -> CompiledForest:
         raise RegmixError("fast prediction supports one tree per iteration (regression), not multiclass models")
     if model.get("average_output"):
         raise RegmixError("fast prediction does not support random-forest (average_output) models")
-    num_features = int(model["max_feature_idx"]) + 1
-    trees = model["tree_info"]
 
-    # Flat arrays across trees.
-    split_feature, threshold, kind, default_left, left, right = [], [], [], [], [], []
-    leaf_value: list[float] = []
-    leaf_offset, root = [], []
-    # Per internal node: (tree, global leaf range of its left subtree as local indices)
-    node_records = []  # (feature, kind, threshold, tree, left_lo, left_hi, default_left)
-    max_leaves = 1
 
+@dataclass
+class _FlatTrees:
+    """Every tree's internal nodes and leaves in flat lists (the plain layout), plus one record per internal
+    node: ``(feature, missing kind, threshold, tree, first, one past last local leaf of its left subtree,
+    default_left)``."""
+
+    split_feature: list = field(default_factory=list)
+    threshold: list = field(default_factory=list)
+    kind: list = field(default_factory=list)
+    default_left: list = field(default_factory=list)
+    left: list = field(default_factory=list)
+    right: list = field(default_factory=list)
+    leaf_value: list = field(default_factory=list)
+    leaf_offset: list = field(default_factory=list)
+    root: list = field(default_factory=list)
+    node_records: list = field(default_factory=list)
+    max_leaves: int = 1
+
+
+def _flatten_trees(trees: list) -> _FlatTrees:
+    flat = _FlatTrees()
     for t, info in enumerate(trees):
-        structure = info["tree_structure"]
-        offset = len(leaf_value)
-        leaf_offset.append(offset)
+        offset = len(flat.leaf_value)
+        flat.leaf_offset.append(offset)
         local_leaves: list[float] = []
+        rid, _, _ = _visit(info["tree_structure"], t, offset, local_leaves, flat)
+        flat.root.append(rid)
+        flat.leaf_value.extend(local_leaves)
+        flat.max_leaves = max(flat.max_leaves, len(local_leaves))
+    return flat
 
-        def visit(node: dict) -> tuple[int, int, int]:
-            """Returns (encoded id, first local leaf, one past last local leaf) of this subtree."""
-            if "leaf_value" in node and "split_feature" not in node:
-                if "leaf_coeff" in node:
-                    raise RegmixError("fast prediction does not support linear trees (linear_tree=True)")
-                local_leaves.append(float(node["leaf_value"]))
-                idx = len(local_leaves) - 1
-                return ~(offset + idx), idx, idx + 1
-            if node.get("decision_type", "<=") != "<=":
-                raise RegmixError(f"fast prediction supports numerical splits only, got decision_type "
-                                  f"{node.get('decision_type')!r} (categorical features)")
-            me = len(split_feature)
-            split_feature.append(int(node["split_feature"]))
-            threshold.append(float(node["threshold"]))
-            kind.append(_MISSING_KINDS[str(node.get("missing_type", "None"))])
-            default_left.append(bool(node.get("default_left", True)))
-            left.append(0)
-            right.append(0)
-            lid, llo, lhi = visit(node["left_child"])
-            rid, _, rhi = visit(node["right_child"])
-            left[me], right[me] = lid, rid
-            node_records.append((split_feature[me], kind[me], threshold[me], t, llo, lhi, default_left[me]))
-            return me, llo, rhi
 
-        rid, _, _ = visit(structure)
-        root.append(rid)
-        leaf_value.extend(local_leaves)
-        max_leaves = max(max_leaves, len(local_leaves))
+def _visit(node: dict, t: int, offset: int, local_leaves: list, flat: _FlatTrees) -> tuple[int, int, int]:
+    """Add a subtree; returns (encoded id, first local leaf, one past last local leaf) of it. Leaves are
+    numbered left to right; a leaf's id is ``~(global leaf index)``."""
+    if "leaf_value" in node and "split_feature" not in node:
+        if "leaf_coeff" in node:
+            raise RegmixError("fast prediction does not support linear trees (linear_tree=True)")
+        local_leaves.append(float(node["leaf_value"]))
+        idx = len(local_leaves) - 1
+        return ~(offset + idx), idx, idx + 1
+    if node.get("decision_type", "<=") != "<=":
+        raise RegmixError(f"fast prediction supports numerical splits only, got decision_type "
+                          f"{node.get('decision_type')!r} (categorical features)")
+    me = len(flat.split_feature)
+    flat.split_feature.append(int(node["split_feature"]))
+    flat.threshold.append(float(node["threshold"]))
+    flat.kind.append(_MISSING_KINDS[str(node.get("missing_type", "None"))])
+    flat.default_left.append(bool(node.get("default_left", True)))
+    flat.left.append(0)
+    flat.right.append(0)
+    lid, llo, lhi = _visit(node["left_child"], t, offset, local_leaves, flat)
+    rid, _, rhi = _visit(node["right_child"], t, offset, local_leaves, flat)
+    flat.left[me], flat.right[me] = lid, rid
+    flat.node_records.append((flat.split_feature[me], flat.kind[me], flat.threshold[me], t, llo, lhi,
+                              flat.default_left[me]))
+    return me, llo, rhi
 
+
+def _mask_layout(max_leaves: int) -> tuple[Any, int]:
+    """Bitvector dtype and width; width 0 when a tree has more than 64 leaves (traversal only)."""
     if max_leaves <= 32:
-        mask_dtype, width = np.uint32, 32
-    elif max_leaves <= 64:
-        mask_dtype, width = np.uint64, 64
-    else:
-        mask_dtype, width = np.uint64, 0  # bitvectors unusable; traversal only
+        return np.uint32, 32
+    if max_leaves <= 64:
+        return np.uint64, 64
+    return np.uint64, 0
+
+
+def _mode_of(k: int, dleft: bool) -> int:
+    if k == KIND_NONE:
+        return MODE_NONE
+    if k == KIND_NAN:
+        return MODE_NAN_LEFT if dleft else MODE_NAN_RIGHT
+    return MODE_ZERO_LEFT if dleft else MODE_ZERO_RIGHT
+
+
+def _node_layout(node_records: list, num_trees: int, width: int, mask_dtype: Any) -> dict[str, np.ndarray]:
+    """The bitvector layout: node groups by (feature, mode), nodes ordered by (tree block, group, threshold,
+    tree), each with the mask that clears its left subtree's leaves and its threshold's rank in its group."""
     full = (1 << width) - 1 if width else 0
 
     def mask_of(lo: int, hi: int) -> int:
         return full & ~(((1 << (hi - lo)) - 1) << lo) if width else 0
 
-    def mode_of(k: int, dleft: bool) -> int:
-        if k == KIND_NONE:
-            return MODE_NONE
-        if k == KIND_NAN:
-            return MODE_NAN_LEFT if dleft else MODE_NAN_RIGHT
-        return MODE_ZERO_LEFT if dleft else MODE_ZERO_RIGHT
-
     group_ids: dict[tuple[int, int], int] = {}
-    for r in sorted(node_records, key=lambda r: (r[0], mode_of(r[1], r[6]))):
-        group_ids.setdefault((r[0], mode_of(r[1], r[6])), len(group_ids))
-    num_blocks = max(1, -(-len(trees) // TREE_BLOCK))
+    for r in sorted(node_records, key=lambda r: (r[0], _mode_of(r[1], r[6]))):
+        group_ids.setdefault((r[0], _mode_of(r[1], r[6])), len(group_ids))
+    num_blocks = max(1, -(-num_trees // TREE_BLOCK))
     keyed = sorted(
-        ((r[3] // TREE_BLOCK, group_ids[(r[0], mode_of(r[1], r[6]))], r[2], r[3], mask_of(r[4], r[5]))
+        ((r[3] // TREE_BLOCK, group_ids[(r[0], _mode_of(r[1], r[6]))], r[2], r[3], mask_of(r[4], r[5]))
          for r in node_records),
         key=lambda z: (z[0], z[1], z[2], z[3]),
     )
@@ -180,35 +226,20 @@ def compile_booster(booster: Any) -> CompiledForest:
     distinct: list[np.ndarray] = [np.empty(0)] * len(groups)
     for gid in range(len(groups)):
         distinct[gid] = np.unique(np.array([z[2] for z in keyed if z[1] == gid], dtype=np.float64))
-    group_threshold_start = np.concatenate(([0], np.cumsum([d.size for d in distinct]))).astype(np.int64)
     rank_dtype = np.int32 if mask_dtype == np.uint32 else np.int64
-    node_rank = np.array([int(np.searchsorted(distinct[z[1]], z[2])) for z in keyed], dtype=rank_dtype)
-
     i64 = lambda xs: np.asarray(xs, dtype=np.int64)  # noqa: E731
-    return CompiledForest(
-        num_features=num_features,
-        num_trees=len(trees),
-        max_leaves=max_leaves,
-        group_feature=i64([f for (f, _), _ in groups]),
-        group_mode=i64([m for (_, m), _ in groups]),
-        group_threshold_start=group_threshold_start,
-        group_thresholds=np.concatenate(distinct) if distinct else np.empty(0, dtype=np.float64),
-        block_start=block_start.astype(np.int64),
-        node_rank=node_rank,
-        node_group=i64([z[1] for z in keyed]),
-        node_threshold=np.asarray([z[2] for z in keyed], dtype=np.float64),
-        node_tree=i64([z[3] for z in keyed]),
-        node_mask=np.asarray([z[4] for z in keyed], dtype=mask_dtype),
-        leaf_offset=i64(leaf_offset),
-        leaf_value=np.asarray(leaf_value, dtype=np.float64),
-        split_feature=i64(split_feature),
-        threshold=np.asarray(threshold, dtype=np.float64),
-        kind=i64(kind),
-        default_left=np.asarray(default_left, dtype=np.bool_),
-        left=i64(left),
-        right=i64(right),
-        root=i64(root),
-    )
+    return {
+        "group_feature": i64([f for (f, _), _ in groups]),
+        "group_mode": i64([m for (_, m), _ in groups]),
+        "group_threshold_start": np.concatenate(([0], np.cumsum([d.size for d in distinct]))).astype(np.int64),
+        "group_thresholds": np.concatenate(distinct) if distinct else np.empty(0, dtype=np.float64),
+        "block_start": block_start.astype(np.int64),
+        "node_rank": np.array([int(np.searchsorted(distinct[z[1]], z[2])) for z in keyed], dtype=rank_dtype),
+        "node_group": i64([z[1] for z in keyed]),
+        "node_threshold": np.asarray([z[2] for z in keyed], dtype=np.float64),
+        "node_tree": i64([z[3] for z in keyed]),
+        "node_mask": np.asarray([z[4] for z in keyed], dtype=mask_dtype),
+    }
 
 
 # ---- numba kernels (compiled on first use, cached on disk by numba) ----------------------------------------

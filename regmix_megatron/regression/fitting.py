@@ -17,6 +17,7 @@ import pandas as pd
 
 from ..errors import DataError, RegmixError
 from ..fileio import atomic_path, atomic_write_json
+from ..target import Target
 from .data import (DEFAULT_MAX_NAN_FRACTION, RunTable, align_domains, check_enough_runs, clean_target)
 from .metrics import evaluate
 from .models import REGRESSORS, Regressor, make_regressor
@@ -27,43 +28,71 @@ FORMAT = "regmix-megatron/fit/v1"
 
 
 @dataclass
-class Target:
-    """One regression target: a metric column or a weighted combination of loss columns."""
+class FitTarget:
+    """One regression target: its values on the training (and test) runs and what it is."""
 
     name: str
+    """The fit's name for it: the table's column for a domain or metric column, ``average_val_loss`` or
+    ``combined_val_loss`` for derived targets. Keys ``metrics.json``, ``predictions.csv`` and the model folder."""
     train: np.ndarray
     test: np.ndarray | None = None
-    coefficients: dict[str, float] | None = None
-    """For a combined target: loss column -> weight (summing to 1)."""
+    target: Target | None = None
+    """The optimization target; None for a metric column that is not a per-domain validation loss."""
 
-    def definition(self) -> dict:
-        if self.coefficients is None:
-            return {"column": self.name}
-        return {"combined": self.coefficients}
+    def definition(self) -> str | dict:
+        """Its JSON form: :meth:`Target.to_json`, or ``{"column": name}`` for a plain metric column."""
+        return self.target.to_json() if self.target is not None else {"column": self.name}
+
+
+def fit_target(train: RunTable, test: RunTable | None, target: Target) -> FitTarget:
+    """An optimization target's values on the training (and test) runs, named after the training table's column
+    for a one-domain target (e.g. ``val_loss/x`` or ``metric/the_pile_x_val_loss``)."""
+    name = train.loss_column(target.single_domain) if target.single_domain is not None else target.column
+    y_test = test.values_of(target) if test is not None else None
+    return FitTarget(name, train.values_of(target), y_test, target)
 
 
 def resolve_targets(train: RunTable, test: RunTable | None, names: Sequence[str] = (), *,
-                    average: bool = False, combination: Mapping[str, float] | None = None) -> list[Target]:
-    """Targets from column names, plus the plain average and/or a weighted combination of per-domain losses."""
-    targets: list[Target] = []
+                    average: bool = False, combination: Mapping[str, float] | None = None) -> list[FitTarget]:
+    """Targets from column names (a per-domain loss column becomes that domain's target), plus the average
+    and/or a weighted combination of per-domain losses (keys: domain or loss column names)."""
+    targets: list[FitTarget] = []
     for name in names:
         column = train.resolve_target(name)
+        domain = train.metric_domains.get(column)
+        if domain is not None:
+            targets.append(fit_target(train, test, Target.domain(domain)))
+            continue
         y_test = None
         if test is not None:
             if column not in test.metrics.columns:
                 raise DataError(f"test data {test.source}: no target column {column!r}; available: "
                                 f"{list(test.metrics.columns)}")
             y_test = test.target_values(column)
-        targets.append(Target(column, train.target_values(column), y_test))
-    for weights in ([None] if average else []) + ([combination] if combination else []):
-        label, values, coef = train.combined_target(weights)
-        targets.append(Target(label, values, test.apply_combination(coef) if test is not None else None, coef))
+        targets.append(FitTarget(column, train.target_values(column), y_test))
+    if average:
+        targets.append(fit_target(train, test, Target.average()))
+    if combination:
+        targets.append(fit_target(train, test, _weighted_target(train, combination)))
     if not targets:
         raise RegmixError("no target: give --target COLUMN (repeatable), --target-average or --target-weights")
     names_seen = [t.name for t in targets]
     if len(set(names_seen)) != len(names_seen):
         raise RegmixError(f"target listed twice: {names_seen}")
     return targets
+
+
+def _weighted_target(train: RunTable, combination: Mapping[str, float]) -> Target:
+    weights: dict[str, float] = {}
+    for key, value in combination.items():
+        domain = train.domain_of(key)
+        if domain is None:
+            raise DataError(f"--target-weights: {key!r} is not a per-domain loss column or domain of "
+                            f"{train.source}; domains: {sorted(set(train.metric_domains.values()))}")
+        if domain in weights:
+            raise DataError(f"--target-weights: domain {domain!r} is named twice")
+        weights[domain] = value
+    return Target.weighted(weights, where="--target-weights")
 
 
 def slug(name: str) -> str:
@@ -132,7 +161,7 @@ def _clean_json(obj: Any) -> Any:
     return obj
 
 
-def fit_models(train: RunTable, targets: Sequence[Target], kinds: Sequence[str] = ("lightgbm", "linear"), *,
+def fit_models(train: RunTable, targets: Sequence[FitTarget], kinds: Sequence[str] = ("lightgbm", "linear"), *,
                test: RunTable | None = None, cv_folds: int = 0, seed: int = 0,
                max_nan_fraction: float = DEFAULT_MAX_NAN_FRACTION,
                lightgbm_options: Mapping[str, Any] | None = None) -> FitOutcome:
@@ -153,59 +182,18 @@ def fit_models(train: RunTable, targets: Sequence[Target], kinds: Sequence[str] 
         data_info["test"] = {"source": test.source, "num_runs": test.num_runs}
     target_info = {}
     for target in targets:
-        ok = clean_target(target.train, target.name, f"training data {train.source}", max_nan_fraction)
-        x, y = train.weights[ok], target.train[ok]
-        check_enough_runs(int(ok.sum()), train.num_domains, f"training data {train.source} (target {target.name})")
-        info = {"definition": target.definition(), "num_train_runs": int(ok.sum()),
-                "num_train_excluded_nan": int((~ok).sum())}
-        if test is not None and target.test is not None:
-            ok_test = clean_target(target.test, target.name, f"test data {test.source}", max_nan_fraction)
-            info.update(num_test_runs=int(ok_test.sum()), num_test_excluded_nan=int((~ok_test).sum()))
-        target_info[target.name] = info
-        train_ids = np.asarray(train.run_ids, dtype=object)[ok]
+        runs = _usable_runs(train, test, target, max_nan_fraction)
+        target_info[target.name] = runs.info
         for kind in kinds:
-            entry: dict[str, Any] = {}
-            if cv_folds:
-                cv, oof = cross_validate(kind, x, y, train.domains, target.name, cv_folds, seed, options)
-                entry["cv"] = cv
-                rows.append(pd.DataFrame({"target": target.name, "regressor": kind, "split": "cv",
-                                          "run_id": train_ids, "true": y, "predicted": oof}))
-            model = make_regressor(kind, train.domains, target.name, **options).fit(x, y)
+            model, entry, held_out = _fit_one(kind, train, runs, target, cv_folds, seed, options)
             models[(target.name, kind)] = model
-            if test is not None and target.test is not None:
-                xt, yt = test.weights[ok_test], target.test[ok_test]
-                pred = model.predict(xt)
-                entry["test"] = evaluate(yt, pred)
-                rows.append(pd.DataFrame({"target": target.name, "regressor": kind, "split": "test",
-                                          "run_id": np.asarray(test.run_ids, dtype=object)[ok_test],
-                                          "true": yt, "predicted": pred}))
-            # Headline: test metrics when there is a test set, else pooled out-of-fold CV metrics.
-            if "test" in entry:
-                headline, where = entry["test"], "test"
-            elif "cv" in entry:
-                headline, where = entry["cv"]["pooled"], "cv"
-            else:
-                headline, where = {}, "none"
-            entry.update({k: headline.get(k) for k in ("spearman", "pearson", "mse")})
-            entry["spearman_x100"] = None if entry["spearman"] is None else 100.0 * entry["spearman"]
-            entry["evaluated_on"] = where
-            if kind == "lightgbm":
-                entry["num_trees"] = int(model.booster.num_trees())
             per_regressor[kind]["targets"][target.name] = entry
+            rows += held_out
             logger.info("%-8s %-40s spearman=%s pearson=%s mse=%s (%s)", kind, target.name,
-                        _fmt(entry.get("spearman")), _fmt(entry.get("pearson")), _fmt(entry.get("mse")), where)
-    for kind, block in per_regressor.items():
-        entries = list(block["targets"].values())
-        if len(entries) == 1:
-            block.update({k: entries[0].get(k) for k in ("spearman", "spearman_x100", "pearson", "mse",
-                                                         "evaluated_on")})
-            block["target"] = next(iter(block["targets"]))
-        else:
-            for key in ("spearman", "pearson", "mse"):
-                vals = [e[key] for e in entries if e.get(key) is not None]
-                block[key] = float(np.mean(vals)) if vals else None
-            block["spearman_x100"] = None if block["spearman"] is None else 100.0 * block["spearman"]
-            block["aggregate"] = f"mean over {len(entries)} targets"
+                        _fmt(entry.get("spearman")), _fmt(entry.get("pearson")), _fmt(entry.get("mse")),
+                        entry["evaluated_on"])
+    for block in per_regressor.values():
+        _aggregate(block)
     summary = {
         "format": FORMAT,
         "data": data_info,
@@ -219,24 +207,138 @@ def fit_models(train: RunTable, targets: Sequence[Target], kinds: Sequence[str] 
     return FitOutcome(summary=_clean_json(summary), models=models, predictions=predictions)
 
 
+@dataclass
+class _Runs:
+    """The usable runs of one target: training rows (and test rows) whose target value is finite."""
+
+    x: np.ndarray
+    y: np.ndarray
+    run_ids: np.ndarray
+    x_test: np.ndarray | None
+    y_test: np.ndarray | None
+    test_ids: np.ndarray | None
+    info: dict
+
+
+def _usable_runs(train: RunTable, test: RunTable | None, target: FitTarget, max_nan_fraction: float) -> _Runs:
+    ok = clean_target(target.train, target.name, f"training data {train.source}", max_nan_fraction)
+    check_enough_runs(int(ok.sum()), train.num_domains, f"training data {train.source} (target {target.name})")
+    info = {"definition": target.definition(), "num_train_runs": int(ok.sum()),
+            "num_train_excluded_nan": int((~ok).sum())}
+    x_test = y_test = test_ids = None
+    if test is not None and target.test is not None:
+        ok_test = clean_target(target.test, target.name, f"test data {test.source}", max_nan_fraction)
+        info.update(num_test_runs=int(ok_test.sum()), num_test_excluded_nan=int((~ok_test).sum()))
+        x_test, y_test = test.weights[ok_test], target.test[ok_test]
+        test_ids = np.asarray(test.run_ids, dtype=object)[ok_test]
+    return _Runs(train.weights[ok], target.train[ok], np.asarray(train.run_ids, dtype=object)[ok], x_test, y_test,
+                 test_ids, info)
+
+
+def _fit_one(kind: str, train: RunTable, runs: _Runs, target: FitTarget, cv_folds: int, seed: int,
+             options: Mapping[str, Any]) -> tuple[Regressor, dict, list[pd.DataFrame]]:
+    """One regressor on one target: CV (when asked), the model on every usable run, test metrics (when there
+    is a test set). Returns the model, its ``metrics.json`` entry and its held-out prediction rows."""
+    entry: dict[str, Any] = {}
+    rows: list[pd.DataFrame] = []
+    if cv_folds:
+        cv, oof = cross_validate(kind, runs.x, runs.y, train.domains, target.name, cv_folds, seed, options)
+        entry["cv"] = cv
+        rows.append(pd.DataFrame({"target": target.name, "regressor": kind, "split": "cv",
+                                  "run_id": runs.run_ids, "true": runs.y, "predicted": oof}))
+    model = make_regressor(kind, train.domains, target.name, target.target, **options).fit(runs.x, runs.y)
+    if runs.x_test is not None:
+        pred = model.predict(runs.x_test)
+        entry["test"] = evaluate(runs.y_test, pred)
+        rows.append(pd.DataFrame({"target": target.name, "regressor": kind, "split": "test",
+                                  "run_id": runs.test_ids, "true": runs.y_test, "predicted": pred}))
+    # Headline: test metrics when there is a test set, else pooled out-of-fold CV metrics.
+    if "test" in entry:
+        headline, where = entry["test"], "test"
+    elif "cv" in entry:
+        headline, where = entry["cv"]["pooled"], "cv"
+    else:
+        headline, where = {}, "none"
+    entry.update({k: headline.get(k) for k in ("spearman", "pearson", "mse")})
+    entry["spearman_x100"] = None if entry["spearman"] is None else 100.0 * entry["spearman"]
+    entry["evaluated_on"] = where
+    if kind == "lightgbm":
+        entry["num_trees"] = int(model.booster.num_trees())
+    return model, entry, rows
+
+
+def _aggregate(block: dict) -> None:
+    """A regressor's headline metrics: its one target's, or the mean over its targets."""
+    entries = list(block["targets"].values())
+    if len(entries) == 1:
+        block.update({k: entries[0].get(k) for k in ("spearman", "spearman_x100", "pearson", "mse",
+                                                     "evaluated_on")})
+        block["target"] = next(iter(block["targets"]))
+    else:
+        for key in ("spearman", "pearson", "mse"):
+            vals = [e[key] for e in entries if e.get(key) is not None]
+            block[key] = float(np.mean(vals)) if vals else None
+        block["spearman_x100"] = None if block["spearman"] is None else 100.0 * block["spearman"]
+        block["aggregate"] = f"mean over {len(entries)} targets"
+
+
 def _fmt(x: Any) -> str:
     return "n/a" if x is None else f"{x:.4f}"
 
 
-def write_outputs(outcome: FitOutcome, output_dir: str | Path) -> dict[str, str]:
+@dataclass(frozen=True)
+class SavedModel:
+    """A model file written by :func:`write_outputs`."""
+
+    target: str | dict
+    """The target's JSON form (:meth:`FitTarget.definition`)."""
+    name: str
+    """The fit's name for the target (the key in ``metrics.json``)."""
+    regressor: str
+    path: str
+    """Relative to the fit's output directory."""
+
+
+def write_outputs(outcome: FitOutcome, output_dir: str | Path) -> list[SavedModel]:
     """Models under ``models/<target>/<regressor>.{txt,json}``, ``metrics.json``, ``predictions.csv``.
 
-    Returns regressor files by ``"<target>|<regressor>"``; the metrics file lists them too.
-    """
+    ``metrics.json`` lists each model under ``regressors.<kind>.targets.<name>.model``; the returned records
+    name the target by its JSON form."""
     output_dir = Path(output_dir)
-    files: dict[str, str] = {}
-    for (target, kind), model in outcome.models.items():
-        name = f"{kind}.txt" if kind == "lightgbm" else f"{kind}.json"
-        path = output_dir / "models" / slug(target) / name
+    saved: list[SavedModel] = []
+    for (name, kind), model in outcome.models.items():
+        file_name = f"{kind}.txt" if kind == "lightgbm" else f"{kind}.json"
+        path = output_dir / "models" / slug(name) / file_name
         model.save(path)
-        files[f"{target}|{kind}"] = str(path.relative_to(output_dir))
-        outcome.summary["regressors"][kind]["targets"][target]["model"] = files[f"{target}|{kind}"]
+        rel = str(path.relative_to(output_dir))
+        outcome.summary["regressors"][kind]["targets"][name]["model"] = rel
+        saved.append(SavedModel(outcome.summary["targets"][name]["definition"], name, kind, rel))
     with atomic_path(output_dir / "predictions.csv") as tmp:
         outcome.predictions.to_csv(tmp, index=False)
     atomic_write_json(output_dir / "metrics.json", outcome.summary)
-    return files
+    return saved
+
+
+def find_model(fit_dir: str | Path, regressor: str = "lightgbm", target: str | None = None) -> Path:
+    """The model file of ``regressor`` for ``target`` (the fit's name; default: its only target) in a fit
+    output directory, as listed in its ``metrics.json``. The one way to find a model in a fit folder."""
+    from ..fileio import read_json
+
+    fit_dir = Path(fit_dir)
+    metrics = read_json(fit_dir / "metrics.json")
+    fitted = metrics.get("regressors", {})
+    block = fitted.get(regressor)
+    if not block:
+        raise RegmixError(f"{fit_dir}: no {regressor!r} models; fitted: {sorted(fitted)} (pick a regressor "
+                          "that was fitted)")
+    targets = block.get("targets", {})
+    if target is None:
+        if len(targets) != 1:
+            raise RegmixError(f"{fit_dir} holds models for targets {sorted(targets)}: pick one")
+        target = next(iter(targets))
+    if target not in targets:
+        raise RegmixError(f"target {target!r}: not fitted in {fit_dir}; fitted: {sorted(targets)}")
+    rel = targets[target].get("model")
+    if not rel:
+        raise RegmixError(f"{fit_dir}: metrics.json lists no model file for {target!r}")
+    return fit_dir / rel

@@ -5,6 +5,12 @@ regressor's domain order (rows normalized exactly by the loaders). Files, never 
 
 - LightGBM: LightGBM's own text model at ``path`` plus a JSON sidecar ``<path>.meta.json`` (domains, target,
   parameters, SHA-256 of the model text).
+
+Both files name the target twice: ``target`` is the fit's name for it (a results-table column such as
+``val_loss/literature``, ``average_val_loss``), ``definition`` its JSON form (:meth:`regmix_megatron.target.Target.
+to_json`: ``"literature"``, ``"average"``, ``{"qa": 0.7, ...}``), or ``{"column": NAME}`` for a metric column that
+is not a validation loss. Files written before ``definition`` existed get it from the name when it is one of our
+columns.
 - Linear: one JSON file with the coefficients (``repr`` floats, exact round trip).
 
 :func:`load_regressor` reads either, and can refuse a model trained over a different domain set.
@@ -12,7 +18,6 @@ regressor's domain order (rows normalized exactly by the loaders). Files, never 
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -21,6 +26,7 @@ import numpy as np
 
 from ..errors import DataError, RegmixError
 from ..fileio import atomic_write_json, atomic_write_text, read_json
+from ..target import Target
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +63,10 @@ class Regressor:
     def __init__(self, domains: Sequence[str], target: str = "target") -> None:
         self.domains = tuple(domains)
         self.target = str(target)
+        """The fit's name for the target (a column name)."""
+        self.definition: Target | None = Target.from_column(self.target)
+        """The optimization target the model predicts (by default the one our column ``target`` names); None for
+        a metric column that is not a loss target."""
         self.num_train_runs = 0
 
     # -- the interface --------------------------------------------------------------------------------
@@ -105,8 +115,16 @@ class Regressor:
         )
 
     def _meta(self) -> dict:
-        return {"format": FORMAT, "kind": self.kind, "target": self.target, "domains": list(self.domains),
-                "num_train_runs": self.num_train_runs}
+        definition = self.definition.to_json() if self.definition is not None else {"column": self.target}
+        return {"format": FORMAT, "kind": self.kind, "target": self.target, "definition": definition,
+                "domains": list(self.domains), "num_train_runs": self.num_train_runs}
+
+    def _read_definition(self, meta: Mapping) -> None:
+        obj = meta.get("definition")
+        if obj is None:  # written before the definition was stored
+            self.definition = Target.from_column(self.target)
+        elif not (isinstance(obj, Mapping) and set(obj) == {"column"}):
+            self.definition = Target.from_json(obj)
 
 
 class LinearRegressor(Regressor):
@@ -153,6 +171,7 @@ class LinearRegressor(Regressor):
             reg.coef = np.array([float(obj["coef"][d]) for d in reg.domains], dtype=np.float64)
             reg.intercept = float(obj["intercept"])
             reg.num_train_runs = int(obj.get("num_train_runs", 0))
+            reg._read_definition(obj)
         except (KeyError, TypeError, ValueError) as exc:
             raise DataError(f"{path}: malformed linear model ({type(exc).__name__}: {exc}); refit it") from None
         reg.path = path
@@ -280,6 +299,7 @@ class LightGBMRegressor(Regressor):
             reg = cls(meta["domains"], meta["target"], num_rounds=int(meta.get("num_rounds", PAPER_NUM_ROUNDS)),
                       learning_rate=float(meta.get("learning_rate", 0.01)), seed=int(meta.get("seed", 0)))
             reg.num_train_runs = int(meta.get("num_train_runs", 0))
+            reg._read_definition(meta)
         except (KeyError, TypeError, ValueError) as exc:
             raise DataError(f"{sidecar_path(path)}: malformed sidecar ({type(exc).__name__}: {exc})") from None
         try:
@@ -302,13 +322,14 @@ def sidecar_path(path: str | Path) -> Path:
 REGRESSORS = {"lightgbm": LightGBMRegressor, "linear": LinearRegressor}
 
 
-def make_regressor(kind: str, domains: Sequence[str], target: str, **options: Any) -> Regressor:
+def make_regressor(kind: str, domains: Sequence[str], target: str, definition: Target | None = None,
+                   **options: Any) -> Regressor:
     """``kind`` in :data:`REGRESSORS`; ``options`` go to the LightGBM constructor (ignored for linear)."""
     if kind not in REGRESSORS:
         raise RegmixError(f"unknown regressor {kind!r}; choose from {sorted(REGRESSORS)}")
-    if kind == "linear":
-        return LinearRegressor(domains, target)
-    return LightGBMRegressor(domains, target, **options)
+    reg = LinearRegressor(domains, target) if kind == "linear" else LightGBMRegressor(domains, target, **options)
+    reg.definition = definition
+    return reg
 
 
 def load_regressor(path: str | Path, domains: Sequence[str] | None = None, source: str = "the data") -> Regressor:
@@ -341,15 +362,3 @@ def load_regressor(path: str | Path, domains: Sequence[str] | None = None, sourc
     if domains is not None:
         reg.check_domains(domains, source)
     return reg
-
-
-def model_info(path: str | Path) -> dict:
-    """The JSON metadata of a saved model (sidecar or linear file) without loading LightGBM."""
-    path = Path(path)
-    side = sidecar_path(path)
-    obj = read_json(side if side.exists() else path)
-    return {k: v for k, v in obj.items() if k not in ("coef",)} if isinstance(obj, dict) else {}
-
-
-def describe(reg: Regressor) -> str:
-    return json.dumps(reg._meta())

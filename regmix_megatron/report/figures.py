@@ -1,24 +1,40 @@
-"""Plots people read faster than numbers (matplotlib, Agg backend; imported only when plotting)."""
+"""Every figure of the reports (matplotlib, Agg backend; imported only when plotting).
+
+- sampling: the per-domain weight distributions of sampled mixtures (``regmix-megatron sample --plot``);
+- regression and search: predicted vs true on held-out runs, optimized weights vs prior and baselines, the
+  weight-loss correlation heatmap, feature importance;
+- the pipeline view: stage timings, the target comparison (RegMix vs baselines at target scale, sweep mixtures
+  in grey), rank invariance (proxy-scale vs target-scale target loss).
+
+Each ``plot_*`` returns a figure for :func:`regmix_megatron.report.page.figure_section`, except
+:func:`plot_mixture_distributions`, which writes its PNG itself.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .fileio import atomic_path
+from ..fileio import atomic_path
+from ..target import Target
+
+COLORS = {"regmix": "#d62728", "natural": "#1f77b4", "uniform": "#2ca02c", "target_only": "#9467bd"}
+SWEEP_COLOR = "#7f7f7f"
 
 
-def _pyplot():
+def pyplot():
+    """``matplotlib.pyplot`` on the Agg backend (no display needed)."""
     import matplotlib
 
-    matplotlib.use("Agg")
+    matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
 
     return plt
 
 
+# ---- sampling ---------------------------------------------------------------------------------------------
 def plot_mixture_distributions(
     mixtures: np.ndarray,
     domains: Sequence[str],
@@ -33,7 +49,7 @@ def plot_mixture_distributions(
     """PNG of per-domain weight distributions (box + jittered points, one row per domain) against the
     prior (red diamond) and the caps (black bar). The weight axis is symmetric-log (linear below
     ``min_weight``) so small domains stay readable; zero weights sit at 0. Written atomically."""
-    plt = _pyplot()
+    plt = pyplot()
     w = np.asarray(mixtures, dtype=np.float64)
     num_rows, num_domains = w.shape
     if num_domains != len(domains):
@@ -80,3 +96,179 @@ def plot_mixture_distributions(
         fig.savefig(tmp, format="png")
     plt.close(fig)
     return output
+
+
+# ---- regression and search --------------------------------------------------------------------------------
+def plot_predicted_vs_true(predictions: Any, target: str) -> Any:
+    """Scatter of held-out predicted vs true target, one panel per regressor, Spearman rho in each title."""
+    from ..regression.metrics import pearson, spearman
+
+    plt = pyplot()
+    frame = predictions[predictions["target"] == target]
+    kinds = list(dict.fromkeys(frame["regressor"]))
+    fig, axes = plt.subplots(1, max(1, len(kinds)), figsize=(5.2 * max(1, len(kinds)), 4.8), squeeze=False)
+    for ax, kind in zip(axes[0], kinds):
+        part = frame[frame["regressor"] == kind]
+        split = "test" if (part["split"] == "test").any() else "cv"
+        part = part[part["split"] == split]
+        y, p = part["true"].to_numpy(float), part["predicted"].to_numpy(float)
+        ax.scatter(y, p, s=12, alpha=0.6, edgecolors="none")
+        lo, hi = float(min(y.min(), p.min())), float(max(y.max(), p.max()))
+        pad = 0.03 * (hi - lo or 1.0)
+        ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color="grey", lw=1, ls="--", label="y = x")
+        rho = spearman(y, p) if len(y) > 1 else float("nan")
+        r = pearson(y, p) if len(y) > 1 else float("nan")
+        where = "test runs" if split == "test" else "out-of-fold (CV)"
+        ax.set_title(f"{kind}: Spearman rho = {rho:.4f} (x100 {100 * rho:.2f})\nPearson r = {r:.4f}, "
+                     f"{len(y)} {where}", fontsize=10)
+        ax.set_xlabel(f"true {target}")
+        ax.set_ylabel("predicted")
+        ax.legend(loc="upper left", fontsize=8)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def plot_weights(domains: Sequence[str], mixtures: Mapping[str, Sequence[float]],
+                 upper: Sequence[float] | None = None) -> Any:
+    """Grouped horizontal bars: weight per domain for each labelled mixture (first = the search result)."""
+    plt = pyplot()
+    domains = list(domains)
+    labels = list(mixtures)
+    height = 0.8 / max(1, len(labels))
+    fig, ax = plt.subplots(figsize=(9, min(16.0, 0.13 * len(domains) * max(3, len(labels)) + 2.0)))
+    y = np.arange(len(domains))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, label in enumerate(labels):
+        w = np.asarray(mixtures[label], dtype=float)
+        ax.barh(y + (i - (len(labels) - 1) / 2) * height, w, height=height, label=label,
+                color=colors[i % len(colors)], edgecolor="black" if i == 0 else "none", linewidth=0.6)
+    if upper is not None:
+        u = np.minimum(np.asarray(upper, dtype=float), 1.0)
+        ax.scatter(u, y, marker="|", s=300, color="black", label="cap (upper bound)", zorder=5)
+    ax.set_yticks(y)
+    ax.set_yticklabels(domains)
+    ax.invert_yaxis()
+    ax.set_xscale("function", functions=(np.sqrt, np.square))  # small weights stay visible
+    ax.set_xlim(0, 1.0)
+    ax.set_xticks([0, 0.001, 0.01, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0])
+    ax.set_xticklabels(["0", ".001", ".01", ".05", ".1", ".2", ".4", ".6", ".8", "1"])
+    ax.set_xlabel("weight (fraction of training tokens, square-root scale)")
+    ax.legend(loc="lower right", fontsize=8)
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_title("Optimized mixture vs prior and baselines")
+    fig.tight_layout()
+    return fig
+
+
+def plot_weight_loss_heatmap(corr: Any, target: str | None = None, short_names: Mapping[str, str] | None = None
+                             ) -> Any:
+    plt = pyplot()
+    values = corr.to_numpy(dtype=float)
+    cols = [(short_names or {}).get(c, c) for c in corr.columns]
+    fig, ax = plt.subplots(figsize=(1.0 + 0.55 * len(cols) + 2.5, 0.45 * len(corr.index) + 2.5))
+    im = ax.imshow(values, cmap="RdBu_r", vmin=-1, vmax=1, aspect="auto")
+    ax.set_xticks(range(len(cols)))
+    ax.set_xticklabels(cols, rotation=60, ha="right", fontsize=8)
+    ax.set_yticks(range(len(corr.index)))
+    ax.set_yticklabels(corr.index, fontsize=8)
+    ax.set_xlabel("validation loss of")
+    ax.set_ylabel("training weight of")
+    for i in range(values.shape[0]):
+        for j in range(values.shape[1]):
+            if np.isfinite(values[i, j]):
+                ax.text(j, i, f"{values[i, j]:.2f}", ha="center", va="center", fontsize=6,
+                        color="white" if abs(values[i, j]) > 0.6 else "black")
+    if target is not None and target in list(corr.columns):
+        j = list(corr.columns).index(target)
+        ax.add_patch(plt.Rectangle((j - 0.5, -0.5), 1, len(corr.index), fill=False, lw=2, ec="black"))
+    fig.colorbar(im, ax=ax, label="Spearman rho (weight, loss)", shrink=0.8)
+    ax.set_title("Per-domain correlation of weight with loss (training runs)\nnegative = more weight, lower loss")
+    fig.tight_layout()
+    return fig
+
+
+def plot_feature_importance(domains: Sequence[str], importances: Mapping[str, Sequence[float]]) -> Any:
+    """Horizontal bars of normalized importance per domain, one panel per model."""
+    plt = pyplot()
+    labels = list(importances)
+    fig, axes = plt.subplots(1, max(1, len(labels)), figsize=(5.2 * max(1, len(labels)),
+                                                           0.35 * len(domains) + 1.8), squeeze=False)
+    for ax, label in zip(axes[0], labels):
+        imp = np.asarray(importances[label], dtype=float)
+        imp = imp / imp.sum() if imp.sum() > 0 else imp
+        order = np.argsort(imp)
+        ax.barh(np.arange(len(domains)), imp[order])
+        ax.set_yticks(np.arange(len(domains)))
+        ax.set_yticklabels([domains[i] for i in order], fontsize=8)
+        ax.set_xlabel("share of total importance")
+        ax.set_title(label, fontsize=10)
+        ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+# ---- the pipeline view ------------------------------------------------------------------------------------
+def target_label(evaluation: Mapping) -> str:
+    """The display label of an ``evaluation.json``'s target."""
+    return Target.from_json(evaluation["target"]).label
+
+
+def short_label(label: str) -> str:
+    return label if not label.startswith("sweep:") else f"sweep {label.split(':', 1)[1][:6]}"
+
+
+def plot_stage_timings(timings: Sequence[tuple[str, float]]) -> Any:
+    plt = pyplot()
+    names = [n for n, _ in timings]
+    secs = np.array([s for _, s in timings], dtype=float)
+    fig, ax = plt.subplots(figsize=(6.5, 0.35 * len(names) + 1.0))
+    y = np.arange(len(names))[::-1]
+    ax.barh(y, secs, color="#4c72b0")
+    ax.set_yticks(y, names)
+    for yi, s in zip(y, secs):
+        ax.text(s, yi, f" {s:.0f} s", va="center", fontsize=8)
+    ax.set_xlabel("seconds (when the stage last ran)")
+    ax.set_title(f"Stage timings (total {secs.sum() / 60:.1f} min)")
+    ax.set_xlim(0, max(secs.max(), 1.0) * 1.2)
+    return fig
+
+
+def plot_target_comparison(evaluation: Mapping) -> Any:
+    plt = pyplot()
+    rows = list(evaluation["runs"])
+    labels = [short_label(r["label"]) for r in rows]
+    losses = np.array([r["target_loss"] for r in rows])
+    colors = [COLORS.get(r["label"], SWEEP_COLOR) for r in rows]
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.8 * len(rows) + 1.5), 3.8))
+    x = np.arange(len(rows))
+    bars = ax.bar(x, losses, color=colors)
+    for b, v in zip(bars, losses):
+        ax.text(b.get_x() + b.get_width() / 2, v, f"{v:.3f}", ha="center", va="bottom", fontsize=8)
+    ax.set_xticks(x, labels, rotation=30, ha="right")
+    lo, hi = float(losses.min()), float(losses.max())
+    pad = max((hi - lo) * 0.5, 0.02)
+    ax.set_ylim(lo - pad, hi + pad * 0.6)
+    ax.set_ylabel(f"target-scale val loss ({target_label(evaluation)})")
+    ax.set_title("Target runs: RegMix vs baselines (lower is better)")
+    return fig
+
+
+def plot_rank_invariance(evaluation: Mapping) -> Any:
+    plt = pyplot()
+    rank = evaluation["rank_invariance"]
+    pts = rank["mixtures"]
+    fig, ax = plt.subplots(figsize=(5.2, 4.4))
+    for p in pts:
+        c = COLORS.get(p["label"], SWEEP_COLOR)
+        ax.scatter(p["proxy_loss"], p["target_loss"], color=c, s=45, zorder=3)
+        ax.annotate(short_label(p["label"]), (p["proxy_loss"], p["target_loss"]), fontsize=7,
+                    xytext=(4, 3), textcoords="offset points")
+    rho = rank.get("spearman")
+    ax.set_xlabel(f"proxy-scale val loss ({target_label(evaluation)})")
+    ax.set_ylabel(f"target-scale val loss ({target_label(evaluation)})")
+    rho_text = "n/a" if rho is None else f"{rho:.2f}"
+    ax.set_title(f"Rank invariance: Spearman rho = {rho_text} (n = {rank['num_mixtures']})")
+    ax.grid(alpha=0.3)
+    return fig
+

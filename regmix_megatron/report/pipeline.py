@@ -1,7 +1,9 @@
-"""The pipeline view of the report, built from ``regmix_megatron.report``'s sections: stage timings, the sweep's
-loss table, the target comparison and the rank-invariance figure. The regression/search sections (metrics,
-predicted vs true, weights vs prior, correlations, importance) come from ``report.regmix_sections``; the page is
-written by ``report.build_report`` (one self-contained HTML; PNGs also written beside it).
+"""The pipeline's report (``OUT/report.html``): stage timings, the target comparison, rank invariance and the
+sweep's loss table, then the RegMix sections (:mod:`.regmix`: metrics, predicted vs true, weights vs prior,
+correlations, importance), written as one page by :func:`.page.build_report` (PNGs also written beside it).
+
+Reads the pipeline's files and documents (stage records, ``evaluation.json``, the results table, the fit and
+search directories); imports nothing of :mod:`regmix_megatron.pipeline`.
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ from typing import Mapping, Sequence
 
 import pandas as pd
 
-from ..report import Section, build_report, figure_section, regmix_sections, table_html
+from ..results import read_results
+from ..target import Target
 from . import figures
-from .config import AVERAGE
+from .page import Section, build_report, figure_section, table_html
+from .regmix import regmix_sections
 
 #: Sweep rows shown in the report table (best first); the CSV has all of them.
 MAX_SWEEP_ROWS = 64
@@ -33,25 +37,24 @@ def stage_timing_sections(records: Sequence[Mapping]) -> list[Section]:
     return [Section(fig.title, fig.html + table_html(frame, "{:.1f}"), fig.images)]
 
 
-def sweep_frame(results_csv: Path, target: str) -> pd.DataFrame:
+def sweep_frame(results_csv: Path, target: Target) -> pd.DataFrame:
     """The sweep's results with a ``target`` column, best (lowest target loss) first."""
-    frame = pd.read_csv(results_csv)
-    loss_cols = [c for c in frame.columns if c.startswith("val_loss/")]
-    frame["target"] = frame[loss_cols].mean(axis=1) if target == AVERAGE else frame[f"val_loss/{target}"]
+    results = read_results(results_csv)
+    frame = results.frame.copy()
+    frame["target"] = target.values(results.losses(), where=str(results_csv))
     return frame.sort_values("target", kind="stable").reset_index(drop=True)
 
 
-def sweep_section(results_csv: Path, target: str) -> Section:
+def sweep_section(results_csv: Path, target: Target) -> Section:
+    results = read_results(results_csv)
     frame = sweep_frame(results_csv, target)
     shown = frame.head(MAX_SWEEP_ROWS)
-    weight_cols = [c for c in frame.columns if c.startswith("weight/")]
-    loss_cols = [c for c in frame.columns if c.startswith("val_loss/")]
     table = pd.DataFrame({"#": range(1, len(shown) + 1), "run": shown["run_id"].astype(str).str[:8]})
-    for c in weight_cols:
-        table[f"w {c.split('/', 1)[1]}"] = shown[c]
-    for c in loss_cols:
-        table[f"loss {c.split('/', 1)[1]}"] = shown[c]
-    table[f"target ({target})"] = shown["target"]
+    for c, d in results.weight_columns.items():
+        table[f"w {d}"] = shown[c]
+    for c, d in results.loss_columns.items():
+        table[f"loss {d}"] = shown[c]
+    table[f"target ({target.label})"] = shown["target"]
     losses = frame["target"].to_numpy()
     note = (f"<p>{len(frame)} proxy runs sorted by the target loss, best first"
             + (f" (the best {MAX_SWEEP_ROWS} are shown)" if len(frame) > MAX_SWEEP_ROWS else "")
@@ -63,7 +66,7 @@ def sweep_section(results_csv: Path, target: str) -> Section:
 
 def target_sections(evaluation: Mapping) -> list[Section]:
     comp = evaluation["comparison"]
-    lines = [f"RegMix reaches {comp['regmix_target_loss']:.4f} on the target ({evaluation['target']}) and ranks "
+    lines = [f"RegMix reaches {comp['regmix_target_loss']:.4f} on the target ({figures.target_label(evaluation)}) and ranks "
              f"{comp['regmix_rank']} of {comp['num_target_runs']} target-scale runs."]
     for name, b in comp["baselines"].items():
         verdict = "lower (better) than" if b["regmix_minus_baseline"] < 0 else "higher (worse) than"
@@ -103,7 +106,7 @@ def headline(evaluation: Mapping) -> str:
     comp = evaluation["comparison"]
     rho = evaluation["rank_invariance"].get("spearman")
     beats = comp["regmix_beats"]
-    return (f"Target: {evaluation['target']}. RegMix target-scale loss {comp['regmix_target_loss']:.4f}; it beats "
+    return (f"Target: {figures.target_label(evaluation)}. RegMix target-scale loss {comp['regmix_target_loss']:.4f}; it beats "
             f"{len(beats)} of {len(comp['baselines'])} baselines" + (f" ({', '.join(beats)})" if beats else "")
             + f". Rank invariance (Spearman, proxy vs target scale): {'n/a' if rho is None else f'{rho:.2f}'} over "
             f"{evaluation['rank_invariance']['num_mixtures']} mixtures.")
@@ -111,7 +114,7 @@ def headline(evaluation: Mapping) -> str:
 
 def write_pipeline_report(path: Path, png_dir: Path, *, records: Sequence[Mapping], evaluation: Mapping,
                           results_csv: Path, fit_dir: Path, search_dir: Path, fit_target: str,
-                          target: str) -> Path:
+                          target: Target) -> Path:
     """The whole report: headline, pipeline view, then the regression/search sections."""
     from ..regression.data import load_results_table
 

@@ -1,9 +1,9 @@
-"""The results table of a sweep: one row per completed run, mixture weights and every per-domain loss.
+"""Collect a sweep's results table: one row per completed run, mixture weights and every per-domain loss.
 
-Columns (docs/DESIGN.md): ``run_id, mixture_hash, seed``, ``weight/<domain>`` for every domain in canonical
-order, then ``val_loss/<domain>`` for every domain. A run that is not done, or whose result lacks a finite loss
-for some domain, is left out and listed with its reason and log path: the table never has a hole or a value
-that was not measured. ``results.csv`` and ``results.parquet`` are written atomically.
+The table's columns, writer and reader belong to :mod:`regmix_megatron.results`. A run that is not done, or
+whose result lacks a finite loss for some domain, is left out and listed with its reason and log path: the table
+never has a hole or a value that was not measured. ``results.csv`` and ``results.parquet`` are written
+atomically.
 """
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import RegmixError
-from ..fileio import atomic_path, atomic_write_json
+from ..fileio import atomic_write_json
+from ..results import RESULTS_CSV, RESULTS_PARQUET, make_table, write_table
+from ..results import columns as result_columns  # noqa: F401 (the table's columns, for callers of collect)
 from . import state as st
 from .plan import Sweep
 
-RESULTS_CSV = "results.csv"
-RESULTS_PARQUET = "results.parquet"
 EXCLUDED_JSON = "excluded.json"
 
 
@@ -39,11 +39,6 @@ class Collected:
     parquet_path: Path | None
 
 
-def result_columns(domains: tuple[str, ...]) -> list[str]:
-    return (["run_id", "mixture_hash", "seed"] + [f"weight/{d}" for d in domains]
-            + [f"val_loss/{d}" for d in domains])
-
-
 def build_table(sweep: Sweep, states: dict[str, st.RunState]) -> tuple[pd.DataFrame, list[ExcludedRun]]:
     domains = sweep.domain_names
     rows, excluded = [], []
@@ -57,15 +52,9 @@ def build_table(sweep: Sweep, states: dict[str, st.RunState]) -> tuple[pd.DataFr
         if problem:
             excluded.append(ExcludedRun(run.run_id, "invalid", problem, s.log_path))
             continue
-        weights = run.mixture.as_array(domains)
-        losses = result["val_loss"]
-        row = {"run_id": run.run_id, "mixture_hash": run.mixture.hash, "seed": run.seed}
-        row.update({f"weight/{d}": float(w) for d, w in zip(domains, weights)})
-        row.update({f"val_loss/{d}": float(losses[d]) for d in domains})
-        rows.append(row)
-    table = pd.DataFrame(rows, columns=result_columns(domains))
-    table["seed"] = table["seed"].astype("int64")
-    return table, excluded
+        rows.append({"run_id": run.run_id, "mixture_hash": run.mixture.hash, "seed": run.seed,
+                     "weights": dict(zip(domains, run.mixture.as_array(domains))), "val_loss": result["val_loss"]})
+    return make_table(rows, domains), excluded
 
 
 def _check_result(result: dict, run, domains) -> str:
@@ -107,10 +96,7 @@ def collect(sweep: Sweep, allow_incomplete: bool = False, write: bool = True) ->
     if write:
         csv_path = sweep.root / RESULTS_CSV
         parquet_path = sweep.root / RESULTS_PARQUET
-        with atomic_path(csv_path) as tmp:
-            table.to_csv(tmp, index=False, float_format="%.17g")
-        with atomic_path(parquet_path) as tmp:
-            table.to_parquet(tmp, index=False)
+        write_table(table, csv_path, parquet_path)
         atomic_write_json(sweep.root / EXCLUDED_JSON,
                           [{"run_id": e.run_id, "status": e.status, "reason": e.reason, "log": e.log_path}
                            for e in excluded])

@@ -1,0 +1,145 @@
+"""The RegMix sections of a report: the regression (a ``fit`` output directory), the search (a ``search`` output
+directory) and the training runs.
+
+Predicted vs true on held-out runs (with Spearman rho), feature importance, optimized weights vs the prior and
+baselines, per-domain correlation of weight with loss (heatmap), and tables of the numbers behind them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from . import figures
+from .page import Section, figure_section, table_section
+
+
+def regmix_sections(fit_dir: str | Path | None = None, search_dir: str | Path | None = None,
+                    runs: Any = None, target: str | None = None) -> list[Section]:
+    """Sections for the regression (``fit_dir``) and search (``search_dir``) outputs and the training runs
+    (a :class:`~regmix_megatron.regression.data.RunTable`). ``target`` is the fit's name of the target to show
+    (default: the search's, else the first fitted)."""
+    from ..fileio import read_json
+
+    metrics = read_json(Path(fit_dir) / "metrics.json") if fit_dir else None
+    search = read_json(Path(search_dir) / "search.json") if search_dir else None
+    if target is None:
+        if search is not None:
+            target = search["target"]
+        elif metrics is not None:
+            target = next(iter(metrics["targets"]))
+    sections: list[Section] = []
+    if metrics is not None:
+        sections += fit_sections(Path(fit_dir), metrics, target)
+    if search is not None:
+        sections += search_sections(search)
+    if runs is not None:
+        sections.append(correlation_section(runs, target))
+    return sections
+
+
+def fit_sections(fit_dir: Path, metrics: Mapping, target: str | None) -> list[Section]:
+    """The metrics table, predicted vs true on held-out runs, and feature importance."""
+    import pandas as pd
+
+    rows = []
+    for kind, block in metrics["regressors"].items():
+        for t, e in block["targets"].items():
+            cv = e.get("cv") or {}
+            rows.append({"regressor": kind, "target": t, "evaluated on": e.get("evaluated_on"),
+                         "Spearman x100": None if e.get("spearman") is None else f"{100 * e['spearman']:.2f}",
+                         "Pearson": e.get("pearson"), "MSE": e.get("mse"),
+                         "CV Spearman (mean)": cv.get("spearman_mean"), "CV folds": cv.get("num_folds")})
+    data = metrics.get("data", {})
+    note = (f"Training runs: {data.get('train', {}).get('num_runs')} ({data.get('train', {}).get('source')}). "
+            + (f"Test runs: {data['test']['num_runs']} ({data['test']['source']})." if "test" in data else
+               "No separate test set: metrics are out-of-fold cross-validation."))
+    sections = [table_section("Regression metrics", pd.DataFrame(rows), note)]
+    pred_path = fit_dir / "predictions.csv"
+    if pred_path.exists():
+        predictions = pd.read_csv(pred_path)
+        if target in set(predictions["target"]):
+            sections.append(figure_section(
+                "Predicted vs true on held-out runs", figures.plot_predicted_vs_true(predictions, target),
+                "Each point is a run the model did not see while fitting. Rank correlation (Spearman) is "
+                "what matters for search.", name="predicted_vs_true"))
+    importance = importance_section(fit_dir, metrics, target)
+    return sections + ([importance] if importance is not None else [])
+
+
+def importance_section(fit_dir: Path, metrics: Mapping, target: str | None) -> Section | None:
+    """Feature importance of every fitted model of ``target`` (None when it has no model)."""
+    from ..regression.fitting import find_model
+    from ..regression.models import load_regressor
+
+    importances = {}
+    domains = None
+    for kind, block in metrics["regressors"].items():
+        if target not in block["targets"] or not block["targets"][target].get("model"):
+            continue
+        model = load_regressor(find_model(fit_dir, kind, target))
+        domains = list(model.domains)
+        importances[f"{kind} ({'gain' if kind == 'lightgbm' else '|coefficient|'})"] = model.feature_importance()
+    if not importances:
+        return None
+    return figure_section("Feature importance", figures.plot_feature_importance(domains, importances),
+                          f"Which domain weights the models rely on to predict {target}. "
+                          "LightGBM: total split gain. Linear: |coefficient|; since weights "
+                          "sum to 1 the coefficients are only defined relative to each other "
+                          "(large ones often belong to rarely-sampled domains).",
+                          name="feature_importance")
+
+
+def search_sections(search: Mapping) -> list[Section]:
+    """The optimized weights vs prior and baselines (figure and table) and the predicted targets."""
+    import pandas as pd
+
+    domains = search["domains"]
+    mixtures = {"regmix (search result)": [search["result"]["weights"].get(d, 0.0) for d in domains]}
+    for name, b in search["baselines"].items():
+        mixtures[name] = [b["weights"].get(d, 0.0) for d in domains]
+    upper = [search["bounds"]["upper"][d] for d in domains]
+    sections = [figure_section("Optimized weights vs prior and baselines",
+                               figures.plot_weights(domains, mixtures, upper),
+                               "Black ticks: the per-domain caps the search respected.", name="weights")]
+    column = f"predicted {search['target']}"
+    rows = [{"mixture": "regmix (search result)", column: search["result"]["predicted"],
+             "within caps": search["result"]["within_caps"]}]
+    rows += [{"mixture": n, column: b["predicted"], "within caps": b["within_caps"]}
+             for n, b in search["baselines"].items()]
+    cfg = search["config"]
+    sections.append(table_section(
+        "Search result and baselines", pd.DataFrame(rows),
+        f"{cfg['num_candidates']:,} candidates (seed {cfg['seed']}), top-{cfg['top_k']} averaged; objective: "
+        f"{search['objective']} the predicted target.", float_format="{:.5f}"))
+    weights = pd.DataFrame({"domain": domains, **{k: v for k, v in mixtures.items()}, "cap": upper})
+    sections.append(table_section("Weights", weights, float_format="{:.4f}"))
+    return sections
+
+
+def correlation_section(runs: Any, target: str | None) -> Section:
+    corr = weight_loss_correlation(runs)
+    short = {c: runs.metric_domains.get(c, c) for c in corr.columns}
+    return figure_section(
+        "Correlation of domain weight with loss", figures.plot_weight_loss_heatmap(corr, target, short),
+        f"Spearman correlation over {runs.num_runs} training runs; the target column is outlined.",
+        name="weight_loss_heatmap")
+
+
+def weight_loss_correlation(runs: Any) -> Any:
+    """DataFrame (domains x loss columns) of Spearman correlation between a domain's weight and a loss."""
+    import pandas as pd
+
+    from ..regression.metrics import spearman
+
+    columns = list(runs.metric_domains) or list(runs.metrics.columns)
+    out = pd.DataFrame(index=list(runs.domains), columns=columns, dtype=float)
+    for col in columns:
+        y = runs.metrics[col].to_numpy(float)
+        ok = np.isfinite(y)
+        for i, d in enumerate(runs.domains):
+            w = runs.weights[ok, i]
+            out.loc[d, col] = spearman(w, y[ok]) if ok.sum() > 2 and np.ptp(w) > 0 else np.nan
+    return out

@@ -1,0 +1,196 @@
+"""The files of a search: what it reads besides the model, and what it writes.
+
+Reads: a prior or token counts (:func:`load_weights_file`: a mixture file, a RegMix config, or counts per domain;
+:func:`tokens_from_mapping`). Writes (:func:`search_and_write`, which also runs the search): ``mixture.json`` (the
+result, :meth:`Mixture.save`), ``top_k.csv`` (:func:`write_top_k`), with a domains manifest the Megatron-LM files
+(:func:`regmix_megatron.export.export_mixture`), and last ``search.json`` (:func:`summarize`, format
+:data:`FORMAT`: the predicted target of the result and of each baseline, ``within_caps``, bounds, timings), so its
+presence means the search finished.
+
+Pure core: numpy, pandas.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from .errors import DataError
+from .fileio import atomic_path, atomic_write_json, read_json, read_yaml
+from .mixture import Mixture
+from .search import (SearchConfig, SearchResult, baseline_mixtures, check_within_bounds, make_predict_fn,
+                     run_search)
+from .target import Target
+
+FORMAT = "regmix-megatron/search/v1"
+#: Scale applied to a prior given as fractions, so it can stand in for token counts (share-based caps only).
+PRIOR_TOKEN_SCALE = 1e12
+
+
+@dataclass(frozen=True)
+class SearchPrior:
+    """What the search pool is drawn around: train tokens per domain (the regressor's order) and the natural
+    mixture, from one of three sources."""
+
+    tokens: np.ndarray
+    mixture: Mixture
+    registry: Any = None
+    """The :class:`~regmix_megatron.manifest.DomainRegistry` when read from ``domains.json`` (enables export)."""
+    shares_only: bool = False
+    """The tokens are token shares scaled by :data:`PRIOR_TOKEN_SCALE`: epoch caps cannot be computed."""
+
+
+def load_prior(domains: Sequence[str], *, domains_json: str | None = None, tokens_file: str | None = None,
+               prior_file: str | None = None) -> SearchPrior:
+    """The prior from exactly one of: a ``domains.json`` (exact token counts), a mapping domain -> training
+    tokens, or a mixture file of token shares (e.g. a RegMix config)."""
+    from .manifest import DomainRegistry
+
+    domains = list(domains)
+    if domains_json:
+        registry = DomainRegistry.load(domains_json)
+        return SearchPrior(registry.tokens_per_domain("train").astype("float64"),
+                           Mixture.from_array(registry.names, registry.prior("train")), registry)
+    if tokens_file:
+        tokens = tokens_from_mapping(load_weights_file(tokens_file, "--tokens-per-domain"), domains,
+                                     f"--tokens-per-domain {tokens_file}")
+        return SearchPrior(tokens, Mixture.from_array(domains, tokens))
+    shares = tokens_from_mapping(load_weights_file(prior_file, "--prior"), domains, f"--prior {prior_file}")
+    tokens = shares / shares.sum() * PRIOR_TOKEN_SCALE
+    return SearchPrior(tokens, Mixture.from_array(domains, tokens), shares_only=True)
+
+
+def load_weights_file(path: str | Path, what: str = "prior") -> dict[str, float]:
+    """A mapping domain -> number from JSON/YAML: a mixture file (``{"weights": {...}}`` or a plain mapping), a
+    RegMix config (``{"train": {"train_the_pile_x": w}}``), or token counts. RegMix ``train_the_pile_`` /
+    ``train_`` prefixes are stripped. No normalization here."""
+    from .regression.data import regmix_domain
+
+    path = Path(path)
+    obj = read_yaml(path) if path.suffix in (".yaml", ".yml") else read_json(path)
+    if isinstance(obj, Mapping):
+        for key in ("weights", "train", "tokens_per_domain"):
+            if key in obj and isinstance(obj[key], Mapping):
+                obj = obj[key]
+                break
+    if not isinstance(obj, Mapping) or not obj:
+        raise DataError(f"{what} {path}: expected a mapping domain -> number (or {{'weights': {{...}}}})")
+    out: dict[str, float] = {}
+    for key, value in obj.items():
+        name = regmix_domain(str(key)) or str(key)
+        try:
+            x = float(value)
+        except (TypeError, ValueError):
+            raise DataError(f"{what} {path}: value of {key!r} is {value!r}, not a number") from None
+        if not math.isfinite(x) or x < 0:
+            raise DataError(f"{what} {path}: value of {key!r} is {value!r}: use a finite number >= 0")
+        if name in out:
+            raise DataError(f"{what} {path}: domain {name!r} listed twice")
+        out[name] = x
+    return out
+
+
+def tokens_from_mapping(values: Mapping[str, float], domains: Sequence[str], source: str,
+                        scale: float = 1.0) -> np.ndarray:
+    """Token counts (float64) over ``domains`` from a mapping; names must match exactly."""
+    missing = sorted(set(domains) - set(values))
+    unknown = sorted(set(values) - set(domains))
+    if missing or unknown:
+        raise DataError(f"{source}: domains do not match the model's: missing {missing}, unknown {unknown}; "
+                        f"give a value for each of {list(domains)}")
+    t = np.array([values[d] for d in domains], dtype=np.float64) * scale
+    if t.sum() <= 0:
+        raise DataError(f"{source}: all values are zero")
+    return t
+
+
+def summarize(result: SearchResult, domains: Sequence[str], baselines: Mapping[str, Mixture],
+              predict: Callable[[np.ndarray], np.ndarray], config: SearchConfig, *, target: str,
+              extra: Mapping[str, Any] | None = None) -> dict:
+    """The JSON document written as ``search.json``."""
+    domains = list(domains)
+    base = {}
+    for name, m in baselines.items():
+        w = m.as_array(domains)
+        base[name] = {"predicted": float(predict(w[None, :])[0]), "weights": m.as_dict(),
+                      "within_caps": bool(check_within_bounds(w, result.lower, result.upper)[0])}
+    better = [n for n, b in base.items()
+              if (result.predicted > b["predicted"] if config.maximize else result.predicted < b["predicted"])]
+    doc = {
+        "format": FORMAT,
+        "target": target,
+        "objective": "maximize" if config.maximize else "minimize",
+        "config": {"num_candidates": config.num_candidates, "top_k": config.top_k,
+                   "chunk_size": config.chunk_size, "seed": config.seed},
+        "result": {"predicted": result.predicted, "weights": result.mixture.as_dict(),
+                   "hash": result.mixture.hash,
+                   "within_caps": bool(check_within_bounds(result.mixture.as_array(domains), result.lower,
+                                                           result.upper)[0])},
+        "top_k": {"best": float(result.top_scores[0]), "worst": float(result.top_scores[-1]),
+                  "mean": float(result.top_scores.mean())},
+        "baselines": base,
+        "result_beats": sorted(better),
+        "domains": domains,
+        "bounds": {"lower": dict(zip(domains, map(float, result.lower))),
+                   "upper": dict(zip(domains, map(float, result.upper)))},
+        "seconds": {k: round(v, 3) for k, v in result.seconds.items()},
+    }
+    if extra:
+        doc.update(extra)
+    return doc
+
+
+def write_top_k(result: SearchResult, domains: Sequence[str], path: str | Path) -> Path:
+    """The top-k candidates (rank, pool position, predicted, weights) as CSV, atomically."""
+    import pandas as pd
+
+    frame = pd.DataFrame(result.top_rows, columns=list(domains))
+    frame.insert(0, "predicted", result.top_scores)
+    frame.insert(0, "pool_position", result.top_positions)
+    frame.insert(0, "rank", np.arange(1, len(frame) + 1))
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False, float_format="%.17g")
+    return Path(path)
+
+
+def search_and_write(regressor: Any, tokens_per_domain: np.ndarray, sampler_config: Any, config: SearchConfig,
+                     output_dir: str | Path, *, registry: Any = None, prior: Mixture | None = None,
+                     extra_baselines: Mapping[str, Mixture] | None = None, fast: bool = True,
+                     progress: Callable[[int, int], None] | None = None,
+                     extra: Mapping[str, Any] | None = None, export_dir: str = "megatron",
+                     target: Target | None = None) -> dict:
+    """Run the search for a fitted ``regressor`` and write ``mixture.json``, ``search.json``, ``top_k.csv`` and,
+    with a ``registry`` (:class:`~regmix_megatron.manifest.DomainRegistry`), the Megatron files under
+    ``export_dir/``. ``tokens_per_domain`` is in the regressor's domain order; ``prior`` defaults to the token
+    shares; ``target`` (for the ``target_only`` baseline) defaults to the one the model predicts. Returns the
+    ``search.json`` document."""
+    domains = list(regressor.domains)
+    if registry is not None:
+        regressor.check_domains(registry.names, f"domains manifest {registry.path or ''}".strip())
+    if prior is None:
+        prior = Mixture.from_array(domains, tokens_per_domain)
+    if target is None:
+        target = regressor.definition
+    baselines = baseline_mixtures(prior, target, extra_baselines)
+    predict = make_predict_fn(regressor, fast=fast)
+    result = run_search(predict, tokens_per_domain, domains, sampler_config, config, progress=progress)
+    out = Path(output_dir)
+    files: dict[str, Any] = {"top_k": str(write_top_k(result, domains, out / "top_k.csv"))}
+    doc_extra: dict[str, Any] = {"regressor": regressor.kind, "model": getattr(regressor, "path", "") or None,
+                                 "files": files}
+    if registry is not None:
+        from .export import export_mixture
+
+        exported = export_mixture(registry, result.mixture.restrict(registry.names), out / export_dir)
+        files["megatron"] = {k: str(v) for k, v in exported.items()}
+    else:
+        doc_extra["export_skipped"] = "no domains manifest given (no Megatron prefixes to write)"
+    doc_extra.update(extra or {})
+    doc = summarize(result, domains, baselines, predict, config, target=regressor.target, extra=doc_extra)
+    files["mixture"] = str(result.mixture.save(out / "mixture.json"))
+    atomic_write_json(out / "search.json", doc)  # last: its presence means the search finished
+    return doc

@@ -1,0 +1,150 @@
+"""Fitting (regmix_megatron/regression/fitting.py): targets, CV, test evaluation, output files, the fit CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from helpers.regression import DOMAINS, FAST, regmix_csvs, results_table, runs
+from regmix_megatron.cli import main
+from regmix_megatron.errors import DataError, RegmixError
+from regmix_megatron.regression.data import load_regmix_csvs, load_results_table
+from regmix_megatron.regression.fitting import (cross_validate, find_model, fit_models, fit_target, kfold_indices,
+                                                resolve_targets, write_outputs)
+from regmix_megatron.regression.models import LinearRegressor, load_regressor
+from regmix_megatron.target import Target
+
+
+def test_kfold_and_cross_validate():
+    folds = kfold_indices(23, 5, seed=1)
+    assert sorted(np.concatenate(folds).tolist()) == list(range(23))
+    assert [len(f) for f in folds] == [5, 5, 5, 4, 4]
+    w, losses = runs(100)
+    x = w / w.sum(1, keepdims=True)
+    cv, oof = cross_validate("linear", x, losses["web"], DOMAINS, "web", 5, seed=0)
+    assert cv["pooled"]["spearman"] > 0.9 and oof.shape == (100,)
+    # out-of-fold: fold 0's predictions come from a model that never saw fold 0
+    held = kfold_indices(100, 5, 0)[0]
+    keep = np.setdiff1d(np.arange(100), held)
+    ref = LinearRegressor(DOMAINS, "web").fit(x[keep], losses["web"][keep])
+    np.testing.assert_allclose(oof[held], ref.predict(x[held]))
+
+
+def test_targets_are_named_by_column_and_defined_by_their_json_form(tmp_path):
+    table = load_results_table(results_table(tmp_path / "results")[0])
+    regmix = load_regmix_csvs(*regmix_csvs(tmp_path)[:2])
+    targets = resolve_targets(table, None, ["web", "val_loss/code"], average=True,
+                              combination={"web": 0.5, "val_loss/wiki": 0.5})
+    assert [t.name for t in targets] == ["val_loss/web", "val_loss/code", "average_val_loss", "combined_val_loss"]
+    assert [t.definition() for t in targets] == ["web", "code", "average", {"web": 0.5, "wiki": 0.5}]
+    assert fit_target(regmix, None, Target.domain("web")).name == "metric/the_pile_web_val_loss"
+    np.testing.assert_array_equal(targets[2].train, table.values_of(Target.average()))
+    with pytest.raises(RegmixError, match="target listed twice"):
+        resolve_targets(table, None, ["web", "val_loss/web"])
+    with pytest.raises(DataError, match="--target-weights: 'books' is not a per-domain loss column"):
+        resolve_targets(table, None, combination={"books": 1.0, "web": 1.0})
+    with pytest.raises(RegmixError, match=r"--target-weights\.web=0 is invalid: give a positive number"):
+        resolve_targets(table, None, combination={"web": 0, "code": 1.0})
+
+
+def test_fit_models_several_targets_and_combined(tmp_path):
+    path, _ = results_table(tmp_path / "train", n=90, seed=0)
+    tpath, _ = results_table(tmp_path / "test", n=40, seed=1)
+    train, test = load_results_table(path), load_results_table(tpath)
+    targets = resolve_targets(train, test, ["web", "val_loss/code"], average=True,
+                              combination={"web": 0.5, "wiki": 0.5})
+    out = fit_models(train, targets, ["lightgbm", "linear"], test=test, cv_folds=3, lightgbm_options=FAST)
+    regs = out.summary["regressors"]
+    assert set(regs["linear"]["targets"]) == {t.name for t in targets}
+    for kind in ("lightgbm", "linear"):
+        for entry in regs[kind]["targets"].values():
+            assert entry["evaluated_on"] == "test" and -1 <= entry["spearman"] <= 1 and "cv" in entry
+        assert regs[kind]["targets"]["val_loss/web"]["spearman"] > 0.8
+        assert regs[kind]["aggregate"] == "mean over 4 targets"
+    assert out.summary["targets"]["combined_val_loss"]["definition"] == {"web": 0.5, "wiki": 0.5}
+    assert len(out.models) == 8
+    assert set(out.predictions["split"]) == {"cv", "test"}
+
+
+def test_outputs_and_the_one_way_to_find_a_model(tmp_path):
+    table = load_results_table(results_table(tmp_path / "results", n=60)[0])
+    targets = resolve_targets(table, None, ["web"], average=True)
+    out = fit_models(table, targets, ["lightgbm", "linear"], cv_folds=3, lightgbm_options=FAST)
+    saved = write_outputs(out, tmp_path / "fit")
+    assert {(m.name, m.regressor) for m in saved} == {(t.name, k) for t in targets for k in ("lightgbm", "linear")}
+    assert {json.dumps(m.target) for m in saved} == {'"web"', '"average"'}
+    metrics = json.loads((tmp_path / "fit" / "metrics.json").read_text())
+    for m in saved:
+        path = find_model(tmp_path / "fit", m.regressor, m.name)
+        assert path == tmp_path / "fit" / m.path and path.exists()
+        assert metrics["regressors"][m.regressor]["targets"][m.name]["model"] == m.path
+        assert load_regressor(path).definition == Target.from_json(m.target)
+    predictions = pd.read_csv(tmp_path / "fit" / "predictions.csv")
+    assert set(predictions["target"]) == {"val_loss/web", "average_val_loss"}
+    with pytest.raises(RegmixError, match=r"holds models for targets \['average_val_loss', 'val_loss/web'\]"):
+        find_model(tmp_path / "fit", "linear")
+    with pytest.raises(RegmixError, match=r"no 'xgb' models; fitted: \['lightgbm', 'linear'\]"):
+        find_model(tmp_path / "fit", "xgb", "val_loss/web")
+    with pytest.raises(RegmixError, match="target 'val_loss/code': not fitted"):
+        find_model(tmp_path / "fit", "linear", "val_loss/code")
+
+
+def test_fit_command_json(tmp_path):
+    m, l_, _, _ = regmix_csvs(tmp_path, n=90, seed=0, name="train")
+    tm, tl, _, _ = regmix_csvs(tmp_path, n=40, seed=1, name="test")
+    out_json = tmp_path / "fit.json"
+    rc = main(["fit", "--mixtures", str(m), "--losses", str(l_), "--test-mixtures", str(tm), "--test-losses",
+               str(tl), "--target", "metric/the_pile_web_val_loss", "--num-rounds", "60", "--learning-rate", "0.1",
+               "--output-dir", str(tmp_path / "fit"), "--output-json", str(out_json)])
+    assert rc == 0
+    doc = json.loads(out_json.read_text())
+    for kind in ("lightgbm", "linear"):
+        assert {"spearman", "pearson", "mse"} <= set(doc["regressors"][kind])
+        assert doc["regressors"][kind]["spearman"] > 0.8
+    assert doc["targets"]["metric/the_pile_web_val_loss"]["definition"] == "web"
+    assert find_model(tmp_path / "fit", "lightgbm").exists()
+
+
+def test_test_set_with_other_domains(tmp_path):
+    path, frame = results_table(tmp_path / "train")
+    train = load_results_table(path)
+    frame.drop(columns=["weight/wiki"]).to_csv(tmp_path / "test.csv", index=False)
+    test = load_results_table(tmp_path / "test.csv")
+    targets = resolve_targets(train, test, ["web"])
+    with pytest.raises(DataError, match=r"domains differ from the training data: missing \['wiki'\]"):
+        fit_models(train, targets, ["linear"], test=test)
+
+
+def test_unknown_target_on_the_command_line(tmp_path):
+    path, _ = results_table(tmp_path / "results")
+    assert main(["fit", "--results", str(path), "--target", "nope", "--regressors", "linear"]) == 2
+
+
+def test_nan_losses_excluded_with_count_or_refused(tmp_path, caplog):
+    path, frame = results_table(tmp_path / "results", n=100)
+    frame.loc[:4, "val_loss/web"] = np.nan
+    frame.to_csv(path, index=False)
+    table = load_results_table(path)
+    out = fit_models(table, resolve_targets(table, None, ["web"]), ["linear"], cv_folds=0)
+    info = out.summary["targets"]["val_loss/web"]
+    assert info["num_train_runs"] == 95 and info["num_train_excluded_nan"] == 5
+    assert "excluded 5 of 100 runs" in caplog.text
+    frame.loc[:29, "val_loss/web"] = np.nan
+    frame.to_csv(path, index=False)
+    table = load_results_table(path)
+    with pytest.raises(DataError, match=r"NaN/inf in 30 of 100 runs .*--max-nan-fraction"):
+        fit_models(table, resolve_targets(table, None, ["web"]), ["linear"])
+    out = fit_models(table, resolve_targets(table, None, ["web"]), ["linear"], max_nan_fraction=0.5)
+    assert out.summary["targets"]["val_loss/web"]["num_train_runs"] == 70
+
+
+def test_too_few_runs_and_unknown_regressor(tmp_path):
+    path, _ = results_table(tmp_path / "results", n=4)
+    table = load_results_table(path)
+    with pytest.raises(DataError, match=r"4 usable runs for 4 domains; .* at least 5 runs"):
+        fit_models(table, resolve_targets(table, None, ["web"]), ["linear"])
+    with pytest.raises(RegmixError, match="unknown regressor 'xgb'"):
+        fit_models(load_results_table(results_table(tmp_path / "ok")[0]), [], ["xgb"])

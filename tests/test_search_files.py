@@ -1,0 +1,92 @@
+"""What a search reads and writes (regmix_megatron/search_files.py), through the ``search`` command."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from regmix_megatron.cli import main
+from regmix_megatron.errors import DataError
+from regmix_megatron.mixture import Mixture
+from regmix_megatron.regression.models import LightGBMRegressor, LinearRegressor
+from regmix_megatron.search_files import PRIOR_TOKEN_SCALE, load_prior, load_weights_file, tokens_from_mapping
+
+DOMAINS = ["books", "code", "news", "web", "wiki"]
+TOKENS = np.array([4e6, 2e6, 1e6, 20e6, 3e6])
+
+
+@pytest.fixture(scope="module")
+def model():
+    rng = np.random.default_rng(0)
+    x = rng.dirichlet(np.ones(5), size=150)
+    y = 4 - 1.5 * x[:, 1] - 0.8 * x[:, 2] + 0.5 * x[:, 3] + 0.01 * rng.standard_normal(150)
+    return LightGBMRegressor(DOMAINS, "val_loss/code", num_rounds=80, learning_rate=0.1).fit(x, y)
+
+
+def test_search_command_writes_mixture_export_and_json(tmp_path, model):
+    from regmix_megatron.manifest import Domain, DomainRegistry, PrefixInfo, TokenizerInfo
+
+    def prefix(d, split, n):
+        return PrefixInfo(path=str(tmp_path / "data" / d / f"{split}_text_document"), num_documents=10,
+                          num_sequences=10, num_tokens=int(n))
+
+    registry = DomainRegistry(
+        domains=tuple(Domain(d, {"train": (prefix(d, "train", t),), "valid": (prefix(d, "valid", 1000),),
+                                 "test": (prefix(d, "test", 1000),)}) for d, t in zip(DOMAINS, TOKENS)),
+        tokenizer=TokenizerInfo("sentencepiece", str(tmp_path / "spm.model"), "0" * 64, 1000, 2))
+    registry.save(tmp_path / "domains.json")
+    model_path = model.save(tmp_path / "model" / "lightgbm.txt")
+    Mixture.from_dict({"web": 0.7, "code": 0.3}).save(tmp_path / "hand.json")
+    out = tmp_path / "out"
+    rc = main(["search", "--model", str(model_path), "--domains", str(tmp_path / "domains.json"),
+               "--num-candidates", "3000", "--top-k", "20", "--chunk-size", "1000", "--max-epochs", "1.2",
+               "--target-tokens", "10M", "--cap-multiplier", "none", "--baseline-mixture", str(tmp_path / "hand.json"),
+               "--output-dir", str(out)])
+    assert rc == 0
+    doc = json.loads((out / "search.json").read_text())
+    assert doc["result"]["within_caps"] and set(doc["baselines"]) == {"natural", "uniform", "target_only", "hand"}
+    result = Mixture.load(out / "mixture.json")
+    assert result.hash == doc["result"]["hash"]
+    upper = doc["bounds"]["upper"]
+    assert all(w <= upper[d] + 1e-12 for d, w in result.as_dict().items())
+    per_split = json.loads((out / "megatron" / "per_split_data_args.json").read_text())
+    assert set(per_split) == {"train", "valid", "test"}
+    # a model over other domains is refused, naming the file
+    other = LinearRegressor(["a", "b"], "t").fit(np.eye(2)[[0, 1, 0]], np.array([1.0, 2.0, 1.0]))
+    other.save(tmp_path / "other.json")
+    rc = main(["search", "--model", str(tmp_path / "other.json"), "--domains", str(tmp_path / "domains.json"),
+               "--output-dir", str(tmp_path / "bad")])
+    assert rc == 2 and not (tmp_path / "bad" / "mixture.json").exists()
+    doc_top = np.loadtxt(out / "top_k.csv", delimiter=",", skiprows=1)
+    assert doc_top.shape == (20, 3 + len(DOMAINS)) and list(doc_top[:, 0]) == list(range(1, 21))
+    assert doc["sampler"]["max_epochs"] == 1.2 and doc["sampler"]["cap_multiplier"] is None
+
+
+def test_prior_from_each_source(tmp_path):
+    (tmp_path / "tokens.yaml").write_text("".join(f"{d}: {int(t)}\n" for d, t in zip(DOMAINS, TOKENS)))
+    (tmp_path / "regmix.yaml").write_text("train:\n" + "".join(f"  train_the_pile_{d}: {t / TOKENS.sum()}\n"
+                                                             for d, t in zip(DOMAINS, TOKENS)))
+    counts = load_prior(DOMAINS, tokens_file=str(tmp_path / "tokens.yaml"))
+    assert counts.tokens.tolist() == TOKENS.tolist() and not counts.shares_only and counts.registry is None
+    shares = load_prior(DOMAINS, prior_file=str(tmp_path / "regmix.yaml"))  # RegMix prefixes stripped
+    assert shares.shares_only and shares.tokens.sum() == pytest.approx(PRIOR_TOKEN_SCALE)
+    assert shares.mixture.as_array(DOMAINS) == pytest.approx(counts.mixture.as_array(DOMAINS), abs=1e-12)
+    assert load_weights_file(tmp_path / "regmix.yaml")["code"] == pytest.approx(2 / 30)
+    with pytest.raises(DataError, match=r"missing \['wiki'\], unknown \['www'\]"):
+        tokens_from_mapping({**{d: 1 for d in DOMAINS[:-1]}, "www": 1}, DOMAINS, "--prior p")
+
+
+def test_share_prior_refuses_epoch_caps(tmp_path, model, capsys):
+    model_path = model.save(tmp_path / "lightgbm.txt")
+    Mixture.from_array(DOMAINS, TOKENS).save(tmp_path / "prior.json")
+    rc = main(["search", "--model", str(model_path), "--prior", str(tmp_path / "prior.json"), "--max-epochs", "1",
+               "--target-tokens", "1M", "--output-dir", str(tmp_path / "out")])
+    assert rc == 2 and "--prior gives token shares" in capsys.readouterr().err
+    rc = main(["search", "--model", str(model_path), "--prior", str(tmp_path / "prior.json"), "--top-k", "0",
+               "--output-dir", str(tmp_path / "out")])
+    assert rc == 2 and "--top-k=0 is invalid" in capsys.readouterr().err
+    rc = main(["search", "--model", str(model_path), "--prior", str(tmp_path / "prior.json"), "--temperature",
+               "99", "--output-dir", str(tmp_path / "out")])
+    assert rc == 2 and "--temperature (sampler.temperature)=99.0 is invalid" in capsys.readouterr().err
