@@ -12,11 +12,11 @@ DEMO_CONFIG ?= examples/demo.yaml
 venv: $(STAMP)
 
 # torch first, pinned: its CPU wheel lies on disk here; an unpinned torch would pull a multi-GB CUDA build.
+# Then the package with every extra the demo and the tests need (pins: setup.py, the one list).
 $(STAMP): requirements.txt requirements-dev.txt setup.py
 	test -x $(PYTHON) || $(PY) -m venv $(VENV)
 	$(PYTHON) -m pip install -q --disable-pip-version-check torch==2.13.0
-	$(PYTHON) -m pip install -q --disable-pip-version-check -r requirements.txt -r requirements-dev.txt
-	$(PYTHON) -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+	$(PYTHON) -m pip install -q --disable-pip-version-check --no-build-isolation -r requirements-dev.txt
 	touch $(STAMP)
 
 demo: $(STAMP)

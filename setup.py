@@ -2,13 +2,13 @@
 
 from setuptools import find_packages, setup
 
-RUNTIME = [
-    "torch==2.13.0",
-    "megatron-core==0.16.1",
+# The one list of pinned dependencies (requirements*.txt install this package with its extras).
+#: The pure core (sampling, regression, search, manifests, mixtures, export, reports, the pipeline's orchestration):
+#: `pip install regmix-megatron` alone runs sample, fit, search, export and report.
+CORE = [
     "numpy==2.4.6",
     "lightgbm==4.7.0",
     "scikit-learn==1.9.1",
-    "scipy==1.17.1",
     "nltk==3.10.4",
     "sentencepiece==0.2.3",
     "PyYAML==6.0.4",
@@ -16,8 +16,19 @@ RUNTIME = [
     "pandas==3.1.1",
     "pyarrow==26.0.1",
     "numba==0.68.1",
-    "submitit==1.5.4",
+    "llvmlite==0.50.0",
     "tqdm==4.70.1",
+]
+#: The Megatron edge (preprocess to .bin/.idx, train, sweep, run): `pip install regmix-megatron[megatron]`.
+#: On a CPU machine install torch==2.13.0 first (the Makefile does): an unpinned torch pulls a multi-GB CUDA build.
+MEGATRON = [
+    "torch==2.13.0",
+    "megatron-core==0.16.1",
+]
+#: Tests (scipy is the independent reference for the metrics; the package itself does not use it).
+DEV = [
+    "pytest==9.2.0",
+    "scipy==1.17.1",
 ]
 
 setup(
@@ -31,10 +42,11 @@ setup(
     packages=find_packages(include=["regmix_megatron", "regmix_megatron.*"]),
     include_package_data=True,
     package_data={"regmix_megatron": ["data/*", "data/punkt_en/*", "presets/*.yaml"]},
-    install_requires=RUNTIME,
+    install_requires=CORE,
     extras_require={
-        "dev": ["pytest==9.2.0"],
-        "test": ["pytest==9.2.0"],
+        "megatron": MEGATRON,
+        "dev": DEV,
+        "test": DEV,
         # GPU only. Transformer Engine needs CUDA to build; NVIDIA apex is not on PyPI and is built from
         # source (https://github.com/NVIDIA/apex, `pip install -v --no-build-isolation ./apex`).
         "gpu": ["transformer-engine[pytorch]"],

@@ -1,4 +1,19 @@
-"""Shared pytest fixtures (several engineers add here; add, don't rewrite)."""
+"""Shared pytest fixtures (several engineers add here; add, don't rewrite).
+
+How the tests are laid out (flat names that map one-to-one onto the package):
+
+- ``regmix_megatron/<module>.py`` -> ``tests/test_<module>.py``; ``regmix_megatron/<pkg>/<module>.py`` ->
+  ``tests/test_<pkg>_<module>.py`` (e.g. ``regression/fitting.py`` -> ``test_regression_fitting.py``,
+  ``report/figures.py`` -> ``test_report_figures.py``). One test module per module that has logic.
+- End-to-end tests of a whole subpackage: ``tests/test_<pkg>.py`` (``test_pipeline.py``, ``test_sweep.py``,
+  ``test_regression.py`` on the published RegMix data, ``test_corpus.py``).
+- A command's tests live with the module it runs (``search`` in ``test_search_files.py``, ``fit`` in
+  ``test_regression_fitting.py``); ``commands/`` holds no domain logic.
+- Across the package: ``test_imports.py`` (import direction, no cycles); ``test_examples.py`` (shipped files).
+- Helpers shared by several test modules: ``tests/helpers/``; fixtures: here.
+- Tests that train or run the pipeline end to end are marked ``@pytest.mark.slow`` (``pytest -m "not slow"``
+  is the fast tier; ``make test`` runs everything).
+"""
 
 from __future__ import annotations
 

@@ -1,7 +1,9 @@
 """The whole RegMix pipeline as resumable stages (``regmix-megatron run CONFIG``).
 
-Pure orchestration: each stage calls the module that owns its work (corpus, tokenizer, preprocess, sampling,
-sweep, regression, search, training, report); Megatron is reached only through those modules.
+Owns the pipeline config, the stage framework (records, fingerprints, skip/redo/resume), the ten stages, the
+evaluation of the outcome and the pipeline's progress bar. Pure orchestration: each stage calls the module that
+owns its work, so it may import the core, ``corpus``, ``sweep`` and ``report``; Megatron is reached only through
+those modules (training runs are subprocesses), and nothing but ``commands`` imports this package.
 See docs/PIPELINE.md.
 """
 

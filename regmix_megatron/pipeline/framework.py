@@ -2,8 +2,9 @@
 
 A :class:`Stage` declares a function of the config that returns its *config inputs* (a JSON-able subset), the
 upstream stages whose outputs it reads, and a ``run`` function returning a :class:`StageOutput`. The input hash
-is the SHA-256 (:func:`regmix_megatron.hashing.content_hash`, all 64 hex digits) of the canonical JSON of ``{"config": <subset>, "upstream": {stage: output fingerprint}}``, so
-a stage is redone exactly when its own settings changed or an upstream stage produced different outputs.
+is :func:`regmix_megatron.hashing.content_hash` (all 64 hex digits) of
+``{"config": <subset>, "upstream": {stage: output fingerprint}}``, so a stage is redone exactly when its own
+settings changed or an upstream stage produced different outputs.
 
 On completion the runner writes ``OUT/stages/<name>.json`` atomically::
 

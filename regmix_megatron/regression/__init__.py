@@ -6,5 +6,7 @@
 - :mod:`.fitting`: fit several regressors x targets, K-fold CV, test evaluation, output files.
 - :mod:`.fastpredict`: exact, fast evaluation of a LightGBM model on many candidate mixtures (numba).
 
-Import submodules directly; this package ``__init__`` stays light.
+Part of the pure core: imports numpy, pandas, lightgbm, scikit-learn, numba and the core modules (``target``,
+``results``, ``mixture``, ``fileio``); never the pipeline, sweep, report, commands or Megatron. Import submodules
+directly; this package ``__init__`` stays light.
 """

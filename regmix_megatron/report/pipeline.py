@@ -66,7 +66,8 @@ def sweep_section(results_csv: Path, target: Target) -> Section:
 
 def target_sections(evaluation: Mapping) -> list[Section]:
     comp = evaluation["comparison"]
-    lines = [f"RegMix reaches {comp['regmix_target_loss']:.4f} on the target ({figures.target_label(evaluation)}) and ranks "
+    target = figures.target_label(evaluation)
+    lines = [f"RegMix reaches {comp['regmix_target_loss']:.4f} on the target ({target}) and ranks "
              f"{comp['regmix_rank']} of {comp['num_target_runs']} target-scale runs."]
     for name, b in comp["baselines"].items():
         verdict = "lower (better) than" if b["regmix_minus_baseline"] < 0 else "higher (worse) than"
@@ -106,7 +107,8 @@ def headline(evaluation: Mapping) -> str:
     comp = evaluation["comparison"]
     rho = evaluation["rank_invariance"].get("spearman")
     beats = comp["regmix_beats"]
-    return (f"Target: {figures.target_label(evaluation)}. RegMix target-scale loss {comp['regmix_target_loss']:.4f}; it beats "
+    target = figures.target_label(evaluation)
+    return (f"Target: {target}. RegMix target-scale loss {comp['regmix_target_loss']:.4f}; it beats "
             f"{len(beats)} of {len(comp['baselines'])} baselines" + (f" ({', '.join(beats)})" if beats else "")
             + f". Rank invariance (Spearman, proxy vs target scale): {'n/a' if rho is None else f'{rho:.2f}'} over "
             f"{evaluation['rank_invariance']['num_mixtures']} mixtures.")
