@@ -6,24 +6,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from helpers.search import DOMAINS, TOKENS, fitted_model
 from regmix_megatron.errors import DataError, RegmixError
 from regmix_megatron.mixture import Mixture
-from regmix_megatron.regression.models import LightGBMRegressor
 from regmix_megatron.sampling import SamplerConfig, domain_caps
 from regmix_megatron.search import (SearchConfig, TopK, baseline_mixtures, check_within_bounds, make_predict_fn,
                                     run_search)
 from regmix_megatron.target import Target
 
-DOMAINS = ["books", "code", "news", "web", "wiki"]
-TOKENS = np.array([4e6, 2e6, 1e6, 20e6, 3e6])
-
 
 @pytest.fixture(scope="module")
 def model():
-    rng = np.random.default_rng(0)
-    x = rng.dirichlet(np.ones(5), size=150)
-    y = 4 - 1.5 * x[:, 1] - 0.8 * x[:, 2] + 0.5 * x[:, 3] + 0.01 * rng.standard_normal(150)
-    return LightGBMRegressor(DOMAINS, "val_loss/code", num_rounds=80, learning_rate=0.1).fit(x, y)
+    return fitted_model()
 
 
 def _tight_sampler(**kw):

@@ -7,22 +7,17 @@ import json
 import numpy as np
 import pytest
 
+from helpers.search import DOMAINS, TOKENS, fitted_model
 from regmix_megatron.cli import main
 from regmix_megatron.errors import DataError
 from regmix_megatron.mixture import Mixture
-from regmix_megatron.regression.models import LightGBMRegressor, LinearRegressor
+from regmix_megatron.regression.models import LinearRegressor
 from regmix_megatron.search_files import PRIOR_TOKEN_SCALE, load_prior, load_weights_file, tokens_from_mapping
-
-DOMAINS = ["books", "code", "news", "web", "wiki"]
-TOKENS = np.array([4e6, 2e6, 1e6, 20e6, 3e6])
 
 
 @pytest.fixture(scope="module")
 def model():
-    rng = np.random.default_rng(0)
-    x = rng.dirichlet(np.ones(5), size=150)
-    y = 4 - 1.5 * x[:, 1] - 0.8 * x[:, 2] + 0.5 * x[:, 3] + 0.01 * rng.standard_normal(150)
-    return LightGBMRegressor(DOMAINS, "val_loss/code", num_rounds=80, learning_rate=0.1).fit(x, y)
+    return fitted_model()
 
 
 def test_search_command_writes_mixture_export_and_json(tmp_path, model):
