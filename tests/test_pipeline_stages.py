@@ -30,7 +30,6 @@ def _fixture_config(tmp_path, **changes) -> PipelineConfig:
     return cfg
 
 
-@pytest.mark.slow
 def test_real_early_stages_skip_and_redo(tmp_path):
     from regmix_megatron.manifest import DomainRegistry
     from regmix_megatron.pipeline import run_pipeline
@@ -59,7 +58,6 @@ def test_real_early_stages_skip_and_redo(tmp_path):
     assert (out / "sample" / "mixtures.jsonl").read_text() != mixtures_before
 
 
-@pytest.mark.slow
 def test_epoch_caps_bind_the_sampled_mixtures_to_the_target_budget(tmp_path):
     """``sample.sampler.max_epochs`` alone: the budget is one target run's tokens, and every mixture keeps
     each domain under ``max_epochs * tokens_i / target_tokens``."""
