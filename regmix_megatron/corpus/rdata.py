@@ -80,6 +80,8 @@ class _Reader:
             raise self.fail(f"unsupported serialization version {version}")
 
     def item(self):
+        """One R object. Long (over 60 lines) on purpose: it is the single dispatch over R's SEXP type codes, one
+        short branch per type, so each branch reads beside the type it decodes."""
         flags = self.int()
         rtype = flags & 0xFF
         has_attr = bool(flags & (1 << 9))
