@@ -1,7 +1,7 @@
 """The files of a search: what it reads besides the model, and what it writes.
 
-Reads: a prior or token counts (:func:`load_weights_file`: a mixture file, a RegMix config, or counts per domain;
-:func:`tokens_from_mapping`). Writes (:func:`search_and_write`, which also runs the search): ``mixture.json`` (the
+Reads: the prior the pool is drawn around (:func:`load_prior`: a ``domains.json``, token counts per domain, or a
+file of token shares such as a RegMix config; :func:`load_weights_file`, :func:`tokens_from_mapping`). Writes (:func:`search_and_write`, which also runs the search): ``mixture.json`` (the
 result, :meth:`Mixture.save`), ``top_k.csv`` (:func:`write_top_k`), with a domains manifest the Megatron-LM files
 (:func:`regmix_megatron.export.export_mixture`), and last ``search.json`` (:func:`summarize`, format
 :data:`FORMAT`: the predicted target of the result and of each baseline, ``within_caps``, bounds, timings), so its

@@ -20,8 +20,7 @@ import yaml
 from regmix_megatron.corpus import build, writer
 from regmix_megatron.corpus.build import DEFAULT_DOMAINS, CorpusSettings, build_corpus, select_documents, \
     split_documents
-from regmix_megatron.corpus.documents import SPLITS, Document, assign_split, chunk_text, clean_text, group_entries, \
-    hash_fraction
+from regmix_megatron.corpus.documents import Document, assign_split, chunk_text, clean_text, group_entries, hash_fraction
 from regmix_megatron.corpus.domains.changelogs import changelog_entries
 from regmix_megatron.corpus.domains.legal import licence_text
 from regmix_megatron.corpus.domains.literature import austen_chapters, bible_chapters
@@ -31,6 +30,7 @@ from regmix_megatron.corpus.formats import decode_dictd_number, encode_dictd_num
     iter_dictd_entries, iter_info_nodes, split_front_matter, strip_metamath_proofs
 from regmix_megatron.corpus.rdata import character_vector, unserialize
 from regmix_megatron.errors import ConfigError, DataError
+from regmix_megatron.manifest import SPLITS
 
 FIXTURE = Path(__file__).parent / "fixtures" / "corpus"
 

@@ -57,6 +57,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..configs import config_to_dict
     from ..errors import ConfigError, RegmixError
     from ..mixture import Mixture
     from ..progress import ProgressBar
@@ -80,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     extra = {Path(path).stem: Mixture.from_dict(load_weights_file(path, "--baseline-mixture"), tolerance=None,
                                                 source=path) for path in args.baseline_mixture}
     record = {"model": str(model_path), "prior_source": args.domains or args.tokens_per_domain or args.prior,
-              "sampler": _sampler_fields(sampler)}
+              "sampler": config_to_dict(sampler)}
     with ProgressBar(config.num_candidates, desc="search", unit="cand", unit_scale=True) as bar:
         try:
             doc = search_and_write(regressor, prior.tokens, sampler, config, args.output_dir,
@@ -129,12 +130,6 @@ def _configs(args: argparse.Namespace, shares_only: bool):
         raise RegmixError("--prior gives token shares, not counts, so epoch caps (--max-epochs/--target-tokens) "
                           "cannot be computed: give --domains or --tokens-per-domain instead")
     return sampler, config
-
-
-def _sampler_fields(sampler) -> dict:
-    from ..configs import config_to_dict
-
-    return config_to_dict(sampler)
 
 
 def _flag_error(exc: Exception) -> str:

@@ -13,7 +13,6 @@ import re
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
-from ..manifest import SPLITS
 
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")
 _OVERSTRIKE = re.compile(r"[^\x08\n]\x08")  # "_\bU" / "U\bU" (underline/bold in fortunes, old man output)

@@ -1,0 +1,18 @@
+"""A small real LightGBM model over five domains, for the search tests."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from regmix_megatron.regression.models import LightGBMRegressor
+
+DOMAINS = ["books", "code", "news", "web", "wiki"]
+TOKENS = np.array([4e6, 2e6, 1e6, 20e6, 3e6])
+
+
+def fitted_model() -> LightGBMRegressor:
+    """Loss falls with code and news, rises with web (so the search pushes code and news to their caps)."""
+    rng = np.random.default_rng(0)
+    x = rng.dirichlet(np.ones(5), size=150)
+    y = 4 - 1.5 * x[:, 1] - 0.8 * x[:, 2] + 0.5 * x[:, 3] + 0.01 * rng.standard_normal(150)
+    return LightGBMRegressor(DOMAINS, "val_loss/code", num_rounds=80, learning_rate=0.1).fit(x, y)
