@@ -21,7 +21,7 @@ import yaml
 from helpers.training import domains_json_of, subprocess_env, tiny_config
 from regmix_megatron.errors import ConfigError
 from regmix_megatron.manifest import DomainRegistry
-from regmix_megatron.train_config import build_train_config
+from regmix_megatron.run_config import build_run_config, load_run_config
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 
@@ -39,7 +39,7 @@ def names(domains):
 def train(mapping, force=False):
     from regmix_megatron.megatron.train import run_training
 
-    return run_training(build_train_config(mapping), force=force)
+    return run_training(build_run_config(mapping), force=force)
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +50,7 @@ def natural_run(domains, tmp_path_factory):
 
 
 def result_domains(out: Path) -> str:
-    return yaml.safe_load((out / "config.yaml").read_text())["domains"]
+    return load_run_config(out / "config.yaml").domains
 
 
 def read_metrics(out: Path) -> list[dict]:
