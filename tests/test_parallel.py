@@ -33,6 +33,7 @@ def metrics(out: Path) -> list[dict]:
     return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.slow
 def test_tp2_reproduces_tp1_and_pp2_trains(indexed_fixture, tmp_path):
     from regmix_megatron.megatron.train import run_training
     from regmix_megatron.run_config import load_run_config

@@ -256,6 +256,7 @@ def _statuses(out: Path) -> dict[str, str]:
     return {s["stage"]: s["status"] for s in summary["stages"]}
 
 
+@pytest.mark.slow
 def test_end_to_end_kill_and_resume(tmp_path):
     if not FIXTURE_CORPUS.is_dir():
         pytest.skip(f"corpus fixture {FIXTURE_CORPUS} missing")
