@@ -67,11 +67,15 @@ class SyntheticBatches:
                    "loss_mask": torch.ones(rows.shape[0], rows.shape[1] - 1), "position_ids": self.position_ids}
 
 
+#: The seed of both models (the runs are timed, not compared loss for loss).
+SEED = 0
+
+
 def megatron_runner(cfg, vocab, batches):
     from regmix_megatron.megatron.train import _Run, init_distributed
 
     init_distributed(1, 1)
-    run = _Run(cfg)
+    run = _Run(cfg, seed=SEED, output_dir=".")
     run.build_model_and_optimizer(vocab)
     run.batches = batches
 
@@ -83,7 +87,7 @@ def megatron_runner(cfg, vocab, batches):
 
 
 def plain_runner(cfg, vocab, batches):
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(SEED)
     m, o = cfg.model, cfg.optim
     model = PlainGPT(vocab, m.num_layers, m.hidden_size, m.num_attention_heads, m.ffn_hidden_size, m.seq_length,
                      eps=m.norm_epsilon, init_std=m.init_method_std)
@@ -133,7 +137,7 @@ def main() -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    from regmix_megatron.train_config import build_train_config, merge_mappings
+    from regmix_megatron.recipe import build_recipe, merge_mappings
 
     peak = matmul_peak_flops()
     print(f"threads {torch.get_num_threads()}; fp32 matmul peak (1024^3, best of 10): {peak / 1e9:.1f} GFLOP/s")
@@ -144,9 +148,7 @@ def main() -> int:
     for label, preset, overrides, vocab in SHAPES:
         if label not in chosen:
             continue
-        cfg = build_train_config(merge_mappings(
-            {"preset": preset, "domains": "-", "output_dir": "-", "seed": 0, "optim": {"warmup_steps": 0}},
-            overrides))
+        cfg = build_recipe(merge_mappings({"preset": preset, "optim": {"warmup_steps": 0}}, overrides))
         m, o = cfg.model, cfg.optim
         batches = SyntheticBatches(vocab, m.seq_length, o.global_batch_size, o.micro_batch_size)
         tokens_per_step = o.global_batch_size * m.seq_length

@@ -4,8 +4,11 @@
   already running; at the end only the daemons this session started are stopped. Skips with the script's
   message when slurm cannot be installed or started (e.g. not root, no apt).
 - ``write_domains_json``: a small but valid domains.json for planning tests (no data files needed to plan).
-- ``MECHANICS_TRAINER``: a tiny real script used ONLY to test executor mechanics (locks, retries, logs); every
-  test of sweep outcomes uses the real ``regmix-megatron train``.
+- ``mechanics_train`` / ``mechanics_command``: a tiny stand-in trainer (a function, or the same as a subprocess)
+  used ONLY to test executor mechanics (locks, retries, logs, interrupts); every test of sweep outcomes uses the
+  real ``regmix-megatron train``.
+- ``planned``: a planned 4-run sweep over a made-up domains.json (``random_mixtures``, ``write_mixtures``,
+  ``write_proxy_config`` build its inputs).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -40,43 +44,46 @@ def write_domains_json(directory: Path, domains=DOMAINS) -> Path:
     return path
 
 
-#: A stand-in trainer for executor mechanics: reads the run's config.yaml, then behaves as told by files in the
-#: run directory: ``fail-times`` (fail that many attempts first), ``diverge`` (write status.json diverged),
-#: ``sleep`` (seconds to sleep first). On success writes result.json atomically, like the real trainer.
-MECHANICS_TRAINER = r'''
-import json, os, sys, time, yaml
-cfg_path, out = sys.argv[1], sys.argv[2]
-cfg = yaml.safe_load(open(cfg_path))
-starts = os.path.join(out, "starts.log")
-with open(starts, "a") as fh:
-    fh.write(f"{os.getpid()}\n")
-n_starts = sum(1 for _ in open(starts))
-def read(name, default=None):
-    p = os.path.join(out, name)
-    return open(p).read().strip() if os.path.exists(p) else default
-if read("sleep"):
-    time.sleep(float(read("sleep")))
-if n_starts <= int(read("fail-times", "0")):
-    print("mechanics trainer: failing on purpose", flush=True)
-    sys.exit(7)
-if read("diverge"):
-    json.dump({"status": "diverged", "step": 3}, open(os.path.join(out, "status.json"), "w"))
-    sys.exit(3)
-mix = cfg["mixture"]
-val = {d: 5.0 - 2.0 * w for d, w in mix.items()}
-tmp = os.path.join(out, ".result.tmp")
-json.dump({"status": "completed", "run_id": cfg["run_id"], "mixture": mix, "seed": cfg["seed"],
-           "val_loss": val}, open(tmp, "w"))
-os.replace(tmp, os.path.join(out, "result.json"))
-print("mechanics trainer: done", flush=True)
-'''
+class MechanicsFailure(RuntimeError):
+    """The stand-in trainer failing on purpose."""
 
 
-def mechanics_command(tmp_path: Path, run_dir: Path) -> list[str]:
-    script = tmp_path / "mechanics_trainer.py"
-    if not script.exists():
-        script.write_text(MECHANICS_TRAINER)
-    return [sys.executable, str(script), str(run_dir / "config.yaml"), str(run_dir)]
+def mechanics_train(run_dir) -> dict:
+    """A stand-in trainer for executor mechanics: reads the run's config.yaml, then behaves as told by files in
+    the run directory: ``fail-times`` (fail that many starts first), ``diverge`` (write status.json diverged),
+    ``sleep`` (seconds to sleep first). On success writes result.json atomically, like the real trainer."""
+    import yaml
+
+    out = Path(run_dir)
+    cfg = yaml.safe_load((out / "config.yaml").read_text())
+    with open(out / "starts.log", "a") as fh:
+        fh.write(f"{os.getpid()}\n")
+    num_starts = len((out / "starts.log").read_text().splitlines())
+
+    def read(name, default=None):
+        return (out / name).read_text().strip() if (out / name).exists() else default
+
+    if read("sleep"):
+        time.sleep(float(read("sleep")))
+    if num_starts <= int(read("fail-times", "0")):
+        print("mechanics trainer: failing on purpose", flush=True)
+        raise MechanicsFailure("failing on purpose")
+    if read("diverge"):
+        status = {"status": "diverged", "step": 3}
+        (out / "status.json").write_text(json.dumps(status))
+        return status
+    mix = cfg["mixture"]
+    result = {"status": "completed", "run_id": out.name, "mixture": mix, "seed": cfg["seed"],
+              "val_loss": {d: 5.0 - 2.0 * w for d, w in mix.items()}}
+    (out / ".result.tmp").write_text(json.dumps(result))
+    os.replace(out / ".result.tmp", out / "result.json")
+    print("mechanics trainer: done", flush=True)
+    return result
+
+
+def mechanics_command(run_dir: Path) -> list[str]:
+    """``mechanics_train`` as a subprocess (exit 7 when failing on purpose, 3 when diverging)."""
+    return [sys.executable, str(Path(__file__).resolve()), "mechanics", str(run_dir)]
 
 
 def _slurm(cmd: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -171,3 +178,48 @@ def check_complete_table(sweep_root: Path, num_runs: int, domains) -> "object":
     csv = pd.read_csv(sweep_root / "results.csv")
     pd.testing.assert_frame_equal(csv, table, check_dtype=False)
     return table
+
+
+# ---- planned sweeps over a made-up domains.json (mechanics tests) ---------------------------------------
+def random_mixtures(domains, n, seed=0):
+    import numpy as np
+
+    from regmix_megatron.mixture import Mixture
+
+    rng = np.random.default_rng(seed)
+    return [Mixture.from_array(domains, rng.dirichlet(np.ones(len(domains)))) for _ in range(n)]
+
+
+def write_mixtures(path: Path, mixtures) -> Path:
+    path.write_text("".join(json.dumps(m.to_json_obj()) + "\n" for m in mixtures))
+    return path
+
+
+def write_proxy_config(path: Path, domains_json: Path, **extra) -> Path:
+    import yaml
+
+    cfg = {"preset": "tiny-test", "domains": str(domains_json), "seed": 7}
+    cfg.update(extra)
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+@pytest.fixture
+def planned(tmp_path):
+    """A planned sweep of 4 runs (tiny-test recipe, seed 7) in ``tmp_path/sweep``."""
+    from regmix_megatron.sweep.plan import plan_from_files
+
+    domains_json = write_domains_json(tmp_path / "data")
+    mixtures = write_mixtures(tmp_path / "mixtures.jsonl", random_mixtures(DOMAINS, 4))
+    config = write_proxy_config(tmp_path / "proxy.yaml", domains_json)
+    sweep, created = plan_from_files(mixtures, config, tmp_path / "sweep")
+    assert created
+    return sweep
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["mechanics"]:
+    try:
+        outcome = mechanics_train(sys.argv[2])
+    except MechanicsFailure:
+        sys.exit(7)
+    sys.exit(3 if outcome["status"] == "diverged" else 0)

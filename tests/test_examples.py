@@ -28,10 +28,10 @@ def test_example_yaml_loads(path, tmp_path):
         cfg = load_pipeline_config(path, output_dir=str(tmp_path))
         assert isinstance(cfg, PipelineConfig)
     else:
-        from regmix_megatron.train_config import load_train_config
+        from regmix_megatron.run_config import load_run_config
 
-        cfg = load_train_config(path, output_dir=str(tmp_path))
-        assert cfg.optim.train_steps > 0
+        cfg = load_run_config(path, output_dir=str(tmp_path))
+        assert cfg.recipe.optim.train_steps > 0
 
 
 def test_demo_config_is_what_the_issue_asks():

@@ -12,13 +12,11 @@ from regmix_megatron.megatron.model import (
     transformer_config,
     transformer_engine_importable,
 )
-from regmix_megatron.train_config import build_train_config
-
-BASE = {"domains": "d/domains.json", "output_dir": "out"}
+from regmix_megatron.recipe import build_recipe
 
 
 def cfg_of(preset, **sections):
-    return build_train_config({**BASE, "preset": preset, **sections})
+    return build_recipe({"preset": preset, **sections})
 
 
 def test_cpu_plan_is_local_fp32_llama_style():

@@ -33,9 +33,10 @@ def metrics(out: Path) -> list[dict]:
     return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.slow
 def test_tp2_reproduces_tp1_and_pp2_trains(indexed_fixture, tmp_path):
     from regmix_megatron.megatron.train import run_training
-    from regmix_megatron.train_config import load_train_config
+    from regmix_megatron.run_config import load_run_config
 
     domains = domains_json_of(indexed_fixture)
     mapping = tiny_config(domains, tmp_path / "unused", optim={"train_steps": 8}, log_interval=1,
@@ -47,7 +48,7 @@ def test_tp2_reproduces_tp1_and_pp2_trains(indexed_fixture, tmp_path):
            str(tmp_path)]
     proc = subprocess.Popen(cmd, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     # The TP=1 reference runs in this process meanwhile.
-    tp1 = run_training(load_train_config(config, output_dir=tmp_path / "tp1"))
+    tp1 = run_training(load_run_config(config, output_dir=tmp_path / "tp1"))
     log, _ = proc.communicate(timeout=600)
     assert proc.returncode == 0, log[-3000:]
 

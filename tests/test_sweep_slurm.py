@@ -1,4 +1,5 @@
-"""A 16-run sweep through a real SLURM cluster (slurmctld + slurmd + munge on localhost).
+"""The SLURM executor: the generated job script, and a 16-run sweep through a real SLURM cluster (slurmctld +
+slurmd + munge on localhost).
 
 The session fixture ``slurm_cluster`` (tests/sweep_fixtures.py) starts the cluster with tools/slurm_local.sh if
 it is not running and stops, at the end, exactly the daemons it started. It skips with the script's message
@@ -15,9 +16,10 @@ import pytest
 
 from regmix_megatron.sweep import state as st
 from regmix_megatron.sweep.plan import Sweep
+from regmix_megatron.sweep.slurm import SlurmOptions, build_launch
 
 from sweep_fixtures import (check_complete_table, domains_json_of, make_real_sweep_inputs,  # noqa: F401
-                            slurm_cluster)
+                            planned, slurm_cluster)
 
 CLI = [sys.executable, "-m", "regmix_megatron.cli"]
 
@@ -29,6 +31,22 @@ def _cli(*args, check=True):
     return proc
 
 
+def test_the_job_script_maps_tasks_to_runs_and_sizes_threads(planned):
+    launch = build_launch(planned, SlurmOptions(cpus_per_task=4, mem="8G", time="01:00:00", gpus_per_task=2,
+                                                partition="gpu", account="proj", throttle=3,
+                                                extra_sbatch_args=("--qos=high",)), planned.run_ids())
+    script = launch.script
+    for line in ("#SBATCH --array=0-3%3", "#SBATCH --cpus-per-task=4", "#SBATCH --mem=8G",
+                 "#SBATCH --time=01:00:00", "#SBATCH --gres=gpu:2", "#SBATCH --partition=gpu",
+                 "#SBATCH --account=proj", "#SBATCH --qos=high", "torch.distributed.run --standalone",
+                 'sed -n "$((SLURM_ARRAY_TASK_ID + 1))p" "$RUN_LIST"', "SLURM_CPUS_PER_TASK",
+                 "-m regmix_megatron.sweep.worker"):
+        assert line in script, line
+    proc = subprocess.run(["bash", "-n"], input=script, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.slow
 def test_slurm_sweep_of_16_runs_collects_a_complete_table(tmp_path, indexed_fixture, slurm_cluster):
     domains_json = domains_json_of(indexed_fixture)
     mixtures, config, domains = make_real_sweep_inputs(tmp_path, domains_json, 16, seed=2)

@@ -14,7 +14,7 @@ def register(subparsers) -> None:
 
     plan = sub.add_parser("plan", help="mixtures x one proxy train config -> SWEEP_DIR with a run list")
     plan.add_argument("--mixtures", required=True, help="mixtures.jsonl (from `regmix-megatron sample`)")
-    plan.add_argument("--config", required=True, help="the proxy train config (YAML; `domains:` required)")
+    plan.add_argument("--config", required=True, help="the proxy run config (YAML: preset and recipe fields; `domains:` required)")
     plan.add_argument("--output", required=True, metavar="SWEEP_DIR", help="the sweep directory")
     plan.add_argument("--seed", type=int, default=None, help="seed of every run (default: the config's)")
     plan.set_defaults(func=_plan)
@@ -46,7 +46,9 @@ def register(subparsers) -> None:
     g.add_argument("--job-name", default="regmix-sweep")
     g.add_argument("--sbatch-arg", action="append", default=[], metavar="--OPTION=VALUE",
                    help="extra #SBATCH option, repeatable (e.g. --sbatch-arg=--qos=high)")
-    g.add_argument("--wait", action="store_true", help="block until the job array has finished")
+    g.add_argument("--wait", action="store_true",
+                   help="block until no run is pending: wait for the job array, then resubmit runs whose task was "
+                        "interrupted (time limit, preemption)")
     launch.set_defaults(func=_launch)
 
     status = sub.add_parser("status", help="done/running/failed/pending counts, progress, failed runs")
@@ -66,89 +68,84 @@ def _plan(args) -> int:
 
     sweep, created = plan_from_files(args.mixtures, args.config, args.output, seed=args.seed)
     verb = "planned" if created else "already planned (unchanged)"
-    print(f"{verb}: {len(sweep.runs)} run(s) in {sweep.root} (config {sweep.config_hash}, seed {sweep.seed})")
+    print(f"{verb}: {len(sweep.runs)} run(s) in {sweep.root} (recipe {sweep.recipe_hash}, seed {sweep.seed})")
     print(f"next: regmix-megatron sweep launch {sweep.root} --executor local|slurm")
     return 0
 
 
 def _launch(args) -> int:
     from ..errors import ConfigError
+    from ..sweep import state as st
+    from ..sweep.launch import launch
     from ..sweep.plan import Sweep
+    from ..sweep.slurm import last_job_id
 
     sweep = Sweep.load(args.sweep_dir)
     if args.max_attempts < 1:
         raise ConfigError(f"--max-attempts={args.max_attempts} is invalid: use 1 or more")
-    if args.executor == "local":
-        return _launch_local(sweep, args)
-    return _launch_slurm(sweep, args)
-
-
-def _launch_local(sweep, args) -> int:
-    from ..sweep import state as st
-    from ..sweep.local import LocalOptions, describe_local, launch_local
-
-    options = LocalOptions(parallel=args.parallel, threads_per_run=args.threads_per_run,
-                           max_attempts=args.max_attempts, reuse_process=args.reuse_process,
-                           wait_for_held=args.wait_for_held)
+    options = _local_options(args) if args.executor == "local" else _slurm_options(args)
     if args.dry_run:
-        print("\n".join(describe_local(sweep, options)))
+        return _dry_run(sweep, options)
+    states = st.read_sweep_state(sweep, options.max_attempts)
+    pending = [rid for rid, s in states.items() if s.status == st.PENDING]
+    if args.executor == "slurm" and not pending:
+        print("nothing to launch: no pending runs")
+        return _summarize(sweep, states)
+    if args.executor == "slurm" and not args.wait:
+        launch(sweep, options, wait=False)
+        print(f"submitted job array {last_job_id(sweep)}: {len(pending)} task(s)")
+        print(f"watch: regmix-megatron sweep status {sweep.root}")
         return 0
-    ended = {rid for rid, s in st.read_sweep_state(sweep, options.max_attempts).items()
-             if s.status in (st.DONE, st.FAILED)}
-    bar = _bar(total=len(sweep.runs), initial=len(ended))
+    counts = st.count_statuses(states.values())
+    bar = _bar(total=len(sweep.runs), initial=counts[st.DONE] + counts[st.FAILED])
 
-    def on_event(kind, run_id, state):
-        if kind == "end" and state is not None and run_id not in ended:
-            if state.status in (st.DONE, st.FAILED):
-                ended.add(run_id)
-                bar.update(1)
-            if state.status != st.DONE:
-                bar.write(f"run {run_id}: {state.status} ({state.reason}); log {state.log_path}")
+    def on_progress(states, ended) -> None:
+        counts = st.count_statuses(states.values())
+        bar.set_note(f"running={counts[st.RUNNING]}, failed={counts[st.FAILED]}")
+        bar.update_to(counts[st.DONE] + counts[st.FAILED])
+        if ended is not None and ended.status != st.DONE:
+            bar.write(f"run {ended.run_id}: {ended.status} ({ended.reason}); log {ended.log_path}")
 
     try:
-        final = launch_local(sweep, options, on_event=on_event)
+        final = launch(sweep, options, on_progress=on_progress)
     finally:
         bar.close()
     return _summarize(sweep, final)
 
 
-def _launch_slurm(sweep, args) -> int:
-    from ..sweep import state as st
-    from ..sweep.slurm import SlurmOptions, submit, wait_for_job
+def _local_options(args):
+    from ..sweep.local import LocalOptions
 
-    options = SlurmOptions(cpus_per_task=args.cpus_per_task, mem=args.mem, time=args.time,
-                           gpus_per_task=args.gpus_per_task, partition=args.partition, account=args.account,
-                           throttle=args.throttle, job_name=args.job_name, max_attempts=args.max_attempts,
-                           extra_sbatch_args=tuple(args.sbatch_arg))
-    launch = submit(sweep, options, dry_run=args.dry_run)
-    if launch is None:
+    return LocalOptions(parallel=args.parallel, threads_per_run=args.threads_per_run, max_attempts=args.max_attempts,
+                        reuse_process=args.reuse_process, wait_for_held=args.wait_for_held)
+
+
+def _slurm_options(args):
+    from ..sweep.slurm import SlurmOptions
+
+    return SlurmOptions(cpus_per_task=args.cpus_per_task, mem=args.mem, time=args.time,
+                        gpus_per_task=args.gpus_per_task, partition=args.partition, account=args.account,
+                        throttle=args.throttle, job_name=args.job_name, max_attempts=args.max_attempts,
+                        extra_sbatch_args=tuple(args.sbatch_arg))
+
+
+def _dry_run(sweep, options) -> int:
+    """Print the exact commands (local) or the job script (SLURM) a launch would run; run nothing."""
+    from ..sweep.local import LocalOptions, describe_local
+    from ..sweep.slurm import submit
+
+    if isinstance(options, LocalOptions):
+        print("\n".join(describe_local(sweep, options)))
+        return 0
+    planned = submit(sweep, options, dry_run=True)
+    if planned is None:
         print("nothing to launch: no pending runs")
-        return _summarize(sweep, st.read_sweep_state(sweep, options.max_attempts))
-    if args.dry_run:
-        print(f"# would write {launch.runs_path} ({len(launch.run_ids)} run ids, one per line) and "
-              f"{launch.script_path}:")
-        print(launch.script)
-        print(f"# then run: {' '.join(launch.sbatch_command())}")
         return 0
-    from ..sweep.slurm import last_job_id
-
-    job_id = last_job_id(sweep)
-    print(f"submitted job array {job_id}: {len(launch.run_ids)} task(s); script {launch.script_path}")
-    if not args.wait:
-        print(f"watch: regmix-megatron sweep status {sweep.root}")
-        return 0
-    bar = _bar(total=len(sweep.runs), initial=0)
-
-    def on_poll():
-        counts = st.count_statuses(st.read_sweep_state(sweep, options.max_attempts).values())
-        bar.set_note(f"running={counts[st.RUNNING]}, failed={counts[st.FAILED]}")
-        bar.update_to(counts[st.DONE] + counts[st.FAILED])
-
-    try:
-        wait_for_job(job_id, on_poll=on_poll)
-    finally:
-        bar.close()
-    return _summarize(sweep, st.read_sweep_state(sweep, options.max_attempts))
+    print(f"# would write {planned.runs_path} ({len(planned.run_ids)} run ids, one per line) and "
+          f"{planned.script_path}:")
+    print(planned.script)
+    print(f"# then run: {' '.join(planned.sbatch_command())}")
+    return 0
 
 
 def _bar(total: int, initial: int):

@@ -17,7 +17,7 @@ def register(subparsers) -> None:
         description="Train (or resume) one run: preset + config + --set overrides; writes config.yaml, "
         "metrics.jsonl, checkpoints/ and, on success, result.json into the output directory.",
     )
-    p.add_argument("config", help="run config YAML (preset, domains, mixture, seed, output_dir, overrides)")
+    p.add_argument("config", help="run config YAML (preset, domains, mixture, seed, output_dir, recipe overrides)")
     p.add_argument("--output-dir", default=None, help="run directory (overrides output_dir of the config)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY.SUB=VALUE",
                    help="override a config field, e.g. --set optim.train_steps=200 (repeatable; YAML values)")
@@ -33,18 +33,16 @@ def _run(args: argparse.Namespace) -> int:
 
     import yaml
 
-    from ..configs import config_to_dict
-    from ..train_config import load_train_config, parse_overrides
+    from ..recipe import parse_overrides
+    from ..run_config import load_run_config
 
     overrides = parse_overrides(args.overrides, flag="--set")
-    cfg = load_train_config(args.config, overrides=overrides, output_dir=args.output_dir)
+    cfg = load_run_config(args.config, overrides=overrides, output_dir=args.output_dir)
     if args.print_config:
-        print(yaml.safe_dump(config_to_dict(cfg), sort_keys=False), end="")
+        print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
         return 0
 
-    import torch.distributed as dist
-
-    from ..megatron.train import EXIT_DIVERGED, run_training
+    from ..megatron.train import EXIT_DIVERGED, run_training, shutdown_distributed
 
     rank0 = os.environ.get("RANK", "0") == "0"
     if not getattr(args, "verbose", False):
@@ -52,12 +50,7 @@ def _run(args: argparse.Namespace) -> int:
     if not rank0:
         logging.getLogger().setLevel(logging.WARNING)  # rank 0 logs
     result = run_training(cfg, force=args.force)
-    if dist.is_initialized() and "WORLD_SIZE" in os.environ:  # torchrun: leave cleanly
-        from megatron.core import parallel_state
-
-        dist.barrier()
-        parallel_state.destroy_model_parallel()
-        dist.destroy_process_group()
+    shutdown_distributed()  # under torchrun: leave the process group cleanly
     if result.get("status") == "diverged":
         if rank0:
             print(f"diverged at step {result.get('step')}: see {cfg.output_dir}/status.json")

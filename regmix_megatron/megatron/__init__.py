@@ -1,7 +1,10 @@
 """The Megatron edge: the only subpackage that imports ``megatron.*`` (and reads Megatron's global args).
 
-Owns training (the model, the training loop, checkpoints, per-domain evaluation), the blended datasets and the
-Megatron-LM provider, the indexed ``.bin/.idx`` files and the tokenizer adapter. May import torch, megatron-core
-and the pure core (mixture, manifest, export, train_config, ...); the core never imports it at import time (it
-may call into it from inside a function, as preprocessing does to write ``.bin/.idx``).
+Owns everything that needs torch and megatron-core: the model (``model``, ``shims`` for CPU), the training
+loop of one run (``train.run_training(RunConfig)``, checkpoints, per-domain validation), Megatron datasets and
+the dataset provider for Megatron-LM's ``pretrain_gpt.py`` (``datasets``, ``indexed``, ``provider``,
+``tokenizer``), and the in-process sweep worker (``sweep_runner``: the trainer behind ``sweep.attempt``'s
+in-process runner). It may import the pure core and ``regmix_megatron.sweep``; nothing outside this
+subpackage imports it at module level (commands import it inside their handlers; preprocessing calls
+``indexed`` from inside a function to write ``.bin/.idx``).
 """

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ConfigError
-from ..train_config import TrainConfig
+from ..recipe import Recipe
 
 LOCAL_SPEC = "local"
 TE_SPEC = "transformer_engine"
@@ -52,7 +52,7 @@ def padded_vocab_size(vocab_size: int, multiple: int, tensor_parallel_size: int)
     return ((vocab_size + step - 1) // step) * step
 
 
-def plan_model(cfg: TrainConfig, *, vocab_size: int, cuda_available: bool, te_available: bool) -> ModelPlan:
+def plan_model(cfg: Recipe, *, vocab_size: int, cuda_available: bool, te_available: bool) -> ModelPlan:
     """Choose the layer spec and the TransformerConfig for ``cfg`` on the given hardware (pure)."""
     m, prec, par = cfg.model, cfg.precision, cfg.parallel
     if prec.layer_spec == "local":

@@ -29,12 +29,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..configs import config_hash, config_to_dict
-from ..errors import ConfigError, DataError
-from ..fileio import atomic_write_json, atomic_write_text, atomic_write_yaml, read_json, read_yaml
+from ..errors import ConfigError
+from ..fileio import atomic_write_json, atomic_write_text, read_json, read_yaml
 from ..manifest import DomainRegistry
 from ..mixture import Mixture
-from ..train_config import TrainConfig
+from ..recipe import IDENTITY_SECTIONS, Recipe
+from ..run_config import ResolvedRun, RunConfig
 from . import checkpoint as ckpt
 from . import shims
 from .evaluation import build_validation_set, iterate_eval_batches, num_eval_batches
@@ -43,9 +43,6 @@ from .model import build_model, count_model_parameters, plan_model, transformer_
 log = logging.getLogger(__name__)
 
 EXIT_DIVERGED = 3
-
-#: Fields whose change makes an existing run directory a different run (resume refused without --force).
-_IDENTITY_FIELDS = ("domains", "mixture", "seed", "model", "optim", "eval", "precision")
 
 
 # ---- process setup ---------------------------------------------------------------------------------------
@@ -85,7 +82,7 @@ def init_distributed(tp_size: int, pp_size: int) -> None:
                                              pipeline_model_parallel_size=pp_size)
 
 
-def configure_threads(cfg: TrainConfig) -> int:
+def configure_threads(cfg: Recipe) -> int:
     n = cfg.parallel.num_threads
     if n is None and os.environ.get("SLURM_CPUS_PER_TASK"):
         local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
@@ -97,27 +94,12 @@ def configure_threads(cfg: TrainConfig) -> int:
 
 # ---- data ------------------------------------------------------------------------------------------------
 
-def resolve_mixture(cfg: TrainConfig, registry: DomainRegistry) -> Mixture:
-    """The run's mixture over exactly the registry's domains (missing domains get weight 0)."""
-    if cfg.mixture is None:
-        return Mixture.from_array(registry.names, registry.prior())
-    if isinstance(cfg.mixture, str):
-        mixture = Mixture.load(cfg.mixture)
-    else:
-        mixture = Mixture.from_dict(dict(cfg.mixture), source="train.mixture")
-    unknown = sorted(set(mixture.domains) - set(registry.names))
-    if unknown:
-        raise DataError(f"train.mixture names domain(s) {unknown} that are not in {registry.path}; "
-                        f"known domains: {list(registry.names)}")
-    return mixture.restrict(registry.names)
-
-
-def build_train_dataset(cfg: TrainConfig, registry: DomainRegistry, mixture: Mixture, tokenizer):
+def build_train_dataset(cfg: Recipe, registry: DomainRegistry, mixture: Mixture, tokenizer, *, seed: int):
     from .datasets import build_blended_dataset
 
     num_samples = cfg.optim.train_steps * cfg.optim.global_batch_size
     return build_blended_dataset(registry, mixture, seq_length=cfg.model.seq_length, num_samples=num_samples,
-                                 seed=cfg.seed, tokenizer=tokenizer)
+                                 seed=seed, tokenizer=tokenizer)
 
 
 def load_run_tokenizer(registry: DomainRegistry):
@@ -193,24 +175,17 @@ def _reduce_sums(stores: list, device) -> tuple[float, float]:
 
 # ---- the run ---------------------------------------------------------------------------------------------
 
-def _identity(cfg: TrainConfig) -> dict:
-    d = config_to_dict(cfg)
-    return {k: d[k] for k in _IDENTITY_FIELDS}
-
-
-def run_id_for(cfg: TrainConfig, mixture: Mixture) -> str:
-    return cfg.run_id or f"{mixture.hash}-s{cfg.seed}"
-
-
 class _Run:
-    """State of one training run on this rank."""
+    """State of one training run on this rank. ``cfg`` is the run's recipe (model, optim, eval, ...); ``seed``,
+    ``out`` and, once built, ``registry``, ``mixture`` and ``run_id`` are the run's own."""
 
-    def __init__(self, cfg: TrainConfig):
+    def __init__(self, recipe: Recipe, *, seed: int, output_dir: str | os.PathLike):
         import torch.distributed as dist
         from megatron.core import parallel_state as ps
 
-        self.cfg = cfg
-        self.out = Path(cfg.output_dir)
+        self.cfg = recipe
+        self.seed = seed
+        self.out = Path(output_dir)
         self.cuda = torch.cuda.is_available()
         self.device = torch.device("cuda", torch.cuda.current_device()) if self.cuda else torch.device("cpu")
         self.rank = dist.get_rank()
@@ -220,22 +195,23 @@ class _Run:
         self.dp_rank = ps.get_data_parallel_rank()
         self.dp_size = ps.get_data_parallel_world_size()
         self.barrier = dist.barrier
-        o = cfg.optim
+        o = recipe.optim
         if o.global_batch_size % (o.micro_batch_size * self.dp_size) != 0:
             raise ConfigError(
                 f"optim.global_batch_size={o.global_batch_size} is invalid: it must be a multiple of "
                 f"optim.micro_batch_size x data-parallel size = {o.micro_batch_size} x {self.dp_size}")
 
     # -- build --
-    def build(self):
+    def build(self, resolved: ResolvedRun):
         """Registry, mixture, model/optimizer/scheduler, training data and validation windows."""
         cfg = self.cfg
-        self.registry = DomainRegistry.load(cfg.domains)
-        self.mixture = resolve_mixture(cfg, self.registry)
-        self.run_id = run_id_for(cfg, self.mixture)
+        self.resolved = resolved
+        self.registry = resolved.registry
+        self.mixture = resolved.mixture
+        self.run_id = resolved.run_id
         self.build_model_and_optimizer(cfg.model.vocab_size or self.registry.tokenizer.vocab_size)
         tokenizer = load_run_tokenizer(self.registry)
-        dataset = build_train_dataset(cfg, self.registry, self.mixture, tokenizer)
+        dataset = build_train_dataset(cfg, self.registry, self.mixture, tokenizer, seed=self.seed)
         o = cfg.optim
         self.batches = StepBatches(dataset, global_batch_size=o.global_batch_size,
                                    micro_batch_size=o.micro_batch_size, dp_rank=self.dp_rank, dp_size=self.dp_size)
@@ -253,7 +229,7 @@ class _Run:
         cfg = self.cfg
         self.plan = plan_model(cfg, vocab_size=vocab_size, cuda_available=self.cuda,
                                te_available=self.cuda and transformer_engine_importable())
-        shims.seed_model_parallel(cfg.seed)
+        shims.seed_model_parallel(self.seed)
         model = build_model(self.plan)
         if self.cuda:
             model.cuda(torch.cuda.current_device())
@@ -407,7 +383,42 @@ def _write_status(out: Path, status: dict) -> None:
     atomic_write_json(out / "status.json", status)
 
 
-def _check_existing(cfg: TrainConfig, out: Path, force: bool) -> dict | None:
+def _read_json_or_none(path: Path):
+    try:
+        return read_json(path)
+    except Exception:  # missing or corrupt: says nothing about the run
+        return None
+
+
+def _recorded_run_ids(out: Path) -> set[str]:
+    """The run ids this directory's outcome files and checkpoints were written for."""
+    found = set()
+    paths = [out / "result.json", out / "status.json"] + [p / "meta.json" for _, p in ckpt.list_checkpoints(out)]
+    for path in paths:
+        obj = _read_json_or_none(path) if path.is_file() else None
+        if isinstance(obj, dict) and obj.get("run_id"):
+            found.add(str(obj["run_id"]))
+    return found
+
+
+def _changed_fields(saved: dict, resolved: ResolvedRun) -> list[str]:
+    """Fields of a saved config.yaml that define another run than ``resolved`` (paths are not compared:
+    the data is compared by content through the run id)."""
+    from ..hashing import canonical_json
+
+    new = resolved.config.to_dict()
+    changed = [k for k in (*IDENTITY_SECTIONS, "seed") if canonical_json(saved.get(k)) != canonical_json(new[k])]
+    if isinstance(saved.get("mixture"), dict):
+        try:
+            same = Mixture.from_dict(saved["mixture"]).hash == resolved.mixture.hash
+        except Exception:  # an unreadable mixture is not this run's
+            same = False
+        if not same:
+            changed.append("mixture")
+    return sorted(changed)
+
+
+def _check_existing(resolved: ResolvedRun, out: Path, force: bool) -> dict | None:
     """The existing outcome of this run directory (returned without re-running), or None to (re)start."""
     import shutil
 
@@ -418,15 +429,14 @@ def _check_existing(cfg: TrainConfig, out: Path, force: bool) -> dict | None:
         shutil.rmtree(out / "tensorboard", ignore_errors=True)
         return None
     saved = out / "config.yaml"
-    if saved.is_file():
-        old = read_yaml(saved) or {}
-        new = _identity(cfg)
-        changed = sorted(k for k in new if json.dumps(old.get(k), sort_keys=True) != json.dumps(new[k],
-                                                                                              sort_keys=True))
-        if changed:
-            raise ConfigError(
-                f"output_dir={str(out)!r} holds a run with a different config (fields {changed} differ from "
-                f"{saved}): use another output_dir, or --force to discard that run")
+    changed = _changed_fields(read_yaml(saved) or {}, resolved) if saved.is_file() else []
+    others = sorted(_recorded_run_ids(out) - {resolved.run_id})
+    if changed or others:
+        why = (f"fields {changed} differ from {saved}" if changed else
+               f"it holds run {', '.join(others)}, this config is run {resolved.run_id}: recipe, seed and mixture "
+               "match, so the data differs (domains.json counts or tokenizer)")
+        raise ConfigError(f"output_dir={str(out)!r} holds a run with a different config ({why}): use another "
+                          "output_dir, or --force to discard that run")
     if (out / "result.json").is_file():
         return read_json(out / "result.json")
     status = out / "status.json"
@@ -437,47 +447,57 @@ def _check_existing(cfg: TrainConfig, out: Path, force: bool) -> dict | None:
     return None
 
 
-def run_training(config: TrainConfig, *, force: bool = False) -> dict:
-    """Train (or resume) one run; returns ``result.json``'s content, or the status dict of a diverged run
-    (``{"status": "diverged", ...}``). A completed run (``result.json`` present) is returned as is unless
-    ``force`` (which discards the run directory's previous outputs)."""
+def _decided_on_rank0(decide):
+    """``decide()`` run on rank 0 only; its result, or its error, shared with every rank."""
     import torch.distributed as dist
 
-    cfg = config
-    configure_threads(cfg)
-    init_distributed(cfg.parallel.tensor_model_parallel_size, cfg.parallel.pipeline_model_parallel_size)
-    out = Path(cfg.output_dir)
     is_rank0 = dist.get_rank() == 0
-    existing = None
+    result = error = None
     if is_rank0:
-        out.mkdir(parents=True, exist_ok=True)
         try:
-            existing = _check_existing(cfg, out, force)
-            error = None
+            result = decide()
         except Exception as exc:  # share the decision with the other ranks before raising
             error = exc
-    decision = [None]
-    if is_rank0:
-        decision = [{"existing": existing, "error": str(error) if error else None}]
+    decision = [{"result": result, "error": str(error) if error else None}] if is_rank0 else [None]
     dist.broadcast_object_list(decision, src=0)
     if is_rank0 and error is not None:
         raise error
     if decision[0]["error"]:
         raise ConfigError(decision[0]["error"])
-    if decision[0]["existing"] is not None:
-        if is_rank0:
-            log.info("%s: already %s; not re-running (use --force to redo)", out,
-                     decision[0]["existing"].get("status"))
-        return decision[0]["existing"]
+    return decision[0]["result"]
 
-    run = _Run(cfg)
+
+def run_training(config: RunConfig, *, force: bool = False) -> dict:
+    """Train (or resume) one run; returns ``result.json``'s content, or the status dict of a diverged run
+    (``{"status": "diverged", ...}``). A completed run (``result.json`` present) is returned as is unless
+    ``force`` (which discards the run directory's previous outputs)."""
+    import torch.distributed as dist
+
+    recipe = config.recipe
+    configure_threads(recipe)
+    init_distributed(recipe.parallel.tensor_model_parallel_size, recipe.parallel.pipeline_model_parallel_size)
+    resolved = config.resolve()
+    out = Path(config.output_dir)
+    is_rank0 = dist.get_rank() == 0
+
+    def decide():
+        out.mkdir(parents=True, exist_ok=True)
+        return _check_existing(resolved, out, force)
+
+    existing = _decided_on_rank0(decide)
+    if existing is not None:
+        if is_rank0:
+            log.info("%s: already %s; not re-running (use --force to redo)", out, existing.get("status"))
+        return existing
+
+    run = _Run(recipe, seed=config.seed, output_dir=out)
     run.tb = None
     try:
-        return _train(run)
+        return _train(run, resolved)
     except Exception as exc:
         if is_rank0:  # a failed run says so; it resumes from its last checkpoint when started again
             _write_status(out, {"status": "failed", "step": getattr(run, "step", 0),
-                                "error": f"{type(exc).__name__}: {exc}"})
+                                "error": f"{type(exc).__name__}: {exc}", "run_id": resolved.run_id})
         raise
     finally:
         if run.tb is not None:
@@ -487,27 +507,61 @@ def run_training(config: TrainConfig, *, force: bool = False) -> dict:
         gc.collect()
 
 
-def _train(run: _Run) -> dict:
-    cfg, out = run.cfg, run.out
-    run.build()
-    if run.is_rank0:
-        ckpt.remove_stale_temp(out)
-        atomic_write_yaml(out / "config.yaml", config_to_dict(cfg))
-        (out / "status.json").unlink(missing_ok=True)
-        if cfg.tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-                run.tb = SummaryWriter(str(out / "tensorboard"))
-            except Exception as exc:  # tensorboard not installed: metrics.jsonl only
-                log.warning("tensorboard requested but unavailable (%s); writing metrics.jsonl only", exc)
+def shutdown_distributed() -> None:
+    """Leave a ``torchrun`` process group cleanly (a barrier, then megatron's and torch's teardown)."""
+    import torch.distributed as dist
+    from megatron.core import parallel_state
+
+    if dist.is_initialized() and "WORLD_SIZE" in os.environ:
+        dist.barrier()
+        parallel_state.destroy_model_parallel()
+        dist.destroy_process_group()
+
+
+def _train(run: _Run, resolved: ResolvedRun) -> dict:
+    """Build, start or resume, train the remaining steps; the result (or the status of a diverged run)."""
+    run.build(resolved)
+    _prepare_run_dir(run)
     run.barrier()
     resumed = run.try_resume()
     if not resumed and run.is_rank0:
-        atomic_write_text(out / "metrics.jsonl", "")
-        log.info("run %s: %s, %d params (%d non-embedding), vocab %d, spec %s, %d steps x %d seqs x %d tokens",
-                 run.run_id, cfg.preset, run.num_parameters["total"], run.num_parameters["non_embedding"],
-                 run.plan.vocab_size, run.plan.spec_name, cfg.optim.train_steps, cfg.optim.global_batch_size,
-                 cfg.model.seq_length)
+        _start_metrics(run)
+    diverged = _train_steps(run)
+    if diverged is not None:
+        return diverged
+    return _finish(run)
+
+
+def _prepare_run_dir(run: _Run) -> None:
+    """Rank 0: drop partial checkpoints, save the run's config, clear an old status, open TensorBoard."""
+    if not run.is_rank0:
+        return
+    out = run.out
+    ckpt.remove_stale_temp(out)
+    run.resolved.save_config(out / "config.yaml")
+    (out / "status.json").unlink(missing_ok=True)
+    if run.cfg.tensorboard:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+            run.tb = SummaryWriter(str(out / "tensorboard"))
+        except Exception as exc:  # tensorboard not installed: metrics.jsonl only
+            log.warning("tensorboard requested but unavailable (%s); writing metrics.jsonl only", exc)
+
+
+def _start_metrics(run: _Run) -> None:
+    """Rank 0, fresh start: an empty metrics.jsonl and a line saying what is trained."""
+    cfg = run.cfg
+    atomic_write_text(run.out / "metrics.jsonl", "")
+    log.info("run %s: %s, %d params (%d non-embedding), vocab %d, spec %s, %d steps x %d seqs x %d tokens",
+             run.run_id, cfg.preset, run.num_parameters["total"], run.num_parameters["non_embedding"],
+             run.plan.vocab_size, run.plan.spec_name, cfg.optim.train_steps, cfg.optim.global_batch_size,
+             cfg.model.seq_length)
+
+
+def _train_steps(run: _Run) -> dict | None:
+    """Steps from ``run.step`` to the last one, logging, evaluating and checkpointing on their intervals;
+    the status of a diverged run, else None."""
+    cfg = run.cfg
     o = cfg.optim
     tokens_per_step = o.global_batch_size * cfg.model.seq_length
     interval_loss, interval_steps, interval_time = 0.0, 0, 0.0
@@ -517,15 +571,7 @@ def _train(run: _Run) -> dict:
         loss, grad_norm = run.train_step()
         dt = time.perf_counter() - t0
         if not math.isfinite(loss) or not math.isfinite(grad_norm):
-            status = {"status": "diverged", "step": run.step + 1, "train_loss": loss if math.isfinite(loss)
-                      else str(loss), "grad_norm": grad_norm if math.isfinite(grad_norm) else str(grad_norm),
-                      "run_id": run.run_id}
-            if run.is_rank0:
-                _write_status(out, status)
-                log.error("run %s diverged at step %d (loss %s, grad norm %s)", run.run_id, run.step + 1, loss,
-                          grad_norm)
-            run.barrier()
-            return status
+            return _diverged(run, loss, grad_norm)
         run.step += 1
         run.tokens += tokens_per_step
         run.train_time_s += dt
@@ -534,29 +580,49 @@ def _train(run: _Run) -> dict:
         interval_time += dt
         do_eval = run.step % cfg.eval.eval_interval == 0 or run.step == o.train_steps
         if run.step % cfg.log_interval == 0 or do_eval:
-            row = {"step": run.step, "train_loss": interval_loss / interval_steps, "lr": lr,
-                   "grad_norm": grad_norm, "tokens": run.tokens,
-                   "tokens_per_s": interval_steps * tokens_per_step / interval_time,
-                   "elapsed_s": run.train_time_s}
-            if do_eval:
-                val = run.evaluate()
-                row["val_loss"] = val
-                row["val_loss_average"] = float(np.mean(list(val.values())))
-            run._append_metrics(row)
-            if run.is_rank0:
-                log.info("step %d/%d loss %.4f lr %.2e %.0f tok/s%s", run.step, o.train_steps, row["train_loss"],
-                         lr, row["tokens_per_s"],
-                         f" val {row['val_loss_average']:.4f}" if do_eval else "")
+            _log_step(run, {"step": run.step, "train_loss": interval_loss / interval_steps, "lr": lr,
+                            "grad_norm": grad_norm, "tokens": run.tokens,
+                            "tokens_per_s": interval_steps * tokens_per_step / interval_time,
+                            "elapsed_s": run.train_time_s}, do_eval)
             interval_loss, interval_steps, interval_time = 0.0, 0, 0.0
         if (cfg.checkpoint.interval and run.step % cfg.checkpoint.interval == 0) or run.step == o.train_steps:
             run.save()
+    return None
+
+
+def _log_step(run: _Run, row: dict, do_eval: bool) -> None:
+    """Evaluate (when due) into ``row``, append it to the metrics and log it."""
+    if do_eval:
+        val = run.evaluate()
+        row["val_loss"] = val
+        row["val_loss_average"] = float(np.mean(list(val.values())))
+    run._append_metrics(row)
+    if run.is_rank0:
+        log.info("step %d/%d loss %.4f lr %.2e %.0f tok/s%s", run.step, run.cfg.optim.train_steps, row["train_loss"],
+                 row["lr"], row["tokens_per_s"], f" val {row['val_loss_average']:.4f}" if do_eval else "")
+
+
+def _diverged(run: _Run, loss: float, grad_norm: float) -> dict:
+    """Write ``status.json`` for a NaN/inf loss or gradient norm and return it."""
+    status = {"status": "diverged", "step": run.step + 1, "train_loss": loss if math.isfinite(loss) else str(loss),
+              "grad_norm": grad_norm if math.isfinite(grad_norm) else str(grad_norm), "run_id": run.run_id}
+    if run.is_rank0:
+        _write_status(run.out, status)
+        log.error("run %s diverged at step %d (loss %s, grad norm %s)", run.run_id, run.step + 1, loss, grad_norm)
+    run.barrier()
+    return status
+
+
+def _finish(run: _Run) -> dict:
+    """``result.json`` from the last evaluation (rank 0 writes it); returned on every rank."""
+    cfg = run.cfg
     final = next(r for r in reversed(run.metrics) if "val_loss" in r)
     result = {
         "status": "completed",
         "run_id": run.run_id,
         "mixture": run.mixture.as_dict(),
         "mixture_hash": run.mixture.hash,
-        "seed": cfg.seed,
+        "seed": run.seed,
         "steps": run.step,
         "tokens": run.tokens,
         "val_loss": final["val_loss"],
@@ -565,11 +631,11 @@ def _train(run: _Run) -> dict:
         "elapsed_s": run.train_time_s,
         "tokens_per_s": run.tokens / run.train_time_s if run.train_time_s > 0 else None,
         "preset": cfg.preset,
-        "config_hash": config_hash(_identity(cfg)),
+        "recipe_hash": cfg.hash,
         "num_parameters": run.num_parameters,
         "validation_tokens": run.valid.num_tokens,
     }
     if run.is_rank0:
-        atomic_write_json(out / "result.json", result)
+        atomic_write_json(run.out / "result.json", result)
     run.barrier()
     return result

@@ -1,8 +1,8 @@
 """``PipelineConfig``: one YAML file that drives ``regmix-megatron run`` end to end.
 
 Every section is a dataclass with a docstring per field; ``__post_init__`` checks each field and names the fix.
-Stage-owned settings that already have their own config class (the sampler's ``SamplerConfig``, the trainer's
-``TrainConfig``) are given here as plain mappings and validated by those classes in :func:`validate_deep`, so
+Stage-owned settings that already have their own config class (the sampler's ``SamplerConfig``, the training
+``Recipe``) are given here as plain mappings and validated by those classes in :func:`validate_deep`, so
 this file never duplicates their fields.
 
 Example (``examples/demo.yaml`` is the full default)::
@@ -96,10 +96,10 @@ class SampleSection:
 @dataclass
 class TrainSection:
     preset: str = "cpu-proxy"
-    """A training preset of ``regmix_megatron.train_config`` (cpu-proxy, cpu-target, tiny-test, regmix-1m ...)."""
+    """A training preset of ``regmix_megatron.recipe`` (cpu-proxy, cpu-target, tiny-test, regmix-1m ...)."""
     overrides: dict = field(default_factory=dict)
-    """Other ``TrainConfig`` fields (e.g. ``train_steps``). ``domains``, ``mixture``, ``seed`` and
-    ``output_dir`` are set by the pipeline."""
+    """Other ``Recipe`` fields (e.g. ``optim: {train_steps: 300}``). The run's own fields (``domains``,
+    ``mixture``, ``seed``, ``output_dir``) are set by the pipeline."""
 
     def __post_init__(self) -> None:
         _check_train_section("proxy", self.preset, self.overrides)
@@ -108,7 +108,7 @@ class TrainSection:
 def _check_train_section(section: str, preset: Any, overrides: Any) -> None:
     check(isinstance(preset, str) and bool(preset), section, "preset", preset,
           "name a training preset, e.g. cpu-proxy or cpu-target")
-    check(isinstance(overrides, Mapping), section, "overrides", overrides, "give a mapping of TrainConfig fields")
+    check(isinstance(overrides, Mapping), section, "overrides", overrides, "give a mapping of Recipe fields")
     reserved = sorted({"domains", "mixture", "seed", "output_dir", "preset", "run_id"} & set(overrides))
     check(not reserved, section, "overrides", reserved,
           "remove these keys: the pipeline sets domains/mixture/seed/output_dir/run_id, and the preset has its "
@@ -139,7 +139,7 @@ class TargetsSection:
     preset: str = "cpu-target"
     """Training preset of the target runs (larger model and token budget than the proxies)."""
     overrides: dict = field(default_factory=dict)
-    """Other ``TrainConfig`` fields of the target runs."""
+    """Other ``Recipe`` fields of the target runs."""
     baselines: Optional[list[str]] = None
     """Baselines trained next to the RegMix mixture: natural (token-proportional), uniform, target_only (all of
     the target domain). None: all three, without target_only when the target is the average."""
@@ -263,10 +263,10 @@ def validate_deep(cfg: PipelineConfig, source: str = "<config>") -> None:
     if cfg.tokenizer.model is not None:
         check(Path(cfg.tokenizer.model).is_file(), "tokenizer", "model", cfg.tokenizer.model,
               "give an existing SentencePiece .model file, or leave it out to train one")
-    built = {name: train_config(getattr(cfg, name), domains="domains.json", output_dir="run", seed=cfg.seed,
-                                section_name=name, source=source) for name in ("proxy", "targets")}
+    built = {name: section_recipe(getattr(cfg, name), section_name=name, source=source)
+             for name in ("proxy", "targets")}
     # the epoch caps refer to one target run's token budget
-    target_tokens = run_tokens(built["targets"]) if cfg.sample.sampler.get("max_epochs") is not None else None
+    target_tokens = built["targets"].num_train_tokens if cfg.sample.sampler.get("max_epochs") is not None else None
     sampler_config(cfg, tokens_per_domain=None, target_tokens=target_tokens, source=source)
     if cfg.executor.kind == "slurm":
         slurm_options(cfg)
@@ -299,19 +299,10 @@ def sampler_config(cfg: PipelineConfig, tokens_per_domain: Any, target_tokens: i
     return build_sampler_config(cfg.sample.sampler, defaults=defaults, source=f"{source}:sample.sampler")
 
 
-def train_config(section: TrainSection | TargetsSection, *, domains: str, output_dir: str, seed: int,
-                 mixture: str | dict | None = None, run_id: str | None = None, section_name: str = "proxy",
-                 source: str = "<config>"):
-    """The ``TrainConfig`` of one run of a section: its preset, its overrides, and the run's own fields."""
-    from ..train_config import build_train_config  # pure (no torch)
+def section_recipe(section: TrainSection | TargetsSection, *, section_name: str = "proxy",
+                   source: str = "<config>"):
+    """The training ``Recipe`` of a section's runs: its preset and its overrides (no paths, no run fields)."""
+    from ..recipe import build_recipe  # pure (no torch)
 
-    data = {"preset": section.preset, **dict(section.overrides), "domains": str(domains),
-            "output_dir": str(output_dir), "seed": int(seed), "mixture": mixture}
-    if run_id is not None:
-        data["run_id"] = run_id
-    return build_train_config(data, source=f"{source}:{section_name}")
+    return build_recipe({"preset": section.preset, **dict(section.overrides)}, source=f"{source}:{section_name}")
 
-
-def run_tokens(train_cfg) -> int:
-    """Training tokens one run consumes (steps x global batch x sequence length)."""
-    return int(train_cfg.optim.train_steps * train_cfg.optim.global_batch_size * train_cfg.model.seq_length)

@@ -18,7 +18,7 @@ from ..errors import DataError, RegmixError
 from ..fileio import sha256_file
 from ..hashing import content_hash
 from ..manifest import SPLITS
-from .config import PipelineConfig, run_tokens, slurm_options, train_config
+from .config import PipelineConfig, section_recipe, slurm_options
 from .framework import Stage, StageContext, StageOutput, fingerprint_paths
 
 log = logging.getLogger(__name__)
@@ -148,8 +148,7 @@ def _registry(ctx: StageContext):
 
 def target_train_tokens(cfg: PipelineConfig) -> int:
     """Token budget of one target run (what the epoch caps of the sampler refer to)."""
-    return run_tokens(train_config(cfg.targets, domains="domains.json", output_dir="run", seed=cfg.seed,
-                                   section_name="targets"))
+    return section_recipe(cfg.targets, section_name="targets").num_train_tokens
 
 
 def sample_inputs(cfg: PipelineConfig) -> dict:
@@ -178,23 +177,10 @@ def run_sample(ctx: StageContext) -> StageOutput:
 
 
 # ---- sweep ----------------------------------------------------------------------------------------------
-def _train_mapping(cfg: PipelineConfig, section, domains_path: str | Path) -> dict:
-    """The shared train config of a sweep, fully resolved (preset merged in) so that the ``config.yaml`` the
-    sweep writes into each run directory is exactly what the trainer resolves; per-run fields left out."""
-    tc = train_config(section, domains=str(Path(domains_path).resolve()), output_dir="unused", seed=cfg.seed,
-                      section_name="sweep")
-    data = tc.to_dict()
-    for key in ("mixture", "seed", "output_dir", "run_id"):
-        data.pop(key, None)
-    return data
-
-
 def resolved_train_inputs(cfg: PipelineConfig, section) -> dict:
-    """A section's fully resolved train config (preset merged in; no paths): a change to a preset's content
-    counts as a change of the stage's inputs, exactly as it changes the sweep's run ids."""
-    data = _train_mapping(cfg, section, "domains.json")
-    data.pop("domains", None)
-    return data
+    """A section's fully resolved recipe (preset merged in; no paths): a change to a preset's content counts as
+    a change of the stage's inputs, as it changes the sweep's run ids."""
+    return section_recipe(section, section_name="sweep").to_dict()
 
 
 def proxy_inputs(cfg: PipelineConfig) -> dict:
@@ -213,13 +199,14 @@ def run_batch(ctx: StageContext, root: Path, mixtures, section, *, label: str, f
     from ..sweep import state as sweep_state
 
     cfg: PipelineConfig = ctx.config
-    mapping = _train_mapping(cfg, section, ctx.path("indexed", "domains"))
+    recipe = section_recipe(section, section_name="sweep")
+    domains = ctx.path("indexed", "domains")
     try:
-        sweep, _ = sweep_plan.plan_sweep(root, mixtures, mapping, cfg.seed)
+        sweep, _ = sweep_plan.plan_sweep(root, mixtures, recipe, domains, cfg.seed)
     except sweep_plan.SweepError as exc:
         log.warning("%s: %s; its inputs changed, so it is planned afresh", root, exc)
         _clear(root, ctx.out)
-        sweep, _ = sweep_plan.plan_sweep(root, mixtures, mapping, cfg.seed)
+        sweep, _ = sweep_plan.plan_sweep(root, mixtures, recipe, domains, cfg.seed)
     launch_sweep(ctx, sweep, label=label, fraction=fraction)
     states = sweep_state.read_sweep_state(sweep)
     failed = {rid: s for rid, s in states.items() if s.status != sweep_state.DONE}
@@ -233,39 +220,29 @@ def run_batch(ctx: StageContext, root: Path, mixtures, section, *, label: str, f
 
 
 def launch_sweep(ctx: StageContext, sweep, *, label: str, fraction: tuple[float, float]) -> None:
-    """Execute the pending runs of ``sweep`` with the configured executor, reporting progress meanwhile."""
+    """Execute the pending runs of ``sweep`` with the configured executor (``sweep.launch``), reporting the
+    share of finished runs as progress into ``fraction`` of the stage."""
     from ..sweep import state as sweep_state
+    from ..sweep.launch import launch
 
     cfg: PipelineConfig = ctx.config
     ex = cfg.executor
     total = max(len(sweep.runs), 1)
     lo, hi = fraction
 
-    def report(kind: str, run_id: str, state) -> None:
-        states = sweep_state.read_sweep_state(sweep)
-        counts = sweep_state.count_statuses(states.values())
-        ctx.progress.update(lo + (hi - lo) * counts[sweep_state.DONE] / total,
-                            f"{label}: {counts[sweep_state.DONE]}/{total} runs done")
+    def report(states, ended) -> None:
+        done = sweep_state.count_statuses(states.values())[sweep_state.DONE]
+        ctx.progress.update(lo + (hi - lo) * done / total, f"{label}: {done}/{total} runs done")
 
-    report("begin", "", None)
     if ex.kind == "local":
-        from ..sweep.local import LocalOptions, launch_local, num_cores
+        from ..sweep.local import LocalOptions, num_cores
 
         threads = max(1, num_cores() // ex.num_parallel)
-        launch_local(sweep, LocalOptions(parallel=ex.num_parallel, threads_per_run=threads,
-                                         max_attempts=ex.max_retries + 1, reuse_process=ex.reuse_process),
-                     on_event=report)
+        options = LocalOptions(parallel=ex.num_parallel, threads_per_run=threads, max_attempts=ex.max_retries + 1,
+                               reuse_process=ex.reuse_process)
     else:
-        from ..sweep import slurm
-
         options = slurm_options(cfg)
-        previous = slurm.last_job_id(sweep)
-        if previous and slurm.queued_tasks(previous):  # a killed pipeline left its array running: wait for it
-            slurm.wait_for_job(previous, poll_s=5.0, on_poll=lambda: report("poll", "", None))
-        while slurm.submit(sweep, options) is not None:  # resubmits runs still pending (retries)
-            slurm.wait_for_job(slurm.last_job_id(sweep), poll_s=5.0, on_poll=lambda: report("poll", "", None))
-            if not any(s.status == sweep_state.PENDING for s in sweep_state.read_sweep_state(sweep).values()):
-                break
+    launch(sweep, options, on_progress=report)
 
 
 def run_sweep(ctx: StageContext) -> StageOutput:
@@ -474,12 +451,12 @@ _RUN_OVERHEAD_S = 12.0
 
 def estimate_run_s(cfg: PipelineConfig, section) -> float:
     """Rough seconds of one training run of ``section`` (6 x params x tokens at a fixed FLOP rate)."""
-    tc = train_config(section, domains="domains.json", output_dir="run", seed=cfg.seed, section_name="estimate")
-    m = tc.model
+    recipe = section_recipe(section, section_name="estimate")
+    m = recipe.model
     vocab = m.vocab_size or cfg.tokenizer.vocab_size
     params = m.num_layers * (4 * m.hidden_size ** 2 + 3 * m.hidden_size * m.ffn_hidden_size) + \
         2 * vocab * m.hidden_size
-    return _RUN_OVERHEAD_S + 6.0 * params * run_tokens(tc) / _FLOPS_PER_S
+    return _RUN_OVERHEAD_S + 6.0 * params * recipe.num_train_tokens / _FLOPS_PER_S
 
 
 def _estimate_sweep(cfg: PipelineConfig) -> float:

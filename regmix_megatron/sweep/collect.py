@@ -16,7 +16,6 @@ import pandas as pd
 from ..errors import RegmixError
 from ..fileio import atomic_write_json
 from ..results import RESULTS_CSV, RESULTS_PARQUET, make_table, write_table
-from ..results import columns as result_columns  # noqa: F401 (the table's columns, for callers of collect)
 from . import state as st
 from .plan import Sweep
 

@@ -1,4 +1,9 @@
-"""Local executor: a pool of ``parallel`` workers on this machine, each run a ``regmix-megatron train`` subprocess.
+"""Local executor: ``parallel`` workers on this machine.
+
+Either a thread per slot, each running the attempts of one run at a time with a ``regmix-megatron train``
+subprocess per attempt (``attempt.SubprocessRunner``), or (``reuse_process``) ``parallel`` long-lived
+processes of ``regmix_megatron.megatron.sweep_runner`` that train runs back to back in process. Both go
+through the one attempt protocol of ``sweep/attempt.py``.
 
 Threads per run are pinned through OMP/MKL/OpenBLAS variables (torch sizes its pool from OMP_NUM_THREADS),
 and the pool defaults to ``cores // threads_per_run`` so parallel runs never oversubscribe the cores.
@@ -22,7 +27,8 @@ from typing import Callable
 from ..errors import ConfigError
 from . import state as st
 from .plan import Sweep
-from .worker import execute_run, which_train_command
+from .attempt import SubprocessRunner, execute_run
+from .worker import which_train_command
 
 log = logging.getLogger(__name__)
 
@@ -77,9 +83,12 @@ def runs_to_launch(sweep: Sweep, max_attempts: int) -> list[str]:
     return [rid for rid, s in states.items() if s.status == st.PENDING]
 
 
+#: The in-process worker: the Megatron edge supplies the trainer, ``sweep/attempt.py`` the protocol.
+IN_PROCESS_MODULE = "regmix_megatron.megatron.sweep_runner"
+
+
 def inprocess_command(sweep: Sweep, options: LocalOptions) -> list[str]:
-    return [sys.executable, "-m", "regmix_megatron.sweep.inprocess", str(sweep.root),
-            "--max-attempts", str(options.max_attempts)]
+    return [sys.executable, "-m", IN_PROCESS_MODULE, str(sweep.root), "--max-attempts", str(options.max_attempts)]
 
 
 def describe_local(sweep: Sweep, options: LocalOptions) -> list[str]:
@@ -99,25 +108,29 @@ def describe_local(sweep: Sweep, options: LocalOptions) -> list[str]:
 
 
 def launch_local(sweep: Sweep, options: LocalOptions,
-                 on_event: Callable[[str, str, st.RunState | None], None] | None = None) -> dict[str, st.RunState]:
+                 on_run_end: Callable[[str, st.RunState], None] | None = None) -> dict[str, st.RunState]:
     """Run every pending run; return the final state of every run of the sweep.
 
-    ``on_event(kind, run_id, state)`` is called with kind "start" (an attempt began) and "end" (a run's
-    worker returned). SIGTERM/SIGINT stop the pool: running children are terminated, their attempts recorded
-    as interrupted, and a re-launch resumes them. Runs held by another live worker are waited for and taken
-    over if their holder dies (``options.wait_for_held``), so a launch ends with no run left running.
+    ``on_run_end(run_id, state)`` is called when a run's worker is done with it (done, failed for good, or
+    left pending by an interruption). SIGTERM/SIGINT stop the pool: running children are terminated, their
+    attempts recorded as interrupted, and a re-launch resumes them. Runs held by another live worker are waited
+    for and taken over if their holder dies (``options.wait_for_held``), also when the holder dies while this
+    launch is busy with other runs, so a launch ends with no run left running or left pending untried.
     """
     st.write_launch_settings(sweep.root, {"executor": "local", "max_attempts": options.max_attempts,
                                           "parallel": options.resolved_parallel(),
                                           "threads_per_run": options.threads_per_run,
                                           "reuse_process": options.reuse_process})
     launch = _launch_reused if options.reuse_process else _launch_pool
+    tried: set[str] = set()
     while True:
-        states = launch(sweep, options, on_event)
+        states = launch(sweep, options, on_run_end, tried)
         held = [rid for rid, s in states.items() if s.status == st.RUNNING]
-        if not held or not options.wait_for_held:
+        freed = [rid for rid, s in states.items() if s.status == st.PENDING and rid not in tried]
+        if not options.wait_for_held or not (held or freed):
             return states
-        _wait_for_held(sweep, options, held)  # then launch again: take over what their holders left
+        if held:
+            _wait_for_held(sweep, options, held)  # then launch again: take over what their holders left
 
 
 #: How often a launch re-reads runs held by other workers while it waits for them.
@@ -145,20 +158,20 @@ def _wait_for_held(sweep: Sweep, options: LocalOptions, held: list[str]) -> None
         time.sleep(HELD_POLL_S)
 
 
-def _launch_pool(sweep: Sweep, options: LocalOptions, on_event) -> dict[str, st.RunState]:
-    """A thread per parallel slot, each running ``regmix-megatron train`` subprocesses (see ``worker.py``)."""
+def _launch_pool(sweep: Sweep, options: LocalOptions, on_run_end, tried: set[str]) -> dict[str, st.RunState]:
+    """A thread per parallel slot, each running ``regmix-megatron train`` subprocesses (``attempt.py``)."""
     pending = runs_to_launch(sweep, options.max_attempts)
+    tried.update(pending)
     parallel = options.resolved_parallel()
     env = thread_env(options.threads_per_run)
     stop = threading.Event()
-    children: dict = {}
     log.info("local launch: %d pending of %d runs, %d at a time, %d thread(s) each",
              len(pending), len(sweep.runs), parallel, options.threads_per_run)
 
     previous = {}
     if threading.current_thread() is threading.main_thread():
         def on_signal(signum, frame):
-            log.warning("signal %d: stopping %d running run(s); re-launch to resume", signum, len(children))
+            log.warning("signal %d: stopping the running run(s); re-launch to resume", signum)
             stop.set()
         for sig in (signal.SIGTERM, signal.SIGINT):
             previous[sig] = signal.signal(sig, on_signal)
@@ -166,17 +179,15 @@ def _launch_pool(sweep: Sweep, options: LocalOptions, on_event) -> dict[str, st.
         def one(run_id: str) -> st.RunState:
             if stop.is_set():
                 return st.read_run_state(sweep.run_dir(run_id), options.max_attempts)
-            return execute_run(
-                sweep.run_dir(run_id), train_command(sweep, run_id), env=env, max_attempts=options.max_attempts,
-                stop=stop, children=children,
-                on_start=(lambda rid, n: on_event("start", rid, None)) if on_event else None)
+            return execute_run(sweep.run_dir(run_id), SubprocessRunner(train_command(sweep, run_id), env=env),
+                               max_attempts=options.max_attempts, stop=stop)
 
         with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="sweep") as pool:
             futures = {pool.submit(one, rid): rid for rid in pending}
             for fut in as_completed(futures):
                 final = fut.result()
-                if on_event:
-                    on_event("end", futures[fut], final)
+                if on_run_end:
+                    on_run_end(futures[fut], final)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -185,9 +196,10 @@ def _launch_pool(sweep: Sweep, options: LocalOptions, on_event) -> dict[str, st.
     return st.read_sweep_state(sweep, options.max_attempts)
 
 
-def _launch_reused(sweep: Sweep, options: LocalOptions, on_event) -> dict[str, st.RunState]:
-    """``parallel`` long-lived processes drain the pending runs (see ``sweep/inprocess.py``)."""
+def _launch_reused(sweep: Sweep, options: LocalOptions, on_run_end, tried: set[str]) -> dict[str, st.RunState]:
+    """``parallel`` long-lived processes drain the pending runs (``megatron/sweep_runner.py``)."""
     pending = runs_to_launch(sweep, options.max_attempts)
+    tried.update(pending)
     num_procs = min(options.resolved_parallel(), len(pending))
     env = dict(os.environ, **thread_env(options.threads_per_run))
     procs = [subprocess.Popen(inprocess_command(sweep, options), env=env, stdin=subprocess.DEVNULL,
@@ -207,24 +219,24 @@ def _launch_reused(sweep: Sweep, options: LocalOptions, on_event) -> dict[str, s
                     p.wait()
                 raise KeyboardInterrupt
             time.sleep(0.5)
-            if on_event:
-                _report(sweep, options, pending, reported, on_event)
+            if on_run_end:
+                _report(sweep, options, pending, reported, on_run_end)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    if on_event:
-        _report(sweep, options, pending, reported, on_event)
+    if on_run_end:
+        _report(sweep, options, pending, reported, on_run_end)
     bad = [p.returncode for p in procs if p.returncode != 0]
     if bad:
         log.warning("%d in-process worker(s) exited with %s; re-launch to retry their runs", len(bad), bad)
     return st.read_sweep_state(sweep, options.max_attempts)
 
 
-def _report(sweep, options, pending, reported, on_event) -> None:
+def _report(sweep, options, pending, reported, on_run_end) -> None:
     for rid in pending:
         if rid in reported:
             continue
         s = st.read_run_state(sweep.run_dir(rid), options.max_attempts)
         if s.status in (st.DONE, st.FAILED):
             reported.add(rid)
-            on_event("end", rid, s)
+            on_run_end(rid, s)

@@ -1,34 +1,34 @@
-"""Planning a sweep: mixtures x one proxy train config (+ seed) -> a run list with deterministic ids.
+"""Planning a sweep: mixtures x one proxy recipe (+ seed) on one domains.json -> a run list with deterministic ids.
 
-A run is defined by its mixture, the proxy train config and the seed; its id is a hash of the three, so
-planning the same inputs twice gives the same ids and directories (idempotent), and a sweep directory can
-never silently mix runs of two different configs.
+A run is defined by its data, its mixture, the recipe and the seed; its id is ``run_config.run_id`` of the four
+(content only, no path), so planning the same inputs twice gives the same ids and directories (idempotent), a
+moved project keeps its ids, and a sweep directory can never silently mix runs of two different recipes.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
 import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Sequence
 
+from ..configs import load_config
 from ..errors import ConfigError, DataError, RegmixError
 from ..fileio import atomic_write_json, atomic_write_yaml, read_json, read_yaml
 from ..manifest import DomainRegistry
 from ..mixture import Mixture, read_mixtures  # noqa: F401 (read_mixtures: the sweep's input)
+from ..recipe import Recipe, build_recipe
+from ..run_config import DEFAULT_SEED, RUN_FIELDS, RunConfig, run_id
 
 log = logging.getLogger(__name__)
 
-FORMAT = "regmix-megatron/sweep/v1"
+FORMAT = "regmix-megatron/sweep/v2"
+#: Formats of earlier versions: their run ids follow another scheme, so they are planned afresh, not resumed.
+OLD_FORMATS = ("regmix-megatron/sweep/v1",)
 SWEEP_FILE = "sweep.json"
 RUNS_DIR = "runs"
 RUN_CONFIG = "config.yaml"
-#: Train-config fields the sweep sets per run; a value in the proxy config is a default or is replaced.
-PER_RUN_FIELDS = ("mixture", "seed", "output_dir", "run_id")
 
 
 class SweepError(RegmixError):
@@ -49,13 +49,17 @@ class Sweep:
     """A planned sweep, as stored in ``SWEEP_DIR/sweep.json``."""
 
     root: Path
-    train_config: Mapping[str, Any]
-    """The proxy train config shared by every run, with ``domains`` absolute and no per-run fields."""
-    config_hash: str
+    recipe: Recipe
+    """The proxy recipe shared by every run."""
     domains_path: str
+    """Absolute path of domains.json (stored relative to ``root`` in sweep.json)."""
     domain_names: tuple[str, ...]
     seed: int
     runs: tuple[PlannedRun, ...]
+
+    @property
+    def recipe_hash(self) -> str:
+        return self.recipe.hash
 
     def run_dir(self, run_id: str) -> Path:
         return self.root / RUNS_DIR / run_id
@@ -72,26 +76,24 @@ class Sweep:
                 return r
         raise SweepError(f"{self.root}: no run {run_id!r} in this sweep ({len(self.runs)} runs)")
 
-    def run_config(self, run: PlannedRun) -> dict:
-        """The full train config of one run (what ``regmix-megatron train`` reads)."""
-        from ..configs import config_to_dict
-        from ..train_config import build_train_config
+    def run_config(self, run: PlannedRun) -> RunConfig:
+        """The run config of one run (what ``regmix-megatron train`` reads from its ``config.yaml``)."""
+        return RunConfig(recipe=self.recipe, domains=self.domains_path, mixture=run.mixture.as_dict(),
+                         seed=run.seed, output_dir=str(self.run_dir(run.run_id)))
 
-        cfg = dict(self.train_config)
-        cfg["mixture"] = run.mixture.as_dict()
-        cfg["seed"] = run.seed
-        cfg["output_dir"] = str(self.run_dir(run.run_id))
-        cfg["run_id"] = run.run_id
-        return config_to_dict(build_train_config(cfg, source=f"run {run.run_id}"))
+    def write_run_config(self, run: PlannedRun) -> Path:
+        """``runs/<id>/config.yaml``, paths relative to the run directory (the trainer saves the same form)."""
+        path = self.run_config_path(run.run_id)
+        return atomic_write_yaml(path, self.run_config(run).to_dict(relative_to=path.parent))
 
     def to_json_obj(self) -> dict:
         return {
             "format": FORMAT,
-            "config_hash": self.config_hash,
-            "domains": self.domains_path,
+            "recipe_hash": self.recipe_hash,
+            "domains": os.path.relpath(self.domains_path, self.root),
             "domain_names": list(self.domain_names),
             "seed": self.seed,
-            "train_config": dict(self.train_config),
+            "recipe": self.recipe.to_dict(),
             "num_runs": len(self.runs),
             "runs": [{"run_id": r.run_id, "mixture_hash": r.mixture.hash, "seed": r.seed,
                       "mixture": r.mixture.as_dict()} for r in self.runs],
@@ -105,6 +107,9 @@ class Sweep:
             raise SweepError(f"{root} is not a planned sweep (no {SWEEP_FILE}): "
                              "create it with `regmix-megatron sweep plan --output {root}`")
         obj = read_json(path)
+        if isinstance(obj, dict) and obj.get("format") in OLD_FORMATS:
+            raise SweepError(f"{path}: planned by an earlier version ({obj['format']}, other run ids): plan into a "
+                             "new --output directory (or delete this one)")
         if not isinstance(obj, dict) or obj.get("format") != FORMAT:
             raise DataError(f"{path}: not a sweep file (expected \"format\": \"{FORMAT}\")")
         try:
@@ -115,9 +120,12 @@ class Sweep:
                     raise DataError(f"{path}: runs[{i}] mixture hash {r['mixture_hash']} does not match its "
                                     f"weights ({mixture.hash}); the file was edited: re-plan the sweep")
                 runs.append(PlannedRun(run_id=str(r["run_id"]), mixture=mixture, seed=int(r["seed"])))
-            return cls(root=root, train_config=dict(obj["train_config"]), config_hash=str(obj["config_hash"]),
-                       domains_path=str(obj["domains"]), domain_names=tuple(obj["domain_names"]),
-                       seed=int(obj["seed"]), runs=tuple(runs))
+            recipe = load_config(Recipe, obj["recipe"], source=f"{path}: recipe")
+            if recipe.hash != obj["recipe_hash"]:
+                raise DataError(f"{path}: recipe hash {obj['recipe_hash']} does not match the recipe ({recipe.hash}); "
+                                "the file was edited: re-plan the sweep")
+            return cls(root=root, recipe=recipe, domains_path=str((root / obj["domains"]).resolve()),
+                       domain_names=tuple(obj["domain_names"]), seed=int(obj["seed"]), runs=tuple(runs))
         except (KeyError, TypeError, ValueError) as exc:
             if isinstance(exc, RegmixError):
                 raise
@@ -126,85 +134,62 @@ class Sweep:
 
 
 # ---- inputs -----------------------------------------------------------------------------------------------
-def resolve_train_config(path: str | os.PathLike) -> tuple[dict, dict]:
-    """Read the proxy train config; return (shared config with absolute ``domains``, per-run defaults).
+def read_proxy_config(path: str | os.PathLike) -> tuple[Recipe, str, int | None]:
+    """Read a proxy run config file: (its recipe, the absolute domains.json path, its seed or None).
 
     A relative ``domains`` path is resolved against the config file's directory, then the working directory.
+    ``mixture`` and ``output_dir`` are set per run by the sweep: values in the file are ignored.
     """
     path = Path(path)
     cfg = read_yaml(path)
     if not isinstance(cfg, dict):
-        raise ConfigError(f"{path}: expected a mapping of train config fields, got {type(cfg).__name__}")
+        raise ConfigError(f"{path}: expected a mapping of run config fields, got {type(cfg).__name__}")
     if not cfg.get("domains"):
-        raise ConfigError(f"{path}: train config field 'domains' is missing: give the path of domains.json "
+        raise ConfigError(f"{path}: run config field 'domains' is missing: give the path of domains.json "
                           "(written by `regmix-megatron preprocess`)")
-    domains = Path(str(cfg["domains"]))
+    domains = Path(str(cfg.pop("domains")))
     if not domains.is_absolute():
         candidates = [path.parent / domains, Path.cwd() / domains]
         found = [c for c in candidates if c.exists()]
         if not found:
-            raise ConfigError(f"{path}: domains={cfg['domains']!r} not found (looked in {path.parent} and "
+            raise ConfigError(f"{path}: domains={str(domains)!r} not found (looked in {path.parent} and "
                               f"{Path.cwd()}): give an existing domains.json path")
         domains = found[0]
     if domains.is_dir():
         domains = domains / "domains.json"
     if not domains.is_file():
         raise ConfigError(f"{path}: domains={str(domains)!r} does not exist: give an existing domains.json path")
-    defaults = {k: cfg.pop(k) for k in PER_RUN_FIELDS if k in cfg}
     for key in ("mixture", "output_dir", "run_id"):
-        if key in defaults:
+        if key in cfg:
+            cfg.pop(key)
             log.info("%s: field %r is set per run by the sweep; the value in the file is ignored", path, key)
-    cfg["domains"] = str(domains.resolve())
-    return _resolve_with_trainer(cfg, source=str(path)), defaults
+    seed = cfg.pop("seed", None)
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise ConfigError(f"{path}: seed={seed!r} must be an integer")
+    assert not set(cfg) & set(RUN_FIELDS), cfg
+    return build_recipe(cfg, source=str(path)), str(domains.resolve()), seed
 
 
-def _resolve_with_trainer(cfg: Mapping[str, Any], source: str) -> dict:
-    """The config as the trainer resolves it (preset merged, every field explicit), minus per-run fields.
-
-    Validation errors (field, value, fix) surface at plan time, and each run's ``config.yaml`` is exactly
-    the resolved form the trainer itself saves in its run directory (it refuses to resume a run directory
-    whose saved config differs).
-    """
-    from ..configs import config_to_dict
-    from ..train_config import build_train_config
-
-    resolved = config_to_dict(build_train_config(dict(cfg, mixture=None, output_dir="/plan-probe"),
-                                                 source=source))
-    return {k: v for k, v in resolved.items() if k not in PER_RUN_FIELDS}
-
-
-def config_hash_of(train_config: Mapping[str, Any]) -> str:
-    blob = json.dumps(train_config, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def make_run_id(mixture_hash: str, config_hash: str, seed: int) -> str:
-    """Deterministic id of a run: a hash of what defines it."""
-    return hashlib.sha256(f"{mixture_hash}|{config_hash}|{int(seed)}".encode()).hexdigest()[:16]
-
-
-def build_sweep(root: str | os.PathLike, mixtures: Sequence[Mixture], train_config: Mapping[str, Any],
-                seed: int) -> Sweep:
+def build_sweep(root: str | os.PathLike, mixtures: Sequence[Mixture], recipe: Recipe,
+                domains_path: str | os.PathLike, seed: int) -> Sweep:
     """The sweep for these inputs (in memory; :func:`plan_sweep` writes it)."""
     root = Path(root).resolve()
-    registry = DomainRegistry.load(train_config["domains"])
+    registry = DomainRegistry.load(domains_path)
     for i, m in enumerate(mixtures):
         registry.check_domains(m.domains, source=f"mixture {i + 1} (hash {m.hash})")
-    chash = config_hash_of(train_config)
-    runs = tuple(PlannedRun(run_id=make_run_id(m.hash, chash, seed), mixture=m, seed=int(seed)) for m in mixtures)
-    return Sweep(root=root, train_config=dict(train_config), config_hash=chash,
-                 domains_path=str(train_config["domains"]), domain_names=registry.names, seed=int(seed),
-                 runs=runs)
+    runs = tuple(PlannedRun(run_id=run_id(recipe, registry, m, seed), mixture=m, seed=int(seed)) for m in mixtures)
+    return Sweep(root=root, recipe=recipe, domains_path=str(Path(registry.path).resolve()),
+                 domain_names=registry.names, seed=int(seed), runs=runs)
 
 
-def plan_sweep(root: str | os.PathLike, mixtures: Sequence[Mixture], train_config: Mapping[str, Any],
-               seed: int) -> tuple[Sweep, bool]:
+def plan_sweep(root: str | os.PathLike, mixtures: Sequence[Mixture], recipe: Recipe,
+               domains_path: str | os.PathLike, seed: int) -> tuple[Sweep, bool]:
     """Write ``sweep.json`` and every run's ``config.yaml``. Returns (sweep, created).
 
     Re-planning identical inputs is a no-op (``created`` False, missing run configs restored); planning
     different inputs into a directory that holds a sweep raises :class:`SweepError`.
     """
-    sweep = build_sweep(root, mixtures, train_config, seed)
+    sweep = build_sweep(root, mixtures, recipe, domains_path, seed)
     path = sweep.root / SWEEP_FILE
     created = True
     if path.exists():
@@ -219,9 +204,8 @@ def plan_sweep(root: str | os.PathLike, mixtures: Sequence[Mixture], train_confi
         raise SweepError(f"{sweep.root} exists and is not a sweep directory (no {SWEEP_FILE}): give a new or "
                          "empty --output directory")
     for run in sweep.runs:
-        cfg_path = sweep.run_config_path(run.run_id)
-        if not cfg_path.exists():  # the trainer may rewrite it with its resolved form: never overwrite
-            atomic_write_yaml(cfg_path, sweep.run_config(run))
+        if not sweep.run_config_path(run.run_id).exists():  # the trainer rewrites it (same content): keep it
+            sweep.write_run_config(run)
     if created:
         atomic_write_json(path, sweep.to_json_obj())  # last: a sweep dir looks planned only when complete
     return sweep, created
@@ -229,10 +213,10 @@ def plan_sweep(root: str | os.PathLike, mixtures: Sequence[Mixture], train_confi
 
 def _differences(old: Sweep, new: Sweep) -> list[str]:
     out = []
-    if old.config_hash != new.config_hash:
-        changed = sorted(k for k in set(old.train_config) | set(new.train_config)
-                         if old.train_config.get(k) != new.train_config.get(k))
-        out.append(f"train config hash {old.config_hash} vs {new.config_hash}, fields differing: {changed}")
+    a, b = old.recipe.to_dict(), new.recipe.to_dict()
+    if a != b:
+        changed = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+        out.append(f"recipe hash {old.recipe_hash} vs {new.recipe_hash}, fields differing: {changed}")
     if old.seed != new.seed:
         out.append(f"seed {old.seed} vs {new.seed}")
     if old.run_ids() != new.run_ids():
@@ -242,27 +226,11 @@ def _differences(old: Sweep, new: Sweep) -> list[str]:
     return out
 
 
-def default_seed() -> int | None:
-    """The trainer's default seed, when its config class is importable."""
-    try:
-        from ..train_config import TrainConfig
-    except ImportError:
-        return None
-    for f in dataclasses.fields(TrainConfig):
-        if f.name == "seed" and f.default is not dataclasses.MISSING:
-            return int(f.default)
-    return None
-
-
 def plan_from_files(mixtures_path: str | os.PathLike, config_path: str | os.PathLike, root: str | os.PathLike,
                     seed: int | None = None) -> tuple[Sweep, bool]:
     """``sweep plan``: read the mixtures and the proxy config, then :func:`plan_sweep`."""
     mixtures = read_mixtures(mixtures_path)
-    train_config, defaults = resolve_train_config(config_path)
+    recipe, domains_path, file_seed = read_proxy_config(config_path)
     if seed is None:
-        seed = defaults.get("seed", default_seed())
-    if seed is None:
-        raise ConfigError(f"{config_path}: no seed: set `seed:` in the config or pass --seed")
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ConfigError(f"{config_path}: seed={seed!r} must be an integer")
-    return plan_sweep(root, mixtures, train_config, seed)
+        seed = DEFAULT_SEED if file_seed is None else file_seed
+    return plan_sweep(root, mixtures, recipe, domains_path, seed)

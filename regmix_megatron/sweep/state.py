@@ -126,7 +126,8 @@ def holder_info() -> dict:
     return {"host": hostname(), "pid": os.getpid(), "pid_start": process_start(os.getpid())}
 
 
-def _read_json_or_none(path: Path) -> Any:
+def read_json_or_none(path: Path) -> Any:
+    """The JSON in ``path``, or None when it is missing or not (yet) valid JSON."""
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
@@ -161,7 +162,7 @@ def attempt_records(run_dir: Path) -> list[dict]:
     for p in logs.iterdir():
         m = _ATTEMPT_RE.match(p.name)
         if m:
-            rec = _read_json_or_none(p) or {}
+            rec = read_json_or_none(p) or {}
             rec.setdefault("attempt", int(m.group(1)))
             found.append(rec)
     return sorted(found, key=lambda r: int(r["attempt"]))
@@ -176,7 +177,7 @@ def attempt_record_path(run_dir: Path, attempt: int) -> Path:
 
 
 def read_result(run_dir: Path) -> dict | None:
-    obj = _read_json_or_none(run_dir / RESULT_FILE)
+    obj = read_json_or_none(run_dir / RESULT_FILE)
     if isinstance(obj, dict) and obj.get("status", "completed") == "completed":
         return obj
     return None
@@ -193,23 +194,24 @@ def read_run_state(run_dir: str | os.PathLike, max_attempts: int = DEFAULT_MAX_A
     result = read_result(run_dir)
     if result is not None:
         return RunState(status=DONE, result=result, **common)
-    status = _read_json_or_none(run_dir / STATUS_FILE)
+    status = read_json_or_none(run_dir / STATUS_FILE)
     if isinstance(status, dict) and status.get("status") == DIVERGED:
-        return RunState(status=FAILED, reason=_describe(status), **common)
-    lock = None if ignore_lock else _read_json_or_none(run_dir / LOCK_FILE)
+        return RunState(status=FAILED, reason=describe_status(status), **common)
+    lock = None if ignore_lock else read_json_or_none(run_dir / LOCK_FILE)
     if lock_is_fresh(lock, now):
         return RunState(status=RUNNING, lock=lock, **common)
     failed = [a for a in attempts if a.get("outcome") == ATTEMPT_FAILED]
     reason = str(failed[-1].get("reason", "")) if failed else ""
     if isinstance(status, dict) and status.get("status"):
-        reason = _describe(status)
+        reason = describe_status(status)
     if len(failed) >= max_attempts:
         return RunState(status=FAILED, reason=f"{len(failed)} of {max_attempts} attempts failed; last: {reason}",
                         **common)
     return RunState(status=PENDING, reason=reason, **common)
 
 
-def _describe(status: Mapping[str, Any]) -> str:
+def describe_status(status: Mapping[str, Any]) -> str:
+    """One line for a trainer's ``status.json``: its status and reason/message/error/step."""
     parts = [str(status.get("status"))]
     for key in ("reason", "message", "error", "step"):
         if status.get(key) not in (None, ""):
@@ -234,7 +236,7 @@ def count_statuses(states: Iterable[RunState]) -> dict[str, int]:
 
 # ---- launch settings ----------------------------------------------------------------------------------
 def read_launch_settings(root: str | os.PathLike) -> dict:
-    obj = _read_json_or_none(Path(root) / LAUNCH_FILE)
+    obj = read_json_or_none(Path(root) / LAUNCH_FILE)
     return obj if isinstance(obj, dict) else {}
 
 
@@ -252,12 +254,12 @@ def acquire_lock(run_dir: Path, info: Mapping[str, Any]) -> bool:
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         except FileExistsError:
-            held = _read_json_or_none(path)
+            held = read_json_or_none(path)
             if lock_is_fresh(held):
                 return False
             if held is None:  # being written right now, or garbage: give a writer a moment
                 time.sleep(0.2)
-                held = _read_json_or_none(path)
+                held = read_json_or_none(path)
                 if lock_is_fresh(held):
                     return False
             with contextlib.suppress(FileNotFoundError):  # only one contender wins the rename
@@ -277,7 +279,7 @@ def update_lock(run_dir: Path, info: Mapping[str, Any]) -> None:
 
 def release_lock(run_dir: Path, owner_token: str) -> None:
     path = run_dir / LOCK_FILE
-    held = _read_json_or_none(path)
+    held = read_json_or_none(path)
     if isinstance(held, dict) and held.get("token") == owner_token:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()

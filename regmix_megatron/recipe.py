@@ -1,33 +1,29 @@
-"""Training run configuration (pure: no torch, no megatron).
+"""The training recipe (pure: no torch, no megatron): how a model is trained, not which run it is.
 
-A run config is a YAML mapping. Model/optimizer/eval/parallel settings come from a named *preset*
-(``regmix_megatron/presets/<name>.yaml``); the run config names the preset and overrides any nested field::
+Model/optimizer/eval/parallel/precision/checkpoint settings come from a named *preset*
+(``regmix_megatron/presets/<name>.yaml``) with any nested field overridden::
 
-    preset: cpu-proxy
-    domains: out/indexed/domains.json      # the registry written by `regmix-megatron preprocess`
-    mixture: mixtures/m0001.json           # a mixture file, or an inline mapping domain -> weight
-    seed: 1234
-    output_dir: runs/m0001
-    optim: {train_steps: 300}              # overrides preset fields
+    build_recipe({"preset": "cpu-proxy", "optim": {"train_steps": 300}})
 
-:func:`load_train_config` merges the preset under the run config (nested mappings merged key by key),
-applies ``--set key.sub=value`` overrides, and validates everything with errors naming field, value and fix.
+:func:`build_recipe` merges the preset under the given fields (nested mappings merged key by key) and
+validates everything with errors naming field, value and fix. A recipe holds no paths; the run (data, mixture,
+seed, output directory) is ``run_config.RunConfig``.
 """
 
 from __future__ import annotations
 
 import copy
-import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence, Union
+from typing import Any, Mapping, Optional, Sequence
 
 import yaml
 
 from .configs import check, config_to_dict, load_config
 from .errors import ConfigError
 from .fileio import read_yaml
+from .hashing import content_hash
 
 PRESET_DIR = Path(__file__).parent / "presets"
 
@@ -196,18 +192,22 @@ class CheckpointConfig:
         check(self.keep_last >= 1, "checkpoint", "keep_last", self.keep_last, "use an integer >= 1")
 
 
+#: The sections that decide what a run computes: its hash is part of every run id. Parallel layout, threads,
+#: checkpointing and logging change how a run executes, not its losses, and may change between resumes.
+IDENTITY_SECTIONS = ("model", "optim", "eval", "precision")
+
+
 @dataclass
-class TrainConfig:
-    domains: str = ""
-    """Path of domains.json (or its directory)."""
-    mixture: Union[str, dict, None] = None
-    """A mixture file (JSON/YAML) or an inline mapping domain -> weight. None: the natural (token) prior."""
-    seed: int = 1234
-    output_dir: str = ""
+class Recipe:
+    """How to train: model, optimizer, evaluation, parallelism, precision, checkpointing and logging.
+
+    A recipe holds no paths and nothing that names one run: the same recipe trains every run of a sweep.
+    Build it from a preset and overrides with :func:`build_recipe`; a run is a recipe plus its data, mixture,
+    seed and output directory (``run_config.RunConfig``).
+    """
+
     preset: Optional[str] = None
-    """The preset this config was built from (informational once resolved)."""
-    run_id: Optional[str] = None
-    """None: derived from the mixture hash and seed."""
+    """The preset this recipe was built from (informational once resolved; not part of its hash)."""
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
@@ -219,14 +219,6 @@ class TrainConfig:
     """Also write TensorBoard events under output_dir/tensorboard (only if torch.utils.tensorboard imports)."""
 
     def __post_init__(self) -> None:
-        check(isinstance(self.domains, str) and bool(self.domains), "train", "domains", self.domains,
-              "give the path of domains.json written by `regmix-megatron preprocess`")
-        check(isinstance(self.output_dir, str) and bool(self.output_dir), "train", "output_dir",
-              self.output_dir, "give a run directory (or pass --output-dir)")
-        check(self.mixture is None or isinstance(self.mixture, (str, Mapping)), "train", "mixture",
-              self.mixture, "give a mixture file path or a mapping domain -> weight")
-        check(isinstance(self.seed, int) and self.seed >= 0, "train", "seed", self.seed,
-              "use an integer >= 0")
         check(self.log_interval > 0, "train", "log_interval", self.log_interval, "use a positive integer")
         mp = self.parallel.tensor_model_parallel_size
         check(self.model.num_attention_heads % mp == 0, "parallel", "tensor_model_parallel_size", mp,
@@ -239,6 +231,21 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return config_to_dict(self)
+
+    def identity(self) -> dict:
+        """The sections that decide what a run of this recipe computes (:data:`IDENTITY_SECTIONS`)."""
+        d = self.to_dict()
+        return {k: d[k] for k in IDENTITY_SECTIONS}
+
+    @property
+    def hash(self) -> str:
+        """Content hash of :meth:`identity` (``hashing.ID_LENGTH`` hex digits)."""
+        return content_hash(self.identity())
+
+    @property
+    def num_train_tokens(self) -> int:
+        """Training tokens one run consumes: steps x global batch x sequence length."""
+        return int(self.optim.train_steps * self.optim.global_batch_size * self.model.seq_length)
 
 
 # ---- presets ---------------------------------------------------------------------------------------------
@@ -294,17 +301,12 @@ def parse_overrides(items: Sequence[str], flag: str = "--set") -> dict:
     return out
 
 
-def build_train_config(
-    data: Mapping[str, Any] | None,
-    *,
-    source: str = "<config>",
-    overrides: Mapping[str, Any] | None = None,
-    base_dir: str | Path | None = None,
-) -> TrainConfig:
-    """Resolve preset + mapping + overrides into a validated :class:`TrainConfig`.
+def build_recipe(data: Mapping[str, Any] | None, *, source: str = "<recipe>",
+                 overrides: Mapping[str, Any] | None = None) -> Recipe:
+    """Resolve preset + mapping + overrides into a validated :class:`Recipe`.
 
-    Relative ``domains``/``mixture``/``output_dir`` paths are resolved against ``base_dir`` (the config
-    file's directory) when given.
+    ``data`` holds recipe fields only (``preset``, sections, ``log_interval``, ``tensorboard``); nested
+    mappings are merged key by key over the preset's.
     """
     data = dict(data or {})
     if overrides:
@@ -315,36 +317,4 @@ def build_train_config(
             raise ConfigError(f"{source}: train.preset={preset!r} is invalid: give a preset name "
                               f"({list_presets()})")
         data = merge_mappings(load_preset(preset), data)
-    if base_dir is not None:
-        for key in ("domains", "output_dir"):
-            if isinstance(data.get(key), str) and data[key] and not Path(data[key]).is_absolute():
-                data[key] = str((Path(base_dir) / data[key]).resolve())
-        if isinstance(data.get("mixture"), str) and not Path(data["mixture"]).is_absolute():
-            data["mixture"] = str((Path(base_dir) / data["mixture"]).resolve())
-    return load_config(TrainConfig, data, source=source)
-
-
-def load_train_config(
-    path: str | Path | Mapping[str, Any],
-    *,
-    overrides: Mapping[str, Any] | None = None,
-    output_dir: str | Path | None = None,
-) -> TrainConfig:
-    """From a YAML file (or a mapping). ``output_dir`` (the CLI's --output-dir) wins over the file."""
-    if isinstance(path, Mapping):
-        data, source, base_dir = dict(path), "<config>", None
-    else:
-        path = Path(path)
-        data = read_yaml(path) or {}
-        if not isinstance(data, Mapping):
-            raise ConfigError(f"{path}: a training config must be a mapping")
-        source, base_dir = str(path), path.parent
-    overrides = dict(overrides or {})
-    if output_dir is not None:
-        overrides["output_dir"] = str(Path(output_dir).resolve())
-    return build_train_config(data, source=source, overrides=overrides, base_dir=base_dir)
-
-
-def replace(cfg: TrainConfig, **changes: Any) -> TrainConfig:
-    """A copy with top-level fields changed (validated again)."""
-    return dataclasses.replace(cfg, **changes)
+    return load_config(Recipe, data, source=source)

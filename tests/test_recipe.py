@@ -1,22 +1,20 @@
-"""TrainConfig: presets load and resolve, overrides, validation errors name field + value + fix."""
+"""The training recipe: presets load and resolve, overrides, validation errors name field + value + fix, and
+its hash covers what a run computes, nothing else."""
 
 from pathlib import Path
 
 import pytest
-import yaml
 
 from regmix_megatron.errors import ConfigError
-from regmix_megatron.train_config import (
+from regmix_megatron.recipe import (
+    IDENTITY_SECTIONS,
     PRESET_DIR,
-    TrainConfig,
-    build_train_config,
+    Recipe,
+    build_recipe,
     list_presets,
     load_preset,
-    load_train_config,
     parse_overrides,
 )
-
-BASE = {"domains": "data/domains.json", "output_dir": "runs/x"}
 
 
 def test_all_presets_load():
@@ -24,13 +22,13 @@ def test_all_presets_load():
     for required in ("regmix-1m", "regmix-60m", "regmix-1b", "cpu-proxy", "cpu-target", "tiny-test"):
         assert required in names
     for name in names:
-        cfg = build_train_config({**BASE, "preset": name}, source=name)
-        assert isinstance(cfg, TrainConfig)
+        cfg = build_recipe({"preset": name}, source=name)
+        assert isinstance(cfg, Recipe)
         assert cfg.preset == name
 
 
 def test_paper_shapes():
-    one_m = build_train_config({**BASE, "preset": "regmix-1m"})
+    one_m = build_recipe({"preset": "regmix-1m"})
     m, o = one_m.model, one_m.optim
     assert (m.num_layers, m.hidden_size, m.num_attention_heads, m.ffn_hidden_size, m.seq_length) == (2, 256, 8, 512,
                                                                                                      2048)
@@ -38,10 +36,10 @@ def test_paper_shapes():
                                                                                              "constant", 100)
     assert (o.adam_beta1, o.adam_beta2, o.weight_decay, o.clip_grad) == (0.9, 0.95, 0.1, 1.0)
     assert one_m.precision.bf16
-    sixty = build_train_config({**BASE, "preset": "regmix-60m"}).model
+    sixty = build_recipe({"preset": "regmix-60m"}).model
     assert (sixty.num_layers, sixty.hidden_size, sixty.num_attention_heads, sixty.ffn_hidden_size) == (10, 768, 8,
                                                                                                        1536)
-    big = build_train_config({**BASE, "preset": "regmix-1b"})
+    big = build_recipe({"preset": "regmix-1b"})
     assert (big.model.num_layers, big.model.hidden_size, big.model.num_attention_heads,
             big.model.ffn_hidden_size) == (22, 2048, 16, 5632)
     assert big.optim.lr_schedule == "cosine" and big.optim.min_lr == 1e-5
@@ -52,24 +50,10 @@ def test_paper_shapes():
 
 def test_cpu_presets_are_fp32_local():
     for name in ("cpu-proxy", "cpu-target", "tiny-test"):
-        cfg = build_train_config({**BASE, "preset": name})
+        cfg = build_recipe({"preset": name})
         assert not cfg.precision.bf16 and cfg.precision.fp8 is None and cfg.precision.layer_spec == "local"
         assert cfg.model.vocab_size is None  # taken from the tokenizer
         assert cfg.model.seq_length <= 256
-
-
-def test_run_config_overrides_preset_and_set(tmp_path):
-    path = tmp_path / "run.yaml"
-    path.write_text(yaml.safe_dump({"preset": "tiny-test", "domains": "idx/domains.json", "output_dir": "out",
-                                    "mixture": {"a": 0.5, "b": 0.5}, "optim": {"train_steps": 7}}))
-    cfg = load_train_config(path, overrides=parse_overrides(["optim.lr=1e-2", "seed=9", "model.num_layers=4"]))
-    assert cfg.optim.train_steps == 7 and cfg.optim.lr == 1e-2 and cfg.seed == 9 and cfg.model.num_layers == 4
-    assert cfg.optim.micro_batch_size == load_preset("tiny-test")["optim"]["micro_batch_size"]  # merged, not replaced
-    assert cfg.domains == str((tmp_path / "idx/domains.json").resolve())
-    assert cfg.output_dir == str((tmp_path / "out").resolve())
-    assert cfg.mixture == {"a": 0.5, "b": 0.5}
-    cfg2 = load_train_config(path, output_dir=tmp_path / "elsewhere")
-    assert cfg2.output_dir == str((tmp_path / "elsewhere").resolve())
 
 
 @pytest.mark.parametrize("patch, words", [
@@ -81,21 +65,20 @@ def test_run_config_overrides_preset_and_set(tmp_path):
     ({"precision": {"fp8": "e5m2"}}, ["precision.fp8", "hybrid"]),
     ({"precision": {"fp8": "hybrid", "layer_spec": "local"}}, ["precision.fp8", "Transformer Engine"]),
     ({"eval": {"eval_interval": 0}}, ["eval.eval_interval", "0"]),
-    ({"output_dir": ""}, ["output_dir", "--output-dir"]),
     ({"preset": "nope"}, ["preset", "'nope'", "tiny-test"]),
 ])
 def test_validation_errors_name_field_value_fix(patch, words):
     with pytest.raises(ConfigError) as err:
-        build_train_config({**BASE, "preset": "tiny-test", **patch})
+        build_recipe({"preset": "tiny-test", **patch})
     for w in words:
         assert w in str(err.value)
 
 
 def test_unknown_field_and_bad_type():
     with pytest.raises(ConfigError, match="learning_rate"):
-        build_train_config({**BASE, "preset": "tiny-test", "optim": {"learning_rate": 1.0}})
+        build_recipe({"preset": "tiny-test", "optim": {"learning_rate": 1.0}})
     with pytest.raises(ConfigError, match="train_steps"):
-        build_train_config({**BASE, "preset": "tiny-test", "optim": {"train_steps": "many"}})
+        build_recipe({"preset": "tiny-test", "optim": {"train_steps": "many"}})
 
 
 def test_parse_overrides_errors():
@@ -110,15 +93,26 @@ def test_presets_are_package_data():
     assert "presets/*.yaml" in setup
 
 
-def test_train_command_prints_resolved_config_and_names_bad_flags(tmp_path, capsys):
-    from regmix_megatron.cli import main
+def test_a_recipe_needs_no_paths_and_refuses_run_fields():
+    recipe = build_recipe({"preset": "tiny-test", "optim": {"train_steps": 7}})
+    flat = recipe.to_dict()
+    assert not {"domains", "mixture", "seed", "output_dir", "run_id"} & set(flat)
+    assert recipe.num_train_tokens == 7 * recipe.optim.global_batch_size * recipe.model.seq_length
+    for field in ("domains", "output_dir", "seed"):
+        with pytest.raises(ConfigError, match=field):
+            build_recipe({"preset": "tiny-test", field: "x"})
 
-    path = tmp_path / "run.yaml"
-    path.write_text(yaml.safe_dump({"preset": "cpu-proxy", "domains": "idx/domains.json", "output_dir": "out"}))
-    assert main(["train", str(path), "--set", "optim.train_steps=70", "--print-config"]) == 0
-    printed = yaml.safe_load(capsys.readouterr().out)
-    assert printed["optim"]["train_steps"] == 70 and printed["model"]["seq_length"] == 128
-    assert main(["train", str(path), "--set", "optim.lr", "--print-config"]) == 2
-    assert "--set" in capsys.readouterr().err
-    assert main(["train", str(path), "--set", "optim.lr_schedule=linear", "--print-config"]) == 2
-    assert "optim.lr_schedule" in capsys.readouterr().err
+
+def test_the_recipe_hash_follows_what_a_run_computes():
+    base = build_recipe({"preset": "tiny-test"})
+    assert base.hash == build_recipe({"preset": "tiny-test"}).hash and len(base.hash) == 16
+    assert set(base.identity()) == set(IDENTITY_SECTIONS)
+    for changed in ({"optim": {"lr": 1e-3}}, {"model": {"num_layers": 4}}, {"eval": {"num_tokens_per_domain": 64}},
+                    {"precision": {"layer_spec": "auto"}}):
+        assert build_recipe({"preset": "tiny-test", **changed}).hash != base.hash, changed
+    # how a run executes is not what it computes: layout, checkpoints, logging and the preset's name
+    for same in ({"parallel": {"num_threads": 2}}, {"checkpoint": {"interval": 3}}, {"log_interval": 1},
+                 {"tensorboard": True}):
+        assert build_recipe({"preset": "tiny-test", **same}).hash == base.hash, same
+    spelled_out = dict(base.to_dict(), preset=None)
+    assert build_recipe(spelled_out).hash == base.hash

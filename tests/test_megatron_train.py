@@ -21,7 +21,7 @@ import yaml
 from helpers.training import domains_json_of, subprocess_env, tiny_config
 from regmix_megatron.errors import ConfigError
 from regmix_megatron.manifest import DomainRegistry
-from regmix_megatron.train_config import build_train_config
+from regmix_megatron.run_config import build_run_config, load_run_config
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 
@@ -39,7 +39,7 @@ def names(domains):
 def train(mapping, force=False):
     from regmix_megatron.megatron.train import run_training
 
-    return run_training(build_train_config(mapping), force=force)
+    return run_training(build_run_config(mapping), force=force)
 
 
 @pytest.fixture(scope="module")
@@ -50,13 +50,14 @@ def natural_run(domains, tmp_path_factory):
 
 
 def result_domains(out: Path) -> str:
-    return yaml.safe_load((out / "config.yaml").read_text())["domains"]
+    return load_run_config(out / "config.yaml").domains
 
 
 def read_metrics(out: Path) -> list[dict]:
     return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.slow
 def test_validation_losses_fall_and_outputs_are_complete(natural_run, names):
     out, result = natural_run
     assert result["status"] == "completed"
@@ -82,6 +83,7 @@ def test_validation_losses_fall_and_outputs_are_complete(natural_run, names):
     assert not (out / "status.json").exists()
 
 
+@pytest.mark.slow
 def test_same_seed_and_mixture_give_identical_losses(natural_run, domains, tmp_path):
     _, first = natural_run
     second = train(tiny_config(domains, tmp_path / "again"))
@@ -89,6 +91,7 @@ def test_same_seed_and_mixture_give_identical_losses(natural_run, domains, tmp_p
     assert second["mixture_hash"] == first["mixture_hash"] and second["run_id"] == first["run_id"]
 
 
+@pytest.mark.slow
 def test_more_weight_on_a_domain_lowers_its_loss(domains, names, tmp_path):
     a, b = names[0], names[1]
     def skewed(heavy):
@@ -100,6 +103,7 @@ def test_more_weight_on_a_domain_lowers_its_loss(domains, names, tmp_path):
     assert on_a["mixture_hash"] != on_b["mixture_hash"]
 
 
+@pytest.mark.slow
 def test_finished_run_is_not_rerun_and_changed_config_is_refused(natural_run, domains):
     out, result = natural_run
     mtime = (out / "result.json").stat().st_mtime_ns
@@ -109,6 +113,7 @@ def test_finished_run_is_not_rerun_and_changed_config_is_refused(natural_run, do
         train(tiny_config(domains, out, seed=2))
 
 
+@pytest.mark.slow
 def test_diverged_run_writes_status_and_no_result(domains, tmp_path):
     from regmix_megatron.cli import main
 
@@ -121,6 +126,7 @@ def test_diverged_run_writes_status_and_no_result(domains, tmp_path):
     assert not (out / "result.json").exists()
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_reaches_the_uninterrupted_losses(natural_run, domains, tmp_path):
     _, reference = natural_run
     out = tmp_path / "killed"
@@ -146,3 +152,29 @@ def test_sigkill_then_resume_reaches_the_uninterrupted_losses(natural_run, domai
     rows = read_metrics(out)
     assert [r["step"] for r in rows] == sorted({r["step"] for r in rows})  # no duplicated steps after resume
     assert rows[-1]["step"] == 30
+
+
+def test_a_run_directory_is_checked_by_content_not_by_path(tmp_path):
+    """A finished run moved with a copy of its data is the same run; other data under the same path is not."""
+    import shutil
+
+    from regmix_megatron.megatron.train import _check_existing
+    from sweep_fixtures import write_domains_json
+
+    domains = write_domains_json(tmp_path / "project" / "data")
+    out = tmp_path / "project" / "run"
+    resolved = build_run_config({"preset": "tiny-test", "domains": str(domains), "output_dir": str(out),
+                                 "seed": 1}).resolve()
+    resolved.save_config(out / "config.yaml")
+    (out / "result.json").write_text(json.dumps({"status": "completed", "run_id": resolved.run_id}))
+    moved = Path(shutil.copytree(tmp_path / "project", tmp_path / "moved"))
+    again = load_run_config(moved / "run" / "config.yaml").resolve()
+    assert again.config.domains == str(moved / "data" / "domains.json")
+    assert _check_existing(again, moved / "run", force=False)["run_id"] == resolved.run_id
+    obj = json.loads(domains.read_text())
+    obj["domains"][0]["splits"]["train"][0]["num_tokens"] += 5
+    domains.write_text(json.dumps(obj))
+    with pytest.raises(ConfigError, match="the data differs"):
+        _check_existing(load_run_config(out / "config.yaml").resolve(), out, force=False)
+    assert _check_existing(load_run_config(out / "config.yaml").resolve(), out, force=True) is None
+    assert not (out / "result.json").exists()

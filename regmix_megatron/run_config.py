@@ -1,0 +1,191 @@
+"""One training run: a recipe plus the run's own data, mixture, seed and output directory; its identity and id.
+
+A run config file is a flat YAML mapping, what ``regmix-megatron train`` reads and what it saves (resolved)
+into every run directory::
+
+    preset: cpu-proxy
+    domains: out/indexed/domains.json      # the registry written by `regmix-megatron preprocess`
+    mixture: mixtures/m0001.json           # a mixture file, an inline mapping domain -> weight, or omitted
+    seed: 1234
+    output_dir: runs/m0001
+    optim: {train_steps: 300}              # every other field is the recipe's: it overrides the preset
+
+The run fields (:data:`RUN_FIELDS`) make the :class:`RunConfig`; everything else is its
+:class:`~regmix_megatron.recipe.Recipe`. Relative paths are resolved against the file's directory.
+
+**Run id.** A run is defined by what it computes: the data, the mixture, the recipe and the seed. Its id is
+``content_hash(run_identity(...))`` over the hash of :func:`data_identity` (tokenizer sha256, vocabulary, and
+the exact document and token counts of every domain's prefixes, never a path), the mixture hash, the recipe
+hash and the seed. The sweep names run directories by it and the trainer records it in ``result.json``, so
+moving a project folder or a copy of ``domains.json`` keeps every id.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Union
+
+from .configs import check, config_to_dict, load_config
+from .errors import ConfigError, DataError
+from .fileio import atomic_write_yaml, read_yaml
+from .hashing import content_hash
+from .manifest import DomainRegistry
+from .mixture import Mixture
+from .recipe import Recipe, build_recipe, merge_mappings
+
+#: Fields of a run config file that belong to the run, not to its recipe.
+RUN_FIELDS = ("domains", "mixture", "seed", "output_dir")
+DEFAULT_SEED = 1234
+
+
+@dataclass
+class RunConfig:
+    """A recipe and the run's own fields. Build it with :func:`build_run_config` / :func:`load_run_config`."""
+
+    recipe: Recipe
+    domains: str
+    """Path of domains.json (or its directory)."""
+    mixture: Union[str, dict, None] = None
+    """A mixture file (JSON/YAML) or an inline mapping domain -> weight. None: the natural (token) prior."""
+    seed: int = DEFAULT_SEED
+    output_dir: str = ""
+    """The run directory."""
+
+    def __post_init__(self) -> None:
+        assert isinstance(self.recipe, Recipe), type(self.recipe)
+        check(isinstance(self.domains, str) and bool(self.domains), "train", "domains", self.domains,
+              "give the path of domains.json written by `regmix-megatron preprocess`")
+        check(isinstance(self.output_dir, str) and bool(self.output_dir), "train", "output_dir",
+              self.output_dir, "give a run directory (or pass --output-dir)")
+        check(self.mixture is None or isinstance(self.mixture, (str, Mapping)), "train", "mixture",
+              self.mixture, "give a mixture file path or a mapping domain -> weight")
+        check(isinstance(self.seed, int) and not isinstance(self.seed, bool) and self.seed >= 0, "train", "seed",
+              self.seed, "use an integer >= 0")
+
+    def resolve(self) -> "ResolvedRun":
+        """Load the registry and the mixture (pure file reads): what the run id is computed from."""
+        registry = DomainRegistry.load(self.domains)
+        return ResolvedRun(config=self, registry=registry, mixture=self.resolve_mixture(registry))
+
+    def resolve_mixture(self, registry: DomainRegistry) -> Mixture:
+        """The run's mixture over exactly the registry's domains (missing domains get weight 0)."""
+        if self.mixture is None:
+            return Mixture.from_array(registry.names, registry.prior())
+        if isinstance(self.mixture, str):
+            mixture = Mixture.load(self.mixture)
+        else:
+            mixture = Mixture.from_dict(dict(self.mixture), source="train.mixture")
+        unknown = sorted(set(mixture.domains) - set(registry.names))
+        if unknown:
+            raise DataError(f"train.mixture names domain(s) {unknown} that are not in {registry.path}; "
+                            f"known domains: {list(registry.names)}")
+        return mixture.restrict(registry.names)
+
+    def to_dict(self, relative_to: str | os.PathLike | None = None) -> dict:
+        """The flat file form (run fields first, then the recipe's); with ``relative_to``, paths are written
+        relative to that directory (where the file goes), so a folder that moves as a whole stays valid."""
+        def path(value: str) -> str:
+            return os.path.relpath(Path(value).resolve(), Path(relative_to).resolve()) if relative_to else value
+
+        mixture = path(self.mixture) if isinstance(self.mixture, str) else config_to_dict(self.mixture)
+        recipe = self.recipe.to_dict()
+        return {"preset": recipe.pop("preset"), "domains": path(self.domains), "mixture": mixture,
+                "seed": self.seed, "output_dir": path(self.output_dir), **recipe}
+
+    def replace(self, **changes: Any) -> "RunConfig":
+        """A copy with fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class ResolvedRun:
+    """A run config with its registry and mixture loaded: everything its identity needs."""
+
+    config: RunConfig
+    registry: DomainRegistry
+    mixture: Mixture
+
+    def identity(self) -> dict:
+        return run_identity(self.config.recipe, self.registry, self.mixture, self.config.seed)
+
+    @property
+    def run_id(self) -> str:
+        return content_hash(self.identity())
+
+    def save_config(self, path: str | os.PathLike) -> Path:
+        """Write the run config file with the mixture inline and paths relative to the file's directory."""
+        path = Path(path)
+        config = self.config.replace(mixture=self.mixture.as_dict())
+        return atomic_write_yaml(path, config.to_dict(relative_to=path.parent))
+
+
+# ---- identity ---------------------------------------------------------------------------------------------
+def data_identity(registry: DomainRegistry) -> dict:
+    """What the data of a run is, without where it lies: the tokenizer's sha256, vocabulary and end-of-document
+    id, and for every domain and split the document, sequence and token counts of each prefix, in order."""
+    t = registry.tokenizer
+    return {
+        "tokenizer": {"type": t.type, "sha256": t.sha256, "vocab_size": t.vocab_size, "eod_id": t.eod_id},
+        "domains": {d.name: {split: [[p.num_documents, p.num_sequences, p.num_tokens] for p in prefixes]
+                             for split, prefixes in sorted(d.splits.items())}
+                    for d in registry.domains},
+    }
+
+
+def run_identity(recipe: Recipe, registry: DomainRegistry, mixture: Mixture, seed: int) -> dict:
+    """The content a run id is the hash of: data, mixture and recipe hashes, and the seed."""
+    return {"data": content_hash(data_identity(registry)), "mixture": mixture.hash, "recipe": recipe.hash,
+            "seed": int(seed)}
+
+
+def run_id(recipe: Recipe, registry: DomainRegistry, mixture: Mixture, seed: int) -> str:
+    """The id of the run of ``recipe`` on ``registry``'s data with ``mixture`` and ``seed``."""
+    return content_hash(run_identity(recipe, registry, mixture, seed))
+
+
+# ---- loading ----------------------------------------------------------------------------------------------
+def build_run_config(data: Mapping[str, Any] | None, *, source: str = "<config>",
+                     overrides: Mapping[str, Any] | None = None,
+                     base_dir: str | os.PathLike | None = None) -> RunConfig:
+    """Resolve a flat mapping (+ overrides) into a validated :class:`RunConfig`.
+
+    Relative ``domains``/``mixture``/``output_dir`` paths are resolved against ``base_dir`` (the config
+    file's directory) when given.
+    """
+    data = dict(data or {})
+    if overrides:
+        data = merge_mappings(data, overrides)
+    if "run_id" in data:
+        raise ConfigError(f"{source}: train.run_id={data['run_id']!r} is invalid: a run's id is computed from its "
+                          "data, mixture, recipe and seed; remove the field")
+    known = set(RUN_FIELDS) | {f.name for f in dataclasses.fields(Recipe)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"{source}: unknown field(s) {unknown} for a run config; known fields: {sorted(known)}")
+    run = {k: data.pop(k) for k in RUN_FIELDS if k in data}
+    if base_dir is not None:
+        for key in RUN_FIELDS:
+            if key != "seed" and isinstance(run.get(key), str) and run[key] and not Path(run[key]).is_absolute():
+                run[key] = str((Path(base_dir) / run[key]).resolve())
+    recipe = build_recipe(data, source=source)
+    return load_config(RunConfig, dict(run, recipe=recipe), source=source)
+
+
+def load_run_config(path: str | os.PathLike | Mapping[str, Any], *, overrides: Mapping[str, Any] | None = None,
+                    output_dir: str | os.PathLike | None = None) -> RunConfig:
+    """From a YAML file (or a mapping). ``output_dir`` (the CLI's --output-dir) wins over the file."""
+    if isinstance(path, Mapping):
+        data, source, base_dir = dict(path), "<config>", None
+    else:
+        path = Path(path)
+        data = read_yaml(path) or {}
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{path}: a training config must be a mapping")
+        source, base_dir = str(path), path.parent
+    overrides = dict(overrides or {})
+    if output_dir is not None:
+        overrides["output_dir"] = str(Path(output_dir).resolve())
+    return build_run_config(data, source=source, overrides=overrides, base_dir=base_dir)
