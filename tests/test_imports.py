@@ -30,9 +30,6 @@ REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "regmix_megatron"
 EDGE_PACKAGES = ("megatron", "commands", "pipeline", "sweep", "report", "corpus")
 EDGE_MODULES = ("cli",)
-#: Part B (branch consolidate-runs) moves these imports; remove the xfails after the merge.
-NAMES_MEGATRON_PART_B = {"regmix_megatron.commands.train": "part B: commands/train.py imports megatron.core itself"}
-IMPORTS_TRAINER_PART_B = {"regmix_megatron.sweep.inprocess": "part B: sweep/inprocess.py imports the trainer"}
 
 
 def _module_name(path: Path) -> str:
@@ -120,19 +117,13 @@ def _imports(module: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     return tuple(sorted(m for m in internal if m in MODULES and m != module)), tuple(sorted(external))
 
 
-def _xfail(modules, reasons: dict[str, str]):
-    return [pytest.param(m, marks=pytest.mark.xfail(reason=reasons[m], strict=True)) if m in reasons else m
-            for m in modules]
-
-
-@pytest.mark.parametrize("module", _xfail(NOT_MEGATRON, NAMES_MEGATRON_PART_B))
+@pytest.mark.parametrize("module", NOT_MEGATRON)
 def test_only_the_megatron_edge_names_megatron(module):
     named = [e for e in _imports(module)[1] if e.split(".")[0] == "megatron"]
     assert not named, f"{module} imports {named}; only regmix_megatron/megatron/ may"
 
 
-@pytest.mark.parametrize("module", _xfail([m for m in MODULES if m.startswith("regmix_megatron.sweep")],
-                                          IMPORTS_TRAINER_PART_B))
+@pytest.mark.parametrize("module", [m for m in MODULES if m.startswith("regmix_megatron.sweep")])
 def test_sweeps_do_not_import_the_megatron_edge(module):
     """Runs are trained by ``regmix-megatron train`` processes; sweep/ stays free of Megatron (its docstring)."""
     edge = [m for m in _imports(module)[0] if m.startswith("regmix_megatron.megatron")]
@@ -140,7 +131,7 @@ def test_sweeps_do_not_import_the_megatron_edge(module):
 
 
 #: Which layer may import which (besides itself and the core, which every layer may import).
-MAY_IMPORT = {"core": set(), "megatron": set(), "corpus": set(), "report": set(), "sweep": set(),
+MAY_IMPORT = {"core": set(), "megatron": {"sweep"}, "corpus": set(), "report": set(), "sweep": set(),
               "pipeline": {"corpus", "sweep", "report"},
               "commands": {"corpus", "sweep", "report", "pipeline", "megatron"}, "cli": {"commands"}}
 #: The one arrow from the core to the edge: preprocessing writes .bin/.idx with megatron-core's builder, inside
@@ -153,9 +144,10 @@ def _layer(module: str) -> str:
     return rest[0] if rest and (rest[0] in EDGE_PACKAGES or rest[0] in EDGE_MODULES) else "core"
 
 
-@pytest.mark.parametrize("module", _xfail(list(MODULES), IMPORTS_TRAINER_PART_B))
+@pytest.mark.parametrize("module", list(MODULES))
 def test_imports_point_inward(module):
-    """Layers: core <- megatron, corpus, report, sweep <- pipeline <- commands <- cli (docs/DESIGN.md)."""
+    """Layers: core <- corpus, report, sweep <- pipeline <- commands <- cli; megatron <- commands, and the edge's
+    in-process sweep runner imports sweep (docs/DESIGN.md)."""
     layer = _layer(module)
     allowed = MAY_IMPORT[layer] | {layer, "core"}
     wrong = [m for m in _imports(module)[0] if _layer(m) not in allowed and (module, m) not in CORE_TO_EDGE]
