@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from helpers.launch_shells import EXAMPLES, REPO, capture_launch
+from helpers.megatron_lm_args import validate, validated_args
 
 PRETRAIN_1B = EXAMPLES / "pretrain_gpt_1b_regmix.sh"
 OURS_1B = EXAMPLES / "train_target_ours.sh"
@@ -56,27 +57,19 @@ def _value(flags: list, name: str) -> str:
     return flags[flags.index(name) + 1]
 
 
-def megatron_lm_validate(flags: list, env: dict, world_size: int, arch: int) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(REPO / "tests" / "helpers" / "megatron_lm_args.py"), CHECKOUT,
-                           str(world_size), str(arch), "--", *flags], env=env, capture_output=True, text=True,
-                          timeout=300)
-
-
 @needs_checkout
 @pytest.mark.parametrize("arch", [8, 9], ids=["ampere", "hopper"])
 def test_1b_shell_flags_pass_megatron_lm_validate_args(arch, tmp_path):
     launch = capture_launch(PRETRAIN_1B, tmp_path)
     flags = launch.after("pretrain_gpt.py")
-    proc = megatron_lm_validate(flags, launch.env, launch.world_size, arch)
-    assert proc.returncode == 0 and proc.stdout.rstrip().endswith("OK"), proc.stdout[-2000:] + proc.stderr[-2000:]
-    args = json.loads(proc.stdout.rstrip().splitlines()[-2])
+    args = validated_args(validate(CHECKOUT, flags, launch.env, launch.world_size, arch))
     assert (args["world_size"], args["tensor_model_parallel_size"], args["pipeline_model_parallel_size"],
             args["data_parallel_size"]) == (32, 2, 2, 8)
     assert args["gradient_accumulation_fusion"] is False and args["sequence_parallel"] is True
     assert args["full_validation"] and args["multiple_validation_sets"] and args["fp8"] == "hybrid"
     # The check is live: the same flags without the shell's environment are refused by Megatron-LM.
     bare = {k: v for k, v in launch.env.items() if k != "CUDA_DEVICE_MAX_CONNECTIONS"}
-    refused = megatron_lm_validate(flags, bare, launch.world_size, arch)
+    refused = validate(CHECKOUT, flags, bare, launch.world_size, arch)
     assert refused.returncode == 1 and "CUDA_DEVICE_MAX_CONNECTIONS" in refused.stdout, refused.stdout[-2000:]
 
 

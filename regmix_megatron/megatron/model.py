@@ -168,7 +168,8 @@ def plan_model(cfg: TrainConfig, *, vocab_size: int, cuda_available: bool, te_av
         tensor_model_parallel_size=par.tensor_model_parallel_size,
         pipeline_model_parallel_size=par.pipeline_model_parallel_size,
         sequence_parallel=False,
-        use_cpu_initialization=not cuda_available,
+        use_cpu_initialization=(not cuda_available if par.use_cpu_initialization is None
+                                else par.use_cpu_initialization),
         params_dtype="bfloat16" if prec.bf16 else "float32",
         pipeline_dtype="bfloat16" if prec.bf16 else "float32",
         bf16=prec.bf16,

@@ -11,10 +11,23 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+def validate(checkout: str, flags: list, env: dict, world_size: int, arch: int) -> subprocess.CompletedProcess:
+    """Run this script on ``flags`` in a subprocess with environment ``env``."""
+    return subprocess.run([sys.executable, __file__, checkout, str(world_size), str(arch), "--", *flags], env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def validated_args(proc: subprocess.CompletedProcess) -> dict:
+    """The validated arguments printed by a run that passed."""
+    assert proc.returncode == 0 and proc.stdout.rstrip().endswith("OK"), proc.stdout[-2000:] + proc.stderr[-2000:]
+    return json.loads(proc.stdout.rstrip().splitlines()[-2])
 
 
 def main(argv: list[str]) -> int:
