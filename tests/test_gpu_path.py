@@ -55,3 +55,26 @@ def test_use_points_current_at_a_device_and_restores_it():
     with devices.use(recorder):
         assert devices.current() is recorder and devices.select(0) is recorder
     assert devices.current() == before
+
+
+def test_trainer_refuses_fp8_on_an_a100_before_building_anything(monkeypatch):
+    """The trainer hands its device's compute capability to the plan (issue 15, item 6): on a (pretended) A100
+    with Transformer Engine, the 1B target's FP8 is refused with the fix before a tensor touches the GPU."""
+    from regmix_megatron.errors import ConfigError
+    from regmix_megatron.megatron import train
+    from regmix_megatron.train_config import load_train_config
+
+    from helpers.launch_shells import EXAMPLES
+
+    train.init_distributed(1, 1)
+    cfg = load_train_config(EXAMPLES / "target_1b.yaml", output_dir="unused",
+                            overrides={"parallel": {"tensor_model_parallel_size": 1,
+                                                    "pipeline_model_parallel_size": 1}})
+    monkeypatch.setattr(train, "transformer_engine_importable", lambda: True)
+    a100 = devices.Device(torch.device("cuda", 0), name="NVIDIA A100-SXM4-80GB", capability=(8, 0))
+    with devices.use(a100):
+        run = train._Run(cfg)
+        assert run.device is a100 and run.cuda
+        refusal = r"precision.fp8='hybrid' .*\(NVIDIA A100-SXM4-80GB, compute capability 8\.0"
+        with pytest.raises(ConfigError, match=refusal):
+            run.build_model_and_optimizer(vocab_size=1000)
