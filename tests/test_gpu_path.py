@@ -41,10 +41,15 @@ def test_collective_buffers_follow_the_backend(monkeypatch):
 
     gpu = devices.Device(torch.device("cuda", 1), name="NVIDIA H100", capability=(9, 0))
     assert gpu.backend == "nccl" and gpu.is_cuda
+    barriers = []
+    monkeypatch.setattr(dist, "barrier", lambda **kwargs: barriers.append(kwargs))
     monkeypatch.setattr(dist, "get_backend", lambda group=None: "nccl")
     assert gpu.collective_device() == torch.device("cuda", 1)  # NCCL takes CUDA tensors only
+    gpu.barrier()
     monkeypatch.setattr(dist, "get_backend", lambda group=None: "gloo")
     assert gpu.collective_device() == torch.device("cpu")
+    gpu.barrier()
+    assert barriers == [{"device_ids": [1]}, {}]  # NCCL told its GPU; gloo on the CPU
     cpu = devices.current()  # this machine
     assert not cpu.is_cuda and cpu.backend == "gloo" and cpu.capability is None
 

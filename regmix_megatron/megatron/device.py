@@ -60,11 +60,13 @@ class Device:
         return torch.tensor(list(values), dtype=dtype, device=self.collective_device(group))
 
     def barrier(self) -> None:
-        """``dist.barrier`` on this device (NCCL needs to know which GPU runs its barrier)."""
+        """``dist.barrier`` of the default group, on :meth:`collective_device` (NCCL needs to know which GPU
+        runs its barrier, else it guesses from the rank)."""
         import torch.distributed as dist
 
-        if self.is_cuda:
-            dist.barrier(device_ids=[self.torch_device.index])
+        device = self.collective_device()
+        if device.type == "cuda":
+            dist.barrier(device_ids=[device.index])
         else:
             dist.barrier()
 
