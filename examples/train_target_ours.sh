@@ -34,9 +34,9 @@ NNODES=${SLURM_NNODES:-1}
 MASTER_ADDR=$(scontrol show hostnames "${SLURM_JOB_NODELIST:-localhost}" 2>/dev/null | head -n 1 || echo localhost)
 MASTER_PORT=${MASTER_PORT:-29500}
 
-# Tensor parallel on compute capability < 10 (Hopper and older): one hardware queue keeps each tensor-parallel
-# communication kernel ahead of the compute that waits for it (Megatron-LM requires it; megatron-core alone
-# only runs faster with it). srun passes the environment on to every task.
+# Tensor parallel on compute capability < 10 (Hopper and older): one hardware queue schedules each
+# tensor-parallel communication kernel ahead of the compute it overlaps (Megatron-LM requires it; megatron-core
+# alone only runs faster with it). srun passes the environment on to every task.
 export CUDA_DEVICE_MAX_CONNECTIONS=1
 
 # Print the resolved config once (preset + file + overrides), then train. Data parallel size is

@@ -77,8 +77,8 @@ def init_distributed(tp_size: int, pp_size: int) -> None:
     if (dev.is_cuda and tp_size > 1 and dev.capability < (10, 0)
             and os.environ.get("CUDA_DEVICE_MAX_CONNECTIONS") != "1" and dist.get_rank() == 0):
         log.warning("tensor parallel on %s (compute capability %d.%d) without CUDA_DEVICE_MAX_CONNECTIONS=1: "
-                    "tensor-parallel communication kernels may not be scheduled ahead of the compute that "
-                    "waits for them; export CUDA_DEVICE_MAX_CONNECTIONS=1 before launching", dev.name,
+                    "tensor-parallel communication is not scheduled ahead of the compute it should overlap "
+                    "(slower, still correct); export CUDA_DEVICE_MAX_CONNECTIONS=1 before launching", dev.name,
                     *dev.capability)
     world = dist.get_world_size()
     if world % (tp_size * pp_size) != 0:
