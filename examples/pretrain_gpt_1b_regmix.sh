@@ -48,9 +48,9 @@ MASTER_ADDR=$(scontrol show hostnames "${SLURM_JOB_NODELIST:-localhost}" 2>/dev/
 MASTER_PORT=${MASTER_PORT:-29500}
 
 # Megatron-LM's validate_args refuses tensor (or context) parallelism on compute capability < 10 (Hopper and
-# older) unless CUDA_DEVICE_MAX_CONNECTIONS=1: one hardware queue, so each tensor-parallel communication kernel
-# is scheduled before the compute that waits for it (sequence parallelism relies on that order). srun passes
-# the environment on to every task.
+# older) unless CUDA_DEVICE_MAX_CONNECTIONS=1: one hardware queue, so each tensor-parallel (and sequence-parallel)
+# communication kernel is scheduled ahead of the compute it overlaps. srun passes the environment on to every
+# task.
 export CUDA_DEVICE_MAX_CONNECTIONS=1
 
 MODEL=(
