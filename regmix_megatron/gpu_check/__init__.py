@@ -11,7 +11,7 @@ and a run resumed from its step-10 checkpoint must end where the uninterrupted r
 and DP=2 must reproduce a TP=1 reference step by step (weights drawn on the CPU so every layout starts from the
 same ones) and PP=2 must train to a final loss near it; with >= 4 and 8 GPUs also TP=2 x PP=2 (the 1B layout)
 and TP=2 x PP=2 x DP=2. With a Megatron-LM checkout, its ``pretrain_gpt.py`` trains a few steps on our export
-with the 1B launch shell's flags. Without a GPU it says so and runs nothing.
+with the 1B launch shell's settings at a proxy's size. Without a GPU it says so and runs nothing.
 
 Tolerances are not calibrated on a GPU (none was available when this was written); a failure names the numbers.
 """
