@@ -1,13 +1,15 @@
 # Two commands set everything up on a fresh machine:
 #   make demo   runs the whole pipeline on the embedded default corpus
 #   make test   runs the test suite
+# On a GPU machine, run this first:
+#   make gpu-check   short real trainings of every GPU path (says so and exits 0 without a GPU)
 PY ?= python3
 VENV := .venv
 PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_CONFIG ?= examples/demo.yaml
 
-.PHONY: demo test venv bench clean-venv
+.PHONY: demo test venv bench gpu-check clean-venv
 
 venv: $(STAMP)
 
@@ -24,6 +26,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PYTHON) -m pytest -q tests
+
+gpu-check: $(STAMP)
+	$(PYTHON) tools/gpu_check.py
 
 bench: $(STAMP)
 	for b in bench/bench_*.py; do echo "== $$b"; $(PYTHON) $$b || exit 1; done

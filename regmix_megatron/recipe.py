@@ -145,6 +145,10 @@ class ParallelConfig:
     pipeline_model_parallel_size: int = 1
     num_threads: Optional[int] = None
     """torch intra-op threads per rank; None: $SLURM_CPUS_PER_TASK if set, else torch's default."""
+    use_cpu_initialization: Optional[bool] = None
+    """Draw each full weight matrix on the CPU and split it over the tensor-parallel ranks, so that every TP size
+    starts from the same weights (megatron-core's ``use_cpu_initialization``). None: yes on CPU; no on GPUs, where
+    each rank draws its own shard on its GPU (faster; the weights then depend on the TP size)."""
 
     def __post_init__(self) -> None:
         for name in ("tensor_model_parallel_size", "pipeline_model_parallel_size"):

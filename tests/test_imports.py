@@ -1,7 +1,7 @@
 """The package's import graph: the arrows point inward.
 
 - The pure core (every module outside ``megatron/``, ``commands/``, ``pipeline/``, ``sweep/``, ``report/``,
-  ``corpus/`` and ``cli.py``) imports neither torch nor Megatron: each core module is imported in a fresh
+  ``corpus/``, ``gpu_check/`` and ``cli.py``) imports neither torch nor Megatron: each core module is imported in a fresh
   interpreter and ``sys.modules`` is checked.
 - Importing any module outside ``regmix_megatron/megatron/`` does not import Megatron (same check), and no module
   outside it names ``megatron.*`` in an import statement at all, nor does ``sweep/`` import the Megatron edge.
@@ -28,7 +28,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "regmix_megatron"
-EDGE_PACKAGES = ("megatron", "commands", "pipeline", "sweep", "report", "corpus")
+EDGE_PACKAGES = ("megatron", "commands", "pipeline", "sweep", "report", "corpus", "gpu_check")
 EDGE_MODULES = ("cli",)
 
 
@@ -133,7 +133,8 @@ def test_sweeps_do_not_import_the_megatron_edge(module):
 #: Which layer may import which (besides itself and the core, which every layer may import).
 MAY_IMPORT = {"core": set(), "megatron": {"sweep"}, "corpus": set(), "report": set(), "sweep": set(),
               "pipeline": {"corpus", "sweep", "report"},
-              "commands": {"corpus", "sweep", "report", "pipeline", "megatron"}, "cli": {"commands"}}
+              "commands": {"corpus", "sweep", "report", "pipeline", "megatron"}, "cli": {"commands"},
+              "gpu_check": {"megatron"}}
 #: The one arrow from the core to the edge: preprocessing writes .bin/.idx with megatron-core's builder, inside
 #: a function (the core still imports without Megatron).
 CORE_TO_EDGE = {("regmix_megatron.preprocess", "regmix_megatron.megatron.indexed")}

@@ -166,15 +166,19 @@ def test_epoch_warning_and_table(registry, tokenizer, caplog):
     assert "requested" in table and "realized" in table and len(table.splitlines()) == 2 + len(registry.names)
 
 
-def test_refusals(registry, tokenizer, tmp_path):
+def test_refusals(registry, tokenizer, tmp_path, monkeypatch):
+    import torch.distributed
+
     from regmix_megatron.megatron.datasets import build_blended_dataset
 
     with pytest.raises(DataError, match=r"unknown \['news'\]"):
         build_blended_dataset(registry, Mixture.from_dict({"code": 0.5, "news": 0.5}), seq_length=SEQ_LENGTH,
                               num_samples=8, seed=1, tokenizer=tokenizer)
-    with pytest.raises(RegmixError, match="path_to_cache.*process group"):
-        build_blended_dataset(registry, Mixture.from_dict(MIXTURES[0]), seq_length=SEQ_LENGTH, num_samples=8,
-                              seed=1, tokenizer=tokenizer, path_to_cache=tmp_path / "cache")
+    with monkeypatch.context() as m:  # no process group, whatever tests ran before in this process
+        m.setattr(torch.distributed, "is_initialized", lambda: False)
+        with pytest.raises(RegmixError, match="path_to_cache.*process group"):
+            build_blended_dataset(registry, Mixture.from_dict(MIXTURES[0]), seq_length=SEQ_LENGTH, num_samples=8,
+                                  seed=1, tokenizer=tokenizer, path_to_cache=tmp_path / "cache")
     with pytest.raises(RegmixError, match="num_samples=0"):
         build_blended_dataset(registry, Mixture.from_dict(MIXTURES[0]), seq_length=SEQ_LENGTH, num_samples=0,
                               seed=1, tokenizer=tokenizer)

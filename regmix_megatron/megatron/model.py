@@ -4,16 +4,17 @@ RoPE, RMSNorm, SwiGLU (``gated_linear_unit=True`` + SiLU), no bias, untied input
 
 Layer spec: Transformer Engine (``get_gpt_layer_with_transformer_engine_spec``) when ``transformer_engine``
 imports and CUDA is available (or when forced by ``precision.layer_spec``); otherwise megatron-core's local
-spec (``get_gpt_layer_local_spec(normalization="RMSNorm")``, whose norms are ``torch.nn.RMSNorm`` when apex
-is absent). :func:`plan_model` is pure (no torch/megatron import) so tests check what the GPU path WOULD
-build without a GPU.
+spec (``get_gpt_layer_local_spec(normalization="RMSNorm")``, whose norms are ``torch.nn.RMSNorm``, apex or not).
+:func:`plan_model` is pure (no torch/megatron import) so tests check what the GPU path WOULD build without a
+GPU, for any compute capability: it refuses bf16 below 8.0 and FP8 where Transformer Engine's own check would
+refuse it at the first forward pass (:func:`fp8_unsupported_reason`).
 """
 
 from __future__ import annotations
 
 import importlib.util
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Optional
 
 from ..errors import ConfigError
 from ..recipe import Recipe
@@ -52,8 +53,77 @@ def padded_vocab_size(vocab_size: int, multiple: int, tensor_parallel_size: int)
     return ((vocab_size + step - 1) // step) * step
 
 
-def plan_model(cfg: Recipe, *, vocab_size: int, cuda_available: bool, te_available: bool) -> ModelPlan:
-    """Choose the layer spec and the TransformerConfig for ``cfg`` on the given hardware (pure)."""
+#: The GPU generations named in messages, by the first compute capability of each.
+_ARCHITECTURES = ((10, 0, "Blackwell"), (9, 0, "Hopper"), (8, 9, "Ada"), (8, 0, "Ampere"), (7, 0, "Volta"))
+
+
+def _version(text: Optional[str]) -> tuple:
+    return tuple(int(part) for part in text.split(".")[:2]) if text else (0, 0)
+
+
+def fp8_unsupported_reason(recipe: str, capability: tuple, cuda_version: Optional[str]) -> Optional[str]:
+    """Why Transformer Engine would refuse FP8 recipe ``recipe`` on a GPU of ``capability`` with CUDA
+    ``cuda_version`` (``torch.version.cuda``), or None if it would run it.
+
+    The rule of TE's ``check_recipe_support`` (``transformer_engine/pytorch/quantization.py``; ``fp8.py`` in
+    TE 1.x/2.x), by the TE recipe megatron-core maps each ``fp8_recipe`` to (``megatron/core/fp8_utils.py``):
+    ``delayed`` (DelayedScaling) and ``tensorwise`` (Float8CurrentScaling) need compute capability >= 9.0, or 8.9
+    with CUDA >= 12.1 (TE also wants cuBLASLt >= 12.1.3 there, which only TE can see); ``blockwise``
+    (Float8BlockScaling) needs >= 9.0 and CUDA >= 12.9; ``mxfp8`` (MXFP8BlockScaling) needs >= 10.0 and,
+    in current TE, < 12.0.
+    """
+    capability = tuple(capability)
+    cuda = _version(cuda_version)
+    if recipe == "mxfp8":
+        if capability < (10, 0):
+            return "MXFP8 needs compute capability 10.0 or higher (Blackwell)"
+        if capability >= (12, 0):
+            return "MXFP8 is not supported on compute capability 12.0+ by Transformer Engine yet"
+        return None
+    if recipe == "blockwise":
+        if capability < (9, 0) or cuda < (12, 9):
+            return "FP8 block scaling needs compute capability 9.0 or higher and CUDA 12.9 or newer"
+        return None
+    if capability >= (9, 0):
+        return None
+    if capability < (8, 9):
+        return "FP8 needs compute capability 8.9 or higher (Ada, Hopper or newer)"
+    if cuda < (12, 1):
+        return "FP8 on compute capability 8.9 (Ada) needs CUDA 12.1 or newer"
+    return None
+
+
+def architecture(capability: tuple) -> str:
+    """``"Ampere"`` for (8, 0), ...: the newest generation whose first capability is <= ``capability``."""
+    for major, minor, name in _ARCHITECTURES:
+        if tuple(capability) >= (major, minor):
+            return name
+    return "pre-Volta"
+
+
+def _check_gpu_precision(prec, capability: tuple, cuda_version: Optional[str], gpu_name: str) -> None:
+    where = f"this GPU ({gpu_name}, compute capability {capability[0]}.{capability[1]}, {architecture(capability)})"
+    if prec.bf16 and tuple(capability) < (8, 0):
+        raise ConfigError(f"precision.bf16=True is invalid on {where}: bf16 needs compute capability 8.0 or "
+                          "higher (Ampere or newer); set precision.bf16 to false (fp32)")
+    if prec.fp8 is not None:
+        reason = fp8_unsupported_reason(prec.fp8_recipe, capability, cuda_version)
+        if reason is not None:
+            raise ConfigError(
+                f"precision.fp8={prec.fp8!r} (fp8_recipe={prec.fp8_recipe!r}) is invalid on {where}: {reason}, "
+                "so Transformer Engine would fail at the first forward pass; set precision.fp8 to null (bf16 "
+                "without FP8)")
+
+
+def plan_model(cfg: Recipe, *, vocab_size: int, cuda_available: bool, te_available: bool,
+               capability: Optional[tuple] = None, cuda_version: Optional[str] = None,
+               gpu_name: str = "GPU") -> ModelPlan:
+    """Choose the layer spec and the TransformerConfig for ``cfg`` on the given hardware (pure).
+
+    On CUDA, ``capability`` (the GPU's compute capability) is required and ``cuda_version`` is
+    ``torch.version.cuda``: precisions the GPU cannot run are refused here, with the fix, rather than inside
+    Transformer Engine at the first step."""
+    assert not cuda_available or capability is not None, "plan_model on CUDA needs the GPU's compute capability"
     m, prec, par = cfg.model, cfg.precision, cfg.parallel
     if prec.layer_spec == "local":
         spec = LOCAL_SPEC
@@ -72,6 +142,8 @@ def plan_model(cfg: Recipe, *, vocab_size: int, cuda_available: bool, te_availab
     if prec.bf16 and not cuda_available:
         raise ConfigError("precision.bf16=True is invalid on CPU: bf16 is ~20-85x slower than fp32 on CPUs "
                           "without native bf16; set precision.bf16 to false (fp32) for CPU runs")
+    if cuda_available:
+        _check_gpu_precision(prec, capability, cuda_version, gpu_name)
     kwargs: dict[str, Any] = dict(
         num_layers=m.num_layers,
         hidden_size=m.hidden_size,
@@ -96,7 +168,8 @@ def plan_model(cfg: Recipe, *, vocab_size: int, cuda_available: bool, te_availab
         tensor_model_parallel_size=par.tensor_model_parallel_size,
         pipeline_model_parallel_size=par.pipeline_model_parallel_size,
         sequence_parallel=False,
-        use_cpu_initialization=not cuda_available,
+        use_cpu_initialization=(not cuda_available if par.use_cpu_initialization is None
+                                else par.use_cpu_initialization),
         params_dtype="bfloat16" if prec.bf16 else "float32",
         pipeline_dtype="bfloat16" if prec.bf16 else "float32",
         bf16=prec.bf16,
@@ -134,6 +207,27 @@ def layer_spec(plan: ModelPlan):
     return gpt_layer_specs.get_gpt_layer_local_spec(normalization="RMSNorm")
 
 
+def match_norm_dtype(model, dtype) -> int:
+    """Give torch norms the parameter dtype of the rest of the model; returns how many were cast.
+
+    The local spec's norms are ``torch.nn.RMSNorm`` built by megatron's ``WrappedTorchNorm``, which ignores
+    ``params_dtype``: in a bf16 model they would stay fp32. ``F.rms_norm`` with a bf16 input and an fp32 weight
+    still runs (its output is bf16) but cannot use the fused kernel (torch warns "Mismatch dtype between input
+    and weight ... Cannot dispatch to fused implementation", on CUDA as on CPU), and the model would then differ
+    from what Megatron-LM trains (its ``Float16Module`` casts every parameter to bf16). Cast, the optimizer keeps
+    fp32 main copies of them like of every bf16 parameter. Transformer Engine norms take ``params_dtype``
+    themselves and are not touched."""
+    import torch
+
+    cast = 0
+    for module in model.modules():
+        if isinstance(module, (torch.nn.RMSNorm, torch.nn.LayerNorm)):
+            if any(p.dtype != dtype for p in module.parameters()):
+                module.to(dtype)
+                cast += 1
+    return cast
+
+
 def build_model(plan: ModelPlan):
     """Build this pipeline stage's ``GPTModel`` (call after parallel_state is initialized and seeded)."""
     from megatron.core import parallel_state
@@ -153,6 +247,7 @@ def build_model(plan: ModelPlan):
         rotary_percent=1.0,
         rotary_base=plan.rotary_base,
     )
+    match_norm_dtype(model, config.params_dtype)
     return model
 
 
@@ -171,15 +266,17 @@ def count_parameters(model, *, tp_rank: int = 0) -> dict:
     return {"total": total, "embedding": emb, "non_embedding": total - emb}
 
 
-def count_model_parameters(model) -> dict:
-    """Whole-model parameter counts (summed over the tensor- and pipeline-parallel ranks)."""
+def count_model_parameters(model, device) -> dict:
+    """Whole-model parameter counts (summed over the tensor- and pipeline-parallel ranks); ``device`` (a
+    :class:`~regmix_megatron.megatron.device.Device`) places the all-reduce buffer where the group's backend
+    needs it (CUDA for NCCL)."""
     import torch
     import torch.distributed as dist
     from megatron.core import parallel_state
 
     local = count_parameters(model, tp_rank=parallel_state.get_tensor_model_parallel_rank())
-    t = torch.tensor([local["total"], local["embedding"]], dtype=torch.float64)
-    if dist.is_initialized():
-        dist.all_reduce(t, group=parallel_state.get_model_parallel_group())
+    group = parallel_state.get_model_parallel_group()
+    t = device.collective_tensor([local["total"], local["embedding"]], dtype=torch.float64, group=group)
+    dist.all_reduce(t, group=group)
     total, emb = int(t[0]), int(t[1])
     return {"total": total, "embedding": emb, "non_embedding": total - emb}

@@ -4,9 +4,13 @@
 be called several times in one process: the process group and megatron's parallel state are initialized once
 (on first use) and reused; models/optimizers are freed between runs.
 
+Device: one :class:`~regmix_megatron.megatron.device.Device` per process (``device.current()``: GPU
+``LOCAL_RANK`` under torchrun, else the CPU). The model, every micro-batch (training and evaluation) and every
+buffer we hand to a collective are placed through it.
+
 Distributed: under ``torchrun`` (``WORLD_SIZE``/``RANK`` set) the default process group is initialized with
-``nccl`` on GPU and ``gloo`` on CPU; without it, a one-rank gloo group on a private file store. Tensor and
-pipeline sizes come from ``parallel``; data parallel is ``world_size / (tp * pp)``.
+the device's backend, ``nccl`` on GPU and ``gloo`` on CPU; without it, a one-rank group on a private file store.
+Tensor and pipeline sizes come from ``parallel``; data parallel is ``world_size / (tp * pp)``.
 
 Threads: ``torch.set_num_threads`` gets ``parallel.num_threads`` if set, else ``$SLURM_CPUS_PER_TASK`` divided
 by the ranks per node (``LOCAL_WORLD_SIZE``), else torch's default (torchrun sets ``OMP_NUM_THREADS=1``
@@ -36,6 +40,7 @@ from ..mixture import Mixture
 from ..recipe import IDENTITY_SECTIONS, Recipe
 from ..run_config import ResolvedRun, RunConfig
 from . import checkpoint as ckpt
+from . import device as devices
 from . import shims
 from .evaluation import build_validation_set, iterate_eval_batches, num_eval_batches
 from .model import build_model, count_model_parameters, plan_model, transformer_engine_importable
@@ -56,18 +61,22 @@ def init_distributed(tp_size: int, pp_size: int) -> None:
     from megatron.core import parallel_state
 
     global _STORE_DIR
-    cuda = torch.cuda.is_available()
     shims.apply_cpu_shims()
+    launched = "WORLD_SIZE" in os.environ and "RANK" in os.environ
+    dev = devices.select(int(os.environ.get("LOCAL_RANK", "0")) if launched else None)
     if not dist.is_initialized():
-        backend = "nccl" if cuda else "gloo"
-        if "WORLD_SIZE" in os.environ and "RANK" in os.environ:
-            if cuda:
-                torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-            dist.init_process_group(backend=backend)
+        if launched:
+            dist.init_process_group(backend=dev.backend)
         else:
             _STORE_DIR = tempfile.TemporaryDirectory(prefix="regmix-pg-")
             store = dist.FileStore(os.path.join(_STORE_DIR.name, "store"), 1)
-            dist.init_process_group(backend=backend, store=store, rank=0, world_size=1)
+            dist.init_process_group(backend=dev.backend, store=store, rank=0, world_size=1)
+    if (dev.is_cuda and tp_size > 1 and dev.capability < (10, 0)
+            and os.environ.get("CUDA_DEVICE_MAX_CONNECTIONS") != "1" and dist.get_rank() == 0):
+        log.warning("tensor parallel on %s (compute capability %d.%d) without CUDA_DEVICE_MAX_CONNECTIONS=1: "
+                    "tensor-parallel communication is not scheduled ahead of the compute it should overlap "
+                    "(slower, still correct); export CUDA_DEVICE_MAX_CONNECTIONS=1 before launching", dev.name,
+                    *dev.capability)
     world = dist.get_world_size()
     if world % (tp_size * pp_size) != 0:
         raise ConfigError(
@@ -152,8 +161,10 @@ def _loss_func(loss_mask: torch.Tensor, output_tensor: torch.Tensor):
     return loss, {"loss_sum": loss_sum.detach(), "count": count.detach()}
 
 
-def _forward_step(data_iterator, model):
-    batch = next(data_iterator)
+def _forward_step(device, data_iterator, model):
+    """megatron's forward step (bind ``device`` with ``partial``): the micro-batch, built on the CPU, is moved
+    to the model's device here, for training and evaluation alike."""
+    batch = device.place_batch(next(data_iterator))
     output = model(batch["tokens"], batch["position_ids"], None, labels=batch["labels"])
     return output, partial(_loss_func, batch["loss_mask"])
 
@@ -164,11 +175,11 @@ def _reduce_sums(stores: list, device) -> tuple[float, float]:
     import torch.distributed as dist
     from megatron.core import parallel_state
 
-    t = torch.zeros(2, dtype=torch.float64, device=device)
+    t = device.collective_tensor([0.0, 0.0], dtype=torch.float64)
     if parallel_state.is_pipeline_last_stage() and parallel_state.get_tensor_model_parallel_rank() == 0:
         for s in stores:
-            t[0] += float(s["loss_sum"])
-            t[1] += float(s["count"])
+            t[0] += s["loss_sum"].to(t.device)
+            t[1] += s["count"].to(t.device)
     dist.all_reduce(t)
     return float(t[0]), float(t[1])
 
@@ -186,15 +197,15 @@ class _Run:
         self.cfg = recipe
         self.seed = seed
         self.out = Path(output_dir)
-        self.cuda = torch.cuda.is_available()
-        self.device = torch.device("cuda", torch.cuda.current_device()) if self.cuda else torch.device("cpu")
+        self.device = devices.current()
+        self.cuda = self.device.is_cuda
         self.rank = dist.get_rank()
         self.is_rank0 = self.rank == 0
         self.tp_rank = ps.get_tensor_model_parallel_rank()
         self.pp_rank = ps.get_pipeline_model_parallel_rank()
         self.dp_rank = ps.get_data_parallel_rank()
         self.dp_size = ps.get_data_parallel_world_size()
-        self.barrier = dist.barrier
+        self.barrier = self.device.barrier
         o = recipe.optim
         if o.global_batch_size % (o.micro_batch_size * self.dp_size) != 0:
             raise ConfigError(
@@ -228,12 +239,12 @@ class _Run:
 
         cfg = self.cfg
         self.plan = plan_model(cfg, vocab_size=vocab_size, cuda_available=self.cuda,
-                               te_available=self.cuda and transformer_engine_importable())
+                               te_available=self.cuda and transformer_engine_importable(),
+                               capability=self.device.capability, cuda_version=torch.version.cuda,
+                               gpu_name=self.device.name)
         shims.seed_model_parallel(self.seed)
-        model = build_model(self.plan)
-        if self.cuda:
-            model.cuda(torch.cuda.current_device())
-        self.num_parameters = count_model_parameters(model)
+        model = self.device.place_module(build_model(self.plan))
+        self.num_parameters = count_model_parameters(model, self.device)
         tconfig = model.config
         ddp_config = DistributedDataParallelConfig(grad_reduce_in_fp32=True, overlap_grad_reduce=False,
                                                    use_distributed_optimizer=False)
@@ -345,7 +356,8 @@ class _Run:
         self.model.zero_grad_buffer()
         self.optimizer.zero_grad()
         fwd_bwd = get_forward_backward_func()
-        stores = fwd_bwd(forward_step_func=_forward_step, data_iterator=iter(self.batches.for_step(self.step)),
+        stores = fwd_bwd(forward_step_func=partial(_forward_step, self.device),
+                         data_iterator=iter(self.batches.for_step(self.step)),
                          model=[self.model], num_microbatches=self.batches.num_microbatches,
                          seq_length=cfg.model.seq_length, micro_batch_size=cfg.optim.micro_batch_size,
                          forward_only=False)
@@ -367,7 +379,8 @@ class _Run:
         mb = cfg.eval.micro_batch_size
         out = {}
         for name, windows in self.valid.windows.items():
-            stores = fwd_bwd(forward_step_func=_forward_step, data_iterator=iterate_eval_batches(windows, mb),
+            stores = fwd_bwd(forward_step_func=partial(_forward_step, self.device),
+                             data_iterator=iterate_eval_batches(windows, mb),
                              model=[self.model], num_microbatches=num_eval_batches(windows, mb),
                              seq_length=cfg.model.seq_length, micro_batch_size=mb, forward_only=True)
             loss_sum, count = _reduce_sums(stores, self.device)
