@@ -13,7 +13,7 @@ import logging
 import sys
 
 from . import __version__
-from .errors import RegmixError
+from .errors import run_guarded
 
 #: (module under regmix_megatron.commands) in the order shown by --help.
 COMMANDS = (
@@ -67,11 +67,7 @@ def run_tool(prog: str, description: str, add_arguments, handler, argv: list[str
     add_arguments(parser)
     args = parser.parse_args(argv)
     setup_logging()
-    try:
-        return int(handler(args) or 0)
-    except RegmixError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
-        return 2
+    return run_guarded(prog, lambda: handler(args))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,14 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    try:
-        return int(args.func(args) or 0)
-    except RegmixError as exc:
-        print(f"regmix-megatron {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    return run_guarded(f"regmix-megatron {args.command}", lambda: args.func(args), verbose=args.verbose)
 
 
 if __name__ == "__main__":

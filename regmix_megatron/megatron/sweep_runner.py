@@ -23,6 +23,7 @@ import sys
 import threading
 from pathlib import Path
 
+from ..errors import run_guarded
 from ..sweep import state as st
 from ..sweep.attempt import InProcessRunner, drain
 from ..sweep.plan import Sweep
@@ -46,6 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
                         datefmt="%H:%M:%S")
     logging.getLogger("megatron.core").setLevel(logging.WARNING)  # its per-parameter INFO listing
+    return run_guarded(parser.prog, lambda: _drain(args))
+
+
+def _drain(args: argparse.Namespace) -> int:
     sweep = Sweep.load(args.sweep_dir)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):  # between runs; during one, the runner interrupts it

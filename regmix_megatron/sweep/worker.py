@@ -18,6 +18,7 @@ import sys
 import threading
 from pathlib import Path
 
+from ..errors import RegmixError, run_guarded
 from . import state as st
 from .attempt import SubprocessRunner, execute_run, slurm_job_id
 
@@ -38,10 +39,13 @@ def main(argv: list[str] | None = None) -> int:
     if not command:
         parser.error("give the train command after --")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return run_guarded(parser.prog, lambda: _work(args, command))
+
+
+def _work(args: argparse.Namespace, command: list[str]) -> int:
     run_dir = Path(args.sweep_dir) / "runs" / args.run_id
     if not run_dir.is_dir():
-        print(f"error: {run_dir} does not exist: is {args.run_id} a run of {args.sweep_dir}?", file=sys.stderr)
-        return 2
+        raise RegmixError(f"{run_dir} does not exist: is {args.run_id} a run of {args.sweep_dir}?")
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):  # the runner terminates the child; the attempt is interrupted
         signal.signal(sig, lambda signum, frame: stop.set())
