@@ -115,6 +115,7 @@ def per_split_data_args(registry: DomainRegistry, mixture: Mixture) -> dict:
 
 def export_mixture(registry: DomainRegistry, mixture: Mixture, output_dir: str | Path) -> dict[str, Path]:
     """Write every format into ``output_dir`` atomically; returns ``{kind: path}``."""
+    registry.verify_files()  # never export prefixes whose data is damaged or whose counts were edited
     output_dir = Path(output_dir)
     files = {
         "data_path": (DATA_PATH_FILE, format_data_path(registry, mixture) + "\n"),

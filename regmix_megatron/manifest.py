@@ -174,6 +174,15 @@ class DomainRegistry:
         path = Path(path)
         return atomic_write_json(path, self.to_json_obj(base=path.parent.resolve()))
 
+    def verify_files(self) -> int:
+        """Check every prefix's ``.bin/.idx`` pair and the counts recorded here against its ``.idx``, cheaply
+        (header and sizes; :func:`regmix_megatron.index_files.verify_registry`). Raises :class:`DataError`
+        naming the file and the fix; returns the number of prefixes checked. Call it before training,
+        sampling or exporting from this registry."""
+        from .index_files import verify_registry
+
+        return verify_registry(self)
+
     def check_domains(self, domains: Sequence[str], source: str) -> None:
         """Refuse a mixture/model whose domain set differs from this registry's, naming the difference."""
         missing = sorted(set(self.names) - set(domains))

@@ -53,6 +53,7 @@ def load_prior(domains: Sequence[str], *, domains_json: str | None = None, token
     domains = list(domains)
     if domains_json:
         registry = DomainRegistry.load(domains_json)
+        registry.verify_files()  # its counts set the prior and the caps, and the result is exported from it
         return SearchPrior(registry.tokens_per_domain("train").astype("float64"),
                            Mixture.from_array(registry.names, registry.prior("train")), registry)
     if tokens_file:

@@ -28,7 +28,10 @@ DOMAINS = ("arxiv", "code", "web")
 
 
 def write_domains_json(directory: Path, domains=DOMAINS) -> Path:
-    """A domains manifest with made-up prefixes (planning reads names and token counts only)."""
+    """A domains manifest with made-up counts, and small real .bin/.idx pairs that match them (planning checks
+    the pairs, then reads names and token counts only)."""
+    from helpers.indexed_files import write_registry_files
+
     directory.mkdir(parents=True, exist_ok=True)
     obj = {
         "format": "regmix-megatron/domains/v1",
@@ -41,6 +44,7 @@ def write_domains_json(directory: Path, domains=DOMAINS) -> Path:
     }
     path = directory / "domains.json"
     path.write_text(json.dumps(obj, indent=2))
+    write_registry_files(path)
     return path
 
 

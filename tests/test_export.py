@@ -14,6 +14,8 @@ from regmix_megatron.export import (blend_for_split, export_mixture, format_data
 from regmix_megatron.manifest import Domain, DomainRegistry, PrefixInfo, TokenizerInfo
 from regmix_megatron.mixture import Mixture
 
+from helpers.indexed_files import write_registry_files
+
 TOKENS = {"books": [4000], "code": [1000, 3000], "web": [9000], "wiki": [500]}
 
 
@@ -29,6 +31,7 @@ def make_registry(root, tokens=TOKENS) -> DomainRegistry:
     tok = TokenizerInfo("sentencepiece", str(root / "tok.model"), "0" * 64, 512, 2)
     reg = DomainRegistry(domains=tuple(domains), tokenizer=tok, path=str(root / "domains.json"))
     reg.save(root / "domains.json")
+    write_registry_files(root / "domains.json")
     return DomainRegistry.load(root / "domains.json")
 
 

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from helpers.indexed_files import write_registry_files
 from helpers.search import DOMAINS, TOKENS, fitted_model
 from regmix_megatron.cli import main
 from regmix_megatron.errors import DataError
@@ -32,6 +33,7 @@ def test_search_command_writes_mixture_export_and_json(tmp_path, model):
                                  "test": (prefix(d, "test", 1000),)}) for d, t in zip(DOMAINS, TOKENS)),
         tokenizer=TokenizerInfo("sentencepiece", str(tmp_path / "spm.model"), "0" * 64, 1000, 2))
     registry.save(tmp_path / "domains.json")
+    write_registry_files(tmp_path / "domains.json")
     model_path = model.save(tmp_path / "model" / "lightgbm.txt")
     Mixture.from_dict({"web": 0.7, "code": 0.3}).save(tmp_path / "hand.json")
     out = tmp_path / "out"

@@ -13,6 +13,7 @@ from regmix_megatron.manifest import DomainRegistry
 from regmix_megatron.run_config import load_run_config, run_id
 from regmix_megatron.sweep.plan import Sweep, SweepError, plan_from_files, plan_sweep, read_mixtures
 
+from helpers.indexed_files import write_registry_files
 from sweep_fixtures import (DOMAINS, planned, random_mixtures, write_domains_json,  # noqa: F401
                             write_mixtures, write_proxy_config)
 
@@ -51,7 +52,7 @@ def test_a_moved_sweep_folder_keeps_its_run_ids_and_replans_as_itself(tmp_path, 
     for rid in planned.run_ids():
         assert load_run_config(again.run_config_path(rid)).resolve().run_id == rid
     # the same data under another path, planned afresh: the same ids
-    elsewhere = shutil.copy(tmp_path / "data" / "domains.json", tmp_path / "domains-copy.json")
+    elsewhere = shutil.copytree(tmp_path / "data", tmp_path / "data-copy") / "domains.json"
     fresh, _ = plan_sweep(tmp_path / "fresh", [r.mixture for r in planned.runs], planned.recipe, elsewhere, 7)
     assert fresh.run_ids() == planned.run_ids()
 
@@ -61,6 +62,7 @@ def test_the_run_ids_follow_the_token_counts(tmp_path, planned):
     obj["domains"][1]["splits"]["train"][0]["num_tokens"] += 1
     (tmp_path / "data2").mkdir()
     (tmp_path / "data2" / "domains.json").write_text(json.dumps(obj))
+    write_registry_files(tmp_path / "data2" / "domains.json")  # other data: its files hold the new count
     other, _ = plan_sweep(tmp_path / "other", [r.mixture for r in planned.runs], planned.recipe,
                           tmp_path / "data2" / "domains.json", 7)
     assert not set(other.run_ids()) & set(planned.run_ids())

@@ -50,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
     from .sampler_flags import flag_error, given_overrides
 
     registry = DomainRegistry.load(args.domains)
+    registry.verify_files()  # the prior and the caps come from its token counts
     fields = read_yaml(args.config) if args.config else None
     try:
         config = build_sampler_config(fields, overrides=given_overrides(args, FLAGS),

@@ -19,6 +19,7 @@ import numpy as np
 from megatron.core.datasets.indexed_dataset import IndexedDataset, IndexedDatasetBuilder
 
 from ..errors import DataError, RegmixError
+from ..index_files import check_prefix
 
 UINT16_VOCAB_LIMIT = 65500
 """Below this vocabulary size token ids are stored as uint16 (Megatron's own rule), else int32."""
@@ -48,9 +49,7 @@ def check_prefix_free(prefix: str | os.PathLike, overwrite: bool) -> None:
 def read_counts(prefix: str | os.PathLike) -> IndexCounts:
     """Counts read back with megatron-core's ``IndexedDataset`` (mmap; only the ``.idx`` is parsed)."""
     prefix = str(prefix)
-    for ext in (".bin", ".idx"):
-        if not os.path.isfile(prefix + ext):
-            raise DataError(f"{prefix}{ext}: missing; rerun preprocessing for this prefix")
+    check_prefix(prefix)  # header and sizes first: a corrupt .idx gets our message, not Megatron's assertion
     try:
         with _quiet("megatron.core.datasets.indexed_dataset"):
             ds = IndexedDataset(prefix)

@@ -85,6 +85,7 @@ def load_mixture_and_registry(args: Any) -> tuple[Mixture, DomainRegistry]:
     if not getattr(args, "regmix_mixture", None):
         raise ConfigError("--regmix-mixture is required: a mixture file (regmix-megatron export/search output)")
     registry = DomainRegistry.load(args.regmix_domains)
+    registry.verify_files()
     mixture = load_mixture_arg(str(args.regmix_mixture))
     registry.check_domains(mixture.domains, f"--regmix-mixture {args.regmix_mixture}")
     return mixture, registry

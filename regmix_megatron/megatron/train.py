@@ -490,6 +490,7 @@ def run_training(config: RunConfig, *, force: bool = False) -> dict:
     configure_threads(recipe)
     init_distributed(recipe.parallel.tensor_model_parallel_size, recipe.parallel.pipeline_model_parallel_size)
     resolved = config.resolve()
+    resolved.registry.verify_files()  # a truncated .bin or an edited count stops here, with the file named
     out = Path(config.output_dir)
     is_rank0 = dist.get_rank() == 0
 

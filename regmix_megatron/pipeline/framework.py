@@ -12,8 +12,9 @@ On completion the runner writes ``OUT/stages/<name>.json`` atomically::
      "outputs": {"files": {"model": "fit/model.txt", ...}, "values": {...}, "summary": "rho=0.93"},
      "fingerprint": "...", "seconds": 1.2, "finished_at": "2026-11-25T03:00:00Z"}
 
-A stage is *skipped* when its record exists, the recorded input hash equals the current one and every file it
-listed still exists. Before a stage (re)runs its record is deleted, so a run killed mid-stage never looks
+A stage is *skipped* when its record exists, the recorded input hash equals the current one, every file it
+listed still exists and, for a stage with a ``verify`` check (the indexed datasets: :mod:`regmix_megatron.index_files`),
+its files pass it; a stage whose files fail is run again. Before a stage (re)runs its record is deleted, so a run killed mid-stage never looks
 complete; when a rerun changes a stage's fingerprint, the records of all later stages are deleted too.
 Stages resume their own work (training runs have checkpoints, sweeps skip finished runs).
 """
@@ -65,6 +66,9 @@ class Stage:
     estimate_s: Callable[[Any], float] = lambda cfg: 1.0
     """Rough expected seconds (weights the progress display)."""
     description: str = ""
+    verify: Callable[[dict[str, Path]], None] | None = None
+    """A cheap check of a completed stage's files (absolute paths by key), run before it is skipped; a
+    :class:`RegmixError` it raises makes the stage run again instead (its files are damaged)."""
 
 
 @dataclass
@@ -209,7 +213,7 @@ def run_stages(stages: Sequence[Stage], config: Any, out: str | os.PathLike, *, 
         inputs = stage_inputs(stage, config, records)
         input_hash = content_hash(inputs, length=None)
         old = read_record(out, stage.name)
-        if stage.name not in force and is_complete(old, input_hash, out):
+        if stage.name not in force and is_complete(old, input_hash, out) and _verified(stage, old, out):
             records[stage.name] = old
             results.append(StageResult(stage.name, "skipped", 0.0, old["outputs"].get("summary", ""),
                                        old["outputs"]["files"]))
@@ -226,6 +230,19 @@ def run_stages(stages: Sequence[Stage], config: Any, out: str | os.PathLike, *, 
     if failed is not None:
         raise failed
     return results
+
+
+def _verified(stage: Stage, rec: dict, out: Path) -> bool:
+    """Whether a completed stage's files pass its own check (always, for a stage without one)."""
+    if stage.verify is None:
+        return True
+    files = {k: (Path(v) if os.path.isabs(v) else out / v) for k, v in rec["outputs"]["files"].items()}
+    try:
+        stage.verify(files)
+    except RegmixError as exc:
+        log.warning("stage %s: its outputs fail their check, so it runs again: %s", stage.name, exc)
+        return False
+    return True
 
 
 def _select(stages: Sequence[Stage], names: list[str], until: str | None, force: set[str]) -> list[Stage]:

@@ -139,11 +139,21 @@ def run_indexed(ctx: StageContext) -> StageOutput:
                        summary=f"{sum(tokens.values()) / 1e6:.2f}M train tokens in {len(tokens)} domains")
 
 
-# ---- sample ---------------------------------------------------------------------------------------------
-def _registry(ctx: StageContext):
+def verify_indexed(files: dict[str, Path]) -> None:
+    """The indexed stage's check before it is skipped: every .bin/.idx pair against domains.json (cheap)."""
     from ..manifest import DomainRegistry
 
-    return DomainRegistry.load(ctx.path("indexed", "domains"))
+    DomainRegistry.load(files["domains"]).verify_files()
+
+
+# ---- sample ---------------------------------------------------------------------------------------------
+def _registry(ctx: StageContext):
+    """The registry of the indexed stage, its files checked (a stage never trains or samples on damaged data)."""
+    from ..manifest import DomainRegistry
+
+    registry = DomainRegistry.load(ctx.path("indexed", "domains"))
+    registry.verify_files()
+    return registry
 
 
 def target_train_tokens(cfg: PipelineConfig) -> int:
@@ -485,7 +495,7 @@ def build_stages() -> list[Stage]:
         Stage("tokenizer", tokenizer_inputs, run_tokenizer, ("corpus",), _estimate_tokenizer,
               "SentencePiece BPE trained on a domain-balanced sample (or an existing model)"),
         Stage("indexed", lambda cfg: {}, run_indexed, ("corpus", "tokenizer"), _estimate_indexed,
-              "Megatron .bin/.idx per domain and split, and domains.json"),
+              "Megatron .bin/.idx per domain and split, and domains.json", verify=verify_indexed),
         Stage("sample", sample_inputs, run_sample, ("indexed",), lambda cfg: 2.0,
               "the sweep's mixtures (RegMix sampler with token/epoch caps)"),
         Stage("sweep", proxy_inputs, run_sweep, ("indexed", "sample"), _estimate_sweep,

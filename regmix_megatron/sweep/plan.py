@@ -175,6 +175,7 @@ def build_sweep(root: str | os.PathLike, mixtures: Sequence[Mixture], recipe: Re
     """The sweep for these inputs (in memory; :func:`plan_sweep` writes it)."""
     root = Path(root).resolve()
     registry = DomainRegistry.load(domains_path)
+    registry.verify_files()
     for i, m in enumerate(mixtures):
         registry.check_domains(m.domains, source=f"mixture {i + 1} (hash {m.hash})")
     runs = tuple(PlannedRun(run_id=run_id(recipe, registry, m, seed), mixture=m, seed=int(seed)) for m in mixtures)
