@@ -59,6 +59,16 @@ def load_config(cls: Type[T], data: Mapping[str, Any] | None, source: str = "<co
         return cls(**kwargs)
     except TypeError as exc:  # missing required fields
         raise ConfigError(f"{source}: {cls.__name__}: {exc}") from None
+    except ConfigError as exc:  # a check in __post_init__: name the file it came from
+        raise with_source(exc, source) from None
+
+
+def with_source(exc: ConfigError, source: str) -> ConfigError:
+    """``exc`` with its message prefixed by ``source`` (the file), unless it names it already."""
+    message = str(exc)
+    if not source or source.startswith("<") or message.startswith(source.split(":")[0]):
+        return exc
+    return type(exc)(f"{source}: {message}")
 
 
 def _coerce(hint: Any, value: Any, where: str) -> Any:

@@ -1,25 +1,51 @@
-"""Atomic, resumable training checkpoints.
+"""Atomic, resumable training checkpoints, loaded as data only.
 
 Layout: ``<run>/checkpoints/step_0000100/`` holding one ``model_optim_rng_tp<T>_pp<P>.pt`` per model-parallel
 rank (data-parallel rank 0 writes it; the other data-parallel ranks hold identical state) and ``meta.json``
 (step, tokens, metrics rows so far, world layout). A checkpoint is written into ``.tmp-step_*`` and renamed
 into place by rank 0 only after every rank has finished writing, and ``meta.json`` is written last, so a
-directory named ``step_*`` with a ``meta.json`` is always complete. Only the newest ``keep_last`` are kept.
+directory named ``step_*`` with a ``meta.json`` is always complete; a failed write (a full disk) removes its
+``.tmp-step_*``. Only the newest ``keep_last`` are kept.
+
+Loading never runs code from the file: shards are read with ``torch.load(..., weights_only=True)``, which
+rebuilds tensors and plain Python data (dicts, lists, tuples, numbers, strings) and refuses any other object.
+The trainer's state is exactly that: model, optimizer and scheduler state dicts, and the RNG states (Python's
+tuple of ints, numpy's as a tensor and plain numbers, torch's and megatron's tracker states as tensors), so the
+allow-list is empty. Shards written before numpy's state was stored that way hold one numpy array; for those
+alone numpy's array-rebuilding globals are allowed (:data:`LEGACY_NUMPY_GLOBALS`), inside the one call. A shard
+that asks for anything else is refused (:class:`CheckpointRefused`); a shard that cannot be read at all
+(truncated, not a zip archive) is corrupt (:class:`CorruptCheckpoint`): the trainer sets that checkpoint aside
+and resumes from the one before.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import pickle
 import re
 import shutil
 from pathlib import Path
 
-from ..fileio import atomic_path, atomic_write_json, read_json
+from ..errors import RegmixError
+from ..fileio import atomic_path, atomic_write_json, fsync_dir, read_json
 
 log = logging.getLogger(__name__)
 
 _STEP_DIR = re.compile(r"^step_(\d{7})$")
+#: Globals a shard of the earlier format needs (numpy's RNG state was a tuple holding a uint32 array).
+LEGACY_NUMPY_GLOBALS = ("numpy._core.multiarray._reconstruct", "numpy.ndarray", "numpy.dtype")
+#: A torch.save that fails with less free space than this on its file system is reported as a full disk.
+_FULL_DISK_BYTES = 1 << 20
+
+
+class CheckpointRefused(RegmixError):
+    """A shard holds objects other than tensors and plain data: it was not written by this trainer."""
+
+
+class CorruptCheckpoint(Exception):
+    """A shard cannot be read (truncated, not a torch zip archive): set it aside and resume from an older one."""
 
 
 def checkpoint_dir(run_dir: str | os.PathLike) -> Path:
@@ -72,9 +98,8 @@ def latest_checkpoint(run_dir: str | os.PathLike, *, tp_size: int, pp_size: int)
 
 def save_checkpoint(run_dir, step: int, *, state: dict, meta: dict, tp_rank: int, pp_rank: int, dp_rank: int,
                     is_rank0: bool, keep_last: int, barrier) -> Path:
-    """Collective: every rank calls it. ``state`` is this rank's torch-serializable state."""
-    import torch
-
+    """Collective: every rank calls it. ``state`` is this rank's torch-serializable state. A rank whose write
+    fails (a full disk) removes the temporary checkpoint and raises (an ``OSError`` naming the shard)."""
     root = checkpoint_dir(run_dir)
     final = root / step_dir_name(step)
     tmp = root / f".tmp-{step_dir_name(step)}"
@@ -84,26 +109,78 @@ def save_checkpoint(run_dir, step: int, *, state: dict, meta: dict, tp_rank: int
             shutil.rmtree(tmp)
         tmp.mkdir()
     barrier()
-    if dp_rank == 0:
-        with atomic_path(tmp / shard_name(tp_rank, pp_rank)) as path:
-            torch.save(state, path)
-    barrier()
-    if is_rank0:
-        atomic_write_json(tmp / "meta.json", meta)
-        if final.exists():  # an older complete copy of the same step (e.g. re-run after --force)
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-        _fsync_dir(root)
-        for _, old in list_checkpoints(run_dir)[:-keep_last]:
-            shutil.rmtree(old, ignore_errors=True)
+    try:
+        if dp_rank == 0:
+            _save_shard(state, tmp / shard_name(tp_rank, pp_rank))
+        barrier()
+        if is_rank0:
+            atomic_write_json(tmp / "meta.json", meta)
+            if final.exists():  # an older complete copy of the same step (e.g. re-run after --force)
+                shutil.rmtree(final)
+            os.replace(tmp, final)
+            fsync_dir(root)
+            for _, old in list_checkpoints(run_dir)[:-keep_last]:
+                shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # frees the space a full disk needs for status.json
+        raise
     barrier()
     return final
 
 
-def load_shard(path: Path, tp_rank: int, pp_rank: int) -> dict:
+def _save_shard(state: dict, path: Path) -> None:
+    """``torch.save`` atomically; torch reports a full disk as a RuntimeError ("unexpected pos ..."): say so."""
     import torch
 
-    return torch.load(path / shard_name(tp_rank, pp_rank), map_location="cpu", weights_only=False)
+    with atomic_path(path) as tmp:
+        try:
+            torch.save(state, tmp)
+        except RuntimeError as exc:
+            free = shutil.disk_usage(tmp.parent).free
+            if free < _FULL_DISK_BYTES:
+                raise OSError(errno.ENOSPC, f"No space left on device ({free} bytes free; torch: {exc})",
+                              str(path)) from exc
+            raise
+
+
+def load_shard(path: Path, tp_rank: int, pp_rank: int) -> dict:
+    """This rank's shard of the checkpoint in ``path``, as data only (see the module docstring). Raises
+    :class:`CheckpointRefused` (it asks for code or foreign objects) or :class:`CorruptCheckpoint`."""
+    import torch
+
+    shard = path / shard_name(tp_rank, pp_rank)
+    try:
+        needed = set(torch.serialization.get_unsafe_globals_in_checkpoint(shard))
+    except Exception as exc:  # not a zip archive, truncated, missing member
+        raise CorruptCheckpoint(f"{shard}: cannot be read ({type(exc).__name__}: {exc})") from None
+    foreign = sorted(needed - set(LEGACY_NUMPY_GLOBALS))
+    if foreign:
+        raise CheckpointRefused(_refusal(shard, f"it names {', '.join(foreign[:5])}"))
+    try:
+        with torch.serialization.safe_globals(_legacy_globals() if needed else []):
+            state = torch.load(shard, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        lines = [ln.strip() for ln in str(exc).splitlines() if "WeightsUnpickler error" in ln]
+        raise CheckpointRefused(_refusal(shard, (lines or [str(exc).strip()])[0][:300])) from None
+    except Exception as exc:  # truncated data, bad zip member
+        raise CorruptCheckpoint(f"{shard}: cannot be read ({type(exc).__name__}: {exc})") from None
+    if not isinstance(state, dict) or "model" not in state:
+        raise CorruptCheckpoint(f"{shard}: not a trainer checkpoint (no model state)")
+    return state
+
+
+def _refusal(shard: Path, why: str) -> str:
+    return (f"{shard}: refused to load: it holds objects other than tensors and plain data ({why}), which this "
+            "trainer never writes, so it was not written by regmix-megatron or was altered; loading it could run "
+            f"code. Delete {shard.parent} (training resumes from the checkpoint before it), or pass --force to "
+            "train from scratch")
+
+
+def _legacy_globals() -> list:
+    import numpy as np
+
+    core = getattr(np, "_core", None) or np.core
+    return [core.multiarray._reconstruct, np.ndarray, np.dtype]
 
 
 def remove_stale_temp(run_dir) -> None:
@@ -112,16 +189,3 @@ def remove_stale_temp(run_dir) -> None:
         for child in root.iterdir():
             if child.name.startswith(".tmp-"):
                 shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink(missing_ok=True)
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

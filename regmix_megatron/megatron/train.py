@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
-from ..fileio import atomic_write_json, atomic_write_text, read_json, read_yaml
+from ..fileio import atomic_write_json, atomic_write_text, read_json, read_yaml, set_aside
 from ..manifest import DomainRegistry
 from ..mixture import Mixture
 from ..recipe import IDENTITY_SECTIONS, Recipe
@@ -280,7 +280,7 @@ class _Run:
             "model": self.model.module.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
-            "rng": {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+            "rng": {"python": random.getstate(), "numpy": numpy_rng_state(), "torch": torch.get_rng_state(),
                     "cuda": torch.cuda.get_rng_state_all() if self.cuda else None,
                     "tracker": tracker.get_states()},
             "step": self.step,
@@ -294,7 +294,7 @@ class _Run:
         self.scheduler.load_state_dict(state["scheduler"])
         rng = state["rng"]
         random.setstate(rng["python"])
-        np.random.set_state(rng["numpy"])
+        set_numpy_rng_state(rng["numpy"])
         torch.set_rng_state(rng["torch"])
         if self.cuda and rng.get("cuda") is not None:
             torch.cuda.set_rng_state_all(rng["cuda"])
@@ -313,13 +313,12 @@ class _Run:
         log.info("step %d: checkpoint saved", self.step) if self.is_rank0 else None
 
     def try_resume(self) -> bool:
-        cfg = self.cfg
-        path = ckpt.latest_checkpoint(self.out, tp_size=cfg.parallel.tensor_model_parallel_size,
-                                      pp_size=cfg.parallel.pipeline_model_parallel_size)
-        if path is None:
+        loaded = self._load_latest_readable()
+        if loaded is None:
             return False
+        path, shard = loaded
         meta = read_json(path / "meta.json")
-        self.load_state(ckpt.load_shard(path, self.tp_rank, self.pp_rank))
+        self.load_state(shard)
         self.step = int(meta["step"])
         self.tokens = int(meta["tokens"])
         self.train_time_s = float(meta.get("train_time_s", 0.0))
@@ -329,6 +328,36 @@ class _Run:
             log.info("resumed from %s (step %d)", path, self.step)
         self.barrier()
         return True
+
+    def _load_latest_readable(self) -> tuple[Path, dict] | None:
+        """The newest checkpoint every rank can read, and this rank's shard of it. A checkpoint with a shard
+        that cannot be read is set aside (``step_*.corrupt-<n>``, kept for inspection) and the one before is
+        tried; a shard that asks for code is refused on every rank (:class:`~.checkpoint.CheckpointRefused`)."""
+        cfg = self.cfg
+        while True:
+            path = ckpt.latest_checkpoint(self.out, tp_size=cfg.parallel.tensor_model_parallel_size,
+                                          pp_size=cfg.parallel.pipeline_model_parallel_size)
+            if path is None:
+                return None
+            shard, problem, verdict = None, "", 0
+            try:
+                shard = ckpt.load_shard(path, self.tp_rank, self.pp_rank)
+            except ckpt.CheckpointRefused as exc:
+                problem, verdict = str(exc), 2
+            except ckpt.CorruptCheckpoint as exc:
+                problem, verdict = str(exc), 1
+            flag = self.device.collective_tensor([verdict], dtype=torch.int64)
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+            worst = int(flag[0])
+            if worst == 0:
+                return path, shard
+            if worst == 2:
+                raise ckpt.CheckpointRefused(problem or f"{path}: another rank's shard was refused (see its log)")
+            if self.is_rank0:
+                moved = set_aside(path)
+                log.warning("%s; checkpoint set aside as %s, resuming from the one before", problem
+                            or f"{path}: another rank's shard cannot be read", moved.name)
+            self.barrier()
 
     # -- metrics --
     def _rewrite_metrics(self) -> None:
@@ -374,7 +403,7 @@ class _Run:
         from megatron.core.pipeline_parallel import get_forward_backward_func
 
         cfg = self.cfg
-        self.model.eval()
+        self.model.train(False)  # evaluation mode
         fwd_bwd = get_forward_backward_func()
         mb = cfg.eval.micro_batch_size
         out = {}
@@ -390,6 +419,21 @@ class _Run:
 
     def current_lr(self) -> float:
         return float(self.optimizer.param_groups[0]["lr"])
+
+
+def numpy_rng_state() -> dict:
+    """numpy's global RNG state as a tensor and plain numbers (a checkpoint loads as data only)."""
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    return {"bit_generator": str(name), "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)),
+            "pos": int(pos), "has_gauss": int(has_gauss), "cached_gaussian": float(cached)}
+
+
+def set_numpy_rng_state(state) -> None:
+    """Restore :func:`numpy_rng_state` (or numpy's own tuple, from checkpoints of the earlier format)."""
+    if isinstance(state, dict):
+        keys = np.asarray(state["keys"].numpy(), dtype=np.uint32)
+        state = (state["bit_generator"], keys, state["pos"], state["has_gauss"], state["cached_gaussian"])
+    np.random.set_state(state)
 
 
 def _write_status(out: Path, status: dict) -> None:
@@ -431,6 +475,26 @@ def _changed_fields(saved: dict, resolved: ResolvedRun) -> list[str]:
     return sorted(changed)
 
 
+def _set_aside_unreadable(out: Path) -> None:
+    """A truncated or garbled ``result.json``, ``status.json`` or saved ``config.yaml`` says nothing about the
+    run: keep it for inspection as ``<name>.corrupt-<n>`` and go on (the run resumes from its checkpoints, and
+    its id is still checked against theirs)."""
+    from ..errors import RegmixError
+
+    for name in ("result.json", "status.json", "config.yaml"):
+        path = out / name
+        if not path.exists():
+            continue
+        try:
+            ok = isinstance(read_yaml(path) if name.endswith(".yaml") else read_json(path), dict)
+        except RegmixError:
+            ok = False
+        if not ok:
+            moved = set_aside(path)
+            log.warning("%s is unreadable or not a mapping: set aside as %s; the run resumes from its "
+                        "checkpoints", path, moved.name)
+
+
 def _check_existing(resolved: ResolvedRun, out: Path, force: bool) -> dict | None:
     """The existing outcome of this run directory (returned without re-running), or None to (re)start."""
     import shutil
@@ -441,6 +505,7 @@ def _check_existing(resolved: ResolvedRun, out: Path, force: bool) -> dict | Non
         shutil.rmtree(out / "checkpoints", ignore_errors=True)
         shutil.rmtree(out / "tensorboard", ignore_errors=True)
         return None
+    _set_aside_unreadable(out)
     saved = out / "config.yaml"
     changed = _changed_fields(read_yaml(saved) or {}, resolved) if saved.is_file() else []
     others = sorted(_recorded_run_ids(out) - {resolved.run_id})
@@ -510,8 +575,11 @@ def run_training(config: RunConfig, *, force: bool = False) -> dict:
         return _train(run, resolved)
     except Exception as exc:
         if is_rank0:  # a failed run says so; it resumes from its last checkpoint when started again
-            _write_status(out, {"status": "failed", "step": getattr(run, "step", 0),
-                                "error": f"{type(exc).__name__}: {exc}", "run_id": resolved.run_id})
+            try:
+                _write_status(out, {"status": "failed", "step": getattr(run, "step", 0),
+                                    "error": f"{type(exc).__name__}: {exc}", "run_id": resolved.run_id})
+            except OSError as status_exc:  # e.g. the disk is still full: the original error is what matters
+                log.error("could not write %s: %s", out / "status.json", status_exc)
         raise
     finally:
         if run.tb is not None:

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
-from ..configs import check, config_to_dict, load_config
+from ..configs import check, config_to_dict, load_config, with_source
 from ..errors import ConfigError
 from ..fileio import read_yaml
 from ..target import AVERAGE, Target
@@ -250,7 +250,10 @@ def load_pipeline_config(path: str | os.PathLike, output_dir: str | None = None)
         cfg.corpus.cache_dir = str(resolve_path(cfg.corpus.cache_dir, base))
     if cfg.tokenizer.model is not None:
         cfg.tokenizer.model = str(resolve_path(cfg.tokenizer.model, base))
-    validate_deep(cfg, source=str(path))
+    try:
+        validate_deep(cfg, source=str(path))
+    except ConfigError as exc:
+        raise with_source(exc, str(path)) from None
     return cfg
 
 
@@ -268,23 +271,26 @@ def validate_deep(cfg: PipelineConfig, source: str = "<config>") -> None:
     # the epoch caps refer to one target run's token budget
     target_tokens = built["targets"].num_train_tokens if cfg.sample.sampler.get("max_epochs") is not None else None
     sampler_config(cfg, tokens_per_domain=None, target_tokens=target_tokens, source=source)
-    if cfg.executor.kind == "slurm":
-        slurm_options(cfg)
+    if cfg.executor.kind == "slurm" or cfg.executor.slurm:
+        slurm_options(cfg, source=source)
 
 
-def slurm_options(cfg: PipelineConfig):
-    """``SlurmOptions`` from ``executor.slurm`` (throttle = executor.num_parallel)."""
+def slurm_options(cfg: PipelineConfig, source: str = "<config>"):
+    """``SlurmOptions`` from ``executor.slurm`` (throttle = executor.num_parallel); errors name
+    ``<source>: executor.slurm.<key>`` (``source``: the config file; :func:`load_pipeline_config` checks them)."""
     from ..sweep.slurm import SlurmOptions
 
     data = dict(cfg.executor.slurm)
-    if "extra_sbatch_args" in data:
+    if isinstance(data.get("extra_sbatch_args"), list):
         data["extra_sbatch_args"] = tuple(data["extra_sbatch_args"])
     data.setdefault("throttle", cfg.executor.num_parallel)
     data["max_attempts"] = cfg.executor.max_retries + 1
-    known = set(SlurmOptions.__dataclass_fields__)
-    unknown = sorted(set(data) - known)
-    check(not unknown, "executor", "slurm", unknown, f"unknown SLURM option(s); known: {sorted(known)}")
-    return SlurmOptions(**data)
+    known = set(SlurmOptions.__dataclass_fields__) - {"origin", "max_attempts"}
+    unknown = sorted(set(data) - known - {"max_attempts"})
+    if unknown:
+        raise ConfigError(f"{source}: executor.slurm={unknown!r} is invalid: unknown SLURM option(s); known: "
+                          f"{sorted(known)}")
+    return SlurmOptions(**data, origin=f"{source}: executor.slurm")
 
 
 def sampler_config(cfg: PipelineConfig, tokens_per_domain: Any, target_tokens: int | None,

@@ -7,6 +7,14 @@ per-attempt logs, the lock and retries. ``%throttle`` in ``--array`` caps how ma
 
 Why not submitit: it pickles a Python callable per job, so the job script says nothing a person can read or
 rerun by hand; a generated sbatch script is the interface our users already know, and it is all we need.
+
+Nothing a user or a file gives can become a line of the script: every option (flags, or ``executor.slurm`` in a
+pipeline YAML) is checked for its type and for control characters (a newline would end the ``#SBATCH`` comment
+and start a shell command), errors naming the flag or key; values in ``#SBATCH`` lines are double-quoted when
+they hold anything but plain characters (sbatch reads quotes and backslash escapes there, and shell characters
+mean nothing to it); the sweep directory, which the ``--output`` path and the shell variables hold, must be free
+of control characters and backslashes (SLURM turns off its filename patterns on a backslash) and its ``%`` is
+doubled; shell variables are ``shlex``-quoted.
 """
 
 from __future__ import annotations
@@ -19,9 +27,10 @@ import shlex
 import subprocess
 import sys
 import time
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from ..errors import ConfigError, RegmixError
 from ..fileio import atomic_write_text
@@ -36,6 +45,21 @@ JOBS_FILE = "jobs.jsonl"
 
 class SlurmError(RegmixError):
     """sbatch/squeue failed or the cluster does not answer."""
+
+
+#: How each option is spelled on the command line (``sweep launch``).
+FLAGS = {"cpus_per_task": "--cpus-per-task", "mem": "--mem", "time": "--time", "gpus_per_task": "--gpus-per-task",
+         "partition": "--partition", "account": "--account", "throttle": "--throttle", "job_name": "--job-name",
+         "max_attempts": "--max-attempts", "extra_sbatch_args": "--sbatch-arg"}
+#: Characters a ``#SBATCH`` value may hold unquoted.
+_PLAIN = re.compile(r"[A-Za-z0-9_.,:+@/=-]+", re.ASCII)
+_OPTION = re.compile(r"--[A-Za-z][A-Za-z0-9-]*(=.*)?", re.ASCII | re.DOTALL)
+
+
+def control_characters(text: str) -> list[str]:
+    """The control, format and line/paragraph-separator characters of ``text`` (``repr`` of each, once)."""
+    bad = [c for c in text if unicodedata.category(c) in ("Cc", "Cf", "Zl", "Zp")]
+    return sorted({repr(c) for c in bad})
 
 
 @dataclass(frozen=True)
@@ -54,24 +78,91 @@ class SlurmOptions:
     job_name: str = "regmix-sweep"
     max_attempts: int = st.DEFAULT_MAX_ATTEMPTS
     extra_sbatch_args: tuple[str, ...] = field(default=())
-    """More ``#SBATCH`` options, verbatim (e.g. ``--qos=high``, ``--constraint=a100``)."""
+    """More ``#SBATCH`` options, ``--option`` or ``--option=value`` each (e.g. ``--qos=high``)."""
+    origin: str = field(default="", compare=False, repr=False)
+    """Where the options come from, for errors: empty for ``sweep launch`` flags (errors name ``--job-name``),
+    else a prefix such as ``pipeline.yaml: executor.slurm`` (errors name ``...executor.slurm.job_name``)."""
+
+    def name(self, key: str) -> str:
+        """How the user spelled option ``key``."""
+        return f"{self.origin}.{key}" if self.origin else FLAGS[key]
 
     def __post_init__(self) -> None:
-        if self.cpus_per_task < 1:
-            raise ConfigError(f"--cpus-per-task={self.cpus_per_task} is invalid: use 1 or more")
-        if self.gpus_per_task < 0:
-            raise ConfigError(f"--gpus-per-task={self.gpus_per_task} is invalid: use 0 or more")
-        if self.throttle < 1:
-            raise ConfigError(f"--throttle={self.throttle} is invalid: use 1 or more")
-        if self.max_attempts < 1:
-            raise ConfigError(f"--max-attempts={self.max_attempts} is invalid: use 1 or more")
-        if self.mem is not None and not re.fullmatch(r"\d+[KMGT]?", self.mem):
-            raise ConfigError(f"--mem={self.mem!r} is invalid: use SLURM syntax such as 4G or 4000M")
-        if self.time is not None and not re.fullmatch(r"(\d+-)?\d+(:\d\d){0,2}", self.time):
-            raise ConfigError(f"--time={self.time!r} is invalid: use HH:MM:SS or D-HH:MM:SS")
+        for key, least in (("cpus_per_task", 1), ("gpus_per_task", 0), ("throttle", 1), ("max_attempts", 1)):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise ConfigError(f"{self.name(key)}={value!r} is invalid: use an integer >= {least}")
+        for key in ("mem", "time", "partition", "account", "job_name"):
+            self._check_text(key, getattr(self, key), optional=key != "job_name")
+        if self.mem is not None and not re.fullmatch(r"\d+[KMGT]?", self.mem, re.ASCII):
+            raise ConfigError(f"{self.name('mem')}={self.mem!r} is invalid: use SLURM syntax such as 4G or 4000M")
+        if self.time is not None and not re.fullmatch(r"(\d+-)?\d+(:\d\d){0,2}", self.time, re.ASCII):
+            raise ConfigError(f"{self.name('time')}={self.time!r} is invalid: use HH:MM:SS or D-HH:MM:SS")
+        for key in ("partition", "account"):
+            value = getattr(self, key)
+            if value is not None and any(c.isspace() for c in value):
+                raise ConfigError(f"{self.name(key)}={value!r} is invalid: SLURM {key} names hold no spaces")
+        args = self.extra_sbatch_args
+        if isinstance(args, str) or not isinstance(args, (tuple, list)):
+            raise ConfigError(f"{self.name('extra_sbatch_args')}={args!r} is invalid: give a list of sbatch "
+                              "options such as ['--qos=high']")
+        for arg in args:
+            self._check_text("extra_sbatch_args", arg, optional=False)
+            if not _OPTION.fullmatch(arg):
+                raise ConfigError(f"{self.name('extra_sbatch_args')}={arg!r} is invalid: give a long sbatch option "
+                                  "as --OPTION or --OPTION=VALUE, such as --qos=high")
+
+    def _check_text(self, key: str, value: Any, *, optional: bool) -> None:
+        if value is None and optional:
+            return
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{self.name(key)}={value!r} is invalid: give a non-empty string")
+        bad = control_characters(value)
+        if bad:
+            raise ConfigError(f"{self.name(key)}={value!r} is invalid: it holds control character(s) "
+                              f"{', '.join(bad)}; a newline in a job script option would start a shell "
+                              "command: remove them")
+
+    def sbatch_options(self, num_runs: int) -> list[str]:
+        """The ``#SBATCH`` options of a job array over ``num_runs`` runs (values quoted where needed)."""
+        v = sbatch_value
+        sb = [f"--job-name={v(self.job_name)}",
+              f"--array=0-{num_runs - 1}%{min(self.throttle, num_runs)}",
+              "--nodes=1",
+              "--ntasks=1",
+              f"--cpus-per-task={self.cpus_per_task}"]
+        if self.mem:
+            sb.append(f"--mem={self.mem}")
+        if self.time:
+            sb.append(f"--time={self.time}")
+        if self.gpus_per_task:
+            sb.append(f"--gres=gpu:{self.gpus_per_task}")
+        if self.partition:
+            sb.append(f"--partition={v(self.partition)}")
+        if self.account:
+            sb.append(f"--account={v(self.account)}")
         for arg in self.extra_sbatch_args:
-            if not arg.startswith("--"):
-                raise ConfigError(f"--sbatch-arg={arg!r} is invalid: give a long sbatch option such as --qos=high")
+            name, sep, value = arg.partition("=")
+            sb.append(f"{name}={v(value)}" if sep else name)
+        return sb
+
+
+def sbatch_value(value: str) -> str:
+    """``value`` as sbatch reads it from a ``#SBATCH`` line: as is when plain, else in double quotes with
+    backslashes and quotes escaped (sbatch's own rules; a ``#`` outside quotes would start a comment)."""
+    if _PLAIN.fullmatch(value):
+        return value
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def check_script_path(path: Path, what: str) -> None:
+    """A path that goes into the job script: no control characters, no backslash (see the module docstring)."""
+    text = str(path)
+    bad = control_characters(text)
+    if bad or "\\" in text:
+        why = f"control character(s) {', '.join(bad)}" if bad else "a backslash"
+        raise ConfigError(f"{what} {text!r} holds {why}: SLURM cannot name its log files under such a path "
+                          "(and a newline would start a shell command in the job script); move it to a plain path")
 
 
 @dataclass(frozen=True)
@@ -108,23 +199,11 @@ def build_launch(sweep: Sweep, options: SlurmOptions, run_ids: list[str]) -> Slu
 def render_script(sweep: Sweep, options: SlurmOptions, run_ids: list[str], runs_path: Path) -> str:
     q = shlex.quote
     n = len(run_ids)
-    sb = [f"--job-name={options.job_name}",
-          f"--array=0-{n - 1}%{min(options.throttle, n)}",
-          "--nodes=1",
-          "--ntasks=1",
-          f"--cpus-per-task={options.cpus_per_task}"]
-    if options.mem:
-        sb.append(f"--mem={options.mem}")
-    if options.time:
-        sb.append(f"--time={options.time}")
-    if options.gpus_per_task:
-        sb.append(f"--gres=gpu:{options.gpus_per_task}")
-    if options.partition:
-        sb.append(f"--partition={options.partition}")
-    if options.account:
-        sb.append(f"--account={options.account}")
-    sb += list(options.extra_sbatch_args)
-    sb.append(f"--output={sweep.root / SLURM_DIR / 'logs'}/%A_%a.out")
+    check_script_path(sweep.root, "the sweep directory")
+    check_script_path(Path(_python()), "the Python interpreter")
+    sb = options.sbatch_options(n)
+    logs = str(sweep.root / SLURM_DIR / "logs").replace("%", "%%")  # a literal % in a SLURM filename pattern
+    sb.append(f"--output={sbatch_value(logs + '/%A_%a.out')}")
     gpus = options.gpus_per_task
     if gpus > 1:
         launcher = ('"$PYTHON" -m torch.distributed.run --standalone --nproc-per-node="$GPUS_PER_TASK" '
