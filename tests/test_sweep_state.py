@@ -34,7 +34,7 @@ def test_state_transitions(tmp_path, planned):
     assert st.read_run_state(run_dir, now=time.time() + st.STALE_AFTER_S + 1).status == st.PENDING
     (run_dir / st.LOCK_FILE).unlink()
     # failed attempts count up to max_attempts
-    (run_dir / "logs").mkdir()
+    (run_dir / "logs").mkdir(exist_ok=True)  # the stale lock taken over above is kept there
     for n in (1, 2):
         (run_dir / "logs" / f"attempt-{n}.json").write_text(json.dumps({"attempt": n, "outcome": "failed",
                                                                          "reason": "exit code 7"}))

@@ -207,9 +207,14 @@ Runner = SubprocessRunner | InProcessRunner
 
 # ---- the protocol -------------------------------------------------------------------------------------------
 def execute_run(run_dir: str | os.PathLike, runner: Runner, *, max_attempts: int = st.DEFAULT_MAX_ATTEMPTS,
-                jobid: str | None = None, stop: threading.Event | None = None) -> st.RunState:
+                jobid: str | None = None, stop: threading.Event | None = None,
+                sweep: Sweep | None = None) -> st.RunState:
     """Run attempts of the run in ``run_dir`` until it is done, failed for good, or ``stop`` is set; return its
-    final state. A run held by a live worker is left alone (its state, ``running``, is returned)."""
+    final state. A run held by a live worker is left alone (its state, ``running``, is returned).
+
+    Holding the lock, it first sets aside the run's unreadable files (:func:`state.repair_run_files`) and, given
+    the ``sweep``, restores the run's ``config.yaml`` from the plan when it is missing or damaged; each with a log
+    line, also written at the top of the next attempt's log."""
     run_dir = Path(run_dir)
     stop = stop if stop is not None else threading.Event()
     token = uuid.uuid4().hex
@@ -220,12 +225,18 @@ def execute_run(run_dir: str | os.PathLike, runner: Runner, *, max_attempts: int
         return st.read_run_state(run_dir, max_attempts)
     lock = _Lock(run_dir, info)
     try:
+        notes = st.repair_run_files(run_dir)
+        if sweep is not None:
+            notes += sweep.restore_run_config(run_dir.name)
+        for note in notes:
+            log.warning("run %s: %s", run_dir.name, note)
         while not stop.is_set():
             current = st.read_run_state(run_dir, max_attempts, ignore_lock=True)
             if current.status in (st.DONE, st.FAILED):
                 break
             attempt = max((int(a["attempt"]) for a in current.attempts), default=0) + 1
-            outcome = _attempt(run_dir, attempt, runner, lock, stop)
+            outcome = _attempt(run_dir, attempt, runner, lock, stop, notes)
+            notes = []
             log.info("run %s attempt %d: %s", run_dir.name, attempt, outcome)
             if outcome == st.INTERRUPTED:
                 break
@@ -234,7 +245,8 @@ def execute_run(run_dir: str | os.PathLike, runner: Runner, *, max_attempts: int
     return st.read_run_state(run_dir, max_attempts)
 
 
-def _attempt(run_dir: Path, attempt: int, runner: Runner, lock: _Lock, stop: threading.Event) -> str:
+def _attempt(run_dir: Path, attempt: int, runner: Runner, lock: _Lock, stop: threading.Event,
+             notes: Sequence[str] = ()) -> str:
     """One attempt: set the old status aside, record, run with a heartbeat, classify, record the outcome."""
     _set_aside_status(run_dir, attempt - 1)
     lock.update(attempt=attempt, child_pid=None, child_start=None)
@@ -248,6 +260,8 @@ def _attempt(run_dir: Path, attempt: int, runner: Runner, lock: _Lock, stop: thr
                        f"({runner.mode} worker pid {os.getpid()}, job {record['jobid']}) at "
                        f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')}\n"
                        f"# command: {' '.join(record['command'])}\n".encode())
+        for note in notes:
+            log_file.write(f"# before this attempt: {note}\n".encode())
         log_file.flush()
         end = runner.run(run_dir, attempt, log_file, lock, stop)
     outcome, reason = classify(run_dir, end)
@@ -300,5 +314,5 @@ def drain(sweep: Sweep, runner: Runner, *, max_attempts: int = st.DEFAULT_MAX_AT
             break
         run_dir = sweep.run_dir(run_id)
         if st.read_run_state(run_dir, max_attempts).status == st.PENDING:
-            execute_run(run_dir, runner, max_attempts=max_attempts, jobid=jobid, stop=stop)
+            execute_run(run_dir, runner, max_attempts=max_attempts, jobid=jobid, stop=stop, sweep=sweep)
     return st.read_sweep_state(sweep, max_attempts)

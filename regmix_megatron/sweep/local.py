@@ -180,7 +180,7 @@ def _launch_pool(sweep: Sweep, options: LocalOptions, on_run_end, tried: set[str
             if stop.is_set():
                 return st.read_run_state(sweep.run_dir(run_id), options.max_attempts)
             return execute_run(sweep.run_dir(run_id), SubprocessRunner(train_command(sweep, run_id), env=env),
-                               max_attempts=options.max_attempts, stop=stop)
+                               max_attempts=options.max_attempts, stop=stop, sweep=sweep)
 
         with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="sweep") as pool:
             futures = {pool.submit(one, rid): rid for rid in pending}

@@ -86,6 +86,35 @@ class Sweep:
         path = self.run_config_path(run.run_id)
         return atomic_write_yaml(path, self.run_config(run).to_dict(relative_to=path.parent))
 
+    def restore_run_config(self, run_id: str) -> list[str]:
+        """Rewrite ``runs/<id>/config.yaml`` from the plan when it is missing, unreadable, or defines another
+        run (other mixture, seed or recipe); a damaged file is set aside as ``config.yaml.corrupt-<n>``.
+        Returns one line per repair (none when the file is sound)."""
+        from ..fileio import set_aside
+        from ..run_config import load_run_config
+
+        run = self.get(run_id)
+        path = self.run_config_path(run_id)
+        if path.is_file():
+            try:
+                cfg = load_run_config(path)
+                mixture = Mixture.from_dict(cfg.mixture, source=str(path)) if isinstance(cfg.mixture, dict) \
+                    else None
+                if (mixture is not None and mixture.hash == run.mixture.hash and cfg.seed == run.seed
+                        and cfg.recipe.hash == self.recipe.hash):
+                    return []
+                why = "defines another run than the plan"
+            except RegmixError as exc:
+                why = f"is unreadable ({exc})"
+        elif path.exists() or path.is_symlink():
+            why = "is not a file"
+        else:
+            self.write_run_config(run)
+            return [f"{RUN_CONFIG} was missing: rewritten from {SWEEP_FILE}"]
+        moved = set_aside(path)
+        self.write_run_config(run)
+        return [f"{RUN_CONFIG} {why}: set aside as {moved.name} and rewritten from {SWEEP_FILE}"]
+
     def to_json_obj(self) -> dict:
         return {
             "format": FORMAT,

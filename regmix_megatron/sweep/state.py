@@ -12,12 +12,17 @@ Every attempt leaves ``logs/attempt-<n>.log`` (its output, with a header line) a
 (host, pid, SLURM job id, start time; outcome and exit code once it ends). An attempt without an outcome was
 interrupted (the executor was killed): it does not count against ``max_attempts``, and the next attempt
 resumes from the trainer's checkpoints.
+
+A per-run file that cannot be read (a truncated ``result.json`` or ``status.json``, a garbled lock or attempt
+record) never costs attempts: the worker that takes the run sets it aside as ``<name>.corrupt-<n>`` (kept for
+inspection; :func:`repair_run_files`), logs a line, and the run is redone, resuming from its checkpoints.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import os
 import re
@@ -27,8 +32,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from ..fileio import atomic_write_json
+from ..fileio import atomic_write_json, set_aside
 from .plan import Sweep
+
+log = logging.getLogger(__name__)
 
 DONE, RUNNING, FAILED, PENDING = "done", "running", "failed", "pending"
 STATUSES = (DONE, RUNNING, FAILED, PENDING)
@@ -127,10 +134,11 @@ def holder_info() -> dict:
 
 
 def read_json_or_none(path: Path) -> Any:
-    """The JSON in ``path``, or None when it is missing or not (yet) valid JSON."""
+    """The JSON in ``path``, or None when it is missing, unreadable (a directory, no permission) or not (yet)
+    valid JSON."""
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+    except (OSError, ValueError, RecursionError):  # ValueError: JSONDecodeError, UnicodeDecodeError
         return None
 
 
@@ -178,9 +186,43 @@ def attempt_record_path(run_dir: Path, attempt: int) -> Path:
 
 def read_result(run_dir: Path) -> dict | None:
     obj = read_json_or_none(run_dir / RESULT_FILE)
-    if isinstance(obj, dict) and obj.get("status", "completed") == "completed":
+    if usable_result(obj):
         return obj
     return None
+
+
+def usable_result(obj: Any) -> bool:
+    """Whether a parsed ``result.json`` is a completed run's (a mapping with the per-domain losses)."""
+    return isinstance(obj, dict) and obj.get("status", "completed") == "completed" and isinstance(
+        obj.get("val_loss"), dict)
+
+
+def repair_run_files(run_dir: Path) -> list[str]:
+    """Set aside the run's files that cannot be read (``<name>.corrupt-<n>``, kept for inspection): a
+    ``result.json`` that is not a completed run's, a ``status.json`` or an attempt record that is not a JSON
+    mapping. Returns one line per file set aside. Call it holding the run's lock."""
+    notes = []
+
+    def aside(path: Path, why: str) -> Path:
+        moved = set_aside(path)
+        notes.append(f"{path.relative_to(run_dir)} {why}: set aside as {moved.name}; the run is redone from its "
+                     "checkpoints")
+        return moved
+
+    result = run_dir / RESULT_FILE
+    if result.exists() and not usable_result(read_json_or_none(result)):
+        aside(result, "is unreadable or not a completed run's result")
+    status = run_dir / STATUS_FILE
+    if status.exists() and not isinstance(read_json_or_none(status), dict):
+        aside(status, "is unreadable")
+    logs = run_dir / LOGS_DIR
+    for path in sorted(logs.iterdir()) if logs.is_dir() else []:
+        m = _ATTEMPT_RE.match(path.name)
+        if m and not isinstance(read_json_or_none(path), dict):
+            moved = aside(path, "is unreadable")
+            # keep the attempt's number taken (its log is attempt-<n>.log); without an outcome it costs nothing
+            atomic_write_json(path, {"attempt": int(m.group(1)), "record_set_aside": moved.name})
+    return notes
 
 
 def read_run_state(run_dir: str | os.PathLike, max_attempts: int = DEFAULT_MAX_ATTEMPTS,
@@ -263,8 +305,13 @@ def acquire_lock(run_dir: Path, info: Mapping[str, Any]) -> bool:
                 if lock_is_fresh(held):
                     return False
             with contextlib.suppress(FileNotFoundError):  # only one contender wins the rename
-                os.replace(path, run_dir / LOGS_DIR / f"stale-lock-{time.time():.0f}-{os.getpid()}.json") \
-                    if (run_dir / LOGS_DIR).is_dir() else os.unlink(path)
+                if not isinstance(held, dict):
+                    moved = set_aside(path)
+                    log.warning("run %s: %s is unreadable (garbled): set aside as %s", run_dir.name, LOCK_FILE,
+                                moved.name)
+                else:  # a dead holder's lock: kept with the run's logs
+                    (run_dir / LOGS_DIR).mkdir(exist_ok=True)
+                    os.replace(path, run_dir / LOGS_DIR / f"stale-lock-{time.time():.0f}-{os.getpid()}.json")
             continue
         with os.fdopen(fd, "w") as fh:
             fh.write(body)

@@ -21,6 +21,7 @@ from pathlib import Path
 from ..errors import RegmixError, run_guarded
 from . import state as st
 from .attempt import SubprocessRunner, execute_run, slurm_job_id
+from .plan import Sweep
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,7 +51,7 @@ def _work(args: argparse.Namespace, command: list[str]) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):  # the runner terminates the child; the attempt is interrupted
         signal.signal(sig, lambda signum, frame: stop.set())
     final = execute_run(run_dir, SubprocessRunner(command), max_attempts=args.max_attempts, jobid=slurm_job_id(),
-                        stop=stop)
+                        stop=stop, sweep=Sweep.load(args.sweep_dir))
     print(f"run {args.run_id}: {final.status}" + (f" ({final.reason})" if final.reason else ""))
     if final.status in (st.DONE, st.RUNNING):
         return 0
