@@ -30,7 +30,7 @@ def training_data() -> tuple[np.ndarray, np.ndarray, str]:
     if mixtures.exists() and losses.exists():
         from regmix_megatron.regression.data import load_regmix_csvs
 
-        table = load_regmix_csvs(mixtures, losses)
+        table = load_regmix_csvs(mixtures, losses, renormalize=True)  # published rows sum to 0.996-1.003
         return (table.weights, table.target_values("metric/the_pile_pile_cc_val_loss"),
                 "RegMix reference (512 runs x 17 domains, target Pile-CC loss)")
     rng = np.random.default_rng(0)

@@ -26,7 +26,7 @@ from typing import Sequence
 from .errors import DataError
 from .fileio import atomic_write_json, atomic_write_text
 from .manifest import SPLITS, DomainRegistry
-from .mixture import Mixture, read_mixture_at
+from .mixture import RENORMALIZE_FLAG, Mixture, read_mixture_at
 
 DATA_PATH_FILE = "data_path.txt"
 DATA_ARGS_FILE = "data_args.txt"
@@ -130,16 +130,16 @@ def export_mixture(registry: DomainRegistry, mixture: Mixture, output_dir: str |
     return out
 
 
-def load_mixture_arg(spec: str, *, tolerance: float | None = None) -> Mixture:
+def load_mixture_arg(spec: str, *, renormalize: bool = False, flag: str = RENORMALIZE_FLAG) -> Mixture:
     """A mixture given on the command line: a mixture file (JSON/YAML), or ``FILE.jsonl:INDEX`` (mixture
-    ``INDEX`` of a ``regmix-megatron sample`` output, 0-based)."""
+    ``INDEX`` of a ``regmix-megatron sample`` output, 0-based). Its weights sum to 1 (within the tolerance)
+    unless ``renormalize`` (the user passed ``flag``)."""
     path_text, sep, index_text = spec.rpartition(":")
     if sep and path_text.endswith(".jsonl") and index_text.isdigit():
-        return read_mixture_at(path_text, int(index_text))
+        return read_mixture_at(path_text, int(index_text), renormalize=renormalize, flag=flag)
     if spec.endswith(".jsonl"):
         raise DataError(f"{spec}: a JSONL file holds many mixtures: pick one with {spec}:INDEX (0-based)")
-    kwargs = {} if tolerance is None else {"tolerance": tolerance}
-    return Mixture.load(spec, **kwargs)
+    return Mixture.load(spec, renormalize=renormalize, flag=flag)
 
 
 __all__ = [

@@ -11,6 +11,12 @@ Files: one mixture as JSON or YAML (:meth:`Mixture.save` / :meth:`Mixture.load`)
 
 Readers refuse a domain listed twice in one mixture, a stated hash that does not match the weights (an edited
 file), and, in JSONL, a mixture listed twice. A JSONL line may also be a plain mapping domain -> weight.
+
+The one rule for every mixture a user gives (a mixture file, a JSONL line, an inline mapping, a row of a results
+table or of a RegMix CSV, a baseline): the weights sum to 1 within :data:`SUM_TOLERANCE`, and are then
+renormalized exactly; any other sum is an error naming the source, unless the user asked to rescale on purpose
+(``--renormalize`` in every command that reads mixtures, ``--regmix-renormalize`` in the dataset provider):
+:func:`check_sum`.
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ from .hashing import canonical_json, content_hash
 
 #: Weights may sum to 1 +/- this before normalization is refused (loose rounding in hand-written files).
 SUM_TOLERANCE = 1e-3
+#: The flag that rescales a mixture whose weights do not sum to 1, on purpose (the same in every command).
+RENORMALIZE_FLAG = "--renormalize"
 #: A stored mixture sums to 1 within this (float64 rounding); weights this close are never rescaled, so
 #: reading a mixture back gives bit-identical weights and the same hash.
 EXACT_TOLERANCE = 1e-9
@@ -63,7 +71,7 @@ class Mixture:
             bad = {d: x for d, x in zip(self.domains, self.weights) if x < 0}
             raise MixtureError(f"negative weight(s) {bad}: weights are token fractions, use values >= 0")
         if abs(w.sum() - 1.0) > EXACT_TOLERANCE:
-            raise MixtureError(f"weights sum to {w.sum()!r}, not 1: build with from_dict(..., normalize=True)")
+            raise MixtureError(f"weights sum to {w.sum()!r}, not 1: build with Mixture.from_dict or from_array")
         object.__setattr__(self, "_hash", content_hash(self.canonical_json()))
 
     # ---- construction -------------------------------------------------------------------------------
@@ -72,12 +80,12 @@ class Mixture:
         cls,
         weights: Mapping[str, float],
         *,
-        normalize: bool = True,
-        tolerance: float = SUM_TOLERANCE,
+        renormalize: bool = False,
         source: str = "mixture",
+        flag: str = RENORMALIZE_FLAG,
     ) -> "Mixture":
-        """Validate and canonicalize. The sum must be within ``tolerance`` of 1 unless ``tolerance`` is None
-        (then any positive sum is rescaled); the result is renormalized exactly."""
+        """Validate and canonicalize. The sum must be within :data:`SUM_TOLERANCE` of 1 unless ``renormalize``
+        (the user's ``flag``: any positive sum is then rescaled); the result is renormalized exactly."""
         if not isinstance(weights, Mapping) or not weights:
             raise MixtureError(f"{source}: expected a non-empty mapping domain -> weight")
         items = []
@@ -99,13 +107,7 @@ class Mixture:
         total = float(w.sum())
         if total <= 0:
             raise MixtureError(f"{source}: all weights are zero: give at least one positive weight")
-        if tolerance is not None and abs(total - 1.0) > tolerance:
-            raise MixtureError(
-                f"{source}: weights sum to {total:.6g}, more than {tolerance:g} away from 1: fix the weights "
-                "or pass normalize=True / --normalize to rescale them"
-            )
-        if not normalize and abs(total - 1.0) > EXACT_TOLERANCE:
-            raise MixtureError(f"{source}: weights sum to {total!r}, not exactly 1")
+        check_sum(total, source, renormalize=renormalize, flag=flag)
         return cls.from_array(names, w, source=source)
 
     @classmethod
@@ -173,7 +175,7 @@ class Mixture:
         return atomic_write_json(path, self.to_json_obj())
 
     @classmethod
-    def load(cls, path: str | Path, *, tolerance: float = SUM_TOLERANCE) -> "Mixture":
+    def load(cls, path: str | Path, *, renormalize: bool = False, flag: str = RENORMALIZE_FLAG) -> "Mixture":
         """Read a mixture file: ``{"weights": {...}}`` or a plain mapping domain -> weight (JSON or YAML)."""
         from .fileio import read_json, read_yaml
 
@@ -184,31 +186,50 @@ class Mixture:
             obj = obj["weights"]
         if not isinstance(obj, Mapping):
             raise DataError(f"{path}: expected a mapping of domain -> weight (or {{'weights': {{...}}}})")
-        return cls.from_dict(obj, tolerance=tolerance, source=str(path))
+        return cls.from_dict(obj, renormalize=renormalize, source=str(path), flag=flag)
+
+
+def check_sum(total: float, source: str, *, renormalize: bool = False, flag: str = RENORMALIZE_FLAG) -> None:
+    """The one rule: mixture weights sum to 1 within :data:`SUM_TOLERANCE`, unless the user passed ``flag``."""
+    if not renormalize and abs(total - 1.0) > SUM_TOLERANCE * (1 + 1e-9):  # 0.999 written in decimal is within
+        raise MixtureError(f"{source}: weights sum to {total:.6g}, more than {SUM_TOLERANCE:g} away from 1: fix "
+                           f"the weights, or pass {flag} to rescale them to sum to 1 on purpose")
 
 
 def _refuse_duplicate_keys(path: Path) -> None:
     """JSON and YAML parsers keep the last of repeated keys silently; a mixture file listing a domain twice
-    is refused instead (the file has already been parsed once, so it exists and is valid)."""
+    is refused instead (the file has already been parsed once, so it exists and is valid). YAML is checked on
+    the composed node tree, which builds no Python object at all."""
     text = path.read_text(encoding="utf-8")
     if path.suffix in (".yaml", ".yml"):
         import yaml
 
-        class _StrictLoader(yaml.SafeLoader):
-            pass
-
-        def _mapping(loader, node, deep=False):
-            keys = [loader.construct_object(k, deep=deep) for k, _ in node.value]
-            dup = sorted({str(k) for k in keys if keys.count(k) > 1})
+        for node in _mapping_nodes(yaml.compose(text, Loader=yaml.SafeLoader)):
+            keys = [k.value for k, _ in node.value if isinstance(k, yaml.ScalarNode)]
+            dup = sorted({k for k in keys if keys.count(k) > 1})
             if dup:
                 raise MixtureError(f"{path}: domain(s) {dup} listed more than once: list each domain once")
-            return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
-
-        _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
-        yaml.load(text, Loader=_StrictLoader)
         return
 
     json.loads(text, object_pairs_hook=no_duplicate_keys(str(path)))
+
+
+def _mapping_nodes(node) -> Iterator:
+    """Every mapping node of a composed YAML document (depth first)."""
+    import yaml
+
+    stack = [node] if node is not None else []
+    seen = set()
+    while stack:
+        n = stack.pop()
+        if id(n) in seen:  # aliases can make the tree a graph
+            continue
+        seen.add(id(n))
+        if isinstance(n, yaml.MappingNode):
+            yield n
+            stack.extend(v for _, v in n.value)
+        elif isinstance(n, yaml.SequenceNode):
+            stack.extend(n.value)
 
 
 def no_duplicate_keys(where: str):
@@ -231,21 +252,29 @@ def write_mixtures(path: str | Path, mixtures: Iterable[Mixture]) -> Path:
     return atomic_write_text(Path(path), "".join(json.dumps(m.to_json_obj()) + "\n" for m in mixtures))
 
 
-def iter_mixture_lines(path: str | Path) -> Iterator[tuple[int, Mixture]]:
+def iter_mixture_lines(path: str | Path, *, renormalize: bool = False,
+                       flag: str = RENORMALIZE_FLAG) -> Iterator[tuple[int, Mixture]]:
     """``(line number, mixture)`` for each non-blank line of a mixtures JSONL file, each line checked (valid
-    JSON, no domain listed twice, a stated hash matching the weights)."""
+    JSON, no domain listed twice, weights summing to 1 unless ``renormalize``, a stated hash matching the
+    weights)."""
     path = Path(path)
     try:
         fh = open(path, encoding="utf-8")
     except FileNotFoundError:
         raise DataError(f"{path}: mixtures file not found; create it with `regmix-megatron sample`") from None
+    except OSError as exc:  # a directory, no permission
+        raise DataError(f"{path}: cannot be read as a mixtures file ({exc.strerror})") from None
     with fh:
-        for lineno, line in enumerate(fh, start=1):
-            if line.strip():
-                yield lineno, _mixture_of_line(line, f"{path}:{lineno}")
+        try:
+            for lineno, line in enumerate(fh, start=1):
+                if line.strip():
+                    yield lineno, _mixture_of_line(line, f"{path}:{lineno}", renormalize, flag)
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{path}: not a text file (byte {exc.start} of a line is not UTF-8): is it the "
+                            "mixtures JSONL?") from None
 
 
-def _mixture_of_line(line: str, where: str) -> Mixture:
+def _mixture_of_line(line: str, where: str, renormalize: bool = False, flag: str = RENORMALIZE_FLAG) -> Mixture:
     try:
         obj = json.loads(line, object_pairs_hook=no_duplicate_keys(where))
     except json.JSONDecodeError as exc:
@@ -253,7 +282,7 @@ def _mixture_of_line(line: str, where: str) -> Mixture:
     if not isinstance(obj, dict):
         raise DataError(f"{where}: expected a JSON object (a mixture), got {type(obj).__name__}")
     weights = obj["weights"] if "weights" in obj else {k: v for k, v in obj.items() if k not in ("hash", "format")}
-    mixture = Mixture.from_dict(weights, source=where)
+    mixture = Mixture.from_dict(weights, source=where, renormalize=renormalize, flag=flag)
     stated = obj.get("hash")
     if stated is not None and stated != mixture.hash:
         raise DataError(f"{where}: stated hash {stated} does not match the weights (hash {mixture.hash}); "
@@ -261,11 +290,11 @@ def _mixture_of_line(line: str, where: str) -> Mixture:
     return mixture
 
 
-def read_mixtures(path: str | Path) -> list[Mixture]:
+def read_mixtures(path: str | Path, *, renormalize: bool = False, flag: str = RENORMALIZE_FLAG) -> list[Mixture]:
     """Every mixture of a JSONL file (see the module docstring); a mixture listed twice is refused."""
     mixtures: list[Mixture] = []
     first_line: dict[str, int] = {}
-    for lineno, mixture in iter_mixture_lines(path):
+    for lineno, mixture in iter_mixture_lines(path, renormalize=renormalize, flag=flag):
         if mixture.hash in first_line:
             raise DataError(f"{path}:{lineno}: the same mixture as line {first_line[mixture.hash]} (hash "
                             f"{mixture.hash}); list each mixture once")
@@ -276,11 +305,12 @@ def read_mixtures(path: str | Path) -> list[Mixture]:
     return mixtures
 
 
-def read_mixture_at(path: str | Path, index: int) -> Mixture:
+def read_mixture_at(path: str | Path, index: int, *, renormalize: bool = False,
+                    flag: str = RENORMALIZE_FLAG) -> Mixture:
     """Mixture number ``index`` (0-based, blank lines skipped) of a mixtures JSONL file; the lines after it are
     not read."""
     num = 0
-    for num, (_, mixture) in enumerate(iter_mixture_lines(path), start=1):
+    for num, (_, mixture) in enumerate(iter_mixture_lines(path, renormalize=renormalize, flag=flag), start=1):
         if num - 1 == index:
             return mixture
     raise DataError(f"{path}: has no mixture {index} (0-based); it holds {num} mixtures")

@@ -112,7 +112,12 @@ def test_test_set_with_other_domains(tmp_path):
     path, frame = results_table(tmp_path / "train")
     train = load_results_table(path)
     frame.drop(columns=["weight/wiki"]).to_csv(tmp_path / "test.csv", index=False)
-    test = load_results_table(tmp_path / "test.csv")
+    with pytest.raises(DataError, match=r"\['wiki'\] have a 'val_loss/<domain>' column but no 'weight/<domain>'"):
+        load_results_table(tmp_path / "test.csv")  # a missing mixture column is an error, not a zero weight
+    frame.drop(columns=["weight/wiki", "val_loss/wiki"]).to_csv(tmp_path / "test.csv", index=False)
+    with pytest.raises(DataError, match=r"do not sum to 1 within 0.001 .*pass --renormalize"):
+        load_results_table(tmp_path / "test.csv")
+    test = load_results_table(tmp_path / "test.csv", renormalize=True)  # runs over other domains, on purpose
     targets = resolve_targets(train, test, ["web"])
     with pytest.raises(DataError, match=r"domains differ from the training data: missing \['wiki'\]"):
         fit_models(train, targets, ["linear"], test=test)

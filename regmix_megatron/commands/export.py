@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 
+from .mixture_flags import add_renormalize
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -24,6 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="with --mixture FILE.jsonl: the 0-based line to export (same as FILE.jsonl:INDEX)")
     p.add_argument("--domains", required=True, metavar="DOMAINS_JSON", help="domains.json from `preprocess`")
     p.add_argument("--output-dir", required=True, metavar="DIR")
+    add_renormalize(p)
     p.set_defaults(func=run)
 
 
@@ -41,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
         spec = f"{spec}:{args.index}"
     registry = DomainRegistry.load(args.domains)
     try:
-        mixture = load_mixture_arg(spec)
+        mixture = load_mixture_arg(spec, renormalize=args.renormalize)
     except RegmixError as exc:
         raise RegmixError(f"--mixture: {exc}") from None
     try:

@@ -6,6 +6,8 @@ import argparse
 import json
 import logging
 
+from .mixture_flags import add_renormalize
+
 logger = logging.getLogger(__name__)
 
 
@@ -43,6 +45,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="fraction of training runs held out for early stopping (default 0.1)")
     p.add_argument("--max-nan-fraction", type=float, default=0.1,
                    help="exclude runs with a NaN target up to this fraction, refuse above (default 0.1)")
+    add_renormalize(p, "each run's mixture")
     p.add_argument("--output-dir", metavar="DIR", help="write models/, metrics.json, predictions.csv here")
     p.add_argument("--output-json", metavar="FILE", help="write the metrics JSON here")
     p.set_defaults(func=run)
@@ -56,11 +59,12 @@ def run(args: argparse.Namespace) -> int:
 
     if args.results is None and args.mixtures is None and args.losses is None:
         raise RegmixError("give the training runs: --results TABLE, or --mixtures CSV --losses CSV")
-    train = load_runs(args.results, args.mixtures, args.losses, what="training (--results/--mixtures/--losses)")
+    train = load_runs(args.results, args.mixtures, args.losses, what="training (--results/--mixtures/--losses)",
+                      renormalize=args.renormalize)
     test = None
     if args.test_results or args.test_mixtures or args.test_losses:
         test = load_runs(args.test_results, args.test_mixtures, args.test_losses,
-                         what="test (--test-results/--test-mixtures/--test-losses)")
+                         what="test (--test-results/--test-mixtures/--test-losses)", renormalize=args.renormalize)
     kinds = [k.strip() for k in args.regressors.split(",") if k.strip()]
     if not kinds:
         raise RegmixError("--regressors: empty; use lightgbm,linear")
@@ -79,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
     outcome.summary["inputs"] = {
         "results": args.results, "mixtures": args.mixtures, "losses": args.losses,
         "test_results": args.test_results, "test_mixtures": args.test_mixtures, "test_losses": args.test_losses,
+        "renormalize": args.renormalize,
     }
     outcome.summary["lightgbm_options"] = options
     if args.output_dir:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from .mixture_flags import add_renormalize
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
@@ -17,6 +19,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "ones recorded in FIT_DIR/metrics.json)")
     p.add_argument("--mixtures", metavar="CSV", help="RegMix-format training mixtures (with --losses)")
     p.add_argument("--losses", metavar="CSV")
+    add_renormalize(p, "each run's mixture")
     p.add_argument("--target", help="target to show (default: the search's, or the first fitted)")
     p.add_argument("--title", default="RegMix report")
     p.add_argument("--png-dir", metavar="DIR", help="also write each plot as a PNG file here")
@@ -37,13 +40,15 @@ def run(args: argparse.Namespace) -> int:
         raise RegmixError("give --fit-dir and/or --search-dir (outputs of `fit` and `search`)")
     runs = None
     if args.results or args.mixtures or args.losses:
-        runs = load_runs(args.results, args.mixtures, args.losses, what="--results/--mixtures/--losses")
+        runs = load_runs(args.results, args.mixtures, args.losses, what="--results/--mixtures/--losses",
+                         renormalize=args.renormalize)
     elif args.fit_dir:
         inputs = read_json(Path(args.fit_dir) / "metrics.json").get("inputs") or {}
         if inputs.get("results") or inputs.get("mixtures"):
             try:
                 runs = load_runs(inputs.get("results"), inputs.get("mixtures"), inputs.get("losses"),
-                                 what=f"training runs recorded in {args.fit_dir}/metrics.json")
+                                 what=f"training runs recorded in {args.fit_dir}/metrics.json",
+                                 renormalize=bool(inputs.get("renormalize")) or args.renormalize)
             except RegmixError as exc:
                 print(f"note: no correlation heatmap ({exc}); pass --results or --mixtures/--losses")
     sections = regmix_sections(args.fit_dir, args.search_dir, runs, args.target)

@@ -20,6 +20,7 @@ SEARCH_FLAGS = ("num_candidates", "top_k", "chunk_size", "seed")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from .mixture_flags import add_renormalize
     from .sampler_flags import add_cap_arguments
 
     p = subparsers.add_parser(
@@ -50,6 +51,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.add_argument("--maximize", action="store_true", help="higher target is better (default: lower)")
     s.add_argument("--baseline-mixture", action="append", default=[], metavar="FILE",
                    help="also predict this mixture (repeatable; name = file stem)")
+    add_renormalize(s, "--baseline-mixture")
     s.add_argument("--plain-predict", action="store_true",
                    help="use LightGBM's own predict instead of the (identical, faster) compiled evaluator")
     p.add_argument("--output-dir", required=True, metavar="DIR")
@@ -78,8 +80,9 @@ def run(args: argparse.Namespace) -> int:
     if prior.registry is not None:
         regressor.check_domains(prior.registry.names, f"--domains {args.domains}")
     sampler, config = _configs(args, prior.shares_only)
-    extra = {Path(path).stem: Mixture.from_dict(load_weights_file(path, "--baseline-mixture"), tolerance=None,
-                                                source=path) for path in args.baseline_mixture}
+    extra = {Path(path).stem: Mixture.from_dict(load_weights_file(path, "--baseline-mixture"),
+                                                renormalize=args.renormalize, source=f"--baseline-mixture {path}")
+             for path in args.baseline_mixture}
     record = {"model": str(model_path), "prior_source": args.domains or args.tokens_per_domain or args.prior,
               "sampler": config_to_dict(sampler)}
     with ProgressBar(config.num_candidates, desc="search", unit="cand", unit_scale=True) as bar:

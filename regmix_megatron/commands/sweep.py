@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 import time
 
+from .mixture_flags import add_renormalize
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("sweep", help="plan, launch, watch and collect a sweep of proxy runs",
@@ -17,6 +19,7 @@ def register(subparsers) -> None:
     plan.add_argument("--config", required=True, help="the proxy run config (YAML: preset and recipe fields; `domains:` required)")
     plan.add_argument("--output", required=True, metavar="SWEEP_DIR", help="the sweep directory")
     plan.add_argument("--seed", type=int, default=None, help="seed of every run (default: the config's)")
+    add_renormalize(plan, "each --mixtures line's")
     plan.set_defaults(func=_plan)
 
     launch = sub.add_parser("launch", help="run the pending runs (skips done ones, resumes interrupted ones)")
@@ -66,7 +69,8 @@ def register(subparsers) -> None:
 def _plan(args) -> int:
     from ..sweep.plan import plan_from_files
 
-    sweep, created = plan_from_files(args.mixtures, args.config, args.output, seed=args.seed)
+    sweep, created = plan_from_files(args.mixtures, args.config, args.output, seed=args.seed,
+                                     renormalize=args.renormalize)
     verb = "planned" if created else "already planned (unchanged)"
     print(f"{verb}: {len(sweep.runs)} run(s) in {sweep.root} (recipe {sweep.recipe_hash}, seed {sweep.seed})")
     print(f"next: regmix-megatron sweep launch {sweep.root} --executor local|slurm")

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 
+from .mixture_flags import add_renormalize
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -24,6 +26,7 @@ def register(subparsers) -> None:
     p.add_argument("--force", action="store_true",
                    help="discard a previous result/checkpoints in the output directory and train from scratch")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    add_renormalize(p, "the run's mixture")
     p.set_defaults(func=_run)
 
 
@@ -38,6 +41,12 @@ def _run(args: argparse.Namespace) -> int:
 
     overrides = parse_overrides(args.overrides, flag="--set")
     cfg = load_run_config(args.config, overrides=overrides, output_dir=args.output_dir)
+    if args.renormalize and cfg.mixture is not None:  # rescaled here, then inline: the run records what it trains
+        from ..mixture import Mixture
+
+        mixture = Mixture.load(cfg.mixture, renormalize=True) if isinstance(cfg.mixture, str) else \
+            Mixture.from_dict(dict(cfg.mixture), renormalize=True, source=f"{args.config}: mixture")
+        cfg = cfg.replace(mixture=mixture.as_dict())
     if args.print_config:
         print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
         return 0

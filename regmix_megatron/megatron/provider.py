@@ -36,6 +36,9 @@ from . import datasets as ds
 
 logger = logging.getLogger(__name__)
 
+#: The mixture rule's flag, with the provider's prefix (``--renormalize`` elsewhere).
+RENORMALIZE_FLAG_PROVIDER = "--regmix-renormalize"
+
 
 def add_regmix_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Megatron-LM ``extra_args_provider``: adds the ``regmix`` argument group and returns the parser."""
@@ -48,6 +51,9 @@ def add_regmix_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                             "tokenizer sha256).")
     group.add_argument("--regmix-max-epochs", type=float, default=None,
                        help="Warn when the mixture repeats a domain's training tokens more than this many times.")
+    group.add_argument(RENORMALIZE_FLAG_PROVIDER, action="store_true",
+                       help="Rescale a --regmix-mixture whose weights do not sum to 1 (within 1e-3) so that they "
+                            "do, on purpose (default: refuse it).")
     return parser
 
 
@@ -86,7 +92,8 @@ def load_mixture_and_registry(args: Any) -> tuple[Mixture, DomainRegistry]:
         raise ConfigError("--regmix-mixture is required: a mixture file (regmix-megatron export/search output)")
     registry = DomainRegistry.load(args.regmix_domains)
     registry.verify_files()
-    mixture = load_mixture_arg(str(args.regmix_mixture))
+    mixture = load_mixture_arg(str(args.regmix_mixture), renormalize=bool(getattr(args, "regmix_renormalize", False)),
+                               flag=RENORMALIZE_FLAG_PROVIDER)
     registry.check_domains(mixture.domains, f"--regmix-mixture {args.regmix_mixture}")
     return mixture, registry
 

@@ -10,6 +10,11 @@ rows are normalized exactly (``mixture.normalize_exact``) before they become fea
 columns (any numeric column that is not a weight or an id). Metric columns are picked by name (or by domain name
 when that is unambiguous); an optimization target (:class:`regmix_megatron.target.Target`: the average, one
 domain, or a weighted sum) is computed from the per-domain loss columns by the target itself.
+
+Every row follows the mixture rule (:func:`regmix_megatron.mixture.check_sum`): its weights sum to 1 within 1e-3,
+else the file is refused naming the rows, unless the user passes ``--renormalize`` (the RegMix authors' published
+CSVs are rounded to 3 decimals, so some of their rows sum to 0.996-1.003 and need it). In a results table, a
+domain with a loss column but no weight column is refused: its weight would silently count as 0.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
-from ..mixture import normalize_exact
+from ..mixture import RENORMALIZE_FLAG, SUM_TOLERANCE, MixtureError, normalize_exact
 from ..results import ID_COLUMNS as RESULT_ID_COLUMNS
 from ..results import LOSS_PREFIX, WEIGHT_PREFIX, read_frame, read_results
 from ..target import Target
@@ -123,7 +128,8 @@ class RunTable:
 
 
 # ---- loading ----------------------------------------------------------------------------------------------
-def _normalized_weights(raw: np.ndarray, domains: Sequence[str], run_ids: Sequence[str], source: str) -> np.ndarray:
+def _normalized_weights(raw: np.ndarray, domains: Sequence[str], run_ids: Sequence[str], source: str,
+                        renormalize: bool = False) -> np.ndarray:
     if not np.all(np.isfinite(raw)):
         bad_row, bad_col = np.argwhere(~np.isfinite(raw))[0]
         raise DataError(f"{source}: weight of domain {domains[bad_col]!r} in run {run_ids[bad_row]!r} is not "
@@ -136,11 +142,18 @@ def _normalized_weights(raw: np.ndarray, domains: Sequence[str], run_ids: Sequen
     if np.any(sums <= 0):
         bad = int(np.argmax(sums <= 0))
         raise DataError(f"{source}: run {run_ids[bad]!r} has all weights zero: drop that run")
+    off = np.flatnonzero(np.abs(sums - 1.0) > SUM_TOLERANCE * (1 + 1e-9))
+    if off.size and not renormalize:
+        shown = ", ".join(f"run {run_ids[i]!r} sums to {sums[i]:.6g}" for i in off[:3])
+        raise MixtureError(f"{source}: the mixture weights of {off.size} of {len(sums)} runs do not sum to 1 within "
+                           f"{SUM_TOLERANCE:g} ({shown}{', ...' if off.size > 3 else ''}): fix the weights (is a "
+                           f"domain column missing?), or pass {RENORMALIZE_FLAG} to rescale each run's weights to "
+                           "sum to 1 on purpose")
     return np.stack([normalize_exact(row) for row in raw]) if raw.shape[0] else raw.astype(np.float64)
 
 
 def _build(frame: pd.DataFrame, weight_columns: Mapping[str, str], metric_domains: Mapping[str, str],
-           run_ids: Sequence[str], source: str) -> RunTable:
+           run_ids: Sequence[str], source: str, renormalize: bool = False) -> RunTable:
     """``weight_columns``: column -> domain. Reorders to canonical domain order and normalizes rows."""
     if not weight_columns:
         raise DataError(f"{source}: no mixture weight columns found (expected '{WEIGHT_PREFIX}<domain>' or "
@@ -150,7 +163,7 @@ def _build(frame: pd.DataFrame, weight_columns: Mapping[str, str], metric_domain
         raise DataError(f"{source}: several weight columns map to the same domain: {dict(weight_columns)}")
     col_of = {d: c for c, d in weight_columns.items()}
     raw = frame[[col_of[d] for d in domains]].apply(pd.to_numeric, errors="coerce").to_numpy(np.float64)
-    weights = _normalized_weights(raw, domains, run_ids, source)
+    weights = _normalized_weights(raw, domains, run_ids, source, renormalize)
     skip = set(weight_columns) | set(ID_COLUMNS)
     metric_cols = [c for c in frame.columns if c not in skip]
     metrics = pd.DataFrame(index=range(len(frame)))
@@ -168,10 +181,16 @@ def _build(frame: pd.DataFrame, weight_columns: Mapping[str, str], metric_domain
     )
 
 
-def load_results_table(path: str | Path) -> RunTable:
+def load_results_table(path: str | Path, *, renormalize: bool = False) -> RunTable:
     """Our sweep results table (CSV or Parquet, :func:`regmix_megatron.results.read_results`)."""
     results = read_results(path)
-    return _build(results.frame, results.weight_columns, results.loss_columns, results.run_ids, results.source)
+    missing = sorted(set(results.loss_columns.values()) - set(results.weight_columns.values()))
+    if missing:
+        raise DataError(f"{results.source}: domain(s) {missing} have a '{LOSS_PREFIX}<domain>' column but no "
+                        f"'{WEIGHT_PREFIX}<domain>' column: a mixture column is missing (its weight would count as "
+                        "0); restore it (re-collect the sweep with `regmix-megatron sweep collect`)")
+    return _build(results.frame, results.weight_columns, results.loss_columns, results.run_ids, results.source,
+                  renormalize)
 
 
 def regmix_domain(column: str) -> str | None:
@@ -182,7 +201,7 @@ def regmix_domain(column: str) -> str | None:
     return None
 
 
-def load_regmix_csvs(mixtures_path: str | Path, losses_path: str | Path) -> RunTable:
+def load_regmix_csvs(mixtures_path: str | Path, losses_path: str | Path, *, renormalize: bool = False) -> RunTable:
     """The RegMix published format: mixture CSV and loss CSV, joined on ``index``."""
     mixtures = read_frame(mixtures_path, "mixtures file")
     losses = read_frame(losses_path, "losses file")
@@ -220,20 +239,21 @@ def load_regmix_csvs(mixtures_path: str | Path, losses_path: str | Path) -> RunT
         m = REGMIX_LOSS_PATTERN.match(str(c))
         if m:
             metric_domains[c] = m.group("domain")
-    return _build(frame, weight_columns, metric_domains, frame["index"].astype(str).tolist(), source)
+    return _build(frame, weight_columns, metric_domains, frame["index"].astype(str).tolist(), source, renormalize)
 
 
 def load_runs(results: str | Path | None = None, mixtures: str | Path | None = None,
-              losses: str | Path | None = None, *, what: str = "training") -> RunTable:
-    """Either a results table, or a mixtures + losses pair (exactly one of the two forms)."""
+              losses: str | Path | None = None, *, what: str = "training", renormalize: bool = False) -> RunTable:
+    """Either a results table, or a mixtures + losses pair (exactly one of the two forms). Rows whose weights do
+    not sum to 1 are refused unless ``renormalize`` (the ``--renormalize`` flag)."""
     if results is not None and (mixtures is not None or losses is not None):
         raise DataError(f"{what} data: give either a results table or --mixtures/--losses, not both")
     if results is not None:
-        return load_results_table(results)
+        return load_results_table(results, renormalize=renormalize)
     if mixtures is None or losses is None:
         raise DataError(f"{what} data: a mixtures file needs its losses file and vice versa "
                         "(--mixtures FILE --losses FILE), or give a results table")
-    return load_regmix_csvs(mixtures, losses)
+    return load_regmix_csvs(mixtures, losses, renormalize=renormalize)
 
 
 # ---- checks -----------------------------------------------------------------------------------------------

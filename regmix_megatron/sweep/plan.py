@@ -257,9 +257,9 @@ def _differences(old: Sweep, new: Sweep) -> list[str]:
 
 
 def plan_from_files(mixtures_path: str | os.PathLike, config_path: str | os.PathLike, root: str | os.PathLike,
-                    seed: int | None = None) -> tuple[Sweep, bool]:
+                    seed: int | None = None, renormalize: bool = False) -> tuple[Sweep, bool]:
     """``sweep plan``: read the mixtures and the proxy config, then :func:`plan_sweep`."""
-    mixtures = read_mixtures(mixtures_path)
+    mixtures = read_mixtures(mixtures_path, renormalize=renormalize)
     recipe, domains_path, file_seed = read_proxy_config(config_path)
     if seed is None:
         seed = DEFAULT_SEED if file_seed is None else file_seed
