@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .errors import DataError
-from .fileio import atomic_write_json, atomic_write_text
+from .fileio import atomic_dir, atomic_write_json, atomic_write_text, check_replaceable
 from .manifest import SPLITS, DomainRegistry
 from .mixture import RENORMALIZE_FLAG, Mixture, read_mixture_at
 
@@ -32,6 +32,8 @@ DATA_PATH_FILE = "data_path.txt"
 DATA_ARGS_FILE = "data_args.txt"
 PER_SPLIT_FILE = "per_split_data_args.json"
 MIXTURE_FILE = "mixture.json"
+#: Every file an export folder holds (the folder is written as a whole: :func:`regmix_megatron.fileio.atomic_dir`).
+EXPORT_FILES = (DATA_PATH_FILE, DATA_ARGS_FILE, PER_SPLIT_FILE, MIXTURE_FILE)
 
 
 def _check_prefix(prefix: str) -> str:
@@ -113,21 +115,27 @@ def per_split_data_args(registry: DomainRegistry, mixture: Mixture) -> dict:
     }
 
 
-def export_mixture(registry: DomainRegistry, mixture: Mixture, output_dir: str | Path) -> dict[str, Path]:
-    """Write every format into ``output_dir`` atomically; returns ``{kind: path}``."""
+def export_mixture(registry: DomainRegistry, mixture: Mixture, output_dir: str | Path,
+                   what: str = "export directory") -> dict[str, Path]:
+    """Write every format into ``output_dir``, the folder as a whole (all files or none: a failed or killed
+    write leaves the previous export, or nothing); returns ``{kind: path}``. ``output_dir`` must be absent or
+    hold only export files (``what`` names it in that error, e.g. ``--output-dir``)."""
     registry.verify_files()  # never export prefixes whose data is damaged or whose counts were edited
     output_dir = Path(output_dir)
+    check_replaceable(output_dir, EXPORT_FILES, what)
     files = {
         "data_path": (DATA_PATH_FILE, format_data_path(registry, mixture) + "\n"),
         "data_args": (DATA_ARGS_FILE, format_data_args(registry, mixture)),
     }
     per_split = per_split_data_args(registry, mixture)
-    out = {}
-    for kind, (name, text) in files.items():
-        out[kind] = atomic_write_text(output_dir / name, text)
-    out["per_split_data_args"] = atomic_write_json(output_dir / PER_SPLIT_FILE, per_split)
-    out["mixture"] = mixture.save(output_dir / MIXTURE_FILE)
-    return out
+    with atomic_dir(output_dir, owned=EXPORT_FILES, what=what) as tmp:
+        for name, text in files.values():
+            atomic_write_text(tmp / name, text)
+        atomic_write_json(tmp / PER_SPLIT_FILE, per_split)
+        mixture.save(tmp / MIXTURE_FILE)
+    return {kind: output_dir / name for kind, name in (("data_path", DATA_PATH_FILE), ("data_args", DATA_ARGS_FILE),
+                                                        ("per_split_data_args", PER_SPLIT_FILE),
+                                                        ("mixture", MIXTURE_FILE))}
 
 
 def load_mixture_arg(spec: str, *, renormalize: bool = False, flag: str = RENORMALIZE_FLAG) -> Mixture:

@@ -66,15 +66,19 @@ def make_table(rows: Iterable[Mapping[str, Any]], domains: Sequence[str]):
     return table
 
 
-def write_table(table, csv_path: str | Path, parquet_path: str | Path | None = None) -> None:
-    """Write the CSV (17 significant digits) and optionally the Parquet file, each atomically."""
-    from .fileio import atomic_path
+def write_table(table, csv_path: str | Path, parquet_path: str | Path | None = None, atomic: bool = True) -> None:
+    """Write the CSV (17 significant digits) and optionally the Parquet file, both or neither
+    (``atomic=False``: write straight to the paths, which the caller made temporary)."""
+    if not atomic:
+        table.to_csv(csv_path, index=False, float_format="%.17g")
+        if parquet_path is not None:
+            table.to_parquet(parquet_path, index=False)
+        return
+    from .fileio import atomic_files
 
-    with atomic_path(csv_path) as tmp:
-        table.to_csv(tmp, index=False, float_format="%.17g")
-    if parquet_path is not None:
-        with atomic_path(parquet_path) as tmp:
-            table.to_parquet(tmp, index=False)
+    paths = [p for p in (parquet_path, csv_path) if p is not None]
+    with atomic_files(*paths) as temps:
+        write_table(table, temps[-1], temps[0] if parquet_path is not None else None, atomic=False)
 
 
 # ---- reading ----------------------------------------------------------------------------------------------

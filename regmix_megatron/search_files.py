@@ -4,8 +4,9 @@ Reads: the prior the pool is drawn around (:func:`load_prior`: a ``domains.json`
 file of token shares such as a RegMix config; :func:`load_weights_file`, :func:`tokens_from_mapping`). Writes (:func:`search_and_write`, which also runs the search): ``mixture.json`` (the
 result, :meth:`Mixture.save`), ``top_k.csv`` (:func:`write_top_k`), with a domains manifest the Megatron-LM files
 (:func:`regmix_megatron.export.export_mixture`), and last ``search.json`` (:func:`summarize`, format
-:data:`FORMAT`: the predicted target of the result and of each baseline, ``within_caps``, bounds, timings), so its
-presence means the search finished.
+:data:`FORMAT`: the predicted target of the result and of each baseline, ``within_caps``, bounds, timings). The
+output folder is written as a whole (:func:`regmix_megatron.fileio.atomic_dir`): all of these files, or, after a
+failed or killed search, the previous ones or none.
 
 Pure core: numpy, pandas.
 """
@@ -20,13 +21,15 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from .errors import DataError
-from .fileio import atomic_path, atomic_write_json, read_json, read_yaml
+from .fileio import atomic_dir, atomic_path, atomic_write_json, check_replaceable, read_json, read_yaml
 from .mixture import Mixture
 from .search import (SearchConfig, SearchResult, baseline_mixtures, check_within_bounds, make_predict_fn,
                      run_search)
 from .target import Target
 
 FORMAT = "regmix-megatron/search/v1"
+#: The files of a search folder besides its export sub-folder.
+SEARCH_FILES = ("mixture.json", "search.json", "top_k.csv")
 #: Scale applied to a prior given as fractions, so it can stand in for token counts (share-based caps only).
 PRIOR_TOKEN_SCALE = 1e12
 
@@ -170,6 +173,9 @@ def search_and_write(regressor: Any, tokens_per_domain: np.ndarray, sampler_conf
     shares; ``target`` (for the ``target_only`` baseline) defaults to the one the model predicts. Returns the
     ``search.json`` document."""
     domains = list(regressor.domains)
+    out = Path(output_dir)
+    owned = (*SEARCH_FILES, export_dir)
+    check_replaceable(out, owned, "search output directory")  # before the work, not after
     if registry is not None:
         regressor.check_domains(registry.names, f"domains manifest {registry.path or ''}".strip())
     if prior is None:
@@ -179,19 +185,20 @@ def search_and_write(regressor: Any, tokens_per_domain: np.ndarray, sampler_conf
     baselines = baseline_mixtures(prior, target, extra_baselines)
     predict = make_predict_fn(regressor, fast=fast)
     result = run_search(predict, tokens_per_domain, domains, sampler_config, config, progress=progress)
-    out = Path(output_dir)
-    files: dict[str, Any] = {"top_k": str(write_top_k(result, domains, out / "top_k.csv"))}
+    files: dict[str, Any] = {"top_k": str(out / "top_k.csv"), "mixture": str(out / "mixture.json")}
     doc_extra: dict[str, Any] = {"regressor": regressor.kind, "model": getattr(regressor, "path", "") or None,
                                  "files": files}
-    if registry is not None:
-        from .export import export_mixture
+    with atomic_dir(out, owned=owned, what="search output directory") as tmp:
+        write_top_k(result, domains, tmp / "top_k.csv")
+        if registry is not None:
+            from .export import export_mixture
 
-        exported = export_mixture(registry, result.mixture.restrict(registry.names), out / export_dir)
-        files["megatron"] = {k: str(v) for k, v in exported.items()}
-    else:
-        doc_extra["export_skipped"] = "no domains manifest given (no Megatron prefixes to write)"
-    doc_extra.update(extra or {})
-    doc = summarize(result, domains, baselines, predict, config, target=regressor.target, extra=doc_extra)
-    files["mixture"] = str(result.mixture.save(out / "mixture.json"))
-    atomic_write_json(out / "search.json", doc)  # last: its presence means the search finished
+            exported = export_mixture(registry, result.mixture.restrict(registry.names), tmp / export_dir)
+            files["megatron"] = {k: str(out / export_dir / Path(v).name) for k, v in exported.items()}
+        else:
+            doc_extra["export_skipped"] = "no domains manifest given (no Megatron prefixes to write)"
+        doc_extra.update(extra or {})
+        doc = summarize(result, domains, baselines, predict, config, target=regressor.target, extra=doc_extra)
+        result.mixture.save(tmp / "mixture.json")
+        atomic_write_json(tmp / "search.json", doc)
     return doc

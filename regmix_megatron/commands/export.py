@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     except RegmixError as exc:
         raise RegmixError(f"--mixture: {exc}") from None
     try:
-        files = export_mixture(registry, mixture, args.output_dir)
+        files = export_mixture(registry, mixture, args.output_dir, what="--output-dir")
     except RegmixError as exc:
         raise RegmixError(f"--mixture {spec} with --domains {args.domains}: {exc}") from None
     dropped = [d for d, w in mixture.as_dict().items() if w == 0]

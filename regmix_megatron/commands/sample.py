@@ -43,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..errors import ConfigError, RegmixError
-    from ..fileio import atomic_write_yaml, read_yaml
+    from ..fileio import atomic_files, atomic_write_yaml, read_yaml
     from ..manifest import DomainRegistry
     from ..mixture import Mixture, write_mixtures
     from ..sampling import SampleStats, build_sampler_config, domain_caps, sample_mixtures, sampler_run_record
@@ -64,9 +64,12 @@ def run(args: argparse.Namespace) -> int:
     except RegmixError as exc:
         raise RegmixError(flag_error(exc)) from None
 
-    output = write_mixtures(args.output, [Mixture.from_array(registry.names, row) for row in rows])
-    config_path = Path(output).with_name(Path(output).name + ".sampler.yaml")
-    atomic_write_yaml(config_path, sampler_run_record(config, registry, lower, upper, stats, len(rows), output))
+    output = Path(args.output)
+    config_path = output.with_name(output.name + ".sampler.yaml")
+    record = sampler_run_record(config, registry, lower, upper, stats, len(rows), output)
+    with atomic_files(config_path, output) as (config_tmp, output_tmp):  # both or neither; the JSONL last
+        write_mixtures(output_tmp, [Mixture.from_array(registry.names, row) for row in rows])
+        atomic_write_yaml(config_tmp, record)
     print(f"wrote {len(rows)} mixtures to {output} (config: {config_path})")
     if stats.num_projected:
         print(f"note: {stats.num_projected} mixtures were sampled within the feasible region by projection "

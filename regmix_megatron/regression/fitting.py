@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError, RegmixError
-from ..fileio import atomic_path, atomic_write_json
+from ..fileio import atomic_dir, atomic_path, atomic_write_json
 from ..target import Target
 from .data import (DEFAULT_MAX_NAN_FRACTION, RunTable, align_domains, check_enough_runs, clean_target)
 from .metrics import evaluate
@@ -299,23 +299,28 @@ class SavedModel:
     """Relative to the fit's output directory."""
 
 
-def write_outputs(outcome: FitOutcome, output_dir: str | Path) -> list[SavedModel]:
-    """Models under ``models/<target>/<regressor>.{txt,json}``, ``metrics.json``, ``predictions.csv``.
+#: What a fit output folder holds (written as a whole: :func:`regmix_megatron.fileio.atomic_dir`).
+FIT_FILES = ("models", "metrics.json", "predictions.csv")
+
+
+def write_outputs(outcome: FitOutcome, output_dir: str | Path, what: str = "fit output directory") -> list[SavedModel]:
+    """Models under ``models/<target>/<regressor>.{txt,json}``, ``metrics.json``, ``predictions.csv``: the
+    folder as a whole (all of them, or after a failed write the previous ones or none).
 
     ``metrics.json`` lists each model under ``regressors.<kind>.targets.<name>.model``; the returned records
     name the target by its JSON form."""
     output_dir = Path(output_dir)
     saved: list[SavedModel] = []
-    for (name, kind), model in outcome.models.items():
-        file_name = f"{kind}.txt" if kind == "lightgbm" else f"{kind}.json"
-        path = output_dir / "models" / slug(name) / file_name
-        model.save(path)
-        rel = str(path.relative_to(output_dir))
-        outcome.summary["regressors"][kind]["targets"][name]["model"] = rel
-        saved.append(SavedModel(outcome.summary["targets"][name]["definition"], name, kind, rel))
-    with atomic_path(output_dir / "predictions.csv") as tmp:
-        outcome.predictions.to_csv(tmp, index=False)
-    atomic_write_json(output_dir / "metrics.json", outcome.summary)
+    with atomic_dir(output_dir, owned=FIT_FILES, what=what) as tmp:
+        for (name, kind), model in outcome.models.items():
+            file_name = f"{kind}.txt" if kind == "lightgbm" else f"{kind}.json"
+            rel = str(Path("models") / slug(name) / file_name)
+            model.save(tmp / rel)
+            outcome.summary["regressors"][kind]["targets"][name]["model"] = rel
+            saved.append(SavedModel(outcome.summary["targets"][name]["definition"], name, kind, rel))
+        with atomic_path(tmp / "predictions.csv") as path:
+            outcome.predictions.to_csv(path, index=False)
+        atomic_write_json(tmp / "metrics.json", outcome.summary)
     return saved
 
 

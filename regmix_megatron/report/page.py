@@ -107,8 +107,9 @@ nav ul{columns:2}.meta{color:#666;font-size:.9em}
 
 def build_report(sections: Sequence[Section], path: str | Path, title: str = "RegMix report",
                  subtitle: str = "", png_dir: str | Path | None = None) -> Path:
-    """Write one self-contained HTML file atomically (and the PNGs into ``png_dir`` when given)."""
-    from ..fileio import atomic_write_bytes, atomic_write_text
+    """Write one self-contained HTML file atomically (and the PNGs into ``png_dir`` when given: the folder as a
+    whole, before the page, so a failed write leaves the previous figures or none, and no page without them)."""
+    from ..fileio import atomic_dir, atomic_write_bytes, atomic_write_text
 
     ids = []
     for i, s in enumerate(sections):
@@ -122,7 +123,8 @@ def build_report(sections: Sequence[Section], path: str | Path, title: str = "Re
            f"<p class='meta'>{html.escape(subtitle)}{' - ' if subtitle else ''}generated {stamp} by "
            f"regmix-megatron</p><nav><ul>{toc}</ul></nav>{body}</body></html>\n")
     if png_dir is not None:
-        for s in sections:
-            for name, png in s.images:
-                atomic_write_bytes(Path(png_dir) / name, png)
+        with atomic_dir(png_dir, owned=lambda name: name.endswith(".png"), what="--png-dir") as tmp:
+            for s in sections:
+                for name, png in s.images:
+                    atomic_write_bytes(tmp / name, png)
     return atomic_write_text(path, doc)

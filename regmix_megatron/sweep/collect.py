@@ -2,19 +2,21 @@
 
 The table's columns, writer and reader belong to :mod:`regmix_megatron.results`. A run that is not done, or
 whose result lacks a finite loss for some domain, is left out and listed with its reason and log path: the table
-never has a hole or a value that was not measured. ``results.csv`` and ``results.parquet`` are written
-atomically.
+never has a hole or a value that was not measured. ``results.csv``, ``results.parquet`` and ``excluded.json``
+are written together (:func:`regmix_megatron.fileio.atomic_files`): all three, or on a failure (a full disk)
+none of them changes.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from ..errors import RegmixError
-from ..fileio import atomic_write_json
+from ..fileio import atomic_files
 from ..results import RESULTS_CSV, RESULTS_PARQUET, make_table, write_table
 from . import state as st
 from .plan import Sweep
@@ -95,8 +97,10 @@ def collect(sweep: Sweep, allow_incomplete: bool = False, write: bool = True) ->
     if write:
         csv_path = sweep.root / RESULTS_CSV
         parquet_path = sweep.root / RESULTS_PARQUET
-        write_table(table, csv_path, parquet_path)
-        atomic_write_json(sweep.root / EXCLUDED_JSON,
-                          [{"run_id": e.run_id, "status": e.status, "reason": e.reason, "log": e.log_path}
-                           for e in excluded])
+        excluded_doc = [{"run_id": e.run_id, "status": e.status, "reason": e.reason, "log": e.log_path}
+                        for e in excluded]
+        # the three together or none (results.csv, what the next steps read, renamed into place last)
+        with atomic_files(sweep.root / EXCLUDED_JSON, parquet_path, csv_path) as (excluded_tmp, parquet_tmp, csv_tmp):
+            write_table(table, csv_tmp, parquet_tmp, atomic=False)
+            excluded_tmp.write_text(json.dumps(excluded_doc, indent=2) + "\n", encoding="utf-8")
     return Collected(table=table, excluded=tuple(excluded), csv_path=csv_path, parquet_path=parquet_path)
