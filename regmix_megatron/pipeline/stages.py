@@ -63,11 +63,12 @@ def _clear(path: Path, out: Path) -> None:
 
 # ---- corpus ---------------------------------------------------------------------------------------------
 def corpus_inputs(cfg: PipelineConfig) -> dict:
+    """What the corpus is, never where it lies (a moved project resumes): the build settings, or the listing of
+    an existing corpus directory (names, sizes, modification times)."""
     c = cfg.corpus
     if c.source == "build":
-        return {"source": "build", "domains": c.domains, "max_mb_per_domain": c.max_mb_per_domain,
-                "cache_dir": c.cache_dir}
-    return {"source": c.source, "domains": c.domains, "content": _stat_fingerprint(Path(c.source))}
+        return {"source": "build", "domains": c.domains, "max_mb_per_domain": c.max_mb_per_domain}
+    return {"source": "directory", "domains": c.domains, "content": _stat_fingerprint(Path(c.source))}
 
 
 def run_corpus(ctx: StageContext) -> StageOutput:
@@ -99,8 +100,8 @@ def run_corpus(ctx: StageContext) -> StageOutput:
 # ---- tokenizer ------------------------------------------------------------------------------------------
 def tokenizer_inputs(cfg: PipelineConfig) -> dict:
     t = cfg.tokenizer
-    if t.model is not None:
-        return {"model": t.model, "sha256": sha256_file(t.model)}
+    if t.model is not None:  # the model's content, not its path
+        return {"model_sha256": sha256_file(t.model)}
     return {"vocab_size": t.vocab_size, "seed": cfg.seed}
 
 
