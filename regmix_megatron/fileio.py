@@ -31,7 +31,7 @@ from .errors import DataError
 TMP_PREFIX = ".tmp-"
 
 
-def _named(exc: OSError, path: Path) -> OSError:
+def named_os_error(exc: OSError, path: str | os.PathLike) -> OSError:
     """``exc`` with ``path`` as its file name when the system gave none (``write`` on a full disk does not)."""
     if exc.filename is not None or exc.errno is None:
         return exc
@@ -52,7 +52,7 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f"{TMP_PREFIX}{path.name}.", suffix=suffix, dir=path.parent)
     except OSError as exc:
-        raise _named(exc, path) from None
+        raise named_os_error(exc, path) from None
     os.close(fd)
     tmp_path = Path(tmp)
     # mkstemp creates 0600; give the final file the permissions a plain open() would (0666 minus umask).
@@ -65,7 +65,7 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
         if isinstance(exc, OSError):
-            raise _named(exc, path) from None
+            raise named_os_error(exc, path) from None
         raise
 
 
@@ -107,7 +107,7 @@ def atomic_files(*paths: str | os.PathLike) -> Iterator[list[Path]]:
             try:
                 _fsync_file(tmp)
             except OSError as exc:
-                raise _named(exc, target) from None
+                raise named_os_error(exc, target) from None
         for tmp, target in zip(temps, targets):
             os.replace(tmp, target)
     except BaseException as exc:
@@ -115,7 +115,7 @@ def atomic_files(*paths: str | os.PathLike) -> Iterator[list[Path]]:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
         if isinstance(exc, OSError) and targets:
-            raise _named(exc, targets[0]) from None
+            raise named_os_error(exc, targets[0]) from None
         raise
 
 
@@ -166,7 +166,7 @@ def atomic_dir(path: str | os.PathLike, *, owned: Iterable[str] | Owned | None,
             shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{path.name}.", dir=path.parent))
     except OSError as exc:
-        raise _named(exc, path) from None
+        raise named_os_error(exc, path) from None
     os.chmod(tmp, 0o777 & ~_current_umask())
     try:
         yield tmp
@@ -178,8 +178,20 @@ def atomic_dir(path: str | os.PathLike, *, owned: Iterable[str] | Owned | None,
     except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(exc, OSError):
-            raise _named(exc, path) from None
+            raise _renamed_into(exc, tmp, path) from None
         raise
+
+
+def _renamed_into(exc: OSError, tmp: Path, path: Path) -> OSError:
+    """An error about a file inside the temporary directory, told about the file it was to become."""
+    name = exc.filename
+    if name is None or exc.errno is None:
+        return named_os_error(exc, path)
+    try:
+        rel = Path(name).relative_to(tmp)
+    except ValueError:
+        return exc
+    return OSError(exc.errno, exc.strerror, str(path / rel))
 
 
 def _swap_in(new: Path, path: Path) -> None:

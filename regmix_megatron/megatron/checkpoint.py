@@ -111,7 +111,7 @@ def save_checkpoint(run_dir, step: int, *, state: dict, meta: dict, tp_rank: int
     barrier()
     try:
         if dp_rank == 0:
-            _save_shard(state, tmp / shard_name(tp_rank, pp_rank))
+            _save_shard(state, tmp / shard_name(tp_rank, pp_rank), final / shard_name(tp_rank, pp_rank))
         barrier()
         if is_rank0:
             atomic_write_json(tmp / "meta.json", meta)
@@ -128,19 +128,29 @@ def save_checkpoint(run_dir, step: int, *, state: dict, meta: dict, tp_rank: int
     return final
 
 
-def _save_shard(state: dict, path: Path) -> None:
-    """``torch.save`` atomically; torch reports a full disk as a RuntimeError ("unexpected pos ..."): say so."""
+def _save_shard(state: dict, path: Path, final: Path) -> None:
+    """``torch.save`` atomically; torch reports a full disk as a RuntimeError ("unexpected pos ..."): say so.
+
+    The error is raised outside the ``except`` block, after a collection: torch's file writer, held by the
+    traceback's frames, keeps the partial file open, and a deleted file's space only returns when it is closed
+    (the space the run's ``status.json`` then needs)."""
+    import gc
+
     import torch
 
     with atomic_path(path) as tmp:
+        failure = ""
         try:
             torch.save(state, tmp)
         except RuntimeError as exc:
+            failure = str(exc)
+        if failure:
+            gc.collect()
             free = shutil.disk_usage(tmp.parent).free
             if free < _FULL_DISK_BYTES:
-                raise OSError(errno.ENOSPC, f"No space left on device ({free} bytes free; torch: {exc})",
-                              str(path)) from exc
-            raise
+                raise OSError(errno.ENOSPC, f"No space left on device ({free} bytes free; torch: {failure})",
+                              str(final))
+            raise RuntimeError(f"torch.save of {final} failed: {failure}")
 
 
 def load_shard(path: Path, tp_rank: int, pp_rank: int) -> dict:

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError
-from ..fileio import atomic_write_json, atomic_write_text, read_json, read_yaml, set_aside
+from ..fileio import atomic_write_json, atomic_write_text, named_os_error, read_json, read_yaml, set_aside
 from ..manifest import DomainRegistry
 from ..mixture import Mixture
 from ..recipe import IDENTITY_SECTIONS, Recipe
@@ -366,8 +366,12 @@ class _Run:
     def _append_metrics(self, row: dict) -> None:
         self.metrics.append(row)
         if self.is_rank0:
-            with open(self.out / "metrics.jsonl", "a", encoding="utf-8") as fh:
-                fh.write(json.dumps(row) + "\n")
+            path = self.out / "metrics.jsonl"
+            try:
+                with open(path, "a", encoding="utf-8") as fh:
+                    fh.write(json.dumps(row) + "\n")
+            except OSError as exc:  # a full disk: name the file (the system does not)
+                raise named_os_error(exc, path) from None
             if self.tb is not None:
                 for key in ("train_loss", "lr", "tokens_per_s"):
                     if row.get(key) is not None:
