@@ -14,12 +14,21 @@ import sys
 
 import pytest
 
+import shutil
+from pathlib import Path
+
+import yaml
+
+from regmix_megatron.errors import ConfigError
 from regmix_megatron.sweep import state as st
 from regmix_megatron.sweep.plan import Sweep
 from regmix_megatron.sweep.slurm import SlurmOptions, build_launch
 
 from sweep_fixtures import (check_complete_table, domains_json_of, make_real_sweep_inputs,  # noqa: F401
                             planned, slurm_cluster)
+
+#: What an attacker would put in an option: a newline ends the #SBATCH comment, the next line runs on the cluster.
+PAYLOAD = "x\ntouch {marker}\n#"
 
 CLI = [sys.executable, "-m", "regmix_megatron.cli"]
 
@@ -76,3 +85,89 @@ def test_slurm_sweep_of_16_runs_collects_a_complete_table(tmp_path, indexed_fixt
     # nothing left to submit
     again = _cli("sweep", "launch", str(sweep_dir), "--executor", "slurm")
     assert "nothing to launch" in again.stdout
+
+
+# ---- injection: every option, from flags and from a pipeline YAML ---------------------------------------------
+FLAG_VALUES = {"--job-name": "job", "--partition": "cpu", "--account": "proj", "--time": "01:00:00", "--mem": "2G",
+               "--sbatch-arg": "--qos=high"}
+
+
+@pytest.mark.parametrize("flag", sorted(FLAG_VALUES))
+@pytest.mark.parametrize("bad", ["\n", "\r", "\x1b", "\u2028"])  # (argv cannot carry a NUL byte)
+def test_a_control_character_in_any_flag_is_refused_naming_it(planned, tmp_path, flag, bad):
+    marker = tmp_path / "pwned"
+    value = FLAG_VALUES[flag] + PAYLOAD.format(marker=marker).replace("\n", bad)
+    proc = _cli("sweep", "launch", str(planned.root), "--executor", "slurm", "--dry-run", f"{flag}={value}",
+                check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert f"error: {flag}=" in proc.stderr and "is invalid" in proc.stderr
+    assert not marker.exists() and not (planned.root / "slurm").exists()  # nothing written, nothing submitted
+
+
+YAML_VALUES = {"job_name": "job", "partition": "cpu", "account": "proj", "time": "01:00:00", "mem": "2G",
+               "extra_sbatch_args": ["--qos=high"]}
+
+
+@pytest.mark.parametrize("key", sorted(YAML_VALUES))
+def test_a_control_character_in_any_pipeline_slurm_key_is_refused_naming_it(tmp_path, key):
+    marker = tmp_path / "pwned"
+    good = YAML_VALUES[key]
+    bad = [good[0] + PAYLOAD.format(marker=marker)] if isinstance(good, list) else good + PAYLOAD.format(marker=marker)
+    config = tmp_path / "pipeline.yaml"
+    config.write_text(yaml.safe_dump({"corpus": {"source": str(Path(__file__).parent / "fixtures" / "corpus")},
+                                      "executor": {"kind": "slurm", "slurm": {key: bad}}}))
+    proc = _cli("run", str(config), check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert f"error: {config}: executor.slurm.{key}=" in proc.stderr and "control character" in proc.stderr
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("key, value, words", [
+    ("cpus_per_task", "1\nrm -rf /", "an integer >= 1"), ("throttle", True, "an integer >= 1"),
+    ("gpus_per_task", -1, "an integer >= 0"), ("job_name", 42, "non-empty string"),
+    ("extra_sbatch_args", "--qos=high", "a list of sbatch options"), ("extra_sbatch_args", ["qos=high"], "--OPTION"),
+    ("partition", "a b", "no spaces"), ("time", "١:٠٠", "HH:MM:SS"),
+])
+def test_wrong_types_and_forms_are_refused_naming_the_key(key, value, words):
+    with pytest.raises(ConfigError, match=rf"cfg.yaml: executor\.slurm\.{key}=.* is invalid: .*{words}"):
+        SlurmOptions(**{key: value}, origin="cfg.yaml: executor.slurm")
+
+
+def test_shell_metacharacters_are_quoted_not_refused(planned):
+    options = SlurmOptions(job_name='a b;$(touch x)`id`"q#', account="team_1", partition="gpu,cpu",
+                           extra_sbatch_args=("--comment=two words # and more", "--exclusive"))
+    script = build_launch(planned, options, planned.run_ids()).script
+    assert '#SBATCH --job-name="a b;$(touch x)`id`\\"q#"' in script
+    assert "#SBATCH --account=team_1" in script and "#SBATCH --partition=gpu,cpu" in script
+    assert '#SBATCH --comment="two words # and more"' in script and "#SBATCH --exclusive" in script
+    assert all(line.startswith("#") or not line.startswith("#SBATCH") for line in script.splitlines())
+    assert subprocess.run(["bash", "-n"], input=script, capture_output=True, text=True).returncode == 0
+
+
+def test_a_sweep_path_slurm_cannot_log_under_is_refused(planned, tmp_path):
+    for name in ("back\\slash", "new\nline"):
+        moved = Path(shutil.copytree(planned.root, tmp_path / name))
+        with pytest.raises(ConfigError, match="SLURM cannot name its log files under such a path"):
+            build_launch(Sweep.load(moved), SlurmOptions(), planned.run_ids())
+
+
+@pytest.mark.slow
+def test_a_sweep_under_a_path_with_spaces_and_shell_characters_runs_on_slurm(tmp_path, indexed_fixture,
+                                                                             slurm_cluster):
+    """The real cluster: a sweep directory named with a space, ;, $(...), %, # and a quote, and a job name full
+    of shell characters, run to completion; the commands hidden in them never ran."""
+    marker = tmp_path / "pwned"
+    domains_json = domains_json_of(indexed_fixture)
+    mixtures, config, domains = make_real_sweep_inputs(tmp_path, domains_json, 2, seed=5)
+    sweep_dir = tmp_path / f'my sweep;$(touch {marker}) 100%#"q'
+    _cli("sweep", "plan", "--mixtures", str(mixtures), "--config", str(config), "--output", str(sweep_dir))
+    proc = _cli("sweep", "launch", str(sweep_dir), "--executor", "slurm", "--cpus-per-task", "1", "--time",
+                "00:20:00", "--job-name", f"rm -rf x; touch {marker} `touch {marker}`", "--wait", check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "done=2 running=0 failed=0 pending=0" in proc.stdout
+    job = json.loads((sweep_dir / "slurm" / "jobs.jsonl").read_text().splitlines()[0])["job_id"]
+    for i in range(2):  # the task logs went where the script said, under the awkward path
+        assert "-> run" in (sweep_dir / "slurm" / "logs" / f"{job}_{i}.out").read_text()
+    _cli("sweep", "collect", str(sweep_dir))
+    check_complete_table(sweep_dir, 2, domains)
+    assert not marker.exists()
