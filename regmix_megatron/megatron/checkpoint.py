@@ -34,7 +34,8 @@ from ..fileio import atomic_path, atomic_write_json, fsync_dir, read_json
 log = logging.getLogger(__name__)
 
 _STEP_DIR = re.compile(r"^step_(\d{7})$")
-#: Globals a shard of the earlier format needs (numpy's RNG state was a tuple holding a uint32 array).
+#: Globals a shard of the earlier format names (numpy's RNG state was a tuple holding a uint32 array; rebuilding
+#: it also needs numpy's uint32 dtype class, :func:`_legacy_globals`).
 LEGACY_NUMPY_GLOBALS = ("numpy._core.multiarray._reconstruct", "numpy.ndarray", "numpy.dtype")
 #: A torch.save that fails with less free space than this on its file system is reported as a full disk.
 _FULL_DISK_BYTES = 1 << 20
@@ -170,8 +171,9 @@ def load_shard(path: Path, tp_rank: int, pp_rank: int) -> dict:
         with torch.serialization.safe_globals(_legacy_globals() if needed else []):
             state = torch.load(shard, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        lines = [ln.strip() for ln in str(exc).splitlines() if "WeightsUnpickler error" in ln]
-        raise CheckpointRefused(_refusal(shard, (lines or [str(exc).strip()])[0][:300])) from None
+        text = str(exc)
+        detail = text.split("WeightsUnpickler error:", 1)[-1].split("Check the documentation", 1)[0]
+        raise CheckpointRefused(_refusal(shard, " ".join(detail.split())[:300])) from None
     except Exception as exc:  # truncated data, bad zip member
         raise CorruptCheckpoint(f"{shard}: cannot be read ({type(exc).__name__}: {exc})") from None
     if not isinstance(state, dict) or "model" not in state:
@@ -190,7 +192,7 @@ def _legacy_globals() -> list:
     import numpy as np
 
     core = getattr(np, "_core", None) or np.core
-    return [core.multiarray._reconstruct, np.ndarray, np.dtype]
+    return [core.multiarray._reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32))]
 
 
 def remove_stale_temp(run_dir) -> None:
