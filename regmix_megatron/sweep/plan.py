@@ -52,7 +52,8 @@ class Sweep:
     recipe: Recipe
     """The proxy recipe shared by every run."""
     domains_path: str
-    """Absolute path of domains.json (stored relative to ``root`` in sweep.json)."""
+    """Absolute path of domains.json. sweep.json stores it relative to ``root`` (a project folder that moves as a
+    whole keeps it) and as it was when planned (a sweep folder moved alone finds data that stayed put)."""
     domain_names: tuple[str, ...]
     seed: int
     runs: tuple[PlannedRun, ...]
@@ -87,9 +88,9 @@ class Sweep:
         return atomic_write_yaml(path, self.run_config(run).to_dict(relative_to=path.parent))
 
     def restore_run_config(self, run_id: str) -> list[str]:
-        """Rewrite ``runs/<id>/config.yaml`` from the plan when it is missing, unreadable, or defines another
-        run (other mixture, seed or recipe); a damaged file is set aside as ``config.yaml.corrupt-<n>``.
-        Returns one line per repair (none when the file is sound)."""
+        """Rewrite ``runs/<id>/config.yaml`` from the plan when it is missing, unreadable, defines another run
+        (other mixture, seed or recipe; set aside as ``config.yaml.corrupt-<n>``), or names a domains.json that is
+        not there (a sweep folder moved without its data). Returns one line per repair (none when it is sound)."""
         from ..fileio import set_aside
         from ..run_config import load_run_config
 
@@ -100,9 +101,14 @@ class Sweep:
                 cfg = load_run_config(path)
                 mixture = Mixture.from_dict(cfg.mixture, source=str(path)) if isinstance(cfg.mixture, dict) \
                     else None
-                if (mixture is not None and mixture.hash == run.mixture.hash and cfg.seed == run.seed
-                        and cfg.recipe.hash == self.recipe.hash):
+                same_run = (mixture is not None and mixture.hash == run.mixture.hash and cfg.seed == run.seed
+                            and cfg.recipe.hash == self.recipe.hash)
+                if same_run and Path(cfg.domains).exists():
                     return []
+                if same_run:  # the folder moved without its data: point it at the sweep's domains.json again
+                    self.write_run_config(run)
+                    return [f"{RUN_CONFIG} named {cfg.domains}, which is not there (the folder was moved): "
+                            f"rewritten with {self.domains_path}"]
                 why = "defines another run than the plan"
             except RegmixError as exc:
                 why = f"is unreadable ({exc})"
@@ -120,6 +126,7 @@ class Sweep:
             "format": FORMAT,
             "recipe_hash": self.recipe_hash,
             "domains": os.path.relpath(self.domains_path, self.root),
+            "domains_as_planned": str(self.domains_path),
             "domain_names": list(self.domain_names),
             "seed": self.seed,
             "recipe": self.recipe.to_dict(),
@@ -153,13 +160,22 @@ class Sweep:
             if recipe.hash != obj["recipe_hash"]:
                 raise DataError(f"{path}: recipe hash {obj['recipe_hash']} does not match the recipe ({recipe.hash}); "
                                 "the file was edited: re-plan the sweep")
-            return cls(root=root, recipe=recipe, domains_path=str((root / obj["domains"]).resolve()),
+            return cls(root=root, recipe=recipe, domains_path=_find_domains(root, obj),
                        domain_names=tuple(obj["domain_names"]), seed=int(obj["seed"]), runs=tuple(runs))
         except (KeyError, TypeError, ValueError) as exc:
             if isinstance(exc, RegmixError):
                 raise
             raise DataError(f"{path}: malformed sweep file ({type(exc).__name__}: {exc}); re-plan the sweep") \
                 from None
+
+
+def _find_domains(root: Path, obj: dict) -> str:
+    """The sweep's domains.json: relative to the sweep folder if it is there, else where it was planned."""
+    relative = (root / obj["domains"]).resolve()
+    planned = obj.get("domains_as_planned")
+    if not relative.exists() and planned and Path(planned).exists():
+        return str(Path(planned))
+    return str(relative)
 
 
 # ---- inputs -----------------------------------------------------------------------------------------------
