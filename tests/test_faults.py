@@ -193,9 +193,12 @@ def test_train_on_a_full_disk_stops_with_a_status_and_resumes_identically(finish
 
 @pytest.mark.slow
 def test_a_kill_while_a_checkpoint_is_written_resumes_identically(finished_run, tmp_path):
+    import torch
+
     out = tmp_path / "run"
     cmd = CLI + ["train", str(finished_run[0]), "--output-dir", str(out)]
-    proc = subprocess.Popen(cmd, env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = dict(subprocess_env(), OMP_NUM_THREADS=str(torch.get_num_threads()))  # as the in-process reference run
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     checkpoints, seen = out / "checkpoints", ""
     deadline = time.time() + 600
     while proc.poll() is None and time.time() < deadline and not seen:
@@ -208,7 +211,7 @@ def test_a_kill_while_a_checkpoint_is_written_resumes_identically(finished_run, 
     assert not (out / "result.json").exists()
     for step in checkpoints.glob("step_*"):  # whatever the kill hit, a step directory is whole
         assert (step / "meta.json").is_file() and any(step.glob("*.pt")), step
-    done = subprocess.run(cmd, env=subprocess_env(), capture_output=True, text=True, timeout=600)
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     assert _val_loss(out) == _val_loss(finished_run[1])
     assert not [p for p in checkpoints.iterdir() if p.name.startswith(".tmp-")]

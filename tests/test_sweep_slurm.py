@@ -171,3 +171,12 @@ def test_a_sweep_under_a_path_with_spaces_and_shell_characters_runs_on_slurm(tmp
     _cli("sweep", "collect", str(sweep_dir))
     check_complete_table(sweep_dir, 2, domains)
     assert not marker.exists()
+
+
+def test_a_refusing_slurm_is_a_message_that_blames_the_option_not_the_controller(planned, slurm_cluster):
+    proc = _cli("sweep", "launch", str(planned.root), "--executor", "slurm", "--partition", "no-such-partition",
+                check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "invalid partition" in proc.stderr.lower() and "fix the option it names" in proc.stderr
+    assert "slurmctld running" not in proc.stderr
+    assert not (planned.root / "slurm" / "jobs.jsonl").exists()  # nothing recorded as submitted

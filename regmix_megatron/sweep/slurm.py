@@ -244,7 +244,14 @@ def render_script(sweep: Sweep, options: SlurmOptions, run_ids: list[str], runs_
 
 
 # ---- cluster interaction --------------------------------------------------------------------------------
-def _run(cmd: list[str], what: str, timeout_s: float = 60) -> str:
+#: What SLURM's tools print when they cannot reach the controller (then the hint is about slurmctld).
+_UNREACHABLE = re.compile(r"unable to contact|connection refused|socket timed out|communication|slurm_conf|"
+                          r"cannot open|zero bytes were transmitted", re.IGNORECASE)
+
+
+def _run(cmd: list[str], what: str, timeout_s: float = 60, fix: str = "") -> str:
+    """``cmd``'s output; a :class:`SlurmError` quoting SLURM's own message when it fails. ``fix``: what to do
+    when the cluster answered and refused (the controller is blamed only when it could not be reached)."""
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
     except FileNotFoundError:
@@ -254,9 +261,10 @@ def _run(cmd: list[str], what: str, timeout_s: float = 60) -> str:
         raise SlurmError(f"{what}: `{shlex.join(cmd)}` did not answer in {timeout_s:.0f} s; is slurmctld "
                          "running? (`scontrol ping`)") from None
     if proc.returncode != 0:
-        raise SlurmError(f"{what}: `{shlex.join(cmd)}` failed with exit code {proc.returncode}: "
-                         f"{proc.stderr.strip() or proc.stdout.strip()}; is slurmctld running and SLURM_CONF "
-                         f"right? (`scontrol ping`; on a test machine: tools/slurm_local.sh status)")
+        said = " ".join((proc.stderr.strip() or proc.stdout.strip()).split())
+        hint = ("is slurmctld running and SLURM_CONF right? (`scontrol ping`; on a test machine: "
+                "tools/slurm_local.sh status)") if _UNREACHABLE.search(said) or not fix else fix
+        raise SlurmError(f"{what}: `{shlex.join(cmd)}` failed with exit code {proc.returncode}: {said}; {hint}")
     return proc.stdout
 
 
@@ -305,7 +313,10 @@ def submit(sweep: Sweep, options: SlurmOptions, dry_run: bool = False) -> SlurmL
     atomic_write_text(launch.runs_path, "\n".join(pending) + "\n")
     atomic_write_text(launch.script_path, launch.script)
     os.chmod(launch.script_path, 0o755)
-    out = _run(launch.sbatch_command(), "sbatch", timeout_s=120)
+    out = _run(launch.sbatch_command(), "sbatch", timeout_s=120,
+               fix=f"SLURM refused the job script {launch.script_path}: fix the option it names (--partition, "
+                   "--account, --time, --mem, --gpus-per-task, --sbatch-arg; executor.slurm in a pipeline config) "
+                   "and launch again")
     job_id = out.strip().split(";")[0]
     if not job_id.isdigit():
         raise SlurmError(f"sbatch printed {out.strip()!r}, not a job id")
