@@ -165,11 +165,10 @@ def tiny_disk(path: Path, size: str):
 
 def _fill(disk: Path) -> None:
     """Use up every free byte of ``disk``."""
-    with open(disk / "filler", "wb") as fh:
-        with contextlib.suppress(OSError):
-            while True:
-                fh.write(b"\0" * 4096)
-                fh.flush()
+    with contextlib.suppress(OSError), open(disk / "filler", "wb") as fh:  # (already full: open fails)
+        while True:
+            fh.write(b"\0" * 4096)
+            fh.flush()
 
 
 @pytest.mark.slow
@@ -377,14 +376,14 @@ def test_a_full_disk_under_export_search_fit_and_collect_keeps_the_previous_outp
     table, _ = results_table(tmp_path / "results")
     for run in planned.runs:  # a collectable sweep (the stand-in trainer's results)
         mechanics_train(planned.run_dir(run.run_id))
-    with tiny_disk(tmp_path / "disk", "4m") as disk:
+    with tiny_disk(tmp_path / "disk", "16m") as disk:
         sweep = Path(shutil.copytree(planned.root, disk / "sweep"))
         jobs = {
             "export": ["export", "--mixture", str(tmp_path / "m.json"), "--domains", str(domains_json),
                        "--output-dir", str(disk / "export")],
             "fit": ["fit", "--results", str(table), "--target", "web", "--regressors", "linear", "--output-dir",
                     str(disk / "fit")],
-            "search": ["search", "--model", str(disk / "fit" / "models" / "web" / "linear.json"), "--prior",
+            "search": ["search", "--fit-dir", str(disk / "fit"), "--regressor", "linear", "--prior",
                        str(tmp_path / "prior.json"), "--num-candidates", "2000", "--chunk-size", "500",
                        "--top-k", "10", "--output-dir", str(disk / "search")],
             "collect": ["sweep", "collect", str(sweep)],
@@ -398,7 +397,7 @@ def test_a_full_disk_under_export_search_fit_and_collect_keeps_the_previous_outp
             proc = _cli(*argv, check=False)
             assert proc.returncode == 2 and "Traceback" not in proc.stderr, (name, proc.stderr[-2000:])
             assert "no space left on the device" in proc.stderr and str(disk) in proc.stderr, (name, proc.stderr)
-        (disk / "filler").unlink()
+        (disk / "filler").unlink(missing_ok=True)
         assert {p: p.read_bytes() for p in disk.rglob("*") if p.is_file()} == snapshot  # whole, untouched
         assert not [p for p in disk.rglob("*") if p.name.startswith(".tmp-")]
 
