@@ -1,25 +1,139 @@
-"""Load our SentencePiece tokenizer through megatron-core's own tokenizer classes.
+"""Tokenizers through megatron-core's own classes: the ids of preprocessing, and the object datasets want.
 
-``load_tokenizer(path)`` returns megatron-core's ``GPTTokenizer`` (library ``sentencepiece``), built by
-``MegatronTokenizer.from_pretrained`` from ``tokenizer_metadata.json`` beside the model. It is what
-``GPTDatasetConfig.tokenizer`` expects: ``eod`` (the SentencePiece eos id), ``pad``, ``vocab_size``,
-``unique_identifiers``, ``tokenize``/``detokenize``. Works on CPU.
+- :class:`MegatronTextIds`: the ids of ``HuggingFaceTokenizer`` and ``TikTokenizer`` from megatron-core's
+  ``MegatronTokenizer.from_pretrained`` with the arguments Megatron-LM's ``build_tokenizer`` (0.16.1, default
+  system) passes for the same flags; with ``--legacy-tokenizer`` the legacy wrappers' behaviour (HuggingFace:
+  ``tokenizer(text).input_ids`` with a fast tokenizer; tiktoken: ``encode_ordinary``).
+- :func:`load_tokenizer` / :func:`load_registry_tokenizer`: what ``GPTDatasetConfig.tokenizer`` expects
+  (``eod``, ``pad``, ``vocab_size``, ``unique_identifiers``, ``tokenize``/``detokenize``). SentencePiece is
+  megatron-core's ``GPTTokenizer`` built from ``tokenizer_metadata.json`` beside the model; HuggingFace and
+  tiktoken are megatron-core's classes; GPT-2 BPE is :class:`GPT2DatasetTokenizer` (megatron-core's GPT-2 class
+  downloads "gpt2" from the hub). Works on CPU.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from collections import OrderedDict
 from pathlib import Path
+from typing import Any, Sequence
 
-from ..errors import DataError
+from ..errors import DataError, RegmixError
 from ..tokenizer import METADATA_FILE, megatron_metadata, resolve_model_path
+from ..tokenizer_types import GPT2BPE, TokenizerSpec, identity_sha256
 
 logger = logging.getLogger(__name__)
 
+_LIBRARIES = {"huggingface": "huggingface", "tiktoken": "tiktoken", "sentencepiece": "sentencepiece"}
+
+
+def _quiet_libraries() -> None:
+    """megatron-core's tokenizers log their vocabulary at INFO; transformers warns about long documents (they
+    are split into sequences later, so the warning says nothing)."""
+    logging.getLogger("megatron.core.tokenizers").setLevel(logging.WARNING)
+    try:
+        import transformers
+
+        transformers.logging.set_verbosity_error()
+    except ModuleNotFoundError:
+        pass
+
+
+def _from_pretrained(spec: TokenizerSpec):
+    """megatron-core's tokenizer for ``spec``, built the way Megatron-LM 0.16.1's ``build_tokenizer`` does."""
+    from megatron.core.tokenizers import MegatronTokenizer
+
+    family = spec.family
+    kwargs: dict[str, Any] = {}
+    if family == "huggingface":
+        kwargs = {"vocab_file": spec.vocab_file, "merges_file": spec.merge_file,
+                  "additional_special_tokens": list(spec.tokenizer_special_tokens or []),
+                  "use_fast": spec.tokenizer_hf_use_fast or spec.legacy_tokenizer,
+                  "trust_remote_code": spec.trust_remote_code,
+                  "include_special_tokens": spec.tokenizer_hf_include_special_tokens or spec.legacy_tokenizer}
+    elif family == "tiktoken":
+        if spec.tiktoken_pattern:
+            kwargs["pattern"] = spec.tiktoken_pattern
+        if spec.vocab_size:
+            kwargs["vocab_size"] = spec.vocab_size
+        kwargs["num_special_tokens"] = spec.tiktoken_num_special_tokens
+        kwargs["special_tokens"] = list(spec.tokenizer_special_tokens) if spec.tokenizer_special_tokens else None
+    elif family == "sentencepiece":
+        kwargs = {"legacy": False, "special_tokens": None}
+    else:
+        raise RegmixError(f"{spec.tokenizer_type}: megatron-core has no offline class for it")
+    _quiet_libraries()
+    try:
+        return MegatronTokenizer.from_pretrained(tokenizer_path=spec.tokenizer_model,
+                                                 metadata_path={"library": _LIBRARIES[family], "model_type": "gpt"},
+                                                 **kwargs)
+    except ModuleNotFoundError as exc:
+        raise RegmixError(f"{spec.tokenizer_type} needs the {exc.name!r} package: pip install "
+                          "'regmix-megatron[tokenizers]'") from None
+    except (AssertionError, ValueError, KeyError, OSError) as exc:
+        raise DataError(f"{spec.tokenizer_type} {spec.tokenizer_model}: megatron-core could not build the tokenizer "
+                        f"({type(exc).__name__}: {str(exc)[:300]})") from None
+
+
+class MegatronTextIds:
+    """Ids of a HuggingFace or tiktoken tokenizer through megatron-core's class (see the module docstring)."""
+
+    def __init__(self, spec: TokenizerSpec) -> None:
+        self.spec = spec
+        self.tokenizer = _from_pretrained(spec)
+        self.eod = self.tokenizer.eod
+        if self.eod is None or self.eod < 0:
+            raise DataError(f"{spec.tokenizer_model}: the tokenizer has no end-of-sequence token (eos_token), so "
+                            "documents cannot be separated; set eos_token in its tokenizer_config.json")
+        self.vocab_size = int(self.tokenizer.vocab_size)
+        self.pad = _pad_of(self.tokenizer)
+        inner = self.tokenizer._tokenizer
+        if spec.family == "tiktoken" and spec.legacy_tokenizer:
+            self._encode = inner.tokenizer.encode_ordinary  # the legacy wrapper ignores special-token text
+        else:
+            self._encode = self.tokenizer.tokenize
+
+    def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
+        return [list(self._encode(t)) for t in texts]
+
+
+def _pad_of(tokenizer) -> int | None:
+    try:
+        pad = tokenizer.pad
+    except Exception:  # megatron's tokenizers raise various errors for "no pad token"
+        return None
+    return None if pad is None else int(pad)
+
+
+class GPT2DatasetTokenizer:
+    """GPT-2 BPE for ``GPTDatasetConfig`` (megatron-core's own class for it needs the HuggingFace hub)."""
+
+    def __init__(self, spec: TokenizerSpec) -> None:
+        self.spec = spec
+        self._bpe = GPT2BPE(spec.vocab_file, spec.merge_file)
+        self.eod = self._bpe.eod
+        self.vocab_size = self._bpe.vocab_size
+        self.path = spec.vocab_file
+
+    @property
+    def pad(self) -> int:
+        raise NotImplementedError("GPT-2 BPE has no padding token")  # megatron-core then pads with -1
+
+    @property
+    def unique_identifiers(self) -> OrderedDict:
+        return OrderedDict(self_class=f"{type(self).__module__}.{type(self).__qualname__}",
+                           vocab_file=str(self.spec.vocab_file), merge_file=str(self.spec.merge_file))
+
+    def tokenize(self, text: str) -> list[int]:
+        return self._bpe.encode_batch([text])[0]
+
+    def detokenize(self, ids: Sequence[int]) -> str:
+        return self._bpe.decode(ids)
+
 
 def load_tokenizer(model_path: str | os.PathLike, expected_sha256: str | None = None):
-    """megatron-core tokenizer for a ``.model`` file or a tokenizer directory.
+    """megatron-core tokenizer for a SentencePiece ``.model`` file or a tokenizer directory.
 
     Uses ``tokenizer_metadata.json`` from the model's directory; without one (a bare ``.model``) the same
     metadata is passed in memory. ``expected_sha256`` (e.g. from ``domains.json``) guards against loading a
@@ -54,10 +168,29 @@ def load_tokenizer(model_path: str | os.PathLike, expected_sha256: str | None = 
     return tokenizer
 
 
+def load_spec_tokenizer(spec: TokenizerSpec):
+    """The dataset tokenizer of any supported type (SentencePiece through :func:`load_tokenizer`)."""
+    spec = spec.check()
+    if spec.family == "sentencepiece":
+        return load_tokenizer(spec.tokenizer_model)
+    if spec.family == "gpt2-bpe":
+        return GPT2DatasetTokenizer(spec)
+    return _from_pretrained(spec)
+
+
 def load_registry_tokenizer(registry):
-    """The tokenizer recorded in a ``DomainRegistry`` (``domains.json``), checked by sha256."""
+    """The tokenizer recorded in a ``DomainRegistry`` (``domains.json``), checked by sha256, vocabulary, EOD."""
     tok = registry.tokenizer
-    tokenizer = load_tokenizer(Path(tok.model), expected_sha256=tok.sha256)
+    spec = tok.spec
+    if spec.family == "sentencepiece":
+        tokenizer = load_tokenizer(Path(spec.tokenizer_model), expected_sha256=tok.sha256)
+    else:
+        actual = identity_sha256(spec.check())
+        if actual != tok.sha256:
+            raise DataError(f"{registry.path}: the tokenizer files {spec.paths()} have sha256 {actual[:12]}..., not "
+                            f"the {tok.sha256[:12]}... the data was built with; restore those files or rebuild "
+                            "domains.json with `regmix-megatron domains import`")
+        tokenizer = load_spec_tokenizer(spec)
     if tokenizer.eod != tok.eod_id or tokenizer.vocab_size != tok.vocab_size:
         raise DataError(f"{registry.path}: tokenizer eod/vocab ({tokenizer.eod}, {tokenizer.vocab_size}) differ "
                         f"from the manifest ({tok.eod_id}, {tok.vocab_size}); rerun preprocessing")
