@@ -66,15 +66,31 @@ def atomic_write_yaml(path: str | os.PathLike, obj: Any) -> Path:
     return atomic_write_text(path, yaml.safe_dump(obj, sort_keys=False))
 
 
+def read_text(path: str | os.PathLike, what: str = "text") -> str:
+    """A UTF-8 text file, with a :class:`~regmix_megatron.errors.DataError` naming the file when it is missing, a
+    directory, unreadable, or not text (e.g. a binary file given where JSON or YAML is expected)."""
+    from .errors import DataError
+
+    path = Path(path)
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise DataError(f"{path} is a directory: give the {what} file") from None
+    except PermissionError:
+        raise DataError(f"{path}: permission denied") from None
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not a {what} file (byte 0x{exc.object[exc.start]:02x} at offset {exc.start} is "
+                        "not UTF-8; is it a binary file?)") from None
+
+
 def read_json(path: str | os.PathLike) -> Any:
     """Read JSON, with an error that names the file and position on failure."""
     from .errors import DataError
 
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
+    text = read_text(path, "JSON")
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
@@ -85,10 +101,7 @@ def read_yaml(path: str | os.PathLike) -> Any:
     from .errors import DataError
 
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
+    text = read_text(path, "YAML")
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -9,7 +9,7 @@ Schema (``format: regmix-megatron/domains/v1``)::
       "format": "regmix-megatron/domains/v1",
       "tokenizer": {"type": "sentencepiece", "model": "tokenizer/spm.model", "sha256": "...",
                     "vocab_size": 8000, "eod_id": 2,
-                    "megatron": {"tokenizer_type": "SentencePieceTokenizer",
+                    "megatron": {"tokenizer_type": "GPTSentencePieceTokenizer",
                                  "tokenizer_model": "tokenizer/spm.model"}},
       "domains": [
         {"name": "code",
@@ -80,7 +80,7 @@ class TokenizerInfo:
     def spec(self) -> TokenizerSpec:
         if self.megatron is not None:
             return self.megatron
-        return TokenizerSpec(tokenizer_type="SentencePieceTokenizer", tokenizer_model=self.model)
+        return TokenizerSpec(tokenizer_type="GPTSentencePieceTokenizer", tokenizer_model=self.model)
 
     @classmethod
     def from_identity(cls, ident) -> "TokenizerInfo":

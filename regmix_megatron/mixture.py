@@ -101,8 +101,8 @@ class Mixture:
             raise MixtureError(f"{source}: all weights are zero: give at least one positive weight")
         if tolerance is not None and abs(total - 1.0) > tolerance:
             raise MixtureError(
-                f"{source}: weights sum to {total:.6g}, more than {tolerance:g} away from 1: fix the weights "
-                "or pass normalize=True / --normalize to rescale them"
+                f"{source}: weights sum to {total:.6g}, more than {tolerance:g} away from 1: give weights that sum "
+                f"to 1 (a sum within {tolerance:g} of 1 is rescaled exactly)"
             )
         if not normalize and abs(total - 1.0) > EXACT_TOLERANCE:
             raise MixtureError(f"{source}: weights sum to {total!r}, not exactly 1")

@@ -51,7 +51,7 @@ DOMAINS_FILE = "domains.json"
 def as_spec(tokenizer: TokenizerSpec | str | os.PathLike) -> TokenizerSpec:
     """A :class:`TokenizerSpec` (paths resolved); a plain path is a SentencePiece model or tokenizer directory."""
     if not isinstance(tokenizer, TokenizerSpec):
-        tokenizer = TokenizerSpec(tokenizer_type="SentencePieceTokenizer", tokenizer_model=str(tokenizer))
+        tokenizer = TokenizerSpec(tokenizer_type="GPTSentencePieceTokenizer", tokenizer_model=str(tokenizer))
     return tokenizer.resolved()
 
 
@@ -271,7 +271,7 @@ def preprocess_file(input_path: str | os.PathLike | Sequence[str | os.PathLike],
                 _print_progress(report, started)
         for key in keys:
             if num_tokens[key] == 0:
-                raise DataError(f"{where}: no tokens in any {key!r} text"
+                raise DataError(f"{where}: no documents with {key!r} tokens"
                                 + (f" ({report.num_bad_lines} bad lines skipped)" if report.num_bad_lines else "")
                                 + "; add documents or remove the file")
         counts_per_key = {key: writers[key].commit(overwrite=overwrite) for key in keys}
@@ -309,7 +309,7 @@ def check_manifest_tokenizer(manifest_path: Path, ident: TokenizerIdentity) -> N
     old = (obj.get("tokenizer") or {}) if isinstance(obj, dict) else {}
     if old.get("sha256") != ident.sha256:
         raise DataError(f"{manifest_path} was built with tokenizer {old.get('model')!r} (sha256 "
-                        f"{str(old.get('sha256'))[:12]}...), but {ident.spec.tokenizer_type} {ident.model} has sha256 "
+                        f"{str(old.get('sha256'))[:12]}...), but {' '.join(ident.spec.megatron_flags())} has sha256 "
                         f"{ident.sha256[:12]}...; use the same tokenizer, another --output-dir, or "
                         "--overwrite to rebuild everything with the new tokenizer")
 

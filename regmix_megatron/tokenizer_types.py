@@ -30,7 +30,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Mapping, Protocol, Sequence
+from typing import Any, Callable, Mapping, Protocol, Sequence
 
 from .errors import DataError, RegmixError
 
@@ -53,9 +53,8 @@ UNSUPPORTED = {
     "SFTTokenizer": "a chat/SFT prompt format",
 }
 MEGATRON_TYPES = tuple(FAMILIES) + tuple(UNSUPPORTED)
-DEFAULT_TYPE = "SentencePieceTokenizer"
-#: The default family of a manifest written before tokenizer types were recorded.
-LEGACY_MANIFEST_TYPE = {"sentencepiece": "SentencePieceTokenizer"}
+DEFAULT_TYPE = "GPTSentencePieceTokenizer"
+"""A SentencePiece model: the type whose ids and EOD are the same in Megatron-LM's default and legacy systems."""
 GPT2_EOD = "<|endoftext|>"
 #: Files of a HuggingFace tokenizer directory that define its ids (hashed for the identity; weights are not).
 HF_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
@@ -169,8 +168,8 @@ class TokenizerSpec:
             raise DataError(f"{self.paths()}: no tokenizer files found (expected one of {list(HF_TOKENIZER_FILES)})")
         return out
 
-    def megatron_flags(self) -> list[str]:
-        """Megatron-LM command-line flags naming this tokenizer (paths as they are in the spec)."""
+    def megatron_flags(self, rewrite: Callable[[str], str] | None = None) -> list[str]:
+        """Megatron-LM command-line flags naming this tokenizer (paths as in the spec, or through ``rewrite``)."""
         flags = ["--tokenizer-type", self.tokenizer_type]
         defaults = TokenizerSpec()
         for f in fields(self):
@@ -184,8 +183,14 @@ class TokenizerSpec:
                 flags.append(flag)
             elif isinstance(value, tuple):
                 flags += [flag, *value]
+            elif f.name in ("tokenizer_model", "vocab_file", "merge_file") and rewrite is not None:
+                flags += [flag, rewrite(str(value))]
             else:
                 flags += [flag, str(value)]
+        if self.family == "gpt2-bpe" and not self.legacy_tokenizer:
+            # Megatron-LM 0.16.1's default system builds GPT2BPETokenizer from the hub's "gpt2" (and passes the
+            # vocab file as the merges file): only the legacy system reads both of these files.
+            flags.append("--legacy-tokenizer")
         return flags
 
     def to_json(self, base: str | os.PathLike | None = None) -> dict:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .numbers import count, number
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("corpus", help="build / inspect the embedded default corpus (real text from pinned "
@@ -22,13 +24,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     b.add_argument("--domains", default=None, metavar="A,B",
                    help="comma-separated domains (default: the 8 default domains; available: "
                         "literature, speeches, reference, legal, code, techdocs, math, changelogs, qa)")
-    b.add_argument("--max-mb-per-domain", type=float, default=15.0, metavar="MB",
+    b.add_argument("--max-mb-per-domain", type=number, default=15.0, metavar="MB",
                    help="cap on each domain's text in MB, all splits together (default 15)")
-    b.add_argument("--max-doc-chars", type=int, default=20_000,
+    b.add_argument("--max-doc-chars", type=count, default=20_000,
                    help="chunk longer documents at paragraph boundaries to at most this many characters")
-    b.add_argument("--min-doc-chars", type=int, default=200, help="drop chunks shorter than this")
-    b.add_argument("--valid-fraction", type=float, default=0.02, help="fraction of documents in valid (by hash)")
-    b.add_argument("--test-fraction", type=float, default=0.02, help="fraction of documents in test (by hash)")
+    b.add_argument("--min-doc-chars", type=count, default=200, help="drop chunks shorter than this")
+    b.add_argument("--valid-fraction", type=number, default=0.02, help="fraction of documents in valid (by hash)")
+    b.add_argument("--test-fraction", type=number, default=0.02, help="fraction of documents in test (by hash)")
     b.add_argument("--strict-pins", action="store_true",
                    help="fail if a pinned Debian version left the archive instead of using the candidate")
     b.add_argument("--force", action="store_true", help="rebuild domains even if complete")
@@ -45,8 +47,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _cache_arg(f)
     f.add_argument("--output-dir", default="tests/fixtures/corpus", metavar="DIR")
     f.add_argument("--domains", default=None, metavar="A,B", help="default: every domain in the corpus")
-    f.add_argument("--train-kb", type=int, default=170, help="train budget per domain in KB (10^3 bytes)")
-    f.add_argument("--eval-kb", type=int, default=25, help="valid and test budget per domain in KB each")
+    f.add_argument("--train-kb", type=count, default=170, help="train budget per domain in KB (10^3 bytes)")
+    f.add_argument("--eval-kb", type=count, default=25, help="valid and test budget per domain in KB each")
     f.set_defaults(func=run_fixture)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 

@@ -11,6 +11,7 @@ import glob
 import logging
 from pathlib import Path
 
+from .numbers import count
 from .tokenizer_flags import add_tokenizer_arguments, spec_from_args
 
 logger = logging.getLogger(__name__)
@@ -30,7 +31,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     out.add_argument("--output-dir", metavar="DIR", help="output directory (corpus directory --input)")
     out.add_argument("--output-prefix", metavar="PREFIX", help="output prefix (JSONL file --input)")
     add_tokenizer_arguments(p)
-    p.add_argument("--workers", type=int, default=2, help="tokenizer processes (default 2)")
+    p.add_argument("--workers", type=count, default=2, help="tokenizer processes (default 2)")
     eod = p.add_mutually_exclusive_group()
     eod.add_argument("--append-eod", dest="append_eod", action="store_true", default=True,
                      help="end each document with the EOD token (the default here; Megatron-LM's flag)")
@@ -82,11 +83,11 @@ def add_megatron_arguments(p: argparse.ArgumentParser) -> None:
                    help="prefix of the output files without suffix (for a directory --input: the output dir)")
     g.add_argument("--dataset-impl", default=None, help=argparse.SUPPRESS)
     g = p.add_argument_group("runtime")
-    g.add_argument("--workers", type=int, required=True, help="number of worker processes to launch")
-    g.add_argument("--partitions", type=int, default=1,
+    g.add_argument("--workers", type=count, required=True, help="number of worker processes to launch")
+    g.add_argument("--partitions", type=count, default=1,
                    help="number of file partitions (documents come out in the order Megatron-LM's merge of "
                         "its partitions writes them; no partition files are written)")
-    g.add_argument("--log-interval", type=int, default=1000, help="interval between progress updates")
+    g.add_argument("--log-interval", type=count, default=1000, help="interval between progress updates")
     g.add_argument("--keep-sequential-samples", action="store_true",
                    help="keep the input order of documents with --partitions > 1")
     g.add_argument("--skip-bad", action="store_true", help="skip and count malformed lines instead of failing")

@@ -9,6 +9,7 @@ import argparse
 import logging
 
 from ..tokenizer_types import DEFAULT_TYPE, MEGATRON_TYPES
+from .numbers import count
 
 logger = logging.getLogger(__name__)
 
@@ -25,17 +26,17 @@ def add_tokenizer_arguments(parser, *, model_help: str | None = None) -> None:
                                       "directory; tiktoken vocabulary .json")
     g.add_argument("--vocab-file", metavar="FILE", help="GPT-2 vocab.json (GPT2BPETokenizer)")
     g.add_argument("--merge-file", metavar="FILE", help="GPT-2 merges.txt (GPT2BPETokenizer)")
-    g.add_argument("--vocab-size", type=int, default=None,
+    g.add_argument("--vocab-size", type=count, default=None,
                    help="TikTokenizer: vocabulary size with special tokens (megatron-core's default 131072)")
-    g.add_argument("--padded-vocab-size", type=int, default=None, help=argparse.SUPPRESS)
-    g.add_argument("--vocab-extra-ids", type=int, default=0, help=argparse.SUPPRESS)
+    g.add_argument("--padded-vocab-size", type=count, default=None, help=argparse.SUPPRESS)
+    g.add_argument("--vocab-extra-ids", type=count, default=0, help=argparse.SUPPRESS)
     g.add_argument("--tokenizer-metadata", default=None, help=argparse.SUPPRESS)
     g.add_argument("--tokenizer-special-tokens", nargs="+", default=None, metavar="TOKEN",
                    help="HuggingFace: additional special tokens; TikTokenizer: the special tokens")
     g.add_argument("--legacy-tokenizer", action="store_true",
                    help="Megatron-LM's legacy tokenizer system (GPT-2 BPE gives the same ids either way)")
     g.add_argument("--tiktoken-pattern", choices=("v1", "v2"), default=None, help="TikTokenizer split pattern")
-    g.add_argument("--tiktoken-num-special-tokens", type=int, default=1000)
+    g.add_argument("--tiktoken-num-special-tokens", type=count, default=1000)
     g.add_argument("--tiktoken-special-tokens", nargs="+", default=None, help=argparse.SUPPRESS)
     g.add_argument("--tokenizer-sentencepiece-legacy", action="store_true", help=argparse.SUPPRESS)
     g.add_argument("--tokenizer-hf-use-fast", action="store_true", help="HuggingFace: load the fast tokenizer")

@@ -88,3 +88,26 @@ def write_tiktoken_vocab(path: Path, merges_txt: Path) -> tuple[Path, int]:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(vocab), encoding="utf-8")
     return path, len(vocab) + TIKTOKEN_NUM_SPECIAL_TOKENS
+
+
+def make_team_data(root: Path, spec, domains: list[str] | None = None) -> Path:
+    """The corpus fixture tokenized with ``spec`` (a ``TokenizerSpec``) as a team's existing Megatron prefixes,
+    ``root/data/<domain>_<split>_text_document.{bin,idx}`` (EOD appended, Megatron-LM's naming and ids), and
+    ``root/domains.yaml`` mapping them for ``domains import`` (tokenizer included). Returns the YAML's path."""
+    import yaml
+
+    from regmix_megatron.preprocess import EncodeOptions, Encoder, preprocess_file
+
+    domains = domains or sorted(p.name for p in FIXTURE_CORPUS.iterdir() if (p / "train.jsonl").is_file())
+    data = root / "data"
+    mapping: dict = {}
+    with Encoder(EncodeOptions(spec=spec, append_eod=True), workers=1) as encoder:
+        for domain in domains:
+            for split in ("train", "valid", "test"):
+                prefix = data / f"{domain}_{split}"
+                preprocess_file(FIXTURE_CORPUS / domain / f"{split}.jsonl", prefix, encoder)
+                mapping.setdefault(domain, {})[split] = f"data/{prefix.name}_text_document"
+    tokenizer = {k: (str(v) if not isinstance(v, (bool, int, list)) else v) for k, v in spec.to_json().items()}
+    path = root / "domains.yaml"
+    path.write_text(yaml.safe_dump({"tokenizer": tokenizer, "domains": mapping}, sort_keys=False), encoding="utf-8")
+    return path
