@@ -75,12 +75,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Libraries whose INFO/DEBUG lines say nothing to a user (matplotlib's font search floods ``-v`` output).
+QUIET_LIBRARIES = ("matplotlib", "PIL", "numba", "urllib3", "filelock", "fsspec", "asyncio")
+
+
 def setup_logging(verbose: bool = False) -> None:
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def run_tool(prog: str, description: str, add_arguments, handler, argv: list[str] | None = None) -> int:

@@ -385,8 +385,8 @@ def identify_spec(spec: TokenizerSpec) -> TokenizerIdentity:
 
 
 def describe(spec: TokenizerSpec) -> str:
-    """One line for messages: the type and its files."""
-    return f"{spec.tokenizer_type} ({', '.join(f'{k}={v}' for k, v in spec.paths().items())})"
+    """One line for messages: the Megatron-LM flags naming the tokenizer."""
+    return " ".join(spec.megatron_flags())
 
 
 __all__ = ["FAMILIES", "MEGATRON_TYPES", "TokenizerSpec", "TokenizerIdentity", "TextTokenizer", "GPT2BPE",

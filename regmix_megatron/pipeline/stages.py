@@ -309,14 +309,25 @@ def launch_sweep(ctx: StageContext, sweep, *, label: str, fraction: tuple[float,
     from ..sweep import state as sweep_state
     from ..sweep.launch import launch
 
+    import time
+
     cfg: PipelineConfig = ctx.config
     ex = cfg.executor
     total = max(len(sweep.runs), 1)
     lo, hi = fraction
+    started = time.monotonic()
+    done_before: list[int] = []  # runs already done when this launch began (not timed here)
 
     def report(states, ended) -> None:
         done = sweep_state.count_statuses(states.values())[sweep_state.DONE]
-        ctx.progress.update(lo + (hi - lo) * done / total, f"{label}: {done}/{total} runs done")
+        if not done_before:
+            done_before.append(done)
+        finished_here = done - done_before[0]
+        per_run = (time.monotonic() - started) / finished_here if finished_here else None
+        pace = f", {per_run:.0f} s/run measured" if per_run else ""
+        ctx.progress.update(lo + (hi - lo) * done / total, f"{label}: {done}/{total} runs done{pace}")
+        if per_run and hi >= 1.0:  # the last part of the stage: what is left is these runs
+            ctx.progress.reestimate((total - done) * per_run)
 
     if ex.kind == "local":
         from ..sweep.local import LocalOptions, num_cores
