@@ -46,13 +46,23 @@ class SuggestingParser(argparse.ArgumentParser):
             message += did_you_mean(m.group(1), choices)
         m = re.match(r"unrecognized arguments: (.*)", message)
         if m:
-            flags = [o for a in self._actions for o in a.option_strings if o.startswith("--")]
+            flags = sorted(self._all_flags())
             for word in m.group(1).split():
                 if word.startswith("--"):
                     hint = did_you_mean(word.split("=", 1)[0], flags)
                     if hint:
                         message += f" ({word}{hint})"
         super().error(message)
+
+    def _all_flags(self) -> set[str]:
+        """Every ``--flag`` of this parser and its subcommands (argparse reports a subcommand's unknown flag
+        from the top-level parser)."""
+        flags = {o for a in self._actions for o in a.option_strings if o.startswith("--")}
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    flags |= sub._all_flags() if isinstance(sub, SuggestingParser) else set()
+        return flags
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -46,7 +46,11 @@ def read_index(prefix: str | os.PathLike) -> IndexCounts:
     """Exact counts of ``<prefix>.idx``, checked against the size of ``<prefix>.bin``."""
     prefix = str(prefix)
     idx, bin_ = prefix + ".idx", prefix + ".bin"
-    for path in (bin_, idx):
+    if os.path.isdir(prefix):
+        inside = sorted(p[:-4] for p in os.listdir(prefix) if p.endswith(".idx"))[:3]
+        raise DataError(f"{prefix} is a directory: give the prefix of a .bin/.idx pair (the path without the "
+                        "extension)" + (f", e.g. {os.path.join(prefix, inside[0])}" if inside else ""))
+    for path in (idx, bin_):
         if os.path.isdir(path):
             raise DataError(f"{path} is a directory; give the prefix of a .bin/.idx pair (the path without the "
                             "extension)")

@@ -116,9 +116,14 @@ def run_info(args: argparse.Namespace) -> int:
     from ..errors import DataError
 
     corpus_dir = Path(args.corpus_dir) if args.corpus_dir else _cache_dir(args) / "corpus"
+    if not (corpus_dir / MANIFEST_NAME).is_file() and not args.corpus_dir and not args.cache_dir:
+        found = pipeline_corpus_dirs(Path.cwd())
+        if found:  # e.g. after `make demo`, whose corpus lives in runs/demo/cache/corpus
+            run_dir, corpus_dir = found[0]
+            print(f"(no corpus in {_cache_dir(args)}; showing the corpus of the pipeline run {run_dir})")
     if not (corpus_dir / MANIFEST_NAME).is_file():
         raise DataError(f"{corpus_dir}/{MANIFEST_NAME} not found: run `regmix-megatron corpus build` "
-                        f"(or pass --corpus-dir)")
+                        f"(or pass --corpus-dir DIR, e.g. runs/demo/cache/corpus after `make demo`)")
     manifest = read_manifest(corpus_dir)
     if args.json:
         print(json.dumps(manifest, indent=2))
@@ -129,6 +134,23 @@ def run_info(args: argparse.Namespace) -> int:
         print("settings: " + ", ".join(f"{k}={v}" for k, v in settings.items()))
     print(format_table(manifest))
     return 0
+
+
+def pipeline_corpus_dirs(root: Path) -> list[tuple[Path, Path]]:
+    """``(run dir, corpus dir)`` of the pipeline runs under ``root/runs/`` whose corpus stage finished, newest
+    first (their records name the corpus directory the run used)."""
+    from ..corpus.writer import MANIFEST_NAME
+    from ..pipeline.framework import read_record
+
+    found = []
+    for stages in (root / "runs").glob("*/stages"):
+        record = read_record(stages.parent, "corpus")
+        corpus = ((record or {}).get("outputs") or {}).get("files", {}).get("corpus_dir")
+        if corpus:
+            path = Path(corpus) if Path(corpus).is_absolute() else stages.parent / corpus
+            if (path / MANIFEST_NAME).is_file():
+                found.append((stages.parent, path, (stages / "corpus.json").stat().st_mtime))
+    return [(run, path) for run, path, _ in sorted(found, key=lambda f: -f[2])]
 
 
 def run_fixture(args: argparse.Namespace) -> int:
