@@ -34,6 +34,9 @@ from typing import Any, Callable, Mapping, Protocol, Sequence
 
 from .errors import DataError, RegmixError
 
+MODEL_FILE = "tokenizer.model"
+"""The SentencePiece model's name in a tokenizer directory (``regmix-megatron tokenizer train``)."""
+
 #: Megatron-LM ``--tokenizer-type`` -> the family recorded as ``tokenizer.type`` in ``domains.json``.
 FAMILIES = {
     "SentencePieceTokenizer": "sentencepiece",
@@ -146,8 +149,6 @@ class TokenizerSpec:
             p = p if p.is_absolute() else base / p
             if name == "tokenizer_model" and self.tokenizer_type in FAMILIES and self.family == "sentencepiece" \
                     and p.is_dir():
-                from .tokenizer import MODEL_FILE
-
                 p = p / MODEL_FILE
             changes[name] = str(p.resolve())
         return replace(self, **changes)
@@ -278,6 +279,19 @@ def identity_sha256(spec: TokenizerSpec) -> str:
     return files_sha256(spec.files())
 
 
+def load_processor(model_path: str | os.PathLike):
+    """A ``sentencepiece.SentencePieceProcessor`` for the model, with a clear error for a bad file."""
+    import sentencepiece as spm
+
+    sp = spm.SentencePieceProcessor()
+    try:
+        sp.Load(str(model_path))
+    except (OSError, RuntimeError) as exc:
+        raise DataError(f"{model_path}: not a SentencePiece model ({exc}); pass a .model file "
+                        "written by SentencePiece to --tokenizer-model") from None
+    return sp
+
+
 # ---- ids ------------------------------------------------------------------------------------------------
 class TextTokenizer(Protocol):
     """Token ids for text, as Megatron-LM's preprocessing computes them for one tokenizer."""
@@ -295,8 +309,6 @@ class SentencePieceIds:
     ``bos`` (legacy ``Llama2Tokenizer``) each text starts with the BOS id."""
 
     def __init__(self, model_path: str, bos: bool = False) -> None:
-        from .tokenizer import load_processor
-
         self.sp = load_processor(model_path)
         self.eod = int(self.sp.eos_id())
         if self.eod < 0:
@@ -369,7 +381,7 @@ def load_text_tokenizer(spec: TokenizerSpec) -> TextTokenizer:
                                 bos=spec.legacy_tokenizer and spec.tokenizer_type == "Llama2Tokenizer")
     if spec.family == "gpt2-bpe":
         return GPT2BPE(spec.vocab_file, spec.merge_file)
-    from .megatron.tokenizer import MegatronTextIds  # megatron-core's own HuggingFace and tiktoken classes
+    from .megatron.text_ids import MegatronTextIds  # megatron-core's own HuggingFace and tiktoken classes
 
     return MegatronTextIds(spec)
 

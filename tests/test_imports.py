@@ -139,7 +139,7 @@ MAY_IMPORT = {"core": set(), "megatron": {"sweep"}, "corpus": set(), "report": s
 #: preprocessing writes .bin/.idx with megatron-core's builder, and the HuggingFace and tiktoken ids come from
 #: megatron-core's own tokenizer classes (so they are Megatron-LM's ids by construction).
 CORE_TO_EDGE = {("regmix_megatron.preprocess", "regmix_megatron.megatron.indexed"),
-                ("regmix_megatron.tokenizer_types", "regmix_megatron.megatron.tokenizer")}
+                ("regmix_megatron.tokenizer_types", "regmix_megatron.megatron.text_ids")}
 
 
 def _layer(module: str) -> str:
