@@ -162,7 +162,7 @@ def _check_fit_against_the_sweep(out: Path) -> None:
 def _check_in_a_browser(report: Path) -> None:
     """The pipeline's report in headless Chromium (tests/helpers/browser.py): loads, every image renders, the
     answer is on the first screen, the sweep table scrolls inside its box (no page-wide overflow)."""
-    from helpers.browser import HEIGHT, ensure_chromium, measure
+    from helpers.browser import ensure_chromium, measure
 
     chromium = ensure_chromium()
     if chromium is None:
@@ -170,7 +170,7 @@ def _check_in_a_browser(report: Path) -> None:
         return
     m = measure(report, chromium)
     assert m["images"] >= 5 and m["broken"] == 0, m
-    assert m["answer_top"] is not None and m["answer_top"] < HEIGHT * 0.5, m
+    assert m["answer_top"] is not None and m["answer_top"] < m["viewport_height"] * 0.5, m
     assert "--full-validation" in m["answer_text"] and "per_split_data_args" in m["answer_text"], m["answer_text"]
     assert m["page_width"] <= m["viewport_width"], m
 
