@@ -69,7 +69,7 @@ def main() -> int:
     import megatron.core.datasets.indexed_dataset  # noqa: F401  (import cost outside the timings)
 
     from regmix_megatron.manifest import DomainRegistry
-    from regmix_megatron.preprocess import EncodeOptions, Encoder, preprocess_corpus
+    from regmix_megatron.preprocess import EncodeOptions, Encoder, as_spec, preprocess_corpus
     from regmix_megatron.tokenizer import TokenizerTrainConfig, train_tokenizer
 
     default = REPO / ".cache" / "corpus"
@@ -85,7 +85,7 @@ def main() -> int:
         rows = []
         for workers in (1, 2):
             started = time.perf_counter()  # start-up alone (also inside the timed run below)
-            with Encoder(EncodeOptions(model_path=str(model)), workers=workers) as encoder:
+            with Encoder(EncodeOptions(spec=as_spec(model)), workers=workers) as encoder:
                 list(encoder.encode_file(tmp / "corpus" / "code" / "train.jsonl"))
             startup = time.perf_counter() - started
             started = time.perf_counter()

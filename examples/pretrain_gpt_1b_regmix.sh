@@ -23,7 +23,7 @@
 # Usage:  sbatch examples/pretrain_gpt_1b_regmix.sh        (edit the #SBATCH lines and the paths first)
 # A baseline (natural, uniform, ...) is the same command with another exported per-split file:
 #   regmix-megatron export --mixture runs/demo/targets/mixtures/natural.json \
-#       --domains runs/demo/data/domains.json --output-dir runs/demo/export_natural
+#       --domains-json runs/demo/data/domains.json --output-dir runs/demo/export_natural
 #   REGMIX_DATA_ARGS=runs/demo/export_natural/per_split_data_args.json sbatch examples/pretrain_gpt_1b_regmix.sh
 #SBATCH --job-name=regmix-1b
 #SBATCH --nodes=4

@@ -43,7 +43,7 @@ EOF
 
 # ---- 2. 512 mixtures from the RegMix sampler (Dirichlet around the tempered token prior, epoch caps) --------
 if [[ ! -s "$WORK/mixtures.jsonl" ]]; then
-    regmix-megatron sample --domains "$DOMAINS_JSON" --num-samples "$NUM_PROXIES" --seed 0 \
+    regmix-megatron sample --domains-json "$DOMAINS_JSON" --num-samples "$NUM_PROXIES" --seed 0 \
         --output "$WORK/mixtures.jsonl"
 fi
 

@@ -11,11 +11,17 @@ Usage::
             check(self.num_things > 0, "FooConfig", "num_things", self.num_things, "use a positive integer")
 
     cfg = load_config(FooConfig, {"num_things": 5}, source="foo.yaml")
+
+A renamed field keeps its old key working with a deprecation warning: a class attribute
+``RENAMED_FIELDS = {"old_key": "new_key"}`` (or ``{"old_key": ("new_key", convert)}`` when the meaning shifted,
+e.g. retries -> attempts). Unknown keys get a "did you mean". Numbers may be written ``1e6`` or ``1M`` (YAML reads
+those as strings; :mod:`regmix_megatron.numbers` parses them).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import typing
 from pathlib import Path
 from typing import Any, Mapping, Type, TypeVar
@@ -23,6 +29,7 @@ from typing import Any, Mapping, Type, TypeVar
 from .errors import ConfigError
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 
 def check(ok: bool, section: str, field: str, value: Any, fix: str) -> None:
@@ -41,10 +48,14 @@ def load_config(cls: Type[T], data: Mapping[str, Any] | None, source: str = "<co
     if not isinstance(data, Mapping):
         raise ConfigError(f"{source}: expected a mapping for {cls.__name__}, got {type(data).__name__}")
     fields = {f.name: f for f in dataclasses.fields(cls)}
+    data = _renamed(cls, data, source)
     unknown = sorted(set(data) - set(fields))
     if unknown:
+        from .suggest import did_you_mean
+
         raise ConfigError(
-            f"{source}: unknown field(s) {unknown} for {cls.__name__}; known fields: {sorted(fields)}"
+            f"{source}: unknown field(s) {unknown} for {cls.__name__}{did_you_mean(unknown[0], fields)}; "
+            f"known fields: {sorted(fields)}"
         )
     hints = typing.get_type_hints(cls)
     kwargs = {}
@@ -71,6 +82,24 @@ def with_source(exc: ConfigError, source: str) -> ConfigError:
     return type(exc)(f"{source}: {message}")
 
 
+def _renamed(cls: type, data: Mapping[str, Any], source: str) -> dict:
+    """``data`` with the old keys of ``cls.RENAMED_FIELDS`` moved to their new names (warning once each)."""
+    renamed = getattr(cls, "RENAMED_FIELDS", {})
+    out = dict(data)
+    for old, target in renamed.items():
+        if old not in out:
+            continue
+        new, convert = target if isinstance(target, tuple) else (target, None)
+        if new in out:
+            raise ConfigError(f"{source}: {cls.__name__} has both {old!r} and {new!r}: keep {new!r} ({old!r} is "
+                              "its old name)")
+        value = out.pop(old)
+        out[new] = convert(value) if convert is not None and value is not None else value
+        logger.warning("%s: %r is deprecated, use %r%s", source, old, new,
+                       f" (= {out[new]!r})" if convert is not None else "")
+    return out
+
+
 def _coerce(hint: Any, value: Any, where: str) -> Any:
     """Light type checks for scalars: int/float/bool/str, Optional, tuples/lists of scalars."""
     if hint is None or value is None:
@@ -82,6 +111,14 @@ def _coerce(hint: Any, value: Any, where: str) -> Any:
         if len(non_none) == 1:
             return _coerce(non_none[0], value, where)
         return value
+    if hint in (int, float) and isinstance(value, str):
+        from .numbers import parse_count, parse_number
+
+        try:
+            return parse_count(value) if hint is int else parse_number(value)
+        except ValueError as exc:
+            raise ConfigError(f"{where}={value!r} must be {'an integer' if hint is int else 'a number'} "
+                              f"(e.g. 1000000, 1e6 or 1M): {exc}") from None
     if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
     if hint is int:

@@ -25,8 +25,11 @@ _DOMAIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _SKIP_FIX = "fix or remove the line, or pass --skip-bad to skip such lines and count them"
 
 
-def parse_line(raw: bytes, path: str, line_no: int, json_keys: Sequence[str] = ("text",)) -> dict[str, str]:
-    """One JSONL line -> ``{key: text}``; :class:`DataError` naming ``path:line`` and the fix otherwise."""
+def parse_line(raw: bytes, path: str, line_no: int, json_keys: Sequence[str] = ("text",),
+               allow_lists: bool = False) -> dict[str, str]:
+    """One JSONL line -> ``{key: text}``; :class:`DataError` naming ``path:line`` and the fix otherwise.
+    ``allow_lists``: a value may also be a list of strings (a document split into sentences, Megatron-LM's
+    form after its sentence splitting)."""
     try:
         line = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -45,6 +48,9 @@ def parse_line(raw: bytes, path: str, line_no: int, json_keys: Sequence[str] = (
             raise DataError(f"{path}:{line_no}: no key {key!r} (keys: {sorted(obj)[:10]}); name the text key "
                             f"with --json-keys, or {_SKIP_FIX}")
         value = obj[key]
+        if allow_lists and isinstance(value, list) and all(isinstance(v, str) for v in value):
+            out[key] = value
+            continue
         if not isinstance(value, str):
             raise DataError(f"{path}:{line_no}: {key!r} is {type(value).__name__}, not a string; {_SKIP_FIX}")
         out[key] = value
@@ -52,8 +58,12 @@ def parse_line(raw: bytes, path: str, line_no: int, json_keys: Sequence[str] = (
 
 
 def iter_lines(path: str | os.PathLike) -> Iterator[tuple[int, bytes]]:
-    """``(line_number, raw_bytes)`` for each non-blank line (1-based numbers, newline stripped)."""
-    with open(path, "rb") as fh:
+    """``(line_number, raw_bytes)`` for each non-blank line (1-based numbers, newline stripped); ``.gz`` files
+    are read through gzip."""
+    import gzip
+
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rb") as fh:
         for line_no, raw in enumerate(fh, start=1):
             raw = raw.rstrip(b"\r\n")
             if raw.strip():

@@ -7,8 +7,19 @@ For a :class:`~regmix_megatron.mixture.Mixture` over the domains of a
 - ``--data-args-path FILE``: the same tokens in a file, one ``weight prefix`` pair per line (Megatron-LM reads
   the file and splits it on whitespace);
 - ``--per-split-data-args-path FILE.json``: ``{"train": [w1, p1, ...], "valid": [p, ...], "test": [p, ...]}``:
-  train is the weighted blend; valid and test list every domain's prefixes of that split *unweighted*, for
-  ``--multiple-validation-sets`` (one validation loss per prefix). Megatron requires all three keys.
+  train is the weighted blend; valid and test list every domain's prefixes of that split *unweighted* (valid:
+  one validation loss per prefix with ``--multiple-validation-sets``; test: Megatron-LM blends the list by
+  dataset size, as our provider's test split does). Megatron requires all three keys (``null`` when no domain
+  has test prefixes).
+- ``per_split_data_args_no_test.json``: the same with ``"test": null``, the file the printed flags name:
+  Megatron-LM 0.16.1 evaluates the test split after training through code that fails with
+  ``--multiple-validation-sets`` (``len()`` of its single iterator), after the last checkpoint is saved.
+- ``megatron_args.txt``: the Megatron-LM flags to paste (:func:`megatron_args`): the per-split file,
+  ``--multiple-validation-sets --full-validation`` (Megatron-LM refuses the first without the second once
+  training starts), and the tokenizer's flags from ``domains.json``.
+
+``--path-prefix OLD=NEW`` (:class:`PathMap`) rewrites every path written (prefixes, the per-split file, tokenizer
+files) from this machine's storage to the cluster's.
 
 Rules: zero-weight domains are dropped from weighted blends (Megatron asserts every weight > 0); a domain
 stored in several prefixes has its weight split across them in proportion to their token counts; weights are
@@ -20,10 +31,11 @@ contain whitespace, so such prefixes are refused here.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
-from .errors import DataError
+from .errors import DataError, RegmixError
 from .fileio import atomic_dir, atomic_write_json, atomic_write_text, check_replaceable
 from .manifest import SPLITS, DomainRegistry
 from .mixture import RENORMALIZE_FLAG, Mixture, read_mixture_at
@@ -31,9 +43,53 @@ from .mixture import RENORMALIZE_FLAG, Mixture, read_mixture_at
 DATA_PATH_FILE = "data_path.txt"
 DATA_ARGS_FILE = "data_args.txt"
 PER_SPLIT_FILE = "per_split_data_args.json"
+PER_SPLIT_NO_TEST_FILE = "per_split_data_args_no_test.json"
+ARGS_FILE = "megatron_args.txt"
 MIXTURE_FILE = "mixture.json"
 #: Every file an export folder holds (the folder is written as a whole: :func:`regmix_megatron.fileio.atomic_dir`).
-EXPORT_FILES = (DATA_PATH_FILE, DATA_ARGS_FILE, PER_SPLIT_FILE, MIXTURE_FILE)
+EXPORT_FILES = (DATA_PATH_FILE, DATA_ARGS_FILE, PER_SPLIT_FILE, PER_SPLIT_NO_TEST_FILE, ARGS_FILE, MIXTURE_FILE)
+#: The export folder of ``search`` and of the pipeline's search stage (``megatron/`` before; kept as a link).
+EXPORT_DIR = "export"
+OLD_EXPORT_DIR = "megatron"
+#: Flags every export's Megatron-LM command line carries: one validation loss per domain, each over its whole
+#: validation split (Megatron-LM refuses --multiple-validation-sets without --full-validation).
+VALIDATION_FLAGS = ("--multiple-validation-sets", "--full-validation")
+
+
+@dataclass(frozen=True)
+class PathMap:
+    """``OLD=NEW`` prefix rewrites (longest ``OLD`` first, matched at a path-component boundary): paths on this
+    machine as the cluster sees them."""
+
+    rules: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def parse(cls, items) -> "PathMap":
+        """From ``OLD=NEW`` strings (``--path-prefix``, repeatable; or a config's mapping)."""
+        if isinstance(items, Mapping):
+            items = [f"{k}={v}" for k, v in items.items()]
+        rules = []
+        for item in items or ():
+            old, sep, new = str(item).partition("=")
+            if not sep or not old or not new:
+                raise RegmixError(f"--path-prefix {item!r}: use OLD=NEW, e.g. /home/me/data=/lustre/team/data")
+            rules.append((old.rstrip("/") or "/", new.rstrip("/") or "/"))
+        if len({o for o, _ in rules}) != len(rules):
+            raise RegmixError(f"--path-prefix: an OLD prefix is given twice in {list(items)}")
+        return cls(tuple(sorted(rules, key=lambda r: -len(r[0]))))
+
+    def __call__(self, path: str) -> str:
+        for old, new in self.rules:
+            if path == old or path.startswith(old.rstrip("/") + "/"):
+                return new + path[len(old):] if old != "/" else new.rstrip("/") + path
+        return path
+
+    def unmatched(self, paths) -> list[str]:
+        """The ``paths`` no rule rewrites (only meaningful when there are rules)."""
+        return [p for p in paths if self.rules and self(p) == p]
+
+    def to_list(self) -> list[str]:
+        return [f"{o}={n}" for o, n in self.rules]
 
 
 def _check_prefix(prefix: str) -> str:
@@ -106,36 +162,73 @@ def format_data_args(registry: DomainRegistry, mixture: Mixture, split: str = "t
     return "".join(f"{repr(float(w))} {p}\n" for p, w in zip(prefixes, weights))
 
 
-def per_split_data_args(registry: DomainRegistry, mixture: Mixture) -> dict:
-    """The object of a ``--per-split-data-args-path`` JSON file (keys train, valid, test, all present)."""
+def has_test_split(registry: DomainRegistry) -> bool:
+    """Whether the domains have test prefixes (all of them: ``domains import`` refuses some-but-not-all)."""
+    return any(d.prefixes("test") for d in registry.domains)
+
+
+def per_split_data_args(registry: DomainRegistry, mixture: Mixture, path_map: PathMap | None = None,
+                        test: bool = True) -> dict:
+    """The object of a ``--per-split-data-args-path`` JSON file (keys train, valid, test, all present; ``test``
+    None when ``test`` is False or no domain has test prefixes)."""
+    rewrite = path_map or PathMap()
+    train = blend_tokens(*blend_for_split(registry, mixture, "train"))
     return {
-        "train": blend_tokens(*blend_for_split(registry, mixture, "train")),
-        "valid": domain_prefixes(registry, "valid"),
-        "test": domain_prefixes(registry, "test"),
+        "train": [t if i % 2 == 0 else _check_prefix(rewrite(t)) for i, t in enumerate(train)],
+        "valid": [_check_prefix(rewrite(p)) for p in domain_prefixes(registry, "valid")],
+        "test": ([_check_prefix(rewrite(p)) for p in domain_prefixes(registry, "test")]
+                 if test and has_test_split(registry) else None),
     }
+
+
+def megatron_args(registry: DomainRegistry, per_split_file: str | Path, path_map: PathMap | None = None) -> list[str]:
+    """Megatron-LM's flags for this export: the per-split file (rewritten), per-domain validation, and the
+    tokenizer the data was made with (paths rewritten)."""
+    rewrite = path_map or PathMap()
+    return (["--per-split-data-args-path", rewrite(str(Path(per_split_file).resolve())), *VALIDATION_FLAGS]
+            + registry.tokenizer.spec.megatron_flags(rewrite=rewrite))
 
 
 def export_mixture(registry: DomainRegistry, mixture: Mixture, output_dir: str | Path,
-                   what: str = "export directory") -> dict[str, Path]:
+                   what: str = "export directory", path_map: PathMap | None = None,
+                   final_dir: str | Path | None = None) -> dict[str, Path]:
     """Write every format into ``output_dir``, the folder as a whole (all files or none: a failed or killed
     write leaves the previous export, or nothing); returns ``{kind: path}``. ``output_dir`` must be absent or
-    hold only export files (``what`` names it in that error, e.g. ``--output-dir``)."""
+    hold only export files (``what`` names it in that error, e.g. ``--output-dir``). ``path_map`` rewrites the
+    paths written (prefixes, the per-split file named in ``megatron_args.txt``, tokenizer files). ``final_dir``:
+    where the folder will live when ``output_dir`` is a temporary folder of a larger atomic write."""
     registry.verify_files()  # never export prefixes whose data is damaged or whose counts were edited
+    path_map = path_map or PathMap()
     output_dir = Path(output_dir)
     check_replaceable(output_dir, EXPORT_FILES, what)
+    prefixes, weights = blend_for_split(registry, mixture)
+    prefixes = [path_map(p) for p in prefixes]
+    unmatched = path_map.unmatched([p.path for d in registry.domains for ps in d.splits.values() for p in ps])
+    if unmatched:
+        raise DataError(f"--path-prefix {path_map.to_list()} does not rewrite {unmatched[0]} (and "
+                        f"{len(unmatched) - 1} more): give a rule for every data location, or none")
     files = {
-        "data_path": (DATA_PATH_FILE, format_data_path(registry, mixture) + "\n"),
-        "data_args": (DATA_ARGS_FILE, format_data_args(registry, mixture)),
+        "data_path": (DATA_PATH_FILE, " ".join(blend_tokens(prefixes, weights)) + "\n"),
+        "data_args": (DATA_ARGS_FILE, "".join(f"{repr(float(w))} {p}\n" for p, w in zip(prefixes, weights))),
     }
-    per_split = per_split_data_args(registry, mixture)
+    names = {"data_path": DATA_PATH_FILE, "data_args": DATA_ARGS_FILE, "per_split_data_args": PER_SPLIT_FILE,
+             "per_split_data_args_no_test": PER_SPLIT_NO_TEST_FILE, "megatron_args": ARGS_FILE,
+             "mixture": MIXTURE_FILE}
+    args = megatron_args(registry, Path(final_dir or output_dir) / PER_SPLIT_NO_TEST_FILE, path_map)
     with atomic_dir(output_dir, owned=EXPORT_FILES, what=what) as tmp:
         for name, text in files.values():
             atomic_write_text(tmp / name, text)
-        atomic_write_json(tmp / PER_SPLIT_FILE, per_split)
+        atomic_write_json(tmp / PER_SPLIT_FILE, per_split_data_args(registry, mixture, path_map))
+        atomic_write_json(tmp / PER_SPLIT_NO_TEST_FILE, per_split_data_args(registry, mixture, path_map, test=False))
+        atomic_write_text(tmp / ARGS_FILE, " ".join(args) + "\n")
         mixture.save(tmp / MIXTURE_FILE)
-    return {kind: output_dir / name for kind, name in (("data_path", DATA_PATH_FILE), ("data_args", DATA_ARGS_FILE),
-                                                        ("per_split_data_args", PER_SPLIT_FILE),
-                                                        ("mixture", MIXTURE_FILE))}
+    return {kind: output_dir / name for kind, name in names.items()}
+
+
+def read_megatron_args(output_dir: str | Path) -> str:
+    """The flags line of an export folder (empty when it has none)."""
+    path = Path(output_dir) / ARGS_FILE
+    return path.read_text(encoding="utf-8").strip() if path.is_file() else ""
 
 
 def load_mixture_arg(spec: str, *, renormalize: bool = False, flag: str = RENORMALIZE_FLAG) -> Mixture:
@@ -152,5 +245,5 @@ def load_mixture_arg(spec: str, *, renormalize: bool = False, flag: str = RENORM
 
 __all__ = [
     "blend_for_split", "domain_prefixes", "blend_tokens", "format_data_path", "format_data_args",
-    "per_split_data_args", "export_mixture", "load_mixture_arg"
+    "per_split_data_args", "export_mixture", "load_mixture_arg", "PathMap", "megatron_args", "read_megatron_args",
 ]

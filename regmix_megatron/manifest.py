@@ -8,7 +8,9 @@ Schema (``format: regmix-megatron/domains/v1``)::
     {
       "format": "regmix-megatron/domains/v1",
       "tokenizer": {"type": "sentencepiece", "model": "tokenizer/spm.model", "sha256": "...",
-                    "vocab_size": 8000, "eod_id": 2},
+                    "vocab_size": 8000, "eod_id": 2,
+                    "megatron": {"tokenizer_type": "GPTSentencePieceTokenizer",
+                                 "tokenizer_model": "tokenizer/spm.model"}},
       "domains": [
         {"name": "code",
          "splits": {"train": [{"prefix": "code/train_text_document", "num_documents": 10,
@@ -29,6 +31,7 @@ import numpy as np
 
 from .errors import DataError
 from .fileio import atomic_write_json, read_json
+from .tokenizer_types import TokenizerSpec
 
 FORMAT = "regmix-megatron/domains/v1"
 SPLITS = ("train", "valid", "test")
@@ -64,11 +67,26 @@ class Domain:
 @dataclass(frozen=True)
 class TokenizerInfo:
     type: str
+    """The family: sentencepiece, gpt2-bpe, huggingface, tiktoken."""
     model: str
-    """Absolute path of the tokenizer model file."""
+    """Absolute path of the tokenizer's main file (SentencePiece model, GPT-2 vocab.json, HF directory, ...)."""
     sha256: str
     vocab_size: int
     eod_id: int
+    megatron: TokenizerSpec | None = None
+    """The Megatron-LM flags naming the tokenizer (paths absolute); None: a SentencePiece ``model``."""
+
+    @property
+    def spec(self) -> TokenizerSpec:
+        if self.megatron is not None:
+            return self.megatron
+        return TokenizerSpec(tokenizer_type="GPTSentencePieceTokenizer", tokenizer_model=self.model)
+
+    @classmethod
+    def from_identity(cls, ident) -> "TokenizerInfo":
+        """From a :class:`~regmix_megatron.tokenizer_types.TokenizerIdentity`."""
+        return cls(type=ident.type, model=ident.model, sha256=ident.sha256, vocab_size=ident.vocab_size,
+                   eod_id=ident.eod_id, megatron=ident.spec)
 
 
 @dataclass(frozen=True)
@@ -129,6 +147,8 @@ class DomainRegistry:
                 sha256=str(tok["sha256"]),
                 vocab_size=int(tok["vocab_size"]),
                 eod_id=int(tok["eod_id"]),
+                megatron=(TokenizerSpec.from_json(tok["megatron"], base=base, where=f"{where}: tokenizer.megatron")
+                          if tok.get("megatron") else None),
             )
             domains = []
             for i, d in enumerate(obj["domains"]):
@@ -159,7 +179,8 @@ class DomainRegistry:
         return {
             "format": FORMAT,
             "tokenizer": {"type": t.type, "model": rel(t.model), "sha256": t.sha256,
-                          "vocab_size": t.vocab_size, "eod_id": t.eod_id},
+                          "vocab_size": t.vocab_size, "eod_id": t.eod_id,
+                          "megatron": t.spec.to_json(base=base)},
             "domains": [
                 {"name": d.name,
                  "splits": {s: [{"prefix": rel(p.path), "num_documents": p.num_documents,

@@ -2,7 +2,8 @@
 
 :class:`ProgressBar` draws a tqdm bar when both stdout and its own stream (stderr by default) are terminals. When
 either is not (a log file, CI, a pipe) it prints plain lines instead of bar redraws: one when it starts, one
-each time the count crosses another tenth of the total or the note changes, and one when it closes. Library code
+each time the count crosses another tenth of the total, one for a changed note at most every
+:data:`PLAIN_NOTE_INTERVAL_S` seconds, and one when it closes; each with the estimated time left. Library code
 reports progress through callbacks; only the CLI makes bars.
 """
 
@@ -10,10 +11,13 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from typing import TextIO
 
 #: Plain mode prints a line each time another 1/PLAIN_STEPS of the total has been done.
 PLAIN_STEPS = 10
+#: Plain mode prints a changed note at most this often (a sweep's "3/24 runs done" is not a log line per run).
+PLAIN_NOTE_INTERVAL_S = 30.0
 
 
 def is_interactive(stream: TextIO | None = None) -> bool:
@@ -43,6 +47,9 @@ class ProgressBar:
         self.note = ""
         self._bar = None
         self._printed_step = -1
+        self._started = time.monotonic()
+        self._initial = initial
+        self._last_line = 0.0
         if interactive if interactive is not None else is_interactive(self.file):
             from tqdm import tqdm
 
@@ -84,7 +91,7 @@ class ProgressBar:
         self.note = note
         if self._bar is not None:
             self._bar.set_postfix_str(note)
-        else:
+        elif time.monotonic() - self._last_line >= PLAIN_NOTE_INTERVAL_S:
             self._print_plain(force=True)
 
     def write(self, line: str) -> None:
@@ -116,14 +123,31 @@ class ProgressBar:
         if not force and step <= self._printed_step:
             return
         self._printed_step = max(step, self._printed_step)
-        percent = f" ({100.0 * self.n / self.total:.0f}%)" if self.total else ""
+        self._last_line = time.monotonic()
+        percent = f" ({100.0 * self.n / self.total:.0f}%{self._eta()})" if self.total else ""
         note = f" {self.note}" if self.note else ""
         print(f"{self.desc}: {_count(self.n)}/{_count(self.total)} {self.unit}{percent}{note}", file=self.file,
               flush=True)
 
+    def _eta(self) -> str:
+        """``, ETA ...`` from the rate so far (nothing before there is a rate, or when done)."""
+        done = self.n - self._initial
+        elapsed = time.monotonic() - self._started
+        if done <= 0 or elapsed < 1.0 or self.n >= self.total:
+            return ""
+        return f", ETA {_duration(elapsed / done * (self.total - self.n))}"
+
 
 def _count(x: float) -> str:
     return f"{int(x):,}" if float(x).is_integer() else f"{x:,.1f}"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 class _AboveBarHandler(logging.StreamHandler):

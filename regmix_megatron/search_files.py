@@ -3,7 +3,7 @@
 Reads: the prior the pool is drawn around (:func:`load_prior`: a ``domains.json``, token counts per domain, or a
 file of token shares such as a RegMix config; :func:`load_weights_file`, :func:`tokens_from_mapping`). Writes (:func:`search_and_write`, which also runs the search): ``mixture.json`` (the
 result, :meth:`Mixture.save`), ``top_k.csv`` (:func:`write_top_k`), with a domains manifest the Megatron-LM files
-(:func:`regmix_megatron.export.export_mixture`), and last ``search.json`` (:func:`summarize`, format
+(:func:`regmix_megatron.export.export_mixture`, in ``export/``), and last ``search.json`` (:func:`summarize`, format
 :data:`FORMAT`: the predicted target of the result and of each baseline, ``within_caps``, bounds, timings). The
 output folder is written as a whole (:func:`regmix_megatron.fileio.atomic_dir`): all of these files, or, after a
 failed or killed search, the previous ones or none.
@@ -165,16 +165,20 @@ def search_and_write(regressor: Any, tokens_per_domain: np.ndarray, sampler_conf
                      output_dir: str | Path, *, registry: Any = None, prior: Mixture | None = None,
                      extra_baselines: Mapping[str, Mixture] | None = None, fast: bool = True,
                      progress: Callable[[int, int], None] | None = None,
-                     extra: Mapping[str, Any] | None = None, export_dir: str = "megatron",
-                     target: Target | None = None) -> dict:
+                     extra: Mapping[str, Any] | None = None, export_dir: str | None = None,
+                     target: Target | None = None, path_map: Any = None) -> dict:
     """Run the search for a fitted ``regressor`` and write ``mixture.json``, ``search.json``, ``top_k.csv`` and,
     with a ``registry`` (:class:`~regmix_megatron.manifest.DomainRegistry`), the Megatron files under
-    ``export_dir/``. ``tokens_per_domain`` is in the regressor's domain order; ``prior`` defaults to the token
+    ``export_dir/`` (default ``export/``; ``path_map``, an :class:`~regmix_megatron.export.PathMap`, rewrites their
+    paths for the cluster). ``tokens_per_domain`` is in the regressor's domain order; ``prior`` defaults to the token
     shares; ``target`` (for the ``target_only`` baseline) defaults to the one the model predicts. Returns the
     ``search.json`` document."""
     domains = list(regressor.domains)
     out = Path(output_dir)
-    owned = (*SEARCH_FILES, export_dir)
+    from .export import EXPORT_DIR, OLD_EXPORT_DIR
+
+    export_dir = export_dir or EXPORT_DIR
+    owned = (*SEARCH_FILES, export_dir, OLD_EXPORT_DIR)  # the old name is a link the search command keeps
     check_replaceable(out, owned, "search output directory")  # before the work, not after
     if registry is not None:
         regressor.check_domains(registry.names, f"domains manifest {registry.path or ''}".strip())
@@ -193,8 +197,9 @@ def search_and_write(regressor: Any, tokens_per_domain: np.ndarray, sampler_conf
         if registry is not None:
             from .export import export_mixture
 
-            exported = export_mixture(registry, result.mixture.restrict(registry.names), tmp / export_dir)
-            files["megatron"] = {k: str(out / export_dir / Path(v).name) for k, v in exported.items()}
+            exported = export_mixture(registry, result.mixture.restrict(registry.names), tmp / export_dir,
+                                      path_map=path_map, final_dir=out / export_dir)
+            files["export"] = {k: str(out / export_dir / Path(v).name) for k, v in exported.items()}
         else:
             doc_extra["export_skipped"] = "no domains manifest given (no Megatron prefixes to write)"
         doc_extra.update(extra or {})

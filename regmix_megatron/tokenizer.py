@@ -36,10 +36,10 @@ from typing import Sequence
 
 from .errors import DataError, RegmixError
 from .fileio import atomic_path, atomic_write_json, read_json, sha256_file
+from .tokenizer_types import MODEL_FILE, load_processor  # noqa: F401  (their home is tokenizer_types)
 
 logger = logging.getLogger(__name__)
 
-MODEL_FILE = "tokenizer.model"
 METADATA_FILE = "tokenizer_metadata.json"
 """File name megatron-core's ``MegatronTokenizer.from_pretrained`` looks for beside the model."""
 INFO_FILE = "tokenizer_info.json"
@@ -103,19 +103,6 @@ def resolve_model_path(path: str | os.PathLike, flag: str = "--tokenizer-model")
         raise RegmixError(f"{flag} {path}: no such SentencePiece model; train one with "
                           "`regmix-megatron tokenizer train --input CORPUS_DIR --output-dir DIR`")
     return path.resolve()
-
-
-def load_processor(model_path: str | os.PathLike):
-    """A ``sentencepiece.SentencePieceProcessor`` for the model, with a clear error for a bad file."""
-    import sentencepiece as spm
-
-    sp = spm.SentencePieceProcessor()
-    try:
-        sp.Load(str(model_path))
-    except (OSError, RuntimeError) as exc:
-        raise DataError(f"{model_path}: not a SentencePiece model ({exc}); pass a .model file "
-                        "written by SentencePiece to --tokenizer-model") from None
-    return sp
 
 
 def identify(model_path: str | os.PathLike) -> TokenizerIdentity:

@@ -70,3 +70,53 @@ def indexed_fixture(tmp_path_factory, fixture_tokenizer) -> IndexedFixture:
     return IndexedFixture(corpus_dir=FIXTURE_CORPUS, tokenizer_dir=fixture_tokenizer.parent,
                           tokenizer_model=fixture_tokenizer, output_dir=out, domains_json=Path(domains_json),
                           vocab_size=FIXTURE_VOCAB_SIZE)
+
+
+# ---- tokenizers of every Megatron-LM type, and data already tokenized with them (issue 12) -------------------
+@pytest.fixture(scope="session")
+def gpt2_tokenizer_files(tmp_path_factory) -> tuple[Path, Path]:
+    """GPT-2 ``vocab.json`` + ``merges.txt`` of a byte-level BPE (vocab 1000) trained on the corpus fixture."""
+    from helpers.tokenizer_files import write_gpt2_files
+
+    return write_gpt2_files(tmp_path_factory.mktemp("gpt2"))
+
+
+@pytest.fixture(scope="session")
+def hf_tokenizer_dir(tmp_path_factory) -> Path:
+    """A HuggingFace tokenizer directory (fast tokenizer files; <s>, </s>, <pad>) trained on the corpus fixture."""
+    from helpers.tokenizer_files import write_hf_dir
+
+    return write_hf_dir(tmp_path_factory.mktemp("hf-tokenizer"))
+
+
+@pytest.fixture(scope="session")
+def tiktoken_vocab(tmp_path_factory, gpt2_tokenizer_files) -> tuple[Path, int]:
+    """Megatron-LM's tiktoken vocabulary JSON (from the GPT-2 merges) and the ``--vocab-size`` it needs."""
+    from helpers.tokenizer_files import write_tiktoken_vocab
+
+    return write_tiktoken_vocab(tmp_path_factory.mktemp("tiktoken") / "vocab.json", gpt2_tokenizer_files[1])
+
+
+def _team_data(tmp_path_factory, name: str, spec) -> Path:
+    from helpers.tokenizer_files import make_team_data
+
+    return make_team_data(tmp_path_factory.mktemp(name), spec)
+
+
+@pytest.fixture(scope="session")
+def gpt2_team_data(tmp_path_factory, gpt2_tokenizer_files) -> Path:
+    """The corpus fixture as existing Megatron prefixes made with GPT-2 BPE; the ``domains.yaml`` that maps them."""
+    from regmix_megatron.tokenizer_types import TokenizerSpec
+
+    vocab, merges = gpt2_tokenizer_files
+    return _team_data(tmp_path_factory, "team-gpt2", TokenizerSpec(tokenizer_type="GPT2BPETokenizer",
+                                                                   vocab_file=str(vocab), merge_file=str(merges)))
+
+
+@pytest.fixture(scope="session")
+def hf_team_data(tmp_path_factory, hf_tokenizer_dir) -> Path:
+    """The corpus fixture as existing Megatron prefixes made with a HuggingFace tokenizer; its ``domains.yaml``."""
+    from regmix_megatron.tokenizer_types import TokenizerSpec
+
+    return _team_data(tmp_path_factory, "team-hf", TokenizerSpec(tokenizer_type="HuggingFaceTokenizer",
+                                                                 tokenizer_model=str(hf_tokenizer_dir)))

@@ -37,7 +37,7 @@ def test_example_yaml_loads(path, tmp_path):
 def test_demo_config_is_what_the_issue_asks():
     cfg = load_pipeline_config(EXAMPLES / "demo.yaml")
     assert cfg.corpus.source == "build"
-    assert cfg.sample.num_proxies >= 16  # "tens" of proxies
+    assert cfg.sample.num_samples >= 16  # "tens" of proxies
     assert set(cfg.targets.baselines) == {"natural", "uniform", "target_only"}
     assert cfg.proxy.preset == "cpu-proxy" and cfg.targets.preset == "cpu-target"
 

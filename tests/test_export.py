@@ -8,8 +8,8 @@ from megatron.core.datasets.blended_megatron_dataset_config import BlendedMegatr
 from megatron.core.datasets.utils import get_blend_from_list
 
 from regmix_megatron import cli
-from regmix_megatron.errors import DataError
-from regmix_megatron.export import (blend_for_split, export_mixture, format_data_path, load_mixture_arg,
+from regmix_megatron.errors import DataError, RegmixError
+from regmix_megatron.export import (PathMap, blend_for_split, export_mixture, format_data_path, load_mixture_arg,
                                     per_split_data_args)
 from regmix_megatron.manifest import Domain, DomainRegistry, PrefixInfo, TokenizerInfo
 from regmix_megatron.mixture import Mixture
@@ -136,23 +136,23 @@ def test_domain_without_valid_data_is_not_dropped_silently(tmp_path):
 
 def test_cli_export_from_sample_jsonl_line(registry, tmp_path, capsys):
     out = tmp_path / "mix.jsonl"
-    assert cli.main(["sample", "--domains", str(tmp_path / "domains.json"), "--num-samples", "6", "--seed", "1",
+    assert cli.main(["sample", "--domains-json", str(tmp_path / "domains.json"), "--num-samples", "6", "--seed", "1",
                      "--output", str(out)]) == 0
     lines = out.read_text().splitlines()
     assert len(lines) == 6 and (tmp_path / "mix.jsonl.sampler.yaml").is_file()
     third = json.loads(lines[3])
-    assert cli.main(["export", "--mixture", f"{out}:3", "--domains", str(tmp_path / "domains.json"),
+    assert cli.main(["export", "--mixture", f"{out}:3", "--domains-json", str(tmp_path / "domains.json"),
                      "--output-dir", str(tmp_path / "e")]) == 0
     m = Mixture.load(tmp_path / "e" / "mixture.json")
     assert m.hash == third["hash"] and m.as_dict() == third["weights"]
-    assert cli.main(["export", "--mixture", str(out), "--index", "3", "--domains", str(tmp_path / "domains.json"),
+    assert cli.main(["export", "--mixture", str(out), "--index", "3", "--domains-json", str(tmp_path / "domains.json"),
                      "--output-dir", str(tmp_path / "e2")]) == 0
     assert (tmp_path / "e2" / "data_args.txt").read_text() == (tmp_path / "e" / "data_args.txt").read_text()
     assert load_mixture_arg(f"{out}:5") == Mixture.from_dict(json.loads(lines[5])["weights"])
     with pytest.raises(DataError, match="has no mixture 6"):
         load_mixture_arg(f"{out}:6")
     # CLI errors name the flag
-    assert cli.main(["export", "--mixture", str(out), "--domains", str(tmp_path / "domains.json"),
+    assert cli.main(["export", "--mixture", str(out), "--domains-json", str(tmp_path / "domains.json"),
                      "--output-dir", str(tmp_path / "e3")]) == 2
     assert "--mixture" in capsys.readouterr().err
 
@@ -176,3 +176,62 @@ def test_weights_are_exact_floats_on_disk(registry, tmp_path):
     tokens = files["data_args"].read_text().split()
     _, weights = blend_for_split(registry, mixture)
     assert [float(t) for t in tokens[0::2]] == weights
+
+
+def test_megatron_args_name_the_no_test_file_with_per_domain_validation_and_the_tokenizer(registry, tmp_path):
+    files = export_mixture(registry, Mixture.from_dict(MIXTURES[0]), tmp_path / "out")
+    args = files["megatron_args"].read_text().split()
+    assert args[:2] == ["--per-split-data-args-path", str(files["per_split_data_args_no_test"].resolve())]
+    assert {"--multiple-validation-sets", "--full-validation"} <= set(args)  # Megatron-LM needs both together
+    assert args[args.index("--tokenizer-type") + 1] == "GPTSentencePieceTokenizer"
+    assert args[args.index("--tokenizer-model") + 1] == registry.tokenizer.model
+    with_test = json.loads(files["per_split_data_args"].read_text())
+    no_test = json.loads(files["per_split_data_args_no_test"].read_text())
+    assert with_test["test"] == [p.path for d in registry.domains for p in d.prefixes("test")]
+    assert no_test == {**with_test, "test": None}  # Megatron-LM 0.16.1 fails on a test split after training
+    assert megatron_read_per_split(files["per_split_data_args_no_test"])[2] is None
+
+
+def test_path_prefix_rewrites_every_written_path(registry, tmp_path):
+    mixture = Mixture.from_dict(MIXTURES[0])
+    path_map = PathMap.parse([f"{tmp_path}=/lustre/team/data"])
+    files = export_mixture(registry, mixture, tmp_path / "out", path_map=path_map)
+    plain = export_mixture(registry, mixture, tmp_path / "plain")
+    cluster = lambda p: p.replace(str(tmp_path), "/lustre/team/data")  # noqa: E731
+    assert files["data_path"].read_text() == cluster(plain["data_path"].read_text())
+    assert files["data_args"].read_text() == cluster(plain["data_args"].read_text())
+    for key in ("per_split_data_args", "per_split_data_args_no_test"):
+        assert files[key].read_text() == cluster(plain[key].read_text())
+    train, valid, test = megatron_read_per_split(files["per_split_data_args"])
+    assert all(p.startswith("/lustre/team/data/") for p in train[0] + valid[0] + test[0])
+    args = files["megatron_args"].read_text()
+    assert str(tmp_path) not in args and "/lustre/team/data/out/per_split_data_args_no_test.json" in args
+    assert "--tokenizer-model /lustre/team/data/tok.model" in args
+    with pytest.raises(DataError, match=r"does not rewrite .*books"):  # a rule that misses the data
+        export_mixture(registry, mixture, tmp_path / "x", path_map=PathMap.parse(["/elsewhere=/lustre"]))
+
+
+def test_path_map_matches_whole_path_components_longest_first():
+    m = PathMap.parse(["/data=/A", "/data/big=/B"])
+    assert m("/data/x") == "/A/x" and m("/data/big/y") == "/B/y" and m("/database/z") == "/database/z"
+    assert m("/data") == "/A" and PathMap.parse(["/data/=/A/"])("/data/x") == "/A/x"
+    for bad in (["/data"], ["=/x"], ["/a=/x", "/a=/y"]):
+        with pytest.raises(RegmixError, match="--path-prefix"):
+            PathMap.parse(bad)
+
+
+def test_no_test_prefixes_mean_a_null_test_split(tmp_path):
+    reg = make_registry(tmp_path)
+    reg = DomainRegistry(domains=tuple(Domain(d.name, {s: p for s, p in d.splits.items() if s != "test"})
+                                       for d in reg.domains), tokenizer=reg.tokenizer)
+    assert per_split_data_args(reg, Mixture.from_dict(MIXTURES[0]))["test"] is None
+
+
+def test_cli_export_prints_the_flags_and_rewrites_paths(registry, tmp_path, capsys):
+    (tmp_path / "m.json").write_text(json.dumps(MIXTURES[0]))
+    assert cli.main(["export", "--mixture", str(tmp_path / "m.json"), "--domains-json", str(tmp_path / "domains.json"),
+                     "--output-dir", str(tmp_path / "e"), "--path-prefix", f"{tmp_path}=/cluster"]) == 0
+    out = capsys.readouterr().out
+    flags = (tmp_path / "e" / "megatron_args.txt").read_text().strip()
+    assert flags in out and "/cluster/e/per_split_data_args_no_test.json" in flags
+    assert out.index("web 0.6000") < out.index(flags)  # the mixture first, then the files and the flags

@@ -135,9 +135,11 @@ MAY_IMPORT = {"core": set(), "megatron": {"sweep"}, "corpus": set(), "report": s
               "pipeline": {"corpus", "sweep", "report"},
               "commands": {"corpus", "sweep", "report", "pipeline", "megatron"}, "cli": {"commands"},
               "gpu_check": {"megatron"}}
-#: The one arrow from the core to the edge: preprocessing writes .bin/.idx with megatron-core's builder, inside
-#: a function (the core still imports without Megatron).
-CORE_TO_EDGE = {("regmix_megatron.preprocess", "regmix_megatron.megatron.indexed")}
+#: The arrows from the core to the edge, each inside a function (the core still imports without Megatron):
+#: preprocessing writes .bin/.idx with megatron-core's builder, and the HuggingFace and tiktoken ids come from
+#: megatron-core's own tokenizer classes (so they are Megatron-LM's ids by construction).
+CORE_TO_EDGE = {("regmix_megatron.preprocess", "regmix_megatron.megatron.indexed"),
+                ("regmix_megatron.tokenizer_types", "regmix_megatron.megatron.text_ids")}
 
 
 def _layer(module: str) -> str:

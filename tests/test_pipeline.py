@@ -83,6 +83,7 @@ def test_end_to_end_kill_and_resume(tmp_path):
         assert needle in html
     for png in ("stage_timings.png", "target_comparison.png", "rank_invariance.png"):
         assert (out / "report" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    _check_in_a_browser(out / "report.html")
     search = json.loads((out / "search" / "search.json").read_text())
     assert search["result"]["within_caps"] is True
     assert (out / "search" / "export" / "per_split_data_args.json").is_file()
@@ -156,3 +157,20 @@ def _check_fit_against_the_sweep(out: Path) -> None:
         else:
             assert entry["spearman"] == pytest.approx(rho, abs=1e-12)
         assert entry["mse"] == pytest.approx(np.mean((rows["true"] - rows["predicted"]) ** 2), rel=1e-12)
+
+
+def _check_in_a_browser(report: Path) -> None:
+    """The pipeline's report in headless Chromium (tests/helpers/browser.py): loads, every image renders, the
+    answer is on the first screen, the sweep table scrolls inside its box (no page-wide overflow)."""
+    from helpers.browser import ensure_chromium, measure
+
+    chromium = ensure_chromium()
+    if chromium is None:
+        print("report not checked in a browser: no /usr/bin/chromium and it could not be installed", file=sys.stderr)
+        return
+    m = measure(report, chromium)
+    assert m["images"] >= 5 and m["broken"] == 0, m
+    assert m["answer_top"] is not None and m["answer_top"] < m["viewport_height"] * 0.5, m
+    assert "--full-validation" in m["answer_text"] and "per_split_data_args" in m["answer_text"], m["answer_text"]
+    assert m["page_width"] <= m["viewport_width"], m
+

@@ -21,8 +21,11 @@ def test_config_errors_name_field_and_fix(tmp_path):
     cases = [
         ({"target": "average", "targets": {"baselines": ["natural", "target_only"]}}, "targets.baselines"),
         ({"targets": {"baselines": ["natural", "best"]}}, "targets.baselines"),
-        ({"sample": {"num_proxies": 2}}, "sample.num_proxies"),
-        ({"search": {"pool_size": 10, "top_k": 20}}, "search.top_k"),
+        ({"sample": {"num_samples": 2}}, "sample.num_samples"),
+        ({"sample": {"num_proxies": 2}}, "sample.num_samples"),  # the old name still works (and is checked)
+        ({"search": {"num_candidates": 10, "top_k": 20}}, "search.top_k"),
+        ({"search": {"num_candidates": "lots"}}, "num_candidates"),
+        ({"search": {"pool_size": 10, "num_candidates": 10}}, "pool_size"),  # old and new name together
         ({"executor": {"kind": "kubernetes"}}, "executor.kind"),
         ({"proxy": {"preset": "cpu-proxy", "overrides": {"seed": 3}}}, "proxy.overrides"),
         ({"corpus": {"source": "no/such/dir"}}, "corpus.source"),
@@ -61,7 +64,7 @@ def test_the_target_decides_the_baselines_and_must_be_a_domain(tmp_path):
 def test_sampler_and_slurm_options_come_from_their_sections(tmp_path):
     from regmix_megatron.pipeline.config import sampler_config, slurm_options
 
-    cfg = load_pipeline_config(_write(tmp_path, {"seed": 5, "sample": {"num_proxies": 8,
+    cfg = load_pipeline_config(_write(tmp_path, {"seed": 5, "sample": {"num_samples": 8,
                                                                        "sampler": {"temperature": 0.7}}}))
     sampler = sampler_config(cfg, None, target_tokens=1000)
     assert (sampler.num_samples, sampler.seed, sampler.temperature) == (8, 5, 0.7)
@@ -74,3 +77,19 @@ def test_sampler_and_slurm_options_come_from_their_sections(tmp_path):
     assert (options.partition, options.throttle, options.max_attempts) == ("cpu", 3, 3)
     with pytest.raises(ConfigError, match=r"executor\.slurm=\['qos'\] is invalid: unknown SLURM option"):
         load_pipeline_config(_write(tmp_path, {"executor": {"kind": "slurm", "slurm": {"qos": "high"}}}))
+
+
+def test_old_key_names_still_work_with_a_warning_and_numbers_take_suffixes(tmp_path, caplog):
+    cfg = load_pipeline_config(_write(tmp_path, {"sample": {"num_proxies": 8}, "search": {"pool_size": "1e5"},
+                                                 "executor": {"max_retries": 2}}))
+    assert (cfg.sample.num_samples, cfg.search.num_candidates, cfg.executor.max_attempts) == (8, 100_000, 3)
+    assert sum("deprecated" in r.getMessage() for r in caplog.records) == 3
+    new = load_pipeline_config(_write(tmp_path, {"sample": {"num_samples": 8}, "search": {"num_candidates": "100k"},
+                                                 "executor": {"max_attempts": 3}}))
+    assert new.to_dict() == cfg.to_dict()
+    assert load_pipeline_config(_write(tmp_path, {"search": {"num_candidates": "1M"}})).search.num_candidates == 10**6
+
+
+def test_unknown_keys_get_a_did_you_mean(tmp_path):
+    with pytest.raises(ConfigError, match=r"unknown field\(s\) \['num_candidate'\].*did you mean 'num_candidates'"):
+        load_pipeline_config(_write(tmp_path, {"search": {"num_candidate": 10}}))

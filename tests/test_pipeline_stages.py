@@ -40,7 +40,7 @@ def test_real_early_stages_skip_and_redo(tmp_path):
     out = Path(cfg.output_dir)
     registry = DomainRegistry.load(out / "data" / "domains.json")
     assert registry.names == ("code", "legal", "literature", "math")  # corpus.domains is honoured
-    assert len((out / "sample" / "mixtures.jsonl").read_text().splitlines()) == cfg.sample.num_proxies
+    assert len((out / "sample" / "mixtures.jsonl").read_text().splitlines()) == cfg.sample.num_samples
     saved = yaml.safe_load((out / "config.yaml").read_text())
     assert saved["tokenizer"]["vocab_size"] == 1000 and saved["output_dir"] == cfg.output_dir
     mixtures_before = (out / "sample" / "mixtures.jsonl").read_text()
@@ -82,5 +82,5 @@ def test_epoch_caps_bind_the_sampled_mixtures_to_the_target_budget(tmp_path):
     assert caps.min() < 1  # the caps bind on this corpus
     mixtures = read_mixtures(Path(cfg.output_dir) / "sample" / "mixtures.jsonl")
     weights = np.array([m.as_array(registry.names) for m in mixtures])
-    assert len(mixtures) == cfg.sample.num_proxies
+    assert len(mixtures) == cfg.sample.num_samples
     assert (weights <= caps + 1e-9).all()

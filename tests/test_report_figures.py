@@ -25,11 +25,18 @@ def _texts(fig) -> list[str]:
 def test_pipeline_figures_label_the_target_and_the_mixtures():
     fig = figures.plot_target_comparison(EVALUATION)
     ax = fig.axes[0]
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["regmix", "natural", "sweep 012345"]
-    assert [round(p.get_height(), 6) for p in ax.patches] == [4.1, 4.3, 4.5]
-    assert "target-scale val loss (0.25 code + 0.75 legal)" in _texts(fig)
+    ticks = sorted(zip(ax.get_yticks(), (t.get_text() for t in ax.get_yticklabels())), reverse=True)
+    assert [label for _, label in ticks] == ["regmix", "natural", "sweep 0123456789abcdef"]  # best (lowest loss) on top
+    assert not ax.patches  # dots, not bars: no length that would suggest a ratio
+    lo, _ = ax.get_xlim()
+    assert 0 < lo < 4.1 and f"axis from {lo:.3f}, not 0" in ax.get_xlabel()  # the truncated axis is said
+    assert "target-scale val loss (0.25 code + 0.75 legal)" in ax.get_xlabel()
     fig = figures.plot_rank_invariance(EVALUATION)
     assert any("Spearman rho = 0.50 (n = 3)" in t for t in _texts(fig))
+    ax = fig.axes[0]
+    assert not ax.texts  # no labels on the points (they overlap when losses are close): the legend names them
+    assert [t.get_text().split(":")[0] for t in ax.get_legend().get_texts()] == ["regmix", "natural",
+                                                                                "sweep 0123456789abcdef"]
     fig = figures.plot_stage_timings([("corpus", 60.0), ("sweep", 120.0)])
     assert "Stage timings (total 3.0 min)" in _texts(fig) and " 120 s" in _texts(fig)
     figures.pyplot().close("all")

@@ -4,13 +4,23 @@
     python tools/check_megatron_lm.py --megatron-lm ~/Megatron-LM \\
         --regmix-domains runs/demo/data/domains.json --regmix-mixture runs/demo/search/export/mixture.json \\
         [-- any further pretrain_gpt.py flags]
+    python tools/check_megatron_lm.py --megatron-lm ~/Megatron-LM \\
+        --regmix-domains runs/demo/data/domains.json \\
+        --per-split-data-args-path runs/demo/search/export/per_split_data_args.json
 
 It goes through Megatron-LM's own code, single process, on CPU (gloo) or GPU:
 ``arguments.parse_args(extra_args_provider=add_regmix_args)``, ``validate_args``, ``set_global_variables``,
 ``training.build_train_valid_test_datasets(provider)`` (the sizes come from
 ``--train-iters``/``--eval-iters``, as in ``pretrain``), then ``build_pretraining_data_loader`` for the train
-set and every validation set, and one batch from each. It prints the provider's requested vs realized table,
-the dataset sizes and the batch shapes, and ends with ``OK``.
+set, every validation set and the test set, and one batch from each. It prints the provider's requested vs
+realized table, the dataset sizes, the samples each blend draws from each component (train and test) and the
+batch shapes, and ends with ``OK``. The tokenizer flags are the ones recorded in ``domains.json``.
+
+A fresh Megatron-LM checkout has no compiled dataset helpers (``megatron/core/datasets/helpers_cpp``;
+Megatron-LM's ``pretrain`` compiles them at start-up): this tool builds them the same way, with this Python's
+headers and pybind11 (``make -C megatron/core/datasets CPPFLAGS="$(python -m pybind11 --includes)"
+LIBEXT=<this Python's extension suffix>``). Where that cannot run, it uses the helpers compiled into the
+installed megatron-core wheel when their source is identical to the checkout's, or prints the exact command.
 
 Needs what Megatron-LM's ``megatron.training`` imports besides megatron-core (e.g. ``six``, ``pydantic``,
 ``einops``): a missing one is named with the pip command. Without triton (CPU torch), the one megatron-core
@@ -23,6 +33,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import subprocess
 import sys
 import types
 from pathlib import Path
@@ -48,6 +59,80 @@ def _without_triton() -> None:
     sys.modules[name] = stub
 
 
+def make_helpers_command(mlm: Path) -> list[str]:
+    """The command that compiles the checkout's dataset helpers for this Python (Megatron-LM's own Makefile; its
+    ``python3``/``python3-config`` defaults may name another interpreter, so the flags are given)."""
+    import sysconfig
+
+    includes = subprocess.run([sys.executable, "-m", "pybind11", "--includes"], capture_output=True, text=True)
+    cppflags = includes.stdout.strip() if includes.returncode == 0 else "$(python -m pybind11 --includes)"
+    return ["make", "-C", str(mlm / "megatron" / "core" / "datasets"), f"CPPFLAGS={cppflags}",
+            f"LIBEXT={sysconfig.get_config_var('EXT_SUFFIX')}"]
+
+
+def ensure_dataset_helpers(mlm: Path, build: bool = True) -> str:
+    """Make ``megatron.core.datasets.helpers_cpp`` importable from the checkout; returns how. Raises SystemExit(2)
+    with the exact command when it cannot."""
+    import importlib.machinery
+    import importlib.util
+
+    directory = mlm / "megatron" / "core" / "datasets"
+    if any(directory.glob("helpers_cpp*.so")):
+        return "compiled in the checkout"
+    command = make_helpers_command(mlm)
+    reason = "not asked to build (--no-build-helpers)"
+    if build and os.access(directory, os.W_OK):
+        proc = subprocess.run(command, capture_output=True, text=True)
+        if proc.returncode == 0 and any(directory.glob("helpers_cpp*.so")):
+            return "built: " + " ".join(command)
+        reason = f"the build failed: {(proc.stderr or proc.stdout).strip()[-400:]}"
+    elif build:
+        reason = f"{directory} is not writable"
+    wheel = importlib.util.find_spec("megatron.core.datasets")
+    if wheel is not None and wheel.submodule_search_locations:
+        wheel_dir = Path(list(wheel.submodule_search_locations)[0])
+        compiled = sorted(wheel_dir.glob("helpers_cpp*.so"))
+        same = (wheel_dir / "helpers.cpp").is_file() and \
+            (wheel_dir / "helpers.cpp").read_bytes() == (directory / "helpers.cpp").read_bytes()
+        if compiled and same:
+            name = "megatron.core.datasets.helpers_cpp"
+            loader = importlib.machinery.ExtensionFileLoader(name, str(compiled[0]))
+            spec = importlib.util.spec_from_file_location(name, str(compiled[0]), loader=loader)
+            module = importlib.util.module_from_spec(spec)
+            loader.exec_module(module)
+            sys.modules[name] = module
+            return f"{reason}; using megatron-core's compiled helpers ({compiled[0]}), same helpers.cpp"
+    print(f"check_megatron_lm: {mlm} has no compiled dataset helpers ({reason}). Build them with:\n  "
+          + " ".join(f"'{c}'" if " " in c else c for c in command), file=sys.stderr)
+    raise SystemExit(2)
+
+
+def _print_blend(label: str, dataset) -> None:
+    """Samples a blend draws from each of its components, in blend order."""
+    if dataset is None or not hasattr(dataset, "dataset_index"):
+        return
+    import numpy as np
+
+    counts = np.bincount(np.asarray(dataset.dataset_index), minlength=len(dataset.datasets))
+    print(f"{label} samples per component: "
+          + ", ".join(f"{Path(d.dataset_path).parent.name}/{Path(d.dataset_path).name}={int(c)}"
+                      for d, c in zip(dataset.datasets, counts)))
+
+
+def _digest(dataset) -> str:
+    """sha256 over every sample's tokens and labels, in order: two paths that agree on it agree sample for sample."""
+    import hashlib
+
+    import numpy as np
+
+    h = hashlib.sha256()
+    for i in range(len(dataset)):
+        sample = dataset[i]
+        for key in ("tokens", "labels"):
+            h.update(np.asarray(sample[key], dtype=np.int64).tobytes())
+    return h.hexdigest()[:16]
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--megatron-lm", required=True, help="a Megatron-LM checkout (holds megatron/training/)")
@@ -59,6 +144,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seq-length", type=int, default=64)
     p.add_argument("--no-multiple-validation-sets", dest="multiple", action="store_false",
                    help="one blended validation set instead of one per domain")
+    p.add_argument("--no-build-helpers", dest="build_helpers", action="store_false",
+                   help="do not compile the checkout's dataset helpers when missing (use megatron-core's own "
+                        "compiled ones if the source is the same, else print the command)")
     p.add_argument("extra", nargs="*", help="further pretrain_gpt.py flags (after --)")
     args = p.parse_args(argv)
 
@@ -70,6 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     from regmix_megatron.manifest import DomainRegistry
 
     registry = DomainRegistry.load(args.regmix_domains)
+    helpers = ensure_dataset_helpers(mlm, build=args.build_helpers)
+    print(f"dataset helpers: {helpers}")
     sys.path.insert(0, str(mlm))
     for key, value in dict(MASTER_ADDR="127.0.0.1", MASTER_PORT="29571", RANK="0", WORLD_SIZE="1",
                            LOCAL_RANK="0").items():
@@ -93,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     from regmix_megatron.megatron.provider import add_regmix_args, train_valid_test_datasets_provider
 
     flags = [*TINY, "--seq-length", str(args.seq_length), "--max-position-embeddings", str(args.seq_length),
-             "--tokenizer-type", "GPTSentencePieceTokenizer", "--tokenizer-model", registry.tokenizer.model]
+             *registry.tokenizer.spec.megatron_flags()]
     if args.regmix_mixture:
         provider = train_valid_test_datasets_provider
         flags += ["--regmix-mixture", args.regmix_mixture, "--regmix-domains", args.regmix_domains]
@@ -107,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.argv = ["pretrain_gpt.py", *flags, *args.extra]
     margs = parse_args(extra_args_provider=add_regmix_args)
     validate_args(margs)
-    set_global_variables(margs, build_tokenizer=False)
+    set_global_variables(margs, build_tokenizer=bool(margs.legacy_tokenizer))  # pretrain_gpt.py's get_tokenizer()
     backend = "nccl" if torch.cuda.is_available() else "gloo"
     torch.distributed.init_process_group(backend, rank=0, world_size=1)
     try:
@@ -115,15 +205,14 @@ def main(argv: list[str] | None = None) -> int:
         train, valid, test = training.build_train_valid_test_datasets(provider)
         valid = valid if isinstance(valid, list) else [valid]
         print(f"train: {type(train).__name__}, {len(train)} samples")
-        if hasattr(train, "dataset_index"):  # a blend: samples drawn from each component, in blend order
-            import numpy as np
-
-            counts = np.bincount(np.asarray(train.dataset_index), minlength=len(train.datasets))
-            print("train samples per component: "
-                  + ", ".join(f"{Path(d.dataset_path).parent.name}={int(c)}" for d, c in zip(train.datasets, counts)))
+        _print_blend("train", train)
         print(f"valid: {len(valid)} set(s), {[len(v) for v in valid]} samples")
-        print(f"test: {None if test is None else len(test)} samples")
-        for label, dataset in [("train", train)] + [(f"valid[{i}]", v) for i, v in enumerate(valid)]:
+        print(f"test: {None if test is None else f'{type(test).__name__}, {len(test)} samples'}")
+        _print_blend("test", test)
+        digests = [("train", train)] + [(f"valid[{i}]", v) for i, v in enumerate(valid)] + [("test", test)]
+        print("samples sha256: " + ", ".join(f"{k}={_digest(d) if d is not None else None}" for k, d in digests))
+        loaders = [("train", train)] + [(f"valid[{i}]", v) for i, v in enumerate(valid)]
+        for label, dataset in loaders + ([("test", test)] if test is not None else []):
             batch = next(iter(build_pretraining_data_loader(dataset, 0)))
             shapes = {k: tuple(v.shape) for k, v in batch.items() if hasattr(v, "shape")}
             print(f"{label} batch: {shapes}")

@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .numbers import count, number
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("corpus", help="build / inspect the embedded default corpus (real text from pinned "
@@ -22,13 +24,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     b.add_argument("--domains", default=None, metavar="A,B",
                    help="comma-separated domains (default: the 8 default domains; available: "
                         "literature, speeches, reference, legal, code, techdocs, math, changelogs, qa)")
-    b.add_argument("--max-mb-per-domain", type=float, default=15.0, metavar="MB",
+    b.add_argument("--max-mb-per-domain", type=number, default=15.0, metavar="MB",
                    help="cap on each domain's text in MB, all splits together (default 15)")
-    b.add_argument("--max-doc-chars", type=int, default=20_000,
+    b.add_argument("--max-doc-chars", type=count, default=20_000,
                    help="chunk longer documents at paragraph boundaries to at most this many characters")
-    b.add_argument("--min-doc-chars", type=int, default=200, help="drop chunks shorter than this")
-    b.add_argument("--valid-fraction", type=float, default=0.02, help="fraction of documents in valid (by hash)")
-    b.add_argument("--test-fraction", type=float, default=0.02, help="fraction of documents in test (by hash)")
+    b.add_argument("--min-doc-chars", type=count, default=200, help="drop chunks shorter than this")
+    b.add_argument("--valid-fraction", type=number, default=0.02, help="fraction of documents in valid (by hash)")
+    b.add_argument("--test-fraction", type=number, default=0.02, help="fraction of documents in test (by hash)")
     b.add_argument("--strict-pins", action="store_true",
                    help="fail if a pinned Debian version left the archive instead of using the candidate")
     b.add_argument("--force", action="store_true", help="rebuild domains even if complete")
@@ -45,8 +47,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _cache_arg(f)
     f.add_argument("--output-dir", default="tests/fixtures/corpus", metavar="DIR")
     f.add_argument("--domains", default=None, metavar="A,B", help="default: every domain in the corpus")
-    f.add_argument("--train-kb", type=int, default=170, help="train budget per domain in KB (10^3 bytes)")
-    f.add_argument("--eval-kb", type=int, default=25, help="valid and test budget per domain in KB each")
+    f.add_argument("--train-kb", type=count, default=170, help="train budget per domain in KB (10^3 bytes)")
+    f.add_argument("--eval-kb", type=count, default=25, help="valid and test budget per domain in KB each")
     f.set_defaults(func=run_fixture)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
@@ -114,9 +116,14 @@ def run_info(args: argparse.Namespace) -> int:
     from ..errors import DataError
 
     corpus_dir = Path(args.corpus_dir) if args.corpus_dir else _cache_dir(args) / "corpus"
+    if not (corpus_dir / MANIFEST_NAME).is_file() and not args.corpus_dir and not args.cache_dir:
+        found = pipeline_corpus_dirs(Path.cwd())
+        if found:  # e.g. after `make demo`, whose corpus lives in runs/demo/cache/corpus
+            run_dir, corpus_dir = found[0]
+            print(f"(no corpus in {_cache_dir(args)}; showing the corpus of the pipeline run {run_dir})")
     if not (corpus_dir / MANIFEST_NAME).is_file():
         raise DataError(f"{corpus_dir}/{MANIFEST_NAME} not found: run `regmix-megatron corpus build` "
-                        f"(or pass --corpus-dir)")
+                        f"(or pass --corpus-dir DIR, e.g. runs/demo/cache/corpus after `make demo`)")
     manifest = read_manifest(corpus_dir)
     if args.json:
         print(json.dumps(manifest, indent=2))
@@ -127,6 +134,23 @@ def run_info(args: argparse.Namespace) -> int:
         print("settings: " + ", ".join(f"{k}={v}" for k, v in settings.items()))
     print(format_table(manifest))
     return 0
+
+
+def pipeline_corpus_dirs(root: Path) -> list[tuple[Path, Path]]:
+    """``(run dir, corpus dir)`` of the pipeline runs under ``root/runs/`` whose corpus stage finished, newest
+    first (their records name the corpus directory the run used)."""
+    from ..corpus.writer import MANIFEST_NAME
+    from ..pipeline.framework import read_record
+
+    found = []
+    for stages in (root / "runs").glob("*/stages"):
+        record = read_record(stages.parent, "corpus")
+        corpus = ((record or {}).get("outputs") or {}).get("files", {}).get("corpus_dir")
+        if corpus:
+            path = Path(corpus) if Path(corpus).is_absolute() else stages.parent / corpus
+            if (path / MANIFEST_NAME).is_file():
+                found.append((stages.parent, path, (stages / "corpus.json").stat().st_mtime))
+    return [(run, path) for run, path, _ in sorted(found, key=lambda f: -f[2])]
 
 
 def run_fixture(args: argparse.Namespace) -> int:

@@ -2,7 +2,9 @@
 
 Writes into ``--output-dir``: ``data_path.txt`` (the ``--data-path`` value), ``data_args.txt`` (for
 ``--data-args-path``), ``per_split_data_args.json`` (for ``--per-split-data-args-path``: weighted train
-blend, every domain's valid/test prefixes unweighted for ``--multiple-validation-sets``) and ``mixture.json``.
+blend, every domain's valid/test prefixes unweighted), ``per_split_data_args_no_test.json``, ``megatron_args.txt``
+(the Megatron-LM flags to paste) and ``mixture.json``. ``--path-prefix OLD=NEW`` maps this machine's paths to the
+cluster's. Prints the flags.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 import argparse
 
 from .mixture_flags import add_renormalize
+from .flags import add_renamed
+from .numbers import count
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -22,17 +26,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--mixture", required=True, metavar="FILE",
                    help="mixture JSON/YAML ({domain: weight} or {'weights': {...}}), or FILE.jsonl:INDEX for line "
                         "INDEX (0-based) of `regmix-megatron sample` output")
-    p.add_argument("--index", type=int, default=None,
+    p.add_argument("--index", type=count, default=None,
                    help="with --mixture FILE.jsonl: the 0-based line to export (same as FILE.jsonl:INDEX)")
-    p.add_argument("--domains", required=True, metavar="DOMAINS_JSON", help="domains.json from `preprocess`")
+    add_renamed(p, "--domains-json", "--domains", dest="domains_json", required=True, metavar="DOMAINS_JSON",
+                help="domains.json (from `preprocess` or `domains import`)")
     p.add_argument("--output-dir", required=True, metavar="DIR")
     add_renormalize(p)
+    p.add_argument("--path-prefix", action="append", default=[], metavar="OLD=NEW",
+                   help="rewrite paths starting with OLD to start with NEW in the written files (repeatable), e.g. "
+                        "--path-prefix /home/me/data=/lustre/team/data")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import RegmixError
-    from ..export import export_mixture, load_mixture_arg
+    from ..export import PathMap, export_mixture, load_mixture_arg
     from ..manifest import DomainRegistry
 
     spec = args.mixture
@@ -42,20 +50,30 @@ def run(args: argparse.Namespace) -> int:
         if args.index < 0:
             raise RegmixError(f"--index {args.index}: use a 0-based line number >= 0")
         spec = f"{spec}:{args.index}"
-    registry = DomainRegistry.load(args.domains)
+    registry = DomainRegistry.load(args.domains_json)
+    path_map = PathMap.parse(args.path_prefix)
     try:
         mixture = load_mixture_arg(spec, renormalize=args.renormalize)
     except RegmixError as exc:
         raise RegmixError(f"--mixture: {exc}") from None
     try:
-        files = export_mixture(registry, mixture, args.output_dir, what="--output-dir")
+        files = export_mixture(registry, mixture, args.output_dir, what="--output-dir", path_map=path_map)
     except RegmixError as exc:
-        raise RegmixError(f"--mixture {spec} with --domains {args.domains}: {exc}") from None
-    dropped = [d for d, w in mixture.as_dict().items() if w == 0]
-    print(f"mixture {mixture.hash}: {len(mixture.nonzero())} domains in the training blend"
-          + (f" (zero weight, dropped: {', '.join(dropped)})" if dropped else ""))
-    for kind, path in files.items():
-        print(f"  {kind}: {path}")
-    print(f"use: --data-args-path {files['data_args']}   or   --per-split-data-args-path "
-          f"{files['per_split_data_args']} --multiple-validation-sets")
+        raise RegmixError(f"--mixture {spec} with --domains-json {args.domains_json}: {exc}") from None
+    print("\n".join(describe_export(mixture, files)))
     return 0
+
+
+def describe_export(mixture, files: dict) -> list[str]:
+    """The lines ``export`` and ``search`` print: the mixture, the files, and the Megatron-LM flags to paste."""
+    from pathlib import Path
+
+    dropped = [d for d, w in mixture.as_dict().items() if w == 0]
+    lines = [f"mixture {mixture.hash}: " + ", ".join(f"{d} {w:.4f}" for d, w in
+                                                   sorted(mixture.nonzero().items(), key=lambda kv: -kv[1]))
+             + (f" (weight 0, dropped: {', '.join(dropped)})" if dropped else "")]
+    lines.append(f"export files in {Path(files['megatron_args']).parent}/: "
+                 + ", ".join(Path(p).name for p in files.values()))
+    lines.append("Megatron-LM flags (pretrain_gpt.py; also in megatron_args.txt):")
+    lines.append("  " + Path(files["megatron_args"]).read_text(encoding="utf-8").strip())
+    return lines

@@ -7,6 +7,8 @@ import json
 import logging
 
 from .mixture_flags import add_renormalize
+from .flags import add_renamed
+from .numbers import count, number
 
 logger = logging.getLogger(__name__)
 
@@ -34,20 +36,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     tgt.add_argument("--target-weights", metavar="D=W,...",
                      help="also fit a weighted sum of per-domain losses, e.g. pile_cc=0.7,github=0.3")
     p.add_argument("--regressors", default="lightgbm,linear", help="comma-separated: lightgbm,linear (default both)")
-    p.add_argument("--cv-folds", type=int, default=None, metavar="K",
+    add_renamed(p, "--num-folds", "--cv-folds", dest="num_folds", type=count, default=None, metavar="K",
                    help="K-fold cross-validation on the training runs (default 5 without a test set, else 0)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--num-rounds", type=int, default=1000, help="LightGBM boosting rounds (paper: 1000)")
-    p.add_argument("--learning-rate", type=float, default=0.01, help="LightGBM learning rate (paper: 0.01)")
-    p.add_argument("--early-stopping-rounds", type=int, default=None,
+    p.add_argument("--seed", type=count, default=0)
+    p.add_argument("--num-rounds", type=count, default=1000, help="LightGBM boosting rounds (paper: 1000)")
+    p.add_argument("--learning-rate", type=number, default=0.01, help="LightGBM learning rate (paper: 0.01)")
+    p.add_argument("--early-stopping-rounds", type=count, default=None,
                    help="LightGBM early stopping on a held-out slice of the TRAINING runs (off by default)")
-    p.add_argument("--validation-fraction", type=float, default=0.1,
+    p.add_argument("--validation-fraction", type=number, default=0.1,
                    help="fraction of training runs held out for early stopping (default 0.1)")
-    p.add_argument("--max-nan-fraction", type=float, default=0.1,
+    p.add_argument("--max-nan-fraction", type=number, default=0.1,
                    help="exclude runs with a NaN target up to this fraction, refuse above (default 0.1)")
     add_renormalize(p, "each run's mixture")
     p.add_argument("--output-dir", metavar="DIR", help="write models/, metrics.json, predictions.csv here")
-    p.add_argument("--output-json", metavar="FILE", help="write the metrics JSON here")
+    add_renamed(p, "--metrics-json", "--output-json", dest="metrics_json", metavar="FILE",
+                help="also write the metrics JSON to this file")
     p.set_defaults(func=run)
 
 
@@ -68,9 +71,9 @@ def run(args: argparse.Namespace) -> int:
     kinds = [k.strip() for k in args.regressors.split(",") if k.strip()]
     if not kinds:
         raise RegmixError("--regressors: empty; use lightgbm,linear")
-    cv_folds = args.cv_folds if args.cv_folds is not None else (0 if test is not None else 5)
+    cv_folds = args.num_folds if args.num_folds is not None else (0 if test is not None else 5)
     if cv_folds < 0 or cv_folds == 1:
-        raise RegmixError(f"--cv-folds {cv_folds}: use 0 (off) or at least 2")
+        raise RegmixError(f"--num-folds {cv_folds}: use 0 (off) or at least 2")
     if not 0 <= args.max_nan_fraction <= 1:
         raise RegmixError(f"--max-nan-fraction {args.max_nan_fraction}: use a fraction in [0, 1]")
     combination = parse_target_weights(args.target_weights) if args.target_weights else None
@@ -89,13 +92,13 @@ def run(args: argparse.Namespace) -> int:
     if args.output_dir:
         write_outputs(outcome, args.output_dir)
         logger.info("wrote models and metrics to %s", args.output_dir)
-    if args.output_json:
-        atomic_write_json(args.output_json, outcome.summary)
+    if args.metrics_json:
+        atomic_write_json(args.metrics_json, outcome.summary)
     for kind, block in outcome.summary["regressors"].items():
         for target, entry in block["targets"].items():
             print(f"{kind:9s} {target:40s} spearman={_fmt(entry['spearman'])} pearson={_fmt(entry['pearson'])} "
                   f"mse={_fmt(entry['mse'], 6)} ({entry['evaluated_on']})")
-    if not (args.output_dir or args.output_json):
+    if not (args.output_dir or args.metrics_json):
         print(json.dumps(outcome.summary["regressors"], indent=2))
     return 0
 

@@ -1,18 +1,20 @@
 """``regmix-megatron preprocess``: JSONL -> Megatron ``.bin/.idx`` (+ ``domains.json`` for a corpus directory).
 
-Also the engine of ``tools/preprocess_data.py`` (Megatron-LM's flag names; see :func:`add_megatron_arguments`).
+Also the engine of ``tools/preprocess_data.py`` (Megatron-LM's flags, meanings and defaults; see
+:func:`add_megatron_arguments`). Any tokenizer type of :mod:`regmix_megatron.tokenizer_types`.
 """
 
 from __future__ import annotations
 
 import argparse
+import glob
 import logging
 from pathlib import Path
 
-logger = logging.getLogger(__name__)
+from .numbers import count
+from .tokenizer_flags import add_tokenizer_arguments, spec_from_args
 
-#: ``--tokenizer-type`` values of Megatron-LM that mean "a SentencePiece model" (the only kind we write).
-SENTENCEPIECE_TYPES = ("SentencePieceTokenizer", "GPTSentencePieceTokenizer", "Llama2Tokenizer")
+logger = logging.getLogger(__name__)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -21,17 +23,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="tokenize JSONL into Megatron indexed datasets (.bin/.idx) and domains.json",
         description="A corpus directory (<domain>/<split>.jsonl) becomes OUT/<domain>/<split>_text_document."
         "{bin,idx} plus OUT/domains.json with exact token counts read back from the .idx files. A single "
-        "JSONL file becomes <output-prefix>_<key>_document.{bin,idx} per --json-keys key.",
+        "JSONL file becomes <output-prefix>_<key>_document.{bin,idx} per --json-keys key. Token ids are those of "
+        "Megatron-LM's tools/preprocess_data.py for the same tokenizer flags.",
     )
     p.add_argument("--input", required=True, metavar="PATH", help="corpus directory or one JSONL file")
     out = p.add_mutually_exclusive_group(required=True)
     out.add_argument("--output-dir", metavar="DIR", help="output directory (corpus directory --input)")
     out.add_argument("--output-prefix", metavar="PREFIX", help="output prefix (JSONL file --input)")
-    p.add_argument("--tokenizer-model", required=True, metavar="MODEL",
-                   help="SentencePiece .model, or a directory from `regmix-megatron tokenizer train`")
-    p.add_argument("--workers", type=int, default=2, help="tokenizer processes (default 2)")
-    p.add_argument("--no-append-eod", dest="append_eod", action="store_false",
-                   help="do not end each document with the EOD token (appended by default for GPT training)")
+    add_tokenizer_arguments(p)
+    p.add_argument("--workers", type=count, default=2, help="tokenizer processes (default 2)")
+    eod = p.add_mutually_exclusive_group()
+    eod.add_argument("--append-eod", dest="append_eod", action="store_true", default=True,
+                     help="end each document with the EOD token (the default here; Megatron-LM's flag)")
+    eod.add_argument("--no-append-eod", dest="append_eod", action="store_false",
+                     help="do not end each document with the EOD token")
     p.add_argument("--split-sentences", action="store_true",
                    help="one sequence per sentence (nltk Punkt trained on our corpus); text is never altered")
     p.add_argument("--json-keys", nargs="+", default=["text"], metavar="KEY",
@@ -49,7 +54,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     return execute(
         input_path=args.input, output=args.output_dir or args.output_prefix,
-        output_is_dir=args.output_dir is not None, tokenizer_model=args.tokenizer_model, workers=args.workers,
+        output_is_dir=args.output_dir is not None, spec=spec_from_args(args), workers=args.workers,
         append_eod=args.append_eod, split_sentences=args.split_sentences, json_keys=args.json_keys,
         skip_bad=args.skip_bad, overwrite=args.overwrite, reuse=args.reuse,
         domains=args.domains.split(",") if args.domains else None, punkt_dir=args.punkt_dir,
@@ -57,23 +62,34 @@ def run(args: argparse.Namespace) -> int:
 
 
 def add_megatron_arguments(p: argparse.ArgumentParser) -> None:
-    """The flags of Megatron-LM's ``tools/preprocess_data.py`` that apply to SentencePiece models."""
+    """The flags of Megatron-LM 0.16.1's ``tools/preprocess_data.py``, with its meanings and defaults, plus ours
+    (``--skip-bad``, ``--overwrite``, ``--punkt-dir``) and a corpus directory as ``--input``."""
+    add_tokenizer_arguments(p)
     g = p.add_argument_group("input data")
     g.add_argument("--input", required=True, metavar="PATH",
-                   help="JSONL file, or a corpus directory of <domain>/<split>.jsonl")
+                   help="JSONL file (with --partitions > 1: a glob of files, .gz allowed), or a corpus directory "
+                        "of <domain>/<split>.jsonl")
     g.add_argument("--json-keys", nargs="+", default=["text"], metavar="KEY",
                    help="space separated keys to extract from each JSON line (default: text)")
     g.add_argument("--split-sentences", action="store_true", help="split documents into sentences (nltk Punkt)")
-    g = p.add_argument_group("tokenizer")
-    g.add_argument("--tokenizer-type", default="SentencePieceTokenizer", choices=SENTENCEPIECE_TYPES,
-                   help="accepted for compatibility; every choice means a SentencePiece model")
-    g.add_argument("--tokenizer-model", required=True, metavar="MODEL", help="SentencePiece .model file")
+    g.add_argument("--keep-newlines", action="store_true",
+                   help="keep newlines between sentences when splitting (always the case here: splitting never "
+                        "drops characters)")
+    g = p.add_argument_group("tokenization process")
     g.add_argument("--append-eod", action="store_true", help="append an <eod> token to the end of a document")
+    g.add_argument("--lang", default="english", help="language of the sentence splitter (english)")
     g = p.add_argument_group("output data")
     g.add_argument("--output-prefix", required=True, metavar="PREFIX",
                    help="prefix of the output files without suffix (for a directory --input: the output dir)")
+    g.add_argument("--dataset-impl", default=None, help=argparse.SUPPRESS)
     g = p.add_argument_group("runtime")
-    g.add_argument("--workers", type=int, required=True, help="number of worker processes to launch")
+    g.add_argument("--workers", type=count, required=True, help="number of worker processes to launch")
+    g.add_argument("--partitions", type=count, default=1,
+                   help="number of file partitions (documents come out in the order Megatron-LM's merge of "
+                        "its partitions writes them; no partition files are written)")
+    g.add_argument("--log-interval", type=count, default=1000, help="interval between progress updates")
+    g.add_argument("--keep-sequential-samples", action="store_true",
+                   help="keep the input order of documents with --partitions > 1")
     g.add_argument("--skip-bad", action="store_true", help="skip and count malformed lines instead of failing")
     g.add_argument("--overwrite", action="store_true", help="replace existing output files")
     g.add_argument("--punkt-dir", metavar="DIR", help="Punkt model directory (default: the shipped one)")
@@ -81,64 +97,96 @@ def add_megatron_arguments(p: argparse.ArgumentParser) -> None:
 
 def run_megatron_style(args: argparse.Namespace) -> int:
     """Entry of ``tools/preprocess_data.py``."""
+    from ..errors import RegmixError
+
+    if args.dataset_impl not in (None, "mmap"):
+        raise RegmixError(f"--dataset-impl {args.dataset_impl}: Megatron-LM writes only the mmap format "
+                          "(the flag was removed); drop it")
+    if args.dataset_impl is not None:
+        logger.warning("--dataset-impl is gone from Megatron-LM 0.16.1 (mmap is the only format); ignored")
+    if args.lang != "english":
+        raise RegmixError(f"--lang {args.lang}: the shipped sentence splitter is English; train a Punkt model "
+                          "for your language with tools/build_punkt.py and pass --punkt-dir")
+    if args.partitions < 1 or args.workers < 1 or args.workers % args.partitions:
+        raise RegmixError(f"--workers {args.workers} --partitions {args.partitions}: use workers >= 1 that are a "
+                          "multiple of partitions (Megatron-LM runs workers/partitions processes per partition)")
+    spec = spec_from_args(args)
     is_dir = Path(args.input).is_dir()
     if is_dir and not args.append_eod:
         logger.warning("--append-eod is off: documents will not be separated by EOD tokens (GPT training "
                        "usually wants it)")
+    inputs: list[str] | str = args.input
+    if args.partitions > 1 and not is_dir:
+        inputs = glob.glob(args.input)  # Megatron-LM's order for --partitions > 1
+        if not inputs:
+            raise RegmixError(f"--input {args.input}: no file matches")
     return execute(
-        input_path=args.input, output=args.output_prefix, output_is_dir=is_dir,
-        tokenizer_model=args.tokenizer_model, workers=args.workers, append_eod=args.append_eod,
-        split_sentences=args.split_sentences, json_keys=args.json_keys, skip_bad=args.skip_bad,
-        overwrite=args.overwrite, reuse=False, domains=None, punkt_dir=args.punkt_dir,
-        output_flag="--output-prefix",
+        input_path=inputs, output=args.output_prefix, output_is_dir=is_dir, spec=spec, workers=args.workers,
+        append_eod=args.append_eod, split_sentences=args.split_sentences, json_keys=args.json_keys,
+        skip_bad=args.skip_bad, overwrite=args.overwrite, reuse=False, domains=None, punkt_dir=args.punkt_dir,
+        output_flag="--output-prefix", partitions=args.partitions,
+        keep_sequential_samples=args.keep_sequential_samples, log_interval=args.log_interval,
     )
 
 
-def execute(*, input_path: str, output: str, output_is_dir: bool, tokenizer_model: str, workers: int,
-            append_eod: bool, split_sentences: bool, json_keys: list[str], skip_bad: bool, overwrite: bool,
-            reuse: bool, domains: list[str] | None, punkt_dir: str | None,
-            output_flag: str = "--output-dir/--output-prefix") -> int:
+def execute(*, input_path, output: str, output_is_dir: bool, spec, workers: int, append_eod: bool,
+            split_sentences: bool, json_keys: list[str], skip_bad: bool, overwrite: bool, reuse: bool,
+            domains: list[str] | None, punkt_dir: str | None, output_flag: str = "--output-dir/--output-prefix",
+            partitions: int = 1, keep_sequential_samples: bool = False, log_interval: int = 0) -> int:
     from ..errors import RegmixError
-    from ..manifest import DomainRegistry
-    from ..preprocess import preprocess_corpus, preprocess_jsonl
+    from ..preprocess import preprocess_jsonl
 
     if workers < 1:
         raise RegmixError(f"--workers {workers}: use 1 or more")
-    source = Path(input_path)
-    if not source.exists():
-        raise RegmixError(f"--input {source}: no such file or directory")
-    if source.is_dir():
+    sources = [Path(p) for p in ([input_path] if isinstance(input_path, str) else input_path)]
+    for source in sources:
+        if not source.exists():
+            raise RegmixError(f"--input {source}: no such file or directory")
+    if len(sources) == 1 and sources[0].is_dir():
         if not output_is_dir:
-            raise RegmixError(f"--input {source} is a directory: give the output directory with --output-dir")
-        if list(json_keys) != ["text"]:
-            raise RegmixError(f"--json-keys {json_keys}: a corpus directory is read with the key 'text' only; "
-                              "preprocess single files to use other keys")
-        reports: list = []
-        manifest = preprocess_corpus(source, output, tokenizer_model, workers=workers, append_eod=append_eod,
-                                     split_sentences=split_sentences, skip_bad=skip_bad, overwrite=overwrite,
-                                     reuse=reuse, domains=domains, punkt_dir=punkt_dir, reports=reports)
-        registry = DomainRegistry.load(manifest)
-        print(f"{'domain':<14}" + "".join(f"{s + ' tokens':>16}" for s in ("train", "valid", "test")))
-        for d in registry.domains:
-            print(f"{d.name:<14}" + "".join(f"{d.num_tokens(s):>16,}" for s in ("train", "valid", "test")))
-        skipped = sum(r.num_bad_lines for r in reports)
-        if skipped:
-            print(f"skipped {skipped} bad line(s) (--skip-bad); first: {next(r for r in reports if r.bad_lines).bad_lines[0]}")
-        print(f"wrote {manifest}")
-        return 0
+            raise RegmixError(f"--input {sources[0]} is a directory: give the output directory with --output-dir")
+        return _execute_corpus(sources[0], output, spec=spec, workers=workers, append_eod=append_eod,
+                               split_sentences=split_sentences, json_keys=json_keys, skip_bad=skip_bad,
+                               overwrite=overwrite, reuse=reuse, domains=domains, punkt_dir=punkt_dir)
     if output_is_dir and output_flag != "--output-prefix":
-        raise RegmixError(f"--input {source} is a file: give --output-prefix PREFIX, not --output-dir")
+        raise RegmixError(f"--input {sources[0]} is a file: give --output-prefix PREFIX, not --output-dir")
     if reuse or domains:
         raise RegmixError("--reuse/--domains apply to a corpus directory --input only")
-    report = preprocess_jsonl(source, output, tokenizer_model, workers=workers, json_keys=json_keys,
+    report = preprocess_jsonl(sources, output, spec, workers=workers, json_keys=json_keys,
                               append_eod=append_eod, split_sentences=split_sentences, skip_bad=skip_bad,
-                              overwrite=overwrite, punkt_dir=punkt_dir)
+                              overwrite=overwrite, punkt_dir=punkt_dir, partitions=partitions,
+                              keep_sequential_samples=keep_sequential_samples, log_interval=log_interval)
     for key, prefix in report.prefixes.items():
         print(f"{prefix}: {report.num_documents[key]:,} documents, {report.num_sequences[key]:,} sequences, "
               f"{report.num_tokens[key]:,} tokens")
     rate = report.num_bytes / 1e6 / max(report.elapsed_s, 1e-9)
     print(f"{report.num_lines:,} lines, {report.num_bytes / 1e6:.2f} MB in {report.elapsed_s:.1f} s ({rate:.2f} MB/s); "
-          f"skipped {report.num_bad_lines} bad line(s), {report.num_empty_documents} empty document(s)")
+          f"skipped {report.num_bad_lines} bad line(s); {report.num_empty_documents} document(s) without tokens")
     if report.bad_lines:
         print(f"first skipped line: {report.bad_lines[0]}")
+    return 0
+
+
+def _execute_corpus(source: Path, output: str, *, spec, workers: int, append_eod: bool, split_sentences: bool,
+                    json_keys: list[str], skip_bad: bool, overwrite: bool, reuse: bool, domains, punkt_dir) -> int:
+    from ..errors import RegmixError
+    from ..manifest import DomainRegistry
+    from ..preprocess import preprocess_corpus
+
+    if list(json_keys) != ["text"]:
+        raise RegmixError(f"--json-keys {json_keys}: a corpus directory is read with the key 'text' only; "
+                          "preprocess single files to use other keys")
+    reports: list = []
+    manifest = preprocess_corpus(source, output, spec, workers=workers, append_eod=append_eod,
+                                 split_sentences=split_sentences, skip_bad=skip_bad, overwrite=overwrite,
+                                 reuse=reuse, domains=domains, punkt_dir=punkt_dir, reports=reports)
+    registry = DomainRegistry.load(manifest)
+    print(f"{'domain':<14}" + "".join(f"{s + ' tokens':>16}" for s in ("train", "valid", "test")))
+    for d in registry.domains:
+        print(f"{d.name:<14}" + "".join(f"{d.num_tokens(s):>16,}" for s in ("train", "valid", "test")))
+    skipped = sum(r.num_bad_lines for r in reports)
+    if skipped:
+        print(f"skipped {skipped} bad line(s) (--skip-bad); first: "
+              f"{next(r for r in reports if r.bad_lines).bad_lines[0]}")
+    print(f"wrote {manifest}")
     return 0

@@ -52,6 +52,12 @@ def run(args: argparse.Namespace) -> int:
             except RegmixError as exc:
                 print(f"note: no correlation heatmap ({exc}); pass --results or --mixtures/--losses")
     sections = regmix_sections(args.fit_dir, args.search_dir, runs, args.target)
-    path = build_report(sections, args.output, title=args.title, png_dir=args.png_dir)
-    print(f"wrote {path} ({len(sections)} sections)")
+    lead = []
+    if args.search_dir:
+        from ..report.answer import answer_section
+
+        metrics = Path(args.fit_dir) / "metrics.json" if args.fit_dir else None
+        lead = [answer_section(args.search_dir, metrics=read_json(metrics) if metrics and metrics.is_file() else None)]
+    path = build_report(sections, args.output, title=args.title, png_dir=args.png_dir, lead=lead)
+    print(f"wrote {path} ({len(lead) + len(sections)} sections)")
     return 0

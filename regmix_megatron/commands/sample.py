@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import logging
 
+from .flags import add_renamed
+from .numbers import count, number
 from .sampler_flags import FLAGS, add_cap_arguments
 
 logger = logging.getLogger(__name__)
@@ -24,13 +26,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "prior, log-spaced Dirichlet strengths, minimum-weight zeroing, per-domain caps (cap multiplier, epoch "
         "limit for a target token budget, explicit bounds), pairwise deduplication. Reproducible by --seed.",
     )
-    p.add_argument("--domains", required=True, metavar="DOMAINS_JSON", help="domains.json from `preprocess`")
+    add_renamed(p, "--domains-json", "--domains", dest="domains_json", required=True, metavar="DOMAINS_JSON",
+                help="domains.json (from `preprocess` or `domains import`)")
     p.add_argument("--output", required=True, metavar="JSONL", help="mixtures file to write (one JSON a line)")
     p.add_argument("--config", metavar="YAML", help="sampler config (SamplerConfig fields); flags override it")
-    p.add_argument("--num-samples", type=int, default=None, help="number of mixtures (default 512)")
-    p.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
+    p.add_argument("--num-samples", type=count, default=None, help="number of mixtures (default 512)")
+    p.add_argument("--seed", type=count, default=None, help="random seed (default 0)")
     add_cap_arguments(p)
-    p.add_argument("--dedup-min-distance", type=float, default=None,
+    p.add_argument("--dedup-min-distance", type=number, default=None,
                    help="minimum L1 distance between kept mixtures (default 1e-3)")
     p.add_argument("--fallback", choices=("project", "raise"), default=None,
                    help="when rejection sampling is hopeless: sample within the feasible region (project, "
@@ -49,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     from ..sampling import SampleStats, build_sampler_config, domain_caps, sample_mixtures, sampler_run_record
     from .sampler_flags import flag_error, given_overrides
 
-    registry = DomainRegistry.load(args.domains)
+    registry = DomainRegistry.load(args.domains_json)
     registry.verify_files()  # the prior and the caps come from its token counts
     fields = read_yaml(args.config) if args.config else None
     try:

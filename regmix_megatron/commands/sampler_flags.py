@@ -5,7 +5,8 @@ build_sampler_config`)."""
 from __future__ import annotations
 
 import argparse
-import re
+
+from .numbers import count, number
 
 #: SamplerConfig field -> CLI flag (errors name the flag the user typed).
 FLAGS = {
@@ -22,34 +23,25 @@ def optional_float(text: str) -> float | None:
     if text.lower() in ("none", "null", "off"):
         return None
     try:
-        return float(text)
-    except ValueError:
+        return number(text)
+    except argparse.ArgumentTypeError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number (or 'none')") from None
 
 
-def token_count(text: str) -> int:
-    """Token counts like 1000000, 1e9, 25B, 300M, 50k."""
-    m = re.fullmatch(r"\s*([0-9.eE+]+)\s*([kKmMbBtT]?)\s*", text)
-    if not m:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a token count (e.g. 25000000000, 25B, 300M)")
-    try:
-        value = float(m.group(1))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a token count") from None
-    value *= {"": 1, "k": 1e3, "m": 1e6, "b": 1e9, "t": 1e12}[m.group(2).lower()]
-    return int(round(value))
+#: Token counts like 1000000, 1e9, 25B, 300M, 50k: the one number parser (``regmix_megatron.numbers``).
+token_count = count
 
 
 def add_cap_arguments(group) -> None:
     """The flags of the caps and the prior's shape, which the sweep's mixtures and the search pool share."""
-    group.add_argument("--max-epochs", type=float, default=None,
+    group.add_argument("--max-epochs", type=number, default=None,
                        help="epoch limit per domain; needs --target-tokens (cap = E * tokens_i / T)")
     group.add_argument("--target-tokens", type=token_count, default=None, metavar="T",
                        help="token budget of the run the mixtures are for (e.g. 25B, 300M)")
     group.add_argument("--cap-multiplier", type=optional_float, default=UNSET, metavar="X",
                        help="cap weight_i <= X * prior_i (default 15; 'none' disables)")
-    group.add_argument("--temperature", type=float, default=None, help="prior temperature (default 0.5)")
-    group.add_argument("--min-weight", type=float, default=None, help="zero weights below this (default 2e-4)")
+    group.add_argument("--temperature", type=number, default=None, help="prior temperature (default 0.5)")
+    group.add_argument("--min-weight", type=number, default=None, help="zero weights below this (default 2e-4)")
 
 
 def given_overrides(args: argparse.Namespace, fields) -> dict:

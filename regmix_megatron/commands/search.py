@@ -1,8 +1,10 @@
 """``regmix-megatron search``: simulate a large candidate pool, predict, average the top-k, export the mixture.
 
 Writes into ``--output-dir``: ``mixture.json`` (the result), ``search.json`` (predicted target of the result and
-of the baselines, caps, timings), ``top_k.csv``, and with ``--domains`` the Megatron-LM files under
-``megatron/`` (``--data-path`` list, ``--data-args-path`` file, ``--per-split-data-args-path`` JSON).
+of the baselines, caps, timings), ``top_k.csv``, and with ``--domains-json`` the Megatron-LM files under
+``export/`` (``--data-path`` list, ``--data-args-path`` file, ``--per-split-data-args-path`` JSON, the flags in
+``megatron_args.txt``; ``megatron/`` before, kept as a link to ``export/`` for old scripts). Prints the answer
+first: the mixture, the export files, the Megatron-LM flags to paste, then how far to trust it.
 """
 
 from __future__ import annotations
@@ -10,6 +12,9 @@ from __future__ import annotations
 import argparse
 import logging
 from pathlib import Path
+
+from .flags import add_renamed
+from .numbers import count
 
 logger = logging.getLogger(__name__)
 
@@ -35,8 +40,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     m.add_argument("--fit-dir", metavar="DIR", help="the --output-dir of `fit` (pick with --regressor/--target)")
     m.add_argument("--regressor", default="lightgbm", help="with --fit-dir: lightgbm (default) or linear")
     m.add_argument("--target", help="with --fit-dir: which target's model (default: the only one)")
-    d = p.add_argument_group("domains, prior and caps (one of --domains, --tokens-per-domain, --prior)")
-    d.add_argument("--domains", metavar="DOMAINS_JSON", help="domains.json: exact token counts, enables export")
+    d = p.add_argument_group("domains, prior and caps (one of --domains-json, --tokens-per-domain, --prior)")
+    add_renamed(d, "--domains-json", "--domains", dest="domains_json", metavar="DOMAINS_JSON",
+                help="domains.json: exact token counts, enables export")
     d.add_argument("--tokens-per-domain", metavar="FILE", help="JSON/YAML mapping domain -> training tokens")
     d.add_argument("--prior", metavar="FILE",
                    help="mixture file giving the natural token shares (e.g. a RegMix config); share-based caps only")
@@ -44,16 +50,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="the sweep's sampler config (SamplerConfig fields, or a `sample` .sampler.yaml)")
     add_cap_arguments(d)
     s = p.add_argument_group("search")
-    s.add_argument("--num-candidates", type=int, default=1_000_000, help="pool size (default 1,000,000)")
-    s.add_argument("--top-k", type=int, default=100, help="candidates averaged (default 100)")
-    s.add_argument("--chunk-size", type=int, default=100_000, help="candidates per chunk (memory bound)")
-    s.add_argument("--seed", type=int, default=0, help="seed of the candidate pool")
+    s.add_argument("--num-candidates", type=count, default=1_000_000, help="pool size (default 1,000,000)")
+    s.add_argument("--top-k", type=count, default=100, help="candidates averaged (default 100)")
+    s.add_argument("--chunk-size", type=count, default=100_000, help="candidates per chunk (memory bound)")
+    s.add_argument("--seed", type=count, default=0, help="seed of the candidate pool")
     s.add_argument("--maximize", action="store_true", help="higher target is better (default: lower)")
     s.add_argument("--baseline-mixture", action="append", default=[], metavar="FILE",
                    help="also predict this mixture (repeatable; name = file stem)")
     add_renormalize(s, "--baseline-mixture")
     s.add_argument("--plain-predict", action="store_true",
                    help="use LightGBM's own predict instead of the (identical, faster) compiled evaluator")
+    p.add_argument("--path-prefix", action="append", default=[], metavar="OLD=NEW",
+                   help="in the export files, rewrite paths starting with OLD to start with NEW (repeatable)")
     p.add_argument("--output-dir", required=True, metavar="DIR")
     p.set_defaults(func=run)
 
@@ -70,37 +78,92 @@ def run(args: argparse.Namespace) -> int:
         raise RegmixError("give the model: --model FILE or --fit-dir DIR (one of them)")
     model_path = Path(args.model) if args.model else _fit_dir_model(args)
     regressor = load_regressor(model_path)
-    given = [f for f, v in (("--domains", args.domains), ("--tokens-per-domain", args.tokens_per_domain),
+    given = [f for f, v in (("--domains-json", args.domains_json), ("--tokens-per-domain", args.tokens_per_domain),
                             ("--prior", args.prior)) if v]
     if len(given) != 1:
-        raise RegmixError("give exactly one of --domains DOMAINS_JSON, --tokens-per-domain FILE, --prior FILE "
+        raise RegmixError("give exactly one of --domains-json DOMAINS_JSON, --tokens-per-domain FILE, --prior FILE "
                           f"(got {given or 'none'})")
-    prior = load_prior(regressor.domains, domains_json=args.domains, tokens_file=args.tokens_per_domain,
+    prior = load_prior(regressor.domains, domains_json=args.domains_json, tokens_file=args.tokens_per_domain,
                        prior_file=args.prior)
     if prior.registry is not None:
-        regressor.check_domains(prior.registry.names, f"--domains {args.domains}")
+        regressor.check_domains(prior.registry.names, f"--domains-json {args.domains_json}")
     sampler, config = _configs(args, prior.shares_only)
     extra = {Path(path).stem: Mixture.from_dict(load_weights_file(path, "--baseline-mixture"),
                                                 renormalize=args.renormalize, source=f"--baseline-mixture {path}")
              for path in args.baseline_mixture}
-    record = {"model": str(model_path), "prior_source": args.domains or args.tokens_per_domain or args.prior,
+    record = {"model": str(model_path), "prior_source": args.domains_json or args.tokens_per_domain or args.prior,
               "sampler": config_to_dict(sampler)}
+    from ..export import PathMap
+
+    path_map = PathMap.parse(args.path_prefix)
     with ProgressBar(config.num_candidates, desc="search", unit="cand", unit_scale=True) as bar:
         try:
             doc = search_and_write(regressor, prior.tokens, sampler, config, args.output_dir,
                                    registry=prior.registry, prior=prior.mixture, extra_baselines=extra,
                                    fast=not args.plain_predict, progress=lambda done, total: bar.update_to(done),
-                                   extra=record)
+                                   extra=record, path_map=path_map)
         except ConfigError as exc:
             raise ConfigError(_flag_error(exc)) from None
     out = Path(args.output_dir)
-    print(f"searched {config.num_candidates:,} candidates (seed {config.seed}); top-{config.top_k} averaged")
-    print(f"predicted {regressor.target}: regmix {doc['result']['predicted']:.6f}")
+    if prior.registry is not None:
+        _link_old_export_dir(out)
+    print("\n".join(answer_lines(doc, regressor.target, config, fit_dir=args.fit_dir)))
+    return 0
+
+
+def answer_lines(doc: dict, target: str, config, fit_dir: str | None = None) -> list[str]:
+    """What ``search`` prints, the answer first: the mixture, the export files, the Megatron-LM flags; then the
+    confidence (the fit's cross-validated Spearman when the fit directory is known) and the baselines."""
+    from ..mixture import Mixture
+    from .export import describe_export
+
+    result = doc["result"]
+    mixture = Mixture.from_dict(result["weights"])
+    lines = [f"RegMix mixture (predicted {target} {result['predicted']:.4f}; mean of the best {config.top_k} of "
+             f"{config.num_candidates:,} candidates):"]
+    exported = (doc.get("files") or {}).get("export")
+    if exported:
+        lines += describe_export(mixture, exported)
+    else:
+        lines.append("  " + ", ".join(f"{d} {w:.4f}" for d, w in sorted(mixture.nonzero().items(),
+                                                                          key=lambda kv: -kv[1])))
+        lines.append("no export files: give --domains-json to write the Megatron-LM files")
+    lines.append("confidence: " + _confidence(fit_dir, doc.get("regressor")))
+    lines.append(f"predicted {target} of the baselines (lower is better"
+                 + (", higher" if doc.get("objective") == "maximize" else "") + "):")
     for name, b in doc["baselines"].items():
         note = "" if b["within_caps"] else "  (outside the caps)"
-        print(f"  {name:12s} {b['predicted']:.6f}{note}")
-    print(f"wrote {out / 'mixture.json'} and {out / 'search.json'}")
-    return 0
+        lines.append(f"  {name:12s} {b['predicted']:.4f}{note}")
+    lines.append(f"RegMix beats {len(doc['result_beats'])} of {len(doc['baselines'])} baselines in prediction "
+                 "(predictions of the regressor, not trained models)")
+    return lines
+
+
+def _confidence(fit_dir: str | None, regressor: str | None) -> str:
+    from ..fileio import read_json
+
+    if not fit_dir or not (Path(fit_dir) / "metrics.json").is_file():
+        return "n/a (give --fit-dir to show the fit's cross-validated Spearman)"
+    block = (read_json(Path(fit_dir) / "metrics.json").get("regressors") or {}).get(regressor or "lightgbm") or {}
+    parts = []
+    for name, entry in (block.get("targets") or {}).items():
+        rho = entry.get("spearman")
+        parts.append(f"{name}: Spearman {'n/a' if rho is None else f'{rho:.3f}'} ({entry.get('evaluated_on', '?')})")
+    return f"{regressor} fit, " + "; ".join(parts) if parts else "n/a (no metrics in the fit directory)"
+
+
+def _link_old_export_dir(out: Path) -> None:
+    """``megatron/`` was the export folder before ``export/``: keep a link for scripts that read it."""
+    import os
+
+    from ..export import EXPORT_DIR, OLD_EXPORT_DIR
+
+    old = out / OLD_EXPORT_DIR
+    if old.is_symlink() or not old.exists():
+        if old.is_symlink():
+            old.unlink()
+        os.symlink(EXPORT_DIR, old)
+        logger.info("%s is a link to %s/ (the export folder's old name; deprecated)", old, EXPORT_DIR)
 
 
 def _fit_dir_model(args: argparse.Namespace) -> Path:
@@ -131,7 +194,7 @@ def _configs(args: argparse.Namespace, shares_only: bool):
         raise ConfigError(_flag_error(exc)) from None
     if shares_only and sampler.max_epochs is not None:
         raise RegmixError("--prior gives token shares, not counts, so epoch caps (--max-epochs/--target-tokens) "
-                          "cannot be computed: give --domains or --tokens-per-domain instead")
+                          "cannot be computed: give --domains-json or --tokens-per-domain instead")
     return sampler, config
 
 

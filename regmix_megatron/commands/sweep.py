@@ -6,6 +6,8 @@ import sys
 import time
 
 from .mixture_flags import add_renormalize
+from .flags import add_renamed
+from .numbers import count
 
 
 def register(subparsers) -> None:
@@ -17,21 +19,22 @@ def register(subparsers) -> None:
     plan = sub.add_parser("plan", help="mixtures x one proxy train config -> SWEEP_DIR with a run list")
     plan.add_argument("--mixtures", required=True, help="mixtures.jsonl (from `regmix-megatron sample`)")
     plan.add_argument("--config", required=True, help="the proxy run config (YAML: preset and recipe fields; `domains:` required)")
-    plan.add_argument("--output", required=True, metavar="SWEEP_DIR", help="the sweep directory")
-    plan.add_argument("--seed", type=int, default=None, help="seed of every run (default: the config's)")
+    add_renamed(plan, "--output-dir", "--output", dest="output_dir", required=True, metavar="SWEEP_DIR",
+                help="the sweep directory")
+    plan.add_argument("--seed", type=count, default=None, help="seed of every run (default: the config's)")
     add_renormalize(plan, "each --mixtures line's")
     plan.set_defaults(func=_plan)
 
     launch = sub.add_parser("launch", help="run the pending runs (skips done ones, resumes interrupted ones)")
     launch.add_argument("sweep_dir", metavar="SWEEP_DIR")
     launch.add_argument("--executor", choices=("local", "slurm"), default="local")
-    launch.add_argument("--max-attempts", type=int, default=3,
+    launch.add_argument("--max-attempts", type=count, default=3,
                         help="attempts per run before it counts as failed (default 3)")
     launch.add_argument("--dry-run", action="store_true", help="print the exact commands/script; run nothing")
     g = launch.add_argument_group("local executor")
-    g.add_argument("--parallel", type=int, default=None,
+    add_renamed(g, "--num-parallel", "--parallel", dest="num_parallel", type=count, default=None,
                    help="runs at once (default: cores // --threads-per-run)")
-    g.add_argument("--threads-per-run", type=int, default=1, help="CPU threads per run (default 1)")
+    g.add_argument("--threads-per-run", type=count, default=1, help="CPU threads per run (default 1)")
     g.add_argument("--reuse-process", action="store_true",
                    help="each worker is one process training runs back to back (imports paid once per "
                         "worker, not per run; fastest for small proxies)")
@@ -39,13 +42,13 @@ def register(subparsers) -> None:
                    help="return without waiting for runs held by another live worker (default: wait for them, "
                         "and train them here if their holder dies)")
     g = launch.add_argument_group("slurm executor")
-    g.add_argument("--cpus-per-task", type=int, default=1)
+    g.add_argument("--cpus-per-task", type=count, default=1)
     g.add_argument("--mem", default=None, help="memory per task, e.g. 8G")
     g.add_argument("--time", default=None, help="time limit per task, e.g. 02:00:00")
-    g.add_argument("--gpus-per-task", type=int, default=0, help=">1 launches the run with torchrun")
+    g.add_argument("--gpus-per-task", type=count, default=0, help=">1 launches the run with torchrun")
     g.add_argument("--partition", default=None)
     g.add_argument("--account", default=None)
-    g.add_argument("--throttle", type=int, default=32, help="array tasks running at once (default 32)")
+    g.add_argument("--throttle", type=count, default=32, help="array tasks running at once (default 32)")
     g.add_argument("--job-name", default="regmix-sweep")
     g.add_argument("--sbatch-arg", action="append", default=[], metavar="--OPTION=VALUE",
                    help="extra #SBATCH option, repeatable (e.g. --sbatch-arg=--qos=high)")
@@ -69,7 +72,7 @@ def register(subparsers) -> None:
 def _plan(args) -> int:
     from ..sweep.plan import plan_from_files
 
-    sweep, created = plan_from_files(args.mixtures, args.config, args.output, seed=args.seed,
+    sweep, created = plan_from_files(args.mixtures, args.config, args.output_dir, seed=args.seed,
                                      renormalize=args.renormalize)
     verb = "planned" if created else "already planned (unchanged)"
     print(f"{verb}: {len(sweep.runs)} run(s) in {sweep.root} (recipe {sweep.recipe_hash}, seed {sweep.seed})")
@@ -120,7 +123,7 @@ def _launch(args) -> int:
 def _local_options(args):
     from ..sweep.local import LocalOptions
 
-    return LocalOptions(parallel=args.parallel, threads_per_run=args.threads_per_run, max_attempts=args.max_attempts,
+    return LocalOptions(parallel=args.num_parallel, threads_per_run=args.threads_per_run, max_attempts=args.max_attempts,
                         reuse_process=args.reuse_process, wait_for_held=args.wait_for_held)
 
 

@@ -8,6 +8,9 @@ from __future__ import annotations
 import argparse
 import json
 
+from .flags import add_renamed
+from .numbers import count
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("tokenizer", help="train a SentencePiece BPE tokenizer, or show one",
@@ -29,15 +32,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--input", metavar="CORPUS_DIR", help="corpus directory of <domain>/<split>.jsonl")
     p.add_argument("--output-dir", required=True, metavar="DIR", help="where tokenizer.model + metadata go")
-    p.add_argument("--vocab-size", type=int, default=8000, help="vocabulary size incl. specials (default 8000)")
+    p.add_argument("--vocab-size", type=count, default=8000, help="vocabulary size incl. specials (default 8000)")
     p.add_argument("--tokenizer-model", metavar="MODEL",
                    help="use this existing SentencePiece .model instead of training (copied to --output-dir)")
-    p.add_argument("--sample-bytes-per-domain", type=int, default=4_000_000,
+    p.add_argument("--sample-bytes-per-domain", type=count, default=4_000_000,
                    help="UTF-8 bytes sampled from each domain (capped to the smallest domain; default 4e6)")
     p.add_argument("--split", default="train", help="corpus split to sample (default train)")
     p.add_argument("--domains", metavar="A,B,...", help="only these domains")
-    p.add_argument("--seed", type=int, default=1234, help="sampling seed (default 1234)")
-    p.add_argument("--threads", type=int, default=2, help="SentencePiece training threads (default 2)")
+    p.add_argument("--seed", type=count, default=1234, help="sampling seed (default 1234)")
+    add_renamed(p, "--num-threads", "--threads", dest="num_threads", type=count, default=2,
+                help="SentencePiece training threads (default 2)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing tokenizer in --output-dir")
     p.add_argument("--skip-bad", action="store_true", help="skip malformed JSONL lines (counted in the log)")
 
@@ -59,7 +63,7 @@ def run_train(args: argparse.Namespace) -> int:
         if args.sample_bytes_per_domain <= 0:
             raise RegmixError(f"--sample-bytes-per-domain {args.sample_bytes_per_domain}: use a positive number")
         config = TokenizerTrainConfig(vocab_size=args.vocab_size, sample_bytes_per_domain=args.sample_bytes_per_domain,
-                                      seed=args.seed, split=args.split, num_threads=args.threads)
+                                      seed=args.seed, split=args.split, num_threads=args.num_threads)
         model = train_tokenizer(args.input, args.output_dir, config,
                                 domains=args.domains.split(",") if args.domains else None, overwrite=args.overwrite,
                                 skip_bad=args.skip_bad)

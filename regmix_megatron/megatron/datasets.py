@@ -222,6 +222,48 @@ def build_validation_datasets(
     return out
 
 
+def build_unweighted_dataset(
+    registry: DomainRegistry,
+    *,
+    seq_length: int,
+    num_samples: int | None,
+    seed: int,
+    tokenizer: Any,
+    split: str = "test",
+    path_to_cache: str | os.PathLike | None = None,
+    reset_position_ids: bool = False,
+    reset_attention_mask: bool = False,
+    eod_mask_loss: bool = False,
+    is_built_on_rank: Callable[[], bool] | None = None,
+) -> Any:
+    """Every domain's ``split`` prefixes as one blend weighted by dataset size, ``num_samples`` long (None: all):
+    what Megatron-LM builds from an unweighted prefix list, such as the ``test`` list of our
+    ``per_split_data_args.json``. The same test set whatever the mixture. None when no domain has ``split``
+    prefixes."""
+    from megatron.core.datasets.blended_megatron_dataset_builder import BlendedMegatronDatasetBuilder
+    from megatron.core.datasets.gpt_dataset import GPTDataset, GPTDatasetConfig
+
+    from ..export import domain_prefixes
+
+    if not any(d.prefixes(split) for d in registry.domains):
+        return None
+    prefixes = domain_prefixes(registry, split)
+    index = SPLITS.index(split)
+    blend_per_split: list = [None, None, None]
+    blend_per_split[index] = (prefixes, None)
+    sizes: list = [0, 0, 0]
+    sizes[index] = None if num_samples is None else int(num_samples)
+    config = GPTDatasetConfig(
+        random_seed=int(seed), sequence_length=int(seq_length), blend_per_split=blend_per_split,
+        path_to_cache=None if path_to_cache is None else str(path_to_cache), tokenizer=tokenizer,
+        reset_position_ids=reset_position_ids, reset_attention_mask=reset_attention_mask,
+        eod_mask_loss=eod_mask_loss)
+    dataset = BlendedMegatronDatasetBuilder(GPTDataset, sizes, is_built_on_rank or _always, config).build()[index]
+    if dataset is not None:
+        setattr(dataset, COMPONENT_DOMAINS_ATTR, tuple(_domain_of_prefix(registry, p, split) for p in prefixes))
+    return dataset
+
+
 def _domain_of_prefix(registry: DomainRegistry, prefix: str, split: str) -> str:
     target = os.path.realpath(prefix)
     for d in registry.domains:

@@ -12,30 +12,15 @@ import contextlib
 import logging
 import os
 import secrets
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from megatron.core.datasets.indexed_dataset import IndexedDataset, IndexedDatasetBuilder
 
 from ..errors import DataError, RegmixError
-from ..index_files import check_prefix
+from ..indexed_files import IndexCounts, read_index, token_dtype
 
-UINT16_VOCAB_LIMIT = 65500
-"""Below this vocabulary size token ids are stored as uint16 (Megatron's own rule), else int32."""
-
-
-def token_dtype(vocab_size: int) -> type:
-    return np.uint16 if vocab_size < UINT16_VOCAB_LIMIT else np.int32
-
-
-@dataclass(frozen=True)
-class IndexCounts:
-    num_documents: int
-    num_sequences: int
-    num_tokens: int
-    """Sum of the sequence lengths in the ``.idx``."""
-    dtype: str
+__all__ = ["IndexCounts", "IndexedWriter", "check_prefix_free", "read_counts", "token_dtype"]
 
 
 def check_prefix_free(prefix: str | os.PathLike, overwrite: bool) -> None:
@@ -47,24 +32,19 @@ def check_prefix_free(prefix: str | os.PathLike, overwrite: bool) -> None:
 
 
 def read_counts(prefix: str | os.PathLike) -> IndexCounts:
-    """Counts read back with megatron-core's ``IndexedDataset`` (mmap; only the ``.idx`` is parsed)."""
-    prefix = str(prefix)
-    check_prefix(prefix)  # header and sizes first: a corrupt .idx gets our message, not Megatron's assertion
+    """Counts of a written pair: parsed by :func:`regmix_megatron.indexed_files.read_index`, and the pair opened
+    with megatron-core's ``IndexedDataset`` (mmap) so that what Megatron cannot read is refused here."""
+    counts = read_index(prefix)
     try:
         with _quiet("megatron.core.datasets.indexed_dataset"):
-            ds = IndexedDataset(prefix)
+            ds = IndexedDataset(str(prefix))
     except Exception as exc:  # megatron asserts on a bad magic/version
         raise DataError(f"{prefix}.idx: not a Megatron index ({type(exc).__name__}: {exc}); rerun "
                         "preprocessing with --overwrite") from None
-    lengths = ds.sequence_lengths
-    counts = IndexCounts(num_documents=int(len(ds.document_indices) - 1), num_sequences=int(len(lengths)),
-                         num_tokens=int(np.asarray(lengths, dtype=np.int64).sum()),
-                         dtype=np.dtype(ds.index.dtype).name)
-    expected = os.path.getsize(prefix + ".bin")
-    if counts.num_tokens * np.dtype(ds.index.dtype).itemsize != expected:
-        raise DataError(f"{prefix}: .idx counts {counts.num_tokens} tokens but .bin holds {expected} bytes; "
-                        "the pair is inconsistent, rerun preprocessing with --overwrite")
+    same = (len(ds.sequence_lengths), len(ds.document_indices) - 1) == (counts.num_sequences, counts.num_documents)
     del ds
+    if not same:
+        raise DataError(f"{prefix}.idx: megatron-core reads other counts than its header; rerun preprocessing")
     return counts
 
 

@@ -18,8 +18,9 @@ with, builds the training blend with megatron-core's ``BlendedMegatronDatasetBui
 warns when a domain would be repeated more than ``--regmix-max-epochs`` times, and logs the requested vs
 realized per-domain token fractions read from the blended dataset's index. Validation: with
 ``--multiple-validation-sets`` one dataset per domain (every domain, unweighted: one loss per domain, identical
-tokens whatever the mixture), otherwise the mixture's blend of the validation prefixes; test likewise
-(blend only).
+tokens whatever the mixture), otherwise the mixture's blend of the validation prefixes. Test: every domain's test
+prefixes blended by dataset size, whatever the mixture: what ``pretrain_gpt.py`` builds from the ``test`` list of
+our ``per_split_data_args.json``, so both paths evaluate the same test set.
 """
 
 from __future__ import annotations
@@ -69,19 +70,23 @@ def _is_dataset_built_on_rank() -> bool:
 
 
 def _check_tokenizer(args: Any, registry: DomainRegistry) -> None:
-    model = getattr(args, "tokenizer_model", None)
-    if not model:
-        return
-    from ..fileio import sha256_file
-    from ..tokenizer import resolve_model_path
+    """Refuse Megatron-LM tokenizer flags that name another tokenizer than the one the data was made with
+    (type family, and the sha256 over its files); no tokenizer flags: nothing to check."""
+    from ..tokenizer_types import FAMILIES, TokenizerSpec, describe, identity_sha256
 
-    path = resolve_model_path(model)
-    actual = sha256_file(path)
-    if actual != registry.tokenizer.sha256:
+    given = TokenizerSpec.from_args(args)
+    if not (given.tokenizer_model or given.vocab_file) or given.tokenizer_type not in FAMILIES:
+        return
+    recorded = registry.tokenizer
+    if given.family != recorded.type:
+        raise DataError(f"--tokenizer-type {given.tokenizer_type}: the data in --regmix-domains {registry.path} was "
+                        f"made with {describe(recorded.spec)}; pass {' '.join(recorded.spec.megatron_flags())}")
+    actual = identity_sha256(given.resolved())
+    if actual != recorded.sha256:
         raise DataError(
-            f"--tokenizer-model {model}: sha256 {actual[:12]}... differs from the tokenizer the data in "
-            f"--regmix-domains {registry.path} was built with ({registry.tokenizer.sha256[:12]}..., "
-            f"{registry.tokenizer.model}): use that tokenizer or re-run preprocessing with this one")
+            f"{describe(given)}: sha256 {actual[:12]}... differs from the tokenizer the data in "
+            f"--regmix-domains {registry.path} was built with ({recorded.sha256[:12]}..., "
+            f"{describe(recorded.spec)}): use that tokenizer or re-run preprocessing with this one")
 
 
 def load_mixture_and_registry(args: Any) -> tuple[Mixture, DomainRegistry]:
@@ -149,8 +154,7 @@ def build_datasets_from_args(args: Any, train_val_test_num_samples: Sequence[int
 
     test = None
     if num_test:
-        test = ds.build_blended_dataset(registry, mixture, split="test", num_samples=int(num_test),
-                                        **common, **blend_extra)
+        test = ds.build_unweighted_dataset(registry, split="test", num_samples=int(num_test), **common)
     return train, valid, test
 
 

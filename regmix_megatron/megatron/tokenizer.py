@@ -1,25 +1,57 @@
-"""Load our SentencePiece tokenizer through megatron-core's own tokenizer classes.
+"""Tokenizers through megatron-core's own classes: the ids of preprocessing, and the object datasets want.
 
-``load_tokenizer(path)`` returns megatron-core's ``GPTTokenizer`` (library ``sentencepiece``), built by
-``MegatronTokenizer.from_pretrained`` from ``tokenizer_metadata.json`` beside the model. It is what
-``GPTDatasetConfig.tokenizer`` expects: ``eod`` (the SentencePiece eos id), ``pad``, ``vocab_size``,
-``unique_identifiers``, ``tokenize``/``detokenize``. Works on CPU.
+- :class:`~regmix_megatron.megatron.text_ids.MegatronTextIds` (in ``text_ids.py``, which imports nothing of the
+  core's tokenizer modules, so the core can call it without an import cycle): HuggingFace and tiktoken ids.
+- :func:`load_tokenizer` / :func:`load_registry_tokenizer`: what ``GPTDatasetConfig.tokenizer`` expects
+  (``eod``, ``pad``, ``vocab_size``, ``unique_identifiers``, ``tokenize``/``detokenize``). SentencePiece is
+  megatron-core's ``GPTTokenizer`` built from ``tokenizer_metadata.json`` beside the model; HuggingFace and
+  tiktoken are megatron-core's classes; GPT-2 BPE is :class:`GPT2DatasetTokenizer` (megatron-core's GPT-2 class
+  downloads "gpt2" from the hub). Works on CPU.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from collections import OrderedDict
 from pathlib import Path
+from typing import Sequence
 
 from ..errors import DataError
 from ..tokenizer import METADATA_FILE, megatron_metadata, resolve_model_path
+from ..tokenizer_types import GPT2BPE, TokenizerSpec, identity_sha256
+from .text_ids import _from_pretrained
 
 logger = logging.getLogger(__name__)
 
+class GPT2DatasetTokenizer:
+    """GPT-2 BPE for ``GPTDatasetConfig`` (megatron-core's own class for it needs the HuggingFace hub)."""
+
+    def __init__(self, spec: TokenizerSpec) -> None:
+        self.spec = spec
+        self._bpe = GPT2BPE(spec.vocab_file, spec.merge_file)
+        self.eod = self._bpe.eod
+        self.vocab_size = self._bpe.vocab_size
+        self.path = spec.vocab_file
+
+    @property
+    def pad(self) -> int:
+        raise NotImplementedError("GPT-2 BPE has no padding token")  # megatron-core then pads with -1
+
+    @property
+    def unique_identifiers(self) -> OrderedDict:
+        return OrderedDict(self_class=f"{type(self).__module__}.{type(self).__qualname__}",
+                           vocab_file=str(self.spec.vocab_file), merge_file=str(self.spec.merge_file))
+
+    def tokenize(self, text: str) -> list[int]:
+        return self._bpe.encode_batch([text])[0]
+
+    def detokenize(self, ids: Sequence[int]) -> str:
+        return self._bpe.decode(ids)
+
 
 def load_tokenizer(model_path: str | os.PathLike, expected_sha256: str | None = None):
-    """megatron-core tokenizer for a ``.model`` file or a tokenizer directory.
+    """megatron-core tokenizer for a SentencePiece ``.model`` file or a tokenizer directory.
 
     Uses ``tokenizer_metadata.json`` from the model's directory; without one (a bare ``.model``) the same
     metadata is passed in memory. ``expected_sha256`` (e.g. from ``domains.json``) guards against loading a
@@ -54,10 +86,29 @@ def load_tokenizer(model_path: str | os.PathLike, expected_sha256: str | None = 
     return tokenizer
 
 
+def load_spec_tokenizer(spec: TokenizerSpec):
+    """The dataset tokenizer of any supported type (SentencePiece through :func:`load_tokenizer`)."""
+    spec = spec.check()
+    if spec.family == "sentencepiece":
+        return load_tokenizer(spec.tokenizer_model)
+    if spec.family == "gpt2-bpe":
+        return GPT2DatasetTokenizer(spec)
+    return _from_pretrained(spec)
+
+
 def load_registry_tokenizer(registry):
-    """The tokenizer recorded in a ``DomainRegistry`` (``domains.json``), checked by sha256."""
+    """The tokenizer recorded in a ``DomainRegistry`` (``domains.json``), checked by sha256, vocabulary, EOD."""
     tok = registry.tokenizer
-    tokenizer = load_tokenizer(Path(tok.model), expected_sha256=tok.sha256)
+    spec = tok.spec
+    if spec.family == "sentencepiece":
+        tokenizer = load_tokenizer(Path(spec.tokenizer_model), expected_sha256=tok.sha256)
+    else:
+        actual = identity_sha256(spec.check())
+        if actual != tok.sha256:
+            raise DataError(f"{registry.path}: the tokenizer files {spec.paths()} have sha256 {actual[:12]}..., not "
+                            f"the {tok.sha256[:12]}... the data was built with; restore those files or rebuild "
+                            "domains.json with `regmix-megatron domains import`")
+        tokenizer = load_spec_tokenizer(spec)
     if tokenizer.eod != tok.eod_id or tokenizer.vocab_size != tok.vocab_size:
         raise DataError(f"{registry.path}: tokenizer eod/vocab ({tokenizer.eod}, {tokenizer.vocab_size}) differ "
                         f"from the manifest ({tok.eod_id}, {tok.vocab_size}); rerun preprocessing")

@@ -10,7 +10,7 @@ Example (``examples/demo.yaml`` is the full default)::
     output_dir: runs/demo
     corpus: {source: build, max_mb_per_domain: 5}
     tokenizer: {vocab_size: 2000}
-    sample: {num_proxies: 32}
+    sample: {num_samples: 32}
     proxy: {preset: cpu-proxy}
     target: average            # or a domain name, e.g. literature
     targets: {preset: cpu-target, baselines: [natural, uniform, target_only]}
@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, ClassVar, Mapping, Optional
 
 from ..configs import check, config_to_dict, load_config, with_source
 from ..errors import ConfigError
@@ -39,7 +39,9 @@ class CorpusSection:
     source: str = "build"
     """``build``: fetch and extract the embedded default corpus (``regmix_megatron.corpus.build``); or a path to
     an existing corpus directory laid out as ``<domain>/{train,valid,test}.jsonl`` (e.g.
-    ``tests/fixtures/corpus``; no network needed). Relative paths are resolved against the config file."""
+    ``tests/fixtures/corpus``; no network needed), tokenized with the ``tokenizer`` section; or a ``domains.json``
+    (from ``regmix-megatron domains import``: data already tokenized into Megatron ``.bin/.idx`` prefixes, used as
+    it is, with the tokenizer it records). Relative paths are resolved against the config file."""
     cache_dir: Optional[str] = None
     """Where ``build`` caches downloads and extracted text (default: the corpus builder's default)."""
     domains: Optional[list[str]] = None
@@ -49,7 +51,8 @@ class CorpusSection:
 
     def __post_init__(self) -> None:
         check(isinstance(self.source, str) and bool(self.source), "corpus", "source", self.source,
-              "use 'build' or the path of a corpus directory with <domain>/{train,valid,test}.jsonl")
+              "use 'build', the path of a corpus directory with <domain>/{train,valid,test}.jsonl, or a "
+              "domains.json of existing prefixes (`regmix-megatron domains import`)")
         check(self.max_mb_per_domain > 0, "corpus", "max_mb_per_domain", self.max_mb_per_domain,
               "use a positive number of MB, e.g. 5")
         if self.domains is not None:
@@ -59,13 +62,45 @@ class CorpusSection:
 
 @dataclass
 class TokenizerSection:
+    """The tokenizer of a corpus directory (ignored for a ``domains.json`` source: it records its own)."""
+
     vocab_size: int = 8000
-    """SentencePiece BPE vocabulary size (small on CPU: 1000-4000)."""
+    """SentencePiece BPE vocabulary size when one is trained (small on CPU: 1000-4000); for ``TikTokenizer`` the
+    ``--vocab-size`` Megatron-LM needs."""
     model: Optional[str] = None
-    """An existing SentencePiece ``.model`` to use instead of training one."""
+    """An existing tokenizer instead of training one: a SentencePiece ``.model``; with ``type``
+    ``HuggingFaceTokenizer`` a local tokenizer directory; with ``TikTokenizer`` its vocabulary ``.json``."""
+    type: Optional[str] = None
+    """Megatron-LM's ``--tokenizer-type`` (default: a SentencePiece model, trained here unless ``model`` is
+    given): GPTSentencePieceTokenizer, GPT2BPETokenizer, HuggingFaceTokenizer, TikTokenizer, ..."""
+    vocab_file: Optional[str] = None
+    """GPT-2 ``vocab.json`` (``type: GPT2BPETokenizer``)."""
+    merge_file: Optional[str] = None
+    """GPT-2 ``merges.txt`` (``type: GPT2BPETokenizer``)."""
 
     def __post_init__(self) -> None:
         check(self.vocab_size >= 256, "tokenizer", "vocab_size", self.vocab_size, "use at least 256")
+        if self.type is not None:
+            from ..tokenizer_types import FAMILIES
+
+            check(self.type in FAMILIES, "tokenizer", "type", self.type, f"use one of {list(FAMILIES)}")
+
+    @property
+    def trains(self) -> bool:
+        """Whether the pipeline trains a SentencePiece model (no type and no model given)."""
+        return self.type is None and self.model is None
+
+    def spec(self):
+        """The :class:`~regmix_megatron.tokenizer_types.TokenizerSpec` of an existing tokenizer (paths resolved
+        already), or None when the pipeline trains one."""
+        from ..tokenizer_types import DEFAULT_TYPE, TokenizerSpec
+
+        if self.trains:
+            return None
+        kind = self.type or DEFAULT_TYPE
+        return TokenizerSpec(tokenizer_type=kind, tokenizer_model=self.model, vocab_file=self.vocab_file,
+                             merge_file=self.merge_file,
+                             vocab_size=self.vocab_size if kind == "TikTokenizer" else None)
 
 
 @dataclass
@@ -79,15 +114,18 @@ class PreprocessSection:
 
 @dataclass
 class SampleSection:
-    num_proxies: int = 32
-    """How many mixtures to sample, i.e. how many proxy runs the sweep trains."""
+    RENAMED_FIELDS: ClassVar[dict] = {"num_proxies": "num_samples"}
+
+    num_samples: int = 32
+    """How many mixtures to sample, i.e. how many proxy runs the sweep trains (``--num-samples`` of
+    ``regmix-megatron sample``; formerly ``num_proxies``)."""
     sampler: dict = field(default_factory=dict)
     """Fields of ``regmix_megatron.sampling.SamplerConfig`` (temperature, strengths, caps ...). The number of
     mixtures and the seed come from this file; with ``max_epochs`` set, ``target_tokens`` defaults to one target
     run's token budget (steps x global batch x sequence length)."""
 
     def __post_init__(self) -> None:
-        check(self.num_proxies >= 4, "sample", "num_proxies", self.num_proxies,
+        check(self.num_samples >= 4, "sample", "num_samples", self.num_samples,
               "use at least 4 proxies (tens for a meaningful fit; the paper uses 512)")
         check(isinstance(self.sampler, Mapping), "sample", "sampler", self.sampler,
               "give a mapping of SamplerConfig fields")
@@ -117,20 +155,25 @@ def _check_train_section(section: str, preset: Any, overrides: Any) -> None:
 
 @dataclass
 class SearchSection:
+    RENAMED_FIELDS: ClassVar[dict] = {"pool_size": "num_candidates"}
+
     regressor: str = "lightgbm"
     """Regressor whose predictions drive the search: lightgbm (the paper's) or linear."""
-    pool_size: int = 1_000_000
-    """Candidate mixtures simulated (sampled with the sweep's sampler and caps)."""
+    num_candidates: int = 1_000_000
+    """Candidate mixtures simulated (sampled with the sweep's sampler and caps; ``--num-candidates`` of
+    ``regmix-megatron search``; formerly ``pool_size``)."""
     top_k: int = 100
     """The best ``top_k`` predicted candidates are averaged into the RegMix mixture."""
     num_folds: int = 5
-    """K-fold cross-validation on the sweep when fitting (reported, not used for selection)."""
+    """K-fold cross-validation on the sweep when fitting (reported, not used for selection; ``--num-folds`` of
+    ``regmix-megatron fit``)."""
 
     def __post_init__(self) -> None:
         check(self.regressor in REGRESSORS, "search", "regressor", self.regressor, f"use one of {list(REGRESSORS)}")
-        check(self.pool_size >= 1, "search", "pool_size", self.pool_size, "use a positive number of candidates")
-        check(1 <= self.top_k <= self.pool_size, "search", "top_k", self.top_k,
-              f"use a number between 1 and search.pool_size ({self.pool_size})")
+        check(self.num_candidates >= 1, "search", "num_candidates", self.num_candidates,
+              "use a positive number of candidates")
+        check(1 <= self.top_k <= self.num_candidates, "search", "top_k", self.top_k,
+              f"use a number between 1 and search.num_candidates ({self.num_candidates})")
         check(self.num_folds >= 2, "search", "num_folds", self.num_folds, "use 2 or more folds")
 
 
@@ -160,14 +203,17 @@ class TargetsSection:
 
 @dataclass
 class ExecutorSection:
+    RENAMED_FIELDS: ClassVar[dict] = {"max_retries": ("max_attempts", lambda retries: int(retries) + 1)}
+
     kind: str = "local"
     """Where proxy and target runs execute: local (a process pool on this machine) or slurm (a job array)."""
     num_parallel: int = 2
     """Runs at once (local: processes; slurm: the array's concurrency throttle)."""
     slurm: dict = field(default_factory=dict)
     """SLURM settings passed to the sweep's SLURM executor (partition, time, cpus_per_task, ...)."""
-    max_retries: int = 1
-    """Retries of a failed run before it is reported as failed for good."""
+    max_attempts: int = 2
+    """Attempts of a run before it is reported as failed for good (``--max-attempts`` of ``sweep launch``;
+    formerly ``max_retries``, the attempts minus one)."""
     reuse_process: bool = True
     """Local executor only: each of the ``num_parallel`` workers is one long-lived process that trains its runs
     back to back (Python start-up and ``import megatron.core`` paid once per worker, not once per run)."""
@@ -176,7 +222,23 @@ class ExecutorSection:
         check(self.kind in EXECUTORS, "executor", "kind", self.kind, f"use one of {list(EXECUTORS)}")
         check(self.num_parallel >= 1, "executor", "num_parallel", self.num_parallel, "use 1 or more")
         check(isinstance(self.slurm, Mapping), "executor", "slurm", self.slurm, "give a mapping")
-        check(self.max_retries >= 0, "executor", "max_retries", self.max_retries, "use 0 or more")
+        check(self.max_attempts >= 1, "executor", "max_attempts", self.max_attempts, "use 1 or more")
+
+
+@dataclass
+class ExportSection:
+    path_prefix: dict = field(default_factory=dict)
+    """``{OLD: NEW}``: in the exported Megatron-LM files, paths starting with OLD start with NEW instead (this
+    machine's storage as the cluster mounts it); ``--path-prefix OLD=NEW`` of ``export``/``search``."""
+
+    def __post_init__(self) -> None:
+        check(isinstance(self.path_prefix, Mapping), "export", "path_prefix", self.path_prefix,
+              "give a mapping {/path/here: /path/on/the/cluster}")
+
+    def path_map(self):
+        from ..export import PathMap
+
+        return PathMap.parse(self.path_prefix)
 
 
 @dataclass
@@ -197,6 +259,7 @@ class PipelineConfig:
     search: SearchSection = field(default_factory=SearchSection)
     targets: TargetsSection = field(default_factory=TargetsSection)
     executor: ExecutorSection = field(default_factory=ExecutorSection)
+    export: ExportSection = field(default_factory=ExportSection)
 
     def __post_init__(self) -> None:
         check(isinstance(self.target, str) and bool(self.target), "PipelineConfig", "target", self.target,
@@ -248,8 +311,11 @@ def load_pipeline_config(path: str | os.PathLike, output_dir: str | None = None)
         cfg.corpus.source = str(resolve_path(cfg.corpus.source, base))
     if cfg.corpus.cache_dir is not None:
         cfg.corpus.cache_dir = str(resolve_path(cfg.corpus.cache_dir, base))
-    if cfg.tokenizer.model is not None:
-        cfg.tokenizer.model = str(resolve_path(cfg.tokenizer.model, base))
+    for name in ("model", "vocab_file", "merge_file"):
+        if getattr(cfg.tokenizer, name) is not None:
+            setattr(cfg.tokenizer, name, str(resolve_path(getattr(cfg.tokenizer, name), base)))
+    cfg.export.path_prefix = {str(resolve_path(k, base)) if not os.path.isabs(os.path.expanduser(k)) else k: v
+                              for k, v in cfg.export.path_prefix.items()}
     try:
         validate_deep(cfg, source=str(path))
     except ConfigError as exc:
@@ -261,11 +327,20 @@ def validate_deep(cfg: PipelineConfig, source: str = "<config>") -> None:
     """Checks that need the stages' own config classes or the file system."""
     if cfg.corpus.source != "build":
         src = Path(cfg.corpus.source)
-        check(src.is_dir(), "corpus", "source", cfg.corpus.source,
-              "give an existing corpus directory (<domain>/{train,valid,test}.jsonl) or 'build'")
-    if cfg.tokenizer.model is not None:
+        check(src.is_dir() or (src.is_file() and src.suffix == ".json"), "corpus", "source", cfg.corpus.source,
+              "give an existing corpus directory (<domain>/{train,valid,test}.jsonl), a domains.json of existing "
+              "prefixes (`regmix-megatron domains import`), or 'build'")
+    if cfg.tokenizer.model is not None and cfg.tokenizer.type is None:
         check(Path(cfg.tokenizer.model).is_file(), "tokenizer", "model", cfg.tokenizer.model,
               "give an existing SentencePiece .model file, or leave it out to train one")
+    if cfg.tokenizer.spec() is not None and not uses_imported_data(cfg):
+        from ..errors import RegmixError
+
+        try:
+            cfg.tokenizer.spec().check()
+        except RegmixError as exc:
+            raise ConfigError(f"{source}: tokenizer: {exc}") from None
+    cfg.export.path_map()
     built = {name: section_recipe(getattr(cfg, name), section_name=name, source=source)
              for name in ("proxy", "targets")}
     # the epoch caps refer to one target run's token budget
@@ -273,6 +348,11 @@ def validate_deep(cfg: PipelineConfig, source: str = "<config>") -> None:
     sampler_config(cfg, tokens_per_domain=None, target_tokens=target_tokens, source=source)
     if cfg.executor.kind == "slurm" or cfg.executor.slurm:
         slurm_options(cfg, source=source)
+
+
+def uses_imported_data(cfg: PipelineConfig) -> bool:
+    """Whether ``corpus.source`` is a ``domains.json`` of existing prefixes (no corpus, no tokenizing)."""
+    return cfg.corpus.source != "build" and Path(cfg.corpus.source).suffix == ".json"
 
 
 def slurm_options(cfg: PipelineConfig, source: str = "<config>"):
@@ -284,7 +364,7 @@ def slurm_options(cfg: PipelineConfig, source: str = "<config>"):
     if isinstance(data.get("extra_sbatch_args"), list):
         data["extra_sbatch_args"] = tuple(data["extra_sbatch_args"])
     data.setdefault("throttle", cfg.executor.num_parallel)
-    data["max_attempts"] = cfg.executor.max_retries + 1
+    data["max_attempts"] = cfg.executor.max_attempts
     known = set(SlurmOptions.__dataclass_fields__) - {"origin", "max_attempts"}
     unknown = sorted(set(data) - known - {"max_attempts"})
     if unknown:
@@ -299,7 +379,7 @@ def sampler_config(cfg: PipelineConfig, tokens_per_domain: Any, target_tokens: i
     the number of mixtures, the seed and the target token budget that defines the epoch caps as defaults."""
     from ..sampling import build_sampler_config  # pure core (numpy)
 
-    defaults = {"num_samples": num_samples or cfg.sample.num_proxies, "seed": cfg.seed}
+    defaults = {"num_samples": num_samples or cfg.sample.num_samples, "seed": cfg.seed}
     if target_tokens is not None and cfg.sample.sampler.get("max_epochs") is not None:
         defaults["target_tokens"] = int(target_tokens)  # the epoch cap refers to one target run's budget
     return build_sampler_config(cfg.sample.sampler, defaults=defaults, source=f"{source}:sample.sampler")

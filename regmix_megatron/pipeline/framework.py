@@ -93,6 +93,10 @@ class Progress:
     def update(self, fraction: float, note: str = "") -> None:
         """Fraction (0..1) of the current stage done."""
 
+    def reestimate(self, remaining_s: float) -> None:
+        """The seconds the current stage still needs, as measured (e.g. the per-run time of its finished runs x
+        the runs left): it replaces the config's estimate, and later stages of the same kind are scaled alike."""
+
     def end_stage(self, name: str, status: str, seconds: float) -> None:
         log.info("stage %s: %s (%.1f s)", name, status, seconds)
 

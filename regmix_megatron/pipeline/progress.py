@@ -3,7 +3,10 @@
 CLI only (``regmix-megatron run``); the library uses :class:`~.framework.Progress`, which only logs. The bar is
 :class:`regmix_megatron.progress.ProgressBar` (plain lines when the output is not a terminal). Each stage has an
 estimate (seconds) from the config; stages report the fraction they have done. A skipped stage's estimate is
-removed from the total instead of counted as done, so the rate (and the ETA) reflects real work only.
+removed from the total instead of counted as done, so the rate (and the ETA) reflects real work only. Once runs
+of a training stage finish, the stage reports its measured total (:meth:`BarProgress.reestimate`: the per-run
+times measured so far x the runs left); the later training stage is scaled by the same measured/estimated ratio,
+so the ETA follows measured times rather than the config's FLOP estimate.
 """
 
 from __future__ import annotations
@@ -12,6 +15,9 @@ import sys
 
 from ..progress import ProgressBar
 from .framework import Progress
+
+#: Stages whose time is training runs (the estimate of one calibrates the other).
+TRAINING_STAGES = ("sweep", "targets")
 
 
 class BarProgress(Progress):
@@ -24,6 +30,7 @@ class BarProgress(Progress):
 
     def begin(self, stages):
         self.weights = {name: max(float(w), 0.1) for name, w in stages}
+        self.calibrated: set[str] = set()
         total = sum(self.weights.values())
         self.bar = ProgressBar(round(total, 1), desc="pipeline", unit="s~", file=self.file,
                                bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}] {postfix}")
@@ -44,6 +51,30 @@ class BarProgress(Progress):
             self.done_in_stage = target
         if note:
             self.bar.set_note(note)
+
+    def reestimate(self, remaining_s):
+        if self.bar is None or self.current is None or self.current not in self.weights:
+            return
+        old = self.weights[self.current]
+        fraction = self.done_in_stage / old if old else 0.0
+        if fraction >= 0.98:
+            return
+        new = max(float(remaining_s) / (1.0 - fraction), 0.1)  # the stage's total at the measured pace
+        self.weights[self.current] = new
+        if self.current in TRAINING_STAGES and self.current not in self.calibrated:
+            self.calibrated.add(self.current)
+            for later in TRAINING_STAGES[TRAINING_STAGES.index(self.current) + 1:]:
+                if later in self.weights and later not in self.calibrated:
+                    self.weights[later] *= new / old
+        done_before = self.bar.n - self.done_in_stage
+        self.bar.set_total(round(max(done_before + sum(w for k, w in self.weights.items() if k in self._left()),
+                                     self.bar.n, 0.1), 3))
+        self.done_in_stage = max(self.done_in_stage, fraction * new)
+
+    def _left(self) -> list[str]:
+        """The current stage and the ones after it (the only ones whose weights are not spent yet)."""
+        names = list(self.weights)
+        return names[names.index(self.current):] if self.current in names else names
 
     def end_stage(self, name, status, seconds):
         if self.bar is None:

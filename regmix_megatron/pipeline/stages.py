@@ -18,7 +18,7 @@ from ..errors import DataError, RegmixError
 from ..fileio import sha256_file
 from ..hashing import content_hash
 from ..manifest import SPLITS
-from .config import PipelineConfig, section_recipe, slurm_options
+from .config import PipelineConfig, section_recipe, slurm_options, uses_imported_data
 from .framework import Stage, StageContext, StageOutput, fingerprint_paths
 
 log = logging.getLogger(__name__)
@@ -68,11 +68,36 @@ def corpus_inputs(cfg: PipelineConfig) -> dict:
     c = cfg.corpus
     if c.source == "build":
         return {"source": "build", "domains": c.domains, "max_mb_per_domain": c.max_mb_per_domain}
+    if uses_imported_data(cfg):  # the registry's content, not its path
+        return {"source": "imported", "domains": c.domains, "content": sha256_file(c.source)}
     return {"source": "directory", "domains": c.domains, "content": _stat_fingerprint(Path(c.source))}
+
+
+def _imported_registry(cfg: PipelineConfig):
+    """The ``domains.json`` of existing prefixes (``corpus.source``), restricted to ``corpus.domains``."""
+    from ..manifest import DomainRegistry
+
+    registry = DomainRegistry.load(cfg.corpus.source)
+    if cfg.corpus.domains is None:
+        return registry
+    missing = sorted(set(cfg.corpus.domains) - set(registry.names))
+    if missing:
+        raise DataError(f"corpus.domains lists {missing}, which {cfg.corpus.source} does not have; available: "
+                        f"{list(registry.names)}")
+    return DomainRegistry(domains=tuple(registry.get(n) for n in sorted(cfg.corpus.domains)),
+                          tokenizer=registry.tokenizer, path=registry.path)
 
 
 def run_corpus(ctx: StageContext) -> StageOutput:
     c = ctx.config.corpus
+    if uses_imported_data(ctx.config):
+        registry = _imported_registry(ctx.config)
+        ctx.config.parsed_target.check_domains(list(registry.names), where="target")
+        tokens = int(registry.tokens_per_domain("train").sum())
+        return StageOutput(files={"domains_json": str(Path(c.source).resolve())},
+                           values={"domains": list(registry.names), "num_bytes": 0},
+                           summary=f"{len(registry.names)} domains of existing prefixes ({tokens / 1e6:.2f}M train "
+                                   "tokens)", fingerprint=sha256_file(c.source))
     if c.source == "build":
         from ..corpus.build import build_corpus, resolve_domains
 
@@ -100,6 +125,13 @@ def run_corpus(ctx: StageContext) -> StageOutput:
 # ---- tokenizer ------------------------------------------------------------------------------------------
 def tokenizer_inputs(cfg: PipelineConfig) -> dict:
     t = cfg.tokenizer
+    if uses_imported_data(cfg):
+        return {"imported": True}  # the registry records its tokenizer; the corpus stage's fingerprint covers it
+    if t.type is not None:
+        from ..tokenizer_types import identity_sha256
+
+        spec = t.spec()
+        return {"spec": spec.to_json(), "sha256": identity_sha256(spec.check())}
     if t.model is not None:  # the model's content, not its path
         return {"model_sha256": sha256_file(t.model)}
     return {"vocab_size": t.vocab_size, "seed": cfg.seed}
@@ -110,6 +142,8 @@ def run_tokenizer(ctx: StageContext) -> StageOutput:
 
     cfg: PipelineConfig = ctx.config
     out_dir = ctx.out / "tokenizer"
+    if uses_imported_data(cfg) or cfg.tokenizer.type is not None:
+        return _existing_tokenizer(ctx, out_dir)
     if cfg.tokenizer.model is not None:
         model = adopt_tokenizer(cfg.tokenizer.model, out_dir, overwrite=True)
     else:
@@ -120,7 +154,53 @@ def run_tokenizer(ctx: StageContext) -> StageOutput:
                        summary=f"{Path(model).name} (vocab {cfg.tokenizer.vocab_size})")
 
 
+def _existing_tokenizer(ctx: StageContext, out_dir: Path) -> StageOutput:
+    """A tokenizer that is not trained here: the one a ``domains.json`` records, or ``tokenizer.type``'s files.
+    Its Megatron-LM flags go to ``OUT/tokenizer/tokenizer_spec.json`` for the indexed stage."""
+    from ..fileio import atomic_write_json
+    from ..tokenizer_types import identify_spec
+
+    cfg: PipelineConfig = ctx.config
+    if uses_imported_data(cfg):
+        info = _imported_registry(cfg).tokenizer
+        spec, sha256, vocab = info.spec, info.sha256, info.vocab_size
+    else:
+        ident = identify_spec(cfg.tokenizer.spec())
+        spec, sha256, vocab = ident.spec, ident.sha256, ident.vocab_size
+    path = atomic_write_json(out_dir / "tokenizer_spec.json", spec.to_json())
+    return StageOutput(files={"model": str(Path(spec.tokenizer_model or spec.vocab_file)), "spec": str(path)},
+                       fingerprint=sha256, summary=f"{spec.tokenizer_type} (vocab {vocab}; not trained here)")
+
+
 # ---- indexed datasets -----------------------------------------------------------------------------------
+def _tokenizer_for_indexing(ctx: StageContext):
+    """The SentencePiece model the tokenizer stage trained or adopted, or the spec it recorded."""
+    from ..fileio import read_json
+    from ..tokenizer_types import TokenizerSpec
+
+    files = ctx.upstream("tokenizer")["files"]
+    if files.get("spec"):
+        return TokenizerSpec.from_json(read_json(files["spec"]))
+    return ctx.path("tokenizer", "model")
+
+
+def _index_imported(ctx: StageContext, out_dir: Path) -> Path:
+    """The imported registry, checked against its ``.idx`` files (counts unchanged since the import), saved as
+    ``OUT/data/domains.json`` (restricted to ``corpus.domains``)."""
+    from ..indexed_files import read_index
+
+    registry = _imported_registry(ctx.config)
+    for d in registry.domains:
+        for split, prefixes in d.splits.items():
+            for p in prefixes:
+                counts = read_index(p.path)
+                if (counts.num_tokens, counts.num_documents) != (p.num_tokens, p.num_documents):
+                    raise DataError(f"{p.path}: {counts.num_tokens} tokens in {counts.num_documents} documents, but "
+                                    f"{registry.path} records {p.num_tokens} in {p.num_documents}: the data changed "
+                                    "since `domains import`; import it again")
+    return registry.save(out_dir / "domains.json")
+
+
 def run_indexed(ctx: StageContext) -> StageOutput:
     from ..manifest import DomainRegistry
     from ..preprocess import preprocess_corpus
@@ -128,11 +208,15 @@ def run_indexed(ctx: StageContext) -> StageOutput:
     cfg: PipelineConfig = ctx.config
     out_dir = ctx.out / "data"
     _clear(out_dir, ctx.out)  # partial output of a killed run, or stale output of other inputs
-    manifest = preprocess_corpus(ctx.path("corpus", "corpus_dir"), out_dir, ctx.path("tokenizer", "model"),
-                                 workers=cfg.preprocess.workers, domains=ctx.value("corpus", "domains"))
+    if uses_imported_data(cfg):
+        manifest = _index_imported(ctx, out_dir)
+    else:
+        manifest = preprocess_corpus(ctx.path("corpus", "corpus_dir"), out_dir, _tokenizer_for_indexing(ctx),
+                                     workers=cfg.preprocess.workers, domains=ctx.value("corpus", "domains"))
     registry = DomainRegistry.load(manifest)
     tokens = {d.name: d.num_tokens("train") for d in registry.domains}
-    fingerprint = fingerprint_paths([Path(manifest)] + sorted(Path(out_dir).rglob("*.idx")))
+    idx_files = [Path(p.path + ".idx") for d in registry.domains for ps in d.splits.values() for p in ps]
+    fingerprint = fingerprint_paths([Path(manifest)] + sorted(idx_files))
     return StageOutput(files={"domains": str(manifest)},
                        values={"train_tokens": tokens,
                                "valid_tokens": {d.name: d.num_tokens("valid") for d in registry.domains}},
@@ -163,7 +247,7 @@ def target_train_tokens(cfg: PipelineConfig) -> int:
 
 
 def sample_inputs(cfg: PipelineConfig) -> dict:
-    inputs = {"num_proxies": cfg.sample.num_proxies, "sampler": dict(cfg.sample.sampler), "seed": cfg.seed}
+    inputs = {"num_proxies": cfg.sample.num_samples, "sampler": dict(cfg.sample.sampler), "seed": cfg.seed}
     if cfg.sample.sampler.get("max_epochs") is not None:  # only then do the caps depend on the target budget
         inputs["target_tokens"] = target_train_tokens(cfg)
     return inputs
@@ -226,7 +310,7 @@ def run_batch(ctx: StageContext, root: Path, mixtures, section, *, label: str, f
     if len(failed) > max_failed_fraction * len(states):
         lines = "; ".join(f"{rid}: {s.status} {s.reason} (log {s.log_path})" for rid, s in failed.items())
         raise RegmixError(f"{label}: {len(failed)} of {len(states)} runs did not finish: {lines}. Fix the cause "
-                          f"and run again (finished runs are kept), or raise executor.max_retries")
+                          f"and run again (finished runs are kept), or raise executor.max_attempts")
     return sweep, {rid: s.result for rid, s in states.items() if s.status == sweep_state.DONE}
 
 
@@ -236,20 +320,31 @@ def launch_sweep(ctx: StageContext, sweep, *, label: str, fraction: tuple[float,
     from ..sweep import state as sweep_state
     from ..sweep.launch import launch
 
+    import time
+
     cfg: PipelineConfig = ctx.config
     ex = cfg.executor
     total = max(len(sweep.runs), 1)
     lo, hi = fraction
+    started = time.monotonic()
+    done_before: list[int] = []  # runs already done when this launch began (not timed here)
 
     def report(states, ended) -> None:
         done = sweep_state.count_statuses(states.values())[sweep_state.DONE]
-        ctx.progress.update(lo + (hi - lo) * done / total, f"{label}: {done}/{total} runs done")
+        if not done_before:
+            done_before.append(done)
+        finished_here = done - done_before[0]
+        per_run = (time.monotonic() - started) / finished_here if finished_here else None
+        pace = f", {per_run:.0f} s/run measured" if per_run else ""
+        ctx.progress.update(lo + (hi - lo) * done / total, f"{label}: {done}/{total} runs done{pace}")
+        if per_run and hi >= 1.0:  # the last part of the stage: what is left is these runs
+            ctx.progress.reestimate((total - done) * per_run)
 
     if ex.kind == "local":
         from ..sweep.local import LocalOptions, num_cores
 
         threads = max(1, num_cores() // ex.num_parallel)
-        options = LocalOptions(parallel=ex.num_parallel, threads_per_run=threads, max_attempts=ex.max_retries + 1,
+        options = LocalOptions(parallel=ex.num_parallel, threads_per_run=threads, max_attempts=ex.max_attempts,
                                reuse_process=ex.reuse_process)
     else:
         options = slurm_options(cfg)
@@ -300,8 +395,11 @@ def run_fit(ctx: StageContext) -> StageOutput:
 
 # ---- search ---------------------------------------------------------------------------------------------
 def search_inputs(cfg: PipelineConfig) -> dict:
-    return {"regressor": cfg.search.regressor, "pool_size": cfg.search.pool_size, "top_k": cfg.search.top_k,
-            "sample": sample_inputs(cfg), "target": cfg.parsed_target.to_json()}
+    inputs = {"regressor": cfg.search.regressor, "pool_size": cfg.search.num_candidates, "top_k": cfg.search.top_k,
+              "sample": sample_inputs(cfg), "target": cfg.parsed_target.to_json()}
+    if cfg.export.path_prefix:  # only then: the export's paths depend on it
+        inputs["export_path_prefix"] = cfg.export.path_map().to_list()
+    return inputs
 
 
 def run_search_stage(ctx: StageContext) -> StageOutput:
@@ -318,17 +416,17 @@ def run_search_stage(ctx: StageContext) -> StageOutput:
     tokens = registry.tokens_per_domain("train")
     model_path = find_model(ctx.path("fit", "metrics").parent, cfg.search.regressor, ctx.value("fit", "target"))
     model = load_regressor(model_path, domains=names, source=str(ctx.path("indexed", "domains")))
-    search_cfg = SearchConfig(num_candidates=cfg.search.pool_size, top_k=cfg.search.top_k,
-                              chunk_size=min(100_000, cfg.search.pool_size), seed=cfg.seed)
+    search_cfg = SearchConfig(num_candidates=cfg.search.num_candidates, top_k=cfg.search.top_k,
+                              chunk_size=min(100_000, cfg.search.num_candidates), seed=cfg.seed)
     out_dir = ctx.out / "search"
     doc = search_and_write(model, tokens, sampler_config(cfg, tokens, target_train_tokens(cfg)), search_cfg, out_dir,
                            registry=registry, prior=Mixture.from_array(names, registry.prior("train")),
-                           export_dir="export", target=cfg.parsed_target,
+                           target=cfg.parsed_target, path_map=cfg.export.path_map(),
                            progress=lambda done, total: ctx.progress.update(done / total,
                                                                             f"{done:,}/{total:,} candidates"))
     result = doc["result"]
     predicted = {"regmix": result["predicted"], **{k: v["predicted"] for k, v in doc["baselines"].items()}}
-    files = {"search": str(out_dir / "search.json"), "top_k": doc["files"]["top_k"], **doc["files"]["megatron"]}
+    files = {"search": str(out_dir / "search.json"), "top_k": doc["files"]["top_k"], **doc["files"]["export"]}
     best = sorted(result["weights"].items(), key=lambda kv: -kv[1])[:3]
     # timings differ run to run and file locations are not content: neither decides whether later stages redo
     stable = {k: v for k, v in doc.items() if k not in ("seconds", "files", "model")}
@@ -471,11 +569,11 @@ def estimate_run_s(cfg: PipelineConfig, section) -> float:
 
 
 def _estimate_sweep(cfg: PipelineConfig) -> float:
-    return cfg.sample.num_proxies * estimate_run_s(cfg, cfg.proxy) / cfg.executor.num_parallel
+    return cfg.sample.num_samples * estimate_run_s(cfg, cfg.proxy) / cfg.executor.num_parallel
 
 
 def _estimate_search(cfg: PipelineConfig) -> float:
-    return 2.0 + cfg.search.pool_size / 300_000.0
+    return 2.0 + cfg.search.num_candidates / 300_000.0
 
 
 def _num_labels(cfg: PipelineConfig) -> int:

@@ -215,7 +215,8 @@ def target_label(evaluation: Mapping) -> str:
 
 
 def short_label(label: str) -> str:
-    return label if not label.startswith("sweep:") else f"sweep {label.split(':', 1)[1][:6]}"
+    """A mixture's label for plots and tables: ``sweep:<run id>`` as ``sweep <run id>`` (the full 16-digit id)."""
+    return label if not label.startswith("sweep:") else f"sweep {label.split(':', 1)[1]}"
 
 
 def plot_stage_timings(timings: Sequence[tuple[str, float]]) -> Any:
@@ -235,40 +236,51 @@ def plot_stage_timings(timings: Sequence[tuple[str, float]]) -> Any:
 
 
 def plot_target_comparison(evaluation: Mapping) -> Any:
+    """A dot plot of the target-scale losses, one row per run, best at the top. Dots (not bars): the axis covers
+    only the runs' range, and its lower end is written on the axis label, so no length suggests a ratio."""
     plt = pyplot()
-    rows = list(evaluation["runs"])
+    rows = sorted(evaluation["runs"], key=lambda r: r["target_loss"])
     labels = [short_label(r["label"]) for r in rows]
     losses = np.array([r["target_loss"] for r in rows])
     colors = [COLORS.get(r["label"], SWEEP_COLOR) for r in rows]
-    fig, ax = plt.subplots(figsize=(max(5.0, 0.8 * len(rows) + 1.5), 3.8))
-    x = np.arange(len(rows))
-    bars = ax.bar(x, losses, color=colors)
-    for b, v in zip(bars, losses):
-        ax.text(b.get_x() + b.get_width() / 2, v, f"{v:.3f}", ha="center", va="bottom", fontsize=8)
-    ax.set_xticks(x, labels, rotation=30, ha="right")
+    fig, ax = plt.subplots(figsize=(7.0, 0.38 * len(rows) + 1.4))
+    y = np.arange(len(rows))[::-1]
+    ax.hlines(y, losses.min(), losses, color="#dddddd", lw=1, zorder=1)
+    ax.scatter(losses, y, c=colors, s=60, zorder=3)
+    for yi, v in zip(y, losses):
+        ax.text(v, yi + 0.18, f"{v:.4f}", ha="center", va="bottom", fontsize=8)
+    ax.set_yticks(y, labels)
     lo, hi = float(losses.min()), float(losses.max())
-    pad = max((hi - lo) * 0.5, 0.02)
-    ax.set_ylim(lo - pad, hi + pad * 0.6)
-    ax.set_ylabel(f"target-scale val loss ({target_label(evaluation)})")
+    pad = max((hi - lo) * 0.15, 0.005)
+    ax.set_xlim(lo - pad, hi + pad)
+    ax.set_ylim(-0.7, len(rows) - 0.3)
+    ax.set_xlabel(f"target-scale val loss ({target_label(evaluation)}); axis from {lo - pad:.3f}, not 0")
     ax.set_title("Target runs: RegMix vs baselines (lower is better)")
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
     return fig
 
 
 def plot_rank_invariance(evaluation: Mapping) -> Any:
+    """Proxy-scale vs target-scale loss, one marker per mixture, labelled in the legend (labels on the points
+    overlap when losses are close)."""
     plt = pyplot()
     rank = evaluation["rank_invariance"]
-    pts = rank["mixtures"]
-    fig, ax = plt.subplots(figsize=(5.2, 4.4))
-    for p in pts:
-        c = COLORS.get(p["label"], SWEEP_COLOR)
-        ax.scatter(p["proxy_loss"], p["target_loss"], color=c, s=45, zorder=3)
-        ax.annotate(short_label(p["label"]), (p["proxy_loss"], p["target_loss"]), fontsize=7,
-                    xytext=(4, 3), textcoords="offset points")
+    pts = sorted(rank["mixtures"], key=lambda p: p["target_loss"])
+    fig, ax = plt.subplots(figsize=(8.2, 4.4))
+    markers = "osD^vP*Xph<>"
+    for i, p in enumerate(pts):
+        c = COLORS.get(p["label"], plt.cm.Greys(0.35 + 0.5 * i / max(1, len(pts) - 1)))
+        ax.scatter(p["proxy_loss"], p["target_loss"], color=c, marker=markers[i % len(markers)], s=55, zorder=3,
+                   edgecolors="black", linewidths=0.4,
+                   label=f"{short_label(p['label'])}: {p['proxy_loss']:.3f} -> {p['target_loss']:.3f}")
     rho = rank.get("spearman")
     ax.set_xlabel(f"proxy-scale val loss ({target_label(evaluation)})")
     ax.set_ylabel(f"target-scale val loss ({target_label(evaluation)})")
     rho_text = "n/a" if rho is None else f"{rho:.2f}"
     ax.set_title(f"Rank invariance: Spearman rho = {rho_text} (n = {rank['num_mixtures']})")
     ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=7, frameon=False,
+              title="mixture: proxy -> target", title_fontsize=7)
+    fig.tight_layout()
     return fig
-

@@ -59,8 +59,9 @@ def figure_section(title: str, fig: Any, caption: str = "", name: str | None = N
     return Section(title, body, (((name or _slug(title)) + ".png", png),))
 
 
-def table_html(frame: Any, float_format: str = "{:.4g}") -> str:
-    """An HTML table from a pandas DataFrame (or a list of dict rows)."""
+def table_html(frame: Any, float_format: str = "{:.4g}", scroll: bool = True) -> str:
+    """An HTML table from a pandas DataFrame (or a list of dict rows), inside a container that scrolls when the
+    table is wider or longer than the page (``scroll``)."""
     import pandas as pd
 
     if not isinstance(frame, pd.DataFrame):
@@ -76,7 +77,8 @@ def table_html(frame: Any, float_format: str = "{:.4g}") -> str:
                 text = "" if v is None else str(v)
             cells.append(f"<td>{html.escape(text)}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    table = f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    return f"<div class='scroll'>{table}</div>" if scroll else table
 
 
 def table_section(title: str, frame: Any, caption: str = "", float_format: str = "{:.4g}") -> Section:
@@ -102,26 +104,37 @@ table{border-collapse:collapse;margin:1em 0;font-size:.9em}th,td{border:1px soli
 text-align:right}th{background:#f2f2f2}td:first-child,th:first-child{text-align:left}
 figure{margin:1em 0}img{max-width:100%;height:auto}figcaption{color:#555;font-size:.9em}
 nav ul{columns:2}.meta{color:#666;font-size:.9em}
+.scroll{max-width:100%;max-height:34em;overflow:auto;margin:1em 0}.scroll table{margin:0}
+.scroll thead th{position:sticky;top:0}
+.answer{border:2px solid #333;border-radius:6px;padding:.2em 1em 1em;background:#fcfcf7}
+.answer-grid{display:flex;flex-wrap:wrap;gap:1.5em;align-items:flex-start}.answer-grid>div{flex:1 1 22em}
+table.mixture td.barcell{width:12em}.bar{display:inline-block;height:.8em;background:#d62728}
+.confidence{background:#f2f5fa;border:1px solid #c9d3e3;padding:.4em .9em;font-size:.92em}
+.confidence ul{margin:.3em 0;padding-left:1.2em}
+pre.flags{white-space:pre-wrap;word-break:break-all;background:#f6f8fa;border:1px solid #ddd;padding:.6em;
+font-size:.85em}
 """
 
 
 def build_report(sections: Sequence[Section], path: str | Path, title: str = "RegMix report",
-                 subtitle: str = "", png_dir: str | Path | None = None) -> Path:
+                  subtitle: str = "", png_dir: str | Path | None = None, lead: Sequence[Section] = ()) -> Path:
     """Write one self-contained HTML file atomically (and the PNGs into ``png_dir`` when given: the folder as a
-    whole, before the page, so a failed write leaves the previous figures or none, and no page without them)."""
+    whole, before the page, so a failed write leaves the previous figures or none, and no page without them).
+    ``lead`` sections come first, before the table of contents (the answer belongs on the first screen)."""
     from ..fileio import atomic_dir, atomic_write_bytes, atomic_write_text
 
+    sections = list(lead) + list(sections)
     ids = []
     for i, s in enumerate(sections):
         ids.append(f"s{i + 1}-{_slug(s.title)}")
     toc = "".join(f'<li><a href="#{i}">{html.escape(s.title)}</a></li>' for i, s in zip(ids, sections))
-    body = "".join(f'<section id="{i}"><h2>{html.escape(s.title)}</h2>{s.html}</section>'
-                   for i, s in zip(ids, sections))
+    blocks = [f'<section id="{i}"><h2>{html.escape(s.title)}</h2>{s.html}</section>' for i, s in zip(ids, sections)]
+    first, rest = "".join(blocks[:len(lead)]), "".join(blocks[len(lead):])
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     doc = (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
            f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>"
            f"<p class='meta'>{html.escape(subtitle)}{' - ' if subtitle else ''}generated {stamp} by "
-           f"regmix-megatron</p><nav><ul>{toc}</ul></nav>{body}</body></html>\n")
+           f"regmix-megatron</p>{first}<nav><ul>{toc}</ul></nav>{rest}</body></html>\n")
     if png_dir is not None:
         with atomic_dir(png_dir, owned=lambda name: name.endswith(".png"), what="--png-dir") as tmp:
             for s in sections:

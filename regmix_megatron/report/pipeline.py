@@ -1,6 +1,8 @@
-"""The pipeline's report (``OUT/report.html``): stage timings, the target comparison, rank invariance and the
-sweep's loss table, then the RegMix sections (:mod:`.regmix`: metrics, predicted vs true, weights vs prior,
-correlations, importance), written as one page by :func:`.page.build_report` (PNGs also written beside it).
+"""The pipeline's report (``OUT/report.html``): the answer first (:mod:`.answer`: the mixture, the export files,
+the Megatron-LM flags to paste, and how far to trust it), then the target comparison, rank invariance, the
+sweep's loss table, the RegMix sections (:mod:`.regmix`: metrics, predicted vs true, weights vs prior,
+correlations, importance), and the stage timings last; written as one page by :func:`.page.build_report`
+(PNGs also written beside it).
 
 Reads the pipeline's files and documents (stage records, ``evaluation.json``, the results table, the fit and
 search directories); imports nothing of :mod:`regmix_megatron.pipeline`.
@@ -49,7 +51,7 @@ def sweep_section(results_csv: Path, target: Target) -> Section:
     results = read_results(results_csv)
     frame = sweep_frame(results_csv, target)
     shown = frame.head(MAX_SWEEP_ROWS)
-    table = pd.DataFrame({"#": range(1, len(shown) + 1), "run": shown["run_id"].astype(str).str[:8]})
+    table = pd.DataFrame({"#": range(1, len(shown) + 1), "run": shown["run_id"].astype(str)})
     for c, d in results.weight_columns.items():
         table[f"w {d}"] = shown[c]
     for c, d in results.loss_columns.items():
@@ -60,8 +62,7 @@ def sweep_section(results_csv: Path, target: Target) -> Section:
             + (f" (the best {MAX_SWEEP_ROWS} are shown)" if len(frame) > MAX_SWEEP_ROWS else "")
             + f". Target loss {losses.min():.4f} .. {losses.max():.4f} (spread {losses.max() - losses.min():.4f})."
             f" Full table: <code>{html.escape(str(results_csv))}</code>.</p>")
-    return Section("Sweep: proxy losses", note + '<div style="overflow-x:auto">'
-                   + table_html(table, "{:.3f}") + "</div>")
+    return Section("Sweep: proxy losses", note + table_html(table, "{:.3f}"))
 
 
 def target_sections(evaluation: Mapping) -> list[Section]:
@@ -74,9 +75,10 @@ def target_sections(evaluation: Mapping) -> list[Section]:
         lines.append(f"vs {name}: {b['target_loss']:.4f}; RegMix is {abs(b['regmix_minus_baseline']):.4f} "
                      f"{verdict} it.")
     fig = figure_section("Target runs: RegMix vs baselines", figures.plot_target_comparison(evaluation),
-                         "Validation loss on the target of the target-scale runs (lower is better); grey bars are "
-                         "sweep mixtures trained at target scale for the rank-invariance check.",
-                         name="target_comparison")
+                         "Validation loss on the target of the target-scale runs (lower is better), one dot per run; "
+                         "grey dots are sweep mixtures trained at target scale for the rank-invariance check. The "
+                         "loss axis shows only the range of the runs (it does not start at 0): compare positions, "
+                         "not lengths.", name="target_comparison")
     domains = sorted({d for r in evaluation["runs"] for d in r["val_loss"]})
     rows = []
     for r in evaluation["runs"]:
@@ -85,7 +87,7 @@ def target_sections(evaluation: Mapping) -> list[Section]:
         row.update({f"loss {d}": r["val_loss"].get(d) for d in domains})
         rows.append(row)
     body = ("<ul>" + "".join(f"<li>{html.escape(x)}</li>" for x in lines) + "</ul>" + fig.html
-            + '<div style="overflow-x:auto">' + table_html(pd.DataFrame(rows), "{:.4f}") + "</div>")
+            + table_html(pd.DataFrame(rows), "{:.4f}"))
     return [Section(fig.title, body, fig.images)]
 
 
@@ -117,18 +119,24 @@ def headline(evaluation: Mapping) -> str:
 def write_pipeline_report(path: Path, png_dir: Path, *, records: Sequence[Mapping], evaluation: Mapping,
                           results_csv: Path, fit_dir: Path, search_dir: Path, fit_target: str,
                           target: Target) -> Path:
-    """The whole report: headline, pipeline view, then the regression/search sections."""
+    """The whole report: the answer and its confidence first, the pipeline view, the regression/search sections,
+    and the stage timings last."""
+    from ..fileio import read_json
     from ..regression.data import load_results_table
+    from .answer import answer_section
 
+    metrics_path = Path(fit_dir) / "metrics.json"
+    lead = [answer_section(search_dir, metrics=read_json(metrics_path) if metrics_path.is_file() else None,
+                           evaluation=evaluation, target_label=target.label)]
     sections: list[Section] = []
-    sections += stage_timing_sections(records)
     sections += target_sections(evaluation)
     sections += rank_sections(evaluation)
     sections.append(sweep_section(results_csv, target))
     sections += regmix_sections(fit_dir=fit_dir, search_dir=search_dir, runs=load_results_table(results_csv),
                                 target=fit_target)
+    sections += stage_timing_sections(records)
     return build_report(sections, path, title="RegMix pipeline report", subtitle=headline(evaluation),
-                        png_dir=png_dir)
+                        png_dir=png_dir, lead=lead)
 
 
 def numbers_for_log(evaluation: Mapping) -> dict:

@@ -141,7 +141,8 @@ class Sweep:
         path = root / SWEEP_FILE
         if not path.is_file():
             raise SweepError(f"{root} is not a planned sweep (no {SWEEP_FILE}): "
-                             f"create it with `regmix-megatron sweep plan --output {root}`")
+                             f"create it with `regmix-megatron sweep plan --mixtures M.jsonl --config C.yaml "
+                             f"--output-dir {root}`")
         obj = read_json(path)
         if isinstance(obj, dict) and obj.get("format") in OLD_FORMATS:
             raise SweepError(f"{path}: planned by an earlier version ({obj['format']}, other run ids): plan into a "

@@ -1,0 +1,106 @@
+"""The top of every report: the answer (the mixture, the export files, the Megatron-LM flags to paste) and, next to
+it, how far to trust it (the fit's held-out Spearman; with a pipeline's ``evaluation.json``, the target-scale
+comparison, rank invariance, and whatever verdict or noise estimate the evaluation holds).
+
+HTML only (no figure), so it renders before any image and fits the first screen.
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from typing import Any, Mapping
+
+from .page import Section
+
+#: Keys of ``evaluation.json`` (top level or under ``comparison``) shown in the confidence box when present.
+VERDICT_KEYS = ("verdict", "verdicts", "noise", "noise_floor", "confidence")
+
+
+def _fmt(x: Any, digits: int = 4) -> str:
+    return "n/a" if x is None else f"{x:.{digits}f}" if isinstance(x, float) else html.escape(str(x))
+
+
+def _mixture_table(weights: Mapping[str, float]) -> str:
+    rows = sorted(weights.items(), key=lambda kv: -kv[1])
+    cells = "".join(
+        f"<tr><td>{html.escape(d)}</td><td>{w:.4f}</td><td class='barcell'><span class='bar' "
+        f"style='width:{100 * w:.1f}%'></span></td></tr>" for d, w in rows)
+    return ("<table class='mixture'><thead><tr><th>domain</th><th>weight</th><th>share of training tokens</th>"
+            f"</tr></thead><tbody>{cells}</tbody></table>")
+
+
+def _export_block(search: Mapping, search_dir: Path) -> str:
+    exported = (search.get("files") or {}).get("export") or (search.get("files") or {}).get("megatron")
+    if not exported:
+        return ("<p>No export files: the search had no <code>domains.json</code> "
+                "(run <code>regmix-megatron export --mixture ... --domains-json ...</code>).</p>")
+    directory = Path(next(iter(exported.values()))).parent
+    args_file = exported.get("megatron_args")
+    flags = Path(args_file).read_text(encoding="utf-8").strip() if args_file and Path(args_file).is_file() else ""
+    names = ", ".join(f"<code>{html.escape(Path(p).name)}</code>" for p in exported.values())
+    out = f"<p>Export files in <code>{html.escape(str(directory))}/</code>: {names}.</p>"
+    if flags:
+        out += ("<p>Megatron-LM flags to paste (<code>pretrain_gpt.py</code>; also in "
+                f"<code>megatron_args.txt</code>):</p><pre class='flags'><code>{html.escape(flags)}</code></pre>")
+    return out
+
+
+def _fit_confidence(metrics: Mapping | None, regressor: str | None, target: str | None) -> str:
+    if metrics is None:
+        return "fit: n/a (no fit directory)"
+    entry = ((metrics.get("regressors") or {}).get(regressor or "lightgbm") or {}).get("targets", {}).get(target)
+    if not entry:
+        return "fit: n/a"
+    cv = entry.get("cv") or {}
+    return (f"fit ({regressor}): Spearman {_fmt(entry.get('spearman'), 3)} on {entry.get('evaluated_on', '?')}"
+            + (f", {cv['num_folds']} folds" if cv.get("num_folds") else ""))
+
+
+def _evaluation_confidence(evaluation: Mapping | None) -> list[str]:
+    if evaluation is None:
+        return []
+    comp = evaluation["comparison"]
+    parts = [f"{name} {b['target_loss']:.4f} (RegMix {'-' if b['regmix_minus_baseline'] < 0 else '+'}"
+             f"{abs(b['regmix_minus_baseline']):.4f})" for name, b in comp["baselines"].items()]
+    rank = evaluation["rank_invariance"]
+    lines = [f"target scale: RegMix {comp['regmix_target_loss']:.4f}; " + "; ".join(parts)
+             + f"; RegMix beats {len(comp['regmix_beats'])} of {len(comp['baselines'])} baselines",
+             f"rank invariance (proxy vs target scale): Spearman {_fmt(rank.get('spearman'), 2)} over "
+             f"{rank['num_mixtures']} mixtures"]
+    found = {k: evaluation[k] for k in VERDICT_KEYS if k in evaluation}
+    found.update({k: comp[k] for k in VERDICT_KEYS if k in comp})
+    if found:
+        lines += [f"{k}: {_describe(v)}" for k, v in found.items()]
+    else:
+        lines.append("verdict and noise: not in this evaluation.json (a verdict against the run-to-run noise "
+                     "is shown here when the evaluation holds one)")
+    return lines
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return "; ".join(f"{k} {_describe(v)}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_describe(v) for v in value)
+    return _fmt(value)
+
+
+def answer_section(search_dir: str | Path, *, metrics: Mapping | None = None, evaluation: Mapping | None = None,
+                   target_label: str | None = None) -> Section:
+    """The report's first section (see the module docstring)."""
+    from ..fileio import read_json
+
+    search_dir = Path(search_dir)
+    search = read_json(search_dir / "search.json")
+    target = target_label or search.get("target")
+    head = (f"<p class='answer-lead'>Train on this mixture (optimized for <b>{html.escape(str(target))}</b>; "
+            f"predicted {_fmt(search['result']['predicted'])}, the mean of the best {search['config']['top_k']} of "
+            f"{search['config']['num_candidates']:,} simulated candidates):</p>")
+    confidence = [_fit_confidence(metrics, search.get("regressor"), search.get("target"))]
+    confidence += _evaluation_confidence(evaluation)
+    box = ("<div class='confidence'><b>How far to trust it</b><ul>"
+           + "".join(f"<li>{html.escape(line)}</li>" for line in confidence) + "</ul></div>")
+    body = (f"<div id='answer' class='answer'>{head}<div class='answer-grid'><div>{_mixture_table(search['result']['weights'])}"
+            f"</div>{box}</div>{_export_block(search, search_dir)}</div>")
+    return Section("The answer: mixture, export, Megatron-LM flags", body)
