@@ -104,7 +104,7 @@ def test_messages_name_what_exists(tmp_path, capsys):
     """The literal {root}, the --normalize flag that did not exist, and a config error without its file."""
     assert cli.main(["sweep", "status", str(tmp_path)]) == 2
     err = capsys.readouterr().err
-    assert "{root}" not in err and f"--output {tmp_path.resolve()}" in err
+    assert "{root}" not in err and f"--output-dir {tmp_path.resolve()}" in err
     (tmp_path / "m.json").write_text('{"a": 0.4, "b": 0.4}')
     assert cli.main(["export", "--mixture", str(tmp_path / "m.json"), "--domains", str(tmp_path),
                      "--output-dir", str(tmp_path / "x")]) == 2
