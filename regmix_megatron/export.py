@@ -9,6 +9,8 @@ For a :class:`~regmix_megatron.mixture.Mixture` over the domains of a
 - ``--per-split-data-args-path FILE.json``: ``{"train": [w1, p1, ...], "valid": [p, ...], "test": [p, ...]}``:
   train is the weighted blend; valid and test list every domain's prefixes of that split *unweighted*, for
   ``--multiple-validation-sets`` (one validation loss per prefix). Megatron requires all three keys.
+  Evaluation-only domains (``domains.json``) appear in valid and test only: never in a training blend (a
+  mixture giving one weight is refused).
 
 Rules: zero-weight domains are dropped from weighted blends (Megatron asserts every weight > 0); a domain
 stored in several prefixes has its weight split across them in proportion to their token counts; weights are
@@ -51,7 +53,7 @@ def blend_for_split(registry: DomainRegistry, mixture: Mixture, split: str = "tr
     domains split by token count. Weights are > 0 and sum to 1 (up to float rounding)."""
     if split not in SPLITS:
         raise DataError(f"split {split!r}: use one of {list(SPLITS)}")
-    registry.check_domains(mixture.domains, source)
+    mixture = registry.check_mixture(mixture, source)
     prefixes: list[str] = []
     weights: list[float] = []
     for name, weight in mixture.nonzero().items():
