@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import math
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -46,3 +47,19 @@ def spearman_critical_value(n: int, alpha: float = 0.05, num_draws: int = 20000,
     values = np.unique(rho)
     tail = 1.0 - np.searchsorted(rho, values, side="left") / rho.size  # P(rho >= value)
     return float(values[tail <= alpha].min())
+
+
+def proxy_noise(repeats: Mapping[str, Sequence[float]], spread: Sequence[float]) -> dict:
+    """The proxy seed noise and what it allows: ``repeats`` maps a mixture to its target values over seeds,
+    ``spread`` holds the sweep's target values (one seed each). Returns ``sd`` (pooled seed sd, see
+    ``verdict.pooled_seed_sd``) with its ``dof``, ``spread_sd`` (sample sd of ``spread``), their ratio and the
+    ``ceiling`` (:func:`spearman_ceiling`); values that cannot be measured are None."""
+    from .verdict import pooled_seed_sd
+
+    sd, dof = pooled_seed_sd([list(v) for v in repeats.values()])
+    values = np.asarray([x for x in spread if math.isfinite(x)], dtype=np.float64)
+    spread_sd = float(values.std(ddof=1)) if values.size >= 2 else None
+    ceiling = spearman_ceiling(spread_sd, sd) if (sd is not None and spread_sd is not None) else None
+    return {"sd": sd, "dof": dof, "num_mixtures": sum(1 for v in repeats.values() if len(v) >= 2),
+            "spread_sd": spread_sd, "noise_to_spread": (sd / spread_sd) if sd is not None and spread_sd else None,
+            "ceiling": ceiling}

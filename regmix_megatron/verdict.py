@@ -125,3 +125,37 @@ def aim_met(comparisons: Mapping[str, Comparison], must_beat: Sequence[str]) -> 
     """The demo's aim: RegMix is *better* than every baseline of ``must_beat`` and *worse* than none."""
     beaten = all(name in comparisons and comparisons[name].verdict == BETTER for name in must_beat)
     return beaten and not any(c.verdict == WORSE for c in comparisons.values())
+
+
+# ---- wording of an evaluation document (``evaluation.json``, written by the pipeline's evaluate stage) -------
+def verdict_lines(doc: Mapping, short: bool = False) -> list[str]:
+    """The verdicts as lines for people: one per baseline, then the rank invariance and (long form) the aim."""
+    comp = doc["comparison"]
+    noise = doc["noise"]
+    lines = []
+    for name, c in comp["baselines"].items():
+        lines.append(f"{name}: {c['text']}" if short else
+                     f"RegMix {c['regmix_mean']:.4f} vs {name} {c['baseline_mean']:.4f}: {c['text']}")
+    rank = doc["rank_invariance"]
+    rho = rank["spearman"]
+    verdict = "n/a" if rho is None else ("pass" if rank["passed"] else "fail")
+    lines.append(f"rank invariance rho {'n/a' if rho is None else f'{rho:.2f}'} over {rank['num_mixtures']} "
+                 f"mixtures (threshold {rank['threshold']:.2f}: {verdict})")
+    if not short:
+        sd = noise["sd"]
+        lines.append(f"test loss on {doc['target']!r}; 1 sd = {'n/a' if sd is None else f'{sd:.4f}'} (pooled seed "
+                     f"sd, {noise['dof']} dof); a win needs more than {noise['threshold_sd']:g} sd")
+        lines.append("aim met: RegMix beats " + " and ".join(comp["must_beat"]) + " beyond noise and loses to none"
+                     if comp["aim_met"] else "aim not met: " + aim_shortfall(doc))
+    return lines
+
+
+def aim_shortfall(doc: Mapping) -> str:
+    """Why the aim was not met, in words (no win is claimed within noise)."""
+    comp = doc["comparison"]
+    parts = [f"vs {b}: {comp['baselines'][b]['text']}" for b in comp["must_beat"]
+             if comp["baselines"][b]["verdict"] != "better"]
+    parts += [f"vs {b}: {c['text']}" for b, c in comp["baselines"].items() if c["verdict"] == "worse"]
+    if not comp["must_beat"]:
+        parts.append("neither natural nor uniform was trained")
+    return "; ".join(parts) or WITHIN_NOISE

@@ -20,7 +20,8 @@ import numpy as np
 from ..fileio import atomic_path
 from ..target import Target
 
-COLORS = {"regmix": "#d62728", "natural": "#1f77b4", "uniform": "#2ca02c", "target_only": "#9467bd"}
+COLORS = {"regmix": "#d62728", "natural": "#1f77b4", "uniform": "#2ca02c", "target_only": "#9467bd",
+          "best_domain": "#8c564b", "best_sweep": "#e377c2"}
 SWEEP_COLOR = "#7f7f7f"
 
 
@@ -235,22 +236,35 @@ def plot_stage_timings(timings: Sequence[tuple[str, float]]) -> Any:
 
 
 def plot_target_comparison(evaluation: Mapping) -> Any:
+    """Each compared mixture's test target loss at target scale: one dot per seed, a bar at the mean, and the
+    band of +-threshold sd around RegMix's mean (a baseline inside it is within noise)."""
     plt = pyplot()
-    rows = list(evaluation["runs"])
+    rows = sorted(evaluation["mixtures"].values(), key=lambda m: m["mean"])
     labels = [short_label(r["label"]) for r in rows]
-    losses = np.array([r["target_loss"] for r in rows])
+    means = np.array([r["mean"] for r in rows])
     colors = [COLORS.get(r["label"], SWEEP_COLOR) for r in rows]
     fig, ax = plt.subplots(figsize=(max(5.0, 0.8 * len(rows) + 1.5), 3.8))
     x = np.arange(len(rows))
-    bars = ax.bar(x, losses, color=colors)
-    for b, v in zip(bars, losses):
-        ax.text(b.get_x() + b.get_width() / 2, v, f"{v:.3f}", ha="center", va="bottom", fontsize=8)
+    ax.bar(x, means, color=colors, alpha=0.55, width=0.6)
+    points = []
+    for i, r in enumerate(rows):
+        losses = list(r["target_losses"].values())
+        points += losses
+        ax.scatter(np.full(len(losses), i), losses, color="black", s=12, zorder=3)
+        ax.text(i, r["mean"], f"{r['mean']:.3f}", ha="center", va="bottom", fontsize=8)
+    noise = evaluation.get("noise") or {}
+    if noise.get("sd"):
+        regmix = evaluation["mixtures"]["regmix"]["mean"]
+        half = noise["threshold_sd"] * noise["sd"]
+        ax.axhspan(regmix - half, regmix + half, color=COLORS.get("regmix", "tab:red"), alpha=0.12, zorder=0,
+                   label=f"RegMix mean +- {noise['threshold_sd']:g} sd (within noise)")
+        ax.legend(fontsize=7, loc="upper left")
     ax.set_xticks(x, labels, rotation=30, ha="right")
-    lo, hi = float(losses.min()), float(losses.max())
+    lo, hi = float(min(points + list(means))), float(max(points + list(means)))
     pad = max((hi - lo) * 0.5, 0.02)
     ax.set_ylim(lo - pad, hi + pad * 0.6)
-    ax.set_ylabel(f"target-scale val loss ({target_label(evaluation)})")
-    ax.set_title("Target runs: RegMix vs baselines (lower is better)")
+    ax.set_ylabel(f"target-scale {evaluation.get('split', 'test')} loss ({target_label(evaluation)})")
+    ax.set_title("Target runs: RegMix vs baselines (lower is better; dots: seeds)")
     return fig
 
 
@@ -265,10 +279,12 @@ def plot_rank_invariance(evaluation: Mapping) -> Any:
         ax.annotate(short_label(p["label"]), (p["proxy_loss"], p["target_loss"]), fontsize=7,
                     xytext=(4, 3), textcoords="offset points")
     rho = rank.get("spearman")
-    ax.set_xlabel(f"proxy-scale val loss ({target_label(evaluation)})")
-    ax.set_ylabel(f"target-scale val loss ({target_label(evaluation)})")
+    ax.set_xlabel(f"proxy-scale valid loss ({target_label(evaluation)})")
+    ax.set_ylabel(f"target-scale valid loss, mean over seeds ({target_label(evaluation)})")
     rho_text = "n/a" if rho is None else f"{rho:.2f}"
-    ax.set_title(f"Rank invariance: Spearman rho = {rho_text} (n = {rank['num_mixtures']})")
+    threshold = rank.get("threshold")
+    verdict = "" if threshold is None or rho is None else (" >= " if rho >= threshold else " < ") + f"{threshold:.2f}"
+    ax.set_title(f"Rank invariance: Spearman rho = {rho_text}{verdict} (n = {rank['num_mixtures']})")
     ax.grid(alpha=0.3)
     return fig
 
