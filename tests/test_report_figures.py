@@ -9,9 +9,13 @@ from regmix_megatron.report import figures
 
 EVALUATION = {
     "target": {"code": 0.25, "legal": 0.75},
-    "runs": [{"label": "regmix", "target_loss": 4.1}, {"label": "natural", "target_loss": 4.3},
-             {"label": "sweep:0123456789abcdef", "target_loss": 4.5}],
-    "rank_invariance": {"spearman": 0.5, "num_mixtures": 3,
+    "split": "test",
+    "noise": {"sd": 0.05, "threshold_sd": 2.0},
+    "mixtures": {"regmix": {"label": "regmix", "mean": 4.1, "target_losses": {"1": 4.05, "2": 4.15}},
+                 "natural": {"label": "natural", "mean": 4.3, "target_losses": {"1": 4.3}},
+                 "sweep:0123456789abcdef": {"label": "sweep:0123456789abcdef", "mean": 4.5,
+                                            "target_losses": {"1": 4.5}}},
+    "rank_invariance": {"spearman": 0.5, "num_mixtures": 3, "threshold": 0.6,
                         "mixtures": [{"label": "regmix", "proxy_loss": 5.0, "target_loss": 4.1},
                                      {"label": "natural", "proxy_loss": 5.2, "target_loss": 4.3},
                                      {"label": "sweep:0123456789abcdef", "proxy_loss": 5.1, "target_loss": 4.5}]},
@@ -26,10 +30,12 @@ def test_pipeline_figures_label_the_target_and_the_mixtures():
     fig = figures.plot_target_comparison(EVALUATION)
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["regmix", "natural", "sweep 012345"]
-    assert [round(p.get_height(), 6) for p in ax.patches] == [4.1, 4.3, 4.5]
-    assert "target-scale val loss (0.25 code + 0.75 legal)" in _texts(fig)
+    assert [round(p.get_height(), 6) for p in ax.patches if p.get_height() > 1] == [4.1, 4.3, 4.5]
+    assert "target-scale test loss (0.25 code + 0.75 legal)" in _texts(fig)
+    dots = np.concatenate([c.get_offsets()[:, 1] for c in ax.collections if len(c.get_offsets())])
+    assert sorted(np.round(dots, 6)) == [4.05, 4.15, 4.3, 4.5]  # one dot per seed
     fig = figures.plot_rank_invariance(EVALUATION)
-    assert any("Spearman rho = 0.50 (n = 3)" in t for t in _texts(fig))
+    assert any("Spearman rho = 0.50 < 0.60 (n = 3)" in t for t in _texts(fig))
     fig = figures.plot_stage_timings([("corpus", 60.0), ("sweep", 120.0)])
     assert "Stage timings (total 3.0 min)" in _texts(fig) and " 120 s" in _texts(fig)
     figures.pyplot().close("all")

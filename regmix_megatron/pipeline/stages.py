@@ -191,11 +191,17 @@ def sample_inputs(cfg: PipelineConfig) -> dict:
     return inputs
 
 
-def single_domain_mixtures(names) -> list:
-    """One mixture per training domain, all weight on it."""
+def single_domain_mixtures(names, lower=None, upper=None) -> list:
+    """One mixture per training domain, all weight on it; with the sampler's bounds, only the corners within
+    them (an epoch cap below 1 rules a domain's corner out)."""
     from ..mixture import Mixture
 
-    return [Mixture.from_array(list(names), [1.0 if d == name else 0.0 for d in names]) for name in names]
+    out = []
+    for i, name in enumerate(names):
+        if upper is not None and (upper[i] < 1.0 - 1e-12 or any(lower[j] > 0 for j in range(len(names)) if j != i)):
+            continue
+        out.append(Mixture.from_array(list(names), [1.0 if d == name else 0.0 for d in names]))
+    return out
 
 
 def is_single_domain(mixture) -> bool:
@@ -204,7 +210,7 @@ def is_single_domain(mixture) -> bool:
 
 def run_sample(ctx: StageContext) -> StageOutput:
     from ..mixture import Mixture, write_mixtures
-    from ..sampling import SampleStats, sample_mixtures
+    from ..sampling import SampleStats, domain_caps, sample_mixtures
     from .config import sampler_config
 
     cfg: PipelineConfig = ctx.config
@@ -217,7 +223,8 @@ def run_sample(ctx: StageContext) -> StageOutput:
     added = 0
     if wants_single_domains(cfg):  # corners the sampler did not draw itself
         seen = {m.hash for m in mixtures}
-        corners = [m for m in single_domain_mixtures(registry.names) if m.hash not in seen]
+        lower, upper = domain_caps(tokens, scfg, domains=registry.names)
+        corners = [m for m in single_domain_mixtures(registry.names, lower, upper) if m.hash not in seen]
         mixtures += corners
         added = len(corners)
     path = write_mixtures(ctx.out / "sample" / "mixtures.jsonl", mixtures)
