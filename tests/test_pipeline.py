@@ -167,8 +167,9 @@ def _check_qa_was_never_trained_on(out: Path) -> None:
     for r in results:
         assert "qa" not in r["mixture"]
         assert "qa" in r["val_loss"] and "qa" in r["split_loss"]["test"]
-    for sweep_json in out.rglob("sweep.json"):
-        assert all("qa" not in run["mixture"] for run in json.loads(sweep_json.read_text())["runs"])
+    for root in ("sweep", "targets/proxy-scale", "targets/target-scale"):
+        planned = json.loads((out / root / "sweep.json").read_text())["runs"]
+        assert planned and all("qa" not in run["mixture"] for run in planned)
     per_split = json.loads((out / "search" / "export" / "per_split_data_args.json").read_text())
     assert not any("/qa/" in p for p in per_split["train"][1::2])
     assert any("/qa/" in p for p in per_split["valid"]) and any("/qa/" in p for p in per_split["test"])

@@ -34,7 +34,7 @@ from ..target import AVERAGE, KIND_AVERAGE, Target
 BASELINES = ("natural", "uniform", "target_only", "best_domain", "best_sweep")
 #: Baselines trained with every seed of ``targets.seeds`` (the others once, with the pipeline's seed).
 SEEDED_BASELINES = ("natural", "uniform")
-REGRESSORS = ("lightgbm", "linear")
+REGRESSORS = ("lightgbm", "linear", "quadratic")
 #: ``search.regressor`` value: pick the regressor with the best cross-validated Spearman.
 AUTO = "auto"
 EXECUTORS = ("local", "slurm")
@@ -144,7 +144,8 @@ def _check_train_section(section: str, preset: Any, overrides: Any) -> None:
 class SearchSection:
     regressor: str = AUTO
     """Regressor whose predictions drive the search: ``auto`` (the one with the best cross-validated Spearman
-    on the sweep; LightGBM on a tie), lightgbm (the paper's) or linear."""
+    on the sweep; on a tie LightGBM, then quadratic), lightgbm (the paper's), linear or quadratic (ridge on the
+    weights and their pairwise products)."""
     pool_size: int = 1_000_000
     """Candidate mixtures simulated (sampled with the sweep's sampler and caps)."""
     top_k: int = 100

@@ -370,7 +370,9 @@ def run_fit(ctx: StageContext) -> StageOutput:
     table = load_results_table(ctx.path("sweep", "results"))
     target = fit_target(table, None, cfg.parsed_target)
     folds = min(cfg.search.num_folds, table.num_runs)
-    outcome = fit_models(table, [target], kinds=("lightgbm", "linear"), cv_folds=folds, seed=cfg.seed)
+    from .config import REGRESSORS
+
+    outcome = fit_models(table, [target], kinds=REGRESSORS, cv_folds=folds, seed=cfg.seed)
     out_dir = ctx.out / "fit"
     files = {"metrics": str(out_dir / "metrics.json"), "predictions": str(out_dir / "predictions.csv")}
     for model in write_outputs(outcome, out_dir):  # one target: one model per regressor
@@ -385,8 +387,8 @@ def run_fit(ctx: StageContext) -> StageOutput:
     fmt = lambda x: "n/a" if x is None else f"{x:.3f}"  # noqa: E731
     return StageOutput(files=files, values={"target": target.name, "cv_spearman": rho, "cv": cv,
                                             "regressor": regressor, "regressor_reason": reason, "noise": noise},
-                       summary=f"CV Spearman lightgbm {fmt(rho.get('lightgbm'))}, linear {fmt(rho.get('linear'))}"
-                               f" (noise ceiling {fmt(noise['ceiling'])}); search uses {regressor}")
+                       summary="CV Spearman " + ", ".join(f"{k} {fmt(v)}" for k, v in rho.items())
+                               + f" (noise ceiling {fmt(noise['ceiling'])}); search uses {regressor}")
 
 
 def values_by_mixture(path: Path, target) -> dict[str, list[float]]:

@@ -137,8 +137,8 @@ def cross_validate(kind: str, weights: np.ndarray, y: np.ndarray, domains: Seque
     return out, oof
 
 
-def choose_regressor(cv_spearman: Mapping[str, float | None], preference: Sequence[str] = ("lightgbm", "linear")
-                     ) -> tuple[str, str]:
+def choose_regressor(cv_spearman: Mapping[str, float | None],
+                     preference: Sequence[str] = ("lightgbm", "quadratic", "linear")) -> tuple[str, str]:
     """The regressor with the highest cross-validated Spearman (ties and missing values resolved by
     ``preference`` order); returns ``(kind, reason)``, the reason naming every candidate's value."""
     scored = {k: v for k, v in cv_spearman.items() if v is not None and np.isfinite(v)}
@@ -322,7 +322,7 @@ def write_outputs(outcome: FitOutcome, output_dir: str | Path) -> list[SavedMode
     output_dir = Path(output_dir)
     saved: list[SavedModel] = []
     for (name, kind), model in outcome.models.items():
-        file_name = f"{kind}.txt" if kind == "lightgbm" else f"{kind}.json"
+        file_name = f"{kind}.txt" if kind == "lightgbm" else f"{kind}.json"  # linear.json, quadratic.json
         path = output_dir / "models" / slug(name) / file_name
         model.save(path)
         rel = str(path.relative_to(output_dir))
