@@ -1,13 +1,15 @@
-"""Sweep throughput on this machine: proxies per hour, naive (one `regmix-megatron train` process per proxy)
-vs optimized (`--reuse-process`: each worker process trains proxies back to back through `run_training`),
-for 1 and 2 parallel runs, and the per-run overhead as a share of run time.
+"""Sweep throughput on this machine: proxies per hour with the proxy settings the demo used before issue 10
+("before": every domain evaluated, checkpoints saved, no test split) against the settings it uses now ("now":
+only the target's domains evaluated plus the evaluation-only ones, the test split scored once at the end, no
+checkpoint written), for the same proxies (same model, steps, mixtures and seed), 2 single-thread workers that
+train runs back to back (``--reuse-process``).
 
-    .venv/bin/python bench/bench_sweep.py [--num-runs 8] [--steps 8] [--domains DOMAINS_JSON]
+    .venv/bin/python bench/bench_sweep.py [--num-runs 8] [--steps 32] [--domains DOMAINS_JSON --target DOMAIN]
 
-Without --domains it builds the corpus fixture's indexed datasets first (tokenizer + preprocess, like the
-tests). Every configuration runs the same planned runs (same mixtures, config, seed) in its own sweep dir.
-Prints a table and ends with ``ratio: <optimized proxies/hour over naive proxies/hour>`` at 2 parallel runs.
-Timings are wall-clock and noisy when other jobs share the cores (the load average is printed).
+Without --domains it builds the corpus fixture's indexed datasets first (tokenizer + preprocess, qa
+evaluation-only, like the tests) and targets qa. Prints a table and ends with ``ratio: <now proxies/hour over
+before proxies/hour>``. Timings are wall-clock and noisy when other jobs share the cores (the load average at
+the start and end of each launch is printed): compare ratios measured under similar loads.
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ import tempfile
 import time
 from pathlib import Path
 
+import yaml
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests"))
 
 CLI = [sys.executable, "-m", "regmix_megatron.cli"]
 
@@ -33,9 +36,21 @@ def build_fixture(work: Path) -> Path:
     from regmix_megatron.tokenizer import TokenizerTrainConfig, train_tokenizer
 
     corpus = REPO / "tests" / "fixtures" / "corpus"
+    training = sorted(p.name for p in corpus.iterdir() if (p / "train.jsonl").is_file() and p.name != "qa")
     model = train_tokenizer(corpus, work / "tokenizer", TokenizerTrainConfig(vocab_size=1000,
-                                                                           sample_bytes_per_domain=60_000, seed=0))
-    return Path(preprocess_corpus(corpus, work / "indexed", model, workers=1))
+                                                                           sample_bytes_per_domain=60_000, seed=0),
+                            domains=training)
+    return Path(preprocess_corpus(corpus, work / "indexed", model, workers=1, eval_only=["qa"]))
+
+
+def settings(steps: int, target: str) -> dict[str, dict]:
+    """The two proxy recipes: the demo's before issue 10 and now (same model, steps and tokens)."""
+    common = {"preset": "cpu-proxy", "optim": {"train_steps": steps, "warmup_steps": 4}}
+    before = {**common, "eval": {"eval_interval": steps, "num_tokens_per_domain": 8192, "final_splits": []},
+              "checkpoint": {"interval": steps // 2}}
+    now = {**common, "eval": {"eval_interval": steps, "num_tokens_per_domain": 8192, "domains": [target]},
+           "checkpoint": {"save": False}}
+    return {"before": before, "now": now}
 
 
 def run(cmd: list[str]) -> float:
@@ -46,72 +61,57 @@ def run(cmd: list[str]) -> float:
     return time.perf_counter() - t0
 
 
-def per_run_times(sweep_dir: Path) -> tuple[float, float]:
-    """Mean wall time per attempt (worker's view) and mean train-loop time (trainer's elapsed_s)."""
-    walls, loops = [], []
-    for run_dir in sorted((sweep_dir / "runs").iterdir()):
-        rec = json.loads((run_dir / "logs" / "attempt-1.json").read_text())
-        walls.append(rec["ended_at"] - rec["started_at"])
-        loops.append(json.loads((run_dir / "result.json").read_text())["elapsed_s"])
-    return sum(walls) / len(walls), sum(loops) / len(loops)
-
-
-def import_seconds() -> float:
-    code = "import regmix_megatron.megatron.train"
-    return min(run([sys.executable, "-c", code]) for _ in range(2))
+def loop_seconds(sweep_dir: Path) -> float:
+    """Mean train-loop time per run (the trainer's elapsed_s)."""
+    loops = [json.loads(p.read_text())["elapsed_s"] for p in sorted((sweep_dir / "runs").glob("*/result.json"))]
+    return sum(loops) / len(loops)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--num-runs", type=int, default=8)
-    parser.add_argument("--steps", type=int, default=8, help="train steps per proxy (tiny-test preset)")
+    parser.add_argument("--steps", type=int, default=32, help="train steps per proxy (cpu-proxy model)")
     parser.add_argument("--domains", default=None, help="domains.json (default: build the corpus fixture)")
+    parser.add_argument("--target", default="qa", help="the target domain (evaluated by the 'now' proxies)")
     args = parser.parse_args()
 
-    from sweep_fixtures import make_real_sweep_inputs
+    from regmix_megatron.manifest import DomainRegistry
+    from regmix_megatron.mixture import Mixture, write_mixtures
+    from regmix_megatron.sampling import SamplerConfig, sample_mixtures
 
     with tempfile.TemporaryDirectory(prefix="bench_sweep_") as tmp:
         work = Path(tmp)
         domains = Path(args.domains) if args.domains else build_fixture(work)
-        mixtures, config, _ = make_real_sweep_inputs(work / "inputs", domains, args.num_runs)
-        import yaml
-
-        cfg = yaml.safe_load(config.read_text())
-        cfg["optim"]["train_steps"] = args.steps
-        cfg["eval"]["eval_interval"] = args.steps
-        cfg["checkpoint"]["interval"] = args.steps
-        config.write_text(yaml.safe_dump(cfg))
-        t_import = import_seconds()
-        rows = []
-        for mode in ("naive", "optimized"):
-            for parallel in (1, 2):
-                sweep_dir = work / f"{mode}-{parallel}"
-                run(CLI + ["sweep", "plan", "--mixtures", str(mixtures), "--config", str(config), "--output",
-                           str(sweep_dir)])
-                launch = CLI + ["sweep", "launch", str(sweep_dir), "--executor", "local", "--parallel",
-                                str(parallel)] + (["--reuse-process"] if mode == "optimized" else [])
-                load0 = os.getloadavg()[0]
-                wall = run(launch)
-                per_run_wall, per_run_loop = per_run_times(sweep_dir)
-                rows.append({"mode": mode, "parallel": parallel, "wall_s": wall,
-                             "proxies_per_hour": args.num_runs / wall * 3600, "per_run_wall_s": per_run_wall,
-                             "train_loop_s": per_run_loop,
-                             "overhead_share": 1 - per_run_loop / per_run_wall, "load": load0})
-                print(f"{mode:9s} parallel={parallel}: {wall:6.1f} s for {args.num_runs} proxies", flush=True)
+        registry = DomainRegistry.load(domains)
+        rows = sample_mixtures(registry.tokens_per_domain(), SamplerConfig(num_samples=args.num_runs, seed=0),
+                               domains=registry.names)
+        mixtures = write_mixtures(work / "mixtures.jsonl", [Mixture.from_array(registry.names, r) for r in rows])
+        results = []
+        for name, recipe in settings(args.steps, args.target).items():
+            config = work / f"{name}.yaml"
+            config.write_text(yaml.safe_dump({**recipe, "domains": str(domains), "seed": 1234}))
+            sweep_dir = work / name
+            run(CLI + ["sweep", "plan", "--mixtures", str(mixtures), "--config", str(config), "--output",
+                       str(sweep_dir)])
+            load0 = os.getloadavg()[0]
+            wall = run(CLI + ["sweep", "launch", str(sweep_dir), "--executor", "local", "--parallel", "2",
+                              "--threads-per-run", "1", "--reuse-process"])
+            results.append({"name": name, "wall_s": wall, "per_hour": args.num_runs / wall * 3600,
+                            "loop_s": loop_seconds(sweep_dir), "load": (load0, os.getloadavg()[0]),
+                            "checkpoints": sum(1 for _ in sweep_dir.glob("runs/*/checkpoints/step_*"))})
+            print(f"{name:7s}: {wall:6.1f} s for {args.num_runs} proxies", flush=True)
 
     print()
-    print(f"{args.num_runs} proxies of the tiny-test preset, {args.steps} steps each; importing the trainer "
-          f"(python + torch + megatron-core) takes {t_import:.1f} s per process")
-    print(f"{'mode':10s} {'parallel':>8s} {'wall s':>8s} {'proxies/h':>10s} {'s/run':>7s} {'loop s':>7s} "
-          f"{'overhead':>9s} {'load':>5s}")
-    for r in rows:
-        print(f"{r['mode']:10s} {r['parallel']:8d} {r['wall_s']:8.1f} {r['proxies_per_hour']:10.0f} "
-              f"{r['per_run_wall_s']:7.2f} {r['train_loop_s']:7.2f} {r['overhead_share']:9.0%} {r['load']:5.1f}")
-    print("s/run: wall time of one attempt (worker's view; in-process attempts exclude the one-time import); "
-          "loop s: the trainer's train-loop time; overhead = 1 - loop/run")
-    naive = next(r for r in rows if r["mode"] == "naive" and r["parallel"] == 2)
-    best = next(r for r in rows if r["mode"] == "optimized" and r["parallel"] == 2)
-    print(f"ratio: {best['proxies_per_hour'] / naive['proxies_per_hour']:.2f}")
+    print(f"{args.num_runs} cpu-proxy runs of {args.steps} steps x 32 x 128 tokens, 2 single-thread workers "
+          f"(reuse-process), target {args.target}")
+    print(f"{'settings':9s} {'wall s':>8s} {'proxies/h':>10s} {'loop s/run':>11s} {'ckpts':>6s} {'load':>11s}")
+    for r in results:
+        print(f"{r['name']:9s} {r['wall_s']:8.1f} {r['per_hour']:10.0f} {r['loop_s']:11.2f} {r['checkpoints']:6d} "
+              f"{r['load'][0]:5.1f}-{r['load'][1]:<5.1f}")
+    print("before: every domain evaluated, checkpoints every steps/2, no test split; now: the target's domains "
+          "(+ evaluation-only) evaluated, test scored once at the end, no checkpoint")
+    before, now = results
+    print(f"ratio: {now['per_hour'] / before['per_hour']:.2f}")
     return 0
 
 

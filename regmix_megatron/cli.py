@@ -24,6 +24,7 @@ COMMANDS = (
     "sample",
     "export",
     "train",
+    "evaluate",
     "sweep",
     "fit",
     "search",

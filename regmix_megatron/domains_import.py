@@ -199,10 +199,11 @@ def import_domains(spec: ImportSpec, output: str | os.PathLike, *, scan_tokens: 
 
 
 def describe_registry(registry: DomainRegistry) -> list[str]:
-    """Lines for the terminal: tokens per domain and split, and the tokenizer's Megatron-LM flags."""
-    lines = [f"{'domain':<16}" + "".join(f"{s + ' tokens':>16}" for s in SPLITS) + f"{'prefixes':>10}"]
+    """Lines for the terminal: each domain's role and tokens per split, and the tokenizer's Megatron-LM flags."""
+    lines = [f"{'domain':<16}{'role':>10}" + "".join(f"{s + ' tokens':>16}" for s in SPLITS) + f"{'prefixes':>10}"]
     for d in registry.domains:
-        lines.append(f"{d.name:<16}" + "".join(f"{d.num_tokens(s):>16,}" for s in SPLITS)
+        role = "eval-only" if d.evaluation_only else "train"
+        lines.append(f"{d.name:<16}{role:>10}" + "".join(f"{d.num_tokens(s):>16,}" for s in SPLITS)
                      + f"{sum(len(p) for p in d.splits.values()):>10}")
     t = registry.tokenizer
     lines.append(f"tokenizer: {' '.join(t.spec.megatron_flags())} (vocab {t.vocab_size}, eod {t.eod_id}, "

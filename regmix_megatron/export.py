@@ -10,7 +10,8 @@ For a :class:`~regmix_megatron.mixture.Mixture` over the domains of a
   train is the weighted blend; valid and test list every domain's prefixes of that split *unweighted* (valid:
   one validation loss per prefix with ``--multiple-validation-sets``; test: Megatron-LM blends the list by
   dataset size, as our provider's test split does). Megatron requires all three keys (``null`` when no domain
-  has test prefixes).
+  has test prefixes). Evaluation-only domains (``domains.json``) appear in valid and test only: never in a
+  training blend (a mixture giving one weight is refused).
 - ``per_split_data_args_no_test.json``: the same with ``"test": null``, the file the printed flags name:
   Megatron-LM 0.16.1 evaluates the test split after training through code that fails with
   ``--multiple-validation-sets`` (``len()`` of its single iterator), after the last checkpoint is saved.
@@ -109,7 +110,7 @@ def blend_for_split(registry: DomainRegistry, mixture: Mixture, split: str = "tr
     domains split by token count. Weights are > 0 and sum to 1 (up to float rounding)."""
     if split not in SPLITS:
         raise DataError(f"split {split!r}: use one of {list(SPLITS)}")
-    registry.check_domains(mixture.domains, source)
+    mixture = registry.check_mixture(mixture, source)
     prefixes: list[str] = []
     weights: list[float] = []
     for name, weight in mixture.nonzero().items():

@@ -15,15 +15,23 @@ Schema (``format: regmix-megatron/domains/v1``)::
         {"name": "code",
          "splits": {"train": [{"prefix": "code/train_text_document", "num_documents": 10,
                                "num_sequences": 10, "num_tokens": 12345}],
-                    "valid": [...], "test": [...]}}
+                    "valid": [...], "test": [...]}},
+        {"name": "qa", "evaluation_only": true, "splits": {...}}
       ]
     }
+
+**Evaluation-only domains** (``"evaluation_only": true``; the key is absent for training domains): tokenized and
+evaluated in every run (their ``valid`` and ``test`` splits), never sampled, trained on or put into a training
+blend. :attr:`DomainRegistry.names` (the domains a mixture is over), :meth:`~DomainRegistry.tokens_per_domain`
+and :meth:`~DomainRegistry.prior` cover the training domains only; :attr:`DomainRegistry.domains` and
+:attr:`DomainRegistry.all_names` list every domain. :meth:`DomainRegistry.check_mixture` is the one check a
+mixture passes before it trains: a positive weight on an evaluation-only domain is refused.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -32,6 +40,7 @@ import numpy as np
 from .errors import DataError
 from .fileio import atomic_write_json, read_json
 from .tokenizer_types import TokenizerSpec
+from .mixture import Mixture
 
 FORMAT = "regmix-megatron/domains/v1"
 SPLITS = ("train", "valid", "test")
@@ -53,6 +62,8 @@ class PrefixInfo:
 class Domain:
     name: str
     splits: Mapping[str, tuple[PrefixInfo, ...]]
+    evaluation_only: bool = False
+    """Evaluated in every run, never trained on (no mixture gives it weight)."""
 
     def prefixes(self, split: str = "train") -> tuple[PrefixInfo, ...]:
         return tuple(self.splits.get(split, ()))
@@ -91,7 +102,7 @@ class TokenizerInfo:
 
 @dataclass(frozen=True)
 class DomainRegistry:
-    """Domains in canonical (sorted-by-name) order."""
+    """Domains in canonical (sorted-by-name) order: every domain (training and evaluation-only)."""
 
     domains: tuple[Domain, ...]
     tokenizer: TokenizerInfo
@@ -104,10 +115,37 @@ class DomainRegistry:
             object.__setattr__(self, "domains", tuple(sorted(self.domains, key=lambda d: d.name)))
         if len(set(names)) != len(names):
             raise DataError(f"{self.path or 'domains.json'}: duplicate domain names in {names}")
+        if names and all(d.evaluation_only for d in self.domains):
+            raise DataError(f"{self.path or 'domains.json'}: every domain is evaluation-only ({names}); at least "
+                            "one domain must be trained on")
 
     @property
     def names(self) -> tuple[str, ...]:
+        """The training domains: what a mixture is over (evaluation-only domains excluded)."""
+        return tuple(d.name for d in self.domains if not d.evaluation_only)
+
+    @property
+    def all_names(self) -> tuple[str, ...]:
+        """Every domain, training and evaluation-only (what a run evaluates), canonical order."""
         return tuple(d.name for d in self.domains)
+
+    @property
+    def eval_only_names(self) -> tuple[str, ...]:
+        """The evaluation-only domains."""
+        return tuple(d.name for d in self.domains if d.evaluation_only)
+
+    @property
+    def training_domains(self) -> tuple[Domain, ...]:
+        return tuple(d for d in self.domains if not d.evaluation_only)
+
+    def with_evaluation_only(self, names: Sequence[str]) -> "DomainRegistry":
+        """The same registry with exactly ``names`` evaluation-only (every other domain a training domain)."""
+        unknown = sorted(set(names) - set(self.all_names))
+        if unknown:
+            raise DataError(f"evaluation-only domain(s) {unknown} are not in {self.path or 'the registry'}; "
+                            f"domains: {list(self.all_names)}")
+        return DomainRegistry(domains=tuple(replace(d, evaluation_only=d.name in set(names)) for d in self.domains),
+                              tokenizer=self.tokenizer, path=self.path)
 
     def get(self, name: str) -> Domain:
         for d in self.domains:
@@ -116,11 +154,11 @@ class DomainRegistry:
         raise DataError(f"unknown domain {name!r} in {self.path or 'registry'}; known: {list(self.names)}")
 
     def tokens_per_domain(self, split: str = "train") -> np.ndarray:
-        """Exact token counts per domain (canonical order), int64."""
-        return np.array([d.num_tokens(split) for d in self.domains], dtype=np.int64)
+        """Exact token counts per training domain (:attr:`names` order), int64."""
+        return np.array([d.num_tokens(split) for d in self.training_domains], dtype=np.int64)
 
     def prior(self, split: str = "train") -> np.ndarray:
-        """The natural mixture: each domain's share of training tokens (float64, sums to 1)."""
+        """The natural mixture: each training domain's share of training tokens (float64, sums to 1)."""
         t = self.tokens_per_domain(split).astype(np.float64)
         if t.sum() <= 0:
             raise DataError(f"{self.path or 'registry'}: no {split} tokens in any domain")
@@ -164,7 +202,10 @@ class DomainRegistry:
                             num_tokens=int(p["num_tokens"]),
                         ))
                     splits[split] = tuple(infos)
-                domains.append(Domain(name=str(d["name"]), splits=splits))
+                flag = d.get("evaluation_only", False)
+                if not isinstance(flag, bool):
+                    raise ValueError(f"domain {d['name']!r}: evaluation_only={flag!r} must be true or false")
+                domains.append(Domain(name=str(d["name"]), splits=splits, evaluation_only=flag))
         except (KeyError, TypeError, ValueError) as exc:
             raise DataError(f"{where}: malformed domains manifest ({type(exc).__name__}: {exc}); "
                             "regenerate it with `regmix-megatron preprocess`") from None
@@ -183,6 +224,7 @@ class DomainRegistry:
                           "megatron": t.spec.to_json(base=base)},
             "domains": [
                 {"name": d.name,
+                 **({"evaluation_only": True} if d.evaluation_only else {}),
                  "splits": {s: [{"prefix": rel(p.path), "num_documents": p.num_documents,
                                  "num_sequences": p.num_sequences, "num_tokens": p.num_tokens}
                                 for p in plist]
@@ -205,7 +247,12 @@ class DomainRegistry:
         return verify_registry(self)
 
     def check_domains(self, domains: Sequence[str], source: str) -> None:
-        """Refuse a mixture/model whose domain set differs from this registry's, naming the difference."""
+        """Refuse a mixture/model whose domain set differs from this registry's training domains, naming the
+        difference (an evaluation-only domain is named as such)."""
+        held_out = sorted(set(domains) & set(self.eval_only_names))
+        if held_out:
+            raise DataError(f"{source}: domain(s) {held_out} are evaluation-only in {self.path or 'the manifest'}: "
+                            f"they are never trained on; use a mixture over the training domains {list(self.names)}")
         missing = sorted(set(self.names) - set(domains))
         unknown = sorted(set(domains) - set(self.names))
         if missing or unknown:
@@ -214,3 +261,19 @@ class DomainRegistry:
                 f"unknown {unknown}, missing {missing}; use a mixture over exactly {list(self.names)} "
                 "(zero weights are allowed)"
             )
+
+    def check_mixture(self, mixture: Mixture, source: str) -> Mixture:
+        """The one check a mixture passes before it trains: a positive weight on an evaluation-only domain is
+        refused; a zero weight there is dropped; the rest must be exactly the training domains. Returns the
+        mixture over the training domains (unchanged if it named no evaluation-only domain)."""
+        weights = mixture.as_dict()
+        trained = sorted(d for d in self.eval_only_names if weights.get(d, 0.0) > 0)
+        if trained:
+            raise DataError(f"{source}: gives weight to evaluation-only domain(s) "
+                            f"{ {d: weights[d] for d in trained} } of {self.path or 'the manifest'}: they are "
+                            f"evaluated, never trained on; give them weight 0 or drop them")
+        if any(d in weights for d in self.eval_only_names):
+            kept = {d: w for d, w in weights.items() if d not in set(self.eval_only_names)}
+            mixture = Mixture.from_dict(kept, source=source)
+        self.check_domains(mixture.domains, source)
+        return mixture

@@ -318,13 +318,15 @@ def preprocess_corpus(corpus_dir: str | os.PathLike, output_dir: str | os.PathLi
                       tokenizer: TokenizerSpec | str | os.PathLike, workers: int = 2, *, append_eod: bool = True,
                       split_sentences: bool = False, skip_bad: bool = False, overwrite: bool = False,
                       reuse: bool = False, domains: Sequence[str] | None = None,
-                      punkt_dir: str | os.PathLike | None = None, reports: list | None = None) -> Path:
+                      punkt_dir: str | os.PathLike | None = None, reports: list | None = None,
+                      eval_only: Sequence[str] = ()) -> Path:
     """Preprocess every ``<corpus_dir>/<domain>/<split>.jsonl``; return the path of ``domains.json``.
 
-    ``tokenizer``: a :class:`TokenizerSpec`, or the path of a SentencePiece model. ``append_eod`` (default on)
-    ends every document with the tokenizer's EOD id, as GPT training needs. ``reuse`` returns an existing,
-    complete ``domains.json`` built with the same tokenizer without work. ``reports`` (a list) receives one
-    :class:`FileReport` per file.
+    ``tokenizer``: a :class:`TokenizerSpec`, or the path of a SentencePiece model. ``eval_only`` names domains
+    marked evaluation-only in ``domains.json`` (tokenized and evaluated, never trained on; ``manifest.py``); they
+    must be among the preprocessed domains. ``append_eod`` (default on) ends every document with the tokenizer's
+    EOD id, as GPT training needs. ``reuse`` returns an existing, complete ``domains.json`` built with the same
+    tokenizer without work. ``reports`` (a list) receives one :class:`FileReport` per file.
     """
     from .manifest import Domain, DomainRegistry, PrefixInfo, TokenizerInfo
     from .megatron.indexed import read_counts
@@ -332,11 +334,22 @@ def preprocess_corpus(corpus_dir: str | os.PathLike, output_dir: str | os.PathLi
     output_dir = Path(output_dir)
     manifest_path = output_dir / DOMAINS_FILE
     corpus = discover_corpus(corpus_dir, domains=domains)
+    eval_only = tuple(sorted(set(eval_only)))
+    missing = sorted(set(eval_only) - set(corpus))
+    if missing:
+        raise DataError(f"evaluation-only domain(s) {missing} are not among the preprocessed domains "
+                        f"{sorted(corpus)}: add them to the corpus (or --domains), or drop them from --eval-only")
     if manifest_path.exists():
         if not overwrite:
             check_manifest_tokenizer(manifest_path, ident)
             if reuse:
                 registry = DomainRegistry.load(manifest_path)
+                if _complete(registry, corpus, read_counts) and registry.eval_only_names != eval_only:
+                    registry = registry.with_evaluation_only(eval_only)  # same data, other roles
+                    registry.save(manifest_path)
+                    logger.info("reusing %s (complete, same tokenizer); evaluation-only now %s", manifest_path,
+                                list(eval_only))
+                    return manifest_path
                 if _complete(registry, corpus, read_counts):
                     logger.info("reusing %s (complete, same tokenizer)", manifest_path)
                     return manifest_path
@@ -367,14 +380,14 @@ def preprocess_corpus(corpus_dir: str | os.PathLike, output_dir: str | os.PathLi
                 path=str(Path(prefix).resolve()), num_documents=report.num_documents["text"],
                 num_sequences=report.num_sequences["text"], num_tokens=report.num_tokens["text"]),)
     registry = DomainRegistry(
-        domains=tuple(Domain(name=n, splits=s) for n, s in splits_per_domain.items()),
+        domains=tuple(Domain(name=n, splits=s, evaluation_only=n in eval_only) for n, s in splits_per_domain.items()),
         tokenizer=TokenizerInfo.from_identity(ident),
     )
     return registry.save(manifest_path)
 
 
 def _complete(registry, corpus: dict[str, dict[str, Path]], read_counts) -> bool:
-    if set(registry.names) != set(corpus):
+    if set(registry.all_names) != set(corpus):
         return False
     for d in registry.domains:
         if set(d.splits) != set(corpus[d.name]):

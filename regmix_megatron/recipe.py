@@ -126,6 +126,12 @@ class EvalConfig:
     num_tokens_per_domain: int = 65536
     split: str = "valid"
     micro_batch_size: int = 8
+    domains: Optional[list] = None
+    """Domains to evaluate (None: every domain). The evaluation-only domains of domains.json are evaluated
+    whatever this says. Fewer domains make evaluation cheaper (proxies need only the target's domains)."""
+    final_splits: list = field(default_factory=lambda: ["test"])
+    """Splits evaluated once more at the end of training, on the same domains (``result.json``'s
+    ``split_loss``): the test split judges a mixture chosen on the validation split."""
 
     def __post_init__(self) -> None:
         check(self.eval_interval > 0, "eval", "eval_interval", self.eval_interval, "use a positive integer")
@@ -135,6 +141,16 @@ class EvalConfig:
               "use 'valid' (or 'test'/'train')")
         check(self.micro_batch_size > 0, "eval", "micro_batch_size", self.micro_batch_size,
               "use a positive integer")
+        check(self.domains is None or (isinstance(self.domains, list) and len(self.domains) > 0
+                                       and all(isinstance(d, str) and d for d in self.domains)
+                                       and len(set(self.domains)) == len(self.domains)),
+              "eval", "domains", self.domains, "use null (every domain) or a list of distinct domain names")
+        if self.domains is not None:
+            self.domains = sorted(self.domains)  # canonical: the order does not change what a run computes
+        check(isinstance(self.final_splits, list) and len(set(self.final_splits)) == len(self.final_splits)
+              and all(s in ("train", "valid", "test") and s != self.split for s in self.final_splits),
+              "eval", "final_splits", self.final_splits,
+              f"use a list of distinct splits other than eval.split={self.split!r}, e.g. ['test'] or []")
 
 
 @dataclass
@@ -190,6 +206,10 @@ class CheckpointConfig:
     """Save every this many steps (0: only at the end of training)."""
     keep_last: int = 2
     """Keep this many most recent checkpoints."""
+    save: bool = True
+    """False: write no checkpoint at all, not even the final one (proxies that are cheaper to rerun than to
+    save; such a run restarts from step 0 if killed and cannot be scored again with ``regmix-megatron
+    evaluate``)."""
 
     def __post_init__(self) -> None:
         check(self.interval >= 0, "checkpoint", "interval", self.interval, "use an integer >= 0")

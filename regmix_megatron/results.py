@@ -1,8 +1,9 @@
 """The results table of a sweep: its columns, its writer and its reader (the one home of this file schema).
 
 ``results.csv`` / ``results.parquet``, one row per completed run. Columns, in this order: ``run_id``,
-``mixture_hash``, ``seed``; ``weight/<domain>`` for every domain in canonical (sorted) order; then
-``val_loss/<domain>`` for every domain. Weights are token fractions (each row sums to 1); losses are the
+``mixture_hash``, ``seed``; ``weight/<domain>`` for every training domain in canonical (sorted) order; then
+``val_loss/<domain>`` for every evaluated domain (the training domains the runs evaluated and every
+evaluation-only domain, which has a loss column and no weight column). Weights are token fractions (each row sums to 1); losses are the
 validation losses of the run's ``result.json``. The CSV writes floats with 17 significant digits, so both files
 round-trip exactly. Written by ``sweep collect`` (:func:`write_table`); read by the regression
 (:mod:`regmix_megatron.regression.data`) and the report with :func:`read_results`.
@@ -38,9 +39,11 @@ def loss_column(domain: str) -> str:
     return LOSS_PREFIX + domain
 
 
-def columns(domains: Sequence[str]) -> list[str]:
-    """Every column of a table over ``domains`` (canonical order), in file order."""
-    return list(ID_COLUMNS) + [weight_column(d) for d in domains] + [loss_column(d) for d in domains]
+def columns(domains: Sequence[str], loss_domains: Sequence[str] | None = None) -> list[str]:
+    """Every column of a table with weights over ``domains`` and losses of ``loss_domains`` (default: the
+    same domains), in file order."""
+    loss_domains = domains if loss_domains is None else loss_domains
+    return list(ID_COLUMNS) + [weight_column(d) for d in domains] + [loss_column(d) for d in loss_domains]
 
 
 def domains_of(names: Iterable[str], prefix: str) -> dict[str, str]:
@@ -49,19 +52,21 @@ def domains_of(names: Iterable[str], prefix: str) -> dict[str, str]:
 
 
 # ---- writing ----------------------------------------------------------------------------------------------
-def make_table(rows: Iterable[Mapping[str, Any]], domains: Sequence[str]):
-    """A table from rows ``{"run_id", "mixture_hash", "seed", "weights": {domain: w}, "val_loss": {domain: l}}``.
+def make_table(rows: Iterable[Mapping[str, Any]], domains: Sequence[str], loss_domains: Sequence[str] | None = None):
+    """A table from rows ``{"run_id", "mixture_hash", "seed", "weights": {domain: w}, "val_loss": {domain: l}}``,
+    weights over ``domains`` and losses of ``loss_domains`` (default: ``domains``).
 
-    Every row must give a weight and a loss for every domain (a run with a hole is not a row)."""
+    Every row must give a weight and a loss for every one of them (a run with a hole is not a row)."""
     import pandas as pd
 
+    loss_domains = domains if loss_domains is None else loss_domains
     records = []
     for row in rows:
         record = {"run_id": row["run_id"], "mixture_hash": row["mixture_hash"], "seed": row["seed"]}
         record.update({weight_column(d): float(row["weights"][d]) for d in domains})
-        record.update({loss_column(d): float(row["val_loss"][d]) for d in domains})
+        record.update({loss_column(d): float(row["val_loss"][d]) for d in loss_domains})
         records.append(record)
-    table = pd.DataFrame(records, columns=columns(domains))
+    table = pd.DataFrame(records, columns=columns(domains, loss_domains))
     table["seed"] = table["seed"].astype("int64")
     return table
 

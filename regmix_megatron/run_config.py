@@ -71,18 +71,20 @@ class RunConfig:
         return ResolvedRun(config=self, registry=registry, mixture=self.resolve_mixture(registry))
 
     def resolve_mixture(self, registry: DomainRegistry) -> Mixture:
-        """The run's mixture over exactly the registry's domains (missing domains get weight 0)."""
+        """The run's mixture over exactly the registry's training domains (missing ones get weight 0; a weight on
+        an evaluation-only domain is refused)."""
         if self.mixture is None:
             return Mixture.from_array(registry.names, registry.prior())
         if isinstance(self.mixture, str):
             mixture = Mixture.load(self.mixture)
         else:
             mixture = Mixture.from_dict(dict(self.mixture), source="train.mixture")
-        unknown = sorted(set(mixture.domains) - set(registry.names))
+        unknown = sorted(set(mixture.domains) - set(registry.all_names))
         if unknown:
             raise DataError(f"train.mixture names domain(s) {unknown} that are not in {registry.path}; "
                             f"known domains: {list(registry.names)}")
-        return mixture.restrict(registry.names)
+        return registry.check_mixture(mixture.restrict(sorted(set(registry.names) | set(mixture.domains))),
+                                      "train.mixture")
 
     def to_dict(self, relative_to: str | os.PathLike | None = None) -> dict:
         """The flat file form (run fields first, then the recipe's); with ``relative_to``, paths are written
@@ -122,15 +124,31 @@ class ResolvedRun:
         return atomic_write_yaml(path, config.to_dict(relative_to=path.parent))
 
 
+def evaluated_domains(recipe: Recipe, registry: DomainRegistry) -> tuple[str, ...]:
+    """The domains a run of ``recipe`` evaluates: ``eval.domains`` (default every domain) plus every
+    evaluation-only domain, in canonical order. Unknown names raise :class:`DataError`."""
+    wanted = recipe.eval.domains
+    if wanted is None:
+        return registry.all_names
+    unknown = sorted(set(wanted) - set(registry.all_names))
+    if unknown:
+        raise DataError(f"eval.domains names {unknown}, which {registry.path or 'domains.json'} does not have; "
+                        f"domains: {list(registry.all_names)}")
+    keep = set(wanted) | set(registry.eval_only_names)
+    return tuple(d for d in registry.all_names if d in keep)
+
+
 # ---- identity ---------------------------------------------------------------------------------------------
 def data_identity(registry: DomainRegistry) -> dict:
     """What the data of a run is, without where it lies: the tokenizer's sha256, vocabulary and end-of-document
-    id, and for every domain and split the document, sequence and token counts of each prefix, in order."""
+    id, and for every domain and split the document, sequence and token counts of each prefix, in order (and
+    whether the domain is evaluation-only: that changes what a run evaluates and may train on)."""
     t = registry.tokenizer
     return {
         "tokenizer": {"type": t.type, "sha256": t.sha256, "vocab_size": t.vocab_size, "eod_id": t.eod_id},
-        "domains": {d.name: {split: [[p.num_documents, p.num_sequences, p.num_tokens] for p in prefixes]
-                             for split, prefixes in sorted(d.splits.items())}
+        "domains": {d.name: {**{split: [[p.num_documents, p.num_sequences, p.num_tokens] for p in prefixes]
+                                for split, prefixes in sorted(d.splits.items())},
+                             **({"evaluation_only": True} if d.evaluation_only else {})}
                     for d in registry.domains},
     }
 

@@ -174,7 +174,8 @@ def run_search(predict: Callable[[np.ndarray], np.ndarray], tokens_per_domain: n
 # ---- priors and baselines ----------------------------------------------------------------------------------
 def baseline_mixtures(source: Any, target: Target | None = None,
                       extra: Mapping[str, Mixture] | None = None) -> dict[str, Mixture]:
-    """``natural`` (token prior), ``uniform``, ``target_only`` (when ``target`` is one domain's) and ``extra``.
+    """``natural`` (token prior), ``uniform``, ``target_only`` (when ``target`` is one training domain's; a
+    held-out, evaluation-only target domain has none) and ``extra``.
 
     ``source`` is a :class:`~regmix_megatron.manifest.DomainRegistry` (prior from exact train token counts) or a
     prior :class:`Mixture`.
@@ -186,9 +187,7 @@ def baseline_mixtures(source: Any, target: Target | None = None,
     domains = list(prior.domains)
     out = {"natural": prior, "uniform": Mixture.from_array(domains, np.ones(len(domains)))}
     target_domain = target.single_domain if target is not None else None
-    if target_domain is not None:
-        if target_domain not in domains:
-            raise DataError(f"target domain {target_domain!r} is not among the domains {domains}")
+    if target_domain is not None and target_domain in domains:
         out["target_only"] = Mixture.from_array(domains, [1.0 if d == target_domain else 0.0 for d in domains])
     for name, m in (extra or {}).items():
         if name in out:

@@ -43,30 +43,39 @@ class IndexedFixture:
 
 
 FIXTURE_VOCAB_SIZE = 1000
+#: The fixture's held-out domain: evaluation-only in ``indexed_fixture`` (never trained on, not in the tokenizer's
+#: sample), as ``qa`` is in the demo.
+FIXTURE_EVAL_ONLY = ("qa",)
+#: The fixture's training domains.
+FIXTURE_TRAIN_DOMAINS = ("changelogs", "code", "legal", "literature", "math", "reference", "speeches", "techdocs")
 
 
 @pytest.fixture(scope="session")
 def fixture_tokenizer(tmp_path_factory) -> Path:
-    """A SentencePiece BPE (vocab 1000) trained on the corpus fixture's train splits; its ``.model`` path."""
+    """A SentencePiece BPE (vocab 1000) trained on the train splits of the corpus fixture's training domains (the
+    evaluation-only ``qa`` left out, as the pipeline does); its ``.model`` path."""
     from regmix_megatron.tokenizer import TokenizerTrainConfig, train_tokenizer
 
     if not FIXTURE_CORPUS.is_dir():
         pytest.skip(f"corpus fixture {FIXTURE_CORPUS} missing (build it with tools/build_fixture.py)")
     out = tmp_path_factory.mktemp("tokenizer")
     return train_tokenizer(FIXTURE_CORPUS, out, TokenizerTrainConfig(vocab_size=FIXTURE_VOCAB_SIZE,
-                                                                     sample_bytes_per_domain=60_000, seed=0))
+                                                                     sample_bytes_per_domain=60_000, seed=0),
+                           domains=list(FIXTURE_TRAIN_DOMAINS))
 
 
 @pytest.fixture(scope="session")
 def indexed_fixture(tmp_path_factory, fixture_tokenizer) -> IndexedFixture:
-    """The corpus fixture as Megatron indexed datasets + ``domains.json`` (EOD appended, 1 worker).
+    """The corpus fixture as Megatron indexed datasets + ``domains.json`` (EOD appended, 1 worker), with ``qa``
+    evaluation-only (:data:`FIXTURE_EVAL_ONLY`).
 
     Treat as read only: copy it to ``tmp_path`` before changing anything.
     """
     from regmix_megatron.preprocess import preprocess_corpus
 
     out = tmp_path_factory.mktemp("indexed")
-    domains_json = preprocess_corpus(FIXTURE_CORPUS, out, fixture_tokenizer, workers=1)
+    domains_json = preprocess_corpus(FIXTURE_CORPUS, out, fixture_tokenizer, workers=1,
+                                     eval_only=FIXTURE_EVAL_ONLY)
     return IndexedFixture(corpus_dir=FIXTURE_CORPUS, tokenizer_dir=fixture_tokenizer.parent,
                           tokenizer_model=fixture_tokenizer, output_dir=out, domains_json=Path(domains_json),
                           vocab_size=FIXTURE_VOCAB_SIZE)

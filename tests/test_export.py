@@ -235,3 +235,16 @@ def test_cli_export_prints_the_flags_and_rewrites_paths(registry, tmp_path, caps
     flags = (tmp_path / "e" / "megatron_args.txt").read_text().strip()
     assert flags in out and "/cluster/e/per_split_data_args_no_test.json" in flags
     assert out.index("web 0.6000") < out.index(flags)  # the mixture first, then the files and the flags
+def test_evaluation_only_domain_is_a_validation_set_never_a_training_blend(registry, tmp_path):
+    held = registry.with_evaluation_only(["wiki"])
+    mixture = Mixture.from_dict({"books": 0.1, "code": 0.3, "web": 0.6})
+    files = export_mixture(held, mixture, tmp_path / "out")
+    train, valid, test = megatron_read_per_split(files["per_split_data_args"])
+    assert not any("/wiki/" in p for p in train[0])
+    assert not any("/wiki/" in p for p in files["data_args"].read_text().split()[1::2])
+    for blend, split in ((valid, "valid"), (test, "test")):  # wiki's held-out sets are exported, unweighted
+        assert [p for p in blend[0] if "/wiki/" in p] == [p.path for p in held.get("wiki").prefixes(split)]
+    with pytest.raises(DataError, match=r"evaluation-only domain\(s\) \{'wiki': 0.1\}"):
+        export_mixture(held, Mixture.from_dict({"books": 0.1, "code": 0.2, "web": 0.6, "wiki": 0.1}),
+                       tmp_path / "leak")
+    assert not (tmp_path / "leak").exists()

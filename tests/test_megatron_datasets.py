@@ -215,11 +215,13 @@ def test_build_datasets_from_args(indexed_fixture, registry, tmp_path, caplog):
     assert len(valid) >= 16 and len(test) >= 8
     assert set(realized_samples(valid, registry)) == set(registry.names)
 
-    # --multiple-validation-sets: one dataset per domain (zero-weight ones included), identical across mixtures
+    # --multiple-validation-sets: one dataset per domain (zero-weight and evaluation-only ones included),
+    # identical across mixtures
     args = _namespace(indexed_fixture, path, multiple_validation_sets=True)
     _, valid_sets, _ = build_datasets_from_args(args, [32, 10, 0])
-    assert len(valid_sets) == len(registry.names)
-    assert [ds.regmix_component_domains[0] for ds in valid_sets] == list(registry.names)
+    assert len(valid_sets) == len(registry.all_names)
+    assert [ds.regmix_component_domains[0] for ds in valid_sets] == list(registry.all_names)
+    assert "qa" in registry.eval_only_names and "qa" in [ds.regmix_component_domains[0] for ds in valid_sets]
     other = Mixture.from_dict(MIXTURES[1]).save(tmp_path / "other.json")
     _, valid_other, test_none = build_datasets_from_args(
         _namespace(indexed_fixture, other, multiple_validation_sets=True), [32, 10, 0])
@@ -264,6 +266,23 @@ def test_provider_refuses_mismatches(indexed_fixture, tmp_path):
     args.regmix_domains = None
     with pytest.raises(RegmixError, match="--regmix-domains is required"):
         build_datasets_from_args(args, [8, 0, 0])
+
+
+def test_provider_refuses_weight_on_an_evaluation_only_domain(indexed_fixture, registry, tmp_path):
+    from regmix_megatron.megatron.datasets import realized_samples
+    from regmix_megatron.megatron.provider import build_datasets_from_args
+
+    assert registry.eval_only_names == ("qa",)
+    weights = {d: (0.5 if d == "code" else 0.0) for d in registry.names}
+    leaking = Mixture.from_dict({**weights, "qa": 0.5}).save(tmp_path / "leak.json")
+    with pytest.raises(DataError, match=r"evaluation-only domain\(s\) \{'qa': 0.5\}"):
+        build_datasets_from_args(_namespace(indexed_fixture, leaking), [8, 0, 0])
+    # qa named with weight 0 is dropped: the blend holds the training domains only, qa is never sampled
+    weights["legal"] = 0.5
+    zero = Mixture.from_dict({**weights, "qa": 0.0}).save(tmp_path / "zero.json")
+    train, _, _ = build_datasets_from_args(_namespace(indexed_fixture, zero), [64, 0, 0])
+    assert set(train.regmix_component_domains) == {"code", "legal"}
+    assert "qa" not in realized_samples(train, registry)
 
 
 def test_add_regmix_args_and_provider_form():

@@ -33,7 +33,16 @@ def domains(indexed_fixture) -> Path:
 
 @pytest.fixture(scope="module")
 def names(domains):
+    """The training domains (what a mixture is over)."""
     return DomainRegistry.load(domains).names
+
+
+@pytest.fixture(scope="module")
+def evaluated(domains):
+    """Every domain a run evaluates by default: the training domains and the evaluation-only qa."""
+    registry = DomainRegistry.load(domains)
+    assert registry.eval_only_names == ("qa",)
+    return registry.all_names
 
 
 def train(mapping, force=False):
@@ -58,14 +67,16 @@ def read_metrics(out: Path) -> list[dict]:
 
 
 @pytest.mark.slow
-def test_validation_losses_fall_and_outputs_are_complete(natural_run, names):
+def test_validation_losses_fall_and_outputs_are_complete(natural_run, names, evaluated):
     out, result = natural_run
     assert result["status"] == "completed"
     assert json.loads((out / "result.json").read_text()) == result
     for key in ("run_id", "mixture", "mixture_hash", "seed", "steps", "tokens", "val_loss", "val_loss_average",
-                "elapsed_s", "tokens_per_s"):
+                "split_loss", "elapsed_s", "tokens_per_s"):
         assert key in result
-    assert set(result["val_loss"]) == set(names)  # every domain, none dropped
+    assert set(result["val_loss"]) == set(evaluated)  # every domain, the evaluation-only qa too, none dropped
+    assert set(result["split_loss"]["test"]) == set(evaluated)  # and its test split, once at the end
+    assert set(result["mixture"]) == set(names) and "qa" not in result["mixture"]  # qa never in the blend
     assert result["steps"] == 30 and result["tokens"] == 30 * 16 * 64
     rows = read_metrics(out)
     evals = [r for r in rows if "val_loss" in r]
@@ -73,12 +84,13 @@ def test_validation_losses_fall_and_outputs_are_complete(natural_run, names):
     for r in rows:
         assert {"step", "train_loss", "lr", "tokens", "tokens_per_s"} <= set(r)
     uniform = math.log(DomainRegistry.load(result_domains(out)).tokenizer.vocab_size)  # loss at init ~ ln(vocab)
-    for name in names:
+    for name in evaluated:
         first, last = evals[0]["val_loss"][name], evals[-1]["val_loss"][name]
         assert last < first, (name, first, last)
         assert last < uniform - 0.5, (name, last, uniform)
     assert evals[-1]["val_loss"] == result["val_loss"]
-    assert math.isclose(result["val_loss_average"], sum(result["val_loss"].values()) / len(names))
+    assert math.isclose(result["val_loss_average"], sum(result["val_loss"].values()) / len(evaluated))
+    assert all(abs(result["split_loss"]["test"][d] - result["val_loss"][d]) > 0 for d in evaluated)  # other tokens
     assert (out / "config.yaml").is_file()
     assert not (out / "status.json").exists()
 
@@ -111,6 +123,45 @@ def test_finished_run_is_not_rerun_and_changed_config_is_refused(natural_run, do
     assert again == result and (out / "result.json").stat().st_mtime_ns == mtime
     with pytest.raises(ConfigError, match="different config"):
         train(tiny_config(domains, out, seed=2))
+
+
+@pytest.mark.slow
+def test_evaluate_scores_the_final_checkpoint_exactly_as_the_trainer_did(natural_run, tmp_path, capsys):
+    from regmix_megatron.cli import main
+
+    out, result = natural_run
+    assert main(["evaluate", str(out), "--split", "valid"]) == 0
+    valid = json.loads((out / "evaluations" / "valid.json").read_text())
+    assert valid["run_id"] == result["run_id"] and valid["step"] == 30 and valid["final"]
+    assert valid["loss"] == result["val_loss"]  # same weights, same windows: the same floats
+    assert main(["evaluate", str(out), "--split", "test", "--domains", "qa,code"]) == 0
+    test = json.loads((out / "evaluations" / "test.json").read_text())
+    assert test["loss"] == {d: result["split_loss"]["test"][d] for d in ("code", "qa")}
+    assert "qa" in capsys.readouterr().out
+    assert json.loads((out / "result.json").read_text()) == result  # scoring changes nothing of the run
+
+
+@pytest.mark.slow
+def test_cheap_proxy_evaluates_only_what_it_is_asked_and_saves_nothing(domains, names, tmp_path):
+    from regmix_megatron.cli import main
+
+    out = tmp_path / "cheap"
+    result = train(tiny_config(domains, out, optim={"train_steps": 10}, eval={"domains": ["code"]},
+                               checkpoint={"save": False}))
+    assert set(result["val_loss"]) == {"code", "qa"}  # qa, evaluation-only, is evaluated whatever eval.domains
+    assert set(result["split_loss"]["test"]) == {"code", "qa"}
+    assert not (out / "checkpoints").exists()
+    assert main(["evaluate", str(out)]) == 2  # nothing to score: the run saved no checkpoint
+
+
+def test_a_mixture_weighting_an_evaluation_only_domain_never_trains(domains, names, tmp_path):
+    from regmix_megatron.errors import DataError
+
+    config = build_run_config(tiny_config(domains, tmp_path / "leak", mixture={"code": 0.5, "qa": 0.5}))
+    with pytest.raises(DataError, match=r"evaluation-only domain\(s\) \{'qa': 0.5\}"):
+        config.resolve()
+    resolved = build_run_config(tiny_config(domains, tmp_path / "ok", mixture={"code": 1.0, "qa": 0.0})).resolve()
+    assert resolved.mixture.domains == tuple(names) and "qa" not in resolved.mixture.domains
 
 
 @pytest.mark.slow

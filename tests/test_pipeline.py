@@ -74,12 +74,15 @@ def test_end_to_end_kill_and_resume(tmp_path):
     assert "skipped" in done.stdout and "report:" in done.stdout  # the summary table
 
     evaluation = json.loads((out / "evaluation.json").read_text())
-    labels = {r["label"] for r in evaluation["runs"]}
-    assert {"regmix", "natural", "uniform", "target_only"} <= labels and len(labels) == 5
+    labels = set(evaluation["mixtures"])
+    assert {"regmix", "natural", "uniform", "best_domain", "best_sweep"} <= labels and len(labels) == 6
     _check_evaluation_against_the_runs(out, evaluation)
     _check_fit_against_the_sweep(out)
+    _check_qa_was_never_trained_on(out)
+    assert "verdicts" in done.stdout and "natural:" in done.stdout  # the summary prints the verdicts
     html = (out / "report.html").read_text()
-    for needle in ("Pipeline stages", "Sweep: proxy losses", "Target runs", "Rank invariance", "data:image/png"):
+    for needle in ("Pipeline stages", "Sweep: proxy losses", "Target runs", "Rank invariance", "noise ceiling",
+                   "data:image/png"):
         assert needle in html
     for png in ("stage_timings.png", "target_comparison.png", "rank_invariance.png"):
         assert (out / "report" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -87,7 +90,7 @@ def test_end_to_end_kill_and_resume(tmp_path):
     search = json.loads((out / "search" / "search.json").read_text())
     assert search["result"]["within_caps"] is True
     assert (out / "search" / "export" / "per_split_data_args.json").is_file()
-    for label in ("regmix", "natural", "uniform", "target_only"):
+    for label in ("regmix", "natural", "uniform", "best_domain", "best_sweep"):
         assert (out / "targets" / "mixtures" / f"{label}.json").is_file()
 
     # everything done: a rerun skips every stage; redoing evaluate with identical output keeps the report
@@ -105,58 +108,97 @@ def _result_json(run_dir) -> dict:
 
 
 def _check_evaluation_against_the_runs(out: Path, evaluation: dict) -> None:
-    """Every number of evaluation.json recomputed from the runs' own result.json files (target: literature)."""
+    """Every number of evaluation.json recomputed from the runs' own result.json files (target: qa, the held-out
+    domain; the comparison on its test split, rank invariance on its validation split)."""
+    from regmix_megatron.verdict import compare
+
     runs = json.loads((out / "targets" / "runs.json").read_text())["runs"]
     search = json.loads((out / "search" / "search.json").read_text())
     predicted = {"regmix": search["result"]["predicted"],
                  **{k: v["predicted"] for k, v in search["baselines"].items()}}
-    assert evaluation["target"] == "literature"
-    for row in evaluation["runs"]:
-        target_result = _result_json(runs[row["label"]]["target"]["run_dir"])
-        proxy_result = _result_json(runs[row["label"]]["proxy"]["run_dir"])
-        assert row["run_id"] == target_result["run_id"]
-        assert row["val_loss"] == target_result["val_loss"]
-        assert row["target_loss"] == target_result["val_loss"]["literature"]
-        assert row["proxy_loss"] == proxy_result["val_loss"]["literature"]
-        assert row["predicted_loss"] == predicted.get(row["label"])
-    assert [r["target_loss"] for r in evaluation["runs"]] == sorted(r["target_loss"] for r in evaluation["runs"])
-    by_label = {r["label"]: r for r in evaluation["runs"]}
+    assert evaluation["target"] == "qa" and evaluation["split"] == "test"
+    for label, m in evaluation["mixtures"].items():
+        seeds = ["1234", "1235"] if label in ("regmix", "natural", "uniform") else ["1234"]
+        assert list(m["target_losses"]) == seeds  # paired: the same seeds for RegMix, natural and uniform
+        for seed, loss in m["target_losses"].items():
+            result = _result_json(runs[label]["target"][seed]["run_dir"])
+            assert result["seed"] == int(seed) and m["run_ids"][seed] == result["run_id"]
+            assert loss == result["split_loss"]["test"]["qa"]
+            assert m["valid_losses"][seed] == result["val_loss"]["qa"]
+            assert result["mixture"] == m["mixture"]
+        assert m["mean"] == pytest.approx(np.mean(list(m["target_losses"].values())), abs=1e-12)
+        proxy_result = _result_json(runs[label]["proxy"]["run_dir"])
+        assert m["proxy_loss"] == proxy_result["val_loss"]["qa"]
+        assert m["predicted_loss"] == predicted.get(label)
+    groups = [list(m["target_losses"].values()) for m in evaluation["mixtures"].values() if m["num_seeds"] >= 2]
+    pooled = np.sqrt(sum(np.var(g, ddof=1) * (len(g) - 1) for g in groups) / sum(len(g) - 1 for g in groups))
+    assert evaluation["noise"]["sd"] == pytest.approx(pooled, rel=1e-9) and evaluation["noise"]["dof"] == 3
     comp = evaluation["comparison"]
-    regmix = by_label["regmix"]["target_loss"]
-    assert comp["regmix_target_loss"] == regmix
-    assert comp["regmix_rank"] == 1 + [r["label"] for r in evaluation["runs"]].index("regmix")
-    for name in ("natural", "uniform", "target_only"):
-        assert comp["baselines"][name] == {"target_loss": by_label[name]["target_loss"],
-                                           "regmix_minus_baseline": regmix - by_label[name]["target_loss"]}
-    assert comp["regmix_beats"] == sorted(n for n in comp["baselines"] if regmix < by_label[n]["target_loss"])
+    regmix = evaluation["mixtures"]["regmix"]["target_losses"]
+    for name, c in comp["baselines"].items():
+        again = compare(name, {int(k): v for k, v in regmix.items()},
+                        {int(k): v for k, v in evaluation["mixtures"][name]["target_losses"].items()}, pooled)
+        assert c["verdict"] == again.verdict and c["text"] == again.text
+    assert set(comp["baselines"]) == {"natural", "uniform", "best_domain", "best_sweep"}
     rank = evaluation["rank_invariance"]
-    assert rank["num_mixtures"] == 5
+    assert rank["num_mixtures"] == 6 and rank["split"] == "valid"
     proxy = [m["proxy_loss"] for m in rank["mixtures"]]
     target = [m["target_loss"] for m in rank["mixtures"]]
     assert rank["spearman"] == pytest.approx(scipy.stats.spearmanr(proxy, target)[0], abs=1e-12)
-    # the sweep mixture's proxy-scale loss is the one the sweep measured
-    table = pd.read_csv(out / "sweep" / "results.csv").set_index("run_id")
-    (sweep_label,) = [lab for lab in by_label if lab.startswith("sweep:")]
-    assert by_label[sweep_label]["proxy_loss"] == table.loc[sweep_label.split(":", 1)[1], "val_loss/literature"]
+    assert rank["passed"] == (rank["spearman"] >= rank["threshold"])
+    # best_domain and best_sweep are the sweep's best single-domain / sampled mixtures on the validation split
+    table = pd.read_csv(out / "sweep" / "fit_runs.csv")
+    weights = table[[c for c in table.columns if c.startswith("weight/")]]
+    single = (weights > 0).sum(axis=1) == 1
+    for name, rows in (("best_domain", table[single]), ("best_sweep", table[~single])):
+        best = rows.loc[rows["val_loss/qa"].idxmin()]
+        assert evaluation["mixtures"][name]["mixture_hash"] == best["mixture_hash"]
+        assert evaluation["mixtures"][name]["proxy_loss"] == best["val_loss/qa"]
+    fit = evaluation["fit"]
+    rho = {k: v["spearman"] for k, v in fit["cv"].items()}
+    finite = {k: v for k, v in rho.items() if v is not None}
+    assert fit["regressor"] == (max(finite, key=lambda k: (finite[k], k == "lightgbm")) if finite else "lightgbm")
+
+
+def _check_qa_was_never_trained_on(out: Path) -> None:
+    """qa is evaluated in every run (valid and test) and in no run's mixture; the export lists it for
+    validation only."""
+    results = [json.loads(p.read_text()) for p in out.rglob("runs/*/result.json")]
+    assert len(results) >= 6 + 4 + 2 + 3 + 8  # sweep, corners, noise repeats, proxy-scale, target-scale
+    for r in results:
+        assert "qa" not in r["mixture"]
+        assert "qa" in r["val_loss"] and "qa" in r["split_loss"]["test"]
+    for root in ("sweep", "targets/proxy-scale", "targets/target-scale"):
+        planned = json.loads((out / root / "sweep.json").read_text())["runs"]
+        assert planned and all("qa" not in run["mixture"] for run in planned)
+    per_split = json.loads((out / "search" / "export" / "per_split_data_args.json").read_text())
+    assert not any("/qa/" in p for p in per_split["train"][1::2])
+    assert any("/qa/" in p for p in per_split["valid"]) and any("/qa/" in p for p in per_split["test"])
+    domains = json.loads((out / "data" / "domains.json").read_text())
+    assert [d["name"] for d in domains["domains"] if d.get("evaluation_only")] == ["qa"]
+    noise = pd.read_csv(out / "sweep" / "noise_runs.csv")
+    assert noise.groupby("mixture_hash")["seed"].apply(sorted).tolist() == [[1234, 1235]] * 2
 
 
 def _check_fit_against_the_sweep(out: Path) -> None:
     """metrics.json's CV numbers recomputed from predictions.csv, whose true values are the sweep's losses."""
     metrics = json.loads((out / "fit" / "metrics.json").read_text())
     predictions = pd.read_csv(out / "fit" / "predictions.csv")
-    table = pd.read_csv(out / "sweep" / "results.csv").set_index("run_id")
-    assert metrics["targets"]["val_loss/literature"]["definition"] == "literature"
+    table = pd.read_csv(out / "sweep" / "fit_runs.csv").set_index("run_id")
+    assert (table["seed"] == 1234).all()  # one run per mixture: the noise repeats stay out of the fit
+    assert metrics["targets"]["val_loss/qa"]["definition"] == "qa"
     for kind in ("lightgbm", "linear"):
         rows = predictions[(predictions["regressor"] == kind) & (predictions["split"] == "cv")]
         assert sorted(rows["run_id"]) == sorted(table.index)
-        np.testing.assert_array_equal(rows["true"].to_numpy(), table.loc[rows["run_id"], "val_loss/literature"])
-        entry = metrics["regressors"][kind]["targets"]["val_loss/literature"]
+        np.testing.assert_array_equal(rows["true"].to_numpy(), table.loc[rows["run_id"], "val_loss/qa"])
+        entry = metrics["regressors"][kind]["targets"]["val_loss/qa"]
         rho = scipy.stats.spearmanr(rows["true"], rows["predicted"])[0]
         if np.isnan(rho):  # a constant prediction (tiny fit): no correlation, stored as null
             assert entry["spearman"] is None
         else:
             assert entry["spearman"] == pytest.approx(rho, abs=1e-12)
         assert entry["mse"] == pytest.approx(np.mean((rows["true"] - rows["predicted"]) ** 2), rel=1e-12)
+        assert len(entry["cv"]["spearman_folds"]) == 3
 
 
 def _check_in_a_browser(report: Path) -> None:

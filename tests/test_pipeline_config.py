@@ -33,6 +33,18 @@ def test_config_errors_name_field_and_fix(tmp_path):
         ({"proxy": {"overrides": {"optim": {"lr": -1}}}}, "optim.lr"),
         ({"sample": {"sampler": {"temperature": "hot"}}}, "temperature"),
         ({"nonsense": 1}, "nonsense"),
+        ({"target": "qa", "corpus": {"eval_only": ["qa"]}, "targets": {"baselines": ["target_only"]}},
+         "targets.baselines"),  # target_only would train on the held-out domain
+        ({"corpus": {"eval_only": ["qa", "qa"]}}, "corpus.eval_only"),
+        ({"corpus": {"domains": ["code", "qa"], "eval_only": ["qa"]}}, "corpus.domains"),
+        ({"targets": {"seeds": 0}}, "targets.seeds"),
+        ({"targets": {"rank_threshold": 2}}, "targets.rank_threshold"),
+        ({"targets": {"threshold_sd": 0}}, "targets.threshold_sd"),
+        ({"proxy": {"noise_mixtures": -1}}, "proxy.noise_mixtures"),
+        ({"search": {"regressor": "forest"}}, "search.regressor"),
+        ({"targets": {"overrides": {"eval": {"final_splits": []}}}}, "targets.overrides"),
+        ({"proxy": {"overrides": {"eval": {"split": "test", "final_splits": []}}}}, "proxy.overrides"),
+        ({"target": {"qa": 0.7, "reference": -1}}, "target.reference"),
     ]
     for data, needle in cases:
         with pytest.raises(ConfigError, match=needle.replace(".", r"\.")):
@@ -49,11 +61,16 @@ def test_config_resolves_paths_against_file(tmp_path):
     assert PipelineConfig(target="code").parsed_target == Target.domain("code")
 
 
-def test_the_target_decides_the_baselines_and_must_be_a_domain(tmp_path):
+def test_the_target_is_a_domain_the_average_or_weights(tmp_path):
     cfg = load_pipeline_config(_write(tmp_path, {"target": "average"}))
-    assert cfg.parsed_target == Target.average() and cfg.targets.baselines == ["natural", "uniform"]
-    cfg = load_pipeline_config(_write(tmp_path, {"target": "code"}))
-    assert cfg.targets.baselines == ["natural", "uniform", "target_only"]
+    assert cfg.parsed_target == Target.average()
+    assert cfg.targets.baselines == ["natural", "uniform", "best_domain", "best_sweep"]
+    cfg = load_pipeline_config(_write(tmp_path, {"target": "code", "targets": {"baselines": ["target_only"]}}))
+    assert cfg.targets.baselines == ["target_only"]
+    cfg = load_pipeline_config(_write(tmp_path, {"target": {"qa": 0.7, "reference": 0.3},
+                                                 "corpus": {"domains": ["code", "reference"], "eval_only": ["qa"]}}))
+    assert cfg.parsed_target == Target.weighted({"qa": 0.7, "reference": 0.3})
+    assert cfg.all_domains == ["code", "qa", "reference"] and cfg.seeds == [1234, 1235, 1236]
     with pytest.raises(ConfigError, match=r"PipelineConfig\.target='web' is invalid: \['web'\] not among the "
                                           r"domains \['code', 'math'\]"):
         load_pipeline_config(_write(tmp_path, {"target": "web", "corpus": {"domains": ["code", "math"]}}))
@@ -93,3 +110,14 @@ def test_old_key_names_still_work_with_a_warning_and_numbers_take_suffixes(tmp_p
 def test_unknown_keys_get_a_did_you_mean(tmp_path):
     with pytest.raises(ConfigError, match=r"unknown field\(s\) \['num_candidate'\].*did you mean 'num_candidates'"):
         load_pipeline_config(_write(tmp_path, {"search": {"num_candidate": 10}}))
+def test_proxies_evaluate_only_the_targets_domains(tmp_path):
+    from regmix_megatron.pipeline.config import run_recipe
+
+    cfg = load_pipeline_config(_write(tmp_path, {"target": {"qa": 0.7, "reference": 0.3}}))
+    assert run_recipe(cfg, "proxy").eval.domains == ["qa", "reference"]  # cheaper: the fit needs no other loss
+    assert run_recipe(cfg, "targets").eval.domains is None  # target runs evaluate every domain
+    assert run_recipe(cfg, "targets").eval.final_splits == ["test"]
+    cfg = load_pipeline_config(_write(tmp_path, {"target": "average"}))
+    assert run_recipe(cfg, "proxy").eval.domains is None  # the average needs every domain
+    cfg = load_pipeline_config(_write(tmp_path, {"target": "qa", "proxy": {"overrides": {"eval": {"domains": ["x"]}}}}))
+    assert run_recipe(cfg, "proxy").eval.domains == ["x"]  # an explicit choice is kept

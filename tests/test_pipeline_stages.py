@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 import yaml
 
 from regmix_megatron.pipeline.config import PipelineConfig, load_pipeline_config
+from regmix_megatron.pipeline.framework import read_record
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE_CORPUS = REPO / "tests" / "fixtures" / "corpus"
@@ -40,7 +42,15 @@ def test_real_early_stages_skip_and_redo(tmp_path):
     out = Path(cfg.output_dir)
     registry = DomainRegistry.load(out / "data" / "domains.json")
     assert registry.names == ("code", "legal", "literature", "math")  # corpus.domains is honoured
-    assert len((out / "sample" / "mixtures.jsonl").read_text().splitlines()) == cfg.sample.num_samples
+    assert registry.eval_only_names == ("qa",)  # corpus.eval_only: tokenized, evaluated, never a training domain
+    tokenizer_info = json.loads((out / "tokenizer" / "tokenizer_info.json").read_text())
+    assert sorted(tokenizer_info["training"]["bytes_per_domain"]) == list(registry.names)  # qa stays unseen
+    lines = (out / "sample" / "mixtures.jsonl").read_text().splitlines()
+    corners = [m for m in map(json.loads, lines) if sum(w > 0 for w in m["weights"].values()) == 1]
+    assert len(corners) == 4  # every single-domain mixture (for the best_domain baseline), each once
+    assert len(lines) == cfg.sample.num_samples + read_record(out, "sample")["outputs"]["values"][
+        "num_single_domain_added"]
+    assert all("qa" not in m["weights"] for m in map(json.loads, lines))
     saved = yaml.safe_load((out / "config.yaml").read_text())
     assert saved["tokenizer"]["vocab_size"] == 1000 and saved["output_dir"] == cfg.output_dir
     mixtures_before = (out / "sample" / "mixtures.jsonl").read_text()
@@ -82,5 +92,6 @@ def test_epoch_caps_bind_the_sampled_mixtures_to_the_target_budget(tmp_path):
     assert caps.min() < 1  # the caps bind on this corpus
     mixtures = read_mixtures(Path(cfg.output_dir) / "sample" / "mixtures.jsonl")
     weights = np.array([m.as_array(registry.names) for m in mixtures])
-    assert len(mixtures) == cfg.sample.num_samples
+    assert len(mixtures) >= cfg.sample.num_samples  # plus the single-domain corners the caps allow
     assert (weights <= caps + 1e-9).all()
+    assert all(caps[int(np.argmax(w))] >= 1 for w in weights if (w > 0).sum() == 1)

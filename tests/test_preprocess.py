@@ -98,12 +98,38 @@ def test_one_and_two_workers_write_identical_bytes(indexed_fixture, tmp_path):
            [two.get(d).num_tokens(s) for d in two.names for s in ("train", "valid")]
 
 
+def test_reuse_with_other_roles_rewrites_only_the_roles(indexed_fixture, tmp_path):
+    out = tmp_path / "copy"
+    shutil.copytree(indexed_fixture.output_dir, out)
+    idx_before = {p.name: p.read_bytes() for p in (out / "qa").glob("*.idx")}
+    preprocess_corpus(FIXTURE_CORPUS, out, indexed_fixture.tokenizer_model, workers=1, reuse=True, eval_only=[])
+    registry = DomainRegistry.load(out)
+    assert registry.eval_only_names == () and "qa" in registry.names
+    assert {p.name: p.read_bytes() for p in (out / "qa").glob("*.idx")} == idx_before
+    preprocess_corpus(FIXTURE_CORPUS, out, indexed_fixture.tokenizer_model, workers=1, reuse=True,
+                      eval_only=["qa", "math"])
+    registry = DomainRegistry.load(out)
+    assert registry.eval_only_names == ("math", "qa") and "qa" not in registry.names
+    with pytest.raises(RegmixError, match="not among the preprocessed domains"):
+        preprocess_corpus(FIXTURE_CORPUS, out, indexed_fixture.tokenizer_model, workers=1, reuse=True,
+                          eval_only=["nope"])
+
+
+def test_eval_only_domain_is_tokenized_and_marked(indexed_fixture):
+    registry = DomainRegistry.load(indexed_fixture.domains_json)
+    assert registry.eval_only_names == ("qa",)
+    assert "qa" in registry.all_names and "qa" not in registry.names
+    qa = registry.get("qa")
+    assert all(qa.num_tokens(s) > 0 for s in ("valid", "test"))
+    assert len(registry.tokens_per_domain()) == len(registry.names) == len(registry.all_names) - 1
+
+
 def test_reuse_returns_the_complete_manifest(indexed_fixture, tmp_path):
     out = tmp_path / "copy"
     shutil.copytree(indexed_fixture.output_dir, out)
     before = (out / "domains.json").read_bytes()
-    assert preprocess_corpus(FIXTURE_CORPUS, out, indexed_fixture.tokenizer_model, workers=1, reuse=True) == \
-        out / "domains.json"
+    assert preprocess_corpus(FIXTURE_CORPUS, out, indexed_fixture.tokenizer_model, workers=1, reuse=True,
+                             eval_only=["qa"]) == out / "domains.json"
     assert (out / "domains.json").read_bytes() == before
     with pytest.raises(RegmixError, match="--overwrite"):  # without reuse an existing prefix is an error
         preprocess_corpus(FIXTURE_CORPUS, out, indexed_fixture.tokenizer_model, workers=1)

@@ -153,3 +153,28 @@ def test_too_few_runs_and_unknown_regressor(tmp_path):
         fit_models(table, resolve_targets(table, None, ["web"]), ["linear"])
     with pytest.raises(RegmixError, match="unknown regressor 'xgb'"):
         fit_models(load_results_table(results_table(tmp_path / "ok")[0]), [], ["xgb"])
+
+
+def test_the_regressor_is_chosen_by_cross_validated_spearman():
+    from regmix_megatron.regression.fitting import choose_regressor
+
+    kind, reason = choose_regressor({"lightgbm": 0.55, "linear": 0.31, "quadratic": 0.72})
+    assert kind == "quadratic" and reason == ("highest cross-validated Spearman (quadratic 0.720, lightgbm 0.550, "
+                                              "linear 0.310)")
+    assert choose_regressor({"lightgbm": 0.6, "quadratic": 0.6, "linear": 0.6})[0] == "lightgbm"  # tie: preference
+    assert choose_regressor({"lightgbm": None, "linear": 0.1})[0] == "linear"  # a constant prediction has no rho
+    kind, reason = choose_regressor({"lightgbm": None, "linear": float("nan")})
+    assert kind == "lightgbm" and "no cross-validated Spearman" in reason
+
+
+def test_cross_validation_records_every_fold():
+    from regmix_megatron.regression.fitting import cross_validate
+
+    rng = np.random.default_rng(1)
+    x = rng.dirichlet(np.ones(3), size=30)
+    y = x @ np.array([1.0, 2.0, 3.0]) + rng.normal(0, 0.01, 30)
+    cv, oof = cross_validate("quadratic", x, y, ("a", "b", "c"), "t", num_folds=5, seed=0)
+    assert len(cv["spearman_folds"]) == 5
+    assert cv["spearman_mean"] == pytest.approx(np.mean(cv["spearman_folds"]))
+    assert cv["spearman_std"] == pytest.approx(np.std(cv["spearman_folds"]))
+    assert cv["pooled"]["spearman"] > 0.9 and oof.shape == (30,)

@@ -9,17 +9,17 @@ import pytest
 
 from helpers.regression import DOMAINS, FAST, runs
 from regmix_megatron.errors import DataError
-from regmix_megatron.regression.models import (LightGBMRegressor, LinearRegressor, load_regressor, make_regressor,
-                                               sidecar_path)
+from regmix_megatron.regression.models import (REGRESSORS, LightGBMRegressor, LinearRegressor, load_regressor,
+                                               make_regressor, sidecar_path)
 from regmix_megatron.target import Target
 
 
-@pytest.mark.parametrize("kind", ["lightgbm", "linear"])
+@pytest.mark.parametrize("kind", ["lightgbm", "linear", "quadratic"])
 def test_save_load_round_trip_identical_predictions(tmp_path, kind):
     w, losses = runs(120)
     x = w / w.sum(1, keepdims=True)
     reg = (LightGBMRegressor(DOMAINS, "val_loss/web", **FAST) if kind == "lightgbm"
-           else LinearRegressor(DOMAINS, "val_loss/web")).fit(x, losses["web"])
+           else REGRESSORS[kind](DOMAINS, "val_loss/web")).fit(x, losses["web"])
     path = tmp_path / ("m.txt" if kind == "lightgbm" else "m.json")
     reg.save(path)
     back = load_regressor(path, DOMAINS)
@@ -74,3 +74,20 @@ def test_model_from_another_domain_set(tmp_path):
         load_regressor(mpath)
     with pytest.raises(DataError, match="expected weights of shape"):
         reg.predict(np.ones((2, 3)))
+
+
+def test_quadratic_recovers_a_surface_with_an_interior_optimum():
+    """Loss convex in the weights with its minimum inside the simplex: the quadratic model recovers it (a linear
+    model can only point at a corner)."""
+    rng = np.random.default_rng(0)
+    x = rng.dirichlet(np.ones(4), size=200)
+    best = np.array([0.4, 0.3, 0.2, 0.1])
+    y = 5.0 + 3.0 * ((x - best) ** 2).sum(axis=1)
+    quad = make_regressor("quadratic", DOMAINS, "val_loss/web").fit(x, y)
+    grid = rng.dirichlet(np.ones(4), size=20000)
+    pred = quad.predict(grid)
+    np.testing.assert_allclose(pred, 5.0 + 3.0 * ((grid - best) ** 2).sum(axis=1), atol=1e-3)
+    assert np.abs(grid[np.argmin(pred)] - best).max() < 0.05
+    linear = make_regressor("linear", DOMAINS, "val_loss/web").fit(x, y)
+    assert (linear.predict(grid).argmin() != pred.argmin()) and (grid[linear.predict(grid).argmin()].max() > 0.6)
+    assert quad.alpha in quad.ALPHAS and quad.feature_importance().shape == (4,)

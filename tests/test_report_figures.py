@@ -9,9 +9,13 @@ from regmix_megatron.report import figures
 
 EVALUATION = {
     "target": {"code": 0.25, "legal": 0.75},
-    "runs": [{"label": "regmix", "target_loss": 4.1}, {"label": "natural", "target_loss": 4.3},
-             {"label": "sweep:0123456789abcdef", "target_loss": 4.5}],
-    "rank_invariance": {"spearman": 0.5, "num_mixtures": 3,
+    "split": "test",
+    "noise": {"sd": 0.05, "threshold_sd": 2.0},
+    "mixtures": {"regmix": {"label": "regmix", "mean": 4.1, "target_losses": {"1": 4.05, "2": 4.15}},
+                 "natural": {"label": "natural", "mean": 4.3, "target_losses": {"1": 4.3}},
+                 "sweep:0123456789abcdef": {"label": "sweep:0123456789abcdef", "mean": 4.5,
+                                            "target_losses": {"1": 4.5}}},
+    "rank_invariance": {"spearman": 0.5, "num_mixtures": 3, "threshold": 0.6,
                         "mixtures": [{"label": "regmix", "proxy_loss": 5.0, "target_loss": 4.1},
                                      {"label": "natural", "proxy_loss": 5.2, "target_loss": 4.3},
                                      {"label": "sweep:0123456789abcdef", "proxy_loss": 5.1, "target_loss": 4.5}]},
@@ -27,12 +31,15 @@ def test_pipeline_figures_label_the_target_and_the_mixtures():
     ax = fig.axes[0]
     ticks = sorted(zip(ax.get_yticks(), (t.get_text() for t in ax.get_yticklabels())), reverse=True)
     assert [label for _, label in ticks] == ["regmix", "natural", "sweep 0123456789abcdef"]  # best (lowest loss) on top
-    assert not ax.patches  # dots, not bars: no length that would suggest a ratio
+    # dots, not bars (no length suggests a ratio): the only patch is the noise band around RegMix's mean
+    assert [p.get_label() for p in ax.patches] == ["RegMix mean +- 2 sd (within noise)"]
     lo, _ = ax.get_xlim()
-    assert 0 < lo < 4.1 and f"axis from {lo:.3f}, not 0" in ax.get_xlabel()  # the truncated axis is said
-    assert "target-scale val loss (0.25 code + 0.75 legal)" in ax.get_xlabel()
+    assert 0 < lo < 4.05 and f"axis from {lo:.3f}, not 0" in ax.get_xlabel()  # the truncated axis is said
+    assert "target-scale test loss (0.25 code + 0.75 legal)" in ax.get_xlabel()
+    dots = np.concatenate([c.get_offsets()[:, 0] for c in ax.collections if len(c.get_offsets())])
+    assert sorted(np.round(dots, 6)) == [4.05, 4.15, 4.3, 4.5]  # one dot per seed
     fig = figures.plot_rank_invariance(EVALUATION)
-    assert any("Spearman rho = 0.50 (n = 3)" in t for t in _texts(fig))
+    assert any("Spearman rho = 0.50 < 0.60 (n = 3)" in t for t in _texts(fig))
     ax = fig.axes[0]
     assert not ax.texts  # no labels on the points (they overlap when losses are close): the legend names them
     assert [t.get_text().split(":")[0] for t in ax.get_legend().get_texts()] == ["regmix", "natural",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from regmix_megatron.mixture import Mixture
 from regmix_megatron.report.pipeline import headline, numbers_for_log, sweep_frame, sweep_section
@@ -35,12 +36,35 @@ def test_sweep_rows_sorted_by_the_targets_value(tmp_path):
 
 
 def test_headline_and_log_numbers():
-    evaluation = {"target": {"code": 0.5, "legal": 0.5},
-                  "comparison": {"regmix_target_loss": 4.0, "regmix_beats": ["natural"],
-                                 "baselines": {"natural": {"target_loss": 4.2}, "uniform": {"target_loss": 3.9}}},
-                  "rank_invariance": {"spearman": 0.8, "num_mixtures": 4}}
-    assert headline(evaluation) == ("Target: 0.5 code + 0.5 legal. RegMix target-scale loss 4.0000; it beats 1 of 2 "
-                                    "baselines (natural). Rank invariance (Spearman, proxy vs target scale): 0.80 "
-                                    "over 4 mixtures.")
-    assert numbers_for_log(evaluation) == {"regmix": 4.0, "natural": 4.2, "uniform": 3.9, "rank_spearman": 0.8,
-                                           "rank_num_mixtures": 4}
+    from helpers.evaluation import CLEAR_WIN, runs
+    from regmix_megatron.pipeline.evaluation import evaluate
+
+    evaluation = evaluate("a", runs(CLEAR_WIN))
+    assert headline(evaluation) == (
+        "Target: a (test split). RegMix beats natural and uniform beyond seed noise and loses to no baseline: "
+        "natural: better by 0.300 (30.0 sd); uniform: better by 0.200 (20.0 sd); best_domain: within noise "
+        "(-0.005, 0.5 sd). Rank invariance: Spearman 1.00 over 5 mixtures (pass at 0.60).")
+    numbers = numbers_for_log(evaluation)
+    assert numbers["regmix"] == {"mean": pytest.approx(5.0), "sd": pytest.approx(0.01), "seeds": 3}
+    assert numbers["verdicts"]["natural"] == "better by 0.300 (30.0 sd)" and numbers["aim_met"] is True
+    assert "sweep:abcdef0123" not in numbers and numbers["rank_num_mixtures"] == 5
+    noisy = dict(CLEAR_WIN, natural=({"x": 0.3, "y": 0.7}, [5.005, 5.015, 4.995], 6.2))
+    line = headline(evaluate("a", runs(noisy)))
+    assert "does not beat natural and uniform beyond seed noise" in line and "natural: within noise" in line
+
+
+def test_target_section_shows_every_seed_and_never_a_win_within_noise():
+    from helpers.evaluation import CLEAR_WIN, runs
+    from regmix_megatron.pipeline.evaluation import evaluate
+    from regmix_megatron.report.pipeline import fit_choice_section, target_sections
+
+    evaluation = evaluate("a", runs(CLEAR_WIN), fit={
+        "regressor": "linear", "regressor_reason": "highest cross-validated Spearman (linear 0.810, lightgbm 0.500)",
+        "cv": {"linear": {"spearman": 0.81, "fold_mean": 0.8, "fold_sd": 0.1, "folds": [0.7, 0.9]},
+               "lightgbm": {"spearman": 0.5, "fold_mean": 0.45, "fold_sd": 0.2, "folds": [0.3, 0.6]}},
+        "noise": {"sd": 0.02, "dof": 8, "num_mixtures": 4, "spread_sd": 0.2, "ceiling": 0.95}})
+    (section,) = target_sections(evaluation)
+    for needle in ("seed 1", "seed 3", "5.0100", "better by 0.300 (30.0 sd)", "within noise", "pooled seed sd"):
+        assert needle in section.html
+    fit = fit_choice_section(evaluation).html
+    assert "<b>linear</b>" in fit and "0.95" in fit and "0.70, 0.90" in fit

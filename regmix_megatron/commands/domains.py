@@ -1,6 +1,8 @@
-"""``regmix-megatron domains import|show``: a ``domains.json`` from existing Megatron ``.bin/.idx`` prefixes, or
-a look at one. ``import`` re-tokenizes nothing: counts come from each ``.idx``, the tokenizer is the one you name
-with Megatron-LM's flags (or in the YAML); see :mod:`regmix_megatron.domains_import` for the YAML layout."""
+"""``regmix-megatron domains import|show|eval-only``: a ``domains.json`` from existing Megatron ``.bin/.idx``
+prefixes, a look at one, or which of its domains are evaluation-only. ``import`` re-tokenizes nothing: counts come
+from each ``.idx``, the tokenizer is the one you name with Megatron-LM's flags (or in the YAML); see
+:mod:`regmix_megatron.domains_import` for the YAML layout. Evaluation-only domains are tokenized and evaluated in
+every run (valid and test splits) but never sampled, trained on, or put into a training blend."""
 
 from __future__ import annotations
 
@@ -52,6 +54,12 @@ def register(subparsers) -> None:
     show.add_argument("domains_json", metavar="DOMAINS_JSON", help="a domains.json (or its directory)")
     show.set_defaults(func=_show)
 
+    mark = sub.add_parser("eval-only", help="set exactly which domains are evaluation-only (rewrites domains.json)")
+    mark.add_argument("domains_json", metavar="DOMAINS_JSON", help="a domains.json (or its directory)")
+    mark.add_argument("names", nargs="*", metavar="DOMAIN",
+                      help="the evaluation-only domains (none given: every domain is a training domain)")
+    mark.set_defaults(func=_eval_only)
+
 
 def _scan_tokens(text: str) -> int | None:
     from .numbers import count
@@ -85,10 +93,27 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from ..domains_import import describe_registry
     from ..manifest import DomainRegistry
 
     registry = DomainRegistry.load(args.domains_json)
     print(f"{registry.path}:")
+    print_domains(registry)
+    return 0
+
+
+def print_domains(registry) -> None:
+    """The token table of a registry: one line per domain with its role, then the tokenizer."""
+    from ..domains_import import describe_registry
+
     print("\n".join(describe_registry(registry)))
+
+
+def _eval_only(args: argparse.Namespace) -> int:
+    from ..manifest import DomainRegistry
+
+    registry = DomainRegistry.load(args.domains_json).with_evaluation_only(args.names)
+    path = registry.save(registry.path)
+    print_domains(registry)
+    print(f"wrote {path} (run ids of runs on this data change with the roles: evaluation-only domains are part "
+          "of the data's identity)")
     return 0

@@ -16,7 +16,7 @@ logger = logging.getLogger(__name__)
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "fit",
-        help="fit regressors (LightGBM, linear) from mixture weights to target losses",
+        help="fit regressors (LightGBM, linear, quadratic) from mixture weights to target losses",
         description="Fit one model per target and regressor on the training runs; report Spearman (headline), "
         "Pearson and MSE on test runs and/or by K-fold cross-validation on the training runs.",
     )
@@ -35,7 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help="also fit the plain average of all per-domain validation losses")
     tgt.add_argument("--target-weights", metavar="D=W,...",
                      help="also fit a weighted sum of per-domain losses, e.g. pile_cc=0.7,github=0.3")
-    p.add_argument("--regressors", default="lightgbm,linear", help="comma-separated: lightgbm,linear (default both)")
+    p.add_argument("--regressors", default="lightgbm,linear",
+                   help="comma-separated among lightgbm, linear, quadratic (default lightgbm,linear)")
     add_renamed(p, "--num-folds", "--cv-folds", dest="num_folds", type=count, default=None, metavar="K",
                    help="K-fold cross-validation on the training runs (default 5 without a test set, else 0)")
     p.add_argument("--seed", type=count, default=0)
@@ -70,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
                          what="test (--test-results/--test-mixtures/--test-losses)", renormalize=args.renormalize)
     kinds = [k.strip() for k in args.regressors.split(",") if k.strip()]
     if not kinds:
-        raise RegmixError("--regressors: empty; use lightgbm,linear")
+        raise RegmixError("--regressors: empty; use e.g. lightgbm,linear,quadratic")
     cv_folds = args.num_folds if args.num_folds is not None else (0 if test is not None else 5)
     if cv_folds < 0 or cv_folds == 1:
         raise RegmixError(f"--num-folds {cv_folds}: use 0 (off) or at least 2")

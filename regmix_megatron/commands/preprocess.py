@@ -47,6 +47,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--reuse", action="store_true",
                    help="return an existing complete domains.json built with the same tokenizer without work")
     p.add_argument("--domains", metavar="A,B,...", help="only these domains of the corpus directory")
+    p.add_argument("--eval-only", metavar="A,B,...",
+                   help="mark these domains evaluation-only in domains.json: tokenized and evaluated in every run, "
+                        "never sampled or trained on (e.g. a held-out downstream-like domain such as qa)")
     p.add_argument("--punkt-dir", metavar="DIR", help="Punkt model directory (default: the shipped one)")
     p.set_defaults(func=run)
 
@@ -58,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
         append_eod=args.append_eod, split_sentences=args.split_sentences, json_keys=args.json_keys,
         skip_bad=args.skip_bad, overwrite=args.overwrite, reuse=args.reuse,
         domains=args.domains.split(",") if args.domains else None, punkt_dir=args.punkt_dir,
+        eval_only=[d for d in (args.eval_only or "").split(",") if d],
     )
 
 
@@ -132,7 +136,8 @@ def run_megatron_style(args: argparse.Namespace) -> int:
 def execute(*, input_path, output: str, output_is_dir: bool, spec, workers: int, append_eod: bool,
             split_sentences: bool, json_keys: list[str], skip_bad: bool, overwrite: bool, reuse: bool,
             domains: list[str] | None, punkt_dir: str | None, output_flag: str = "--output-dir/--output-prefix",
-            partitions: int = 1, keep_sequential_samples: bool = False, log_interval: int = 0) -> int:
+            partitions: int = 1, keep_sequential_samples: bool = False, log_interval: int = 0,
+            eval_only: list[str] = ()) -> int:
     from ..errors import RegmixError
     from ..preprocess import preprocess_jsonl
 
@@ -147,11 +152,12 @@ def execute(*, input_path, output: str, output_is_dir: bool, spec, workers: int,
             raise RegmixError(f"--input {sources[0]} is a directory: give the output directory with --output-dir")
         return _execute_corpus(sources[0], output, spec=spec, workers=workers, append_eod=append_eod,
                                split_sentences=split_sentences, json_keys=json_keys, skip_bad=skip_bad,
-                               overwrite=overwrite, reuse=reuse, domains=domains, punkt_dir=punkt_dir)
+                               overwrite=overwrite, reuse=reuse, domains=domains, punkt_dir=punkt_dir,
+                               eval_only=eval_only)
     if output_is_dir and output_flag != "--output-prefix":
         raise RegmixError(f"--input {sources[0]} is a file: give --output-prefix PREFIX, not --output-dir")
-    if reuse or domains:
-        raise RegmixError("--reuse/--domains apply to a corpus directory --input only")
+    if reuse or domains or eval_only:
+        raise RegmixError("--reuse/--domains/--eval-only apply to a corpus directory --input only")
     report = preprocess_jsonl(sources, output, spec, workers=workers, json_keys=json_keys,
                               append_eod=append_eod, split_sentences=split_sentences, skip_bad=skip_bad,
                               overwrite=overwrite, punkt_dir=punkt_dir, partitions=partitions,
@@ -168,7 +174,8 @@ def execute(*, input_path, output: str, output_is_dir: bool, spec, workers: int,
 
 
 def _execute_corpus(source: Path, output: str, *, spec, workers: int, append_eod: bool, split_sentences: bool,
-                    json_keys: list[str], skip_bad: bool, overwrite: bool, reuse: bool, domains, punkt_dir) -> int:
+                    json_keys: list[str], skip_bad: bool, overwrite: bool, reuse: bool, domains, punkt_dir,
+                    eval_only: list[str] = ()) -> int:
     from ..errors import RegmixError
     from ..manifest import DomainRegistry
     from ..preprocess import preprocess_corpus
@@ -179,11 +186,11 @@ def _execute_corpus(source: Path, output: str, *, spec, workers: int, append_eod
     reports: list = []
     manifest = preprocess_corpus(source, output, spec, workers=workers, append_eod=append_eod,
                                  split_sentences=split_sentences, skip_bad=skip_bad, overwrite=overwrite,
-                                 reuse=reuse, domains=domains, punkt_dir=punkt_dir, reports=reports)
-    registry = DomainRegistry.load(manifest)
-    print(f"{'domain':<14}" + "".join(f"{s + ' tokens':>16}" for s in ("train", "valid", "test")))
-    for d in registry.domains:
-        print(f"{d.name:<14}" + "".join(f"{d.num_tokens(s):>16,}" for s in ("train", "valid", "test")))
+                                 reuse=reuse, domains=domains, punkt_dir=punkt_dir, reports=reports,
+                                 eval_only=eval_only)
+    from .domains import print_domains
+
+    print_domains(DomainRegistry.load(manifest))
     skipped = sum(r.num_bad_lines for r in reports)
     if skipped:
         print(f"skipped {skipped} bad line(s) (--skip-bad); first: "

@@ -46,7 +46,26 @@ def run(args: argparse.Namespace) -> int:
         print(format_summary(read_summary_results(cfg.output_dir)), file=sys.stderr)
         raise
     print(format_summary(results))
+    print_verdicts(cfg.output_dir)
     report = [r for r in results if r.stage == "report" and r.status in ("done", "skipped")]
     if report:
         print(f"report: {cfg.output_dir}/report.html")
     return 0
+
+
+def print_verdicts(output_dir) -> None:
+    """The evaluation's verdicts under the summary table (when the evaluate stage has run)."""
+    from pathlib import Path
+
+    from ..fileio import read_json
+    from ..verdict import verdict_lines
+
+    path = Path(output_dir) / "evaluation.json"
+    if not path.is_file():
+        return
+    doc = read_json(path)
+    if doc.get("format") != "regmix-megatron/evaluation/v2":
+        return
+    print("verdicts (target-scale test loss; a win needs more than the stated sd):")
+    for line in verdict_lines(doc):
+        print(f"  {line}")

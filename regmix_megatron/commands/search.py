@@ -38,7 +38,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     m = p.add_argument_group("model (one form)")
     m.add_argument("--model", metavar="FILE", help="a model written by `fit` (lightgbm .txt or linear .json)")
     m.add_argument("--fit-dir", metavar="DIR", help="the --output-dir of `fit` (pick with --regressor/--target)")
-    m.add_argument("--regressor", default="lightgbm", help="with --fit-dir: lightgbm (default) or linear")
+    m.add_argument("--regressor", default="lightgbm",
+                   help="with --fit-dir: lightgbm (default), linear or quadratic (whichever the fit wrote)")
     m.add_argument("--target", help="with --fit-dir: which target's model (default: the only one)")
     d = p.add_argument_group("domains, prior and caps (one of --domains-json, --tokens-per-domain, --prior)")
     add_renamed(d, "--domains-json", "--domains", dest="domains_json", metavar="DOMAINS_JSON",

@@ -48,7 +48,7 @@ def epochs_per_domain(registry: DomainRegistry, mixture: Mixture, *, num_samples
                       split: str = "train") -> dict[str, float]:
     """How many times each domain's ``split`` tokens would be seen:
     ``weight * num_samples * seq_length / tokens_of_domain`` (0 for zero-weight domains)."""
-    registry.check_domains(mixture.domains, "mixture")
+    mixture = registry.check_mixture(mixture, "mixture")
     out = {}
     for name, weight in mixture.as_dict().items():
         tokens = registry.get(name).num_tokens(split)

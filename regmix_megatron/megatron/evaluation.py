@@ -1,7 +1,7 @@
 """Fixed per-domain validation tokens and their evaluation.
 
 Every run over the same ``domains.json`` evaluates exactly the same tokens, whatever its mixture: the first
-``num_tokens_per_domain`` tokens of each domain's ``valid`` prefixes (documents in file order, read directly with
+``num_tokens_per_domain`` tokens of each evaluated domain's ``valid`` (or ``test``) prefixes (documents in file order, read directly with
 megatron's ``IndexedDataset``), cut into windows of ``seq_length + 1`` tokens that overlap by one token, so each
 token after the first is predicted exactly once. A domain's loss is the mean token cross-entropy over all its
 windows.
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
@@ -52,10 +53,12 @@ def read_first_tokens(prefixes, num_tokens: int) -> np.ndarray:
 
 
 def build_validation_set(registry: DomainRegistry, *, seq_length: int, num_tokens_per_domain: int,
-                         split: str = "valid") -> ValidationSet:
-    """Windows for every domain; a domain with too few tokens for one window is an error, never dropped."""
+                         split: str = "valid", domains: Sequence[str] | None = None) -> ValidationSet:
+    """Windows for every domain (training and evaluation-only), or for ``domains`` only; a domain with too few
+    tokens for one window is an error, never dropped."""
     windows, counts = {}, {}
-    for domain in registry.domains:
+    for name in registry.all_names if domains is None else domains:
+        domain = registry.get(name)
         prefixes = [p.path for p in domain.prefixes(split)]
         if not prefixes:
             raise DataError(f"domain {domain.name!r} has no {split!r} split in {registry.path or 'domains.json'}: "

@@ -13,7 +13,7 @@ and run it with ``--regmix-mixture mixture.json --regmix-domains domains.json [-
 :func:`build_datasets_from_args` runs (and is tested) without ``megatron.training``.
 
 What the provider does: loads the registry and the mixture, refuses a mixture whose domains differ from the
-registry's and a tokenizer (``--tokenizer-model``) whose sha256 differs from the one the data was tokenized
+registry's training domains or that gives weight to an evaluation-only domain, and a tokenizer (``--tokenizer-model``) whose sha256 differs from the one the data was tokenized
 with, builds the training blend with megatron-core's ``BlendedMegatronDatasetBuilder(GPTDataset, ...)``,
 warns when a domain would be repeated more than ``--regmix-max-epochs`` times, and logs the requested vs
 realized per-domain token fractions read from the blended dataset's index. Validation: with
@@ -99,7 +99,7 @@ def load_mixture_and_registry(args: Any) -> tuple[Mixture, DomainRegistry]:
     registry.verify_files()
     mixture = load_mixture_arg(str(args.regmix_mixture), renormalize=bool(getattr(args, "regmix_renormalize", False)),
                                flag=RENORMALIZE_FLAG_PROVIDER)
-    registry.check_domains(mixture.domains, f"--regmix-mixture {args.regmix_mixture}")
+    mixture = registry.check_mixture(mixture, f"--regmix-mixture {args.regmix_mixture}")
     return mixture, registry
 
 

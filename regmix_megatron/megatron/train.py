@@ -38,7 +38,7 @@ from ..fileio import atomic_write_json, atomic_write_text, named_os_error, read_
 from ..manifest import DomainRegistry
 from ..mixture import Mixture
 from ..recipe import IDENTITY_SECTIONS, Recipe
-from ..run_config import ResolvedRun, RunConfig
+from ..run_config import ResolvedRun, RunConfig, evaluated_domains
 from . import checkpoint as ckpt
 from . import device as devices
 from . import shims
@@ -226,9 +226,14 @@ class _Run:
         o = cfg.optim
         self.batches = StepBatches(dataset, global_batch_size=o.global_batch_size,
                                    micro_batch_size=o.micro_batch_size, dp_rank=self.dp_rank, dp_size=self.dp_size)
-        self.valid = build_validation_set(self.registry, seq_length=cfg.model.seq_length,
-                                          num_tokens_per_domain=cfg.eval.num_tokens_per_domain,
-                                          split=cfg.eval.split)
+        self.valid = self.validation_set(cfg.eval.split)
+
+    def validation_set(self, split: str):
+        """The fixed evaluation windows of ``split`` for the domains this run evaluates."""
+        cfg = self.cfg
+        return build_validation_set(self.registry, seq_length=cfg.model.seq_length,
+                                    num_tokens_per_domain=cfg.eval.num_tokens_per_domain, split=split,
+                                    domains=evaluated_domains(cfg, self.registry))
 
     def build_model_and_optimizer(self, vocab_size: int) -> None:
         """GPTModel (this pipeline stage) in Megatron DDP, the Megatron optimizer and the LR scheduler."""
@@ -403,7 +408,8 @@ class _Run:
         return loss, float(grad_norm) if grad_norm is not None else float("nan")
 
     @torch.no_grad()
-    def evaluate(self) -> dict:
+    def evaluate(self, valid=None) -> dict:
+        """Mean token loss per domain on ``valid`` (default: the run's validation set)."""
         from megatron.core.pipeline_parallel import get_forward_backward_func
 
         cfg = self.cfg
@@ -411,7 +417,7 @@ class _Run:
         fwd_bwd = get_forward_backward_func()
         mb = cfg.eval.micro_batch_size
         out = {}
-        for name, windows in self.valid.windows.items():
+        for name, windows in (valid or self.valid).windows.items():
             stores = fwd_bwd(forward_step_func=partial(_forward_step, self.device),
                              data_iterator=iterate_eval_batches(windows, mb),
                              model=[self.model], num_microbatches=num_eval_batches(windows, mb),
@@ -671,7 +677,8 @@ def _train_steps(run: _Run) -> dict | None:
                             "tokens_per_s": interval_steps * tokens_per_step / interval_time,
                             "elapsed_s": run.train_time_s}, do_eval)
             interval_loss, interval_steps, interval_time = 0.0, 0, 0.0
-        if (cfg.checkpoint.interval and run.step % cfg.checkpoint.interval == 0) or run.step == o.train_steps:
+        due = (cfg.checkpoint.interval and run.step % cfg.checkpoint.interval == 0) or run.step == o.train_steps
+        if due and cfg.checkpoint.save:
             run.save()
     return None
 
@@ -700,9 +707,10 @@ def _diverged(run: _Run, loss: float, grad_norm: float) -> dict:
 
 
 def _finish(run: _Run) -> dict:
-    """``result.json`` from the last evaluation (rank 0 writes it); returned on every rank."""
+    """``result.json`` from the last evaluation and the final splits (rank 0 writes it); returned on every rank."""
     cfg = run.cfg
     final = next(r for r in reversed(run.metrics) if "val_loss" in r)
+    split_loss = {split: run.evaluate(run.validation_set(split)) for split in cfg.eval.final_splits}
     result = {
         "status": "completed",
         "run_id": run.run_id,
@@ -713,6 +721,7 @@ def _finish(run: _Run) -> dict:
         "tokens": run.tokens,
         "val_loss": final["val_loss"],
         "val_loss_average": final["val_loss_average"],
+        "split_loss": split_loss,
         "train_loss": final["train_loss"],
         "elapsed_s": run.train_time_s,
         "tokens_per_s": run.tokens / run.train_time_s if run.train_time_s > 0 else None,

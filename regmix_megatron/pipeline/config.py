@@ -12,8 +12,8 @@ Example (``examples/demo.yaml`` is the full default)::
     tokenizer: {vocab_size: 2000}
     sample: {num_samples: 32}
     proxy: {preset: cpu-proxy}
-    target: average            # or a domain name, e.g. literature
-    targets: {preset: cpu-target, baselines: [natural, uniform, target_only]}
+    target: average            # or a domain name, e.g. qa; or weights, e.g. {qa: 0.7, reference: 0.3}
+    targets: {preset: cpu-target, baselines: [natural, uniform, best_domain, best_sweep]}
 """
 
 from __future__ import annotations
@@ -21,16 +21,22 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Mapping, Optional
+from typing import Any, ClassVar, Mapping, Optional, Union
 
 from ..configs import check, config_to_dict, load_config, with_source
 from ..errors import ConfigError
 from ..fileio import read_yaml
-from ..target import AVERAGE, Target
+from ..target import AVERAGE, KIND_AVERAGE, Target
 
-#: Baseline mixtures the target stage can train next to the RegMix mixture.
-BASELINES = ("natural", "uniform", "target_only")
-REGRESSORS = ("lightgbm", "linear")
+#: Baseline mixtures the target stage can train next to the RegMix mixture: natural (token-proportional),
+#: uniform, target_only (all weight on the target domain), best_domain (the single training domain with the
+#: lowest proxy-scale target loss), best_sweep (the sweep mixture with the lowest proxy target loss).
+BASELINES = ("natural", "uniform", "target_only", "best_domain", "best_sweep")
+#: Baselines trained with every seed of ``targets.seeds`` (the others once, with the pipeline's seed).
+SEEDED_BASELINES = ("natural", "uniform")
+REGRESSORS = ("lightgbm", "linear", "quadratic")
+#: ``search.regressor`` value: pick the regressor with the best cross-validated Spearman.
+AUTO = "auto"
 EXECUTORS = ("local", "slurm")
 
 
@@ -45,7 +51,12 @@ class CorpusSection:
     cache_dir: Optional[str] = None
     """Where ``build`` caches downloads and extracted text (default: the corpus builder's default)."""
     domains: Optional[list[str]] = None
-    """Domains to use (default: all available)."""
+    """Domains to use (default: all available; with ``build``, the builder's default eight). The
+    ``eval_only`` domains are added."""
+    eval_only: list[str] = field(default_factory=list)
+    """Evaluation-only domains (e.g. ``[qa]``): tokenized and evaluated in every run (validation and test
+    splits), never sampled, trained on or put into a training blend, and left out of the tokenizer's sample.
+    The natural target of a held-out, downstream-like evaluation."""
     max_mb_per_domain: float = 15.0
     """Cap on the text kept per domain when building (MB of UTF-8)."""
 
@@ -58,6 +69,13 @@ class CorpusSection:
         if self.domains is not None:
             check(len(self.domains) >= 2 and len(set(self.domains)) == len(self.domains), "corpus", "domains",
                   self.domains, "list at least two distinct domain names, or leave it out for all domains")
+        check(isinstance(self.eval_only, list) and len(set(self.eval_only)) == len(self.eval_only)
+              and all(isinstance(d, str) and d for d in self.eval_only), "corpus", "eval_only", self.eval_only,
+              "list distinct domain names (e.g. [qa]), or [] for none")
+        if self.domains is not None:
+            training = [d for d in self.domains if d not in self.eval_only]
+            check(len(training) >= 2, "corpus", "domains", self.domains,
+                  f"keep at least two training domains besides the evaluation-only {self.eval_only}")
 
 
 @dataclass
@@ -138,9 +156,16 @@ class TrainSection:
     overrides: dict = field(default_factory=dict)
     """Other ``Recipe`` fields (e.g. ``optim: {train_steps: 300}``). The run's own fields (``domains``,
     ``mixture``, ``seed``, ``output_dir``) are set by the pipeline."""
+    noise_mixtures: int = 4
+    """Sweep mixtures also trained with ``noise_seeds`` other seeds: the proxy seed noise, and the best CV
+    Spearman that noise allows (the ceiling the fit is shown against). 0: noise not measured."""
+    noise_seeds: int = 2
+    """Extra seeds of each noise mixture (seed + 1, seed + 2, ...)."""
 
     def __post_init__(self) -> None:
         _check_train_section("proxy", self.preset, self.overrides)
+        check(self.noise_mixtures >= 0, "proxy", "noise_mixtures", self.noise_mixtures, "use 0 or more")
+        check(self.noise_seeds >= 1, "proxy", "noise_seeds", self.noise_seeds, "use 1 or more")
 
 
 def _check_train_section(section: str, preset: Any, overrides: Any) -> None:
@@ -157,19 +182,22 @@ def _check_train_section(section: str, preset: Any, overrides: Any) -> None:
 class SearchSection:
     RENAMED_FIELDS: ClassVar[dict] = {"pool_size": "num_candidates"}
 
-    regressor: str = "lightgbm"
-    """Regressor whose predictions drive the search: lightgbm (the paper's) or linear."""
+    regressor: str = AUTO
+    """Regressor whose predictions drive the search: ``auto`` (the one with the best cross-validated Spearman
+    on the sweep; on a tie LightGBM, then quadratic), lightgbm (the paper's), linear or quadratic (ridge on the
+    weights and their pairwise products)."""
     num_candidates: int = 1_000_000
     """Candidate mixtures simulated (sampled with the sweep's sampler and caps; ``--num-candidates`` of
     ``regmix-megatron search``; formerly ``pool_size``)."""
     top_k: int = 100
     """The best ``top_k`` predicted candidates are averaged into the RegMix mixture."""
     num_folds: int = 5
-    """K-fold cross-validation on the sweep when fitting (reported, not used for selection; ``--num-folds`` of
-    ``regmix-megatron fit``)."""
+    """K-fold cross-validation on the sweep when fitting (reported per fold; picks the regressor with
+    ``regressor: auto``; ``--num-folds`` of ``regmix-megatron fit``)."""
 
     def __post_init__(self) -> None:
-        check(self.regressor in REGRESSORS, "search", "regressor", self.regressor, f"use one of {list(REGRESSORS)}")
+        check(self.regressor in REGRESSORS + (AUTO,), "search", "regressor", self.regressor,
+              f"use one of {[AUTO, *REGRESSORS]}")
         check(self.num_candidates >= 1, "search", "num_candidates", self.num_candidates,
               "use a positive number of candidates")
         check(1 <= self.top_k <= self.num_candidates, "search", "top_k", self.top_k,
@@ -184,21 +212,35 @@ class TargetsSection:
     overrides: dict = field(default_factory=dict)
     """Other ``Recipe`` fields of the target runs."""
     baselines: Optional[list[str]] = None
-    """Baselines trained next to the RegMix mixture: natural (token-proportional), uniform, target_only (all of
-    the target domain). None: all three, without target_only when the target is the average."""
+    """Baselines trained next to the RegMix mixture (:data:`BASELINES`): natural (token-proportional), uniform,
+    target_only (all of the target domain, when it is a training domain), best_domain (the single training
+    domain with the lowest proxy-scale target loss: every single-domain mixture joins the sweep), best_sweep
+    (the sweep mixture with the lowest proxy target loss). None: natural, uniform, best_domain, best_sweep."""
+    seeds: int = 3
+    """Seeds of the RegMix, natural and uniform target runs (seed, seed + 1, ...: paired, the same seeds for
+    each); the other baselines and the rank mixtures train once. The verdicts need 2 or more."""
     num_rank_mixtures: int = 3
     """Sweep mixtures (spread over the sweep's loss range) also trained at target scale, so rank invariance is
     measured on RegMix + baselines + these. 0 measures it on RegMix + baselines only."""
+    rank_threshold: float = 0.6
+    """Rank invariance passes when the Spearman correlation of proxy- and target-scale losses is at least this
+    (the report also shows the level chance reaches for the same number of mixtures)."""
+    threshold_sd: float = 2.0
+    """A difference is a win (or a loss) only beyond this many seed sd (``regmix_megatron.verdict``)."""
 
     def __post_init__(self) -> None:
         _check_train_section("targets", self.preset, self.overrides)
+        check(self.seeds >= 1, "targets", "seeds", self.seeds, "use 1 or more (3 or more for verdicts)")
+        check(self.num_rank_mixtures >= 0, "targets", "num_rank_mixtures", self.num_rank_mixtures, "use 0 or more")
+        check(-1.0 <= self.rank_threshold <= 1.0, "targets", "rank_threshold", self.rank_threshold,
+              "use a correlation between -1 and 1, e.g. 0.6")
+        check(self.threshold_sd > 0, "targets", "threshold_sd", self.threshold_sd, "use a positive number, e.g. 2")
         if self.baselines is None:
             return
         bad = sorted(set(self.baselines) - set(BASELINES))
         check(not bad, "targets", "baselines", self.baselines, f"use a subset of {list(BASELINES)}")
         check(len(set(self.baselines)) == len(self.baselines), "targets", "baselines", self.baselines,
               "list each baseline once")
-        check(self.num_rank_mixtures >= 0, "targets", "num_rank_mixtures", self.num_rank_mixtures, "use 0 or more")
 
 
 @dataclass
@@ -246,11 +288,14 @@ class PipelineConfig:
     output_dir: str = "runs/regmix"
     """Everything the run writes goes here (relative paths are resolved against the config file)."""
     seed: int = 1234
-    """One seed for sampling, search and every training run (proxies differ only by mixture)."""
-    target: str = AVERAGE
-    """What the mixture is optimized for: ``average`` (mean validation loss over all domains) or one domain's
-    name (its validation loss; that domain is the "held-out" target, as Pile-CC in the paper). Parsed into a
-    :class:`regmix_megatron.target.Target` (:attr:`parsed_target`)."""
+    """The seed of sampling, search and every training run (proxies differ only by mixture); runs repeated for
+    noise use seed + 1, seed + 2, ..."""
+    target: Union[str, dict] = AVERAGE
+    """What the mixture is optimized for: ``average`` (mean loss over every evaluated domain), one domain's
+    name (e.g. ``qa``, an evaluation-only domain: a held-out target no run trains on), or a weighted combination
+    of evaluated domains (``{qa: 0.7, reference: 0.3}``). Fit and search use the validation split; the final
+    target-scale comparison reports the test split. Parsed into a :class:`regmix_megatron.target.Target`
+    (:attr:`parsed_target`)."""
     corpus: CorpusSection = field(default_factory=CorpusSection)
     tokenizer: TokenizerSection = field(default_factory=TokenizerSection)
     preprocess: PreprocessSection = field(default_factory=PreprocessSection)
@@ -262,19 +307,32 @@ class PipelineConfig:
     export: ExportSection = field(default_factory=ExportSection)
 
     def __post_init__(self) -> None:
-        check(isinstance(self.target, str) and bool(self.target), "PipelineConfig", "target", self.target,
-              f"use '{AVERAGE}' or a domain name")
+        check(isinstance(self.target, (str, Mapping)) and bool(self.target), "PipelineConfig", "target",
+              self.target, f"use '{AVERAGE}', a domain name, or a mapping of domains to weights")
         target = self.parsed_target
         if self.targets.baselines is None:
-            self.targets.baselines = [b for b in BASELINES
-                                      if not (b == "target_only" and target.single_domain is None)]
-        if target.single_domain is None:
-            check("target_only" not in self.targets.baselines, "targets", "baselines", self.targets.baselines,
-                  "'target_only' needs a single target domain: set target to a domain name or drop target_only")
+            self.targets.baselines = ["natural", "uniform", "best_domain", "best_sweep"]
+        if "target_only" in self.targets.baselines:
+            check(target.single_domain is not None and target.single_domain not in self.corpus.eval_only,
+                  "targets", "baselines", self.targets.baselines,
+                  "'target_only' trains on the target domain alone: it needs a single target domain that is a "
+                  "training domain (not evaluation-only); drop target_only")
         if self.corpus.domains is not None:
-            target.check_domains(self.corpus.domains, where="PipelineConfig.target")
+            target.check_domains(self.all_domains, where="PipelineConfig.target")
 
     # ---- derived --------------------------------------------------------------------------------------
+    @property
+    def all_domains(self) -> list[str] | None:
+        """``corpus.domains`` with the evaluation-only ones added (None: every available domain)."""
+        if self.corpus.domains is None:
+            return None
+        return sorted(set(self.corpus.domains) | set(self.corpus.eval_only))
+
+    @property
+    def seeds(self) -> list[int]:
+        """The target-scale seeds: seed, seed + 1, ... (``targets.seeds`` of them)."""
+        return [self.seed + i for i in range(self.targets.seeds)]
+
     @property
     def parsed_target(self) -> Target:
         """The optimization target (:class:`~regmix_megatron.target.Target`) that ``target`` names."""
@@ -341,8 +399,13 @@ def validate_deep(cfg: PipelineConfig, source: str = "<config>") -> None:
         except RegmixError as exc:
             raise ConfigError(f"{source}: tokenizer: {exc}") from None
     cfg.export.path_map()
-    built = {name: section_recipe(getattr(cfg, name), section_name=name, source=source)
-             for name in ("proxy", "targets")}
+    built = {name: run_recipe(cfg, name, source=source) for name in ("proxy", "targets")}
+    for name, recipe in built.items():  # fit and search read the validation split, the verdicts the test split
+        check(recipe.eval.split == "valid", name, "overrides", {"eval": {"split": recipe.eval.split}},
+              "keep eval.split 'valid': the fit, the search and every choice use the validation split")
+    check("test" in built["targets"].eval.final_splits, "targets", "overrides",
+          {"eval": {"final_splits": built["targets"].eval.final_splits}},
+          "keep 'test' in eval.final_splits: the target-scale comparison is reported on the test split")
     # the epoch caps refer to one target run's token budget
     target_tokens = built["targets"].num_train_tokens if cfg.sample.sampler.get("max_epochs") is not None else None
     sampler_config(cfg, tokens_per_domain=None, target_tokens=target_tokens, source=source)
@@ -385,10 +448,17 @@ def sampler_config(cfg: PipelineConfig, tokens_per_domain: Any, target_tokens: i
     return build_sampler_config(cfg.sample.sampler, defaults=defaults, source=f"{source}:sample.sampler")
 
 
-def section_recipe(section: TrainSection | TargetsSection, *, section_name: str = "proxy",
-                   source: str = "<config>"):
-    """The training ``Recipe`` of a section's runs: its preset and its overrides (no paths, no run fields)."""
-    from ..recipe import build_recipe  # pure (no torch)
+def run_recipe(cfg: PipelineConfig, which: str, *, source: str = "<config>"):
+    """The training ``Recipe`` of the proxy (``which="proxy"``) or target (``"targets"``) runs: the section's
+    preset and overrides (no paths, no run fields). Proxies evaluate only the target's domains (and the
+    evaluation-only ones, always) unless their overrides set ``eval.domains``: the fit needs nothing else, and
+    evaluation is a large share of a short proxy's time. With the ``average`` target they evaluate everything."""
+    from ..recipe import build_recipe, merge_mappings  # pure (no torch)
 
-    return build_recipe({"preset": section.preset, **dict(section.overrides)}, source=f"{source}:{section_name}")
+    section = getattr(cfg, which)
+    overrides = dict(section.overrides)
+    target = cfg.parsed_target
+    if which == "proxy" and target.kind != KIND_AVERAGE and "domains" not in (overrides.get("eval") or {}):
+        overrides = merge_mappings(overrides, {"eval": {"domains": sorted(target.needs)}})
+    return build_recipe({"preset": section.preset, **overrides}, source=f"{source}:{which}")
 

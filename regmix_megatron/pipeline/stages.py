@@ -18,7 +18,7 @@ from ..errors import DataError, RegmixError
 from ..fileio import sha256_file
 from ..hashing import content_hash
 from ..manifest import SPLITS
-from .config import PipelineConfig, section_recipe, slurm_options, uses_imported_data
+from .config import PipelineConfig, run_recipe, slurm_options, uses_imported_data
 from .framework import Stage, StageContext, StageOutput, fingerprint_paths
 
 log = logging.getLogger(__name__)
@@ -62,46 +62,62 @@ def _clear(path: Path, out: Path) -> None:
 
 
 # ---- corpus ---------------------------------------------------------------------------------------------
+def wanted_domains(cfg: PipelineConfig) -> list[str] | None:
+    """The corpus domains the pipeline uses: ``corpus.domains`` (with ``build``: the builder's default set when
+    not given) plus the evaluation-only ones; None: every domain of an existing corpus directory."""
+    c = cfg.corpus
+    if c.source == "build":
+        from ..corpus.build import resolve_domains
+
+        return sorted(set(resolve_domains(c.domains)) | set(c.eval_only))
+    return cfg.all_domains
+
+
 def corpus_inputs(cfg: PipelineConfig) -> dict:
     """What the corpus is, never where it lies (a moved project resumes): the build settings, or the listing of
     an existing corpus directory (names, sizes, modification times)."""
     c = cfg.corpus
     if c.source == "build":
-        return {"source": "build", "domains": c.domains, "max_mb_per_domain": c.max_mb_per_domain}
+        return {"source": "build", "domains": wanted_domains(cfg), "max_mb_per_domain": c.max_mb_per_domain}
     if uses_imported_data(cfg):  # the registry's content, not its path
-        return {"source": "imported", "domains": c.domains, "content": sha256_file(c.source)}
-    return {"source": "directory", "domains": c.domains, "content": _stat_fingerprint(Path(c.source))}
+        return {"source": "imported", "domains": wanted_domains(cfg), "eval_only": sorted(c.eval_only),
+                "content": sha256_file(c.source)}
+    return {"source": "directory", "domains": wanted_domains(cfg), "content": _stat_fingerprint(Path(c.source))}
 
 
 def _imported_registry(cfg: PipelineConfig):
-    """The ``domains.json`` of existing prefixes (``corpus.source``), restricted to ``corpus.domains``."""
+    """The ``domains.json`` of existing prefixes (``corpus.source``), restricted to ``corpus.domains`` and the
+    evaluation-only ones, with ``corpus.eval_only`` (when given) as its evaluation-only domains."""
     from ..manifest import DomainRegistry
 
     registry = DomainRegistry.load(cfg.corpus.source)
-    if cfg.corpus.domains is None:
-        return registry
-    missing = sorted(set(cfg.corpus.domains) - set(registry.names))
-    if missing:
-        raise DataError(f"corpus.domains lists {missing}, which {cfg.corpus.source} does not have; available: "
-                        f"{list(registry.names)}")
-    return DomainRegistry(domains=tuple(registry.get(n) for n in sorted(cfg.corpus.domains)),
-                          tokenizer=registry.tokenizer, path=registry.path)
+    wanted = cfg.all_domains
+    if wanted is not None:
+        missing = sorted(set(wanted) - set(registry.all_names))
+        if missing:
+            raise DataError(f"corpus.domains/corpus.eval_only list {missing}, which {cfg.corpus.source} does not "
+                            f"have; available: {list(registry.all_names)}")
+        registry = DomainRegistry(domains=tuple(registry.get(n) for n in wanted), tokenizer=registry.tokenizer,
+                                  path=registry.path)
+    return registry.with_evaluation_only(cfg.corpus.eval_only) if cfg.corpus.eval_only else registry
 
 
 def run_corpus(ctx: StageContext) -> StageOutput:
     c = ctx.config.corpus
     if uses_imported_data(ctx.config):
         registry = _imported_registry(ctx.config)
-        ctx.config.parsed_target.check_domains(list(registry.names), where="target")
+        ctx.config.parsed_target.check_domains(list(registry.all_names), where="target")
         tokens = int(registry.tokens_per_domain("train").sum())
+        held_out = [d.name for d in registry.domains if d.evaluation_only]
         return StageOutput(files={"domains_json": str(Path(c.source).resolve())},
-                           values={"domains": list(registry.names), "num_bytes": 0},
-                           summary=f"{len(registry.names)} domains of existing prefixes ({tokens / 1e6:.2f}M train "
-                                   "tokens)", fingerprint=sha256_file(c.source))
+                           values={"domains": list(registry.all_names), "eval_only": held_out, "num_bytes": 0},
+                           summary=f"{len(registry.all_names)} domains of existing prefixes ({tokens / 1e6:.2f}M "
+                                   "train tokens)", fingerprint=sha256_file(c.source))
+    wanted = wanted_domains(ctx.config)
     if c.source == "build":
-        from ..corpus.build import build_corpus, resolve_domains
+        from ..corpus.build import build_corpus
 
-        num_domains = len(resolve_domains(c.domains))
+        num_domains = len(wanted)
         done: list[str] = []
 
         def on_domain(name: str, entry: dict, reused: bool) -> None:
@@ -109,17 +125,27 @@ def run_corpus(ctx: StageContext) -> StageOutput:
             ctx.progress.update(len(done) / num_domains, f"{name} {'reused' if reused else 'built'}")
 
         cache_dir = c.cache_dir if c.cache_dir is not None else ctx.out / "cache"
-        corpus_dir = Path(build_corpus(cache_dir, domains=c.domains, max_mb_per_domain=c.max_mb_per_domain,
+        corpus_dir = Path(build_corpus(cache_dir, domains=wanted, max_mb_per_domain=c.max_mb_per_domain,
                                        on_domain=on_domain))
     else:
         corpus_dir = Path(c.source)
-    domains = corpus_domains(corpus_dir, c.domains)
+    domains = corpus_domains(corpus_dir, wanted)
+    missing = sorted(set(c.eval_only) - set(domains))
+    if missing:
+        raise DataError(f"corpus.eval_only lists {missing}, which {corpus_dir} does not have; available: {domains}")
+    if len(set(domains) - set(c.eval_only)) < 2:
+        raise DataError(f"{corpus_dir}: fewer than two training domains among {domains} besides the "
+                        f"evaluation-only {c.eval_only}")
     ctx.config.parsed_target.check_domains(domains, where="target")
     num_bytes = sum((corpus_dir / d / f"{s}.jsonl").stat().st_size for d in domains for s in SPLITS
                     if (corpus_dir / d / f"{s}.jsonl").exists())
     fingerprint = content_hash({d: fingerprint_paths([corpus_dir / d]) for d in domains}, length=None)
-    return StageOutput(files={"corpus_dir": str(corpus_dir)}, values={"domains": domains, "num_bytes": num_bytes},
-                       summary=f"{len(domains)} domains, {num_bytes / 1e6:.1f} MB", fingerprint=fingerprint)
+    held_out = sorted(c.eval_only)
+    return StageOutput(files={"corpus_dir": str(corpus_dir)},
+                       values={"domains": domains, "eval_only": held_out, "num_bytes": num_bytes},
+                       summary=f"{len(domains)} domains" + (f" ({', '.join(held_out)} evaluation-only)" if held_out
+                                                            else "") + f", {num_bytes / 1e6:.1f} MB",
+                       fingerprint=fingerprint)
 
 
 # ---- tokenizer ------------------------------------------------------------------------------------------
@@ -134,7 +160,7 @@ def tokenizer_inputs(cfg: PipelineConfig) -> dict:
         return {"spec": spec.to_json(), "sha256": identity_sha256(spec.check())}
     if t.model is not None:  # the model's content, not its path
         return {"model_sha256": sha256_file(t.model)}
-    return {"vocab_size": t.vocab_size, "seed": cfg.seed}
+    return {"vocab_size": t.vocab_size, "seed": cfg.seed, "eval_only": sorted(cfg.corpus.eval_only)}
 
 
 def run_tokenizer(ctx: StageContext) -> StageOutput:
@@ -147,9 +173,11 @@ def run_tokenizer(ctx: StageContext) -> StageOutput:
     if cfg.tokenizer.model is not None:
         model = adopt_tokenizer(cfg.tokenizer.model, out_dir, overwrite=True)
     else:
+        # trained on the training domains only: an evaluation-only domain stays unseen until it is evaluated
+        training = [d for d in ctx.value("corpus", "domains") if d not in cfg.corpus.eval_only]
         model = train_tokenizer(ctx.path("corpus", "corpus_dir"), out_dir,
                                 TokenizerTrainConfig(vocab_size=cfg.tokenizer.vocab_size, seed=cfg.seed),
-                                domains=ctx.value("corpus", "domains"), overwrite=True)
+                                domains=training, overwrite=True)
     return StageOutput(files={"model": str(model)}, fingerprint=sha256_file(model),
                        summary=f"{Path(model).name} (vocab {cfg.tokenizer.vocab_size})")
 
@@ -212,16 +240,19 @@ def run_indexed(ctx: StageContext) -> StageOutput:
         manifest = _index_imported(ctx, out_dir)
     else:
         manifest = preprocess_corpus(ctx.path("corpus", "corpus_dir"), out_dir, _tokenizer_for_indexing(ctx),
-                                     workers=cfg.preprocess.workers, domains=ctx.value("corpus", "domains"))
+                                     workers=cfg.preprocess.workers, domains=ctx.value("corpus", "domains"),
+                                     eval_only=cfg.corpus.eval_only)
     registry = DomainRegistry.load(manifest)
-    tokens = {d.name: d.num_tokens("train") for d in registry.domains}
+    tokens = {d.name: d.num_tokens("train") for d in registry.training_domains}
     idx_files = [Path(p.path + ".idx") for d in registry.domains for ps in d.splits.values() for p in ps]
     fingerprint = fingerprint_paths([Path(manifest)] + sorted(idx_files))
     return StageOutput(files={"domains": str(manifest)},
                        values={"train_tokens": tokens,
                                "valid_tokens": {d.name: d.num_tokens("valid") for d in registry.domains}},
                        fingerprint=fingerprint,
-                       summary=f"{sum(tokens.values()) / 1e6:.2f}M train tokens in {len(tokens)} domains")
+                       summary=f"{sum(tokens.values()) / 1e6:.2f}M train tokens in {len(tokens)} training domains"
+                               + (f", {len(registry.eval_only_names)} evaluation-only" if registry.eval_only_names
+                                  else ""))
 
 
 def verify_indexed(files: dict[str, Path]) -> None:
@@ -243,19 +274,42 @@ def _registry(ctx: StageContext):
 
 def target_train_tokens(cfg: PipelineConfig) -> int:
     """Token budget of one target run (what the epoch caps of the sampler refer to)."""
-    return section_recipe(cfg.targets, section_name="targets").num_train_tokens
+    return run_recipe(cfg, "targets").num_train_tokens
+
+
+def wants_single_domains(cfg: PipelineConfig) -> bool:
+    """The best_domain baseline needs every single-domain mixture trained at proxy scale: they join the sweep."""
+    return "best_domain" in cfg.targets.baselines
 
 
 def sample_inputs(cfg: PipelineConfig) -> dict:
-    inputs = {"num_proxies": cfg.sample.num_samples, "sampler": dict(cfg.sample.sampler), "seed": cfg.seed}
+    inputs = {"num_proxies": cfg.sample.num_samples, "sampler": dict(cfg.sample.sampler), "seed": cfg.seed,
+              "single_domains": wants_single_domains(cfg)}
     if cfg.sample.sampler.get("max_epochs") is not None:  # only then do the caps depend on the target budget
         inputs["target_tokens"] = target_train_tokens(cfg)
     return inputs
 
 
+def single_domain_mixtures(names, lower=None, upper=None) -> list:
+    """One mixture per training domain, all weight on it; with the sampler's bounds, only the corners within
+    them (an epoch cap below 1 rules a domain's corner out)."""
+    from ..mixture import Mixture
+
+    out = []
+    for i, name in enumerate(names):
+        if upper is not None and (upper[i] < 1.0 - 1e-12 or any(lower[j] > 0 for j in range(len(names)) if j != i)):
+            continue
+        out.append(Mixture.from_array(list(names), [1.0 if d == name else 0.0 for d in names]))
+    return out
+
+
+def is_single_domain(mixture) -> bool:
+    return len(mixture.nonzero()) == 1
+
+
 def run_sample(ctx: StageContext) -> StageOutput:
     from ..mixture import Mixture, write_mixtures
-    from ..sampling import SampleStats, sample_mixtures
+    from ..sampling import SampleStats, domain_caps, sample_mixtures
     from .config import sampler_config
 
     cfg: PipelineConfig = ctx.config
@@ -265,43 +319,55 @@ def run_sample(ctx: StageContext) -> StageOutput:
     stats = SampleStats()
     weights = sample_mixtures(tokens, scfg, domains=registry.names, stats=stats)
     mixtures = [Mixture.from_array(registry.names, row) for row in weights]
+    added = 0
+    if wants_single_domains(cfg):  # corners the sampler did not draw itself
+        seen = {m.hash for m in mixtures}
+        lower, upper = domain_caps(tokens, scfg, domains=registry.names)
+        corners = [m for m in single_domain_mixtures(registry.names, lower, upper) if m.hash not in seen]
+        mixtures += corners
+        added = len(corners)
     path = write_mixtures(ctx.out / "sample" / "mixtures.jsonl", mixtures)
     return StageOutput(files={"mixtures": str(path)},
-                       values={"num_mixtures": len(mixtures), "num_projected": int(stats.num_projected)},
-                       summary=f"{len(mixtures)} mixtures over {len(registry.names)} domains")
+                       values={"num_mixtures": len(mixtures), "num_projected": int(stats.num_projected),
+                               "num_single_domain_added": added},
+                       summary=f"{len(mixtures)} mixtures over {len(registry.names)} domains"
+                               + (f" ({added} single-domain)" if added else ""))
 
 
 # ---- sweep ----------------------------------------------------------------------------------------------
-def resolved_train_inputs(cfg: PipelineConfig, section) -> dict:
+def resolved_train_inputs(cfg: PipelineConfig, which: str) -> dict:
     """A section's fully resolved recipe (preset merged in; no paths): a change to a preset's content counts as
     a change of the stage's inputs, as it changes the sweep's run ids."""
-    return section_recipe(section, section_name="sweep").to_dict()
+    return run_recipe(cfg, which).to_dict()
 
 
 def proxy_inputs(cfg: PipelineConfig) -> dict:
-    return {"train": resolved_train_inputs(cfg, cfg.proxy), "seed": cfg.seed}
+    return {"train": resolved_train_inputs(cfg, "proxy"), "seed": cfg.seed,
+            "noise_mixtures": cfg.proxy.noise_mixtures, "noise_seeds": cfg.proxy.noise_seeds}
 
 
-def run_batch(ctx: StageContext, root: Path, mixtures, section, *, label: str, fraction: tuple[float, float]
-              = (0.0, 1.0), max_failed_fraction: float = 0.0):
+def run_batch(ctx: StageContext, root: Path, mixtures, which: str, *, label: str, fraction: tuple[float, float]
+              = (0.0, 1.0), max_failed_fraction: float = 0.0, seeds=None):
     """Plan and launch a set of runs as a sweep in ``root``; return (sweep, run id -> result of finished runs).
 
-    Finished runs are never repeated (the sweep skips them); a changed config starts a fresh sweep directory.
-    Progress is reported as the share of finished runs, mapped into ``fraction`` of the current stage. Runs
-    that failed for good are tolerated up to ``max_failed_fraction`` of the runs (they are reported).
+    ``which`` names the recipe (``proxy`` or ``targets``); ``seeds`` (one per mixture; default the pipeline's
+    seed for all) lets a mixture be trained with several seeds. Finished runs are never repeated (the sweep
+    skips them); a changed config starts a fresh sweep directory. Progress is reported as the share of finished
+    runs, mapped into ``fraction`` of the current stage. Runs that failed for good are tolerated up to
+    ``max_failed_fraction`` of the runs (they are reported).
     """
     from ..sweep import plan as sweep_plan
     from ..sweep import state as sweep_state
 
     cfg: PipelineConfig = ctx.config
-    recipe = section_recipe(section, section_name="sweep")
+    recipe = run_recipe(cfg, which)
     domains = ctx.path("indexed", "domains")
     try:
-        sweep, _ = sweep_plan.plan_sweep(root, mixtures, recipe, domains, cfg.seed)
+        sweep, _ = sweep_plan.plan_sweep(root, mixtures, recipe, domains, cfg.seed, seeds=seeds)
     except sweep_plan.SweepError as exc:
         log.warning("%s: %s; its inputs changed, so it is planned afresh", root, exc)
         _clear(root, ctx.out)
-        sweep, _ = sweep_plan.plan_sweep(root, mixtures, recipe, domains, cfg.seed)
+        sweep, _ = sweep_plan.plan_sweep(root, mixtures, recipe, domains, cfg.seed, seeds=seeds)
     launch_sweep(ctx, sweep, label=label, fraction=fraction)
     states = sweep_state.read_sweep_state(sweep)
     failed = {rid: s for rid, s in states.items() if s.status != sweep_state.DONE}
@@ -351,46 +417,102 @@ def launch_sweep(ctx: StageContext, sweep, *, label: str, fraction: tuple[float,
     launch(sweep, options, on_progress=report)
 
 
+def noise_plan(cfg: PipelineConfig, mixtures) -> tuple[list, list[int]]:
+    """The extra proxy runs that measure seed noise: the first ``proxy.noise_mixtures`` sampled mixtures (not
+    the single-domain corners) with seeds seed + 1 ... seed + ``proxy.noise_seeds``; (mixtures, seeds)."""
+    picks = [m for m in mixtures if not is_single_domain(m)][:cfg.proxy.noise_mixtures]
+    pairs = [(m, cfg.seed + k) for m in picks for k in range(1, cfg.proxy.noise_seeds + 1)]
+    return [m for m, _ in pairs], [s for _, s in pairs]
+
+
 def run_sweep(ctx: StageContext) -> StageOutput:
     from ..mixture import read_mixtures
+    from ..results import write_table
     from ..sweep.collect import collect
 
     cfg: PipelineConfig = ctx.config
     mixtures = read_mixtures(ctx.path("sample", "mixtures"))
+    extra, extra_seeds = noise_plan(cfg, mixtures)
     root = ctx.out / "sweep"
-    sweep, results = run_batch(ctx, root, mixtures, cfg.proxy, label="sweep", max_failed_fraction=0.1)
+    sweep, results = run_batch(ctx, root, mixtures + extra, "proxy", label="sweep", max_failed_fraction=0.1,
+                               seeds=[cfg.seed] * len(mixtures) + extra_seeds)
     collected = collect(sweep)
-    table = Path(collected.csv_path)
+    table = collected.table
+    # the fit's table: one run per mixture (the pipeline's seed); the noise table: every seed of the repeats
+    main = table[table["seed"] == cfg.seed].reset_index(drop=True)
+    repeated = {m.hash for m in extra}
+    noise = table[table["mixture_hash"].isin(repeated)].reset_index(drop=True)
+    fit_csv, noise_csv = root / "fit_runs.csv", root / "noise_runs.csv"
+    write_table(main, fit_csv)
+    write_table(noise, noise_csv)
     failed = [e.run_id for e in collected.excluded]
-    return StageOutput(files={"sweep_dir": str(root), "results": str(table)},
-                       values={"num_runs": len(results), "failed_runs": failed},
-                       fingerprint=fingerprint_paths([table]),
-                       summary=f"{len(results)} proxy runs" + (f" ({len(failed)} failed)" if failed else ""))
+    return StageOutput(files={"sweep_dir": str(root), "results": str(fit_csv), "all_results": str(collected.csv_path),
+                              "noise": str(noise_csv)},
+                       values={"num_runs": len(main), "num_noise_runs": len(extra), "failed_runs": failed},
+                       fingerprint=fingerprint_paths([fit_csv, noise_csv]),
+                       summary=f"{len(main)} proxy runs + {len(extra)} seed repeats"
+                               + (f" ({len(failed)} failed)" if failed else ""))
 
 
 # ---- fit ------------------------------------------------------------------------------------------------
 def fit_inputs(cfg: PipelineConfig) -> dict:
-    return {"target": cfg.parsed_target.to_json(), "num_folds": cfg.search.num_folds, "seed": cfg.seed}
+    return {"target": cfg.parsed_target.to_json(), "num_folds": cfg.search.num_folds, "seed": cfg.seed,
+            "regressor": cfg.search.regressor}
+
+
+def cv_summary(metrics: dict) -> dict:
+    """Per regressor: pooled CV Spearman and its per-fold spread, from the fit's ``metrics.json`` summary."""
+    out = {}
+    for kind, block in metrics["regressors"].items():
+        cv = next(iter(block["targets"].values())).get("cv") or {}
+        out[kind] = {"spearman": (cv.get("pooled") or {}).get("spearman"), "fold_mean": cv.get("spearman_mean"),
+                     "fold_sd": cv.get("spearman_std"), "folds": cv.get("spearman_folds", [])}
+    return out
 
 
 def run_fit(ctx: StageContext) -> StageOutput:
+    from ..noise import proxy_noise
     from ..regression.data import load_results_table
-    from ..regression.fitting import fit_models, fit_target, write_outputs
+    from ..regression.fitting import choose_regressor, fit_models, fit_target, write_outputs
+    from .config import AUTO
 
     cfg: PipelineConfig = ctx.config
     table = load_results_table(ctx.path("sweep", "results"))
     target = fit_target(table, None, cfg.parsed_target)
     folds = min(cfg.search.num_folds, table.num_runs)
-    outcome = fit_models(table, [target], kinds=("lightgbm", "linear"), cv_folds=folds, seed=cfg.seed)
+    from .config import REGRESSORS
+
+    outcome = fit_models(table, [target], kinds=REGRESSORS, cv_folds=folds, seed=cfg.seed)
     out_dir = ctx.out / "fit"
     files = {"metrics": str(out_dir / "metrics.json"), "predictions": str(out_dir / "predictions.csv")}
     for model in write_outputs(outcome, out_dir):  # one target: one model per regressor
         files[f"model_{model.regressor}"] = str(out_dir / model.path)
-    regs = outcome.summary["regressors"]
-    rho = {k: regs[k].get("spearman") for k in regs}
+    cv = cv_summary(outcome.summary)
+    rho = {k: v["spearman"] for k, v in cv.items()}
+    if cfg.search.regressor == AUTO:
+        regressor, reason = choose_regressor(rho)
+    else:
+        regressor, reason = cfg.search.regressor, "set in the config (search.regressor)"
+    noise = proxy_noise(values_by_mixture(ctx.path("sweep", "noise"), cfg.parsed_target), target.train.tolist())
     fmt = lambda x: "n/a" if x is None else f"{x:.3f}"  # noqa: E731
-    return StageOutput(files=files, values={"target": target.name, "cv_spearman": rho},
-                       summary=f"CV Spearman lightgbm {fmt(rho.get('lightgbm'))}, linear {fmt(rho.get('linear'))}")
+    return StageOutput(files=files, values={"target": target.name, "cv_spearman": rho, "cv": cv,
+                                            "regressor": regressor, "regressor_reason": reason, "noise": noise},
+                       summary="CV Spearman " + ", ".join(f"{k} {fmt(v)}" for k, v in rho.items())
+                               + f" (noise ceiling {fmt(noise['ceiling'])}); search uses {regressor}")
+
+
+def values_by_mixture(path: Path, target) -> dict[str, list[float]]:
+    """Target values of a results table grouped by mixture (the rows of one mixture differ by seed)."""
+    from ..results import read_results
+
+    results = read_results(path)
+    if results.frame.empty:
+        return {}
+    values = target.values(results.losses(), where=str(path))
+    out: dict[str, list[float]] = {}
+    for h, v in zip(results.frame["mixture_hash"].astype(str).tolist(), values.tolist()):
+        out.setdefault(h, []).append(float(v))
+    return out
 
 
 # ---- search ---------------------------------------------------------------------------------------------
@@ -414,7 +536,8 @@ def run_search_stage(ctx: StageContext) -> StageOutput:
     registry = _registry(ctx)
     names = list(registry.names)
     tokens = registry.tokens_per_domain("train")
-    model_path = find_model(ctx.path("fit", "metrics").parent, cfg.search.regressor, ctx.value("fit", "target"))
+    regressor = ctx.value("fit", "regressor")
+    model_path = find_model(ctx.path("fit", "metrics").parent, regressor, ctx.value("fit", "target"))
     model = load_regressor(model_path, domains=names, source=str(ctx.path("indexed", "domains")))
     search_cfg = SearchConfig(num_candidates=cfg.search.num_candidates, top_k=cfg.search.top_k,
                               chunk_size=min(100_000, cfg.search.num_candidates), seed=cfg.seed)
@@ -430,93 +553,139 @@ def run_search_stage(ctx: StageContext) -> StageOutput:
     best = sorted(result["weights"].items(), key=lambda kv: -kv[1])[:3]
     # timings differ run to run and file locations are not content: neither decides whether later stages redo
     stable = {k: v for k, v in doc.items() if k not in ("seconds", "files", "model")}
-    return StageOutput(files=files, values={"predicted": predicted, "weights": result["weights"]},
+    return StageOutput(files=files, values={"predicted": predicted, "weights": result["weights"],
+                                            "regressor": regressor},
                        fingerprint=content_hash(stable, length=None),
-                       summary=f"predicted {result['predicted']:.4f}; top weights "
+                       summary=f"{regressor}: predicted {result['predicted']:.4f}; top weights "
                                + ", ".join(f"{d} {w:.2f}" for d, w in best))
 
 
 # ---- target runs ----------------------------------------------------------------------------------------
 def targets_inputs(cfg: PipelineConfig) -> dict:
     t = cfg.targets
-    return {"train": resolved_train_inputs(cfg, t), "baselines": list(t.baselines),
+    return {"train": resolved_train_inputs(cfg, "targets"), "baselines": list(t.baselines), "seeds": cfg.seeds,
             "num_rank_mixtures": t.num_rank_mixtures, "proxy": proxy_inputs(cfg),
-            "target": cfg.parsed_target.to_json(),
-            "seed": cfg.seed}
+            "target": cfg.parsed_target.to_json(), "seed": cfg.seed}
 
 
-def run_labeled(ctx: StageContext, root: Path, labeled: dict, section, *, label: str,
-                fraction: tuple[float, float]) -> dict[str, dict]:
-    """Train each labelled mixture once (identical mixtures share a run); return label -> run record."""
-    unique: dict[str, Any] = {}
-    for m in labeled.values():
-        unique.setdefault(m.hash, m)
-    sweep, results = run_batch(ctx, root, list(unique.values()), section, label=label, fraction=fraction)
-    by_hash = {r.mixture.hash: r.run_id for r in sweep.runs}
-    return {lab: {"run_id": by_hash[m.hash], "run_dir": str(sweep.run_dir(by_hash[m.hash])),
-                  "result": results[by_hash[m.hash]]} for lab, m in labeled.items()}
+def run_labeled(ctx: StageContext, root: Path, labeled: dict, seeds: dict, which: str, *, label: str,
+                fraction: tuple[float, float]) -> dict[str, dict[int, dict]]:
+    """Train each labelled mixture with its seeds (``seeds[label]``; identical mixtures share runs); return
+    label -> seed -> run record."""
+    unique: dict[tuple[str, int], Any] = {}
+    for lab, m in labeled.items():
+        for seed in seeds[lab]:
+            unique.setdefault((m.hash, seed), m)
+    pairs = list(unique)
+    sweep, results = run_batch(ctx, root, [unique[p] for p in pairs], which, label=label, fraction=fraction,
+                               seeds=[seed for _, seed in pairs])
+    by_pair = {(r.mixture.hash, r.seed): r.run_id for r in sweep.runs}
+    return {lab: {seed: {"run_id": by_pair[(m.hash, seed)], "run_dir": str(sweep.run_dir(by_pair[(m.hash, seed)])),
+                         "result": results[by_pair[(m.hash, seed)]]} for seed in seeds[lab]}
+            for lab, m in labeled.items()}
 
 
-def run_targets(ctx: StageContext) -> StageOutput:
-    from ..fileio import atomic_write_json
+def compared_mixtures(ctx: StageContext) -> tuple[dict, dict]:
+    """The mixtures trained at target scale, by label, and each one's seeds: RegMix, natural and uniform with
+    every target seed; target_only, best_domain (the single-domain sweep mixture with the lowest proxy target
+    loss), best_sweep (the lowest sampled sweep mixture) and the rank mixtures (``sweep:<run id>``, spread over
+    the sweep's range) with the pipeline's seed."""
     from ..mixture import Mixture
     from ..regression.data import load_results_table
     from ..search import baseline_mixtures
-    from ..sweep.state import read_run_state
+    from .config import SEEDED_BASELINES
     from .evaluation import spread_indices
 
     cfg: PipelineConfig = ctx.config
     registry = _registry(ctx)
     labeled: dict[str, Mixture] = {"regmix": Mixture.load(ctx.path("search", "mixture"))}
-    baselines = baseline_mixtures(registry, cfg.parsed_target)
-    for name in cfg.targets.baselines:
-        labeled[name] = baselines[name]
+    builtin = baseline_mixtures(registry, cfg.parsed_target)
     table = load_results_table(ctx.path("sweep", "results"))
-    values = table.values_of(cfg.parsed_target)
-    for i in spread_indices(values, cfg.targets.num_rank_mixtures):
-        labeled[f"sweep:{table.run_ids[i]}"] = Mixture.from_array(table.domains, table.weights[i])
+    values = table.values_of(cfg.parsed_target)  # validation split: choosing never looks at the test split
+    planned = {r.run_id: r.mixture for r in _sweep_runs(ctx)}
+    sweep = [planned[rid] for rid in table.run_ids]
+    single = [i for i, m in enumerate(sweep) if is_single_domain(m)]
+    sampled = [i for i in range(len(sweep)) if i not in set(single)]
+    for name in cfg.targets.baselines:
+        if name in builtin:
+            labeled[name] = builtin[name]
+        elif name in ("best_domain", "best_sweep"):
+            pool, what = (single, "single-domain") if name == "best_domain" else (sampled, "sampled")
+            if not pool:
+                raise DataError(f"targets.baselines {name}: no {what} mixture in the sweep to pick from")
+            labeled[name] = sweep[min(pool, key=lambda i: (values[i], i))]
+    taken = {m.hash for m in labeled.values()}
+    order = [i for i in spread_indices(values[sampled], cfg.targets.num_rank_mixtures + 2)]
+    for i in [sampled[j] for j in order]:
+        if len([k for k in labeled if k.startswith("sweep:")]) >= cfg.targets.num_rank_mixtures:
+            break
+        if sweep[i].hash not in taken:
+            labeled[f"sweep:{table.run_ids[i]}"] = sweep[i]
+            taken.add(sweep[i].hash)
+    seeds = {lab: (cfg.seeds if lab == "regmix" or lab in SEEDED_BASELINES else [cfg.seed]) for lab in labeled}
+    return labeled, seeds
 
+
+def run_targets(ctx: StageContext) -> StageOutput:
+    from ..fileio import atomic_write_json
+    from ..sweep.state import read_run_state
+
+    cfg: PipelineConfig = ctx.config
+    labeled, seeds = compared_mixtures(ctx)
     out_dir = ctx.out / "targets"
-    own = {k: m for k, m in labeled.items() if not k.startswith("sweep:")}
-    proxy = run_labeled(ctx, out_dir / "proxy-scale", own, cfg.proxy, label="proxy-scale runs",
-                        fraction=(0.0, 0.15))
+    # proxy scale: what the sweep did not train (RegMix and the built-in baselines), once, for rank invariance
+    sweep_hashes = {r.mixture.hash: r for r in _sweep_runs(ctx) if r.seed == cfg.seed}
+    own = {k: m for k, m in labeled.items() if m.hash not in sweep_hashes}
+    proxy = {lab: recs[cfg.seed] for lab, recs in run_labeled(
+        ctx, out_dir / "proxy-scale", own, {k: [cfg.seed] for k in own}, "proxy", label="proxy-scale runs",
+        fraction=(0.0, 0.15)).items()}
     sweep_dir = ctx.path("sweep", "sweep_dir")
-    for lab in labeled:
-        if lab.startswith("sweep:"):
-            rid = lab.split(":", 1)[1]
-            state = read_run_state(sweep_dir / "runs" / rid)
-            proxy[lab] = {"run_id": rid, "run_dir": str(sweep_dir / "runs" / rid), "result": state.result}
-    target = run_labeled(ctx, out_dir / "target-scale", labeled, cfg.targets, label="target runs",
+    for lab, m in labeled.items():
+        if lab not in proxy:
+            run = sweep_hashes[m.hash]
+            state = read_run_state(sweep_dir / "runs" / run.run_id)
+            proxy[lab] = {"run_id": run.run_id, "run_dir": str(sweep_dir / "runs" / run.run_id),
+                          "result": state.result}
+    target = run_labeled(ctx, out_dir / "target-scale", labeled, seeds, "targets", label="target runs",
                          fraction=(0.15, 1.0))
-    runs = {lab: {"mixture": m.as_dict(), "mixture_hash": m.hash, "proxy": proxy.get(lab), "target": target[lab],
+    runs = {lab: {"mixture": m.as_dict(), "mixture_hash": m.hash, "proxy": proxy.get(lab),
+                  "target": {str(seed): rec for seed, rec in target[lab].items()},
                   "mixture_file": str(m.save(out_dir / "mixtures" / f"{lab.replace(':', '-')}.json"))}
             for lab, m in labeled.items()}  # mixture files: for `regmix-megatron export` / train at scale
-    path = atomic_write_json(out_dir / "runs.json", {"format": "regmix-megatron/target-runs/v1",
-                                                     "target": cfg.parsed_target.to_json(), "runs": runs})
+    path = atomic_write_json(out_dir / "runs.json", {"format": "regmix-megatron/target-runs/v2",
+                                                     "target": cfg.parsed_target.to_json(), "seeds": cfg.seeds,
+                                                     "runs": runs})
+    num_runs = sum(len(v) for v in target.values())
     return StageOutput(files={"runs": str(path)}, values={"labels": list(labeled)},
-                       summary=f"{len(target)} target-scale runs ({', '.join(k for k in own)} + "
-                               f"{len(labeled) - len(own)} sweep mixtures)")
+                       summary=f"{num_runs} target-scale runs of {len(labeled)} mixtures ({', '.join(labeled)})")
+
+
+def _sweep_runs(ctx: StageContext):
+    from ..sweep.plan import Sweep
+
+    return Sweep.load(ctx.path("sweep", "sweep_dir")).runs
 
 
 # ---- evaluate -------------------------------------------------------------------------------------------
+def evaluate_inputs(cfg: PipelineConfig) -> dict:
+    t = cfg.targets
+    return {"target": cfg.parsed_target.to_json(), "rank_threshold": t.rank_threshold,
+            "threshold_sd": t.threshold_sd}
+
+
 def run_evaluate(ctx: StageContext) -> StageOutput:
     from ..fileio import atomic_write_json, read_json
-    from .evaluation import evaluate
+    from .evaluation import evaluate, verdict_lines
 
     cfg: PipelineConfig = ctx.config
     runs = read_json(ctx.path("targets", "runs"))["runs"]
-    predicted = ctx.value("search", "predicted")
-    doc = evaluate(cfg.parsed_target,
-                   {lab: r["target"]["result"] for lab, r in runs.items()},
-                   {lab: r["proxy"]["result"] for lab, r in runs.items() if r.get("proxy")},
-                   predicted=predicted)
+    doc = evaluate(cfg.parsed_target, runs, predicted=ctx.value("search", "predicted"),
+                   fit={"regressor": ctx.value("fit", "regressor"),
+                        "regressor_reason": ctx.value("fit", "regressor_reason"), "cv": ctx.value("fit", "cv"),
+                        "noise": ctx.value("fit", "noise")},
+                   rank_threshold=cfg.targets.rank_threshold, threshold_sd=cfg.targets.threshold_sd)
     path = atomic_write_json(ctx.out / "evaluation.json", doc)
-    comp, rank = doc["comparison"], doc["rank_invariance"]
-    parts = [f"regmix {comp['regmix_target_loss']:.4f}"]
-    parts += [f"{k} {v['target_loss']:.4f}" for k, v in comp["baselines"].items()]
-    rho = rank["spearman"]
-    parts.append(f"rank rho {'n/a' if rho is None else f'{rho:.2f}'} (n={rank['num_mixtures']})")
-    return StageOutput(files={"evaluation": str(path)}, summary=", ".join(parts))
+    return StageOutput(files={"evaluation": str(path)}, summary="; ".join(verdict_lines(doc, short=True)))
 
 
 # ---- report ---------------------------------------------------------------------------------------------
@@ -558,9 +727,9 @@ _FLOPS_PER_S = 2.5e10
 _RUN_OVERHEAD_S = 12.0
 
 
-def estimate_run_s(cfg: PipelineConfig, section) -> float:
-    """Rough seconds of one training run of ``section`` (6 x params x tokens at a fixed FLOP rate)."""
-    recipe = section_recipe(section, section_name="estimate")
+def estimate_run_s(cfg: PipelineConfig, which: str) -> float:
+    """Rough seconds of one ``proxy`` or ``targets`` run (6 x params x tokens at a fixed FLOP rate)."""
+    recipe = run_recipe(cfg, which)
     m = recipe.model
     vocab = m.vocab_size or cfg.tokenizer.vocab_size
     params = m.num_layers * (4 * m.hidden_size ** 2 + 3 * m.hidden_size * m.ffn_hidden_size) + \
@@ -569,20 +738,21 @@ def estimate_run_s(cfg: PipelineConfig, section) -> float:
 
 
 def _estimate_sweep(cfg: PipelineConfig) -> float:
-    return cfg.sample.num_samples * estimate_run_s(cfg, cfg.proxy) / cfg.executor.num_parallel
+    num = cfg.sample.num_samples + cfg.proxy.noise_mixtures * cfg.proxy.noise_seeds
+    return num * estimate_run_s(cfg, "proxy") / cfg.executor.num_parallel
 
 
 def _estimate_search(cfg: PipelineConfig) -> float:
     return 2.0 + cfg.search.num_candidates / 300_000.0
 
 
-def _num_labels(cfg: PipelineConfig) -> int:
-    return 1 + len(cfg.targets.baselines)
-
-
 def _estimate_targets(cfg: PipelineConfig) -> float:
-    proxy = _num_labels(cfg) * estimate_run_s(cfg, cfg.proxy)
-    target = (_num_labels(cfg) + cfg.targets.num_rank_mixtures) * estimate_run_s(cfg, cfg.targets)
+    from .config import SEEDED_BASELINES
+
+    seeded = 1 + sum(1 for b in cfg.targets.baselines if b in SEEDED_BASELINES)
+    once = len(cfg.targets.baselines) + 1 - seeded + cfg.targets.num_rank_mixtures
+    proxy = seeded * estimate_run_s(cfg, "proxy")
+    target = (seeded * cfg.targets.seeds + once) * estimate_run_s(cfg, "targets")
     return (proxy + target) / cfg.executor.num_parallel
 
 
@@ -593,7 +763,8 @@ def build_stages() -> list[Stage]:
               "per-domain JSONL (built, or an existing directory)"),
         Stage("tokenizer", tokenizer_inputs, run_tokenizer, ("corpus",), _estimate_tokenizer,
               "SentencePiece BPE trained on a domain-balanced sample (or an existing model)"),
-        Stage("indexed", lambda cfg: {}, run_indexed, ("corpus", "tokenizer"), _estimate_indexed,
+        Stage("indexed", lambda cfg: {"eval_only": sorted(cfg.corpus.eval_only)}, run_indexed,
+              ("corpus", "tokenizer"), _estimate_indexed,
               "Megatron .bin/.idx per domain and split, and domains.json", verify=verify_indexed),
         Stage("sample", sample_inputs, run_sample, ("indexed",), lambda cfg: 2.0,
               "the sweep's mixtures (RegMix sampler with token/epoch caps)"),
@@ -605,7 +776,7 @@ def build_stages() -> list[Stage]:
               "simulate a pool of capped candidates, average the predicted top-k; Megatron export"),
         Stage("targets", targets_inputs, run_targets, ("indexed", "sweep", "search"), _estimate_targets,
               "RegMix + baselines (+ sweep mixtures) at target scale, and at proxy scale"),
-        Stage("evaluate", lambda cfg: {"target": cfg.parsed_target.to_json()}, run_evaluate, ("search", "targets"),
+        Stage("evaluate", evaluate_inputs, run_evaluate, ("fit", "search", "targets"),
               lambda cfg: 1.0, "target comparison and rank invariance -> evaluation.json"),
         Stage("report", lambda cfg: {}, run_report, STAGE_NAMES[:-1], lambda cfg: 5.0,
               "one HTML report with the pipeline view and the regression plots"),

@@ -115,8 +115,8 @@ def cross_validate(kind: str, weights: np.ndarray, y: np.ndarray, domains: Seque
                    ) -> tuple[dict, np.ndarray]:
     """K-fold CV on the training runs. Returns (metrics, out-of-fold predictions).
 
-    Metrics: per-fold ``spearman``/``pearson``/``mse`` (mean and std over folds) and ``pooled`` metrics of all
-    out-of-fold predictions together.
+    Metrics: per-fold ``spearman``/``pearson``/``mse`` (mean and std over folds), the per-fold Spearman values
+    (``spearman_folds``) and ``pooled`` metrics of all out-of-fold predictions together.
     """
     folds = kfold_indices(len(y), num_folds, seed)
     oof = np.empty(len(y), dtype=np.float64)
@@ -132,8 +132,23 @@ def cross_validate(kind: str, weights: np.ndarray, y: np.ndarray, domains: Seque
         vals = np.array([m[key] for m in per_fold], dtype=np.float64)
         out[f"{key}_mean"] = float(np.nanmean(vals)) if vals.size else float("nan")
         out[f"{key}_std"] = float(np.nanstd(vals)) if vals.size else float("nan")
+    out["spearman_folds"] = [float(m["spearman"]) for m in per_fold]
     out["pooled"] = evaluate(y, oof)
     return out, oof
+
+
+def choose_regressor(cv_spearman: Mapping[str, float | None],
+                     preference: Sequence[str] = ("lightgbm", "quadratic", "linear")) -> tuple[str, str]:
+    """The regressor with the highest cross-validated Spearman (ties and missing values resolved by
+    ``preference`` order); returns ``(kind, reason)``, the reason naming every candidate's value."""
+    scored = {k: v for k, v in cv_spearman.items() if v is not None and np.isfinite(v)}
+    if not scored:
+        kind = next((k for k in preference if k in cv_spearman), next(iter(cv_spearman)))
+        return kind, f"no cross-validated Spearman to compare: {kind} by default"
+    rank = {k: i for i, k in enumerate(preference)}
+    kind = max(scored, key=lambda k: (round(scored[k], 12), -rank.get(k, len(rank))))
+    others = ", ".join(f"{k} {v:.3f}" for k, v in sorted(scored.items(), key=lambda kv: -kv[1]))
+    return kind, f"highest cross-validated Spearman ({others})"
 
 
 @dataclass

@@ -12,6 +12,9 @@ to_json`: ``"literature"``, ``"average"``, ``{"qa": 0.7, ...}``), or ``{"column"
 is not a validation loss. Files written before ``definition`` existed get it from the name when it is one of our
 columns.
 - Linear: one JSON file with the coefficients (``repr`` floats, exact round trip).
+- Quadratic: ridge regression on the weights and their pairwise products (a second-order response surface,
+  whose optimum can lie inside the simplex, where a linear model's is always a corner); one JSON file with the
+  chosen ridge penalty and every coefficient (``repr`` floats).
 
 :func:`load_regressor` reads either, and can refuse a model trained over a different domain set.
 """
@@ -178,6 +181,87 @@ class LinearRegressor(Regressor):
         return reg
 
 
+class QuadraticRegressor(Regressor):
+    """Ridge regression on ``w_i`` and ``w_i * w_j`` (i <= j): a smooth second-order surface over the simplex.
+
+    The ridge penalty is chosen among ``alphas`` by efficient leave-one-out cross-validation on the training runs
+    (scikit-learn's ``RidgeCV``); predictions are computed here from the stored coefficients, so a saved and
+    reloaded model predicts bit for bit the same."""
+
+    kind = "quadratic"
+    ALPHAS = tuple(float(a) for a in np.logspace(-6, 2, 17))
+
+    def __init__(self, domains: Sequence[str], target: str = "target") -> None:
+        super().__init__(domains, target)
+        self.coef: np.ndarray | None = None
+        """Linear coefficients, one per domain."""
+        self.quad: np.ndarray | None = None
+        """Upper-triangular (i <= j) coefficients of ``w_i * w_j``."""
+        self.intercept = 0.0
+        self.alpha = 0.0
+        self.path = ""
+
+    def _pairs(self) -> list[tuple[int, int]]:
+        n = len(self.domains)
+        return [(i, j) for i in range(n) for j in range(i, n)]
+
+    def _features(self, x: np.ndarray) -> np.ndarray:
+        return np.hstack([x] + [(x[:, i] * x[:, j])[:, None] for i, j in self._pairs()])
+
+    def _fit(self, x: np.ndarray, y: np.ndarray) -> None:
+        from sklearn.linear_model import RidgeCV
+
+        model = RidgeCV(alphas=self.ALPHAS).fit(self._features(x), y)
+        n = len(self.domains)
+        self.coef = np.asarray(model.coef_[:n], dtype=np.float64)
+        self.quad = np.zeros((n, n), dtype=np.float64)
+        for (i, j), c in zip(self._pairs(), model.coef_[n:]):
+            self.quad[i, j] = float(c)
+        self.intercept = float(model.intercept_)
+        self.alpha = float(model.alpha_)
+
+    def predict(self, weights: np.ndarray) -> np.ndarray:
+        if self.coef is None or self.quad is None:
+            raise RegmixError("quadratic regressor is not fitted: call fit() or load()")
+        x = _as_features(weights, self.domains, "quadratic predict")
+        return x @ self.coef + np.einsum("ni,ij,nj->n", x, self.quad, x) + self.intercept
+
+    def feature_importance(self) -> np.ndarray:
+        if self.coef is None or self.quad is None:
+            raise RegmixError("quadratic regressor is not fitted")
+        q = np.abs(self.quad)
+        return np.abs(self.coef) + q.sum(axis=0) + q.sum(axis=1)
+
+    def save(self, path: str | Path) -> Path:
+        if self.coef is None or self.quad is None:
+            raise RegmixError("quadratic regressor is not fitted: nothing to save")
+        obj = self._meta()
+        obj["intercept"] = repr(self.intercept)
+        obj["alpha"] = repr(self.alpha)
+        obj["coef"] = {d: repr(float(c)) for d, c in zip(self.domains, self.coef)}
+        obj["quadratic"] = {f"{self.domains[i]}*{self.domains[j]}": repr(float(self.quad[i, j]))
+                            for i, j in self._pairs()}
+        return atomic_write_json(path, obj)
+
+    @classmethod
+    def _from_obj(cls, obj: Mapping, path: str) -> "QuadraticRegressor":
+        try:
+            reg = cls(obj["domains"], obj["target"])
+            n = len(reg.domains)
+            reg.coef = np.array([float(obj["coef"][d]) for d in reg.domains], dtype=np.float64)
+            reg.quad = np.zeros((n, n), dtype=np.float64)
+            for i, j in reg._pairs():
+                reg.quad[i, j] = float(obj["quadratic"][f"{reg.domains[i]}*{reg.domains[j]}"])
+            reg.intercept = float(obj["intercept"])
+            reg.alpha = float(obj["alpha"])
+            reg.num_train_runs = int(obj.get("num_train_runs", 0))
+            reg._read_definition(obj)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DataError(f"{path}: malformed quadratic model ({type(exc).__name__}: {exc}); refit it") from None
+        reg.path = path
+        return reg
+
+
 class LightGBMRegressor(Regressor):
     """Gradient-boosted trees with the paper's settings: 1000 rounds, learning rate 0.01.
 
@@ -319,21 +403,24 @@ def sidecar_path(path: str | Path) -> Path:
     return path.with_name(path.name + SIDECAR_SUFFIX)
 
 
-REGRESSORS = {"lightgbm": LightGBMRegressor, "linear": LinearRegressor}
+REGRESSORS = {"lightgbm": LightGBMRegressor, "linear": LinearRegressor, "quadratic": QuadraticRegressor}
+#: Regressors saved as one JSON file (their ``kind`` names the class).
+JSON_REGRESSORS = {"linear": LinearRegressor, "quadratic": QuadraticRegressor}
 
 
 def make_regressor(kind: str, domains: Sequence[str], target: str, definition: Target | None = None,
                    **options: Any) -> Regressor:
-    """``kind`` in :data:`REGRESSORS`; ``options`` go to the LightGBM constructor (ignored for linear)."""
+    """``kind`` in :data:`REGRESSORS`; ``options`` go to the LightGBM constructor (ignored by the others)."""
     if kind not in REGRESSORS:
         raise RegmixError(f"unknown regressor {kind!r}; choose from {sorted(REGRESSORS)}")
-    reg = LinearRegressor(domains, target) if kind == "linear" else LightGBMRegressor(domains, target, **options)
+    reg = LightGBMRegressor(domains, target, **options) if kind == "lightgbm" else JSON_REGRESSORS[kind](domains, target)
     reg.definition = definition
     return reg
 
 
 def load_regressor(path: str | Path, domains: Sequence[str] | None = None, source: str = "the data") -> Regressor:
-    """Load a saved regressor (linear JSON, or LightGBM text + sidecar); check ``domains`` when given."""
+    """Load a saved regressor (linear or quadratic JSON, or LightGBM text + sidecar); check ``domains`` when
+    given."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"model file {path}: not found")
@@ -351,9 +438,9 @@ def load_regressor(path: str | Path, domains: Sequence[str] | None = None, sourc
             obj = read_json(path)
             if not isinstance(obj, dict) or obj.get("format") != FORMAT:
                 raise DataError(f"{path}: not a regmix-megatron model file (expected \"format\": \"{FORMAT}\")")
-            if obj.get("kind") != "linear":
+            if obj.get("kind") not in JSON_REGRESSORS:
                 raise DataError(f"{path}: unknown model kind {obj.get('kind')!r}")
-            reg = LinearRegressor._from_obj(obj, str(path))
+            reg = JSON_REGRESSORS[obj["kind"]]._from_obj(obj, str(path))
         elif head.startswith("tree"):
             raise DataError(f"{path}: LightGBM model without its sidecar {side.name} (domain list and target); "
                             "keep the two files together or refit with `regmix-megatron fit`")

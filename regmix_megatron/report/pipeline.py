@@ -18,6 +18,7 @@ import pandas as pd
 
 from ..results import read_results
 from ..target import Target
+from ..verdict import verdict_lines
 from . import figures
 from .page import Section, build_report, figure_section, table_html
 from .regmix import regmix_sections
@@ -66,39 +67,74 @@ def sweep_section(results_csv: Path, target: Target) -> Section:
 
 
 def target_sections(evaluation: Mapping) -> list[Section]:
-    comp = evaluation["comparison"]
-    target = figures.target_label(evaluation)
-    lines = [f"RegMix reaches {comp['regmix_target_loss']:.4f} on the target ({target}) and ranks "
-             f"{comp['regmix_rank']} of {comp['num_target_runs']} target-scale runs."]
-    for name, b in comp["baselines"].items():
-        verdict = "lower (better) than" if b["regmix_minus_baseline"] < 0 else "higher (worse) than"
-        lines.append(f"vs {name}: {b['target_loss']:.4f}; RegMix is {abs(b['regmix_minus_baseline']):.4f} "
-                     f"{verdict} it.")
+    """The answer: each compared mixture's per-seed test losses at target scale, and a verdict per baseline
+    (never a win within noise)."""
+    noise = evaluation["noise"]
+    sd = noise["sd"]
+    lines = verdict_lines(evaluation)
     fig = figure_section("Target runs: RegMix vs baselines", figures.plot_target_comparison(evaluation),
-                         "Validation loss on the target of the target-scale runs (lower is better), one dot per run; "
-                         "grey dots are sweep mixtures trained at target scale for the rank-invariance check. The "
-                         "loss axis shows only the range of the runs (it does not start at 0): compare positions, "
-                         "not lengths.", name="target_comparison")
-    domains = sorted({d for r in evaluation["runs"] for d in r["val_loss"]})
+                         f"Loss on the target ({figures.target_label(evaluation)}) on the {evaluation['split']} "
+                         "split at target scale (lower is better); each dot is one seed, the tick the mean. The "
+                         "mixtures were chosen on the validation split, so these numbers were never used to choose "
+                         "them. The loss axis shows only the range of the runs (it does not start at 0): compare "
+                         f"positions, not lengths. Unit of sd: {noise['unit']}.", name="target_comparison")
+    seeds = sorted({s for m in evaluation["mixtures"].values() for s in m["target_losses"]}, key=int)
     rows = []
-    for r in evaluation["runs"]:
-        row = {"mixture": figures.short_label(r["label"]), "target loss": r["target_loss"],
-               "proxy-scale loss": r["proxy_loss"], "predicted (proxy scale)": r["predicted_loss"]}
-        row.update({f"loss {d}": r["val_loss"].get(d) for d in domains})
+    for m in sorted(evaluation["mixtures"].values(), key=lambda m: m["mean"]):
+        verdict = evaluation["comparison"]["baselines"].get(m["label"], {}).get("text", "")
+        row = {"mixture": figures.short_label(m["label"]), "mean": m["mean"], "sd": m["sd"],
+               "seeds": m["num_seeds"]}
+        row.update({f"seed {s}": m["target_losses"].get(s) for s in seeds})
+        row.update({"proxy-scale (valid)": m["proxy_loss"], "predicted": m["predicted_loss"],
+                    "RegMix vs it": verdict})
         rows.append(row)
+    weights = sorted({d for m in evaluation["mixtures"].values() for d in m["mixture"]})
+    mix = pd.DataFrame([{"mixture": figures.short_label(m["label"]),
+                         **{d: m["mixture"].get(d, 0.0) for d in weights}} for m in evaluation["mixtures"].values()])
     body = ("<ul>" + "".join(f"<li>{html.escape(x)}</li>" for x in lines) + "</ul>" + fig.html
-            + table_html(pd.DataFrame(rows), "{:.4f}"))
+            + table_html(pd.DataFrame(rows), "{:.4f}")
+            + "<p>The compared mixtures (token fractions of each training domain):</p>"
+            + table_html(mix, "{:.3f}"))
+    if sd is None:
+        body = "<p><b>Seed noise was not measured (fewer than two seeds): no verdict claims a win.</b></p>" + body
     return [Section(fig.title, body, fig.images)]
+
+
+def fit_choice_section(evaluation: Mapping) -> Section | None:
+    """Which regressor drove the search and why; its CV Spearman per fold next to the noise ceiling."""
+    fit = evaluation.get("fit") or {}
+    if not fit.get("cv"):
+        return None
+    noise = fit.get("noise") or {}
+    ceiling = noise.get("ceiling")
+    rows = [{"regressor": k, "CV Spearman (pooled)": v.get("spearman"), "fold mean": v.get("fold_mean"),
+             "fold sd": v.get("fold_sd"), "folds": ", ".join(f"{x:.2f}" for x in v.get("folds") or []),
+             "used": "yes" if k == fit.get("regressor") else ""} for k, v in fit["cv"].items()]
+    sd = noise.get("sd")
+    text = (f"<p>The search used <b>{html.escape(str(fit.get('regressor')))}</b>: "
+            f"{html.escape(str(fit.get('regressor_reason', '')))}.</p><p>Noise ceiling: proxy seed sd "
+            + ("not measured" if sd is None else f"{sd:.4f} ({noise.get('dof')} dof, {noise.get('num_mixtures')} "
+               f"sweep mixtures trained with several seeds) against a sweep spread of sd "
+               f"{noise.get('spread_sd'):.4f}")
+            + "; the best CV Spearman a perfect model could reach against such noisy proxies is "
+            + ("n/a" if ceiling is None else f"<b>{ceiling:.2f}</b>") + ".</p>")
+    return Section("Fit: the regressor, its cross-validation and the noise ceiling",
+                   text + table_html(pd.DataFrame(rows), "{:.3f}"))
 
 
 def rank_sections(evaluation: Mapping) -> list[Section]:
     rank = evaluation["rank_invariance"]
     rho = rank.get("spearman")
+    chance = rank.get("chance_level")
+    verdict = "n/a" if rho is None else ("passes" if rank["passed"] else "fails")
     fig = figure_section(
         "Rank invariance", figures.plot_rank_invariance(evaluation),
-        f"Mixtures trained at both scales: proxy-scale vs target-scale loss on the target. Spearman rho = "
-        f"{'n/a' if rho is None else f'{rho:.3f}'} over {rank['num_mixtures']} mixtures. RegMix rests on the "
-        "ranking transferring from small to large models; with a handful of mixtures rho is a coarse estimate.",
+        f"Mixtures trained at both scales: proxy-scale vs target-scale loss on the target ({rank['split']} split; "
+        f"target scale: mean over seeds). Spearman rho = {'n/a' if rho is None else f'{rho:.3f}'} over "
+        f"{rank['num_mixtures']} mixtures: it {verdict} the stated threshold of {rank['threshold']:.2f}"
+        + ("" if chance is None else f" (chance alone reaches {chance:.2f} for {rank['num_mixtures']} mixtures in "
+           "5% of orderings)")
+        + ". RegMix rests on the ranking transferring from small to large models.",
         name="rank_invariance")
     table = pd.DataFrame([{"mixture": figures.short_label(m["label"]), "proxy-scale loss": m["proxy_loss"],
                            "target-scale loss": m["target_loss"]} for m in rank["mixtures"]])
@@ -106,14 +142,16 @@ def rank_sections(evaluation: Mapping) -> list[Section]:
 
 
 def headline(evaluation: Mapping) -> str:
+    """One sentence: the verdicts against natural and uniform (never a win within noise) and rank invariance."""
     comp = evaluation["comparison"]
-    rho = evaluation["rank_invariance"].get("spearman")
-    beats = comp["regmix_beats"]
-    target = figures.target_label(evaluation)
-    return (f"Target: {target}. RegMix target-scale loss {comp['regmix_target_loss']:.4f}; it beats "
-            f"{len(beats)} of {len(comp['baselines'])} baselines" + (f" ({', '.join(beats)})" if beats else "")
-            + f". Rank invariance (Spearman, proxy vs target scale): {'n/a' if rho is None else f'{rho:.2f}'} over "
-            f"{evaluation['rank_invariance']['num_mixtures']} mixtures.")
+    rank = evaluation["rank_invariance"]
+    rho = rank.get("spearman")
+    parts = [f"{b}: {c['text']}" for b, c in comp["baselines"].items()]
+    answer = ("RegMix beats " + " and ".join(comp["must_beat"]) + " beyond seed noise and loses to no baseline"
+              if comp["aim_met"] else "RegMix does not beat natural and uniform beyond seed noise everywhere")
+    return (f"Target: {figures.target_label(evaluation)} ({evaluation['split']} split). {answer}: "
+            + "; ".join(parts) + f". Rank invariance: Spearman {'n/a' if rho is None else f'{rho:.2f}'} over "
+            f"{rank['num_mixtures']} mixtures ({'pass' if rank['passed'] else 'fail'} at {rank['threshold']:.2f}).")
 
 
 def write_pipeline_report(path: Path, png_dir: Path, *, records: Sequence[Mapping], evaluation: Mapping,
@@ -130,6 +168,8 @@ def write_pipeline_report(path: Path, png_dir: Path, *, records: Sequence[Mappin
                            evaluation=evaluation, target_label=target.label)]
     sections: list[Section] = []
     sections += target_sections(evaluation)
+    choice = fit_choice_section(evaluation)
+    sections += [choice] if choice is not None else []
     sections += rank_sections(evaluation)
     sections.append(sweep_section(results_csv, target))
     sections += regmix_sections(fit_dir=fit_dir, search_dir=search_dir, runs=load_results_table(results_csv),
@@ -142,7 +182,14 @@ def write_pipeline_report(path: Path, png_dir: Path, *, records: Sequence[Mappin
 def numbers_for_log(evaluation: Mapping) -> dict:
     """The headline numbers (recorded in the report stage's record, for docs/LOG.md)."""
     comp = evaluation["comparison"]
-    return {"regmix": comp["regmix_target_loss"],
-            **{k: v["target_loss"] for k, v in comp["baselines"].items()},
+    fit = evaluation.get("fit") or {}
+    return {**{label: {"mean": m["mean"], "sd": m["sd"], "seeds": m["num_seeds"]}
+               for label, m in evaluation["mixtures"].items() if not label.startswith("sweep:")},
+            "sd_unit": evaluation["noise"]["sd"],
+            "verdicts": {b: c["text"] for b, c in comp["baselines"].items()},
+            "aim_met": comp["aim_met"],
             "rank_spearman": evaluation["rank_invariance"].get("spearman"),
-            "rank_num_mixtures": evaluation["rank_invariance"]["num_mixtures"]}
+            "rank_num_mixtures": evaluation["rank_invariance"]["num_mixtures"],
+            "regressor": fit.get("regressor"),
+            "cv_spearman": {k: v.get("spearman") for k, v in (fit.get("cv") or {}).items()},
+            "noise_ceiling": (fit.get("noise") or {}).get("ceiling")}

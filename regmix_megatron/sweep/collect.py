@@ -1,4 +1,4 @@
-"""Collect a sweep's results table: one row per completed run, mixture weights and every per-domain loss.
+"""Collect a sweep's results table: one row per completed run, mixture weights and every evaluated domain's loss.
 
 The table's columns, writer and reader belong to :mod:`regmix_megatron.results`. A run that is not done, or
 whose result lacks a finite loss for some domain, is left out and listed with its reason and log path: the table
@@ -40,8 +40,17 @@ class Collected:
     parquet_path: Path | None
 
 
+def loss_domains(sweep: Sweep) -> tuple[str, ...]:
+    """The domains every run of ``sweep`` evaluates (its recipe's ``eval.domains`` and the evaluation-only ones)."""
+    from ..manifest import DomainRegistry
+    from ..run_config import evaluated_domains
+
+    return evaluated_domains(sweep.recipe, DomainRegistry.load(sweep.domains_path))
+
+
 def build_table(sweep: Sweep, states: dict[str, st.RunState]) -> tuple[pd.DataFrame, list[ExcludedRun]]:
     domains = sweep.domain_names
+    evaluated = loss_domains(sweep)
     rows, excluded = [], []
     for run in sweep.runs:
         s = states[run.run_id]
@@ -49,13 +58,13 @@ def build_table(sweep: Sweep, states: dict[str, st.RunState]) -> tuple[pd.DataFr
             excluded.append(ExcludedRun(run.run_id, s.status, s.reason or f"run is {s.status}", s.log_path))
             continue
         result = s.result or {}
-        problem = _check_result(result, run, domains)
+        problem = _check_result(result, run, evaluated)
         if problem:
             excluded.append(ExcludedRun(run.run_id, "invalid", problem, s.log_path))
             continue
         rows.append({"run_id": run.run_id, "mixture_hash": run.mixture.hash, "seed": run.seed,
                      "weights": dict(zip(domains, run.mixture.as_array(domains))), "val_loss": result["val_loss"]})
-    return make_table(rows, domains), excluded
+    return make_table(rows, domains, evaluated), excluded
 
 
 def _check_result(result: dict, run, domains) -> str:

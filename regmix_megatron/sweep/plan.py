@@ -1,4 +1,5 @@
-"""Planning a sweep: mixtures x one proxy recipe (+ seed) on one domains.json -> a run list with deterministic ids.
+"""Planning a sweep: mixtures x one proxy recipe (+ a seed per run, by default one seed for all) on one
+domains.json -> a run list with deterministic ids.
 
 A run is defined by its data, its mixture, the recipe and the seed; its id is ``run_config.run_id`` of the four
 (content only, no path), so planning the same inputs twice gives the same ids and directories (idempotent), a
@@ -217,26 +218,34 @@ def read_proxy_config(path: str | os.PathLike) -> tuple[Recipe, str, int | None]
 
 
 def build_sweep(root: str | os.PathLike, mixtures: Sequence[Mixture], recipe: Recipe,
-                domains_path: str | os.PathLike, seed: int) -> Sweep:
-    """The sweep for these inputs (in memory; :func:`plan_sweep` writes it)."""
+                domains_path: str | os.PathLike, seed: int, *, seeds: Sequence[int] | None = None) -> Sweep:
+    """The sweep for these inputs (in memory; :func:`plan_sweep` writes it). ``seeds`` (one per mixture) gives
+    runs their own seeds (a mixture may then appear once per seed); default: ``seed`` for every run."""
     root = Path(root).resolve()
     registry = DomainRegistry.load(domains_path)
     registry.verify_files()
-    for i, m in enumerate(mixtures):
-        registry.check_domains(m.domains, source=f"mixture {i + 1} (hash {m.hash})")
-    runs = tuple(PlannedRun(run_id=run_id(recipe, registry, m, seed), mixture=m, seed=int(seed)) for m in mixtures)
+    mixtures = [registry.check_mixture(m, source=f"mixture {i + 1} (hash {m.hash})") for i, m in enumerate(mixtures)]
+    seeds = [int(seed)] * len(mixtures) if seeds is None else [int(s) for s in seeds]
+    if len(seeds) != len(mixtures):
+        raise SweepError(f"{len(seeds)} seeds for {len(mixtures)} mixtures: give one seed per mixture")
+    runs = tuple(PlannedRun(run_id=run_id(recipe, registry, m, s), mixture=m, seed=s) for m, s in zip(mixtures, seeds))
+    ids = [r.run_id for r in runs]
+    if len(set(ids)) != len(ids):
+        dup = sorted({(r.mixture.hash, r.seed) for r in runs if ids.count(r.run_id) > 1})
+        raise SweepError(f"the same mixture and seed are planned twice {dup}: list each (mixture, seed) once")
     return Sweep(root=root, recipe=recipe, domains_path=str(Path(registry.path).resolve()),
                  domain_names=registry.names, seed=int(seed), runs=runs)
 
 
 def plan_sweep(root: str | os.PathLike, mixtures: Sequence[Mixture], recipe: Recipe,
-               domains_path: str | os.PathLike, seed: int) -> tuple[Sweep, bool]:
+               domains_path: str | os.PathLike, seed: int, *, seeds: Sequence[int] | None = None
+               ) -> tuple[Sweep, bool]:
     """Write ``sweep.json`` and every run's ``config.yaml``. Returns (sweep, created).
 
     Re-planning identical inputs is a no-op (``created`` False, missing run configs restored); planning
     different inputs into a directory that holds a sweep raises :class:`SweepError`.
     """
-    sweep = build_sweep(root, mixtures, recipe, domains_path, seed)
+    sweep = build_sweep(root, mixtures, recipe, domains_path, seed, seeds=seeds)
     path = sweep.root / SWEEP_FILE
     created = True
     if path.exists():

@@ -1,0 +1,65 @@
+"""How much seed noise limits what a fit or a ranking can show (pure core: the standard library and numpy).
+
+- :func:`spearman_ceiling`: the best Spearman correlation a perfect model can reach against noisy measurements.
+  The sweep's target losses ``y`` (one seed each) spread with variance ``var(y)``; a mixture's loss moves with
+  the seed alone by ``sd_noise`` (measured on sweep mixtures trained with several seeds). A model that knew
+  every mixture's noise-free loss would correlate with the measured losses by Pearson ``r = sqrt(1 -
+  sd_noise^2 / var(y))``; for jointly normal values Spearman's rho is ``(6 / pi) * asin(r / 2)``. The fit's CV
+  Spearman is shown against this ceiling.
+- :func:`spearman_critical_value`: the rank correlation that chance alone reaches with probability ``alpha``
+  for ``n`` mixtures (exact up to 8, a seeded permutation estimate above), shown next to the rank-invariance
+  threshold.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Mapping, Sequence
+
+import numpy as np
+
+
+def spearman_ceiling(spread_sd: float, noise_sd: float) -> float | None:
+    """Expected best Spearman between noise-free and measured losses (see the module docstring); None when
+    the spread is not measured (``spread_sd`` <= 0)."""
+    if not (math.isfinite(spread_sd) and spread_sd > 0 and math.isfinite(noise_sd) and noise_sd >= 0):
+        return None
+    r = math.sqrt(max(0.0, 1.0 - (noise_sd / spread_sd) ** 2))
+    return (6.0 / math.pi) * math.asin(r / 2.0)
+
+
+def spearman_critical_value(n: int, alpha: float = 0.05, num_draws: int = 20000, seed: int = 0) -> float | None:
+    """The smallest rho that chance reaches with probability at most ``alpha``: Spearman's rho between ``n``
+    values and a random permutation of them is >= it in at most ``alpha`` of the permutations (None for n < 3).
+    Exact (every permutation) up to n = 8, a seeded sample of ``num_draws`` permutations above."""
+    if n < 3:
+        return None
+    ranks = np.arange(n, dtype=np.float64)
+    if n <= 8:
+        from itertools import permutations
+
+        perms = np.array(list(permutations(range(n))), dtype=np.float64)
+    else:
+        rng = np.random.default_rng(seed)
+        perms = np.argsort(rng.random((num_draws, n)), axis=1).astype(np.float64)
+    centred = ranks - ranks.mean()
+    rho = np.sort(np.round((perms - perms.mean(axis=1, keepdims=True)) @ centred / float(centred @ centred), 12))
+    values = np.unique(rho)
+    tail = 1.0 - np.searchsorted(rho, values, side="left") / rho.size  # P(rho >= value)
+    return float(values[tail <= alpha].min())
+
+
+def proxy_noise(repeats: Mapping[str, Sequence[float]], spread: Sequence[float]) -> dict:
+    """The proxy seed noise and what it allows: ``repeats`` maps a mixture to its target values over seeds,
+    ``spread`` holds the sweep's target values (one seed each). Returns ``sd`` (pooled seed sd, see
+    ``verdict.pooled_seed_sd``) with its ``dof``, ``spread_sd`` (sample sd of ``spread``), their ratio and the
+    ``ceiling`` (:func:`spearman_ceiling`); values that cannot be measured are None."""
+    from .verdict import pooled_seed_sd
+
+    sd, dof = pooled_seed_sd([list(v) for v in repeats.values()])
+    values = np.asarray([x for x in spread if math.isfinite(x)], dtype=np.float64)
+    spread_sd = float(values.std(ddof=1)) if values.size >= 2 else None
+    ceiling = spearman_ceiling(spread_sd, sd) if (sd is not None and spread_sd is not None) else None
+    return {"sd": sd, "dof": dof, "num_mixtures": sum(1 for v in repeats.values() if len(v) >= 2),
+            "spread_sd": spread_sd, "noise_to_spread": (sd / spread_sd) if sd is not None and spread_sd else None,
+            "ceiling": ceiling}
