@@ -11,8 +11,9 @@ import logging
 import numpy as np
 import pytest
 
+from helpers.sharded import shard_domain
 from regmix_megatron.errors import ConfigError, DataError, RegmixError
-from regmix_megatron.manifest import Domain, DomainRegistry, PrefixInfo
+from regmix_megatron.manifest import DomainRegistry
 from regmix_megatron.mixture import Mixture
 
 SEQ_LENGTH = 32
@@ -33,30 +34,7 @@ def tokenizer(registry):
 @pytest.fixture(scope="module")
 def sharded_registry(registry, tmp_path_factory) -> DomainRegistry:
     """The fixture registry with domain "code" split into two train shards (25% / 75% of its documents)."""
-    from megatron.core.datasets.indexed_dataset import IndexedDataset, IndexedDatasetBuilder
-
-    root = tmp_path_factory.mktemp("sharded")
-    code = registry.get("code")
-    (source,) = code.prefixes("train")
-    data = IndexedDataset(source.path)
-    num_docs = len(data.document_indices) - 1
-    cut = num_docs // 4
-    shards = []
-    for k, (lo, hi) in enumerate(((0, cut), (cut, num_docs))):
-        prefix = root / f"code_train_{k}_text_document"
-        builder = IndexedDatasetBuilder(str(prefix) + ".bin", dtype=data.index.dtype)
-        num_tokens = 0
-        for doc in range(lo, hi):
-            seqs = range(data.document_indices[doc], data.document_indices[doc + 1])
-            tokens = [np.asarray(data[i]) for i in seqs]
-            builder.add_document(np.concatenate(tokens), [len(t) for t in tokens])
-            num_tokens += sum(len(t) for t in tokens)
-        builder.finalize(str(prefix) + ".idx")
-        shards.append(PrefixInfo(str(prefix), hi - lo, hi - lo, num_tokens))
-    assert sum(p.num_tokens for p in shards) == source.num_tokens
-    domains = tuple(Domain(d.name, {**d.splits, "train": tuple(shards)}) if d.name == "code" else d
-                    for d in registry.domains)
-    return DomainRegistry(domains=domains, tokenizer=registry.tokenizer, path=registry.path)
+    return shard_domain(registry, "code", tmp_path_factory.mktemp("sharded"))
 
 
 def mix(**weights) -> dict:
