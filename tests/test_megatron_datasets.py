@@ -244,10 +244,57 @@ def test_provider_refuses_mismatches(indexed_fixture, tmp_path):
         build_datasets_from_args(args, [8, 0, 0])
 
 
+def _schedule_namespace(indexed_fixture, schedule_path, **extra):
+    args = _namespace(indexed_fixture, schedule_path, **extra)
+    args.regmix_mixture, args.regmix_schedule = None, str(schedule_path)
+    return args
+
+
+def test_provider_builds_a_schedule(indexed_fixture, registry, tmp_path, caplog):
+    from regmix_megatron.megatron.datasets import realized_samples
+    from regmix_megatron.megatron.provider import build_datasets_from_args
+    from regmix_megatron.megatron.scheduled_dataset import ScheduledDataset
+    from regmix_megatron.schedule import Schedule
+
+    main, final = Mixture.from_dict(MIXTURES[2]), Mixture.from_dict(MIXTURES[0])
+    schedule = Schedule.from_phases([(0.5, main), (0.5, final)])
+    path = schedule.save(tmp_path / "schedule.json")
+    with caplog.at_level(logging.INFO, logger="regmix_megatron"):
+        train, valid, _ = build_datasets_from_args(_schedule_namespace(indexed_fixture, path, global_batch_size=16),
+                                                   [96, 16, 0])
+    assert isinstance(train, ScheduledDataset) and len(train) == 96 and train.phase_starts == (0, 48, 96)
+    assert "requested vs realized token fractions per phase" in caplog.text and "steps 3..5" in caplog.text
+    assert realized_samples(valid, registry)["speeches"] > 0  # valid blends the overall shares (speeches in phase 1)
+
+    # a one-phase schedule through the provider is the static mixture's train set, sample for sample
+    one = Schedule.from_mixture(final).save(tmp_path / "one.json")
+    ours, _, _ = build_datasets_from_args(_schedule_namespace(indexed_fixture, one, global_batch_size=16), [96, 0, 0])
+    theirs, _, _ = build_datasets_from_args(_namespace(indexed_fixture, final.save(tmp_path / "final.json")),
+                                            [96, 0, 0])
+    for i in range(96):
+        assert np.array_equal(ours[i]["tokens"], theirs[i]["tokens"])
+
+
+def test_provider_refuses_conflicting_schedule_flags(indexed_fixture, tmp_path):
+    from regmix_megatron.megatron.provider import build_datasets_from_args, check_megatron_lm_args
+    from regmix_megatron.schedule import Schedule
+
+    mixture = Mixture.from_dict(MIXTURES[0])
+    path = Schedule.from_phases([(0.5, mixture), (0.5, Mixture.from_dict(MIXTURES[1]))]).save(tmp_path / "s.json")
+    args = _schedule_namespace(indexed_fixture, path, phase_transition_iterations=[3])
+    with pytest.raises(ConfigError, match="--phase-transition-iterations is set with --regmix-schedule.*drop"):
+        check_megatron_lm_args(args)
+    both = _schedule_namespace(indexed_fixture, path)
+    both.regmix_mixture = str(mixture.save(tmp_path / "m.json"))
+    with pytest.raises(ConfigError, match="--regmix-mixture and --regmix-schedule are both set"):
+        build_datasets_from_args(both, [8, 0, 0])
+
+
 def test_add_regmix_args_and_provider_form():
     from regmix_megatron.megatron import provider
 
     parser = provider.add_regmix_args(argparse.ArgumentParser())
     args = parser.parse_args(["--regmix-mixture", "m.json", "--regmix-domains", "d.json", "--regmix-max-epochs", "1.5"])
     assert (args.regmix_mixture, args.regmix_domains, args.regmix_max_epochs) == ("m.json", "d.json", 1.5)
+    assert parser.parse_args(["--regmix-schedule", "s.json"]).regmix_schedule == "s.json"
     assert provider.train_valid_test_datasets_provider.is_distributed is True

@@ -5,6 +5,9 @@
         --regmix-domains runs/demo/data/domains.json --regmix-mixture runs/demo/search/export/mixture.json \\
         [-- any further pretrain_gpt.py flags]
 
+(``--regmix-schedule schedule.json`` instead of ``--regmix-mixture``: the scheduled train set, whose phases it
+prints, each with its first step and its samples per domain.)
+
 It goes through Megatron-LM's own code, single process, on CPU (gloo) or GPU:
 ``arguments.parse_args(extra_args_provider=add_regmix_args)``, ``validate_args``, ``set_global_variables``,
 ``training.build_train_valid_test_datasets(provider)`` (the sizes come from
@@ -48,11 +51,39 @@ def _without_triton() -> None:
     sys.modules[name] = stub
 
 
+def _installed_helpers_if_unbuilt(mlm: Path) -> str | None:
+    """A checkout that Megatron-LM never initialized has no compiled ``megatron/core/datasets/helpers_cpp``
+    (``initialize_megatron`` builds it with ``make``, which this check does not call). Then load the installed
+    megatron-core's compiled helper under the checkout's module name, if its ``helpers.cpp`` is the checkout's byte
+    for byte; returns the path used (None when the checkout has its own or no identical one is installed)."""
+    import importlib.machinery
+    import importlib.util
+
+    ours = mlm / "megatron" / "core" / "datasets"
+    if list(ours.glob("helpers_cpp*.so")) or not (ours / "helpers.cpp").is_file():
+        return None
+    name = "megatron.core.datasets.helpers_cpp"
+    for entry in sys.path:
+        installed = Path(entry or ".") / "megatron" / "core" / "datasets"
+        built = sorted(installed.glob("helpers_cpp*.so"))
+        if installed.resolve() == ours.resolve() or not built or not (installed / "helpers.cpp").is_file():
+            continue
+        if (installed / "helpers.cpp").read_bytes() != (ours / "helpers.cpp").read_bytes():
+            continue
+        loader = importlib.machinery.ExtensionFileLoader(name, str(built[0]))
+        module = importlib.util.module_from_spec(importlib.util.spec_from_loader(name, loader))
+        loader.exec_module(module)
+        sys.modules[name] = module
+        return str(built[0])
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--megatron-lm", required=True, help="a Megatron-LM checkout (holds megatron/training/)")
     p.add_argument("--regmix-domains", required=True, help="domains.json of the data")
     p.add_argument("--regmix-mixture", help="mixture file (export/search output): check our provider")
+    p.add_argument("--regmix-schedule", help="schedule file (schedule.json): check our provider's scheduled train set")
     p.add_argument("--per-split-data-args-path", metavar="JSON",
                    help="per_split_data_args.json from `regmix-megatron export`: check pretrain_gpt.py's own "
                         "provider on it instead (what examples/pretrain_gpt_1b_regmix.sh runs)")
@@ -62,14 +93,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("extra", nargs="*", help="further pretrain_gpt.py flags (after --)")
     args = p.parse_args(argv)
 
-    if (args.regmix_mixture is None) == (args.per_split_data_args_path is None):
-        p.error("give one of --regmix-mixture (our provider) or --per-split-data-args-path (pretrain_gpt.py's)")
+    if sum(x is not None for x in (args.regmix_mixture, args.regmix_schedule, args.per_split_data_args_path)) != 1:
+        p.error("give one of --regmix-mixture or --regmix-schedule (our provider) or --per-split-data-args-path "
+                "(pretrain_gpt.py's)")
     mlm = Path(args.megatron_lm).resolve()
     if not (mlm / "megatron" / "training" / "__init__.py").is_file():
         p.error(f"--megatron-lm {mlm}: no megatron/training/ there; give the root of a Megatron-LM checkout")
     from regmix_megatron.manifest import DomainRegistry
 
     registry = DomainRegistry.load(args.regmix_domains)
+    helpers = _installed_helpers_if_unbuilt(mlm)
+    if helpers:
+        print(f"helpers_cpp: {mlm} has none built; using megatron-core's compiled {helpers} (same helpers.cpp)")
     sys.path.insert(0, str(mlm))
     for key, value in dict(MASTER_ADDR="127.0.0.1", MASTER_PORT="29571", RANK="0", WORLD_SIZE="1",
                            LOCAL_RANK="0").items():
@@ -94,9 +129,10 @@ def main(argv: list[str] | None = None) -> int:
 
     flags = [*TINY, "--seq-length", str(args.seq_length), "--max-position-embeddings", str(args.seq_length),
              "--tokenizer-type", "GPTSentencePieceTokenizer", "--tokenizer-model", registry.tokenizer.model]
-    if args.regmix_mixture:
+    if args.regmix_mixture or args.regmix_schedule:
         provider = train_valid_test_datasets_provider
-        flags += ["--regmix-mixture", args.regmix_mixture, "--regmix-domains", args.regmix_domains]
+        flags += (["--regmix-mixture", args.regmix_mixture] if args.regmix_mixture else
+                  ["--regmix-schedule", args.regmix_schedule]) + ["--regmix-domains", args.regmix_domains]
     else:
         import pretrain_gpt  # the checkout's script; its pretrain() call runs only under __main__
 
@@ -115,11 +151,15 @@ def main(argv: list[str] | None = None) -> int:
         train, valid, test = training.build_train_valid_test_datasets(provider)
         valid = valid if isinstance(valid, list) else [valid]
         print(f"train: {type(train).__name__}, {len(train)} samples")
-        if hasattr(train, "dataset_index"):  # a blend: samples drawn from each component, in blend order
-            import numpy as np
+        import numpy as np
 
+        if hasattr(train, "dataset_index"):  # a blend: samples drawn from each component, in blend order
             counts = np.bincount(np.asarray(train.dataset_index), minlength=len(train.datasets))
             print("train samples per component: "
+                  + ", ".join(f"{Path(d.dataset_path).parent.name}={int(c)}" for d, c in zip(train.datasets, counts)))
+        for lo, hi in zip(getattr(train, "phase_starts", ()), getattr(train, "phase_starts", ())[1:]):
+            counts = np.bincount(np.asarray(train.dataset_index[lo:hi]), minlength=len(train.datasets))
+            print(f"train phase {train.phase_of(lo) + 1}: from step {lo // margs.global_batch_size}, samples "
                   + ", ".join(f"{Path(d.dataset_path).parent.name}={int(c)}" for d, c in zip(train.datasets, counts)))
         print(f"valid: {len(valid)} set(s), {[len(v) for v in valid]} samples")
         print(f"test: {None if test is None else len(test)} samples")
@@ -127,6 +167,14 @@ def main(argv: list[str] | None = None) -> int:
             batch = next(iter(build_pretraining_data_loader(dataset, 0)))
             shapes = {k: tuple(v.shape) for k, v in batch.items() if hasattr(v, "shape")}
             print(f"{label} batch: {shapes}")
+        for start in getattr(train, "phase_starts", ())[1:-1]:  # Megatron-LM resuming at a phase boundary
+            batch = next(iter(build_pretraining_data_loader(train, start)))
+            expected = np.stack([np.asarray(train[i]["tokens"]) for i in range(start, start + margs.micro_batch_size)])
+            same = np.array_equal(batch["tokens"].numpy(), expected)
+            print(f"train resumed at step {start // margs.global_batch_size} (consumed samples {start}): first "
+                  f"batch {'is' if same else 'is NOT'} samples {start}..{start + margs.micro_batch_size - 1}")
+            if not same:
+                return 1
     finally:
         torch.distributed.destroy_process_group()
     print("OK")
