@@ -206,5 +206,7 @@ def test_schedule_export_per_phase_files_round_trip_through_megatron(registry, t
     out = capsys.readouterr().out
     assert "phase 2: fraction 0.2, steps 800..999: phase2/per_split_data_args.json" in out
     assert "--phase-transition-iterations 800" in out and "warning: A job per phase is NOT" in out
-    assert cli.main(["export", "--schedule", str(files["schedule"]), "--mixture", "x.json", "--domains",
-                     str(tmp_path / "domains.json"), "--output-dir", str(tmp_path / "both")]) == 2
+    with pytest.raises(SystemExit):  # argparse: one of --mixture / --schedule
+        cli.main(["export", "--schedule", str(files["schedule"]), "--mixture", "x.json", "--domains",
+                  str(tmp_path / "domains.json"), "--output-dir", str(tmp_path / "both")])
+    assert "--mixture: not allowed with argument --schedule" in capsys.readouterr().err
