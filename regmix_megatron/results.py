@@ -2,7 +2,8 @@
 
 ``results.csv`` / ``results.parquet``, one row per completed run. Columns, in this order: ``run_id``,
 ``mixture_hash``, ``seed``; ``weight/<domain>`` for every domain in canonical (sorted) order; then
-``val_loss/<domain>`` for every domain. Weights are token fractions (each row sums to 1); losses are the
+``val_loss/<domain>`` for every domain. A sweep of schedules has the schedule features ``weight/p<k>/<domain>``
+(:func:`regmix_megatron.schedule.feature_names`) as its weight columns and its schedule hashes as ``mixture_hash``. Weights are token fractions (each row sums to 1); losses are the
 validation losses of the run's ``result.json``. The CSV writes floats with 17 significant digits, so both files
 round-trip exactly. Written by ``sweep collect`` (:func:`write_table`); read by the regression
 (:mod:`regmix_megatron.regression.data`) and the report with :func:`read_results`.
@@ -38,9 +39,11 @@ def loss_column(domain: str) -> str:
     return LOSS_PREFIX + domain
 
 
-def columns(domains: Sequence[str]) -> list[str]:
-    """Every column of a table over ``domains`` (canonical order), in file order."""
-    return list(ID_COLUMNS) + [weight_column(d) for d in domains] + [loss_column(d) for d in domains]
+def columns(domains: Sequence[str], weight_names: Sequence[str] | None = None) -> list[str]:
+    """Every column of a table over ``domains`` (canonical order), in file order; ``weight_names`` are the weight
+    columns' names when they are not the domains (schedule features)."""
+    weights = domains if weight_names is None else weight_names
+    return list(ID_COLUMNS) + [weight_column(d) for d in weights] + [loss_column(d) for d in domains]
 
 
 def domains_of(names: Iterable[str], prefix: str) -> dict[str, str]:
@@ -49,19 +52,21 @@ def domains_of(names: Iterable[str], prefix: str) -> dict[str, str]:
 
 
 # ---- writing ----------------------------------------------------------------------------------------------
-def make_table(rows: Iterable[Mapping[str, Any]], domains: Sequence[str]):
-    """A table from rows ``{"run_id", "mixture_hash", "seed", "weights": {domain: w}, "val_loss": {domain: l}}``.
+def make_table(rows: Iterable[Mapping[str, Any]], domains: Sequence[str], weight_names: Sequence[str] | None = None):
+    """A table from rows ``{"run_id", "mixture_hash", "seed", "weights": {domain: w}, "val_loss": {domain: l}}``
+    (``weights`` keyed by ``weight_names`` when given: schedule features).
 
     Every row must give a weight and a loss for every domain (a run with a hole is not a row)."""
     import pandas as pd
 
+    weights = list(domains if weight_names is None else weight_names)
     records = []
     for row in rows:
         record = {"run_id": row["run_id"], "mixture_hash": row["mixture_hash"], "seed": row["seed"]}
-        record.update({weight_column(d): float(row["weights"][d]) for d in domains})
+        record.update({weight_column(d): float(row["weights"][d]) for d in weights})
         record.update({loss_column(d): float(row["val_loss"][d]) for d in domains})
         records.append(record)
-    table = pd.DataFrame(records, columns=columns(domains))
+    table = pd.DataFrame(records, columns=columns(domains, weight_names))
     table["seed"] = table["seed"].astype("int64")
     return table
 
