@@ -74,3 +74,19 @@ def test_sampler_and_slurm_options_come_from_their_sections(tmp_path):
     assert (options.partition, options.throttle, options.max_attempts) == ("cpu", 3, 3)
     with pytest.raises(ConfigError, match=r"executor\.slurm=\['qos'\] is invalid: unknown SLURM option"):
         load_pipeline_config(_write(tmp_path, {"executor": {"kind": "slurm", "slurm": {"qos": "high"}}}))
+
+
+def test_schedule_section(tmp_path):
+    from regmix_megatron.errors import ConfigError
+    from regmix_megatron.pipeline.config import PipelineConfig, ScheduleSection
+    from regmix_megatron.pipeline.stages import sample_inputs
+
+    assert PipelineConfig().schedule_fractions is None
+    cfg = PipelineConfig(schedule=ScheduleSection(phases=[0.8, 0.2]))
+    assert cfg.schedule_fractions == (0.8, 0.2)
+    assert sample_inputs(cfg)["schedule"] == [0.8, 0.2]
+    assert "schedule" not in sample_inputs(PipelineConfig())  # a static pipeline keeps its fingerprints
+    for phases, match in (([0.8, 0.3], "sum to 1.1: make them sum to 1"), ([1.0], "give 2 to 9 positive"),
+                          ([0.5, -0.5, 1.0], "give 2 to 9 positive"), ("0.8,0.2", "give 2 to 9 positive")):
+        with pytest.raises(ConfigError, match=f"schedule.phases=.* is invalid: .*{match}"):
+            ScheduleSection(phases=phases)

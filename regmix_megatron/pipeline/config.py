@@ -14,6 +14,7 @@ Example (``examples/demo.yaml`` is the full default)::
     proxy: {preset: cpu-proxy}
     target: average            # or a domain name, e.g. literature
     targets: {preset: cpu-target, baselines: [natural, uniform, target_only]}
+    schedule: {phases: [0.8, 0.2]}   # optional: RegMix over two-phase schedules (docs/SCHEDULES.md)
 """
 
 from __future__ import annotations
@@ -180,6 +181,25 @@ class ExecutorSection:
 
 
 @dataclass
+class ScheduleSection:
+    phases: Optional[list[float]] = None
+    """Fractions of the training tokens of each phase, e.g. ``[0.8, 0.2]`` (a main phase and a final phase): the
+    sweep trains schedules whose phase mixtures the sampler draws (epoch caps over all phases), the fit uses the
+    phase weights, the search returns a schedule and the best static mixture under the same model, and both
+    train at target scale. None: RegMix over static mixtures."""
+
+    def __post_init__(self) -> None:
+        if self.phases is None:
+            return
+        ok = isinstance(self.phases, list) and 2 <= len(self.phases) <= 9 and all(
+            isinstance(f, (int, float)) and not isinstance(f, bool) and f > 0 for f in self.phases)
+        check(ok, "schedule", "phases", self.phases,
+              "give 2 to 9 positive fractions of the training tokens, e.g. [0.8, 0.2] (or leave schedule out)")
+        check(abs(sum(self.phases) - 1.0) <= 1e-6, "schedule", "phases", self.phases,
+              f"the fractions sum to {sum(self.phases):.6g}: make them sum to 1")
+
+
+@dataclass
 class PipelineConfig:
     output_dir: str = "runs/regmix"
     """Everything the run writes goes here (relative paths are resolved against the config file)."""
@@ -197,6 +217,7 @@ class PipelineConfig:
     search: SearchSection = field(default_factory=SearchSection)
     targets: TargetsSection = field(default_factory=TargetsSection)
     executor: ExecutorSection = field(default_factory=ExecutorSection)
+    schedule: ScheduleSection = field(default_factory=ScheduleSection)
 
     def __post_init__(self) -> None:
         check(isinstance(self.target, str) and bool(self.target), "PipelineConfig", "target", self.target,
@@ -216,6 +237,11 @@ class PipelineConfig:
     def parsed_target(self) -> Target:
         """The optimization target (:class:`~regmix_megatron.target.Target`) that ``target`` names."""
         return Target.parse(self.target, where="PipelineConfig.target")
+
+    @property
+    def schedule_fractions(self) -> tuple[float, ...] | None:
+        """The phase fractions of RegMix over schedules, or None (static mixtures)."""
+        return None if self.schedule.phases is None else tuple(float(f) for f in self.schedule.phases)
 
     def to_dict(self) -> dict:
         return config_to_dict(self)

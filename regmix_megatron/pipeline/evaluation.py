@@ -1,7 +1,8 @@
 """Evaluation of the pipeline's outcome (pure: numpy + the regression metrics).
 
 1. Target comparison: the validation loss on the chosen target of the target-scale runs, RegMix next to each
-   baseline (natural, uniform, target-only), with the regressor's predictions beside them.
+   baseline (natural, uniform, target-only; with schedules also ``regmix_static``, the best static mixture under
+   the same model), with the regressor's predictions beside them.
 2. Rank invariance: mixtures trained at both scales (RegMix, the baselines, and a few sweep mixtures), ranked by
    their proxy-scale and their target-scale target loss; the Spearman correlation of the two rankings.
 """
@@ -50,7 +51,7 @@ def evaluate(target: Target | str, target_results: Mapping[str, Mapping], proxy_
         })
     rows.sort(key=lambda r: r["target_loss"])
     regmix = next(r for r in rows if r["label"] == "regmix")
-    baselines = [r for r in rows if r["label"] in ("natural", "uniform", "target_only")]
+    baselines = [r for r in rows if r["label"] != "regmix" and not r["label"].startswith("sweep:")]
     comparison = {
         "regmix_target_loss": regmix["target_loss"],
         "baselines": {r["label"]: {"target_loss": r["target_loss"],

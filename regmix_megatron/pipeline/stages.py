@@ -153,6 +153,8 @@ def target_train_tokens(cfg: PipelineConfig) -> int:
 
 def sample_inputs(cfg: PipelineConfig) -> dict:
     inputs = {"num_proxies": cfg.sample.num_proxies, "sampler": dict(cfg.sample.sampler), "seed": cfg.seed}
+    if cfg.schedule_fractions is not None:  # only then: a static pipeline keeps its fingerprints
+        inputs["schedule"] = list(cfg.schedule_fractions)
     if cfg.sample.sampler.get("max_epochs") is not None:  # only then do the caps depend on the target budget
         inputs["target_tokens"] = target_train_tokens(cfg)
     return inputs
@@ -167,6 +169,10 @@ def run_sample(ctx: StageContext) -> StageOutput:
     registry = _registry(ctx)
     tokens = registry.tokens_per_domain("train")
     scfg = sampler_config(cfg, tokens, target_tokens=target_train_tokens(cfg))
+    if cfg.schedule_fractions is not None:
+        from .schedules import run_sample_schedules
+
+        return run_sample_schedules(ctx, scfg, registry)
     stats = SampleStats()
     weights = sample_mixtures(tokens, scfg, domains=registry.names, stats=stats)
     mixtures = [Mixture.from_array(registry.names, row) for row in weights]
@@ -246,11 +252,11 @@ def launch_sweep(ctx: StageContext, sweep, *, label: str, fraction: tuple[float,
 
 
 def run_sweep(ctx: StageContext) -> StageOutput:
-    from ..mixture import read_mixtures
     from ..sweep.collect import collect
+    from .schedules import read_trained
 
     cfg: PipelineConfig = ctx.config
-    mixtures = read_mixtures(ctx.path("sample", "mixtures"))
+    mixtures = read_trained(ctx.path("sample", "mixtures"))  # mixtures, or schedules
     root = ctx.out / "sweep"
     sweep, results = run_batch(ctx, root, mixtures, cfg.proxy, label="sweep", max_failed_fraction=0.1)
     collected = collect(sweep)
@@ -306,9 +312,18 @@ def run_search_stage(ctx: StageContext) -> StageOutput:
     names = list(registry.names)
     tokens = registry.tokens_per_domain("train")
     model_path = find_model(ctx.path("fit", "metrics").parent, cfg.search.regressor, ctx.value("fit", "target"))
+    if cfg.schedule_fractions is not None:  # the model's features are the schedule features
+        from ..schedule import feature_names
+
+        names = feature_names(names, len(cfg.schedule_fractions))
     model = load_regressor(model_path, domains=names, source=str(ctx.path("indexed", "domains")))
     search_cfg = SearchConfig(num_candidates=cfg.search.pool_size, top_k=cfg.search.top_k,
                               chunk_size=min(100_000, cfg.search.pool_size), seed=cfg.seed)
+    if cfg.schedule_fractions is not None:
+        from .schedules import run_search_schedules
+
+        return run_search_schedules(ctx, model, registry, sampler_config(cfg, tokens, target_train_tokens(cfg)),
+                                    search_cfg)
     out_dir = ctx.out / "search"
     doc = search_and_write(model, tokens, sampler_config(cfg, tokens, target_train_tokens(cfg)), search_cfg, out_dir,
                            registry=registry, prior=Mixture.from_array(names, registry.prior("train")),
@@ -338,12 +353,12 @@ def targets_inputs(cfg: PipelineConfig) -> dict:
 
 def run_labeled(ctx: StageContext, root: Path, labeled: dict, section, *, label: str,
                 fraction: tuple[float, float]) -> dict[str, dict]:
-    """Train each labelled mixture once (identical mixtures share a run); return label -> run record."""
+    """Train each labelled mixture (or schedule) once (identical ones share a run); return label -> run record."""
     unique: dict[str, Any] = {}
     for m in labeled.values():
         unique.setdefault(m.hash, m)
     sweep, results = run_batch(ctx, root, list(unique.values()), section, label=label, fraction=fraction)
-    by_hash = {r.mixture.hash: r.run_id for r in sweep.runs}
+    by_hash = {r.trained.hash: r.run_id for r in sweep.runs}
     return {lab: {"run_id": by_hash[m.hash], "run_dir": str(sweep.run_dir(by_hash[m.hash])),
                   "result": results[by_hash[m.hash]]} for lab, m in labeled.items()}
 
@@ -358,14 +373,21 @@ def run_targets(ctx: StageContext) -> StageOutput:
 
     cfg: PipelineConfig = ctx.config
     registry = _registry(ctx)
-    labeled: dict[str, Mixture] = {"regmix": Mixture.load(ctx.path("search", "mixture"))}
     baselines = baseline_mixtures(registry, cfg.parsed_target)
-    for name in cfg.targets.baselines:
-        labeled[name] = baselines[name]
     table = load_results_table(ctx.path("sweep", "results"))
     values = table.values_of(cfg.parsed_target)
-    for i in spread_indices(values, cfg.targets.num_rank_mixtures):
-        labeled[f"sweep:{table.run_ids[i]}"] = Mixture.from_array(table.domains, table.weights[i])
+    rows = spread_indices(values, cfg.targets.num_rank_mixtures)
+    if cfg.schedule_fractions is not None:
+        from .schedules import trained_by_label
+
+        labeled = trained_by_label(ctx, {n: baselines[n] for n in cfg.targets.baselines},
+                                   [table.run_ids[i] for i in rows])
+    else:
+        labeled = {"regmix": Mixture.load(ctx.path("search", "mixture"))}
+        for name in cfg.targets.baselines:
+            labeled[name] = baselines[name]
+        for i in rows:
+            labeled[f"sweep:{table.run_ids[i]}"] = Mixture.from_array(table.domains, table.weights[i])
 
     out_dir = ctx.out / "targets"
     own = {k: m for k, m in labeled.items() if not k.startswith("sweep:")}
@@ -379,14 +401,26 @@ def run_targets(ctx: StageContext) -> StageOutput:
             proxy[lab] = {"run_id": rid, "run_dir": str(sweep_dir / "runs" / rid), "result": state.result}
     target = run_labeled(ctx, out_dir / "target-scale", labeled, cfg.targets, label="target runs",
                          fraction=(0.15, 1.0))
-    runs = {lab: {"mixture": m.as_dict(), "mixture_hash": m.hash, "proxy": proxy.get(lab), "target": target[lab],
-                  "mixture_file": str(m.save(out_dir / "mixtures" / f"{lab.replace(':', '-')}.json"))}
+    runs = {lab: _labeled_run(m, proxy.get(lab), target[lab], out_dir / "mixtures" / f"{lab.replace(':', '-')}.json")
             for lab, m in labeled.items()}  # mixture files: for `regmix-megatron export` / train at scale
     path = atomic_write_json(out_dir / "runs.json", {"format": "regmix-megatron/target-runs/v1",
                                                      "target": cfg.parsed_target.to_json(), "runs": runs})
     return StageOutput(files={"runs": str(path)}, values={"labels": list(labeled)},
                        summary=f"{len(target)} target-scale runs ({', '.join(k for k in own)} + "
                                f"{len(labeled) - len(own)} sweep mixtures)")
+
+
+def _labeled_run(trained, proxy: dict | None, target: dict, path: Path) -> dict:
+    """A labelled run's record in ``runs.json``: its mixture (a schedule's overall token shares, plus the
+    schedule), proxy and target runs, and the file it was saved to."""
+    from ..schedule import Schedule
+
+    if isinstance(trained, Schedule):
+        return {"mixture": trained.overall().as_dict(), "mixture_hash": trained.hash,
+                "schedule": trained.to_json_obj(), "proxy": proxy, "target": target,
+                "mixture_file": str(trained.save(path))}
+    return {"mixture": trained.as_dict(), "mixture_hash": trained.hash, "proxy": proxy, "target": target,
+            "mixture_file": str(trained.save(path))}
 
 
 # ---- evaluate -------------------------------------------------------------------------------------------
@@ -423,7 +457,7 @@ def run_report(ctx: StageContext) -> StageOutput:
         ctx.out / "report.html", png_dir, records=records, evaluation=evaluation,
         results_csv=ctx.path("sweep", "results"), fit_dir=ctx.path("fit", "metrics").parent,
         search_dir=ctx.path("search", "search").parent, fit_target=ctx.value("fit", "target"),
-        target=cfg.parsed_target)
+        target=cfg.parsed_target, target_runs=read_json(ctx.path("targets", "runs")))
     return StageOutput(files={"report": str(path), "figures": str(png_dir)}, summary=path.name,
                        values=numbers_for_log(evaluation))
 
@@ -468,7 +502,7 @@ def _estimate_search(cfg: PipelineConfig) -> float:
 
 
 def _num_labels(cfg: PipelineConfig) -> int:
-    return 1 + len(cfg.targets.baselines)
+    return 1 + len(cfg.targets.baselines) + (cfg.schedule_fractions is not None)  # + regmix_static
 
 
 def _estimate_targets(cfg: PipelineConfig) -> float:

@@ -116,13 +116,19 @@ def headline(evaluation: Mapping) -> str:
 
 def write_pipeline_report(path: Path, png_dir: Path, *, records: Sequence[Mapping], evaluation: Mapping,
                           results_csv: Path, fit_dir: Path, search_dir: Path, fit_target: str,
-                          target: Target) -> Path:
-    """The whole report: headline, pipeline view, then the regression/search sections."""
+                          target: Target, target_runs: Mapping | None = None) -> Path:
+    """The whole report: headline, pipeline view, then the regression/search sections. ``target_runs`` (the
+    targets stage's ``runs.json``) adds the schedule's validation curves when RegMix trained a schedule."""
     from ..regression.data import load_results_table
+    from .schedule import labelled_run_dirs, schedule_sections
 
     sections: list[Section] = []
     sections += stage_timing_sections(records)
     sections += target_sections(evaluation)
+    if target_runs and (target_runs.get("runs", {}).get("regmix") or {}).get("schedule"):
+        dirs = labelled_run_dirs(target_runs, ["regmix", "regmix_static", "natural"])
+        sections += schedule_sections(dirs, highlight=target.single_domain,
+                                      title="Schedule vs static at target scale: validation curves by phase")
     sections += rank_sections(evaluation)
     sections.append(sweep_section(results_csv, target))
     sections += regmix_sections(fit_dir=fit_dir, search_dir=search_dir, runs=load_results_table(results_csv),
