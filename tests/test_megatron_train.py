@@ -10,16 +10,14 @@ from __future__ import annotations
 import json
 import math
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-from helpers.training import domains_json_of, subprocess_env, tiny_config
+from helpers.training import domains_json_of, kill_when, subprocess_env, tiny_config
 from regmix_megatron.errors import ConfigError
 from regmix_megatron.manifest import DomainRegistry
 from regmix_megatron.run_config import build_run_config, load_run_config
@@ -134,13 +132,8 @@ def test_sigkill_then_resume_reaches_the_uninterrupted_losses(natural_run, domai
     config = tmp_path / "run.yaml"
     config.write_text(yaml.safe_dump(tiny_config(domains, out)))
     cmd = [sys.executable, "-m", "regmix_megatron.cli", "train", str(config), "--set", "checkpoint.interval=5"]
-    proc = subprocess.Popen(cmd, env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     first = out / "checkpoints" / "step_0000005" / "meta.json"
-    deadline = time.time() + 240
-    while not first.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_when(cmd, first)
     assert first.exists(), "the run ended or timed out before its first checkpoint"
     assert not (out / "result.json").exists(), "the run finished before it could be killed"
     done = subprocess.run(cmd, env=subprocess_env(), capture_output=True, text=True, timeout=300)
@@ -248,13 +241,8 @@ def test_sigkill_across_the_phase_boundary_then_resume_gives_the_same_losses(sch
     """Checkpoints every 7 steps; killed after the one at step 14 (the boundary is at step 15), resumed there."""
     _, reference = scheduled_run
     cmd, out = scheduled_command(domains, names, tmp_path)
-    proc = subprocess.Popen(cmd, env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     before = out / "checkpoints" / "step_0000014" / "meta.json"
-    deadline = time.time() + 240
-    while not before.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_when(cmd, before)
     assert before.exists(), "the run ended or timed out before its checkpoint at step 14"
     assert not (out / "result.json").exists(), "the run finished before it could be killed"
     for later in (out / "checkpoints").glob("step_*"):

@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 
+from helpers.search import DOMAINS, TOKENS, write_registry
 from regmix_megatron.mixture import Mixture
 from regmix_megatron.regression.models import LinearRegressor
 from regmix_megatron.sampling import SamplerConfig
@@ -16,8 +17,6 @@ from regmix_megatron.schedule_sampling import joint_upper
 from regmix_megatron.schedule_search import run_schedule_search, run_static_search, static_predictor
 from regmix_megatron.search import SearchConfig
 
-DOMAINS = ["books", "code", "news", "web", "wiki"]
-TOKENS = np.array([4e6, 2e6, 1e6, 20e6, 3e6])
 FRACTIONS = (0.8, 0.2)
 NAMES = feature_names(DOMAINS, 2)
 
@@ -50,19 +49,10 @@ def test_the_known_optimum_is_found_phase_by_phase():
 
 
 def test_search_and_write_files(tmp_path):
-    from regmix_megatron.manifest import Domain, DomainRegistry, PrefixInfo, TokenizerInfo
     from regmix_megatron.schedule_sampling import sample_schedules
     from regmix_megatron.search_files import schedule_search_and_write
 
-    def prefix(d, split, n):
-        return PrefixInfo(path=str(tmp_path / "data" / d / f"{split}_text_document"), num_documents=10,
-                          num_sequences=10, num_tokens=int(n))
-
-    registry = DomainRegistry(
-        domains=tuple(Domain(d, {"train": (prefix(d, "train", t),), "valid": (prefix(d, "valid", 1000),),
-                                 "test": (prefix(d, "test", 1000),)}) for d, t in zip(DOMAINS, TOKENS)),
-        tokenizer=TokenizerInfo("sentencepiece", str(tmp_path / "spm.model"), "0" * 64, 1000, 2))
-    registry.save(tmp_path / "domains.json")
+    registry = write_registry(tmp_path)
     runs = sample_schedules(TOKENS, SamplerConfig(num_samples=40, seed=2), FRACTIONS, domains=DOMAINS)
     x = np.stack([s.features(DOMAINS) for s in runs])
     model = LinearRegressor(NAMES, "val_loss/code").fit(x, loss(x))

@@ -25,11 +25,11 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import torch
 
-from ..errors import DataError, RegmixError
+from ..errors import RegmixError
 from ..export import blend_for_split
 from ..manifest import SPLITS, DomainRegistry
 from ..schedule import Schedule, phase_starts
-from .datasets import COMPONENT_DOMAINS_ATTR, _always, _log_rank0, format_fraction_table
+from .datasets import COMPONENT_DOMAINS_ATTR, _always, _log_rank0, check_build_arguments, format_fraction_table
 
 logger = logging.getLogger(__name__)
 
@@ -161,7 +161,7 @@ def build_scheduled_dataset(
     from megatron.core.datasets.blended_megatron_dataset_builder import BlendedMegatronDatasetBuilder
     from megatron.core.datasets.gpt_dataset import GPTDataset, GPTDatasetConfig
 
-    _check_arguments(split, seq_length, num_samples, seed, path_to_cache)
+    path_to_cache = check_build_arguments(split, seq_length, num_samples, seed, path_to_cache)
     starts = phase_starts(schedule.fractions, int(num_samples), global_batch_size or 1)
     sizes = np.diff(starts).tolist()
     prefixes, domains, raw = phase_blends(registry, schedule, split)
@@ -178,7 +178,7 @@ def build_scheduled_dataset(
         split_sizes[position] = int(size)
         config = GPTDatasetConfig(
             random_seed=int(seed), sequence_length=int(seq_length), blend_per_split=blend_per_split,
-            path_to_cache=None if path_to_cache is None else str(path_to_cache), tokenizer=tokenizer,
+            path_to_cache=path_to_cache, tokenizer=tokenizer,
             reset_position_ids=reset_position_ids, reset_attention_mask=reset_attention_mask,
             eod_mask_loss=eod_mask_loss, mid_level_dataset_surplus=mid_level_dataset_surplus)
         datasets.append(BlendedMegatronDatasetBuilder(GPTDataset, split_sizes, is_built_on_rank or _always,
@@ -188,22 +188,6 @@ def build_scheduled_dataset(
     for c, (d, n) in enumerate(zip(datasets, drawn)):
         assert len(d) >= n, (prefixes[c], len(d), n)  # component_sizes never builds fewer than drawn
     return ScheduledDataset(datasets, index, sample, schedule=schedule, starts=starts, component_domains=domains)
-
-
-def _check_arguments(split: str, seq_length: int, num_samples: int, seed: int, path_to_cache) -> None:
-    if split not in SPLITS:
-        raise DataError(f"split={split!r}: use one of {list(SPLITS)}")
-    for name, value in (("seq_length", seq_length), ("num_samples", num_samples)):
-        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value <= 0:
-            raise RegmixError(f"{name}={value!r}: use a positive integer")
-    if not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise RegmixError(f"seed={seed!r}: use a non-negative integer")
-    if path_to_cache is not None:
-        import torch.distributed as dist
-
-        if not (dist.is_available() and dist.is_initialized()):
-            raise RegmixError(f"path_to_cache={str(path_to_cache)!r} needs an initialized torch.distributed "
-                              "process group: initialize one (gloo, world size 1 is fine) or pass path_to_cache=None")
 
 
 # ---- epochs and the per-phase table ----------------------------------------------------------------------------
