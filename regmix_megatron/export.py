@@ -22,6 +22,10 @@ For a :class:`~regmix_megatron.mixture.Mixture` over the domains of a
 ``--path-prefix OLD=NEW`` (:class:`PathMap`) rewrites every path written (prefixes, the per-split file, tokenizer
 files) from this machine's storage to the cluster's.
 
+A schedule (:func:`export_schedule`): ``schedule.json`` for our provider's ``--regmix-schedule`` (exact), and one
+directory of the files above per phase with ``phases.json`` (first step of each phase, Megatron-LM's
+``--phase-transition-iterations``, and what a job per phase repeats or skips) for teams who restart jobs per phase.
+
 Rules: zero-weight domains are dropped from weighted blends (Megatron asserts every weight > 0); a domain
 stored in several prefixes has its weight split across them in proportion to their token counts; weights are
 written with ``repr`` so ``float(text)`` gives back the exact float. Mixtures whose domain set differs from the
@@ -34,12 +38,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 from .errors import DataError, RegmixError
 from .fileio import atomic_dir, atomic_write_json, atomic_write_text, check_replaceable
 from .manifest import SPLITS, DomainRegistry
 from .mixture import RENORMALIZE_FLAG, Mixture, read_mixture_at
+
+if TYPE_CHECKING:
+    from .schedule import Schedule
 
 DATA_PATH_FILE = "data_path.txt"
 DATA_ARGS_FILE = "data_args.txt"
@@ -232,6 +239,74 @@ def read_megatron_args(output_dir: str | Path) -> str:
     return path.read_text(encoding="utf-8").strip() if path.is_file() else ""
 
 
+# ---- schedules --------------------------------------------------------------------------------------------------
+SCHEDULE_FILE = "schedule.json"
+PHASES_FILE = "phases.json"
+PHASES_FORMAT = "regmix-megatron/phases/v1"
+
+RESTART_WARNING = (
+    "A job per phase is NOT the schedule's data order. Megatron-LM with --phase-transition-iterations builds each "
+    "phase's blend afresh, sized for that phase's samples, and reads it from its start: every domain's shuffled "
+    "pass starts again in every phase, so a domain drawn in several phases is served the same documents again (with "
+    "the same seed and at most one epoch per job, exactly its first samples again) while the rest of it is never "
+    "reached, and megatron's epoch counts cover one phase at a time. Without --phase-transition-iterations a "
+    "restarted job builds a blend of the whole run's size and resumes at the checkpoint's consumed samples, "
+    "skipping the first part of every domain's new pass instead. The exact path is our dataset provider: "
+    "--regmix-schedule schedule.json --regmix-domains domains.json.")
+
+
+def restart_overlap(schedule: "Schedule", phase_sizes: Sequence[int]) -> dict[str, dict[str, float]]:
+    """Per domain drawn in several phases, for a job per phase: the samples it draws over the run (``drawn``), the
+    distinct samples a job per phase serves when every job's dataset of the domain is the same single-epoch
+    shuffle (``distinct``: the largest phase's draw) and so the samples served again (``repeated``). Expected
+    counts (weight x samples); the schedule's own path serves ``drawn`` distinct samples (at most one epoch)."""
+    out = {}
+    for d in schedule.domains:
+        draws = [m.as_dict()[d] * n for m, n in zip(schedule.mixtures, phase_sizes)]
+        if sum(1 for x in draws if x > 0) > 1:
+            out[d] = {"drawn": sum(draws), "distinct": max(draws), "repeated": sum(draws) - max(draws)}
+    return out
+
+
+def export_schedule(registry: DomainRegistry, schedule: "Schedule", output_dir: str | Path, *,
+                    train_iters: int | None = None, global_batch_size: int | None = None,
+                    path_map: PathMap | None = None, final_dir: str | Path | None = None) -> dict[str, Path]:
+    """Write ``schedule.json`` (for ``--regmix-schedule``, the exact path) and, for teams who restart jobs per
+    phase, ``phase<k>/`` with each phase's mixture files (:func:`export_mixture`) and ``phases.json``: each phase's
+    fraction, first and last step (with ``train_iters``; boundaries as the provider cuts them when
+    ``global_batch_size`` is given too), the ``--phase-transition-iterations`` value, and :data:`RESTART_WARNING`
+    with each domain's repeated samples. ``path_map`` and ``final_dir`` as for :func:`export_mixture`. Returns
+    ``{kind: path}``."""
+    from .schedule import phase_starts
+
+    registry.check_domains(schedule.domains, "schedule")
+    output_dir = Path(output_dir)
+    out = {"schedule": schedule.save(output_dir / SCHEDULE_FILE)}
+    phases = []
+    for k, phase in enumerate(schedule.phases, start=1):
+        files = export_mixture(registry, phase.mixture, output_dir / f"phase{k}", path_map=path_map,
+                               final_dir=Path(final_dir or output_dir) / f"phase{k}")
+        out[f"phase{k}"] = files["per_split_data_args"]
+        phases.append({"phase": k, "fraction": phase.fraction, "mixture_hash": phase.mixture.hash,
+                       "per_split_data_args": f"phase{k}/{PER_SPLIT_FILE}", "data_args": f"phase{k}/{DATA_ARGS_FILE}"})
+    doc = {"format": PHASES_FORMAT, "schedule_hash": schedule.hash, "exact": {
+        "flags": f"--regmix-schedule {SCHEDULE_FILE} --regmix-domains {registry.path or 'domains.json'}",
+        "note": "our dataset provider (regmix_megatron.megatron.provider): one dataset for the whole run, every "
+                "domain one shuffled pass across phases, resumable at any step"}, "phases": phases}
+    if train_iters:
+        g = int(global_batch_size or 1)
+        starts = phase_starts(schedule.fractions, int(train_iters) * g, g)
+        for row, lo, hi in zip(phases, starts, starts[1:]):
+            row.update(start_step=lo // g, end_step=hi // g)
+        doc["train_iters"] = int(train_iters)
+        doc["phase_transition_iterations"] = ",".join(str(r["start_step"]) for r in phases[1:])
+        if global_batch_size:
+            doc["restart_repeats"] = restart_overlap(schedule, [hi - lo for lo, hi in zip(starts, starts[1:])])
+    doc["restart_warning"] = RESTART_WARNING
+    out["phases"] = atomic_write_json(output_dir / PHASES_FILE, doc)
+    return out
+
+
 def load_mixture_arg(spec: str, *, renormalize: bool = False, flag: str = RENORMALIZE_FLAG) -> Mixture:
     """A mixture given on the command line: a mixture file (JSON/YAML), or ``FILE.jsonl:INDEX`` (mixture
     ``INDEX`` of a ``regmix-megatron sample`` output, 0-based). Its weights sum to 1 (within the tolerance)
@@ -247,4 +322,5 @@ def load_mixture_arg(spec: str, *, renormalize: bool = False, flag: str = RENORM
 __all__ = [
     "blend_for_split", "domain_prefixes", "blend_tokens", "format_data_path", "format_data_args",
     "per_split_data_args", "export_mixture", "load_mixture_arg", "PathMap", "megatron_args", "read_megatron_args",
+    "export_schedule", "restart_overlap",
 ]

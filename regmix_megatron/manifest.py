@@ -277,3 +277,14 @@ class DomainRegistry:
             mixture = Mixture.from_dict(kept, source=source)
         self.check_domains(mixture.domains, source)
         return mixture
+
+    def check_schedule(self, schedule, source: str):
+        """:meth:`check_mixture` for every phase of a :class:`~regmix_megatron.schedule.Schedule`; returns the
+        schedule over the training domains (unchanged if no phase named an evaluation-only domain)."""
+        from dataclasses import replace
+
+        phases = tuple(replace(p, mixture=self.check_mixture(p.mixture, f"{source} phase {k}"))
+                       for k, p in enumerate(schedule.phases, start=1))
+        if all(a.mixture is b.mixture for a, b in zip(phases, schedule.phases)):
+            return schedule
+        return replace(schedule, phases=phases, _hash="")

@@ -3,7 +3,9 @@
 ``results.csv`` / ``results.parquet``, one row per completed run. Columns, in this order: ``run_id``,
 ``mixture_hash``, ``seed``; ``weight/<domain>`` for every training domain in canonical (sorted) order; then
 ``val_loss/<domain>`` for every evaluated domain (the training domains the runs evaluated and every
-evaluation-only domain, which has a loss column and no weight column). Weights are token fractions (each row sums to 1); losses are the
+evaluation-only domain, which has a loss column and no weight column). A sweep of schedules has the schedule
+features ``weight/p<k>/<domain>`` (:func:`regmix_megatron.schedule.feature_names`) as its weight columns and its
+schedule hashes as ``mixture_hash``. Weights are token fractions (each row sums to 1); losses are the
 validation losses of the run's ``result.json``. The CSV writes floats with 17 significant digits, so both files
 round-trip exactly. Written by ``sweep collect`` (:func:`write_table`); read by the regression
 (:mod:`regmix_megatron.regression.data`) and the report with :func:`read_results`.
@@ -39,11 +41,14 @@ def loss_column(domain: str) -> str:
     return LOSS_PREFIX + domain
 
 
-def columns(domains: Sequence[str], loss_domains: Sequence[str] | None = None) -> list[str]:
+def columns(domains: Sequence[str], loss_domains: Sequence[str] | None = None,
+            weight_names: Sequence[str] | None = None) -> list[str]:
     """Every column of a table with weights over ``domains`` and losses of ``loss_domains`` (default: the
-    same domains), in file order."""
+    same domains), in file order; ``weight_names`` are the weight columns' names when they are not the domains
+    (schedule features)."""
     loss_domains = domains if loss_domains is None else loss_domains
-    return list(ID_COLUMNS) + [weight_column(d) for d in domains] + [loss_column(d) for d in loss_domains]
+    weights = domains if weight_names is None else weight_names
+    return list(ID_COLUMNS) + [weight_column(d) for d in weights] + [loss_column(d) for d in loss_domains]
 
 
 def domains_of(names: Iterable[str], prefix: str) -> dict[str, str]:
@@ -52,21 +57,24 @@ def domains_of(names: Iterable[str], prefix: str) -> dict[str, str]:
 
 
 # ---- writing ----------------------------------------------------------------------------------------------
-def make_table(rows: Iterable[Mapping[str, Any]], domains: Sequence[str], loss_domains: Sequence[str] | None = None):
+def make_table(rows: Iterable[Mapping[str, Any]], domains: Sequence[str], loss_domains: Sequence[str] | None = None,
+               weight_names: Sequence[str] | None = None):
     """A table from rows ``{"run_id", "mixture_hash", "seed", "weights": {domain: w}, "val_loss": {domain: l}}``,
-    weights over ``domains`` and losses of ``loss_domains`` (default: ``domains``).
+    weights over ``domains`` (keyed by ``weight_names`` when given: schedule features) and losses of
+    ``loss_domains`` (default: ``domains``).
 
     Every row must give a weight and a loss for every one of them (a run with a hole is not a row)."""
     import pandas as pd
 
     loss_domains = domains if loss_domains is None else loss_domains
+    weights = list(domains if weight_names is None else weight_names)
     records = []
     for row in rows:
         record = {"run_id": row["run_id"], "mixture_hash": row["mixture_hash"], "seed": row["seed"]}
-        record.update({weight_column(d): float(row["weights"][d]) for d in domains})
+        record.update({weight_column(d): float(row["weights"][d]) for d in weights})
         record.update({loss_column(d): float(row["val_loss"][d]) for d in loss_domains})
         records.append(record)
-    table = pd.DataFrame(records, columns=columns(domains, loss_domains))
+    table = pd.DataFrame(records, columns=columns(domains, loss_domains, weight_names))
     table["seed"] = table["seed"].astype("int64")
     return table
 

@@ -6,6 +6,7 @@ into every run directory::
     preset: cpu-proxy
     domains: out/indexed/domains.json      # the registry written by `regmix-megatron preprocess`
     mixture: mixtures/m0001.json           # a mixture file, an inline mapping domain -> weight, or omitted
+    # schedule: schedule.json              # or: phases with their own mixtures (a file or {phases: [...]})
     seed: 1234
     output_dir: runs/m0001
     optim: {train_steps: 300}              # every other field is the recipe's: it overrides the preset
@@ -15,8 +16,8 @@ The run fields (:data:`RUN_FIELDS`) make the :class:`RunConfig`; everything else
 
 **Run id.** A run is defined by what it computes: the data, the mixture, the recipe and the seed. Its id is
 ``content_hash(run_identity(...))`` over the hash of :func:`data_identity` (tokenizer sha256, vocabulary, and
-the exact document and token counts of every domain's prefixes, never a path), the mixture hash, the recipe
-hash and the seed. The sweep names run directories by it and the trainer records it in ``result.json``, so
+the exact document and token counts of every domain's prefixes, never a path), the mixture hash (a schedule of
+several phases: the schedule hash; a one-phase schedule has its mixture's hash), the recipe hash and the seed. The sweep names run directories by it and the trainer records it in ``result.json``, so
 moving a project folder or a copy of ``domains.json`` keeps every id.
 """
 
@@ -34,10 +35,11 @@ from .fileio import atomic_write_yaml, read_yaml
 from .hashing import content_hash
 from .manifest import DomainRegistry
 from .mixture import Mixture
+from .schedule import Schedule, ScheduleError, schedule_of
 from .recipe import Recipe, build_recipe, merge_mappings
 
 #: Fields of a run config file that belong to the run, not to its recipe.
-RUN_FIELDS = ("domains", "mixture", "seed", "output_dir")
+RUN_FIELDS = ("domains", "mixture", "schedule", "seed", "output_dir")
 DEFAULT_SEED = 1234
 
 
@@ -53,6 +55,9 @@ class RunConfig:
     seed: int = DEFAULT_SEED
     output_dir: str = ""
     """The run directory."""
+    schedule: Union[str, dict, None] = None
+    """Instead of ``mixture``: a schedule file (``schedule.json``) or an inline ``{phases: [{fraction, weights},
+    ...]}``; the run trains phase by phase (docs/SCHEDULES.md)."""
 
     def __post_init__(self) -> None:
         assert isinstance(self.recipe, Recipe), type(self.recipe)
@@ -62,13 +67,32 @@ class RunConfig:
               self.output_dir, "give a run directory (or pass --output-dir)")
         check(self.mixture is None or isinstance(self.mixture, (str, Mapping)), "train", "mixture",
               self.mixture, "give a mixture file path or a mapping domain -> weight")
+        check(self.schedule is None or isinstance(self.schedule, (str, Mapping)), "train", "schedule",
+              self.schedule, "give a schedule file path or a mapping {phases: [{fraction, weights}, ...]}")
+        check(self.schedule is None or self.mixture is None, "train", "schedule", self.schedule,
+              "give either mixture (one blend for the whole run) or schedule (phases), not both")
         check(isinstance(self.seed, int) and not isinstance(self.seed, bool) and self.seed >= 0, "train", "seed",
               self.seed, "use an integer >= 0")
 
     def resolve(self) -> "ResolvedRun":
-        """Load the registry and the mixture (pure file reads): what the run id is computed from."""
+        """Load the registry and the mixture or schedule (pure file reads): what the run id is computed from."""
         registry = DomainRegistry.load(self.domains)
+        if self.schedule is not None:
+            schedule = self.resolve_schedule(registry)
+            return ResolvedRun(config=self, registry=registry, mixture=schedule.overall(), schedule=schedule)
         return ResolvedRun(config=self, registry=registry, mixture=self.resolve_mixture(registry))
+
+    def resolve_schedule(self, registry: DomainRegistry) -> Schedule:
+        """The run's schedule over exactly the registry's domains (missing domains get weight 0)."""
+        try:
+            schedule = schedule_of(self.schedule, source="train.schedule")
+        except ScheduleError as exc:
+            raise ConfigError(f"train.schedule: {exc}") from None
+        unknown = sorted(set(schedule.domains) - set(registry.names))
+        if unknown:
+            raise DataError(f"train.schedule names domain(s) {unknown} that are not in {registry.path}; "
+                            f"known domains: {list(registry.names)}")
+        return schedule.restrict(registry.names)
 
     def resolve_mixture(self, registry: DomainRegistry) -> Mixture:
         """The run's mixture over exactly the registry's training domains (missing ones get weight 0; a weight on
@@ -94,8 +118,10 @@ class RunConfig:
 
         mixture = path(self.mixture) if isinstance(self.mixture, str) else config_to_dict(self.mixture)
         recipe = self.recipe.to_dict()
-        return {"preset": recipe.pop("preset"), "domains": path(self.domains), "mixture": mixture,
-                "seed": self.seed, "output_dir": path(self.output_dir), **recipe}
+        out = {"preset": recipe.pop("preset"), "domains": path(self.domains), "mixture": mixture}
+        if self.schedule is not None:  # only then: a static run's file is as it always was
+            out["schedule"] = path(self.schedule) if isinstance(self.schedule, str) else config_to_dict(self.schedule)
+        return {**out, "seed": self.seed, "output_dir": path(self.output_dir), **recipe}
 
     def replace(self, **changes: Any) -> "RunConfig":
         """A copy with fields changed (validated again)."""
@@ -104,23 +130,30 @@ class RunConfig:
 
 @dataclass(frozen=True)
 class ResolvedRun:
-    """A run config with its registry and mixture loaded: everything its identity needs."""
+    """A run config with its registry and mixture (or schedule) loaded: everything its identity needs."""
 
     config: RunConfig
     registry: DomainRegistry
     mixture: Mixture
+    """The run's mixture; for a schedule, its token shares over all phases (:meth:`Schedule.overall`)."""
+    schedule: Schedule | None = None
+    """The run's schedule when the config gives one (a static run has none)."""
 
     def identity(self) -> dict:
-        return run_identity(self.config.recipe, self.registry, self.mixture, self.config.seed)
+        return run_identity(self.config.recipe, self.registry, self.schedule or self.mixture, self.config.seed)
 
     @property
     def run_id(self) -> str:
         return content_hash(self.identity())
 
     def save_config(self, path: str | os.PathLike) -> Path:
-        """Write the run config file with the mixture inline and paths relative to the file's directory."""
+        """Write the run config file with the mixture (or schedule) inline and paths relative to the file's
+        directory."""
         path = Path(path)
-        config = self.config.replace(mixture=self.mixture.as_dict())
+        if self.schedule is not None:
+            config = self.config.replace(schedule=self.schedule.to_json_obj())
+        else:
+            config = self.config.replace(mixture=self.mixture.as_dict())
         return atomic_write_yaml(path, config.to_dict(relative_to=path.parent))
 
 
@@ -153,14 +186,16 @@ def data_identity(registry: DomainRegistry) -> dict:
     }
 
 
-def run_identity(recipe: Recipe, registry: DomainRegistry, mixture: Mixture, seed: int) -> dict:
-    """The content a run id is the hash of: data, mixture and recipe hashes, and the seed."""
-    return {"data": content_hash(data_identity(registry)), "mixture": mixture.hash, "recipe": recipe.hash,
+def run_identity(recipe: Recipe, registry: DomainRegistry, mixture: Mixture | Schedule, seed: int) -> dict:
+    """The content a run id is the hash of: data, mixture (or schedule of several phases) and recipe hashes, and
+    the seed. A one-phase schedule is its mixture: same identity."""
+    key = "schedule" if isinstance(mixture, Schedule) and not mixture.is_static else "mixture"
+    return {"data": content_hash(data_identity(registry)), key: mixture.hash, "recipe": recipe.hash,
             "seed": int(seed)}
 
 
-def run_id(recipe: Recipe, registry: DomainRegistry, mixture: Mixture, seed: int) -> str:
-    """The id of the run of ``recipe`` on ``registry``'s data with ``mixture`` and ``seed``."""
+def run_id(recipe: Recipe, registry: DomainRegistry, mixture: Mixture | Schedule, seed: int) -> str:
+    """The id of the run of ``recipe`` on ``registry``'s data with ``mixture`` (or a schedule) and ``seed``."""
     return content_hash(run_identity(recipe, registry, mixture, seed))
 
 
@@ -170,7 +205,7 @@ def build_run_config(data: Mapping[str, Any] | None, *, source: str = "<config>"
                      base_dir: str | os.PathLike | None = None) -> RunConfig:
     """Resolve a flat mapping (+ overrides) into a validated :class:`RunConfig`.
 
-    Relative ``domains``/``mixture``/``output_dir`` paths are resolved against ``base_dir`` (the config
+    Relative ``domains``/``mixture``/``schedule``/``output_dir`` paths are resolved against ``base_dir`` (the config
     file's directory) when given.
     """
     data = dict(data or {})

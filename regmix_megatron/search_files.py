@@ -207,3 +207,67 @@ def search_and_write(regressor: Any, tokens_per_domain: np.ndarray, sampler_conf
         result.mixture.save(tmp / "mixture.json")
         atomic_write_json(tmp / "search.json", doc)
     return doc
+
+
+# ---- schedules --------------------------------------------------------------------------------------------------
+def schedule_search_and_write(regressor: Any, tokens_per_domain: np.ndarray, domains: Sequence[str],
+                              sampler_config: Any, fractions: Sequence[float], config: SearchConfig,
+                              output_dir: str | Path, *, registry: Any = None, prior: Mixture | None = None,
+                              fast: bool = True, progress: Callable[[int, int], None] | None = None,
+                              export_dir: str | None = None, target: Target | None = None) -> dict:
+    """The search over schedules for a regressor fitted on schedule features
+    (:mod:`regmix_megatron.schedule_search`), and the best static mixture under the same model. Writes
+    ``schedule.json`` (the winner), ``mixture.json`` (the best static mixture), ``top_k.csv`` (features), with a
+    ``registry`` the Megatron files (``export_dir/``: :func:`regmix_megatron.export.export_schedule`, and
+    ``export_dir/static/`` for the static mixture), and last ``search.json``: the :func:`summarize` document over the
+    features (static baselines, ``regmix_static`` included, expressed as schedules whose phases are equal) plus
+    ``schedule`` and ``static`` sections. Returns the document."""
+    from .schedule import Schedule, feature_names
+    from .schedule_search import run_schedule_search, run_static_search, within_joint_caps
+
+    domains = list(domains)
+    names = feature_names(domains, len(fractions))
+    regressor.check_domains(names, f"schedule features of {len(fractions)} phases over {domains}")
+    prior = prior if prior is not None else Mixture.from_array(domains, tokens_per_domain)
+    predict = make_predict_fn(regressor, fast=fast)
+    result, schedule, stats = run_schedule_search(predict, tokens_per_domain, domains, sampler_config, fractions,
+                                                  config, progress=progress)
+    static = run_static_search(predict, tokens_per_domain, domains, sampler_config, schedule.fractions, config)
+    statics = {**baseline_mixtures(prior, target if target is not None else regressor.definition),
+               "regmix_static": static.mixture}
+
+    def as_features(m: Mixture) -> Mixture:
+        return Mixture.from_array(names, Schedule.from_phases([(f, m) for f in schedule.fractions]).features(domains))
+
+    from .export import EXPORT_DIR, OLD_EXPORT_DIR
+
+    out = Path(output_dir)
+    export_dir = export_dir or EXPORT_DIR
+    owned = (*SEARCH_FILES, "schedule.json", export_dir, OLD_EXPORT_DIR)
+    files: dict[str, Any] = {"top_k": str(out / "top_k.csv"), "schedule": str(out / "schedule.json"),
+                             "mixture": str(out / "mixture.json")}
+    with atomic_dir(out, owned=owned, what="search output directory") as tmp:
+        write_top_k(result, names, tmp / "top_k.csv")
+        if registry is not None:
+            from .export import export_mixture, export_schedule
+
+            exported = export_schedule(registry, schedule.restrict(registry.names), tmp / export_dir,
+                                       final_dir=out / export_dir)
+            exported.update({f"static_{k}": v for k, v in export_mixture(
+                registry, static.mixture.restrict(registry.names), tmp / export_dir / "static",
+                final_dir=out / export_dir / "static").items()})
+            files["export"] = {k: str(out / Path(v).relative_to(tmp)) for k, v in exported.items()}
+        extra = {"regressor": regressor.kind, "model": getattr(regressor, "path", "") or None, "files": files,
+                 "schedule": {"fractions": list(schedule.fractions), "hash": schedule.hash,
+                              "phases": schedule.to_json_obj()["phases"], "predicted": result.predicted,
+                              "within_joint_caps": within_joint_caps(schedule, tokens_per_domain, sampler_config),
+                              "pool": {"num_drawn": stats.num_drawn, "num_accepted": stats.num_accepted,
+                                       "num_static_cap": stats.num_strict}},
+                 "static": {"weights": static.mixture.as_dict(), "hash": static.mixture.hash,
+                            "predicted": static.predicted}}
+        doc = summarize(result, names, {k: as_features(m) for k, m in statics.items()}, predict, config,
+                        target=regressor.target, extra=extra)
+        schedule.save(tmp / "schedule.json")
+        static.mixture.save(tmp / "mixture.json")
+        atomic_write_json(tmp / "search.json", doc)
+    return doc

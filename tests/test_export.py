@@ -235,6 +235,8 @@ def test_cli_export_prints_the_flags_and_rewrites_paths(registry, tmp_path, caps
     flags = (tmp_path / "e" / "megatron_args.txt").read_text().strip()
     assert flags in out and "/cluster/e/per_split_data_args_no_test.json" in flags
     assert out.index("web 0.6000") < out.index(flags)  # the mixture first, then the files and the flags
+
+
 def test_evaluation_only_domain_is_a_validation_set_never_a_training_blend(registry, tmp_path):
     held = registry.with_evaluation_only(["wiki"])
     mixture = Mixture.from_dict({"books": 0.1, "code": 0.3, "web": 0.6})
@@ -248,3 +250,40 @@ def test_evaluation_only_domain_is_a_validation_set_never_a_training_blend(regis
         export_mixture(held, Mixture.from_dict({"books": 0.1, "code": 0.2, "web": 0.6, "wiki": 0.1}),
                        tmp_path / "leak")
     assert not (tmp_path / "leak").exists()
+
+
+# ---- schedules ---------------------------------------------------------------------------------------------------
+def test_schedule_export_per_phase_files_round_trip_through_megatron(registry, tmp_path, capsys):
+    from regmix_megatron.export import export_schedule
+    from regmix_megatron.schedule import Schedule, load_schedule
+
+    main, final = Mixture.from_dict(MIXTURES[0]), Mixture.from_dict(MIXTURES[2])
+    schedule = Schedule.from_phases([(0.8, main), (0.2, final)])
+    files = export_schedule(registry, schedule, tmp_path / "e", train_iters=1000, global_batch_size=512)
+    assert load_schedule(files["schedule"]).hash == schedule.hash  # what --regmix-schedule reads
+    for k, phase in enumerate(schedule.phases, start=1):
+        (train, valid, test) = megatron_read_per_split(files[f"phase{k}"])
+        assert domain_weights(registry, *train) == pytest.approx(phase.mixture.nonzero(), rel=1e-15)
+        assert valid[1] is None and len(valid[0]) == len(test[0]) == 4  # every domain, unweighted
+    doc = json.loads(files["phases"].read_text())
+    assert doc["schedule_hash"] == schedule.hash and doc["train_iters"] == 1000
+    assert [(r["start_step"], r["end_step"]) for r in doc["phases"]] == [(0, 800), (800, 1000)]
+    assert doc["phase_transition_iterations"] == "800"
+    assert "--regmix-schedule schedule.json" in doc["exact"]["flags"]
+    assert "served the same documents again" in doc["restart_warning"]
+    # books (10% then 12.3%) and code (30% then 20%) are drawn in both phases; web and wiki in one each
+    repeats = doc["restart_repeats"]
+    assert set(repeats) == {"books", "code"}
+    drawn = [0.1 * 800 * 512, 0.123456789012345 * 200 * 512]
+    assert repeats["books"]["drawn"] == pytest.approx(sum(drawn))
+    assert repeats["books"]["repeated"] == pytest.approx(min(drawn))
+
+    assert cli.main(["export", "--schedule", str(files["schedule"]), "--domains", str(tmp_path / "domains.json"),
+                     "--output-dir", str(tmp_path / "cli"), "--train-iters", "1000"]) == 0
+    out = capsys.readouterr().out
+    assert "phase 2: fraction 0.2, steps 800..999: phase2/per_split_data_args.json" in out
+    assert "--phase-transition-iterations 800" in out and "warning: A job per phase is NOT" in out
+    with pytest.raises(SystemExit):  # argparse: one of --mixture / --schedule
+        cli.main(["export", "--schedule", str(files["schedule"]), "--mixture", "x.json", "--domains",
+                  str(tmp_path / "domains.json"), "--output-dir", str(tmp_path / "both")])
+    assert "--mixture: not allowed with argument --schedule" in capsys.readouterr().err

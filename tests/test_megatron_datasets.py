@@ -11,8 +11,9 @@ import logging
 import numpy as np
 import pytest
 
+from helpers.sharded import shard_domain
 from regmix_megatron.errors import ConfigError, DataError, RegmixError
-from regmix_megatron.manifest import Domain, DomainRegistry, PrefixInfo
+from regmix_megatron.manifest import DomainRegistry
 from regmix_megatron.mixture import Mixture
 
 SEQ_LENGTH = 32
@@ -33,30 +34,7 @@ def tokenizer(registry):
 @pytest.fixture(scope="module")
 def sharded_registry(registry, tmp_path_factory) -> DomainRegistry:
     """The fixture registry with domain "code" split into two train shards (25% / 75% of its documents)."""
-    from megatron.core.datasets.indexed_dataset import IndexedDataset, IndexedDatasetBuilder
-
-    root = tmp_path_factory.mktemp("sharded")
-    code = registry.get("code")
-    (source,) = code.prefixes("train")
-    data = IndexedDataset(source.path)
-    num_docs = len(data.document_indices) - 1
-    cut = num_docs // 4
-    shards = []
-    for k, (lo, hi) in enumerate(((0, cut), (cut, num_docs))):
-        prefix = root / f"code_train_{k}_text_document"
-        builder = IndexedDatasetBuilder(str(prefix) + ".bin", dtype=data.index.dtype)
-        num_tokens = 0
-        for doc in range(lo, hi):
-            seqs = range(data.document_indices[doc], data.document_indices[doc + 1])
-            tokens = [np.asarray(data[i]) for i in seqs]
-            builder.add_document(np.concatenate(tokens), [len(t) for t in tokens])
-            num_tokens += sum(len(t) for t in tokens)
-        builder.finalize(str(prefix) + ".idx")
-        shards.append(PrefixInfo(str(prefix), hi - lo, hi - lo, num_tokens))
-    assert sum(p.num_tokens for p in shards) == source.num_tokens
-    domains = tuple(Domain(d.name, {**d.splits, "train": tuple(shards)}) if d.name == "code" else d
-                    for d in registry.domains)
-    return DomainRegistry(domains=domains, tokenizer=registry.tokenizer, path=registry.path)
+    return shard_domain(registry, "code", tmp_path_factory.mktemp("sharded"))
 
 
 def mix(**weights) -> dict:
@@ -285,10 +263,57 @@ def test_provider_refuses_weight_on_an_evaluation_only_domain(indexed_fixture, r
     assert "qa" not in realized_samples(train, registry)
 
 
+def _schedule_namespace(indexed_fixture, schedule_path, **extra):
+    args = _namespace(indexed_fixture, schedule_path, **extra)
+    args.regmix_mixture, args.regmix_schedule = None, str(schedule_path)
+    return args
+
+
+def test_provider_builds_a_schedule(indexed_fixture, registry, tmp_path, caplog):
+    from regmix_megatron.megatron.datasets import realized_samples
+    from regmix_megatron.megatron.provider import build_datasets_from_args
+    from regmix_megatron.megatron.scheduled_dataset import ScheduledDataset
+    from regmix_megatron.schedule import Schedule
+
+    main, final = Mixture.from_dict(MIXTURES[2]), Mixture.from_dict(MIXTURES[0])
+    schedule = Schedule.from_phases([(0.5, main), (0.5, final)])
+    path = schedule.save(tmp_path / "schedule.json")
+    with caplog.at_level(logging.INFO, logger="regmix_megatron"):
+        train, valid, _ = build_datasets_from_args(_schedule_namespace(indexed_fixture, path, global_batch_size=16),
+                                                   [96, 16, 0])
+    assert isinstance(train, ScheduledDataset) and len(train) == 96 and train.phase_starts == (0, 48, 96)
+    assert "requested vs realized token fractions per phase" in caplog.text and "steps 3..5" in caplog.text
+    assert realized_samples(valid, registry)["speeches"] > 0  # valid blends the overall shares (speeches in phase 1)
+
+    # a one-phase schedule through the provider is the static mixture's train set, sample for sample
+    one = Schedule.from_mixture(final).save(tmp_path / "one.json")
+    ours, _, _ = build_datasets_from_args(_schedule_namespace(indexed_fixture, one, global_batch_size=16), [96, 0, 0])
+    theirs, _, _ = build_datasets_from_args(_namespace(indexed_fixture, final.save(tmp_path / "final.json")),
+                                            [96, 0, 0])
+    for i in range(96):
+        assert np.array_equal(ours[i]["tokens"], theirs[i]["tokens"])
+
+
+def test_provider_refuses_conflicting_schedule_flags(indexed_fixture, tmp_path):
+    from regmix_megatron.megatron.provider import build_datasets_from_args, check_megatron_lm_args
+    from regmix_megatron.schedule import Schedule
+
+    mixture = Mixture.from_dict(MIXTURES[0])
+    path = Schedule.from_phases([(0.5, mixture), (0.5, Mixture.from_dict(MIXTURES[1]))]).save(tmp_path / "s.json")
+    args = _schedule_namespace(indexed_fixture, path, phase_transition_iterations=[3])
+    with pytest.raises(ConfigError, match="--phase-transition-iterations is set with --regmix-schedule.*drop"):
+        check_megatron_lm_args(args)
+    both = _schedule_namespace(indexed_fixture, path)
+    both.regmix_mixture = str(mixture.save(tmp_path / "m.json"))
+    with pytest.raises(ConfigError, match="--regmix-mixture and --regmix-schedule are both set"):
+        build_datasets_from_args(both, [8, 0, 0])
+
+
 def test_add_regmix_args_and_provider_form():
     from regmix_megatron.megatron import provider
 
     parser = provider.add_regmix_args(argparse.ArgumentParser())
     args = parser.parse_args(["--regmix-mixture", "m.json", "--regmix-domains", "d.json", "--regmix-max-epochs", "1.5"])
     assert (args.regmix_mixture, args.regmix_domains, args.regmix_max_epochs) == ("m.json", "d.json", 1.5)
+    assert parser.parse_args(["--regmix-schedule", "s.json"]).regmix_schedule == "s.json"
     assert provider.train_valid_test_datasets_provider.is_distributed is True

@@ -171,3 +171,21 @@ def test_check_tool_builds_the_dataset_helpers_of_a_fresh_checkout(tmp_path):
     shutil.copytree(Path(CHECKOUT) / "megatron" / "core" / "datasets", fresh / "megatron" / "core" / "datasets",
                     ignore=shutil.ignore_patterns("helpers_cpp*", "__pycache__"))
     assert "megatron-core's compiled helpers" in ensure_dataset_helpers(fresh, build=False)
+
+
+def test_a_schedule_through_megatron_lms_data_path(indexed_fixture, tmp_path):
+    """``--regmix-schedule``: Megatron-LM's ``build_train_valid_test_datasets`` and ``build_pretraining_data_loader``
+    take the scheduled train set; a loader resumed at the phase boundary's consumed samples reads the boundary's
+    samples."""
+    from regmix_megatron.schedule import Schedule
+
+    registry = DomainRegistry.load(indexed_fixture.domains_json)
+    main = Mixture.from_array(registry.names, registry.prior("train"))
+    final = Mixture.from_dict({n: (0.7 if n == registry.names[0] else 0.3 / (len(registry.names) - 1))
+                               for n in registry.names})
+    path = Schedule.from_phases([(0.5, main), (0.5, final)]).save(tmp_path / "schedule.json")
+    out = _check("--regmix-domains", str(indexed_fixture.domains_json), "--regmix-schedule", str(path))
+    assert "train: ScheduledDataset, 80 samples" in out  # 20 iterations x global batch 4
+    assert "train phase 1: from step 0" in out and "train phase 2: from step 10" in out
+    assert "train resumed at step 10 (consumed samples 40): first batch is samples 40..41" in out
+    assert f"valid: {len(registry.names)} set(s)" in out

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import json
 import math
-import signal
+import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-from helpers.training import domains_json_of, subprocess_env, tiny_config
+from helpers.training import domains_json_of, kill_when, subprocess_env, tiny_config
 from regmix_megatron.errors import ConfigError
 from regmix_megatron.manifest import DomainRegistry
 from regmix_megatron.run_config import build_run_config, load_run_config
@@ -184,13 +183,8 @@ def test_sigkill_then_resume_reaches_the_uninterrupted_losses(natural_run, domai
     config = tmp_path / "run.yaml"
     config.write_text(yaml.safe_dump(tiny_config(domains, out)))
     cmd = [sys.executable, "-m", "regmix_megatron.cli", "train", str(config), "--set", "checkpoint.interval=5"]
-    proc = subprocess.Popen(cmd, env=subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     first = out / "checkpoints" / "step_0000005" / "meta.json"
-    deadline = time.time() + 240
-    while not first.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_when(cmd, first)
     assert first.exists(), "the run ended or timed out before its first checkpoint"
     assert not (out / "result.json").exists(), "the run finished before it could be killed"
     done = subprocess.run(cmd, env=subprocess_env(), capture_output=True, text=True, timeout=300)
@@ -229,3 +223,87 @@ def test_a_run_directory_is_checked_by_content_not_by_path(tmp_path):
         _check_existing(load_run_config(out / "config.yaml").resolve(), out, force=False)
     assert _check_existing(load_run_config(out / "config.yaml").resolve(), out, force=True) is None
     assert not (out / "result.json").exists()
+
+
+# ---- schedules ---------------------------------------------------------------------------------------------------
+def two_phase_schedule(names) -> dict:
+    """Phase 1 (steps 0-14) natural-ish and broad, phase 2 (steps 15-29) mostly the first two domains."""
+    main = {n: 1.0 / len(names) for n in names}
+    final = {n: (0.45 if n in names[:2] else 0.1 / (len(names) - 2)) for n in names}
+    return {"phases": [{"fraction": 0.5, "weights": main}, {"fraction": 0.5, "weights": final}]}
+
+
+def scheduled_command(domains, names, root: Path) -> tuple[list[str], Path]:
+    """``regmix-megatron train`` of the two-phase schedule in a subprocess (one thread, as every run of these tests
+    that is compared bit for bit), checkpoints every 7 steps; the command and the run directory."""
+    out = root / "run"
+    config = root / "run.yaml"
+    config.write_text(yaml.safe_dump(tiny_config(domains, out, schedule=two_phase_schedule(names))))
+    return [sys.executable, "-m", "regmix_megatron.cli", "train", str(config), "--set", "checkpoint.interval=7"], out
+
+
+@pytest.fixture(scope="module")
+def scheduled_run(domains, names, tmp_path_factory):
+    cmd, out = scheduled_command(domains, names, tmp_path_factory.mktemp("scheduled"))
+    done = subprocess.run(cmd, env=subprocess_env(), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return out, json.loads((out / "result.json").read_text())
+
+
+@pytest.mark.slow
+def test_a_one_phase_schedule_reproduces_the_static_run(natural_run, domains, tmp_path):
+    out, static = natural_run
+    registry = DomainRegistry.load(domains)
+    prior = dict(zip(registry.names, registry.prior("train").tolist()))
+    one_phase = train(tiny_config(domains, tmp_path / "one-phase", schedule={"phases": [{"fraction": 1.0,
+                                                                                         "weights": prior}]}))
+    assert one_phase["val_loss"] == static["val_loss"]  # exact: the same samples in the same order
+    assert one_phase["run_id"] == static["run_id"]  # a one-phase schedule is its mixture
+    assert [r["train_loss"] for r in read_metrics(tmp_path / "one-phase")] == \
+        [r["train_loss"] for r in read_metrics(out)]
+    (phase,) = one_phase["phases"]
+    assert (phase["start_step"], phase["end_step"]) == (0, 30)
+
+
+@pytest.mark.slow
+def test_a_scheduled_run_records_its_phases(scheduled_run, natural_run, names):
+    out, result = scheduled_run
+    schedule = two_phase_schedule(names)
+    assert result["status"] == "completed" and result["schedule"]["phases"][1]["weights"] == \
+        pytest.approx(schedule["phases"][1]["weights"])
+    assert result["run_id"] != natural_run[1]["run_id"]
+    first, second = result["phases"]
+    assert (first["start_step"], first["end_step"], second["start_step"], second["end_step"]) == (0, 15, 15, 30)
+    for row, phase in zip(result["phases"], schedule["phases"]):
+        assert row["num_samples"] == 15 * 16
+        for name, w in phase["weights"].items():
+            assert abs(row["samples"][name] - w * row["num_samples"]) <= 2.0  # megatron's rounding
+            assert row["realized"][name] == row["samples"][name] / row["num_samples"]
+    overall = {n: 0.5 * (schedule["phases"][0]["weights"][n] + schedule["phases"][1]["weights"][n]) for n in names}
+    assert result["mixture"] == pytest.approx(overall)  # the run's token shares over both phases
+    assert [(r["step"], r["phase"]) for r in read_metrics(out) if "val_loss" in r] == [(15, 1), (30, 2)]
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    assert saved["mixture"] is None and saved["schedule"]["hash"] == result["schedule_hash"]
+
+
+@pytest.mark.slow
+def test_sigkill_across_the_phase_boundary_then_resume_gives_the_same_losses(scheduled_run, domains, names,
+                                                                            tmp_path):
+    """Checkpoints every 7 steps; killed after the one at step 14 (the boundary is at step 15), resumed there."""
+    _, reference = scheduled_run
+    cmd, out = scheduled_command(domains, names, tmp_path)
+    before = out / "checkpoints" / "step_0000014" / "meta.json"
+    kill_when(cmd, before)
+    assert before.exists(), "the run ended or timed out before its checkpoint at step 14"
+    assert not (out / "result.json").exists(), "the run finished before it could be killed"
+    for later in (out / "checkpoints").glob("step_*"):
+        if later.name > "step_0000014":
+            shutil.rmtree(later)  # resume from step 14: before the boundary
+    done = subprocess.run(cmd, env=subprocess_env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    resumed = json.loads((out / "result.json").read_text())
+    assert "resumed from" in done.stderr and "step 14" in done.stderr
+    assert resumed["val_loss"] == reference["val_loss"]  # bit-identical per-domain losses
+    assert resumed["phases"] == reference["phases"]
+    evals = {r["step"]: r["val_loss"] for r in read_metrics(out) if "val_loss" in r}
+    assert evals[15] == next(r["val_loss"] for r in read_metrics(scheduled_run[0]) if r["step"] == 15)

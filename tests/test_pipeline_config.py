@@ -110,6 +110,8 @@ def test_old_key_names_still_work_with_a_warning_and_numbers_take_suffixes(tmp_p
 def test_unknown_keys_get_a_did_you_mean(tmp_path):
     with pytest.raises(ConfigError, match=r"unknown field\(s\) \['num_candidate'\].*did you mean 'num_candidates'"):
         load_pipeline_config(_write(tmp_path, {"search": {"num_candidate": 10}}))
+
+
 def test_proxies_evaluate_only_the_targets_domains(tmp_path):
     from regmix_megatron.pipeline.config import run_recipe
 
@@ -121,3 +123,19 @@ def test_proxies_evaluate_only_the_targets_domains(tmp_path):
     assert run_recipe(cfg, "proxy").eval.domains is None  # the average needs every domain
     cfg = load_pipeline_config(_write(tmp_path, {"target": "qa", "proxy": {"overrides": {"eval": {"domains": ["x"]}}}}))
     assert run_recipe(cfg, "proxy").eval.domains == ["x"]  # an explicit choice is kept
+
+
+def test_schedule_section(tmp_path):
+    from regmix_megatron.errors import ConfigError
+    from regmix_megatron.pipeline.config import PipelineConfig, ScheduleSection
+    from regmix_megatron.pipeline.stages import sample_inputs
+
+    assert PipelineConfig().schedule_fractions is None
+    cfg = PipelineConfig(schedule=ScheduleSection(phases=[0.8, 0.2]))
+    assert cfg.schedule_fractions == (0.8, 0.2)
+    assert sample_inputs(cfg)["schedule"] == [0.8, 0.2]
+    assert "schedule" not in sample_inputs(PipelineConfig())  # a static pipeline keeps its fingerprints
+    for phases, match in (([0.8, 0.3], "sum to 1.1: make them sum to 1"), ([1.0], "give 2 to 9 positive"),
+                          ([0.5, -0.5, 1.0], "give 2 to 9 positive"), ("0.8,0.2", "give 2 to 9 positive")):
+        with pytest.raises(ConfigError, match=f"schedule.phases=.* is invalid: .*{match}"):
+            ScheduleSection(phases=phases)

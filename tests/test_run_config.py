@@ -127,3 +127,48 @@ def test_a_saved_run_config_is_relative_and_loads_to_the_same_run(domains_json, 
     shutil.copytree(tmp_path, tmp_path.parent / f"{tmp_path.name}-moved")
     moved = load_run_config(tmp_path.parent / f"{tmp_path.name}-moved" / "out" / "config.yaml").resolve()
     assert moved.run_id == resolved.run_id
+
+
+# ---- schedules ---------------------------------------------------------------------------------------------------
+def test_a_run_of_a_schedule(domains_json, tmp_path):
+    from regmix_megatron.schedule import Schedule
+
+    main = {"arxiv": 0.5, "code": 0.25, "web": 0.25}
+    final = {"arxiv": 0.1, "code": 0.8, "web": 0.1}
+    phases = {"phases": [{"fraction": 0.75, "weights": main}, {"fraction": 0.25, "weights": final}]}
+    resolved = _run(domains_json, tmp_path, mixture=None, schedule=phases).resolve()
+    schedule = Schedule.from_obj(phases)
+    assert resolved.schedule == schedule
+    assert resolved.mixture.as_dict() == pytest.approx({"arxiv": 0.4, "code": 0.3875, "web": 0.2125})
+    static = _run(domains_json, tmp_path).resolve()
+    assert resolved.run_id != static.run_id
+    assert resolved.identity()["schedule"] == schedule.hash and "mixture" not in resolved.identity()
+    # a one-phase schedule is its mixture: same run id
+    one = _run(domains_json, tmp_path, mixture=None, schedule={"phases": [{"fraction": 1.0, "weights": main}]})
+    assert one.resolve().run_id == static.run_id
+
+    # the file form: schedule inline (with its hash), mixture empty; read back, the same run
+    resolved.save_config(tmp_path / "out" / "config.yaml")
+    saved = yaml.safe_load((tmp_path / "out" / "config.yaml").read_text())
+    assert saved["mixture"] is None and saved["schedule"]["hash"] == schedule.hash
+    assert load_run_config(tmp_path / "out" / "config.yaml").resolve().run_id == resolved.run_id
+    assert "schedule" not in _run(domains_json, tmp_path).to_dict()  # a static run's file is unchanged
+
+    # a schedule file, relative to the config file
+    schedule.save(tmp_path / "schedule.json")
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump({"preset": "tiny-test", "domains": str(domains_json), "output_dir": "out",
+                                    "seed": 3, "schedule": "schedule.json"}))
+    assert load_run_config(path).resolve().run_id == resolved.run_id
+
+
+def test_schedule_refusals(domains_json, tmp_path):
+    phases = {"phases": [{"fraction": 0.5, "weights": {"arxiv": 1.0}}, {"fraction": 0.5, "weights": {"web": 1.0}}]}
+    with pytest.raises(ConfigError, match="train.schedule=.* give either mixture .* or schedule"):
+        _run(domains_json, tmp_path, schedule=phases)
+    bad = {"phases": [{"fraction": 0.5, "weights": {"arxiv": 1.0}}, {"fraction": 0.6, "weights": {"web": 1.0}}]}
+    with pytest.raises(ConfigError, match="train.schedule: .*sum to 1.1, not 1"):
+        _run(domains_json, tmp_path, mixture=None, schedule=bad).resolve()
+    unknown = {"phases": [{"fraction": 1.0, "weights": {"books": 1.0}}]}
+    with pytest.raises(DataError, match=r"train.schedule names domain\(s\) \['books'\]"):
+        _run(domains_json, tmp_path, mixture=None, schedule=unknown).resolve()

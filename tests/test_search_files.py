@@ -7,8 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from helpers.indexed_files import write_registry_files
-from helpers.search import DOMAINS, TOKENS, fitted_model
+from helpers.search import DOMAINS, TOKENS, fitted_model, write_registry
 from regmix_megatron.cli import main
 from regmix_megatron.errors import DataError
 from regmix_megatron.mixture import Mixture
@@ -22,18 +21,7 @@ def model():
 
 
 def test_search_command_writes_mixture_export_and_json(tmp_path, model):
-    from regmix_megatron.manifest import Domain, DomainRegistry, PrefixInfo, TokenizerInfo
-
-    def prefix(d, split, n):
-        return PrefixInfo(path=str(tmp_path / "data" / d / f"{split}_text_document"), num_documents=10,
-                          num_sequences=10, num_tokens=int(n))
-
-    registry = DomainRegistry(
-        domains=tuple(Domain(d, {"train": (prefix(d, "train", t),), "valid": (prefix(d, "valid", 1000),),
-                                 "test": (prefix(d, "test", 1000),)}) for d, t in zip(DOMAINS, TOKENS)),
-        tokenizer=TokenizerInfo("sentencepiece", str(tmp_path / "spm.model"), "0" * 64, 1000, 2))
-    registry.save(tmp_path / "domains.json")
-    write_registry_files(tmp_path / "domains.json")
+    write_registry(tmp_path)
     model_path = model.save(tmp_path / "model" / "lightgbm.txt")
     Mixture.from_dict({"web": 0.7, "code": 0.3}).save(tmp_path / "hand.json")
     out = tmp_path / "out"

@@ -68,3 +68,40 @@ def test_collect_writes_the_same_table_to_csv_and_parquet(tmp_path, planned):
 def test_collect_refuses_an_unfinished_sweep(planned):
     with pytest.raises(RegmixError, match="4 of 4 runs are not finished"):
         collect(planned)
+
+
+def test_a_sweep_of_schedules_plans_schedule_runs_and_collects_feature_columns(tmp_path):
+    """Schedules JSONL -> runs whose config.yaml trains the schedule; the table's weight columns are the schedule
+    features (p1/<domain>, p2/<domain>), its mixture_hash the schedule hash."""
+    import json
+
+    import numpy as np
+
+    from regmix_megatron.run_config import load_run_config
+    from regmix_megatron.sampling import SamplerConfig
+    from regmix_megatron.schedule import Schedule, feature_names, write_schedules
+    from regmix_megatron.schedule_sampling import sample_schedules
+    from regmix_megatron.sweep.plan import plan_from_files
+    from sweep_fixtures import DOMAINS, write_domains_json, write_proxy_config
+
+    domains_json = write_domains_json(tmp_path / "data")
+    schedules = sample_schedules(np.array([1000.0, 2000.0, 3000.0]), SamplerConfig(num_samples=3, seed=1), (0.7, 0.3),
+                                 domains=DOMAINS)
+    path = write_schedules(tmp_path / "schedules.jsonl", schedules)
+    sweep, created = plan_from_files(path, write_proxy_config(tmp_path / "proxy.yaml", domains_json), tmp_path / "s")
+    assert created and [r.schedule for r in sweep.runs] == schedules
+    again, created = plan_from_files(path, tmp_path / "proxy.yaml", tmp_path / "s")
+    assert not created and again.runs == sweep.runs  # sweep.json round-trips the schedules
+    for run, schedule in zip(sweep.runs, schedules):
+        cfg = load_run_config(sweep.run_config_path(run.run_id))
+        assert cfg.mixture is None and Schedule.from_obj(cfg.schedule).hash == schedule.hash
+        assert cfg.resolve().run_id == run.run_id
+        result = {"status": "completed", "run_id": run.run_id, "seed": run.seed, "schedule": schedule.to_json_obj(),
+                  "val_loss": {d: 5.0 - w for d, w in schedule.mixtures[1].as_dict().items()}}
+        (sweep.run_dir(run.run_id) / "result.json").write_text(json.dumps(result))
+    table = collect(sweep).table
+    names = feature_names(DOMAINS, 2)
+    assert list(table.columns) == result_columns(DOMAINS, names)
+    assert list(table["mixture_hash"]) == [s.hash for s in schedules]
+    for (_, row), schedule in zip(table.iterrows(), schedules):
+        assert [row[f"weight/{n}"] for n in names] == schedule.features(DOMAINS).tolist()

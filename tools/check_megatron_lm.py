@@ -8,6 +8,9 @@
         --regmix-domains runs/demo/data/domains.json \\
         --per-split-data-args-path runs/demo/search/export/per_split_data_args.json
 
+(``--regmix-schedule schedule.json`` instead of ``--regmix-mixture``: the scheduled train set, whose phases it
+prints, each with its first step and its samples per domain.)
+
 It goes through Megatron-LM's own code, single process, on CPU (gloo) or GPU:
 ``arguments.parse_args(extra_args_provider=add_regmix_args)``, ``validate_args``, ``set_global_variables``,
 ``training.build_train_valid_test_datasets(provider)`` (the sizes come from
@@ -138,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--megatron-lm", required=True, help="a Megatron-LM checkout (holds megatron/training/)")
     p.add_argument("--regmix-domains", required=True, help="domains.json of the data")
     p.add_argument("--regmix-mixture", help="mixture file (export/search output): check our provider")
+    p.add_argument("--regmix-schedule", help="schedule file (schedule.json): check our provider's scheduled train set")
     p.add_argument("--per-split-data-args-path", metavar="JSON",
                    help="per_split_data_args.json from `regmix-megatron export`: check pretrain_gpt.py's own "
                         "provider on it instead (what examples/pretrain_gpt_1b_regmix.sh runs)")
@@ -150,8 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("extra", nargs="*", help="further pretrain_gpt.py flags (after --)")
     args = p.parse_args(argv)
 
-    if (args.regmix_mixture is None) == (args.per_split_data_args_path is None):
-        p.error("give one of --regmix-mixture (our provider) or --per-split-data-args-path (pretrain_gpt.py's)")
+    if sum(x is not None for x in (args.regmix_mixture, args.regmix_schedule, args.per_split_data_args_path)) != 1:
+        p.error("give one of --regmix-mixture or --regmix-schedule (our provider) or --per-split-data-args-path "
+                "(pretrain_gpt.py's)")
     mlm = Path(args.megatron_lm).resolve()
     if not (mlm / "megatron" / "training" / "__init__.py").is_file():
         p.error(f"--megatron-lm {mlm}: no megatron/training/ there; give the root of a Megatron-LM checkout")
@@ -184,9 +189,10 @@ def main(argv: list[str] | None = None) -> int:
 
     flags = [*TINY, "--seq-length", str(args.seq_length), "--max-position-embeddings", str(args.seq_length),
              *registry.tokenizer.spec.megatron_flags()]
-    if args.regmix_mixture:
+    if args.regmix_mixture or args.regmix_schedule:
         provider = train_valid_test_datasets_provider
-        flags += ["--regmix-mixture", args.regmix_mixture, "--regmix-domains", args.regmix_domains]
+        flags += (["--regmix-mixture", args.regmix_mixture] if args.regmix_mixture else
+                  ["--regmix-schedule", args.regmix_schedule]) + ["--regmix-domains", args.regmix_domains]
     else:
         import pretrain_gpt  # the checkout's script; its pretrain() call runs only under __main__
 
@@ -206,6 +212,12 @@ def main(argv: list[str] | None = None) -> int:
         valid = valid if isinstance(valid, list) else [valid]
         print(f"train: {type(train).__name__}, {len(train)} samples")
         _print_blend("train", train)
+        import numpy as np
+
+        for lo, hi in zip(getattr(train, "phase_starts", ()), getattr(train, "phase_starts", ())[1:]):
+            counts = np.bincount(np.asarray(train.dataset_index[lo:hi]), minlength=len(train.datasets))
+            print(f"train phase {train.phase_of(lo) + 1}: from step {lo // margs.global_batch_size}, samples "
+                  + ", ".join(f"{Path(d.dataset_path).parent.name}={int(c)}" for d, c in zip(train.datasets, counts)))
         print(f"valid: {len(valid)} set(s), {[len(v) for v in valid]} samples")
         print(f"test: {None if test is None else f'{type(test).__name__}, {len(test)} samples'}")
         _print_blend("test", test)
@@ -216,6 +228,14 @@ def main(argv: list[str] | None = None) -> int:
             batch = next(iter(build_pretraining_data_loader(dataset, 0)))
             shapes = {k: tuple(v.shape) for k, v in batch.items() if hasattr(v, "shape")}
             print(f"{label} batch: {shapes}")
+        for start in getattr(train, "phase_starts", ())[1:-1]:  # Megatron-LM resuming at a phase boundary
+            batch = next(iter(build_pretraining_data_loader(train, start)))
+            expected = np.stack([np.asarray(train[i]["tokens"]) for i in range(start, start + margs.micro_batch_size)])
+            same = np.array_equal(batch["tokens"].numpy(), expected)
+            print(f"train resumed at step {start // margs.global_batch_size} (consumed samples {start}): first "
+                  f"batch {'is' if same else 'is NOT'} samples {start}..{start + margs.micro_batch_size - 1}")
+            if not same:
+                return 1
     finally:
         torch.distributed.destroy_process_group()
     print("OK")

@@ -4,7 +4,9 @@ Writes into ``--output-dir``: ``data_path.txt`` (the ``--data-path`` value), ``d
 ``--data-args-path``), ``per_split_data_args.json`` (for ``--per-split-data-args-path``: weighted train
 blend, every domain's valid/test prefixes unweighted), ``per_split_data_args_no_test.json``, ``megatron_args.txt``
 (the Megatron-LM flags to paste) and ``mixture.json``. ``--path-prefix OLD=NEW`` maps this machine's paths to the
-cluster's. Prints the flags.
+cluster's. Prints the flags. With ``--schedule FILE``: ``schedule.json`` (for the provider's ``--regmix-schedule``,
+exact), ``phase<k>/`` with those files for each phase, and ``phases.json`` (each phase's first step with
+``--train-iters``, Megatron-LM's ``--phase-transition-iterations``, and what a job per phase repeats or skips).
 """
 
 from __future__ import annotations
@@ -23,9 +25,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Export a mixture for Megatron-LM: zero-weight domains dropped, multi-prefix domains split by "
         "token count, weights written so they round-trip exactly. The mixture's domains must match domains.json.",
     )
-    p.add_argument("--mixture", required=True, metavar="FILE",
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--mixture", metavar="FILE",
                    help="mixture JSON/YAML ({domain: weight} or {'weights': {...}}), or FILE.jsonl:INDEX for line "
                         "INDEX (0-based) of `regmix-megatron sample` output")
+    what.add_argument("--schedule", metavar="FILE",
+                      help="schedule JSON/YAML (phases with fractions and weights): schedule.json for "
+                           "--regmix-schedule, and per-phase files for a job per phase")
+    p.add_argument("--train-iters", type=count, default=None, metavar="N",
+                   help="with --schedule: the run's steps, to write each phase's first step")
+    p.add_argument("--global-batch-size", type=count, default=None, metavar="N",
+                   help="with --schedule and --train-iters: also estimate what a job per phase repeats")
     p.add_argument("--index", type=count, default=None,
                    help="with --mixture FILE.jsonl: the 0-based line to export (same as FILE.jsonl:INDEX)")
     add_renamed(p, "--domains-json", "--domains", dest="domains_json", required=True, metavar="DOMAINS_JSON",
@@ -43,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
     from ..export import PathMap, export_mixture, load_mixture_arg
     from ..manifest import DomainRegistry
 
+    if args.schedule is not None:
+        return run_schedule(args)
     spec = args.mixture
     if args.index is not None:
         if not spec.endswith(".jsonl"):
@@ -77,3 +89,38 @@ def describe_export(mixture, files: dict) -> list[str]:
     lines.append("Megatron-LM flags (pretrain_gpt.py; also in megatron_args.txt):")
     lines.append("  " + Path(files["megatron_args"]).read_text(encoding="utf-8").strip())
     return lines
+
+
+def run_schedule(args: argparse.Namespace) -> int:
+    from ..errors import RegmixError
+    from ..export import PathMap, export_schedule
+    from ..manifest import DomainRegistry
+    from ..schedule import load_schedule
+
+    for flag, value in (("--train-iters", args.train_iters), ("--global-batch-size", args.global_batch_size)):
+        if value is not None and value <= 0:
+            raise RegmixError(f"{flag} {value}: use a positive number")
+    registry = DomainRegistry.load(args.domains_json)
+    try:
+        schedule = load_schedule(args.schedule)
+        files = export_schedule(registry, schedule, args.output_dir, train_iters=args.train_iters,
+                                global_batch_size=args.global_batch_size, path_map=PathMap.parse(args.path_prefix))
+    except RegmixError as exc:
+        raise RegmixError(f"--schedule {args.schedule} with --domains-json {args.domains_json}: {exc}") from None
+    from ..fileio import read_json
+
+    doc = read_json(files["phases"])
+    print(f"schedule {schedule.hash}: {schedule.num_phases} phases")
+    for row in doc["phases"]:
+        steps = f", steps {row['start_step']}..{row['end_step'] - 1}" if "start_step" in row else ""
+        print(f"  phase {row['phase']}: fraction {row['fraction']:.4g}{steps}: {row['per_split_data_args']}")
+    print(f"exact (recommended): {doc['exact']['flags']} with regmix_megatron.megatron.provider")
+    if "phase_transition_iterations" in doc:
+        print(f"a job per phase: --phase-transition-iterations {doc['phase_transition_iterations']} and each "
+              "phase's --per-split-data-args-path in turn")
+    print(f"warning: {doc['restart_warning']}")
+    for name, r in (doc.get("restart_repeats") or {}).items():
+        print(f"  {name}: {r['drawn']:.0f} samples drawn over the run, about {r['repeated']:.0f} of them served "
+              "again by a job per phase")
+    print(f"files: {files['schedule']}, {files['phases']}")
+    return 0

@@ -108,23 +108,7 @@ def build_blended_dataset(
     from megatron.core.datasets.blended_megatron_dataset_builder import BlendedMegatronDatasetBuilder
     from megatron.core.datasets.gpt_dataset import GPTDataset, GPTDatasetConfig
 
-    if split not in SPLITS:
-        raise DataError(f"split={split!r}: use one of {list(SPLITS)}")
-    for name, value in (("seq_length", seq_length), ("num_samples", num_samples)):
-        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value <= 0:
-            raise RegmixError(f"{name}={value!r}: use a positive integer")
-    if not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise RegmixError(f"seed={seed!r}: use a non-negative integer")
-    if path_to_cache is not None:
-        import torch.distributed as dist
-
-        if not (dist.is_available() and dist.is_initialized()):
-            raise RegmixError(
-                f"path_to_cache={str(path_to_cache)!r} needs an initialized torch.distributed process group "
-                "(megatron-core 0.16.1 asks for the rank): initialize one (gloo, world size 1 is fine) or "
-                "pass path_to_cache=None")
-        path_to_cache = str(path_to_cache)
-
+    path_to_cache = check_build_arguments(split, seq_length, num_samples, seed, path_to_cache)
     prefixes, weights = blend_for_split(registry, mixture, split)
     component_domains = []
     for p in prefixes:
@@ -162,6 +146,28 @@ def build_blended_dataset(
         raise RegmixError(f"megatron-core built no {split} dataset for mixture {mixture.hash}")
     setattr(dataset, COMPONENT_DOMAINS_ATTR, tuple(component_domains))
     return dataset
+
+
+def check_build_arguments(split: str, seq_length: Any, num_samples: Any, seed: Any,
+                          path_to_cache: str | os.PathLike | None) -> str | None:
+    """Refuse a bad split, size or seed, and a cache path without a process group; the cache path as a str."""
+    if split not in SPLITS:
+        raise DataError(f"split={split!r}: use one of {list(SPLITS)}")
+    for name, value in (("seq_length", seq_length), ("num_samples", num_samples)):
+        if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value <= 0:
+            raise RegmixError(f"{name}={value!r}: use a positive integer")
+    if not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise RegmixError(f"seed={seed!r}: use a non-negative integer")
+    if path_to_cache is None:
+        return None
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        raise RegmixError(
+            f"path_to_cache={str(path_to_cache)!r} needs an initialized torch.distributed process group "
+            "(megatron-core 0.16.1 asks for the rank): initialize one (gloo, world size 1 is fine) or "
+            "pass path_to_cache=None")
+    return str(path_to_cache)
 
 
 def _always() -> bool:

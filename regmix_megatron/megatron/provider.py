@@ -8,7 +8,8 @@ Usage in a training script (Megatron-LM's ``megatron.training.pretrain``)::
              extra_args_provider=add_regmix_args)
 
 and run it with ``--regmix-mixture mixture.json --regmix-domains domains.json [--regmix-max-epochs 4]``
-(instead of ``--data-path``). Only :func:`train_valid_test_datasets_provider` reads Megatron's global args
+(instead of ``--data-path``), or ``--regmix-schedule schedule.json`` instead of ``--regmix-mixture`` to train
+phases with their own blends (docs/SCHEDULES.md: one dataset for the whole run, exact across phases and resumes). Only :func:`train_valid_test_datasets_provider` reads Megatron's global args
 (lazily, via ``megatron.training.get_args``); everything else takes a plain namespace, so
 :func:`build_datasets_from_args` runs (and is tested) without ``megatron.training``.
 
@@ -16,7 +17,7 @@ What the provider does: loads the registry and the mixture, refuses a mixture wh
 registry's training domains or that gives weight to an evaluation-only domain, and a tokenizer (``--tokenizer-model``) whose sha256 differs from the one the data was tokenized
 with, builds the training blend with megatron-core's ``BlendedMegatronDatasetBuilder(GPTDataset, ...)``,
 warns when a domain would be repeated more than ``--regmix-max-epochs`` times, and logs the requested vs
-realized per-domain token fractions read from the blended dataset's index. Validation: with
+realized per-domain token fractions read from the blended dataset's index (per phase for a schedule). Validation: with
 ``--multiple-validation-sets`` one dataset per domain (every domain, unweighted: one loss per domain, identical
 tokens whatever the mixture), otherwise the mixture's blend of the validation prefixes. Test: every domain's test
 prefixes blended by dataset size, whatever the mixture: what ``pretrain_gpt.py`` builds from the ``test`` list of
@@ -33,6 +34,7 @@ from ..errors import ConfigError, DataError
 from ..export import load_mixture_arg
 from ..manifest import DomainRegistry
 from ..mixture import Mixture
+from ..schedule import Schedule, load_schedule
 from . import datasets as ds
 
 logger = logging.getLogger(__name__)
@@ -47,6 +49,9 @@ def add_regmix_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     group.add_argument("--regmix-mixture", type=str, default=None,
                        help="Mixture file (JSON/YAML {domain: weight}, or sample output FILE.jsonl:INDEX) "
                             "to train on; replaces --data-path.")
+    group.add_argument("--regmix-schedule", type=str, default=None,
+                       help="Schedule file (schedule.json: phases, each a fraction of the training tokens with its "
+                            "own mixture) to train on instead of --regmix-mixture; replaces --data-path.")
     group.add_argument("--regmix-domains", type=str, default=None,
                        help="domains.json written by `regmix-megatron preprocess` (prefixes, token counts, "
                             "tokenizer sha256).")
@@ -90,11 +95,16 @@ def _check_tokenizer(args: Any, registry: DomainRegistry) -> None:
 
 
 def load_mixture_and_registry(args: Any) -> tuple[Mixture, DomainRegistry]:
-    """The registry (``--regmix-domains``) and mixture (``--regmix-mixture``), checked against each other."""
+    """The registry (``--regmix-domains``) and mixture (``--regmix-mixture``), checked against each other. With
+    ``--regmix-schedule``: the schedule's token shares over all phases (:func:`load_schedule_and_registry`)."""
     if not getattr(args, "regmix_domains", None):
         raise ConfigError("--regmix-domains is required: the domains.json written by `regmix-megatron preprocess`")
+    if getattr(args, "regmix_schedule", None):
+        schedule, registry = load_schedule_and_registry(args)
+        return schedule.overall(), registry
     if not getattr(args, "regmix_mixture", None):
-        raise ConfigError("--regmix-mixture is required: a mixture file (regmix-megatron export/search output)")
+        raise ConfigError("--regmix-mixture (or --regmix-schedule) is required: a mixture file (regmix-megatron "
+                          "export/search output)")
     registry = DomainRegistry.load(args.regmix_domains)
     registry.verify_files()
     mixture = load_mixture_arg(str(args.regmix_mixture), renormalize=bool(getattr(args, "regmix_renormalize", False)),
@@ -103,13 +113,25 @@ def load_mixture_and_registry(args: Any) -> tuple[Mixture, DomainRegistry]:
     return mixture, registry
 
 
+def load_schedule_and_registry(args: Any) -> tuple[Schedule, DomainRegistry]:
+    """The schedule (``--regmix-schedule``) and registry, checked against each other."""
+    if getattr(args, "regmix_mixture", None):
+        raise ConfigError("--regmix-mixture and --regmix-schedule are both set: give one (a one-phase schedule is "
+                          "its mixture)")
+    registry = DomainRegistry.load(args.regmix_domains)
+    schedule = load_schedule(str(args.regmix_schedule))
+    registry.check_domains(schedule.domains, f"--regmix-schedule {args.regmix_schedule}")
+    return schedule, registry
+
+
 def build_datasets_from_args(args: Any, train_val_test_num_samples: Sequence[int | None], *,
                              tokenizer: Any = None) -> tuple[Any, Any, Any]:
     """Build ``(train, valid, test)`` from a plain namespace with the fields Megatron-LM's args have:
-    ``regmix_mixture, regmix_domains, regmix_max_epochs, seq_length, seed`` and optionally
-    ``tokenizer_model, data_cache_path, multiple_validation_sets, full_validation, reset_position_ids,
-    reset_attention_mask, eod_mask_loss, mid_level_dataset_surplus``. ``tokenizer`` defaults to the one
-    recorded in the registry (loaded and checked by sha256)."""
+    ``regmix_mixture`` (or ``regmix_schedule``), ``regmix_domains, regmix_max_epochs, seq_length, seed`` and
+    optionally ``tokenizer_model, data_cache_path, multiple_validation_sets, full_validation, reset_position_ids,
+    reset_attention_mask, eod_mask_loss, mid_level_dataset_surplus, global_batch_size, rampup_batch_size``.
+    ``tokenizer`` defaults to the one recorded in the registry (loaded and checked by sha256). With a schedule,
+    a blended validation/test set (no ``--multiple-validation-sets``) blends the schedule's overall token shares."""
     mixture, registry = load_mixture_and_registry(args)
     _check_tokenizer(args, registry)
     if tokenizer is None:
@@ -134,7 +156,9 @@ def build_datasets_from_args(args: Any, train_val_test_num_samples: Sequence[int
     max_epochs = getattr(args, "regmix_max_epochs", None)
 
     train = None
-    if num_train:
+    if num_train and getattr(args, "regmix_schedule", None):
+        train = _build_scheduled_train(args, registry, int(num_train), max_epochs, common, blend_extra)
+    elif num_train:
         train = ds.build_blended_dataset(registry, mixture, split="train", num_samples=int(num_train),
                                          max_epochs=max_epochs, **common, **blend_extra)
         if train is not None and _is_dataset_built_on_rank():
@@ -158,6 +182,20 @@ def build_datasets_from_args(args: Any, train_val_test_num_samples: Sequence[int
     return train, valid, test
 
 
+def _build_scheduled_train(args: Any, registry: DomainRegistry, num_train: int, max_epochs, common: dict,
+                           blend_extra: dict):
+    """The scheduled train set of the whole run; phases start on steps unless the batch size ramps up."""
+    from .scheduled_dataset import build_scheduled_dataset, log_phase_table
+
+    schedule, _ = load_schedule_and_registry(args)
+    gbs = None if getattr(args, "rampup_batch_size", None) else getattr(args, "global_batch_size", None)
+    train = build_scheduled_dataset(registry, schedule, split="train", num_samples=num_train, max_epochs=max_epochs,
+                                    global_batch_size=gbs, **common, **blend_extra)
+    if train is not None and _is_dataset_built_on_rank():
+        log_phase_table(train, global_batch_size=gbs)
+    return train
+
+
 def check_megatron_lm_args(args: Any) -> None:
     """Refuse flags that conflict with this provider: Megatron's own data flags (silently ignored otherwise),
     and ``--multiple-validation-sets`` without ``--full-validation``, which Megatron-LM's ``pretrain`` refuses
@@ -173,6 +211,10 @@ def check_megatron_lm_args(args: Any) -> None:
         raise ConfigError("--multiple-validation-sets without --full-validation: Megatron-LM evaluates one "
                           "validation set per domain only over each whole set; add --full-validation (or drop "
                           "--multiple-validation-sets for a single blended validation set)")
+    if getattr(args, "regmix_schedule", None) and getattr(args, "phase_transition_iterations", None):
+        raise ConfigError("--phase-transition-iterations is set with --regmix-schedule: Megatron-LM would then build "
+                          "each phase's data afresh (sized for the phase, read from its start); the schedule already "
+                          "trains every phase from one dataset of the whole run: drop --phase-transition-iterations")
 
 
 def train_valid_test_datasets_provider(train_val_test_num_samples: Sequence[int | None], vp_stage: int | None = None):
@@ -189,5 +231,4 @@ def train_valid_test_datasets_provider(train_val_test_num_samples: Sequence[int 
 train_valid_test_datasets_provider.is_distributed = True  # type: ignore[attr-defined]
 
 __all__ = ["add_regmix_args", "train_valid_test_datasets_provider", "build_datasets_from_args",
-           "check_megatron_lm_args",
-           "load_mixture_and_registry"]
+           "check_megatron_lm_args", "load_mixture_and_registry", "load_schedule_and_registry"]

@@ -39,6 +39,7 @@ from ..manifest import DomainRegistry
 from ..mixture import Mixture
 from ..recipe import IDENTITY_SECTIONS, Recipe
 from ..run_config import ResolvedRun, RunConfig, evaluated_domains
+from ..schedule import Schedule
 from . import checkpoint as ckpt
 from . import device as devices
 from . import shims
@@ -103,10 +104,18 @@ def configure_threads(cfg: Recipe) -> int:
 
 # ---- data ------------------------------------------------------------------------------------------------
 
-def build_train_dataset(cfg: Recipe, registry: DomainRegistry, mixture: Mixture, tokenizer, *, seed: int):
+def build_train_dataset(cfg: Recipe, registry: DomainRegistry, mixture: Mixture, tokenizer, *, seed: int,
+                        schedule: Schedule | None = None):
+    """The run's train set: megatron-core's blend of ``mixture``, or with a ``schedule`` the scheduled train set
+    (phases start on steps; docs/SCHEDULES.md)."""
+    num_samples = cfg.optim.train_steps * cfg.optim.global_batch_size
+    if schedule is not None:
+        from .scheduled_dataset import build_scheduled_dataset
+
+        return build_scheduled_dataset(registry, schedule, seq_length=cfg.model.seq_length, num_samples=num_samples,
+                                       seed=seed, tokenizer=tokenizer, global_batch_size=cfg.optim.global_batch_size)
     from .datasets import build_blended_dataset
 
-    num_samples = cfg.optim.train_steps * cfg.optim.global_batch_size
     return build_blended_dataset(registry, mixture, seq_length=cfg.model.seq_length, num_samples=num_samples,
                                  seed=seed, tokenizer=tokenizer)
 
@@ -219,11 +228,20 @@ class _Run:
         self.resolved = resolved
         self.registry = resolved.registry
         self.mixture = resolved.mixture
+        self.schedule = resolved.schedule
         self.run_id = resolved.run_id
         self.build_model_and_optimizer(cfg.model.vocab_size or self.registry.tokenizer.vocab_size)
         tokenizer = load_run_tokenizer(self.registry)
-        dataset = build_train_dataset(cfg, self.registry, self.mixture, tokenizer, seed=self.seed)
+        dataset = build_train_dataset(cfg, self.registry, self.mixture, tokenizer, seed=self.seed,
+                                      schedule=self.schedule)
         o = cfg.optim
+        self.phases = None
+        if self.schedule is not None:
+            from .scheduled_dataset import log_phase_table, phase_rows
+
+            gbs = o.global_batch_size
+            self.phases = log_phase_table(dataset, global_batch_size=gbs) if self.is_rank0 else \
+                phase_rows(dataset, global_batch_size=gbs)
         self.batches = StepBatches(dataset, global_batch_size=o.global_batch_size,
                                    micro_batch_size=o.micro_batch_size, dp_rank=self.dp_rank, dp_size=self.dp_size)
         self.valid = self.validation_set(cfg.eval.split)
@@ -475,6 +493,12 @@ def _changed_fields(saved: dict, resolved: ResolvedRun) -> list[str]:
 
     new = resolved.config.to_dict()
     changed = [k for k in (*IDENTITY_SECTIONS, "seed") if canonical_json(saved.get(k)) != canonical_json(new[k])]
+    if saved.get("schedule") is not None or resolved.schedule is not None:
+        try:
+            same = Schedule.from_obj(saved["schedule"]).hash == resolved.schedule.hash
+        except Exception:  # no schedule, or an unreadable one: not this run's
+            same = False
+        return sorted(changed + ([] if same else ["schedule"]))
     if isinstance(saved.get("mixture"), dict):
         try:
             same = Mixture.from_dict(saved["mixture"]).hash == resolved.mixture.hash
@@ -672,10 +696,12 @@ def _train_steps(run: _Run) -> dict | None:
         interval_time += dt
         do_eval = run.step % cfg.eval.eval_interval == 0 or run.step == o.train_steps
         if run.step % cfg.log_interval == 0 or do_eval:
-            _log_step(run, {"step": run.step, "train_loss": interval_loss / interval_steps, "lr": lr,
-                            "grad_norm": grad_norm, "tokens": run.tokens,
-                            "tokens_per_s": interval_steps * tokens_per_step / interval_time,
-                            "elapsed_s": run.train_time_s}, do_eval)
+            row = {"step": run.step, "train_loss": interval_loss / interval_steps, "lr": lr, "grad_norm": grad_norm,
+                   "tokens": run.tokens, "tokens_per_s": interval_steps * tokens_per_step / interval_time,
+                   "elapsed_s": run.train_time_s}
+            if run.phases is not None:  # the phase of the step just trained (1-based)
+                row["phase"] = next(p["phase"] for p in run.phases if p["start_step"] < run.step <= p["end_step"])
+            _log_step(run, row, do_eval)
             interval_loss, interval_steps, interval_time = 0.0, 0, 0.0
         due = (cfg.checkpoint.interval and run.step % cfg.checkpoint.interval == 0) or run.step == o.train_steps
         if due and cfg.checkpoint.save:
@@ -730,6 +756,8 @@ def _finish(run: _Run) -> dict:
         "num_parameters": run.num_parameters,
         "validation_tokens": run.valid.num_tokens,
     }
+    if run.schedule is not None:  # the mixture above is then the run's token shares over all phases
+        result.update(schedule=run.schedule.to_json_obj(), schedule_hash=run.schedule.hash, phases=run.phases)
     if run.is_rank0:
         atomic_write_json(run.out / "result.json", result)
     run.barrier()

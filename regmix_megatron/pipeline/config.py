@@ -14,6 +14,7 @@ Example (``examples/demo.yaml`` is the full default)::
     proxy: {preset: cpu-proxy}
     target: average            # or a domain name, e.g. qa; or weights, e.g. {qa: 0.7, reference: 0.3}
     targets: {preset: cpu-target, baselines: [natural, uniform, best_domain, best_sweep]}
+    schedule: {phases: [0.8, 0.2]}   # optional: RegMix over two-phase schedules (docs/SCHEDULES.md)
 """
 
 from __future__ import annotations
@@ -284,6 +285,25 @@ class ExportSection:
 
 
 @dataclass
+class ScheduleSection:
+    phases: Optional[list[float]] = None
+    """Fractions of the training tokens of each phase, e.g. ``[0.8, 0.2]`` (a main phase and a final phase): the
+    sweep trains schedules whose phase mixtures the sampler draws (epoch caps over all phases), the fit uses the
+    phase weights, the search returns a schedule and the best static mixture under the same model, and both
+    train at target scale. None: RegMix over static mixtures."""
+
+    def __post_init__(self) -> None:
+        if self.phases is None:
+            return
+        ok = isinstance(self.phases, list) and 2 <= len(self.phases) <= 9 and all(
+            isinstance(f, (int, float)) and not isinstance(f, bool) and f > 0 for f in self.phases)
+        check(ok, "schedule", "phases", self.phases,
+              "give 2 to 9 positive fractions of the training tokens, e.g. [0.8, 0.2] (or leave schedule out)")
+        check(abs(sum(self.phases) - 1.0) <= 1e-6, "schedule", "phases", self.phases,
+              f"the fractions sum to {sum(self.phases):.6g}: make them sum to 1")
+
+
+@dataclass
 class PipelineConfig:
     output_dir: str = "runs/regmix"
     """Everything the run writes goes here (relative paths are resolved against the config file)."""
@@ -305,13 +325,21 @@ class PipelineConfig:
     targets: TargetsSection = field(default_factory=TargetsSection)
     executor: ExecutorSection = field(default_factory=ExecutorSection)
     export: ExportSection = field(default_factory=ExportSection)
+    schedule: ScheduleSection = field(default_factory=ScheduleSection)
 
     def __post_init__(self) -> None:
         check(isinstance(self.target, (str, Mapping)) and bool(self.target), "PipelineConfig", "target",
               self.target, f"use '{AVERAGE}', a domain name, or a mapping of domains to weights")
         target = self.parsed_target
         if self.targets.baselines is None:
-            self.targets.baselines = ["natural", "uniform", "best_domain", "best_sweep"]
+            self.targets.baselines = ["natural", "uniform"] + ([] if self.schedule.phases is not None
+                                                              else ["best_domain", "best_sweep"])
+        if self.schedule.phases is not None:
+            static_only = [b for b in self.targets.baselines if b in ("best_domain", "best_sweep")]
+            check(not static_only, "targets", "baselines", self.targets.baselines,
+                  f"drop {static_only} with schedule.phases: they pick from a sweep of static mixtures, and a "
+                  "schedule pipeline sweeps schedules (RegMix's own best static mixture, regmix_static, is compared "
+                  "instead)")
         if "target_only" in self.targets.baselines:
             check(target.single_domain is not None and target.single_domain not in self.corpus.eval_only,
                   "targets", "baselines", self.targets.baselines,
@@ -337,6 +365,11 @@ class PipelineConfig:
     def parsed_target(self) -> Target:
         """The optimization target (:class:`~regmix_megatron.target.Target`) that ``target`` names."""
         return Target.parse(self.target, where="PipelineConfig.target")
+
+    @property
+    def schedule_fractions(self) -> tuple[float, ...] | None:
+        """The phase fractions of RegMix over schedules, or None (static mixtures)."""
+        return None if self.schedule.phases is None else tuple(float(f) for f in self.schedule.phases)
 
     def to_dict(self) -> dict:
         return config_to_dict(self)

@@ -2,7 +2,8 @@
 
 1. Target comparison, on the **test** split: each compared mixture's target loss per seed at target scale
    (RegMix, natural and uniform with every seed, paired: the same seeds for each; the other baselines once),
-   its mean and sd, and a verdict per baseline from :mod:`regmix_megatron.verdict` ("better by 0.41 (3.4 sd)",
+   its mean and sd (with schedules also ``regmix_static``, the best static mixture under the same model, as
+   a baseline), and a verdict per baseline from :mod:`regmix_megatron.verdict` ("better by 0.41 (3.4 sd)",
    "within noise"), the sd being the pooled seed sd of the mixtures trained with several seeds. The mixture was
    chosen on the validation split, so the numbers that judge it were never used to choose it.
 2. Rank invariance, on the **validation** split (the split the method ranks mixtures on): mixtures trained at

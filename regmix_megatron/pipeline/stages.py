@@ -279,12 +279,14 @@ def target_train_tokens(cfg: PipelineConfig) -> int:
 
 def wants_single_domains(cfg: PipelineConfig) -> bool:
     """The best_domain baseline needs every single-domain mixture trained at proxy scale: they join the sweep."""
-    return "best_domain" in cfg.targets.baselines
+    return "best_domain" in cfg.targets.baselines and cfg.schedule_fractions is None
 
 
 def sample_inputs(cfg: PipelineConfig) -> dict:
     inputs = {"num_proxies": cfg.sample.num_samples, "sampler": dict(cfg.sample.sampler), "seed": cfg.seed,
               "single_domains": wants_single_domains(cfg)}
+    if cfg.schedule_fractions is not None:  # only then: a static pipeline keeps its fingerprints
+        inputs["schedule"] = list(cfg.schedule_fractions)
     if cfg.sample.sampler.get("max_epochs") is not None:  # only then do the caps depend on the target budget
         inputs["target_tokens"] = target_train_tokens(cfg)
     return inputs
@@ -316,6 +318,10 @@ def run_sample(ctx: StageContext) -> StageOutput:
     registry = _registry(ctx)
     tokens = registry.tokens_per_domain("train")
     scfg = sampler_config(cfg, tokens, target_tokens=target_train_tokens(cfg))
+    if cfg.schedule_fractions is not None:
+        from .schedules import run_sample_schedules
+
+        return run_sample_schedules(ctx, scfg, registry)
     stats = SampleStats()
     weights = sample_mixtures(tokens, scfg, domains=registry.names, stats=stats)
     mixtures = [Mixture.from_array(registry.names, row) for row in weights]
@@ -420,18 +426,20 @@ def launch_sweep(ctx: StageContext, sweep, *, label: str, fraction: tuple[float,
 def noise_plan(cfg: PipelineConfig, mixtures) -> tuple[list, list[int]]:
     """The extra proxy runs that measure seed noise: the first ``proxy.noise_mixtures`` sampled mixtures (not
     the single-domain corners) with seeds seed + 1 ... seed + ``proxy.noise_seeds``; (mixtures, seeds)."""
-    picks = [m for m in mixtures if not is_single_domain(m)][:cfg.proxy.noise_mixtures]
+    from ..mixture import Mixture
+
+    picks = [m for m in mixtures if not (isinstance(m, Mixture) and is_single_domain(m))][:cfg.proxy.noise_mixtures]
     pairs = [(m, cfg.seed + k) for m in picks for k in range(1, cfg.proxy.noise_seeds + 1)]
     return [m for m, _ in pairs], [s for _, s in pairs]
 
 
 def run_sweep(ctx: StageContext) -> StageOutput:
-    from ..mixture import read_mixtures
     from ..results import write_table
     from ..sweep.collect import collect
+    from .schedules import read_trained
 
     cfg: PipelineConfig = ctx.config
-    mixtures = read_mixtures(ctx.path("sample", "mixtures"))
+    mixtures = read_trained(ctx.path("sample", "mixtures"))  # mixtures, or schedules
     extra, extra_seeds = noise_plan(cfg, mixtures)
     root = ctx.out / "sweep"
     sweep, results = run_batch(ctx, root, mixtures + extra, "proxy", label="sweep", max_failed_fraction=0.1,
@@ -538,9 +546,18 @@ def run_search_stage(ctx: StageContext) -> StageOutput:
     tokens = registry.tokens_per_domain("train")
     regressor = ctx.value("fit", "regressor")
     model_path = find_model(ctx.path("fit", "metrics").parent, regressor, ctx.value("fit", "target"))
+    if cfg.schedule_fractions is not None:  # the model's features are the schedule features
+        from ..schedule import feature_names
+
+        names = feature_names(names, len(cfg.schedule_fractions))
     model = load_regressor(model_path, domains=names, source=str(ctx.path("indexed", "domains")))
     search_cfg = SearchConfig(num_candidates=cfg.search.num_candidates, top_k=cfg.search.top_k,
                               chunk_size=min(100_000, cfg.search.num_candidates), seed=cfg.seed)
+    if cfg.schedule_fractions is not None:
+        from .schedules import run_search_schedules
+
+        return run_search_schedules(ctx, model, registry, sampler_config(cfg, tokens, target_train_tokens(cfg)),
+                                    search_cfg, regressor)
     out_dir = ctx.out / "search"
     doc = search_and_write(model, tokens, sampler_config(cfg, tokens, target_train_tokens(cfg)), search_cfg, out_dir,
                            registry=registry, prior=Mixture.from_array(names, registry.prior("train")),
@@ -570,8 +587,8 @@ def targets_inputs(cfg: PipelineConfig) -> dict:
 
 def run_labeled(ctx: StageContext, root: Path, labeled: dict, seeds: dict, which: str, *, label: str,
                 fraction: tuple[float, float]) -> dict[str, dict[int, dict]]:
-    """Train each labelled mixture with its seeds (``seeds[label]``; identical mixtures share runs); return
-    label -> seed -> run record."""
+    """Train each labelled mixture (or schedule) with its seeds (``seeds[label]``; identical ones share runs);
+    return label -> seed -> run record."""
     unique: dict[tuple[str, int], Any] = {}
     for lab, m in labeled.items():
         for seed in seeds[lab]:
@@ -579,7 +596,7 @@ def run_labeled(ctx: StageContext, root: Path, labeled: dict, seeds: dict, which
     pairs = list(unique)
     sweep, results = run_batch(ctx, root, [unique[p] for p in pairs], which, label=label, fraction=fraction,
                                seeds=[seed for _, seed in pairs])
-    by_pair = {(r.mixture.hash, r.seed): r.run_id for r in sweep.runs}
+    by_pair = {(r.trained.hash, r.seed): r.run_id for r in sweep.runs}
     return {lab: {seed: {"run_id": by_pair[(m.hash, seed)], "run_dir": str(sweep.run_dir(by_pair[(m.hash, seed)])),
                          "result": results[by_pair[(m.hash, seed)]]} for seed in seeds[lab]}
             for lab, m in labeled.items()}
@@ -598,10 +615,18 @@ def compared_mixtures(ctx: StageContext) -> tuple[dict, dict]:
 
     cfg: PipelineConfig = ctx.config
     registry = _registry(ctx)
-    labeled: dict[str, Mixture] = {"regmix": Mixture.load(ctx.path("search", "mixture"))}
     builtin = baseline_mixtures(registry, cfg.parsed_target)
     table = load_results_table(ctx.path("sweep", "results"))
     values = table.values_of(cfg.parsed_target)  # validation split: choosing never looks at the test split
+    if cfg.schedule_fractions is not None:  # RegMix's schedule, the best static mixture, the static baselines
+        from .schedules import trained_by_label
+
+        rows = spread_indices(values, cfg.targets.num_rank_mixtures)
+        labeled = trained_by_label(ctx, {n: builtin[n] for n in cfg.targets.baselines},
+                                   [table.run_ids[i] for i in rows])
+        seeded = {"regmix", "regmix_static", *SEEDED_BASELINES}
+        return labeled, {lab: (cfg.seeds if lab in seeded else [cfg.seed]) for lab in labeled}
+    labeled: dict[str, Mixture] = {"regmix": Mixture.load(ctx.path("search", "mixture"))}
     planned = {r.run_id: r.mixture for r in _sweep_runs(ctx)}
     sweep = [planned[rid] for rid in table.run_ids]
     single = [i for i, m in enumerate(sweep) if is_single_domain(m)]
@@ -634,7 +659,7 @@ def run_targets(ctx: StageContext) -> StageOutput:
     labeled, seeds = compared_mixtures(ctx)
     out_dir = ctx.out / "targets"
     # proxy scale: what the sweep did not train (RegMix and the built-in baselines), once, for rank invariance
-    sweep_hashes = {r.mixture.hash: r for r in _sweep_runs(ctx) if r.seed == cfg.seed}
+    sweep_hashes = {r.trained.hash: r for r in _sweep_runs(ctx) if r.seed == cfg.seed}
     own = {k: m for k, m in labeled.items() if m.hash not in sweep_hashes}
     proxy = {lab: recs[cfg.seed] for lab, recs in run_labeled(
         ctx, out_dir / "proxy-scale", own, {k: [cfg.seed] for k in own}, "proxy", label="proxy-scale runs",
@@ -648,9 +673,8 @@ def run_targets(ctx: StageContext) -> StageOutput:
                           "result": state.result}
     target = run_labeled(ctx, out_dir / "target-scale", labeled, seeds, "targets", label="target runs",
                          fraction=(0.15, 1.0))
-    runs = {lab: {"mixture": m.as_dict(), "mixture_hash": m.hash, "proxy": proxy.get(lab),
-                  "target": {str(seed): rec for seed, rec in target[lab].items()},
-                  "mixture_file": str(m.save(out_dir / "mixtures" / f"{lab.replace(':', '-')}.json"))}
+    runs = {lab: _labeled_run(m, proxy.get(lab), {str(seed): rec for seed, rec in target[lab].items()},
+                              out_dir / "mixtures" / f"{lab.replace(':', '-')}.json")
             for lab, m in labeled.items()}  # mixture files: for `regmix-megatron export` / train at scale
     path = atomic_write_json(out_dir / "runs.json", {"format": "regmix-megatron/target-runs/v2",
                                                      "target": cfg.parsed_target.to_json(), "seeds": cfg.seeds,
@@ -664,6 +688,19 @@ def _sweep_runs(ctx: StageContext):
     from ..sweep.plan import Sweep
 
     return Sweep.load(ctx.path("sweep", "sweep_dir")).runs
+
+
+def _labeled_run(trained, proxy: dict | None, target: dict, path: Path) -> dict:
+    """A labelled run's record in ``runs.json``: its mixture (a schedule's overall token shares, plus the
+    schedule), proxy and target runs, and the file it was saved to."""
+    from ..schedule import Schedule
+
+    if isinstance(trained, Schedule):
+        return {"mixture": trained.overall().as_dict(), "mixture_hash": trained.hash,
+                "schedule": trained.to_json_obj(), "proxy": proxy, "target": target,
+                "mixture_file": str(trained.save(path))}
+    return {"mixture": trained.as_dict(), "mixture_hash": trained.hash, "proxy": proxy, "target": target,
+            "mixture_file": str(trained.save(path))}
 
 
 # ---- evaluate -------------------------------------------------------------------------------------------
@@ -701,7 +738,7 @@ def run_report(ctx: StageContext) -> StageOutput:
         ctx.out / "report.html", png_dir, records=records, evaluation=evaluation,
         results_csv=ctx.path("sweep", "results"), fit_dir=ctx.path("fit", "metrics").parent,
         search_dir=ctx.path("search", "search").parent, fit_target=ctx.value("fit", "target"),
-        target=cfg.parsed_target)
+        target=cfg.parsed_target, target_runs=read_json(ctx.path("targets", "runs")))
     return StageOutput(files={"report": str(path), "figures": str(png_dir)}, summary=path.name,
                        values=numbers_for_log(evaluation))
 
@@ -749,7 +786,7 @@ def _estimate_search(cfg: PipelineConfig) -> float:
 def _estimate_targets(cfg: PipelineConfig) -> float:
     from .config import SEEDED_BASELINES
 
-    seeded = 1 + sum(1 for b in cfg.targets.baselines if b in SEEDED_BASELINES)
+    seeded = 1 + sum(1 for b in cfg.targets.baselines if b in SEEDED_BASELINES) + (cfg.schedule_fractions is not None)
     once = len(cfg.targets.baselines) + 1 - seeded + cfg.targets.num_rank_mixtures
     proxy = seeded * estimate_run_s(cfg, "proxy")
     target = (seeded * cfg.targets.seeds + once) * estimate_run_s(cfg, "targets")

@@ -4,7 +4,8 @@
 - regression and search: predicted vs true on held-out runs, optimized weights vs prior and baselines, the
   weight-loss correlation heatmap, feature importance;
 - the pipeline view: stage timings, the target comparison (RegMix vs baselines at target scale, sweep mixtures
-  in grey), rank invariance (proxy-scale vs target-scale target loss).
+  in grey), rank invariance (proxy-scale vs target-scale target loss);
+- schedules: per-domain validation curves of runs with the phase boundaries marked.
 
 Each ``plot_*`` returns a figure for :func:`regmix_megatron.report.page.figure_section`, except
 :func:`plot_mixture_distributions`, which writes its PNG itself.
@@ -21,7 +22,7 @@ from ..fileio import atomic_path
 from ..target import Target
 
 COLORS = {"regmix": "#d62728", "natural": "#1f77b4", "uniform": "#2ca02c", "target_only": "#9467bd",
-          "best_domain": "#8c564b", "best_sweep": "#e377c2"}
+          "best_domain": "#8c564b", "best_sweep": "#e377c2", "regmix_static": "#ff7f0e"}
 SWEEP_COLOR = "#7f7f7f"
 
 
@@ -299,4 +300,39 @@ def plot_rank_invariance(evaluation: Mapping) -> Any:
     ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=7, frameon=False,
               title="mixture: proxy -> target", title_fontsize=7)
     fig.tight_layout()
+    return fig
+
+
+
+# ---- schedules ------------------------------------------------------------------------------------------------
+def plot_phase_curves(curves: Mapping[str, Sequence[tuple[int, Mapping[str, float]]]], boundaries: Sequence[int],
+                      domains: Sequence[str], highlight: str | None = None) -> Any:
+    """One panel per domain: validation loss against the step for each run of ``curves`` (label -> [(step,
+    {domain: loss})]), a dashed vertical line at each phase boundary (the step a phase starts), and the domain's
+    name in ``highlight`` (the target) in bold."""
+    plt = pyplot()
+    cols = min(4, len(domains))
+    rows = int(np.ceil(len(domains) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.5 * rows), squeeze=False, sharex=True)
+    palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, d in enumerate(domains):
+        ax = axes[i // cols][i % cols]
+        for j, (label, points) in enumerate(curves.items()):
+            pts = [(s, v[d]) for s, v in points if d in v]
+            if pts:
+                xs, ys = zip(*pts)
+                ax.plot(xs, ys, marker="o", ms=2.5, lw=1.2, color=COLORS.get(label, palette[j % len(palette)]),
+                        label=short_label(label), ls="-" if j == 0 else "--")
+        for b in boundaries:
+            ax.axvline(b, color="black", lw=0.8, ls=":")
+        ax.set_title(d, fontsize=9, fontweight="bold" if d == highlight else "normal")
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    for k in range(len(domains), rows * cols):
+        axes[k // cols][k % cols].axis("off")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", ncol=max(1, len(labels)), fontsize=8, frameon=False)
+    fig.supxlabel("step (dotted: a phase starts)", fontsize=9)
+    fig.supylabel("validation loss", fontsize=9)
+    fig.tight_layout(rect=(0, 0, 1, 0.94))
     return fig

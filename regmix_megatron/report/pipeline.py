@@ -156,12 +156,14 @@ def headline(evaluation: Mapping) -> str:
 
 def write_pipeline_report(path: Path, png_dir: Path, *, records: Sequence[Mapping], evaluation: Mapping,
                           results_csv: Path, fit_dir: Path, search_dir: Path, fit_target: str,
-                          target: Target) -> Path:
+                          target: Target, target_runs: Mapping | None = None) -> Path:
     """The whole report: the answer and its confidence first, the pipeline view, the regression/search sections,
-    and the stage timings last."""
+    and the stage timings last. ``target_runs`` (the targets stage's ``runs.json``) adds the schedule's validation
+    curves when RegMix trained a schedule."""
     from ..fileio import read_json
     from ..regression.data import load_results_table
     from .answer import answer_section
+    from .schedule import labelled_run_dirs, schedule_sections
 
     metrics_path = Path(fit_dir) / "metrics.json"
     lead = [answer_section(search_dir, metrics=read_json(metrics_path) if metrics_path.is_file() else None,
@@ -170,6 +172,10 @@ def write_pipeline_report(path: Path, png_dir: Path, *, records: Sequence[Mappin
     sections += target_sections(evaluation)
     choice = fit_choice_section(evaluation)
     sections += [choice] if choice is not None else []
+    if target_runs and (target_runs.get("runs", {}).get("regmix") or {}).get("schedule"):
+        dirs = labelled_run_dirs(target_runs, ["regmix", "regmix_static", "natural"])
+        sections += schedule_sections(dirs, highlight=target.single_domain,
+                                      title="Schedule vs static at target scale: validation curves by phase")
     sections += rank_sections(evaluation)
     sections.append(sweep_section(results_csv, target))
     sections += regmix_sections(fit_dir=fit_dir, search_dir=search_dir, runs=load_results_table(results_csv),

@@ -1,5 +1,9 @@
 """Collect a sweep's results table: one row per completed run, mixture weights and every evaluated domain's loss.
 
+A sweep of schedules has, instead of ``weight/<domain>``, the schedule features ``weight/p<k>/<domain>`` (phase
+weight x phase fraction: :meth:`regmix_megatron.schedule.Schedule.features`), and its schedule hash as
+``mixture_hash``; the loss columns are the same.
+
 The table's columns, writer and reader belong to :mod:`regmix_megatron.results`. A run that is not done, or
 whose result lacks a finite loss for some domain, is left out and listed with its reason and log path: the table
 never has a hole or a value that was not measured. ``results.csv``, ``results.parquet`` and ``excluded.json``
@@ -51,6 +55,7 @@ def loss_domains(sweep: Sweep) -> tuple[str, ...]:
 def build_table(sweep: Sweep, states: dict[str, st.RunState]) -> tuple[pd.DataFrame, list[ExcludedRun]]:
     domains = sweep.domain_names
     evaluated = loss_domains(sweep)
+    weight_names = _weight_names(sweep)
     rows, excluded = [], []
     for run in sweep.runs:
         s = states[run.run_id]
@@ -62,9 +67,23 @@ def build_table(sweep: Sweep, states: dict[str, st.RunState]) -> tuple[pd.DataFr
         if problem:
             excluded.append(ExcludedRun(run.run_id, "invalid", problem, s.log_path))
             continue
-        rows.append({"run_id": run.run_id, "mixture_hash": run.mixture.hash, "seed": run.seed,
-                     "weights": dict(zip(domains, run.mixture.as_array(domains))), "val_loss": result["val_loss"]})
-    return make_table(rows, domains, evaluated), excluded
+        weights = run.schedule.features(domains) if run.schedule is not None else run.mixture.as_array(domains)
+        rows.append({"run_id": run.run_id, "mixture_hash": run.trained.hash, "seed": run.seed,
+                     "weights": dict(zip(weight_names, weights)), "val_loss": result["val_loss"]})
+    return make_table(rows, domains, evaluated, weight_names), excluded
+
+
+def _weight_names(sweep: Sweep) -> list[str]:
+    """The table's weight columns: the domains, or for a sweep of schedules the schedule feature names."""
+    phases = {r.schedule.fractions if r.schedule is not None else None for r in sweep.runs}
+    if phases == {None} or not phases:
+        return list(sweep.domain_names)
+    if len(phases) > 1:
+        raise RegmixError(f"{sweep.root}: runs with different phase fractions {sorted(map(str, phases))} (or "
+                          "mixtures and schedules mixed) cannot share one results table: sweep them separately")
+    from ..schedule import feature_names
+
+    return feature_names(sweep.domain_names, len(next(iter(phases))))
 
 
 def _check_result(result: dict, run, domains) -> str:
@@ -78,6 +97,10 @@ def _check_result(result: dict, run, domains) -> str:
     bad = {d: losses[d] for d in domains if not st.is_finite_number(losses[d])}
     if bad:
         return f"result.json has non-finite validation loss(es) {bad}"
+    if run.schedule is not None:
+        got = (result.get("schedule") or {}).get("hash")
+        return "" if got == run.schedule.hash else f"result.json is for schedule {got}, but the run planned " \
+            f"{run.schedule.hash}"
     trained = result.get("mixture")
     if isinstance(trained, dict):  # compare weights, not hashes (renormalization may change the last bits)
         planned = run.mixture.as_dict()

@@ -1,6 +1,9 @@
 """Planning a sweep: mixtures x one proxy recipe (+ a seed per run, by default one seed for all) on one
 domains.json -> a run list with deterministic ids.
 
+A sweep's runs train mixtures, or schedules (phases with their own mixtures, ``regmix_megatron.schedule``): a
+schedule run's entry in ``sweep.json`` adds ``schedule`` (the schedule file form) to its overall ``mixture``.
+
 A run is defined by its data, its mixture, the recipe and the seed; its id is ``run_config.run_id`` of the four
 (content only, no path), so planning the same inputs twice gives the same ids and directories (idempotent), a
 moved project keeps its ids, and a sweep directory can never silently mix runs of two different recipes.
@@ -19,6 +22,7 @@ from ..errors import ConfigError, DataError, RegmixError
 from ..fileio import atomic_write_json, atomic_write_yaml, read_json, read_yaml
 from ..manifest import DomainRegistry
 from ..mixture import Mixture, read_mixtures  # noqa: F401 (read_mixtures: the sweep's input)
+from ..schedule import Schedule, is_schedules_file, read_schedules
 from ..recipe import Recipe, build_recipe
 from ..run_config import DEFAULT_SEED, RUN_FIELDS, RunConfig, run_id
 
@@ -42,7 +46,15 @@ class PlannedRun:
 
     run_id: str
     mixture: Mixture
+    """The run's mixture (for a schedule: its token shares over all phases)."""
     seed: int
+    schedule: Schedule | None = None
+    """The schedule a schedule run trains (None: the mixture, static)."""
+
+    @property
+    def trained(self) -> Mixture | Schedule:
+        """What the run trains on: its schedule, else its mixture."""
+        return self.schedule if self.schedule is not None else self.mixture
 
 
 @dataclass(frozen=True)
@@ -80,6 +92,9 @@ class Sweep:
 
     def run_config(self, run: PlannedRun) -> RunConfig:
         """The run config of one run (what ``regmix-megatron train`` reads from its ``config.yaml``)."""
+        if run.schedule is not None:
+            return RunConfig(recipe=self.recipe, domains=self.domains_path, schedule=run.schedule.to_json_obj(),
+                             seed=run.seed, output_dir=str(self.run_dir(run.run_id)))
         return RunConfig(recipe=self.recipe, domains=self.domains_path, mixture=run.mixture.as_dict(),
                          seed=run.seed, output_dir=str(self.run_dir(run.run_id)))
 
@@ -133,7 +148,9 @@ class Sweep:
             "recipe": self.recipe.to_dict(),
             "num_runs": len(self.runs),
             "runs": [{"run_id": r.run_id, "mixture_hash": r.mixture.hash, "seed": r.seed,
-                      "mixture": r.mixture.as_dict()} for r in self.runs],
+                      "mixture": r.mixture.as_dict(),
+                      **({"schedule": r.schedule.to_json_obj()} if r.schedule is not None else {})}
+                     for r in self.runs],
         }
 
     @classmethod
@@ -157,7 +174,9 @@ class Sweep:
                 if mixture.hash != r["mixture_hash"]:
                     raise DataError(f"{path}: runs[{i}] mixture hash {r['mixture_hash']} does not match its "
                                     f"weights ({mixture.hash}); the file was edited: re-plan the sweep")
-                runs.append(PlannedRun(run_id=str(r["run_id"]), mixture=mixture, seed=int(r["seed"])))
+                schedule = Schedule.from_obj(r["schedule"], source=f"{path}: runs[{i}]") if "schedule" in r else None
+                runs.append(PlannedRun(run_id=str(r["run_id"]), mixture=mixture, seed=int(r["seed"]),
+                                       schedule=schedule))
             recipe = load_config(Recipe, obj["recipe"], source=f"{path}: recipe")
             if recipe.hash != obj["recipe_hash"]:
                 raise DataError(f"{path}: recipe hash {obj['recipe_hash']} does not match the recipe ({recipe.hash}); "
@@ -217,18 +236,23 @@ def read_proxy_config(path: str | os.PathLike) -> tuple[Recipe, str, int | None]
     return build_recipe(cfg, source=str(path)), str(domains.resolve()), seed
 
 
-def build_sweep(root: str | os.PathLike, mixtures: Sequence[Mixture], recipe: Recipe,
+def build_sweep(root: str | os.PathLike, mixtures: Sequence[Mixture | Schedule], recipe: Recipe,
                 domains_path: str | os.PathLike, seed: int, *, seeds: Sequence[int] | None = None) -> Sweep:
-    """The sweep for these inputs (in memory; :func:`plan_sweep` writes it). ``seeds`` (one per mixture) gives
-    runs their own seeds (a mixture may then appear once per seed); default: ``seed`` for every run."""
+    """The sweep for these inputs (mixtures, or schedules; in memory; :func:`plan_sweep` writes it). ``seeds`` (one
+    per mixture) gives runs their own seeds (a mixture may then appear once per seed); default: ``seed`` for
+    every run."""
     root = Path(root).resolve()
     registry = DomainRegistry.load(domains_path)
     registry.verify_files()
-    mixtures = [registry.check_mixture(m, source=f"mixture {i + 1} (hash {m.hash})") for i, m in enumerate(mixtures)]
+    mixtures = [registry.check_schedule(m, source=f"schedule {i + 1} (hash {m.hash})") if isinstance(m, Schedule)
+                else registry.check_mixture(m, source=f"mixture {i + 1} (hash {m.hash})")
+                for i, m in enumerate(mixtures)]
     seeds = [int(seed)] * len(mixtures) if seeds is None else [int(s) for s in seeds]
     if len(seeds) != len(mixtures):
         raise SweepError(f"{len(seeds)} seeds for {len(mixtures)} mixtures: give one seed per mixture")
-    runs = tuple(PlannedRun(run_id=run_id(recipe, registry, m, s), mixture=m, seed=s) for m, s in zip(mixtures, seeds))
+    runs = tuple(PlannedRun(run_id=run_id(recipe, registry, m, s), seed=s,
+                            mixture=m.overall() if isinstance(m, Schedule) else m,
+                            schedule=m if isinstance(m, Schedule) else None) for m, s in zip(mixtures, seeds))
     ids = [r.run_id for r in runs]
     if len(set(ids)) != len(ids):
         dup = sorted({(r.mixture.hash, r.seed) for r in runs if ids.count(r.run_id) > 1})
@@ -237,7 +261,7 @@ def build_sweep(root: str | os.PathLike, mixtures: Sequence[Mixture], recipe: Re
                  domain_names=registry.names, seed=int(seed), runs=runs)
 
 
-def plan_sweep(root: str | os.PathLike, mixtures: Sequence[Mixture], recipe: Recipe,
+def plan_sweep(root: str | os.PathLike, mixtures: Sequence[Mixture | Schedule], recipe: Recipe,
                domains_path: str | os.PathLike, seed: int, *, seeds: Sequence[int] | None = None
                ) -> tuple[Sweep, bool]:
     """Write ``sweep.json`` and every run's ``config.yaml``. Returns (sweep, created).
@@ -283,9 +307,11 @@ def _differences(old: Sweep, new: Sweep) -> list[str]:
 
 
 def plan_from_files(mixtures_path: str | os.PathLike, config_path: str | os.PathLike, root: str | os.PathLike,
-                    seed: int | None = None, renormalize: bool = False) -> tuple[Sweep, bool]:
-    """``sweep plan``: read the mixtures and the proxy config, then :func:`plan_sweep`."""
-    mixtures = read_mixtures(mixtures_path, renormalize=renormalize)
+                     seed: int | None = None, renormalize: bool = False) -> tuple[Sweep, bool]:
+    """``sweep plan``: read the mixtures (or schedules: a JSONL of schedules) and the proxy config, then
+    :func:`plan_sweep`."""
+    schedules = Path(mixtures_path).is_file() and is_schedules_file(mixtures_path)
+    mixtures = read_schedules(mixtures_path) if schedules else read_mixtures(mixtures_path, renormalize=renormalize)
     recipe, domains_path, file_seed = read_proxy_config(config_path)
     if seed is None:
         seed = DEFAULT_SEED if file_seed is None else file_seed
