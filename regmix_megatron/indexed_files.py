@@ -46,7 +46,7 @@ def read_index(prefix: str | os.PathLike) -> IndexCounts:
     """Exact counts of ``<prefix>.idx``, checked against the size of ``<prefix>.bin``."""
     prefix = str(prefix)
     idx, bin_ = prefix + ".idx", prefix + ".bin"
-    if os.path.isdir(prefix):
+    if os.path.isdir(prefix) and not os.path.isfile(idx):  # megatron-core keeps its index cache in <prefix>/cache
         inside = sorted(p[:-4] for p in os.listdir(prefix) if p.endswith(".idx"))[:3]
         raise DataError(f"{prefix} is a directory: give the prefix of a .bin/.idx pair (the path without the "
                         "extension)" + (f", e.g. {os.path.join(prefix, inside[0])}" if inside else ""))

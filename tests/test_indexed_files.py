@@ -30,6 +30,18 @@ def test_counts_equal_megatron_cores_reader(indexed_fixture):
     assert token_dtype(65499) is np.uint16 and token_dtype(65500) is np.int32
 
 
+def test_a_prefix_beside_megatrons_index_cache_still_reads(indexed_fixture, tmp_path):
+    """megatron-core writes its sample-index cache into ``<prefix>/cache/`` when no cache path is given: a directory
+    named exactly like the prefix. The pair is still what the prefix names."""
+    src = DomainRegistry.load(indexed_fixture.domains_json).get("code").prefixes("valid")[0].path
+    prefix = tmp_path / "p"
+    for ext in (".bin", ".idx"):
+        shutil.copy(src + ext, str(prefix) + ext)
+    expected = read_index(prefix)
+    (prefix / "cache" / "GPTDataset_indices").mkdir(parents=True)
+    assert read_index(prefix) == expected
+
+
 def test_broken_pairs_are_refused_by_name(indexed_fixture, tmp_path):
     src = DomainRegistry.load(indexed_fixture.domains_json).get("code").prefixes("valid")[0].path
     prefix = tmp_path / "p"

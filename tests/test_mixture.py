@@ -64,7 +64,7 @@ def test_bad_weights_raise_naming_the_problem(weights, needle):
 def test_bad_weights_in_files_name_the_file(tmp_path):
     p = tmp_path / "bad.json"
     p.write_text(json.dumps({"weights": {"a": 0.7, "b": 0.7}}))
-    with pytest.raises(MixtureError, match=r"bad\.json.*give weights that sum to 1") as exc:
+    with pytest.raises(MixtureError, match=r"bad\.json.*fix the weights, or pass --renormalize") as exc:
         Mixture.load(p)
     assert "--normalize" not in str(exc.value)  # no such flag exists
 
