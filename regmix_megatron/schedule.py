@@ -322,14 +322,15 @@ def read_schedules(path: str | Path) -> list[Schedule]:
 
 def is_schedules_file(path: str | Path) -> bool:
     """Whether a JSONL file holds schedules (its first non-blank line has ``phases``) rather than mixtures."""
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            if line.strip():
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError:
-                    return False
-                return isinstance(obj, dict) and "phases" in obj
+    from .fileio import read_text
+
+    for line in read_text(path, "--mixtures").splitlines():
+        if line.strip():
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError:
+                return False
+            return isinstance(obj, dict) and "phases" in obj
     return False
 
 

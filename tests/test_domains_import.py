@@ -20,7 +20,8 @@ from regmix_megatron.tokenizer_types import TokenizerSpec
 
 def test_yaml_import_records_exact_counts_and_the_tokenizer(gpt2_team_data, gpt2_tokenizer_files, tmp_path):
     registry = import_domains(load_import_spec(gpt2_team_data), tmp_path / "domains.json")
-    assert len(registry.names) == 8 and set(registry.get("code").splits) == {"train", "valid", "test"}
+    assert len(registry.names) == len(load_import_spec(gpt2_team_data).prefixes) >= 8
+    assert set(registry.get("code").splits) == {"train", "valid", "test"}
     for d in registry.domains:
         for split, (info,) in d.splits.items():
             assert info.path == str(gpt2_team_data.parent / "data" / f"{d.name}_{split}_text_document")

@@ -37,8 +37,11 @@ def test_example_yaml_loads(path, tmp_path):
 def test_demo_config_is_what_the_issue_asks():
     cfg = load_pipeline_config(EXAMPLES / "demo.yaml")
     assert cfg.corpus.source == "build"
-    assert cfg.sample.num_samples >= 16  # "tens" of proxies
-    assert set(cfg.targets.baselines) == {"natural", "uniform", "target_only"}
+    assert cfg.sample.num_samples >= 48  # issue 10: at least 48 proxies
+    assert cfg.parsed_target.single_domain in cfg.corpus.eval_only  # a target no run trains on
+    assert set(cfg.targets.baselines) == {"natural", "uniform", "best_domain", "best_sweep"}
+    assert cfg.targets.seeds >= 3 and cfg.proxy.noise_mixtures >= 2  # noise measured at both scales
+    assert 5 + cfg.targets.num_rank_mixtures >= 8  # regmix, natural, uniform, best_domain, best_sweep + rank mixtures
     assert cfg.proxy.preset == "cpu-proxy" and cfg.targets.preset == "cpu-target"
 
 

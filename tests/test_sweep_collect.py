@@ -101,7 +101,7 @@ def test_a_sweep_of_schedules_plans_schedule_runs_and_collects_feature_columns(t
         (sweep.run_dir(run.run_id) / "result.json").write_text(json.dumps(result))
     table = collect(sweep).table
     names = feature_names(DOMAINS, 2)
-    assert list(table.columns) == result_columns(DOMAINS, names)
+    assert list(table.columns) == result_columns(DOMAINS, weight_names=names)
     assert list(table["mixture_hash"]) == [s.hash for s in schedules]
     for (_, row), schedule in zip(table.iterrows(), schedules):
         assert [row[f"weight/{n}"] for n in names] == schedule.features(DOMAINS).tolist()
