@@ -50,7 +50,11 @@ def test_headline_and_log_numbers():
     assert "sweep:abcdef0123" not in numbers and numbers["rank_num_mixtures"] == 5
     noisy = dict(CLEAR_WIN, natural=({"x": 0.3, "y": 0.7}, [5.005, 5.015, 4.995], 6.2))
     line = headline(evaluate("a", runs(noisy)))
-    assert "does not beat natural and uniform beyond seed noise" in line and "natural: within noise" in line
+    assert "Aim not met: RegMix beats uniform beyond seed noise; not natural:" in line
+    assert "natural: within noise" in line and "loses to" not in line
+    loses = dict(CLEAR_WIN, best_domain=({"x": 1.0}, [4.8], 6.2))  # a baseline better than RegMix beyond noise
+    line = headline(evaluate("a", runs(loses)))
+    assert "Aim not met: RegMix beats natural and uniform beyond seed noise; it loses to best_domain:" in line
 
 
 def test_target_section_shows_every_seed_and_never_a_win_within_noise():

@@ -147,8 +147,15 @@ def headline(evaluation: Mapping) -> str:
     rank = evaluation["rank_invariance"]
     rho = rank.get("spearman")
     parts = [f"{b}: {c['text']}" for b, c in comp["baselines"].items()]
-    answer = ("RegMix beats " + " and ".join(comp["must_beat"]) + " beyond seed noise and loses to no baseline"
-              if comp["aim_met"] else "RegMix does not beat natural and uniform beyond seed noise everywhere")
+    answer = "RegMix beats " + " and ".join(comp["must_beat"]) + " beyond seed noise and loses to no baseline"
+    if not comp["aim_met"]:
+        beats = [b for b in comp["must_beat"] if comp["baselines"][b]["verdict"] == "better"]
+        misses = [b for b in comp["must_beat"] if b not in beats]
+        losses = [b for b, c in comp["baselines"].items() if c["verdict"] == "worse"]
+        answer = "Aim not met: " + "; ".join(
+            ([f"RegMix beats {' and '.join(beats)} beyond seed noise"] if beats else [])
+            + ([f"not {' or '.join(misses)}"] if misses else [])
+            + ([f"it loses to {' and '.join(losses)}"] if losses else []))
     return (f"Target: {figures.target_label(evaluation)} ({evaluation['split']} split). {answer}: "
             + "; ".join(parts) + f". Rank invariance: Spearman {'n/a' if rho is None else f'{rho:.2f}'} over "
             f"{rank['num_mixtures']} mixtures ({'pass' if rank['passed'] else 'fail'} at {rank['threshold']:.2f}).")
