@@ -172,10 +172,15 @@ def check_complete_table(sweep_root: Path, num_runs: int, domains) -> "object":
     import numpy as np
     import pandas as pd
 
+    from regmix_megatron.manifest import DomainRegistry
+    from regmix_megatron.sweep.plan import Sweep
+
     table = pd.read_parquet(sweep_root / "results.parquet")
     assert len(table) == num_runs and table["run_id"].is_unique
-    assert [c for c in table.columns if c.startswith("val_loss/")] == [f"val_loss/{d}" for d in domains]
-    losses = table[[f"val_loss/{d}" for d in domains]].to_numpy()
+    evaluated = sorted(set(domains) | set(DomainRegistry.load(Sweep.load(sweep_root).domains_path).eval_only_names))
+    assert [c for c in table.columns if c.startswith("val_loss/")] == [f"val_loss/{d}" for d in evaluated]
+    assert not [c for c in table.columns if c.startswith("weight/") and c[len("weight/"):] not in domains]
+    losses = table[[f"val_loss/{d}" for d in evaluated]].to_numpy()
     assert np.isfinite(losses).all() and (losses > 0).all()
     weights = table[[f"weight/{d}" for d in domains]].to_numpy()
     np.testing.assert_allclose(weights.sum(axis=1), 1.0, rtol=0, atol=1e-12)

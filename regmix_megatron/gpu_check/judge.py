@@ -60,7 +60,8 @@ def exit_code(outcomes: list) -> int:
 
 
 def judge_training(rows: list, result: dict, domains: list) -> list:
-    """Problems of a finished run (empty: it passed): completed, every domain a finite validation loss, train
+    """Problems of a finished run (empty: it passed): completed, every evaluated domain (training and
+    evaluation-only) a finite validation loss, train
     loss falling by MIN_LOSS_DROP, validation loss lower at the end than at the first evaluation."""
     if result.get("status") != "completed":
         return [f"status {result.get('status')!r}"]

@@ -130,7 +130,7 @@ def run_train_check(check: Check, ctx: Context, done: dict) -> Outcome:
         return _failed(check, code, text, f"logs/{check.name}.log")
     from ..manifest import DomainRegistry
 
-    problems = judge_training(rows, result, list(DomainRegistry.load(ctx.domains_json).names))
+    problems = judge_training(rows, result, list(DomainRegistry.load(ctx.domains_json).all_names))
     if check.base:
         problems += judge_layout(_read_rows(ctx.workdir / "runs" / check.base), rows, check.tolerance)
     tokens_per_s, mfu = _throughput(check, ctx, result.get("tokens_per_s"))

@@ -14,7 +14,8 @@ domain, or a weighted sum) is computed from the per-domain loss columns by the t
 Every row follows the mixture rule (:func:`regmix_megatron.mixture.check_sum`): its weights sum to 1 within 1e-3,
 else the file is refused naming the rows, unless the user passes ``--renormalize`` (the RegMix authors' published
 CSVs are rounded to 3 decimals, so some of their rows sum to 0.996-1.003 and need it). In a results table, a
-domain with a loss column but no weight column is refused: its weight would silently count as 0.
+domain with a loss column but no weight column is refused when the weights then do not sum to 1 (its weight
+would silently count as 0); when they do, it is an evaluation-only domain (evaluated, never trained on).
 """
 
 from __future__ import annotations
@@ -181,11 +182,18 @@ def _build(frame: pd.DataFrame, weight_columns: Mapping[str, str], metric_domain
     )
 
 
+def _weighted_domains(weight_names) -> set[str]:
+    """The domains that have weights: ``<domain>``, or ``p<k>/<domain>`` for a schedule's features."""
+    return {name.split("/", 1)[1] if re.fullmatch(r"p\d+/.+", name) else name for name in weight_names}
+
+
 def load_results_table(path: str | Path, *, renormalize: bool = False) -> RunTable:
     """Our sweep results table (CSV or Parquet, :func:`regmix_megatron.results.read_results`)."""
     results = read_results(path)
-    missing = sorted(set(results.loss_columns.values()) - set(results.weight_columns.values()))
-    if missing:
+    missing = sorted(set(results.loss_columns.values()) - _weighted_domains(results.weight_columns.values()))
+    sums = results.frame[list(results.weight_columns)].apply(pd.to_numeric, errors="coerce").sum(axis=1)
+    if missing and not np.allclose(sums.to_numpy(dtype=np.float64), 1.0, atol=SUM_TOLERANCE):
+        # a loss column without a weight column is an evaluation-only domain when the weights still sum to 1
         raise DataError(f"{results.source}: domain(s) {missing} have a '{LOSS_PREFIX}<domain>' column but no "
                         f"'{WEIGHT_PREFIX}<domain>' column: a mixture column is missing (its weight would count as "
                         "0); restore it (re-collect the sweep with `regmix-megatron sweep collect`)")
