@@ -206,7 +206,7 @@ def run_megatron_lm_check(check: Check, ctx: Context, done: dict) -> Outcome:
     code, text = _run(cmd, ctx.workdir / "logs" / "megatron-lm.log", max(nproc, 2), ctx.timeout_s)
     if code != 0:
         return _failed(check, code, text, "logs/megatron-lm.log")
-    problems, tokens_per_s = judge_megatron_lm(text, len(DomainRegistry.load(ctx.domains_json).names))
+    problems, tokens_per_s = judge_megatron_lm(text, len(DomainRegistry.load(ctx.domains_json).all_names))  # one set per evaluated domain
     from ..megatron.model import padded_vocab_size
 
     s = MEGATRON_LM_SHAPE
