@@ -70,7 +70,7 @@ def test_both_providers_build_the_same_train_valid_and_test_sets(indexed_fixture
     ours, theirs = _both_providers(indexed_fixture.domains_json, Mixture.from_dict(weights), tmp_path)
     assert ours == theirs
     lines = [m[0] for m in ours]
-    assert f"valid: {len(registry.names)} set(s)" in " ".join(lines)  # one validation set per domain
+    assert f"valid: {len(registry.all_names)} set(s)" in " ".join(lines)  # one validation set per evaluated domain
     assert any(line.startswith("test: BlendedDataset") for line in lines)  # a test set, blended by size
     assert sum(line.startswith("test samples per component:") for line in lines) == 1
     assert any(line.startswith("samples sha256: train=") and "test=None" not in line for line in lines)
@@ -188,4 +188,4 @@ def test_a_schedule_through_megatron_lms_data_path(indexed_fixture, tmp_path):
     assert "train: ScheduledDataset, 80 samples" in out  # 20 iterations x global batch 4
     assert "train phase 1: from step 0" in out and "train phase 2: from step 10" in out
     assert "train resumed at step 10 (consumed samples 40): first batch is samples 40..41" in out
-    assert f"valid: {len(registry.names)} set(s)" in out
+    assert f"valid: {len(registry.all_names)} set(s)" in out
