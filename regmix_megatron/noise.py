@@ -46,7 +46,8 @@ def spearman_critical_value(n: int, alpha: float = 0.05, num_draws: int = 20000,
     rho = np.sort(np.round((perms - perms.mean(axis=1, keepdims=True)) @ centred / float(centred @ centred), 12))
     values = np.unique(rho)
     tail = 1.0 - np.searchsorted(rho, values, side="left") / rho.size  # P(rho >= value)
-    return float(values[tail <= alpha].min())
+    reachable = values[tail <= alpha]
+    return float(reachable.min()) if reachable.size else None  # too few mixtures: no rank is that unlikely
 
 
 def proxy_noise(repeats: Mapping[str, Sequence[float]], spread: Sequence[float]) -> dict:

@@ -14,9 +14,6 @@ from typing import Any, Mapping
 from .page import Section
 
 #: Keys of ``evaluation.json`` (top level or under ``comparison``) shown in the confidence box when present.
-VERDICT_KEYS = ("verdict", "verdicts", "noise", "noise_floor", "confidence")
-
-
 def _fmt(x: Any, digits: int = 4) -> str:
     return "n/a" if x is None else f"{x:.{digits}f}" if isinstance(x, float) else html.escape(str(x))
 
@@ -58,32 +55,13 @@ def _fit_confidence(metrics: Mapping | None, regressor: str | None, target: str 
 
 
 def _evaluation_confidence(evaluation: Mapping | None) -> list[str]:
+    """The verdicts of ``evaluation.json`` (each baseline against the seed noise, rank invariance, the aim), as
+    :func:`regmix_megatron.verdict.verdict_lines` words them: a win within noise is never claimed."""
     if evaluation is None:
         return []
-    comp = evaluation["comparison"]
-    parts = [f"{name} {b['target_loss']:.4f} (RegMix {'-' if b['regmix_minus_baseline'] < 0 else '+'}"
-             f"{abs(b['regmix_minus_baseline']):.4f})" for name, b in comp["baselines"].items()]
-    rank = evaluation["rank_invariance"]
-    lines = [f"target scale: RegMix {comp['regmix_target_loss']:.4f}; " + "; ".join(parts)
-             + f"; RegMix beats {len(comp['regmix_beats'])} of {len(comp['baselines'])} baselines",
-             f"rank invariance (proxy vs target scale): Spearman {_fmt(rank.get('spearman'), 2)} over "
-             f"{rank['num_mixtures']} mixtures"]
-    found = {k: evaluation[k] for k in VERDICT_KEYS if k in evaluation}
-    found.update({k: comp[k] for k in VERDICT_KEYS if k in comp})
-    if found:
-        lines += [f"{k}: {_describe(v)}" for k, v in found.items()]
-    else:
-        lines.append("verdict and noise: not in this evaluation.json (a verdict against the run-to-run noise "
-                     "is shown here when the evaluation holds one)")
-    return lines
+    from ..verdict import verdict_lines
 
-
-def _describe(value: Any) -> str:
-    if isinstance(value, Mapping):
-        return "; ".join(f"{k} {_describe(v)}" for k, v in value.items())
-    if isinstance(value, (list, tuple)):
-        return ", ".join(_describe(v) for v in value)
-    return _fmt(value)
+    return verdict_lines(evaluation)
 
 
 def answer_section(search_dir: str | Path, *, metrics: Mapping | None = None, evaluation: Mapping | None = None,
