@@ -2,7 +2,7 @@
 
 A team's data is often tokenized already, with its own tokenizer. This writes the manifest every later step
 reads (sample, sweep, fit, search, export, the dataset provider), without re-tokenizing: exact token counts
-from each ``.idx`` (:mod:`regmix_megatron.indexed_files`), and the tokenizer the user names with Megatron-LM's
+from each ``.idx`` (:mod:`regmix_megatron.index_files`), and the tokenizer the user names with Megatron-LM's
 flags (type, files, one sha256 over the files, vocabulary size, EOD id), so the trainer and the provider can
 check that they use the same one.
 
@@ -39,7 +39,7 @@ from typing import Mapping, Sequence
 
 from .errors import DataError, RegmixError
 from .fileio import read_yaml
-from .indexed_files import last_tokens, max_token_id, read_index, token_dtype
+from .index_files import last_tokens, max_token_id, read_index, token_dtype
 from .manifest import SPLITS, Domain, DomainRegistry, PrefixInfo, TokenizerInfo
 from .tokenizer_types import TokenizerIdentity, TokenizerSpec, identify_spec
 

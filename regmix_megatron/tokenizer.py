@@ -36,7 +36,8 @@ from typing import Sequence
 
 from .errors import DataError, RegmixError
 from .fileio import atomic_path, atomic_write_json, read_json, sha256_file
-from .tokenizer_types import MODEL_FILE, load_processor  # noqa: F401  (their home is tokenizer_types)
+from .tokenizer_types import (DEFAULT_TYPE, MODEL_FILE, SentencePieceIds, TokenizerIdentity,  # noqa: F401
+                              TokenizerSpec, load_processor)  # load_processor re-exported: its home is tokenizer_types
 
 logger = logging.getLogger(__name__)
 
@@ -50,21 +51,6 @@ MIN_VOCAB_SIZE = 384
 """Byte fallback needs 256 byte pieces + 4 specials + the corpus' characters."""
 MAX_SENTENCE_BYTES = 4096
 """SentencePiece skips training lines longer than its ``max_sentence_length``; we chunk lines to this."""
-
-
-@dataclass(frozen=True)
-class TokenizerIdentity:
-    """What identifies a tokenizer in ``domains.json`` (see ``manifest.TokenizerInfo``)."""
-
-    type: str
-    model: str
-    """Absolute path of the ``.model`` file."""
-    sha256: str
-    vocab_size: int
-    eod_id: int
-    bos_id: int
-    pad_id: int
-    unk_id: int
 
 
 @dataclass(frozen=True)
@@ -106,16 +92,14 @@ def resolve_model_path(path: str | os.PathLike, flag: str = "--tokenizer-model")
 
 
 def identify(model_path: str | os.PathLike) -> TokenizerIdentity:
-    """Hash and special ids of a SentencePiece model (EOD = its ``eos`` id, as in megatron-core)."""
+    """Hash and special ids of a SentencePiece model (EOD = its ``eos`` id, as in megatron-core), named as
+    Megatron-LM's ``--tokenizer-type GPTSentencePieceTokenizer``."""
     path = resolve_model_path(model_path)
-    sp = load_processor(path)
-    eod = sp.eos_id()
-    if eod < 0:
-        raise DataError(f"{path}: the model has no end-of-sequence piece (eos_id=-1), so documents cannot "
-                        "be separated; train one with `regmix-megatron tokenizer train`")
-    return TokenizerIdentity(type="sentencepiece", model=str(path), sha256=sha256_file(path),
-                             vocab_size=int(sp.GetPieceSize()), eod_id=int(eod), bos_id=int(sp.bos_id()),
-                             pad_id=int(sp.pad_id()), unk_id=int(sp.unk_id()))
+    ids = SentencePieceIds(str(path))  # refuses a model without an eos piece
+    spec = TokenizerSpec(tokenizer_type=DEFAULT_TYPE, tokenizer_model=str(path))
+    return TokenizerIdentity(type=spec.family, model=str(path), sha256=sha256_file(path), vocab_size=ids.vocab_size,
+                             eod_id=ids.eod, spec=spec, pad_id=ids.pad, bos_id=int(ids.sp.bos_id()),
+                             unk_id=int(ids.sp.unk_id()))
 
 
 def megatron_metadata() -> dict:

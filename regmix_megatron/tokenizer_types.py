@@ -259,7 +259,11 @@ class TokenizerIdentity:
     eod_id: int
     spec: TokenizerSpec = field(default_factory=TokenizerSpec)
     pad_id: int | None = None
-    """What Megatron's tokenizer reports as ``pad`` (None when it has none)."""
+    """What Megatron's tokenizer reports as ``pad`` (None when it has none; -1 for a SentencePiece model without)."""
+    bos_id: int | None = None
+    """A SentencePiece model's ``bos`` id (:func:`regmix_megatron.tokenizer.identify`); None for other types."""
+    unk_id: int | None = None
+    """A SentencePiece model's ``unk`` id (:func:`regmix_megatron.tokenizer.identify`); None for other types."""
 
 
 def files_sha256(files: Mapping[str, Path]) -> str:

@@ -12,7 +12,7 @@ import yaml
 from regmix_megatron import cli
 from regmix_megatron.domains_import import import_domains, load_import_spec, parse_prefix_args
 from regmix_megatron.errors import DataError, RegmixError
-from regmix_megatron.indexed_files import read_index
+from regmix_megatron.index_files import read_index
 from regmix_megatron.manifest import DomainRegistry
 from regmix_megatron.run_config import data_identity
 from regmix_megatron.tokenizer_types import TokenizerSpec

@@ -27,7 +27,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -37,12 +36,12 @@ import yaml
 from regmix_megatron import cli
 from regmix_megatron.manifest import DomainRegistry
 
+from helpers.cli import CLI, run_cli
 from helpers.training import domains_json_of, subprocess_env
 from sweep_fixtures import PROXY_OVERRIDES, make_real_sweep_inputs, planned, mechanics_train  # noqa: F401
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 REPO = Path(__file__).resolve().parents[1]
-CLI = [sys.executable, "-m", "regmix_megatron.cli"]
 #: A short run with two checkpoints (steps 2 and 4), both kept.
 SHORT = {"preset": "tiny-test", "seed": 3, "optim": {"train_steps": 4, "warmup_steps": 1},
          "eval": {"eval_interval": 2, "num_tokens_per_domain": 1024}, "checkpoint": {"interval": 2, "keep_last": 2}}
@@ -251,10 +250,7 @@ def test_damaged_data_stops_training_before_anything_is_written(indexed_fixture,
 
 # ---- sweeps ------------------------------------------------------------------------------------------------
 def _cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(CLI + list(args), capture_output=True, text=True, env=subprocess_env(), timeout=1800)
-    if check and proc.returncode != 0:
-        pytest.fail(f"{' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr[-3000:]}")
-    return proc
+    return run_cli(*args, check=check, env=subprocess_env(), timeout=1800)
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,5 @@
-"""Reading .idx files without megatron (regmix_megatron/indexed_files.py), against megatron-core's own reader."""
+"""Exact counts and tokens of .idx/.bin pairs read without megatron (``read_index``, ``last_tokens``,
+``max_token_id`` of regmix_megatron/index_files.py), against megatron-core's own reader."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 from megatron.core.datasets.indexed_dataset import IndexedDataset
 
 from regmix_megatron.errors import DataError
-from regmix_megatron.indexed_files import last_tokens, max_token_id, read_index, token_dtype
+from regmix_megatron.index_files import last_tokens, max_token_id, read_index, token_dtype
 from regmix_megatron.manifest import DomainRegistry
 
 

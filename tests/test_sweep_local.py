@@ -18,10 +18,9 @@ from regmix_megatron.sweep import state as st
 from regmix_megatron.sweep.local import LocalOptions, describe_local, launch_local
 from regmix_megatron.sweep.plan import Sweep, plan_from_files
 
+from helpers.cli import CLI, run_cli as _cli
 from sweep_fixtures import (DOMAINS, check_complete_table, domains_json_of, make_real_sweep_inputs,  # noqa: F401
                             mechanics_command, planned, random_mixtures, write_mixtures)
-
-CLI = [sys.executable, "-m", "regmix_megatron.cli"]
 
 
 def test_a_local_launch_waits_for_a_held_run_and_takes_it_over_when_its_holder_dies(tmp_path, planned,
@@ -75,13 +74,6 @@ def test_a_dry_run_prints_the_exact_commands(planned):
 
 
 # ---- real sweeps: the real `regmix-megatron train` on the corpus fixture ---------------------------------
-def _cli(*args, check=True, **kw):
-    proc = subprocess.run(CLI + list(args), capture_output=True, text=True, **kw)
-    if check and proc.returncode != 0:
-        pytest.fail(f"{' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
-    return proc
-
-
 @pytest.fixture(scope="module")
 def local_sweep_16(tmp_path_factory, indexed_fixture):
     """A 16-run sweep launched with the local executor (2 parallel `regmix-megatron train` processes)."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 
 import pytest
 
@@ -24,20 +23,12 @@ from regmix_megatron.sweep import state as st
 from regmix_megatron.sweep.plan import Sweep
 from regmix_megatron.sweep.slurm import SlurmOptions, build_launch
 
+from helpers.cli import run_cli as _cli
 from sweep_fixtures import (check_complete_table, domains_json_of, make_real_sweep_inputs,  # noqa: F401
                             planned, slurm_cluster)
 
 #: What an attacker would put in an option: a newline ends the #SBATCH comment, the next line runs on the cluster.
 PAYLOAD = "x\ntouch {marker}\n#"
-
-CLI = [sys.executable, "-m", "regmix_megatron.cli"]
-
-
-def _cli(*args, check=True):
-    proc = subprocess.run(CLI + list(args), capture_output=True, text=True)
-    if check and proc.returncode != 0:
-        pytest.fail(f"{' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
-    return proc
 
 
 def test_the_job_script_maps_tasks_to_runs_and_sizes_threads(planned):

@@ -46,6 +46,20 @@ def test_trained_tokenizer_files_and_special_ids(fixture_tokenizer):
     assert sp.piece_to_id("<0x0A>") > 3  # byte fallback pieces exist
 
 
+def test_identity_is_the_one_megatron_types_record(fixture_tokenizer):
+    """``identify`` (a SentencePiece model) gives the identity ``identify_spec`` gives for the same model named as
+    GPTSentencePieceTokenizer, plus its special ids; ``domains.json`` records both alike."""
+    from regmix_megatron.manifest import TokenizerInfo
+    from regmix_megatron.tokenizer_types import TokenizerSpec, identify_spec
+
+    ident = identify(fixture_tokenizer.parent)
+    general = identify_spec(TokenizerSpec("GPTSentencePieceTokenizer", str(fixture_tokenizer)))
+    assert (ident.bos_id, ident.unk_id, ident.pad_id, ident.eod_id) == (1, 0, PAD_ID, EOS_ID)
+    assert TokenizerInfo.from_identity(ident) == TokenizerInfo.from_identity(general)
+    assert TokenizerInfo.from_identity(ident).spec.megatron_flags() == \
+        ["--tokenizer-type", "GPTSentencePieceTokenizer", "--tokenizer-model", str(fixture_tokenizer.resolve())]
+
+
 def test_sample_is_balanced_and_seeded():
     cfg = TokenizerTrainConfig(vocab_size=500, sample_bytes_per_domain=20_000, seed=3)
     lines, taken = sample_corpus(FIXTURE_CORPUS, cfg)

@@ -78,6 +78,7 @@ def run_info(args: argparse.Namespace) -> int:
     from ..tokenizer import identify, read_info
 
     out = asdict(identify(args.tokenizer_model))
+    del out["spec"]  # the model path and its sha256 say it all for a SentencePiece model
     info = read_info(args.tokenizer_model)
     if info is not None:
         out["training"] = info.get("training")

@@ -215,7 +215,7 @@ def _tokenizer_for_indexing(ctx: StageContext):
 def _index_imported(ctx: StageContext, out_dir: Path) -> Path:
     """The imported registry, checked against its ``.idx`` files (counts unchanged since the import), saved as
     ``OUT/data/domains.json`` (restricted to ``corpus.domains``)."""
-    from ..indexed_files import read_index
+    from ..index_files import read_index
 
     registry = _imported_registry(ctx.config)
     for d in registry.domains:

@@ -59,7 +59,8 @@ def _as_features(weights: Any, domains: Sequence[str], who: str) -> np.ndarray:
 
 
 class Regressor:
-    """Interface. Subclasses set ``kind`` and implement ``_fit``, ``predict``, ``save``, ``_from_file``."""
+    """Interface. Subclasses set ``kind`` and implement ``_fit``, ``predict``, ``save`` and the loading: one JSON
+    object read by :meth:`_from_obj` and their ``_read_coefficients``, or their own (LightGBM)."""
 
     kind = "base"
 
@@ -122,6 +123,23 @@ class Regressor:
         return {"format": FORMAT, "kind": self.kind, "target": self.target, "definition": definition,
                 "domains": list(self.domains), "num_train_runs": self.num_train_runs}
 
+    @classmethod
+    def _from_obj(cls, obj: Mapping, path: str) -> "Regressor":
+        """A model saved as one JSON object (``JSON_REGRESSORS``): the common fields here, the coefficients by
+        :meth:`_read_coefficients`; a malformed file is named with the fix."""
+        try:
+            reg = cls(obj["domains"], obj["target"])
+            reg._read_coefficients(obj)
+            reg.num_train_runs = int(obj.get("num_train_runs", 0))
+            reg._read_definition(obj)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DataError(f"{path}: malformed {cls.kind} model ({type(exc).__name__}: {exc}); refit it") from None
+        reg.path = path
+        return reg
+
+    def _read_coefficients(self, obj: Mapping) -> None:
+        raise NotImplementedError
+
     def _read_definition(self, meta: Mapping) -> None:
         obj = meta.get("definition")
         if obj is None:  # written before the definition was stored
@@ -167,18 +185,9 @@ class LinearRegressor(Regressor):
         obj["coef"] = {d: repr(float(c)) for d, c in zip(self.domains, self.coef)}
         return atomic_write_json(path, obj)
 
-    @classmethod
-    def _from_obj(cls, obj: Mapping, path: str) -> "LinearRegressor":
-        try:
-            reg = cls(obj["domains"], obj["target"])
-            reg.coef = np.array([float(obj["coef"][d]) for d in reg.domains], dtype=np.float64)
-            reg.intercept = float(obj["intercept"])
-            reg.num_train_runs = int(obj.get("num_train_runs", 0))
-            reg._read_definition(obj)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise DataError(f"{path}: malformed linear model ({type(exc).__name__}: {exc}); refit it") from None
-        reg.path = path
-        return reg
+    def _read_coefficients(self, obj: Mapping) -> None:
+        self.coef = np.array([float(obj["coef"][d]) for d in self.domains], dtype=np.float64)
+        self.intercept = float(obj["intercept"])
 
 
 class QuadraticRegressor(Regressor):
@@ -243,23 +252,14 @@ class QuadraticRegressor(Regressor):
                             for i, j in self._pairs()}
         return atomic_write_json(path, obj)
 
-    @classmethod
-    def _from_obj(cls, obj: Mapping, path: str) -> "QuadraticRegressor":
-        try:
-            reg = cls(obj["domains"], obj["target"])
-            n = len(reg.domains)
-            reg.coef = np.array([float(obj["coef"][d]) for d in reg.domains], dtype=np.float64)
-            reg.quad = np.zeros((n, n), dtype=np.float64)
-            for i, j in reg._pairs():
-                reg.quad[i, j] = float(obj["quadratic"][f"{reg.domains[i]}*{reg.domains[j]}"])
-            reg.intercept = float(obj["intercept"])
-            reg.alpha = float(obj["alpha"])
-            reg.num_train_runs = int(obj.get("num_train_runs", 0))
-            reg._read_definition(obj)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise DataError(f"{path}: malformed quadratic model ({type(exc).__name__}: {exc}); refit it") from None
-        reg.path = path
-        return reg
+    def _read_coefficients(self, obj: Mapping) -> None:
+        n = len(self.domains)
+        self.coef = np.array([float(obj["coef"][d]) for d in self.domains], dtype=np.float64)
+        self.quad = np.zeros((n, n), dtype=np.float64)
+        for i, j in self._pairs():
+            self.quad[i, j] = float(obj["quadratic"][f"{self.domains[i]}*{self.domains[j]}"])
+        self.intercept = float(obj["intercept"])
+        self.alpha = float(obj["alpha"])
 
 
 class LightGBMRegressor(Regressor):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from regmix_megatron.index_files import IDX_MAGIC
+from regmix_megatron.index_files import IDX_MAGIC, TOKEN_BYTES
 
 
 def write_pair(prefix: str | Path, num_documents: int, num_tokens: int, token_code: int = 8) -> None:
@@ -16,7 +16,7 @@ def write_pair(prefix: str | Path, num_documents: int, num_tokens: int, token_co
     spread over them (uint16 tokens by default, megatron-core's code 8)."""
     prefix = Path(prefix)
     prefix.parent.mkdir(parents=True, exist_ok=True)
-    token_bytes = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 8, 7: 4, 8: 2}[token_code]
+    token_bytes = TOKEN_BYTES[token_code]
     lengths = np.full(num_documents, num_tokens // num_documents, dtype=np.int32)
     lengths[: num_tokens % num_documents] += 1
     pointers = np.concatenate([[0], np.cumsum(lengths[:-1], dtype=np.int64) * token_bytes]).astype(np.int64)
