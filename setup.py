@@ -25,10 +25,19 @@ MEGATRON = [
     "torch==2.13.0",
     "megatron-core==0.16.1",
 ]
-#: Tests (scipy is the independent reference for the metrics; the package itself does not use it).
+#: Data tokenized with a HuggingFace tokenizer or tiktoken (megatron-core's own tokenizer classes need these):
+#: `pip install regmix-megatron[megatron,tokenizers]`. SentencePiece and GPT-2 BPE need nothing more.
+TOKENIZERS = [
+    "transformers==4.57.6",
+    "tokenizers==0.22.2",
+    "tiktoken==0.12.0",
+]
+#: Tests (scipy is the independent reference for the metrics; the package itself does not use it; the tokenizer
+#: tests build HuggingFace and tiktoken vocabularies).
 DEV = [
     "pytest==9.2.0",
     "scipy==1.17.1",
+    *TOKENIZERS,
 ]
 
 setup(
@@ -45,6 +54,7 @@ setup(
     install_requires=CORE,
     extras_require={
         "megatron": MEGATRON,
+        "tokenizers": TOKENIZERS,
         "dev": DEV,
         "test": DEV,
         # GPU only. Transformer Engine needs CUDA to build; NVIDIA apex is not on PyPI and is built from
