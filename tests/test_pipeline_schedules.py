@@ -43,9 +43,12 @@ def test_schedule_pipeline_end_to_end(pipeline_out):
     names = feature_names(domains, 2)
 
     schedules = read_schedules(out / "sample" / "schedules.jsonl")
-    assert len(schedules) == cfg.sample.num_proxies and all(s.fractions == (0.5, 0.5) for s in schedules)
+    assert len(schedules) == cfg.sample.num_samples and all(s.fractions == (0.5, 0.5) for s in schedules)
     sweep = json.loads((out / "sweep" / "sweep.json").read_text())
-    assert [Schedule.from_obj(r["schedule"]).hash for r in sweep["runs"]] == [s.hash for s in schedules]
+    planned = [(Schedule.from_obj(r["schedule"]).hash, r["seed"]) for r in sweep["runs"]]
+    assert [h for h, seed in planned if seed == cfg.seed] == [s.hash for s in schedules]
+    # proxy.noise_mixtures: 1 schedule again with proxy.noise_seeds other seeds (the proxy noise)
+    assert [h for h, seed in planned if seed != cfg.seed] == [schedules[0].hash] * cfg.proxy.noise_seeds
 
     table = pd.read_csv(out / "sweep" / "results.csv")
     assert [c for c in table.columns if c.startswith("weight/")] == [f"weight/{n}" for n in names]
