@@ -183,8 +183,11 @@ def _build(frame: pd.DataFrame, weight_columns: Mapping[str, str], metric_domain
 
 
 def _weighted_domains(weight_names) -> set[str]:
-    """The domains that have weights: ``<domain>``, or ``p<k>/<domain>`` for a schedule's features."""
-    return {name.split("/", 1)[1] if re.fullmatch(r"p\d+/.+", name) else name for name in weight_names}
+    """The domains that have weights: the names, or the domains of a schedule's features (``p<k>/<domain>``)."""
+    from ..schedule import parse_feature_names
+
+    parsed = parse_feature_names(list(weight_names))
+    return set(parsed[1]) if parsed is not None else set(weight_names)
 
 
 def load_results_table(path: str | Path, *, renormalize: bool = False) -> RunTable:
