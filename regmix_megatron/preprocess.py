@@ -283,13 +283,17 @@ def preprocess_file(input_path: str | os.PathLike | Sequence[str | os.PathLike],
         report.num_sequences[key] = counts.num_sequences
         report.num_tokens[key] = counts.num_tokens
     report.elapsed_s = time.perf_counter() - started
+    _log_skipped(report, where)
+    return report
+
+
+def _log_skipped(report: FileReport, where: str) -> None:
     if report.num_bad_lines:
         logger.warning("%s: skipped %d bad line(s) of %d; first: %s", where, report.num_bad_lines,
                        report.num_lines, report.bad_lines[0])
     if report.num_empty_documents:
         logger.info("%s: %d document(s) without tokens (kept as empty documents, as Megatron-LM does)", where,
                     report.num_empty_documents)
-    return report
 
 
 def _print_progress(report: FileReport, started: float) -> None:
@@ -329,7 +333,6 @@ def preprocess_corpus(corpus_dir: str | os.PathLike, output_dir: str | os.PathLi
     tokenizer without work. ``reports`` (a list) receives one :class:`FileReport` per file.
     """
     from .manifest import Domain, DomainRegistry, PrefixInfo, TokenizerInfo
-    from .megatron.indexed import read_counts
     ident = identify_spec(as_spec(tokenizer))
     output_dir = Path(output_dir)
     manifest_path = output_dir / DOMAINS_FILE
@@ -339,24 +342,9 @@ def preprocess_corpus(corpus_dir: str | os.PathLike, output_dir: str | os.PathLi
     if missing:
         raise DataError(f"evaluation-only domain(s) {missing} are not among the preprocessed domains "
                         f"{sorted(corpus)}: add them to the corpus (or --domains), or drop them from --eval-only")
-    if manifest_path.exists():
-        if not overwrite:
-            check_manifest_tokenizer(manifest_path, ident)
-            if reuse:
-                registry = DomainRegistry.load(manifest_path)
-                if _complete(registry, corpus, read_counts) and registry.eval_only_names != eval_only:
-                    registry = registry.with_evaluation_only(eval_only)  # same data, other roles
-                    registry.save(manifest_path)
-                    logger.info("reusing %s (complete, same tokenizer); evaluation-only now %s", manifest_path,
-                                list(eval_only))
-                    return manifest_path
-                if _complete(registry, corpus, read_counts):
-                    logger.info("reusing %s (complete, same tokenizer)", manifest_path)
-                    return manifest_path
-                raise DataError(f"{manifest_path}: does not match {corpus_dir} (domains, splits or .idx "
-                                "files differ); pass --overwrite to rebuild")
-        else:
-            manifest_path.unlink()  # nothing may look complete while the new outputs are written
+    if manifest_path.exists() and _settle_existing(manifest_path, corpus, corpus_dir, ident, eval_only,
+                                                   overwrite=overwrite, reuse=reuse):
+        return manifest_path
     level = "sentence" if split_sentences else "document"
     plan = {(name, split): str(output_dir / name / f"{split}_text_{level}")
             for name, files in corpus.items() for split in files}
@@ -384,6 +372,32 @@ def preprocess_corpus(corpus_dir: str | os.PathLike, output_dir: str | os.PathLi
         tokenizer=TokenizerInfo.from_identity(ident),
     )
     return registry.save(manifest_path)
+
+
+def _settle_existing(manifest_path: Path, corpus: dict[str, dict[str, Path]], corpus_dir, ident: TokenizerIdentity,
+                     eval_only: tuple[str, ...], *, overwrite: bool, reuse: bool) -> bool:
+    """Decide what an existing ``domains.json`` means: True when it can be reused as is (its evaluation-only
+    roles updated if they changed); False when it was removed for a rebuild (``overwrite``) or is to be added to.
+    Refuses another tokenizer, or a reuse that does not match the corpus."""
+    from .manifest import DomainRegistry
+    from .megatron.indexed import read_counts
+
+    if overwrite:
+        manifest_path.unlink()  # nothing may look complete while the new outputs are written
+        return False
+    check_manifest_tokenizer(manifest_path, ident)
+    if not reuse:
+        return False
+    registry = DomainRegistry.load(manifest_path)
+    if not _complete(registry, corpus, read_counts):
+        raise DataError(f"{manifest_path}: does not match {corpus_dir} (domains, splits or .idx "
+                        "files differ); pass --overwrite to rebuild")
+    if registry.eval_only_names != eval_only:
+        registry.with_evaluation_only(eval_only).save(manifest_path)  # same data, other roles
+        logger.info("reusing %s (complete, same tokenizer); evaluation-only now %s", manifest_path, list(eval_only))
+    else:
+        logger.info("reusing %s (complete, same tokenizer)", manifest_path)
+    return True
 
 
 def _complete(registry, corpus: dict[str, dict[str, Path]], read_counts) -> bool:

@@ -121,13 +121,14 @@ def _check_evaluation_against_the_runs(out: Path, evaluation: dict) -> None:
         seeds = ["1234", "1235"] if label in ("regmix", "natural", "uniform") else ["1234"]
         assert list(m["target_losses"]) == seeds  # paired: the same seeds for RegMix, natural and uniform
         for seed, loss in m["target_losses"].items():
-            result = _result_json(runs[label]["target"][seed]["run_dir"])
+            assert not Path(runs[label]["target"][seed]["run_dir"]).is_absolute()  # the folder can be moved
+            result = _result_json(out / runs[label]["target"][seed]["run_dir"])
             assert result["seed"] == int(seed) and m["run_ids"][seed] == result["run_id"]
             assert loss == result["split_loss"]["test"]["qa"]
             assert m["valid_losses"][seed] == result["val_loss"]["qa"]
             assert result["mixture"] == m["mixture"]
         assert m["mean"] == pytest.approx(np.mean(list(m["target_losses"].values())), abs=1e-12)
-        proxy_result = _result_json(runs[label]["proxy"]["run_dir"])
+        proxy_result = _result_json(out / runs[label]["proxy"]["run_dir"])
         assert m["proxy_loss"] == proxy_result["val_loss"]["qa"]
         assert m["predicted_loss"] == predicted.get(label)
     groups = [list(m["target_losses"].values()) for m in evaluation["mixtures"].values() if m["num_seeds"] >= 2]

@@ -48,3 +48,5 @@ def test_curves_boundaries_and_phase_table(tmp_path):
     assert (tmp_path / "png" / "phase_curves.png").is_file() and page.is_file()
     runs_json = {"runs": {"regmix": {"target": {"run_dir": str(scheduled)}}, "natural": {"target": None}}}
     assert labelled_run_dirs(runs_json, ["regmix", "regmix_static", "natural"]) == {"regmix": str(scheduled)}
+    relative = {"runs": {"regmix": {"target": {"1234": {"run_dir": scheduled.name}, "1235": {"run_dir": "x"}}}}}
+    assert labelled_run_dirs(relative, ["regmix"], root=scheduled.parent) == {"regmix": str(scheduled)}

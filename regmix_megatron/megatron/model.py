@@ -115,16 +115,8 @@ def _check_gpu_precision(prec, capability: tuple, cuda_version: Optional[str], g
                 "without FP8)")
 
 
-def plan_model(cfg: Recipe, *, vocab_size: int, cuda_available: bool, te_available: bool,
-               capability: Optional[tuple] = None, cuda_version: Optional[str] = None,
-               gpu_name: str = "GPU") -> ModelPlan:
-    """Choose the layer spec and the TransformerConfig for ``cfg`` on the given hardware (pure).
-
-    On CUDA, ``capability`` (the GPU's compute capability) is required and ``cuda_version`` is
-    ``torch.version.cuda``: precisions the GPU cannot run are refused here, with the fix, rather than inside
-    Transformer Engine at the first step."""
-    assert not cuda_available or capability is not None, "plan_model on CUDA needs the GPU's compute capability"
-    m, prec, par = cfg.model, cfg.precision, cfg.parallel
+def _choose_spec(prec, *, cuda_available: bool, te_available: bool) -> str:
+    """The layer spec for ``prec`` on this hardware, refusing precisions only Transformer Engine or a GPU can run."""
     if prec.layer_spec == "local":
         spec = LOCAL_SPEC
     elif prec.layer_spec == TE_SPEC:
@@ -142,6 +134,20 @@ def plan_model(cfg: Recipe, *, vocab_size: int, cuda_available: bool, te_availab
     if prec.bf16 and not cuda_available:
         raise ConfigError("precision.bf16=True is invalid on CPU: bf16 is ~20-85x slower than fp32 on CPUs "
                           "without native bf16; set precision.bf16 to false (fp32) for CPU runs")
+    return spec
+
+
+def plan_model(cfg: Recipe, *, vocab_size: int, cuda_available: bool, te_available: bool,
+               capability: Optional[tuple] = None, cuda_version: Optional[str] = None,
+               gpu_name: str = "GPU") -> ModelPlan:
+    """Choose the layer spec and the TransformerConfig for ``cfg`` on the given hardware (pure).
+
+    On CUDA, ``capability`` (the GPU's compute capability) is required and ``cuda_version`` is
+    ``torch.version.cuda``: precisions the GPU cannot run are refused here, with the fix, rather than inside
+    Transformer Engine at the first step."""
+    assert not cuda_available or capability is not None, "plan_model on CUDA needs the GPU's compute capability"
+    m, prec, par = cfg.model, cfg.precision, cfg.parallel
+    spec = _choose_spec(prec, cuda_available=cuda_available, te_available=te_available)
     if cuda_available:
         _check_gpu_precision(prec, capability, cuda_version, gpu_name)
     kwargs: dict[str, Any] = dict(

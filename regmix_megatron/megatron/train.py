@@ -40,6 +40,7 @@ from ..mixture import Mixture
 from ..recipe import IDENTITY_SECTIONS, Recipe
 from ..run_config import ResolvedRun, RunConfig, evaluated_domains
 from ..schedule import Schedule
+from ..target import Target
 from . import checkpoint as ckpt
 from . import device as devices
 from . import shims
@@ -714,7 +715,7 @@ def _log_step(run: _Run, row: dict, do_eval: bool) -> None:
     if do_eval:
         val = run.evaluate()
         row["val_loss"] = val
-        row["val_loss_average"] = float(np.mean(list(val.values())))
+        row["val_loss_average"] = Target.average().value(val, where=f"step {run.step}")
     run._append_metrics(row)
     if run.is_rank0:
         log.info("step %d/%d loss %.4f lr %.2e %.0f tok/s%s", run.step, run.cfg.optim.train_steps, row["train_loss"],

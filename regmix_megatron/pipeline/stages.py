@@ -597,7 +597,7 @@ def run_labeled(ctx: StageContext, root: Path, labeled: dict, seeds: dict, which
     sweep, results = run_batch(ctx, root, [unique[p] for p in pairs], which, label=label, fraction=fraction,
                                seeds=[seed for _, seed in pairs])
     by_pair = {(r.trained.hash, r.seed): r.run_id for r in sweep.runs}
-    return {lab: {seed: {"run_id": by_pair[(m.hash, seed)], "run_dir": str(sweep.run_dir(by_pair[(m.hash, seed)])),
+    return {lab: {seed: {"run_id": by_pair[(m.hash, seed)], "run_dir": ctx.relative(sweep.run_dir(by_pair[(m.hash, seed)])),
                          "result": results[by_pair[(m.hash, seed)]]} for seed in seeds[lab]}
             for lab, m in labeled.items()}
 
@@ -669,12 +669,12 @@ def run_targets(ctx: StageContext) -> StageOutput:
         if lab not in proxy:
             run = sweep_hashes[m.hash]
             state = read_run_state(sweep_dir / "runs" / run.run_id)
-            proxy[lab] = {"run_id": run.run_id, "run_dir": str(sweep_dir / "runs" / run.run_id),
+            proxy[lab] = {"run_id": run.run_id, "run_dir": ctx.relative(sweep_dir / "runs" / run.run_id),
                           "result": state.result}
     target = run_labeled(ctx, out_dir / "target-scale", labeled, seeds, "targets", label="target runs",
                          fraction=(0.15, 1.0))
     runs = {lab: _labeled_run(m, proxy.get(lab), {str(seed): rec for seed, rec in target[lab].items()},
-                              out_dir / "mixtures" / f"{lab.replace(':', '-')}.json")
+                              ctx.relative(m.save(out_dir / "mixtures" / f"{lab.replace(':', '-')}.json")))
             for lab, m in labeled.items()}  # mixture files: for `regmix-megatron export` / train at scale
     path = atomic_write_json(out_dir / "runs.json", {"format": "regmix-megatron/target-runs/v2",
                                                      "target": cfg.parsed_target.to_json(), "seeds": cfg.seeds,
@@ -690,17 +690,18 @@ def _sweep_runs(ctx: StageContext):
     return Sweep.load(ctx.path("sweep", "sweep_dir")).runs
 
 
-def _labeled_run(trained, proxy: dict | None, target: dict, path: Path) -> dict:
+def _labeled_run(trained, proxy: dict | None, target: dict, mixture_file: str) -> dict:
     """A labelled run's record in ``runs.json``: its mixture (a schedule's overall token shares, plus the
-    schedule), proxy and target runs, and the file it was saved to."""
+    schedule), proxy and target runs, and the file it was saved to. Paths are relative to the pipeline's output
+    directory, so the folder can be moved."""
     from ..schedule import Schedule
 
     if isinstance(trained, Schedule):
         return {"mixture": trained.overall().as_dict(), "mixture_hash": trained.hash,
                 "schedule": trained.to_json_obj(), "proxy": proxy, "target": target,
-                "mixture_file": str(trained.save(path))}
+                "mixture_file": mixture_file}
     return {"mixture": trained.as_dict(), "mixture_hash": trained.hash, "proxy": proxy, "target": target,
-            "mixture_file": str(trained.save(path))}
+            "mixture_file": mixture_file}
 
 
 # ---- evaluate -------------------------------------------------------------------------------------------
@@ -738,7 +739,7 @@ def run_report(ctx: StageContext) -> StageOutput:
         ctx.out / "report.html", png_dir, records=records, evaluation=evaluation,
         results_csv=ctx.path("sweep", "results"), fit_dir=ctx.path("fit", "metrics").parent,
         search_dir=ctx.path("search", "search").parent, fit_target=ctx.value("fit", "target"),
-        target=cfg.parsed_target, target_runs=read_json(ctx.path("targets", "runs")))
+        target=cfg.parsed_target, target_runs=read_json(ctx.path("targets", "runs")), runs_root=ctx.out)
     return StageOutput(files={"report": str(path), "figures": str(png_dir)}, summary=path.name,
                        values=numbers_for_log(evaluation))
 

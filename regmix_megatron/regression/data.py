@@ -194,14 +194,18 @@ def load_results_table(path: str | Path, *, renormalize: bool = False) -> RunTab
     """Our sweep results table (CSV or Parquet, :func:`regmix_megatron.results.read_results`)."""
     results = read_results(path)
     missing = sorted(set(results.loss_columns.values()) - _weighted_domains(results.weight_columns.values()))
-    sums = results.frame[list(results.weight_columns)].apply(pd.to_numeric, errors="coerce").sum(axis=1)
-    if missing and not np.allclose(sums.to_numpy(dtype=np.float64), 1.0, atol=SUM_TOLERANCE):
+    if missing and not _rows_sum_to_one(results.frame[list(results.weight_columns)]):
         # a loss column without a weight column is an evaluation-only domain when the weights still sum to 1
         raise DataError(f"{results.source}: domain(s) {missing} have a '{LOSS_PREFIX}<domain>' column but no "
                         f"'{WEIGHT_PREFIX}<domain>' column: a mixture column is missing (its weight would count as "
                         "0); restore it (re-collect the sweep with `regmix-megatron sweep collect`)")
     return _build(results.frame, results.weight_columns, results.loss_columns, results.run_ids, results.source,
                   renormalize)
+
+
+def _rows_sum_to_one(weights: pd.DataFrame) -> bool:
+    sums = weights.apply(pd.to_numeric, errors="coerce").sum(axis=1)
+    return bool(np.allclose(sums.to_numpy(dtype=np.float64), 1.0, atol=SUM_TOLERANCE))
 
 
 def regmix_domain(column: str) -> str | None:

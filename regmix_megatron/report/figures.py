@@ -37,6 +37,25 @@ def pyplot():
 
 
 # ---- sampling ---------------------------------------------------------------------------------------------
+def _bound_markers(ax, ypos: np.ndarray, *, prior, upper, lower) -> list:
+    """Mark the prior (red diamond), the caps below 1 (black bar) and positive lower bounds (purple bar) on each
+    domain's row; return the legend handles of the markers drawn."""
+    handles = []
+    if prior is not None:
+        handles.append(ax.scatter(prior, ypos, marker="D", s=36, color="#c0392b", zorder=5,
+                                  label="prior (token share)"))
+    if upper is not None:
+        capped = np.asarray(upper) < 1.0
+        if np.any(capped):
+            handles.append(ax.scatter(np.asarray(upper)[capped], ypos[capped], marker="|", s=260,
+                                      color="black", linewidths=2, zorder=6, label="cap (max weight)"))
+    if lower is not None and np.any(np.asarray(lower) > 0):
+        pos = np.asarray(lower) > 0
+        handles.append(ax.scatter(np.asarray(lower)[pos], ypos[pos], marker="|", s=260, color="#8e44ad",
+                                  linewidths=2, zorder=6, label="lower bound"))
+    return handles
+
+
 def plot_mixture_distributions(
     mixtures: np.ndarray,
     domains: Sequence[str],
@@ -67,19 +86,7 @@ def plot_mixture_distributions(
     for j in range(num_domains):
         jitter = rng.uniform(-0.22, 0.22, size=num_rows)
         ax.scatter(w[:, j], ypos[j] + jitter, s=4, color="#1f4e79", alpha=0.35, linewidths=0, zorder=3)
-    handles = []
-    if prior is not None:
-        handles.append(ax.scatter(prior, ypos, marker="D", s=36, color="#c0392b", zorder=5,
-                                  label="prior (token share)"))
-    if upper is not None:
-        capped = np.asarray(upper) < 1.0
-        if np.any(capped):
-            handles.append(ax.scatter(np.asarray(upper)[capped], ypos[capped], marker="|", s=260,
-                                      color="black", linewidths=2, zorder=6, label="cap (max weight)"))
-    if lower is not None and np.any(np.asarray(lower) > 0):
-        pos = np.asarray(lower) > 0
-        handles.append(ax.scatter(np.asarray(lower)[pos], ypos[pos], marker="|", s=260, color="#8e44ad",
-                                  linewidths=2, zorder=6, label="lower bound"))
+    handles = _bound_markers(ax, ypos, prior=prior, upper=upper, lower=lower)
     ax.set_xscale("symlog", linthresh=max(min_weight, 1e-6))
     ax.set_xlim(0, 1.05)
     ax.set_yticks(ypos)

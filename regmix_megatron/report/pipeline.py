@@ -163,10 +163,11 @@ def headline(evaluation: Mapping) -> str:
 
 def write_pipeline_report(path: Path, png_dir: Path, *, records: Sequence[Mapping], evaluation: Mapping,
                           results_csv: Path, fit_dir: Path, search_dir: Path, fit_target: str,
-                          target: Target, target_runs: Mapping | None = None) -> Path:
+                          target: Target, target_runs: Mapping | None = None,
+                          runs_root: Path | None = None) -> Path:
     """The whole report: the answer and its confidence first, the pipeline view, the regression/search sections,
     and the stage timings last. ``target_runs`` (the targets stage's ``runs.json``) adds the schedule's validation
-    curves when RegMix trained a schedule."""
+    curves when RegMix trained a schedule; its relative run directories are under ``runs_root``."""
     from ..fileio import read_json
     from ..regression.data import load_results_table
     from .answer import answer_section
@@ -180,7 +181,7 @@ def write_pipeline_report(path: Path, png_dir: Path, *, records: Sequence[Mappin
     choice = fit_choice_section(evaluation)
     sections += [choice] if choice is not None else []
     if target_runs and (target_runs.get("runs", {}).get("regmix") or {}).get("schedule"):
-        dirs = labelled_run_dirs(target_runs, ["regmix", "regmix_static", "natural"])
+        dirs = labelled_run_dirs(target_runs, ["regmix", "regmix_static", "natural"], root=runs_root)
         sections += schedule_sections(dirs, highlight=target.single_domain,
                                       title="Schedule vs static at target scale: validation curves by phase")
     sections += rank_sections(evaluation)

@@ -63,8 +63,10 @@ def schedule_sections(runs: Mapping[str, str | Path], *, highlight: str | None =
     return [Section(fig.title, body, fig.images)]
 
 
-def labelled_run_dirs(runs_json: Mapping, labels: Sequence[str], scale: str = "target") -> dict[str, str]:
-    """``{label: run_dir}`` of a pipeline's ``targets/runs.json`` document, for the labels present."""
+def labelled_run_dirs(runs_json: Mapping, labels: Sequence[str], scale: str = "target",
+                      root: str | Path | None = None) -> dict[str, str]:
+    """``{label: run_dir}`` of a pipeline's ``targets/runs.json`` document, for the labels present; relative
+    run directories (the pipeline writes them relative to its output directory) are joined to ``root``."""
     out = {}
     for label in labels:
         run = runs_json.get("runs", {}).get(label) or {}
@@ -72,7 +74,7 @@ def labelled_run_dirs(runs_json: Mapping, labels: Sequence[str], scale: str = "t
         if record and "run_dir" not in record:  # target scale: one record per seed; the first seed's run
             record = record[min(record, key=int)]
         if record.get("run_dir"):
-            out[label] = record["run_dir"]
+            out[label] = str(Path(root) / record["run_dir"]) if root is not None else record["run_dir"]
     return out
 
 
