@@ -87,5 +87,5 @@ def test_1b_shell_data_files_build_through_megatron_lm(indexed_fixture, tmp_path
                            "--regmix-domains", str(indexed_fixture.domains_json), "--per-split-data-args-path",
                            given], capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0 and proc.stdout.rstrip().endswith("OK"), proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert f"valid: {len(registry.names)} set(s)" in proc.stdout
-    assert "test: None samples" in proc.stdout  # no test set: nothing for Megatron-LM to evaluate after training
+    assert f"valid: {len(registry.all_names)} set(s)" in proc.stdout  # evaluation-only domains validate too
+    assert "\ntest: None\n" in proc.stdout  # no test set: nothing for Megatron-LM to evaluate after training

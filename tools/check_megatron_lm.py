@@ -136,7 +136,7 @@ def _digest(dataset) -> str:
     return h.hexdigest()[:16]
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--megatron-lm", required=True, help="a Megatron-LM checkout (holds megatron/training/)")
     p.add_argument("--regmix-domains", required=True, help="domains.json of the data")
@@ -152,6 +152,50 @@ def main(argv: list[str] | None = None) -> int:
                    help="do not compile the checkout's dataset helpers when missing (use megatron-core's own "
                         "compiled ones if the source is the same, else print the command)")
     p.add_argument("extra", nargs="*", help="further pretrain_gpt.py flags (after --)")
+    return p
+
+
+def _show_and_check(train, valid: list, test, margs, build_pretraining_data_loader) -> int:
+    """Print what Megatron-LM built (sizes, blends, per-phase samples, sample digests, one batch of each loader)
+    and check that a loader resumed at each phase boundary starts at that boundary's samples; 1 if not."""
+    import numpy as np
+
+    print(f"train: {type(train).__name__}, {len(train)} samples")
+    _print_blend("train", train)
+    for lo, hi in zip(getattr(train, "phase_starts", ()), getattr(train, "phase_starts", ())[1:]):
+        counts = np.bincount(np.asarray(train.dataset_index[lo:hi]), minlength=len(train.datasets))
+        print(f"train phase {train.phase_of(lo) + 1}: from step {lo // margs.global_batch_size}, samples "
+              + ", ".join(f"{Path(d.dataset_path).parent.name}={int(c)}" for d, c in zip(train.datasets, counts)))
+    print(f"valid: {len(valid)} set(s), {[len(v) for v in valid]} samples")
+    print(f"test: {None if test is None else f'{type(test).__name__}, {len(test)} samples'}")
+    _print_blend("test", test)
+    digests = [("train", train)] + [(f"valid[{i}]", v) for i, v in enumerate(valid)] + [("test", test)]
+    print("samples sha256: " + ", ".join(f"{k}={_digest(d) if d is not None else None}" for k, d in digests))
+    loaders = [("train", train)] + [(f"valid[{i}]", v) for i, v in enumerate(valid)]
+    for label, dataset in loaders + ([("test", test)] if test is not None else []):
+        batch = next(iter(build_pretraining_data_loader(dataset, 0)))
+        shapes = {k: tuple(v.shape) for k, v in batch.items() if hasattr(v, "shape")}
+        print(f"{label} batch: {shapes}")
+    for start in getattr(train, "phase_starts", ())[1:-1]:  # Megatron-LM resuming at a phase boundary
+        batch = next(iter(build_pretraining_data_loader(train, start)))
+        expected = np.stack([np.asarray(train[i]["tokens"]) for i in range(start, start + margs.micro_batch_size)])
+        same = np.array_equal(batch["tokens"].numpy(), expected)
+        print(f"train resumed at step {start // margs.global_batch_size} (consumed samples {start}): first "
+              f"batch {'is' if same else 'is NOT'} samples {start}..{start + margs.micro_batch_size - 1}")
+        if not same:
+            return 1
+    print("OK")
+    return 0
+
+
+def _single_rank_env() -> None:
+    for key, value in dict(MASTER_ADDR="127.0.0.1", MASTER_PORT="29571", RANK="0", WORLD_SIZE="1",
+                           LOCAL_RANK="0").items():
+        os.environ.setdefault(key, value)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = _parser()
     args = p.parse_args(argv)
 
     if sum(x is not None for x in (args.regmix_mixture, args.regmix_schedule, args.per_split_data_args_path)) != 1:
@@ -166,9 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     helpers = ensure_dataset_helpers(mlm, build=args.build_helpers)
     print(f"dataset helpers: {helpers}")
     sys.path.insert(0, str(mlm))
-    for key, value in dict(MASTER_ADDR="127.0.0.1", MASTER_PORT="29571", RANK="0", WORLD_SIZE="1",
-                           LOCAL_RANK="0").items():
-        os.environ.setdefault(key, value)
+    _single_rank_env()
 
     import torch
 
@@ -209,37 +251,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         parallel_state.initialize_model_parallel()
         train, valid, test = training.build_train_valid_test_datasets(provider)
-        valid = valid if isinstance(valid, list) else [valid]
-        print(f"train: {type(train).__name__}, {len(train)} samples")
-        _print_blend("train", train)
-        import numpy as np
-
-        for lo, hi in zip(getattr(train, "phase_starts", ()), getattr(train, "phase_starts", ())[1:]):
-            counts = np.bincount(np.asarray(train.dataset_index[lo:hi]), minlength=len(train.datasets))
-            print(f"train phase {train.phase_of(lo) + 1}: from step {lo // margs.global_batch_size}, samples "
-                  + ", ".join(f"{Path(d.dataset_path).parent.name}={int(c)}" for d, c in zip(train.datasets, counts)))
-        print(f"valid: {len(valid)} set(s), {[len(v) for v in valid]} samples")
-        print(f"test: {None if test is None else f'{type(test).__name__}, {len(test)} samples'}")
-        _print_blend("test", test)
-        digests = [("train", train)] + [(f"valid[{i}]", v) for i, v in enumerate(valid)] + [("test", test)]
-        print("samples sha256: " + ", ".join(f"{k}={_digest(d) if d is not None else None}" for k, d in digests))
-        loaders = [("train", train)] + [(f"valid[{i}]", v) for i, v in enumerate(valid)]
-        for label, dataset in loaders + ([("test", test)] if test is not None else []):
-            batch = next(iter(build_pretraining_data_loader(dataset, 0)))
-            shapes = {k: tuple(v.shape) for k, v in batch.items() if hasattr(v, "shape")}
-            print(f"{label} batch: {shapes}")
-        for start in getattr(train, "phase_starts", ())[1:-1]:  # Megatron-LM resuming at a phase boundary
-            batch = next(iter(build_pretraining_data_loader(train, start)))
-            expected = np.stack([np.asarray(train[i]["tokens"]) for i in range(start, start + margs.micro_batch_size)])
-            same = np.array_equal(batch["tokens"].numpy(), expected)
-            print(f"train resumed at step {start // margs.global_batch_size} (consumed samples {start}): first "
-                  f"batch {'is' if same else 'is NOT'} samples {start}..{start + margs.micro_batch_size - 1}")
-            if not same:
-                return 1
+        return _show_and_check(train, valid if isinstance(valid, list) else [valid], test, margs,
+                               build_pretraining_data_loader)
     finally:
         torch.distributed.destroy_process_group()
-    print("OK")
-    return 0
 
 
 if __name__ == "__main__":
