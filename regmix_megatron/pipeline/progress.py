@@ -27,6 +27,9 @@ class BarProgress(Progress):
         self.weights: dict[str, float] = {}
         self.current: str | None = None
         self.done_in_stage = 0.0
+        self._fraction = 0.0
+        self._anchor = (0.0, 0.0)
+        self._pace = 0.0
 
     def begin(self, stages):
         self.weights = {name: max(float(w), 0.1) for name, w in stages}
@@ -38,6 +41,9 @@ class BarProgress(Progress):
     def start_stage(self, name):
         self.current = name
         self.done_in_stage = 0.0
+        self._fraction = 0.0
+        self._anchor = (0.0, 0.0)  # (fraction, bar units) where the stage's current pace starts
+        self._pace = self.weights.get(name, 0.0)  # bar units per unit of the stage's fraction
         if self.bar is not None:
             self.bar.set_description(f"pipeline [{name}]")
             self.bar.set_note("")
@@ -45,7 +51,9 @@ class BarProgress(Progress):
     def update(self, fraction, note=""):
         if self.bar is None or self.current is None:
             return
-        target = self.weights.get(self.current, 0.0) * min(max(float(fraction), 0.0), 1.0)
+        self._fraction = max(self._fraction, min(max(float(fraction), 0.0), 1.0))
+        f0, u0 = self._anchor
+        target = u0 + (self._fraction - f0) * self._pace
         if target > self.done_in_stage:
             self.bar.update(round(target - self.done_in_stage, 3))
             self.done_in_stage = target
@@ -53,23 +61,26 @@ class BarProgress(Progress):
             self.bar.set_note(note)
 
     def reestimate(self, remaining_s):
+        """The current stage has ``remaining_s`` seconds left: what it has done so far stays on the bar, the rest
+        of its fraction now maps onto ``remaining_s``, and the total follows (re-estimating again is fine)."""
         if self.bar is None or self.current is None or self.current not in self.weights:
             return
-        old = self.weights[self.current]
-        fraction = self.done_in_stage / old if old else 0.0
+        fraction = self._fraction
         if fraction >= 0.98:
             return
-        new = max(float(remaining_s) / (1.0 - fraction), 0.1)  # the stage's total at the measured pace
-        self.weights[self.current] = new
+        old = self.weights[self.current]
+        remaining = max(float(remaining_s), 0.0)
+        self._anchor = (fraction, self.done_in_stage)
+        self._pace = remaining / (1.0 - fraction)  # the stage's whole length at the measured pace
+        self.weights[self.current] = max(self.done_in_stage + remaining, 0.1)
         if self.current in TRAINING_STAGES and self.current not in self.calibrated:
             self.calibrated.add(self.current)
             for later in TRAINING_STAGES[TRAINING_STAGES.index(self.current) + 1:]:
                 if later in self.weights and later not in self.calibrated:
-                    self.weights[later] *= new / old
+                    self.weights[later] *= max(self._pace, 0.1) / old
         done_before = self.bar.n - self.done_in_stage
         self.bar.set_total(round(max(done_before + sum(w for k, w in self.weights.items() if k in self._left()),
                                      self.bar.n, 0.1), 3))
-        self.done_in_stage = max(self.done_in_stage, fraction * new)
 
     def _left(self) -> list[str]:
         """The current stage and the ones after it (the only ones whose weights are not spent yet)."""
