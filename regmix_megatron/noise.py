@@ -30,7 +30,8 @@ def spearman_ceiling(spread_sd: float, noise_sd: float) -> float | None:
 
 def spearman_critical_value(n: int, alpha: float = 0.05, num_draws: int = 20000, seed: int = 0) -> float | None:
     """The smallest rho that chance reaches with probability at most ``alpha``: Spearman's rho between ``n``
-    values and a random permutation of them is >= it in at most ``alpha`` of the permutations (None for n < 3).
+    values and a random permutation of them is >= it in at most ``alpha`` of the permutations (None for n < 3, or
+    when even rho = 1 is more likely than ``alpha``, as for n = 3 at the default 0.05).
     Exact (every permutation) up to n = 8, a seeded sample of ``num_draws`` permutations above."""
     if n < 3:
         return None

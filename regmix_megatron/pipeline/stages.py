@@ -597,9 +597,11 @@ def run_labeled(ctx: StageContext, root: Path, labeled: dict, seeds: dict, which
     sweep, results = run_batch(ctx, root, [unique[p] for p in pairs], which, label=label, fraction=fraction,
                                seeds=[seed for _, seed in pairs])
     by_pair = {(r.trained.hash, r.seed): r.run_id for r in sweep.runs}
-    return {lab: {seed: {"run_id": by_pair[(m.hash, seed)], "run_dir": ctx.relative(sweep.run_dir(by_pair[(m.hash, seed)])),
-                         "result": results[by_pair[(m.hash, seed)]]} for seed in seeds[lab]}
-            for lab, m in labeled.items()}
+
+    def record(run_id: str) -> dict:
+        return {"run_id": run_id, "run_dir": ctx.relative(sweep.run_dir(run_id)), "result": results[run_id]}
+
+    return {lab: {seed: record(by_pair[(m.hash, seed)]) for seed in seeds[lab]} for lab, m in labeled.items()}
 
 
 def compared_mixtures(ctx: StageContext) -> tuple[dict, dict]:
@@ -627,7 +629,7 @@ def compared_mixtures(ctx: StageContext) -> tuple[dict, dict]:
         seeded = {"regmix", "regmix_static", *SEEDED_BASELINES}
         return labeled, {lab: (cfg.seeds if lab in seeded else [cfg.seed]) for lab in labeled}
     labeled: dict[str, Mixture] = {"regmix": Mixture.load(ctx.path("search", "mixture"))}
-    planned = {r.run_id: r.mixture for r in _sweep_runs(ctx)}
+    planned = {r.run_id: r.mixture for r in _sweep(ctx).runs}
     sweep = [planned[rid] for rid in table.run_ids]
     single = [i for i, m in enumerate(sweep) if is_single_domain(m)]
     sampled = [i for i in range(len(sweep)) if i not in set(single)]
@@ -659,18 +661,17 @@ def run_targets(ctx: StageContext) -> StageOutput:
     labeled, seeds = compared_mixtures(ctx)
     out_dir = ctx.out / "targets"
     # proxy scale: what the sweep did not train (RegMix and the built-in baselines), once, for rank invariance
-    sweep_hashes = {r.trained.hash: r for r in _sweep_runs(ctx) if r.seed == cfg.seed}
+    sweep = _sweep(ctx)
+    sweep_hashes = {r.trained.hash: r for r in sweep.runs if r.seed == cfg.seed}
     own = {k: m for k, m in labeled.items() if m.hash not in sweep_hashes}
     proxy = {lab: recs[cfg.seed] for lab, recs in run_labeled(
         ctx, out_dir / "proxy-scale", own, {k: [cfg.seed] for k in own}, "proxy", label="proxy-scale runs",
         fraction=(0.0, 0.15)).items()}
-    sweep_dir = ctx.path("sweep", "sweep_dir")
     for lab, m in labeled.items():
         if lab not in proxy:
-            run = sweep_hashes[m.hash]
-            state = read_run_state(sweep_dir / "runs" / run.run_id)
-            proxy[lab] = {"run_id": run.run_id, "run_dir": ctx.relative(sweep_dir / "runs" / run.run_id),
-                          "result": state.result}
+            run_id = sweep_hashes[m.hash].run_id
+            run_dir = sweep.run_dir(run_id)
+            proxy[lab] = {"run_id": run_id, "run_dir": ctx.relative(run_dir), "result": read_run_state(run_dir).result}
     target = run_labeled(ctx, out_dir / "target-scale", labeled, seeds, "targets", label="target runs",
                          fraction=(0.15, 1.0))
     runs = {lab: _labeled_run(m, proxy.get(lab), {str(seed): rec for seed, rec in target[lab].items()},
@@ -684,10 +685,10 @@ def run_targets(ctx: StageContext) -> StageOutput:
                        summary=f"{num_runs} target-scale runs of {len(labeled)} mixtures ({', '.join(labeled)})")
 
 
-def _sweep_runs(ctx: StageContext):
+def _sweep(ctx: StageContext):
     from ..sweep.plan import Sweep
 
-    return Sweep.load(ctx.path("sweep", "sweep_dir")).runs
+    return Sweep.load(ctx.path("sweep", "sweep_dir"))
 
 
 def _labeled_run(trained, proxy: dict | None, target: dict, mixture_file: str) -> dict:
@@ -696,12 +697,11 @@ def _labeled_run(trained, proxy: dict | None, target: dict, mixture_file: str) -
     directory, so the folder can be moved."""
     from ..schedule import Schedule
 
-    if isinstance(trained, Schedule):
-        return {"mixture": trained.overall().as_dict(), "mixture_hash": trained.hash,
-                "schedule": trained.to_json_obj(), "proxy": proxy, "target": target,
-                "mixture_file": mixture_file}
-    return {"mixture": trained.as_dict(), "mixture_hash": trained.hash, "proxy": proxy, "target": target,
-            "mixture_file": mixture_file}
+    scheduled = isinstance(trained, Schedule)
+    record = {"mixture": (trained.overall() if scheduled else trained).as_dict(), "mixture_hash": trained.hash}
+    if scheduled:
+        record["schedule"] = trained.to_json_obj()
+    return {**record, "proxy": proxy, "target": target, "mixture_file": mixture_file}
 
 
 # ---- evaluate -------------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from typing import Any, Mapping
 
 from .page import Section
 
-#: Keys of ``evaluation.json`` (top level or under ``comparison``) shown in the confidence box when present.
+
 def _fmt(x: Any, digits: int = 4) -> str:
     return "n/a" if x is None else f"{x:.{digits}f}" if isinstance(x, float) else html.escape(str(x))
 
