@@ -50,7 +50,7 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["regmix_megatron", "regmix_megatron.*"]),
     include_package_data=True,
-    package_data={"regmix_megatron": ["data/*", "data/punkt_en/*", "presets/*.yaml"]},
+    package_data={"regmix_megatron": ["data/punkt_en/*", "runs/presets/*.yaml", "data/corpus/README.md"]},
     install_requires=CORE,
     extras_require={
         "megatron": MEGATRON,

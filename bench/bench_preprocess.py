@@ -68,9 +68,9 @@ def main() -> int:
 
     import megatron.core.datasets.indexed_dataset  # noqa: F401  (import cost outside the timings)
 
-    from regmix_megatron.manifest import DomainRegistry
-    from regmix_megatron.preprocess import EncodeOptions, Encoder, as_spec, preprocess_corpus
-    from regmix_megatron.tokenizer import TokenizerTrainConfig, train_tokenizer
+    from regmix_megatron.data.manifest import DomainRegistry
+    from regmix_megatron.data.preprocess import EncodeOptions, Encoder, as_spec, preprocess_corpus
+    from regmix_megatron.data.tokenizer_training import TokenizerTrainConfig, train_tokenizer
 
     default = REPO / ".cache" / "corpus"
     source = Path(args.corpus_dir) if args.corpus_dir else (default if default.is_dir() else

@@ -17,7 +17,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from regmix_megatron.sampling import SamplerConfig, domain_caps, iter_candidates, sample_mixtures  # noqa: E402
+from regmix_megatron.mixtures.sampling import SamplerConfig, domain_caps, iter_candidates, sample_mixtures  # noqa: E402
 
 PILE_GB = [56.2, 7.8, 0.9, 4.6, 51.2, 95.2, 10.9, 3.9, 2.0, 2.4, 227.1, 19.3, 90.3, 32.2, 5.5, 22.9, 6.4]
 TOKENS = (np.array(PILE_GB) * 0.25e9).astype(np.int64)

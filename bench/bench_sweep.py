@@ -32,8 +32,8 @@ CLI = [sys.executable, "-m", "regmix_megatron.cli"]
 
 
 def build_fixture(work: Path) -> Path:
-    from regmix_megatron.preprocess import preprocess_corpus
-    from regmix_megatron.tokenizer import TokenizerTrainConfig, train_tokenizer
+    from regmix_megatron.data.preprocess import preprocess_corpus
+    from regmix_megatron.data.tokenizer_training import TokenizerTrainConfig, train_tokenizer
 
     corpus = REPO / "tests" / "fixtures" / "corpus"
     training = sorted(p.name for p in corpus.iterdir() if (p / "train.jsonl").is_file() and p.name != "qa")
@@ -75,9 +75,9 @@ def main() -> int:
     parser.add_argument("--target", default="qa", help="the target domain (evaluated by the 'now' proxies)")
     args = parser.parse_args()
 
-    from regmix_megatron.manifest import DomainRegistry
-    from regmix_megatron.mixture import Mixture, write_mixtures
-    from regmix_megatron.sampling import SamplerConfig, sample_mixtures
+    from regmix_megatron.data.manifest import DomainRegistry
+    from regmix_megatron.mixtures.mixture import Mixture, write_mixtures
+    from regmix_megatron.mixtures.sampling import SamplerConfig, sample_mixtures
 
     with tempfile.TemporaryDirectory(prefix="bench_sweep_") as tmp:
         work = Path(tmp)

@@ -137,7 +137,7 @@ def main() -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    from regmix_megatron.recipe import build_recipe, merge_mappings
+    from regmix_megatron.runs.recipe import build_recipe, merge_mappings
 
     peak = matmul_peak_flops()
     print(f"threads {torch.get_num_threads()}; fp32 matmul peak (1024^3, best of 10): {peak / 1e9:.1f} GFLOP/s")

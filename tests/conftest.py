@@ -54,7 +54,7 @@ FIXTURE_TRAIN_DOMAINS = ("changelogs", "code", "legal", "literature", "math", "r
 def fixture_tokenizer(tmp_path_factory) -> Path:
     """A SentencePiece BPE (vocab 1000) trained on the train splits of the corpus fixture's training domains (the
     evaluation-only ``qa`` left out, as the pipeline does); its ``.model`` path."""
-    from regmix_megatron.tokenizer import TokenizerTrainConfig, train_tokenizer
+    from regmix_megatron.data.tokenizer_training import TokenizerTrainConfig, train_tokenizer
 
     if not FIXTURE_CORPUS.is_dir():
         pytest.skip(f"corpus fixture {FIXTURE_CORPUS} missing (build it with tools/build_fixture.py)")
@@ -71,7 +71,7 @@ def indexed_fixture(tmp_path_factory, fixture_tokenizer) -> IndexedFixture:
 
     Treat as read only: copy it to ``tmp_path`` before changing anything.
     """
-    from regmix_megatron.preprocess import preprocess_corpus
+    from regmix_megatron.data.preprocess import preprocess_corpus
 
     out = tmp_path_factory.mktemp("indexed")
     domains_json = preprocess_corpus(FIXTURE_CORPUS, out, fixture_tokenizer, workers=1,
@@ -115,7 +115,7 @@ def _team_data(tmp_path_factory, name: str, spec) -> Path:
 @pytest.fixture(scope="session")
 def gpt2_team_data(tmp_path_factory, gpt2_tokenizer_files) -> Path:
     """The corpus fixture as existing Megatron prefixes made with GPT-2 BPE; the ``domains.yaml`` that maps them."""
-    from regmix_megatron.tokenizer_types import TokenizerSpec
+    from regmix_megatron.data.tokenizer_types import TokenizerSpec
 
     vocab, merges = gpt2_tokenizer_files
     return _team_data(tmp_path_factory, "team-gpt2", TokenizerSpec(tokenizer_type="GPT2BPETokenizer",
@@ -125,7 +125,7 @@ def gpt2_team_data(tmp_path_factory, gpt2_tokenizer_files) -> Path:
 @pytest.fixture(scope="session")
 def hf_team_data(tmp_path_factory, hf_tokenizer_dir) -> Path:
     """The corpus fixture as existing Megatron prefixes made with a HuggingFace tokenizer; its ``domains.yaml``."""
-    from regmix_megatron.tokenizer_types import TokenizerSpec
+    from regmix_megatron.data.tokenizer_types import TokenizerSpec
 
     return _team_data(tmp_path_factory, "team-hf", TokenizerSpec(tokenizer_type="HuggingFaceTokenizer",
                                                                  tokenizer_model=str(hf_tokenizer_dir)))

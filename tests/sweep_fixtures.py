@@ -150,9 +150,9 @@ def make_real_sweep_inputs(directory: Path, domains_json: Path, num_mixtures: in
     """mixtures.jsonl from the real sampler + a proxy config on the tiny-test preset."""
     import yaml
 
-    from regmix_megatron.manifest import DomainRegistry
-    from regmix_megatron.mixture import Mixture
-    from regmix_megatron.sampling import SamplerConfig, sample_mixtures
+    from regmix_megatron.data.manifest import DomainRegistry
+    from regmix_megatron.mixtures.mixture import Mixture
+    from regmix_megatron.mixtures.sampling import SamplerConfig, sample_mixtures
 
     directory.mkdir(parents=True, exist_ok=True)
     registry = DomainRegistry.load(domains_json)
@@ -172,8 +172,8 @@ def check_complete_table(sweep_root: Path, num_runs: int, domains) -> "object":
     import numpy as np
     import pandas as pd
 
-    from regmix_megatron.manifest import DomainRegistry
-    from regmix_megatron.sweep.plan import Sweep
+    from regmix_megatron.data.manifest import DomainRegistry
+    from regmix_megatron.runs.sweep.plan import Sweep
 
     table = pd.read_parquet(sweep_root / "results.parquet")
     assert len(table) == num_runs and table["run_id"].is_unique
@@ -193,7 +193,7 @@ def check_complete_table(sweep_root: Path, num_runs: int, domains) -> "object":
 def random_mixtures(domains, n, seed=0):
     import numpy as np
 
-    from regmix_megatron.mixture import Mixture
+    from regmix_megatron.mixtures.mixture import Mixture
 
     rng = np.random.default_rng(seed)
     return [Mixture.from_array(domains, rng.dirichlet(np.ones(len(domains)))) for _ in range(n)]
@@ -216,7 +216,7 @@ def write_proxy_config(path: Path, domains_json: Path, **extra) -> Path:
 @pytest.fixture
 def planned(tmp_path):
     """A planned sweep of 4 runs (tiny-test recipe, seed 7) in ``tmp_path/sweep``."""
-    from regmix_megatron.sweep.plan import plan_from_files
+    from regmix_megatron.runs.sweep.plan import plan_from_files
 
     domains_json = write_domains_json(tmp_path / "data")
     mixtures = write_mixtures(tmp_path / "mixtures.jsonl", random_mixtures(DOMAINS, 4))

@@ -6,10 +6,16 @@ import argparse
 
 import pytest
 
-from regmix_megatron.commands.sampler_flags import (UNSET, add_cap_arguments, flag_error, given_overrides,
-                                                    optional_float, token_count)
+from regmix_megatron.commands.sampler_flags import (
+    UNSET,
+    add_cap_arguments,
+    flag_error,
+    given_overrides,
+    optional_float,
+    token_count,
+)
 from regmix_megatron.errors import ConfigError
-from regmix_megatron.sampling import SamplerConfig
+from regmix_megatron.mixtures.sampling import SamplerConfig
 
 
 def test_token_counts_and_optional_numbers():

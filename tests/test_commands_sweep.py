@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from regmix_megatron.sweep.plan import Sweep
+from regmix_megatron.runs.sweep.plan import Sweep
 
 from sweep_fixtures import DOMAINS, planned, random_mixtures, write_domains_json, write_mixtures, write_proxy_config  # noqa: F401,E501
 

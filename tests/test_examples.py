@@ -28,7 +28,7 @@ def test_example_yaml_loads(path, tmp_path):
         cfg = load_pipeline_config(path, output_dir=str(tmp_path))
         assert isinstance(cfg, PipelineConfig)
     else:
-        from regmix_megatron.run_config import load_run_config
+        from regmix_megatron.runs.run_config import load_run_config
 
         cfg = load_run_config(path, output_dir=str(tmp_path))
         assert cfg.recipe.optim.train_steps > 0

@@ -34,7 +34,7 @@ import pytest
 import yaml
 
 from regmix_megatron import cli
-from regmix_megatron.manifest import DomainRegistry
+from regmix_megatron.data.manifest import DomainRegistry
 
 from helpers.cli import CLI, run_cli
 from helpers.training import domains_json_of, subprocess_env
@@ -268,7 +268,7 @@ def finished_sweep(indexed_fixture, tmp_path_factory):
 
 
 def _attempts(sweep: Path) -> dict[str, list]:
-    from regmix_megatron.sweep import state as st
+    from regmix_megatron.runs.sweep import state as st
 
     return {p.name: st.attempt_records(p) for p in sorted((sweep / "runs").iterdir())}
 
@@ -312,7 +312,7 @@ def test_a_copied_sweep_folder_keeps_its_run_ids_and_reruns_nothing(finished_swe
     from its checkpoint, to the same losses."""
     import pandas as pd
 
-    from regmix_megatron.sweep.plan import Sweep
+    from regmix_megatron.runs.sweep.plan import Sweep
 
     for name, lose_one in (("finished", False), ("half", True)):
         copy = Path(shutil.copytree(finished_sweep[0], tmp_path / name / "moved sweep"))
@@ -364,7 +364,7 @@ def test_a_copied_pipeline_folder_resumes_and_damaged_data_redoes_the_indexed_st
 def test_a_full_disk_under_export_search_fit_and_collect_keeps_the_previous_outputs(indexed_fixture, planned,
                                                                                     tmp_path):
     from helpers.regression import results_table
-    from regmix_megatron.sweep import state as st  # noqa: F401
+    from regmix_megatron.runs.sweep import state as st  # noqa: F401
 
     domains_json = domains_json_of(indexed_fixture)
     names = DomainRegistry.load(domains_json).names
@@ -404,7 +404,7 @@ def test_every_mixture_input_follows_the_sum_rule(indexed_fixture, tmp_path, cap
 
     from helpers.regression import regmix_csvs, results_table
     from regmix_megatron.errors import RegmixError
-    from regmix_megatron.mixture import Mixture
+    from regmix_megatron.mixtures.mixture import Mixture
 
     domains_json = domains_json_of(indexed_fixture)
     names = DomainRegistry.load(domains_json).names
@@ -438,7 +438,7 @@ def test_every_mixture_input_follows_the_sum_rule(indexed_fixture, tmp_path, cap
     run = tmp_path / "run.yaml"
     run.write_text(yaml.safe_dump({"preset": "tiny-test", "domains": str(domains_json), "mixture": half,
                                    "output_dir": str(tmp_path / "r")}))
-    from regmix_megatron.run_config import load_run_config
+    from regmix_megatron.runs.run_config import load_run_config
     with pytest.raises(RegmixError, match="sum to 0.5.*pass --renormalize"):
         load_run_config(run).resolve()
     assert cli.main(["train", str(run), "--renormalize", "--print-config"]) == 0
@@ -482,7 +482,7 @@ def test_every_loaded_format_is_data(tmp_path, capsys):
     JSON, a LightGBM model is text for LightGBM's parser, and no code in the package or its tools loads a pickle
     or evaluates text."""
     from regmix_megatron.errors import RegmixError
-    from regmix_megatron.mixture import Mixture
+    from regmix_megatron.mixtures.mixture import Mixture
     from regmix_megatron.regression.models import load_regressor
 
     marker = tmp_path / "ran"

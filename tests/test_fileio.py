@@ -7,8 +7,16 @@ import stat
 import pytest
 
 from regmix_megatron.errors import DataError
-from regmix_megatron.fileio import (atomic_dir, atomic_files, atomic_path, atomic_write_json, atomic_write_text,
-                                    read_json, read_yaml, set_aside)
+from regmix_megatron.fileio import (
+    atomic_dir,
+    atomic_files,
+    atomic_path,
+    atomic_write_json,
+    atomic_write_text,
+    read_json,
+    read_yaml,
+    set_aside,
+)
 
 
 def test_atomic_write_replaces_and_leaves_no_temp(tmp_path):

@@ -62,7 +62,7 @@ def test_plan_for_the_machine(gpu, count):
     for c in checks:
         assert c.kind != "skip", c
         if c.kind == "train":  # every planned config is a valid train config
-            from regmix_megatron.recipe import build_recipe
+            from regmix_megatron.runs.recipe import build_recipe
 
             cfg = build_recipe({k: v for k, v in c.config.items() if k != "seed"})
             assert cfg.optim.train_steps == gc.NUM_STEPS and cfg.checkpoint.interval == gc.RESUME_STEP

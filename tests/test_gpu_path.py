@@ -15,7 +15,7 @@ import torch
 from helpers.devices import RecordingDevice, guard_trainer
 from helpers.training import domains_json_of, tiny_config
 from regmix_megatron.megatron import device as devices
-from regmix_megatron.run_config import build_run_config, load_run_config
+from regmix_megatron.runs.run_config import build_run_config, load_run_config
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 

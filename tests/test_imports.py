@@ -1,10 +1,11 @@
-"""The package's import graph: the arrows point inward.
+"""The package's import graph: the arrows point inward, along the method's steps.
 
-- The pure core (every module outside ``megatron/``, ``commands/``, ``pipeline/``, ``sweep/``, ``report/``,
-  ``corpus/``, ``gpu_check/`` and ``cli.py``) imports neither torch nor Megatron: each core module is imported in a fresh
-  interpreter and ``sys.modules`` is checked.
+- The pure core (the package root but ``cli.py``, and every step folder: ``data/``, ``mixtures/``, ``runs/``,
+  ``regression/``, ``search/``, ``export/``, ``full_scale/``, ``report/``) imports neither torch nor Megatron:
+  each core module is imported in a fresh interpreter and ``sys.modules`` is checked.
 - Importing any module outside ``regmix_megatron/megatron/`` does not import Megatron (same check), and no module
-  outside it names ``megatron.*`` in an import statement at all, nor does ``sweep/`` import the Megatron edge.
+  outside it names ``megatron.*`` in an import statement at all, nor does ``runs/sweep/`` import the Megatron edge.
+- Each step imports only itself and the steps before it (:data:`STEPS`, docs/DESIGN.md's layer table).
 - No import cycle among the package's modules.
 
 The import graph (for the cycle and the static checks): an edge A -> B for every import statement in A's source
@@ -28,7 +29,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE = REPO / "regmix_megatron"
-EDGE_PACKAGES = ("megatron", "commands", "pipeline", "sweep", "report", "corpus", "gpu_check")
+EDGE_PACKAGES = ("megatron", "commands", "pipeline", "gpu_check")
 EDGE_MODULES = ("cli",)
 
 
@@ -123,38 +124,59 @@ def test_only_the_megatron_edge_names_megatron(module):
     assert not named, f"{module} imports {named}; only regmix_megatron/megatron/ may"
 
 
-@pytest.mark.parametrize("module", [m for m in MODULES if m.startswith("regmix_megatron.sweep")])
+@pytest.mark.parametrize("module", [m for m in MODULES if m.startswith("regmix_megatron.runs.sweep")])
 def test_sweeps_do_not_import_the_megatron_edge(module):
     """Runs are trained by ``regmix-megatron train`` processes; sweep/ stays free of Megatron (its docstring)."""
     edge = [m for m in _imports(module)[0] if m.startswith("regmix_megatron.megatron")]
     assert not edge, f"{module} imports {edge}"
 
 
-#: Which layer may import which (besides itself and the core, which every layer may import).
-MAY_IMPORT = {"core": set(), "megatron": {"sweep"}, "corpus": set(), "report": set(), "sweep": set(),
-              "pipeline": {"corpus", "sweep", "report"},
-              "commands": {"corpus", "sweep", "report", "pipeline", "megatron"}, "cli": {"commands"},
-              "gpu_check": {"megatron"}}
+#: The method's steps in order, each a folder (docs/DESIGN.md's layer table). A module may import its own layer and
+#: the layers before it, never one after it: following any path through the code (the search over schedules
+#: included) never goes back up. ``root`` is what every layer uses (errors, file I/O, hashing, configs, numbers).
+STEPS = ("root", "data", "mixtures", "runs", "regression", "search", "export", "full_scale", "report", "pipeline",
+         "commands", "cli")
+#: Beside the chain: the Megatron edge may import every step up to ``export`` (it trains runs of mixtures and
+#: schedules, builds their blends, and its in-process sweep runner uses ``runs.sweep``); gpu_check may import the
+#: edge and every step; commands may import the edge.
+SIDE = {"megatron": set(STEPS[: STEPS.index("export") + 1]), "gpu_check": set(STEPS[: STEPS.index("report") + 1]) | {"megatron"}}
+EXTRA = {"commands": {"megatron", "gpu_check"}, "cli": set()}
 #: The arrows from the core to the edge, each inside a function (the core still imports without Megatron):
 #: preprocessing writes .bin/.idx with megatron-core's builder, and the HuggingFace and tiktoken ids come from
 #: megatron-core's own tokenizer classes (so they are Megatron-LM's ids by construction).
-CORE_TO_EDGE = {("regmix_megatron.preprocess", "regmix_megatron.megatron.indexed"),
-                ("regmix_megatron.tokenizer_types", "regmix_megatron.megatron.text_ids")}
+CORE_TO_EDGE = {("regmix_megatron.data.preprocess", "regmix_megatron.megatron.indexed"),
+                ("regmix_megatron.data.tokenizer_types", "regmix_megatron.megatron.text_ids")}
 
 
 def _layer(module: str) -> str:
     rest = module.split(".")[1:]
-    return rest[0] if rest and (rest[0] in EDGE_PACKAGES or rest[0] in EDGE_MODULES) else "core"
+    if not rest:
+        return "root"
+    if rest[0] in STEPS or rest[0] in SIDE:
+        return rest[0]
+    return "root"
+
+
+def _may_import(layer: str) -> set[str]:
+    if layer in SIDE:
+        return SIDE[layer] | {layer}
+    return set(STEPS[: STEPS.index(layer) + 1]) | EXTRA.get(layer, set())
 
 
 @pytest.mark.parametrize("module", list(MODULES))
 def test_imports_point_inward(module):
-    """Layers: core <- corpus, report, sweep <- pipeline <- commands <- cli; megatron <- commands, and the edge's
-    in-process sweep runner imports sweep (docs/DESIGN.md)."""
+    """Each step imports only itself and the steps before it (and the edge its table row names)."""
     layer = _layer(module)
-    allowed = MAY_IMPORT[layer] | {layer, "core"}
-    wrong = [m for m in _imports(module)[0] if _layer(m) not in allowed and (module, m) not in CORE_TO_EDGE]
+    wrong = [m for m in _imports(module)[0]
+             if _layer(m) not in _may_import(layer) and (module, m) not in CORE_TO_EDGE]
     assert not wrong, f"{module} ({layer}) imports {wrong}"
+
+
+def test_the_root_keeps_what_every_layer_uses():
+    """At most 8 modules at the package root (issue 21): errors, file I/O, hashing, configs, numbers, suggestions,
+    the CLI entry and the package's ``__init__``."""
+    root = sorted(p.name for p in PACKAGE.glob("*.py"))
+    assert len(root) <= 8, root
 
 
 def test_no_import_cycle():
@@ -196,7 +218,7 @@ def test_no_import_cycle():
 def test_the_graph_sees_function_level_and_relative_imports():
     """The parser itself: a known function-level import and a known relative one are edges."""
     internal, external = _imports("regmix_megatron.pipeline.stages")
-    assert "regmix_megatron.search_files" in internal  # imported inside run_search_stage
+    assert "regmix_megatron.search.outputs" in internal  # imported inside run_search_stage
     assert "regmix_megatron.pipeline.config" in internal  # from .config import ...
-    assert "regmix_megatron.megatron.indexed" in _imports("regmix_megatron.preprocess")[0]
-    assert "numpy" in _imports("regmix_megatron.sampling")[1] and len(CORE) > 20
+    assert "regmix_megatron.megatron.indexed" in _imports("regmix_megatron.data.preprocess")[0]
+    assert "numpy" in _imports("regmix_megatron.mixtures.sampling")[1] and len(CORE) > 20

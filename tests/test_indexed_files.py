@@ -1,5 +1,5 @@
 """Exact counts and tokens of .idx/.bin pairs read without megatron (``read_index``, ``last_tokens``,
-``max_token_id`` of regmix_megatron/index_files.py), against megatron-core's own reader."""
+``max_token_id`` of regmix_megatron/data/index_files.py), against megatron-core's own reader."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from megatron.core.datasets.indexed_dataset import IndexedDataset
 
+from regmix_megatron.data.index_files import last_tokens, max_token_id, read_index, token_dtype
+from regmix_megatron.data.manifest import DomainRegistry
 from regmix_megatron.errors import DataError
-from regmix_megatron.index_files import last_tokens, max_token_id, read_index, token_dtype
-from regmix_megatron.manifest import DomainRegistry
 
 
 def test_counts_equal_megatron_cores_reader(indexed_fixture):

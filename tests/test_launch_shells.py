@@ -75,9 +75,9 @@ def test_1b_shell_flags_pass_megatron_lm_validate_args(arch, tmp_path):
 
 @needs_checkout
 def test_1b_shell_data_files_build_through_megatron_lm(indexed_fixture, tmp_path):
-    from regmix_megatron.export import export_mixture
-    from regmix_megatron.manifest import DomainRegistry
-    from regmix_megatron.mixture import Mixture
+    from regmix_megatron.export.megatron_files import export_mixture
+    from regmix_megatron.data.manifest import DomainRegistry
+    from regmix_megatron.mixtures.mixture import Mixture
 
     registry = DomainRegistry.load(indexed_fixture.domains_json)
     exported = export_mixture(registry, Mixture.from_array(registry.names, registry.prior()), tmp_path / "export")

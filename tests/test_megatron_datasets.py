@@ -13,8 +13,8 @@ import pytest
 
 from helpers.sharded import shard_domain
 from regmix_megatron.errors import ConfigError, DataError, RegmixError
-from regmix_megatron.manifest import DomainRegistry
-from regmix_megatron.mixture import Mixture
+from regmix_megatron.data.manifest import DomainRegistry
+from regmix_megatron.mixtures.mixture import Mixture
 
 SEQ_LENGTH = 32
 
@@ -26,7 +26,7 @@ def registry(indexed_fixture) -> DomainRegistry:
 
 @pytest.fixture(scope="module")
 def tokenizer(registry):
-    from regmix_megatron.megatron.tokenizer import load_registry_tokenizer
+    from regmix_megatron.megatron.tokenizer_adapter import load_registry_tokenizer
 
     return load_registry_tokenizer(registry)
 
@@ -99,7 +99,7 @@ def test_sampled_mixtures_realized_within_two_samples(registry, tokenizer):
     """Mixtures from the sampler (many zero weights): every domain's sample count within 2 of the request,
     zero-weight domains absent."""
     from regmix_megatron.megatron.datasets import build_blended_dataset, realized_samples
-    from regmix_megatron.sampling import SamplerConfig, sample_mixtures
+    from regmix_megatron.mixtures.sampling import SamplerConfig, sample_mixtures
 
     rows = sample_mixtures(registry.tokens_per_domain(), SamplerConfig(seed=3, num_samples=12), domains=registry.names)
     assert (rows == 0).any()
@@ -273,7 +273,7 @@ def test_provider_builds_a_schedule(indexed_fixture, registry, tmp_path, caplog)
     from regmix_megatron.megatron.datasets import realized_samples
     from regmix_megatron.megatron.provider import build_datasets_from_args
     from regmix_megatron.megatron.scheduled_dataset import ScheduledDataset
-    from regmix_megatron.schedule import Schedule
+    from regmix_megatron.mixtures.schedule import Schedule
 
     main, final = Mixture.from_dict(MIXTURES[2]), Mixture.from_dict(MIXTURES[0])
     schedule = Schedule.from_phases([(0.5, main), (0.5, final)])
@@ -296,7 +296,7 @@ def test_provider_builds_a_schedule(indexed_fixture, registry, tmp_path, caplog)
 
 def test_provider_refuses_conflicting_schedule_flags(indexed_fixture, tmp_path):
     from regmix_megatron.megatron.provider import build_datasets_from_args, check_megatron_lm_args
-    from regmix_megatron.schedule import Schedule
+    from regmix_megatron.mixtures.schedule import Schedule
 
     mixture = Mixture.from_dict(MIXTURES[0])
     path = Schedule.from_phases([(0.5, mixture), (0.5, Mixture.from_dict(MIXTURES[1]))]).save(tmp_path / "s.json")

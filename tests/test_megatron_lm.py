@@ -27,10 +27,10 @@ from pathlib import Path
 
 import pytest
 
-from regmix_megatron.domains_import import import_domains, load_import_spec
-from regmix_megatron.export import export_mixture
-from regmix_megatron.manifest import DomainRegistry
-from regmix_megatron.mixture import Mixture
+from regmix_megatron.data.domains_import import import_domains, load_import_spec
+from regmix_megatron.export.megatron_files import export_mixture
+from regmix_megatron.data.manifest import DomainRegistry
+from regmix_megatron.mixtures.mixture import Mixture
 
 from conftest import FIXTURE_CORPUS
 from helpers import megatron_lm_preprocess
@@ -177,7 +177,7 @@ def test_a_schedule_through_megatron_lms_data_path(indexed_fixture, tmp_path):
     """``--regmix-schedule``: Megatron-LM's ``build_train_valid_test_datasets`` and ``build_pretraining_data_loader``
     take the scheduled train set; a loader resumed at the phase boundary's consumed samples reads the boundary's
     samples."""
-    from regmix_megatron.schedule import Schedule
+    from regmix_megatron.mixtures.schedule import Schedule
 
     registry = DomainRegistry.load(indexed_fixture.domains_json)
     main = Mixture.from_array(registry.names, registry.prior("train"))

@@ -15,8 +15,8 @@ from regmix_megatron.megatron.model import (
     transformer_config,
     transformer_engine_importable,
 )
-from regmix_megatron.recipe import build_recipe
-from regmix_megatron.run_config import load_run_config
+from regmix_megatron.runs.recipe import build_recipe
+from regmix_megatron.runs.run_config import load_run_config
 
 H100, A100 = (9, 0), (8, 0)
 

@@ -17,9 +17,9 @@ import pytest
 
 from helpers.sharded import shard_domain
 from regmix_megatron.errors import DataError
-from regmix_megatron.manifest import DomainRegistry
-from regmix_megatron.mixture import Mixture
-from regmix_megatron.schedule import Schedule, ScheduleError
+from regmix_megatron.data.manifest import DomainRegistry
+from regmix_megatron.mixtures.mixture import Mixture
+from regmix_megatron.mixtures.schedule import Schedule, ScheduleError
 
 SEQ_LENGTH = 32
 NAMES = ("changelogs", "code", "legal", "literature", "math", "reference", "speeches", "techdocs")
@@ -47,7 +47,7 @@ def sharded_registry(registry, tmp_path_factory) -> DomainRegistry:
 
 @pytest.fixture(scope="module")
 def tokenizer(registry):
-    from regmix_megatron.megatron.tokenizer import load_registry_tokenizer
+    from regmix_megatron.megatron.tokenizer_adapter import load_registry_tokenizer
 
     return load_registry_tokenizer(registry)
 

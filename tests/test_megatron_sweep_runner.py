@@ -13,8 +13,8 @@ import time
 import pytest
 import yaml
 
-from regmix_megatron.sweep import state as st
-from regmix_megatron.sweep.plan import Sweep, plan_from_files
+from regmix_megatron.runs.sweep import state as st
+from regmix_megatron.runs.sweep.plan import Sweep, plan_from_files
 
 from helpers.training import subprocess_env
 from sweep_fixtures import PROXY_OVERRIDES, domains_json_of, make_real_sweep_inputs

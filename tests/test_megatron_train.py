@@ -19,8 +19,8 @@ import yaml
 
 from helpers.training import domains_json_of, kill_when, subprocess_env, tiny_config
 from regmix_megatron.errors import ConfigError
-from regmix_megatron.manifest import DomainRegistry
-from regmix_megatron.run_config import build_run_config, load_run_config
+from regmix_megatron.data.manifest import DomainRegistry
+from regmix_megatron.runs.run_config import build_run_config, load_run_config
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from megatron.core.datasets.utils import get_blend_from_list
 
-from regmix_megatron.manifest import DomainRegistry
+from regmix_megatron.data.manifest import DomainRegistry
 
 from conftest import FIXTURE_CORPUS
 

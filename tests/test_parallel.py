@@ -36,7 +36,7 @@ def metrics(out: Path) -> list[dict]:
 @pytest.mark.slow
 def test_tp2_reproduces_tp1_and_pp2_trains(indexed_fixture, tmp_path):
     from regmix_megatron.megatron.train import run_training
-    from regmix_megatron.run_config import load_run_config
+    from regmix_megatron.runs.run_config import load_run_config
 
     domains = domains_json_of(indexed_fixture)
     mapping = tiny_config(domains, tmp_path / "unused", optim={"train_steps": 8}, log_interval=1,

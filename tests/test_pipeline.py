@@ -110,7 +110,7 @@ def _result_json(run_dir) -> dict:
 def _check_evaluation_against_the_runs(out: Path, evaluation: dict) -> None:
     """Every number of evaluation.json recomputed from the runs' own result.json files (target: qa, the held-out
     domain; the comparison on its test split, rank invariance on its validation split)."""
-    from regmix_megatron.verdict import compare
+    from regmix_megatron.full_scale.verdict import compare
 
     runs = json.loads((out / "targets" / "runs.json").read_text())["runs"]
     search = json.loads((out / "search" / "search.json").read_text())

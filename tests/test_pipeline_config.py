@@ -9,7 +9,7 @@ import yaml
 
 from regmix_megatron.errors import ConfigError
 from regmix_megatron.pipeline.config import PipelineConfig, load_pipeline_config
-from regmix_megatron.target import Target
+from regmix_megatron.regression.target import Target
 
 def _write(tmp_path, data) -> Path:
     p = tmp_path / "cfg.yaml"

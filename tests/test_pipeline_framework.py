@@ -8,8 +8,14 @@ from dataclasses import dataclass, field
 import pytest
 
 from regmix_megatron.errors import RegmixError
-from regmix_megatron.pipeline.framework import (Stage, StageOutput, format_summary, read_record, record_path,
-                                                run_stages)
+from regmix_megatron.pipeline.framework import (
+    Stage,
+    StageOutput,
+    format_summary,
+    read_record,
+    record_path,
+    run_stages,
+)
 
 
 @dataclass

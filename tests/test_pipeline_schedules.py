@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from regmix_megatron.mixture import Mixture
+from regmix_megatron.mixtures.mixture import Mixture
+from regmix_megatron.mixtures.schedule import Schedule, feature_names, load_schedule, read_schedules
 from regmix_megatron.pipeline.config import load_pipeline_config
-from regmix_megatron.schedule import Schedule, feature_names, load_schedule, read_schedules
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "examples" / "fixture_schedule.yaml"

@@ -33,7 +33,7 @@ def _fixture_config(tmp_path, **changes) -> PipelineConfig:
 
 
 def test_real_early_stages_skip_and_redo(tmp_path):
-    from regmix_megatron.manifest import DomainRegistry
+    from regmix_megatron.data.manifest import DomainRegistry
     from regmix_megatron.pipeline import run_pipeline
 
     cfg = _fixture_config(tmp_path)
@@ -73,8 +73,8 @@ def test_epoch_caps_bind_the_sampled_mixtures_to_the_target_budget(tmp_path):
     each domain under ``max_epochs * tokens_i / target_tokens``."""
     import numpy as np
 
-    from regmix_megatron.manifest import DomainRegistry
-    from regmix_megatron.mixture import read_mixtures
+    from regmix_megatron.data.manifest import DomainRegistry
+    from regmix_megatron.mixtures.mixture import read_mixtures
     from regmix_megatron.pipeline import run_pipeline
     from regmix_megatron.pipeline.config import sampler_config
     from regmix_megatron.pipeline.stages import target_train_tokens

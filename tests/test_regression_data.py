@@ -7,9 +7,9 @@ import pytest
 
 from helpers.regression import DOMAINS, regmix_csvs, results_table
 from regmix_megatron.errors import DataError
-from regmix_megatron.mixture import normalize_exact
+from regmix_megatron.mixtures.mixture import normalize_exact
 from regmix_megatron.regression.data import load_regmix_csvs, load_results_table, parse_target_weights
-from regmix_megatron.target import Target
+from regmix_megatron.regression.target import Target
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])

@@ -12,10 +12,17 @@ from helpers.regression import DOMAINS, FAST, regmix_csvs, results_table, runs
 from regmix_megatron.cli import main
 from regmix_megatron.errors import DataError, RegmixError
 from regmix_megatron.regression.data import load_regmix_csvs, load_results_table
-from regmix_megatron.regression.fitting import (cross_validate, find_model, fit_models, fit_target, kfold_indices,
-                                                resolve_targets, write_outputs)
+from regmix_megatron.regression.fitting import (
+    cross_validate,
+    find_model,
+    fit_models,
+    fit_target,
+    kfold_indices,
+    resolve_targets,
+    write_outputs,
+)
 from regmix_megatron.regression.models import LinearRegressor, load_regressor
-from regmix_megatron.target import Target
+from regmix_megatron.regression.target import Target
 
 
 def test_kfold_and_cross_validate():

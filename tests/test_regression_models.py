@@ -9,9 +9,15 @@ import pytest
 
 from helpers.regression import DOMAINS, FAST, runs
 from regmix_megatron.errors import DataError
-from regmix_megatron.regression.models import (REGRESSORS, LightGBMRegressor, LinearRegressor, load_regressor,
-                                               make_regressor, sidecar_path)
-from regmix_megatron.target import Target
+from regmix_megatron.regression.models import (
+    REGRESSORS,
+    LightGBMRegressor,
+    LinearRegressor,
+    load_regressor,
+    make_regressor,
+    sidecar_path,
+)
+from regmix_megatron.regression.target import Target
 
 
 @pytest.mark.parametrize("kind", ["lightgbm", "linear", "quadratic"])

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from regmix_megatron.mixture import Mixture
+from regmix_megatron.mixtures.mixture import Mixture
 from regmix_megatron.report.pipeline import headline, numbers_for_log, sweep_frame, sweep_section
-from regmix_megatron.results import make_table, write_table
-from regmix_megatron.target import Target
+from regmix_megatron.runs.results import make_table, write_table
+from regmix_megatron.regression.target import Target
 
 DOMAINS = ("code", "legal")
 
@@ -37,7 +37,7 @@ def test_sweep_rows_sorted_by_the_targets_value(tmp_path):
 
 def test_headline_and_log_numbers():
     from helpers.evaluation import CLEAR_WIN, runs
-    from regmix_megatron.pipeline.evaluation import evaluate
+    from regmix_megatron.full_scale.evaluation import evaluate
 
     evaluation = evaluate("a", runs(CLEAR_WIN))
     assert headline(evaluation) == (
@@ -59,7 +59,7 @@ def test_headline_and_log_numbers():
 
 def test_target_section_shows_every_seed_and_never_a_win_within_noise():
     from helpers.evaluation import CLEAR_WIN, runs
-    from regmix_megatron.pipeline.evaluation import evaluate
+    from regmix_megatron.full_scale.evaluation import evaluate
     from regmix_megatron.report.pipeline import fit_choice_section, target_sections
 
     evaluation = evaluate("a", runs(CLEAR_WIN), fit={

@@ -5,8 +5,13 @@ from __future__ import annotations
 import json
 
 from regmix_megatron.report.page import build_report
-from regmix_megatron.report.schedule import (labelled_run_dirs, phase_boundaries, phase_table_rows,
-                                             schedule_sections, validation_curve)
+from regmix_megatron.report.schedule import (
+    labelled_run_dirs,
+    phase_boundaries,
+    phase_table_rows,
+    schedule_sections,
+    validation_curve,
+)
 
 
 def write_run(path, losses_by_step, phases=None):

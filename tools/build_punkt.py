@@ -16,8 +16,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from regmix_megatron.errors import RegmixError  # noqa: E402
-from regmix_megatron.corpus_reader import discover_corpus, iter_documents  # noqa: E402
-from regmix_megatron.sentences import DEFAULT_PUNKT_DIR, save_punkt, train_punkt  # noqa: E402
+from regmix_megatron.data.corpus_reader import discover_corpus, iter_documents  # noqa: E402
+from regmix_megatron.data.sentences import DEFAULT_PUNKT_DIR, save_punkt, train_punkt  # noqa: E402
 
 PROSE_DOMAINS = "literature,speeches,legal,reference,techdocs,qa"
 

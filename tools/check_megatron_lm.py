@@ -204,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     mlm = Path(args.megatron_lm).resolve()
     if not (mlm / "megatron" / "training" / "__init__.py").is_file():
         p.error(f"--megatron-lm {mlm}: no megatron/training/ there; give the root of a Megatron-LM checkout")
-    from regmix_megatron.manifest import DomainRegistry
+    from regmix_megatron.data.manifest import DomainRegistry
 
     registry = DomainRegistry.load(args.regmix_domains)
     helpers = ensure_dataset_helpers(mlm, build=args.build_helpers)

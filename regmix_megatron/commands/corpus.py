@@ -59,7 +59,7 @@ def _cache_arg(parser: argparse.ArgumentParser) -> None:
 
 
 def _cache_dir(args: argparse.Namespace) -> Path:
-    from ..corpus.build import default_cache_dir
+    from ..data.corpus.build import default_cache_dir
 
     return Path(args.cache_dir).expanduser() if args.cache_dir else default_cache_dir()
 
@@ -87,8 +87,8 @@ def format_table(manifest: dict) -> str:
 def run_build(args: argparse.Namespace) -> int:
     import time
 
-    from ..corpus.build import build_corpus
-    from ..corpus.writer import read_manifest
+    from ..data.corpus.build import build_corpus
+    from ..data.corpus.writer import read_manifest
 
     start = time.perf_counter()
     status: dict[str, str] = {}
@@ -112,7 +112,7 @@ def run_build(args: argparse.Namespace) -> int:
 def run_info(args: argparse.Namespace) -> int:
     import json
 
-    from ..corpus.writer import MANIFEST_NAME, read_manifest
+    from ..data.corpus.writer import MANIFEST_NAME, read_manifest
     from ..errors import DataError
 
     corpus_dir = Path(args.corpus_dir) if args.corpus_dir else _cache_dir(args) / "corpus"
@@ -139,7 +139,7 @@ def run_info(args: argparse.Namespace) -> int:
 def pipeline_corpus_dirs(root: Path) -> list[tuple[Path, Path]]:
     """``(run dir, corpus dir)`` of the pipeline runs under ``root/runs/`` whose corpus stage finished, newest
     first (their records name the corpus directory the run used)."""
-    from ..corpus.writer import MANIFEST_NAME
+    from ..data.corpus.writer import MANIFEST_NAME
     from ..pipeline.framework import read_record
 
     found = []
@@ -154,8 +154,8 @@ def pipeline_corpus_dirs(root: Path) -> list[tuple[Path, Path]]:
 
 
 def run_fixture(args: argparse.Namespace) -> int:
-    from ..corpus.build import resolve_domains
-    from ..corpus.fixture import build_fixture
+    from ..data.corpus.build import resolve_domains
+    from ..data.corpus.fixture import build_fixture
 
     domains = resolve_domains(args.domains) if args.domains else None
     budget = {"train": args.train_kb * 1000, "valid": args.eval_kb * 1000, "test": args.eval_kb * 1000}

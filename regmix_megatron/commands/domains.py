@@ -1,7 +1,7 @@
 """``regmix-megatron domains import|show|eval-only``: a ``domains.json`` from existing Megatron ``.bin/.idx``
 prefixes, a look at one, or which of its domains are evaluation-only. ``import`` re-tokenizes nothing: counts come
 from each ``.idx``, the tokenizer is the one you name with Megatron-LM's flags (or in the YAML); see
-:mod:`regmix_megatron.domains_import` for the YAML layout. Evaluation-only domains are tokenized and evaluated in
+:mod:`regmix_megatron.data.domains_import` for the YAML layout. Evaluation-only domains are tokenized and evaluated in
 every run (valid and test splits) but never sampled, trained on, or put into a training blend."""
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ def _scan_tokens(text: str) -> int | None:
 
 
 def _import(args: argparse.Namespace) -> int:
-    from ..domains_import import describe_registry, import_domains, load_import_spec, parse_prefix_args
+    from ..data.domains_import import describe_registry, import_domains, load_import_spec, parse_prefix_args
     from ..errors import RegmixError
 
     if bool(args.spec) == bool(args.prefix):
@@ -93,7 +93,7 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from ..manifest import DomainRegistry
+    from ..data.manifest import DomainRegistry
 
     registry = DomainRegistry.load(args.domains_json)
     print(f"{registry.path}:")
@@ -103,13 +103,13 @@ def _show(args: argparse.Namespace) -> int:
 
 def print_domains(registry) -> None:
     """The token table of a registry: one line per domain with its role, then the tokenizer."""
-    from ..domains_import import describe_registry
+    from ..data.domains_import import describe_registry
 
     print("\n".join(describe_registry(registry)))
 
 
 def _eval_only(args: argparse.Namespace) -> int:
-    from ..manifest import DomainRegistry
+    from ..data.manifest import DomainRegistry
 
     registry = DomainRegistry.load(args.domains_json).with_evaluation_only(args.names)
     path = registry.save(registry.path)

@@ -50,8 +50,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import RegmixError
-    from ..export import PathMap, export_mixture, load_mixture_arg
-    from ..manifest import DomainRegistry
+    from ..export.megatron_files import PathMap, export_mixture, load_mixture_arg
+    from ..data.manifest import DomainRegistry
 
     if args.schedule is not None:
         return run_schedule(args)
@@ -93,9 +93,9 @@ def describe_export(mixture, files: dict) -> list[str]:
 
 def run_schedule(args: argparse.Namespace) -> int:
     from ..errors import RegmixError
-    from ..export import PathMap, export_schedule
-    from ..manifest import DomainRegistry
-    from ..schedule import load_schedule
+    from ..export.megatron_files import PathMap, export_schedule
+    from ..data.manifest import DomainRegistry
+    from ..mixtures.schedule import load_schedule
 
     for flag, value in (("--train-iters", args.train_iters), ("--global-batch-size", args.global_batch_size)):
         if value is not None and value <= 0:

@@ -1,11 +1,11 @@
 """The one flag every command that reads mixtures has: ``--renormalize`` (the mixture rule of
-:mod:`regmix_megatron.mixture`: weights sum to 1 within 1e-3, else an error that names this flag)."""
+:mod:`regmix_megatron.mixtures.mixture`: weights sum to 1 within 1e-3, else an error that names this flag)."""
 
 from __future__ import annotations
 
 import argparse
 
-from ..mixture import RENORMALIZE_FLAG, SUM_TOLERANCE
+from ..mixtures.mixture import RENORMALIZE_FLAG, SUM_TOLERANCE
 
 
 def add_renormalize(parser: argparse.ArgumentParser | argparse._ArgumentGroup, what: str = "mixture") -> None:

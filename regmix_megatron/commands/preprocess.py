@@ -1,7 +1,7 @@
 """``regmix-megatron preprocess``: JSONL -> Megatron ``.bin/.idx`` (+ ``domains.json`` for a corpus directory).
 
 Also the engine of ``tools/preprocess_data.py`` (Megatron-LM's flags, meanings and defaults; see
-:func:`add_megatron_arguments`). Any tokenizer type of :mod:`regmix_megatron.tokenizer_types`.
+:func:`add_megatron_arguments`). Any tokenizer type of :mod:`regmix_megatron.data.tokenizer_types`.
 """
 
 from __future__ import annotations
@@ -138,8 +138,8 @@ def execute(*, input_path, output: str, output_is_dir: bool, spec, workers: int,
             domains: list[str] | None, punkt_dir: str | None, output_flag: str = "--output-dir/--output-prefix",
             partitions: int = 1, keep_sequential_samples: bool = False, log_interval: int = 0,
             eval_only: list[str] = ()) -> int:
+    from ..data.preprocess import preprocess_jsonl
     from ..errors import RegmixError
-    from ..preprocess import preprocess_jsonl
 
     if workers < 1:
         raise RegmixError(f"--workers {workers}: use 1 or more")
@@ -176,9 +176,9 @@ def execute(*, input_path, output: str, output_is_dir: bool, spec, workers: int,
 def _execute_corpus(source: Path, output: str, *, spec, workers: int, append_eod: bool, split_sentences: bool,
                     json_keys: list[str], skip_bad: bool, overwrite: bool, reuse: bool, domains, punkt_dir,
                     eval_only: list[str] = ()) -> int:
+    from ..data.manifest import DomainRegistry
+    from ..data.preprocess import preprocess_corpus
     from ..errors import RegmixError
-    from ..manifest import DomainRegistry
-    from ..preprocess import preprocess_corpus
 
     if list(json_keys) != ["text"]:
         raise RegmixError(f"--json-keys {json_keys}: a corpus directory is read with the key 'text' only; "

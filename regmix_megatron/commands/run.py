@@ -34,8 +34,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_pipeline_config(args.config, output_dir=args.output_dir)
     progress = None
     if not args.no_progress:
-        from ..pipeline.progress import BarProgress
-        from ..progress import route_logging_above_bars
+        from .pipeline_bar import BarProgress
+        from .progress_bar import route_logging_above_bars
 
         progress = BarProgress()
         route_logging_above_bars()
@@ -58,7 +58,7 @@ def print_verdicts(output_dir) -> None:
     from pathlib import Path
 
     from ..fileio import read_json
-    from ..verdict import verdict_lines
+    from ..full_scale.verdict import verdict_lines
 
     path = Path(output_dir) / "evaluation.json"
     if not path.is_file():

@@ -1,8 +1,8 @@
 """``regmix-megatron sample``: draw RegMix mixtures for the domains of a ``domains.json``.
 
 Writes ``--output`` (mixtures JSONL, one a line: ``{"format", "hash", "weights": {domain: weight}}``, see
-:mod:`regmix_megatron.mixture`) and, beside it, ``<output>.sampler.yaml`` (the resolved sampler config, registry,
-prior, bounds and statistics: :func:`regmix_megatron.sampling.sampler_run_record`). Both atomically; with
+:mod:`regmix_megatron.mixtures.mixture`) and, beside it, ``<output>.sampler.yaml`` (the resolved sampler config, registry,
+prior, bounds and statistics: :func:`regmix_megatron.mixtures.sampling.sampler_run_record`). Both atomically; with
 ``--plot`` also a PNG of the per-domain weight distributions.
 """
 
@@ -45,11 +45,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from ..data.manifest import DomainRegistry
     from ..errors import ConfigError, RegmixError
     from ..fileio import atomic_files, atomic_write_yaml, read_yaml
-    from ..manifest import DomainRegistry
-    from ..mixture import Mixture, write_mixtures
-    from ..sampling import SampleStats, build_sampler_config, domain_caps, sample_mixtures, sampler_run_record
+    from ..mixtures.mixture import Mixture, write_mixtures
+    from ..mixtures.sampling import (
+        SampleStats,
+        build_sampler_config,
+        domain_caps,
+        sample_mixtures,
+        sampler_run_record,
+    )
     from .sampler_flags import flag_error, given_overrides
 
     registry = DomainRegistry.load(args.domains_json)

@@ -1,5 +1,5 @@
 """The sampler's command-line flags, shared by ``sample`` and ``search`` (flag syntax only; the
-:class:`~regmix_megatron.sampling.SamplerConfig` is assembled by :func:`regmix_megatron.sampling.
+:class:`~regmix_megatron.mixtures.sampling.SamplerConfig` is assembled by :func:`regmix_megatron.mixtures.sampling.
 build_sampler_config`)."""
 
 from __future__ import annotations

@@ -70,10 +70,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..configs import config_to_dict
     from ..errors import ConfigError, RegmixError
-    from ..mixture import Mixture
-    from ..progress import ProgressBar
+    from ..mixtures.mixture import Mixture
     from ..regression.models import load_regressor
-    from ..search_files import load_prior, load_weights_file, search_and_write
+    from ..search.outputs import load_prior, load_weights_file, search_and_write
+    from .progress_bar import ProgressBar
 
     if bool(args.model) == bool(args.fit_dir):
         raise RegmixError("give the model: --model FILE or --fit-dir DIR (one of them)")
@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
              for path in args.baseline_mixture}
     record = {"model": str(model_path), "prior_source": args.domains_json or args.tokens_per_domain or args.prior,
               "sampler": config_to_dict(sampler)}
-    from ..export import PathMap
+    from ..export.megatron_files import PathMap
 
     path_map = PathMap.parse(args.path_prefix)
     with ProgressBar(config.num_candidates, desc="search", unit="cand", unit_scale=True) as bar:
@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
 def answer_lines(doc: dict, target: str, config, fit_dir: str | None = None) -> list[str]:
     """What ``search`` prints, the answer first: the mixture, the export files, the Megatron-LM flags; then the
     confidence (the fit's cross-validated Spearman when the fit directory is known) and the baselines."""
-    from ..mixture import Mixture
+    from ..mixtures.mixture import Mixture
     from .export import describe_export
 
     result = doc["result"]
@@ -157,7 +157,7 @@ def _link_old_export_dir(out: Path) -> None:
     """``megatron/`` was the export folder before ``export/``: keep a link for scripts that read it."""
     import os
 
-    from ..export import EXPORT_DIR, OLD_EXPORT_DIR
+    from ..export.megatron_files import EXPORT_DIR, OLD_EXPORT_DIR
 
     old = out / OLD_EXPORT_DIR
     if old.is_symlink() or not old.exists():
@@ -181,8 +181,8 @@ def _configs(args: argparse.Namespace, shares_only: bool):
     """The pool's SamplerConfig (--sampler-config, then the cap flags) and the SearchConfig, errors naming flags."""
     from ..errors import ConfigError, RegmixError
     from ..fileio import read_yaml
-    from ..sampling import build_sampler_config
-    from ..search import SearchConfig
+    from ..mixtures.sampling import build_sampler_config
+    from ..search.candidates import SearchConfig
     from .sampler_flags import given_overrides
 
     fields = read_yaml(args.sampler_config) if args.sampler_config else None

@@ -70,7 +70,7 @@ def register(subparsers) -> None:
 
 
 def _plan(args) -> int:
-    from ..sweep.plan import plan_from_files
+    from ..runs.sweep.plan import plan_from_files
 
     sweep, created = plan_from_files(args.mixtures, args.config, args.output_dir, seed=args.seed,
                                      renormalize=args.renormalize)
@@ -82,10 +82,10 @@ def _plan(args) -> int:
 
 def _launch(args) -> int:
     from ..errors import ConfigError
-    from ..sweep import state as st
-    from ..sweep.launch import launch
-    from ..sweep.plan import Sweep
-    from ..sweep.slurm import last_job_id
+    from ..runs.sweep import state as st
+    from ..runs.sweep.launch import launch
+    from ..runs.sweep.plan import Sweep
+    from ..runs.sweep.slurm import last_job_id
 
     sweep = Sweep.load(args.sweep_dir)
     if args.max_attempts < 1:
@@ -121,14 +121,14 @@ def _launch(args) -> int:
 
 
 def _local_options(args):
-    from ..sweep.local import LocalOptions
+    from ..runs.sweep.local import LocalOptions
 
     return LocalOptions(parallel=args.num_parallel, threads_per_run=args.threads_per_run, max_attempts=args.max_attempts,
                         reuse_process=args.reuse_process, wait_for_held=args.wait_for_held)
 
 
 def _slurm_options(args):
-    from ..sweep.slurm import SlurmOptions
+    from ..runs.sweep.slurm import SlurmOptions
 
     return SlurmOptions(cpus_per_task=args.cpus_per_task, mem=args.mem, time=args.time,
                         gpus_per_task=args.gpus_per_task, partition=args.partition, account=args.account,
@@ -138,8 +138,8 @@ def _slurm_options(args):
 
 def _dry_run(sweep, options) -> int:
     """Print the exact commands (local) or the job script (SLURM) a launch would run; run nothing."""
-    from ..sweep.local import LocalOptions, describe_local
-    from ..sweep.slurm import submit
+    from ..runs.sweep.local import LocalOptions, describe_local
+    from ..runs.sweep.slurm import submit
 
     if isinstance(options, LocalOptions):
         print("\n".join(describe_local(sweep, options)))
@@ -156,13 +156,13 @@ def _dry_run(sweep, options) -> int:
 
 
 def _bar(total: int, initial: int):
-    from ..progress import ProgressBar
+    from .progress_bar import ProgressBar
 
     return ProgressBar(total, initial=initial, unit="run", desc="sweep", file=sys.stderr)
 
 
 def _summarize(sweep, states) -> int:
-    from ..sweep import state as st
+    from ..runs.sweep import state as st
 
     counts = st.count_statuses(states.values())
     print(" ".join(f"{k}={v}" for k, v in counts.items()) + f" of {len(sweep.runs)} runs")
@@ -177,8 +177,8 @@ def _summarize(sweep, states) -> int:
 def _status(args) -> int:
     from tqdm import tqdm
 
-    from ..sweep import state as st
-    from ..sweep.plan import Sweep
+    from ..runs.sweep import state as st
+    from ..runs.sweep.plan import Sweep
 
     sweep = Sweep.load(args.sweep_dir)
     states = st.read_sweep_state(sweep)
@@ -205,8 +205,8 @@ def _status(args) -> int:
 
 
 def _collect(args) -> int:
-    from ..sweep.collect import collect
-    from ..sweep.plan import Sweep
+    from ..runs.sweep.collect import collect
+    from ..runs.sweep.plan import Sweep
 
     sweep = Sweep.load(args.sweep_dir)
     out = collect(sweep, allow_incomplete=args.allow_incomplete)

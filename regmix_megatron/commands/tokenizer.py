@@ -47,8 +47,14 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from ..data.tokenizer_training import (
+        MIN_VOCAB_SIZE,
+        TokenizerTrainConfig,
+        adopt_tokenizer,
+        identify,
+        train_tokenizer,
+    )
     from ..errors import RegmixError
-    from ..tokenizer import MIN_VOCAB_SIZE, TokenizerTrainConfig, adopt_tokenizer, identify, train_tokenizer
 
     if args.tokenizer_model:
         if args.input:
@@ -75,7 +81,7 @@ def run_train(args: argparse.Namespace) -> int:
 def run_info(args: argparse.Namespace) -> int:
     from dataclasses import asdict
 
-    from ..tokenizer import identify, read_info
+    from ..data.tokenizer_training import identify, read_info
 
     out = asdict(identify(args.tokenizer_model))
     del out["spec"]  # the model path and its sha256 say it all for a SentencePiece model

@@ -1,6 +1,6 @@
 """Megatron-LM's tokenizer flags (``_add_tokenizer_args`` of Megatron-LM 0.16.1: names, meanings, defaults), shared
 by ``preprocess``, ``tools/preprocess_data.py`` and ``domains import``; :func:`spec_from_args` turns them into a
-:class:`~regmix_megatron.tokenizer_types.TokenizerSpec`. Flags that only matter to training (``--padded-vocab-size``)
+:class:`~regmix_megatron.data.tokenizer_types.TokenizerSpec`. Flags that only matter to training (``--padded-vocab-size``)
 are accepted and ignored, as Megatron-LM's preprocessing ignores them."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from ..tokenizer_types import DEFAULT_TYPE, MEGATRON_TYPES
+from ..data.tokenizer_types import DEFAULT_TYPE, MEGATRON_TYPES
 from .numbers import count
 
 logger = logging.getLogger(__name__)
@@ -47,8 +47,8 @@ def add_tokenizer_arguments(parser, *, model_help: str | None = None) -> None:
 
 def spec_from_args(args: argparse.Namespace):
     """The :class:`TokenizerSpec` the flags name (refusing the flags whose meaning cannot be honoured)."""
+    from ..data.tokenizer_types import TokenizerSpec
     from ..errors import RegmixError
-    from ..tokenizer_types import TokenizerSpec
 
     if getattr(args, "vocab_extra_ids", 0):
         raise RegmixError(f"--vocab-extra-ids {args.vocab_extra_ids}: T5 sentinel tokens are not supported for GPT "

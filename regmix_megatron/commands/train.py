@@ -36,13 +36,13 @@ def _run(args: argparse.Namespace) -> int:
 
     import yaml
 
-    from ..recipe import parse_overrides
-    from ..run_config import load_run_config
+    from ..runs.recipe import parse_overrides
+    from ..runs.run_config import load_run_config
 
     overrides = parse_overrides(args.overrides, flag="--set")
     cfg = load_run_config(args.config, overrides=overrides, output_dir=args.output_dir)
     if args.renormalize and cfg.mixture is not None:  # rescaled here, then inline: the run records what it trains
-        from ..mixture import Mixture
+        from ..mixtures.mixture import Mixture
 
         mixture = Mixture.load(cfg.mixture, renormalize=True) if isinstance(cfg.mixture, str) else \
             Mixture.from_dict(dict(cfg.mixture), renormalize=True, source=f"{args.config}: mixture")

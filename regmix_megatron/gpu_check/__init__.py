@@ -16,11 +16,32 @@ with the 1B launch shell's settings at a proxy's size. Without a GPU it says so 
 Tolerances are not calibrated on a GPU (none was available when this was written); a failure names the numbers.
 """
 
-from .judge import (MIN_LOSS_DROP, Outcome, exit_code, format_table, judge_layout, judge_megatron_lm, judge_resume,
-                    judge_training)
-from .plan import (LAYOUT_TOLERANCE, NUM_STEPS, PEAK_TFLOPS, PIPELINE_TOLERANCE, RESUME_STEP, RESUME_TOLERANCE,
-                   Check, GpuInfo, detect_gpu, format_plan, llama_flops_per_token, megatron_lm_layout, peak_flops,
-                   plan_checks)
+from .judge import (
+    MIN_LOSS_DROP,
+    Outcome,
+    exit_code,
+    format_table,
+    judge_layout,
+    judge_megatron_lm,
+    judge_resume,
+    judge_training,
+)
+from .plan import (
+    LAYOUT_TOLERANCE,
+    NUM_STEPS,
+    PEAK_TFLOPS,
+    PIPELINE_TOLERANCE,
+    RESUME_STEP,
+    RESUME_TOLERANCE,
+    Check,
+    GpuInfo,
+    detect_gpu,
+    format_plan,
+    llama_flops_per_token,
+    megatron_lm_layout,
+    peak_flops,
+    plan_checks,
+)
 from .run import Context, main, megatron_lm_flags, prepare_data, run_checks
 
 __all__ = ["Check", "Context", "GpuInfo", "Outcome", "detect_gpu", "exit_code", "format_plan", "format_table",

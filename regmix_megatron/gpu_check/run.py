@@ -12,10 +12,20 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from ..fileio import atomic_write_yaml
-from .judge import (Outcome, exit_code, format_table, judge_layout, judge_megatron_lm, judge_resume,
-                    judge_training)
-from .plan import (MEGATRON_LM_ITERS, MEGATRON_LM_SHAPE, RESUME_STEP, Check, GpuInfo, detect_gpu, format_plan,
-                   llama_flops_per_token, megatron_lm_layout, peak_flops, plan_checks)
+from .judge import Outcome, exit_code, format_table, judge_layout, judge_megatron_lm, judge_resume, judge_training
+from .plan import (
+    MEGATRON_LM_ITERS,
+    MEGATRON_LM_SHAPE,
+    RESUME_STEP,
+    Check,
+    GpuInfo,
+    detect_gpu,
+    format_plan,
+    llama_flops_per_token,
+    megatron_lm_layout,
+    peak_flops,
+    plan_checks,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURE_CORPUS = REPO / "tests" / "fixtures" / "corpus"
@@ -39,12 +49,12 @@ class Context:
 def prepare_data(workdir: Path) -> tuple:
     """Tokenizer + indexed datasets of the corpus fixture, and the natural mixture's Megatron-LM blend file
     without its test split: ``(domains.json, per_split_data_args.json)``. Reused when already there."""
-    from ..export import export_mixture
+    from ..export.megatron_files import export_mixture
     from ..fileio import atomic_write_json, read_json
-    from ..manifest import DomainRegistry
-    from ..mixture import Mixture
-    from ..preprocess import preprocess_corpus
-    from ..tokenizer import TokenizerTrainConfig, train_tokenizer
+    from ..data.manifest import DomainRegistry
+    from ..mixtures.mixture import Mixture
+    from ..data.preprocess import preprocess_corpus
+    from ..data.tokenizer_training import TokenizerTrainConfig, train_tokenizer
 
     domains_json = workdir / "data" / "indexed" / "domains.json"
     if not domains_json.is_file():
@@ -102,8 +112,8 @@ def _train(check: Check, ctx: Context, out: Path, config_of: Check) -> tuple:
 def _throughput(check: Check, ctx: Context, tokens_per_s: Optional[float]) -> tuple:
     """``(tokens/s, MFU)`` of a check's config on ``ctx.gpu``."""
     from ..megatron.model import padded_vocab_size
-    from ..manifest import DomainRegistry
-    from ..recipe import build_recipe
+    from ..data.manifest import DomainRegistry
+    from ..runs.recipe import build_recipe
 
     if not tokens_per_s:
         return None, None
@@ -128,7 +138,7 @@ def run_train_check(check: Check, ctx: Context, done: dict) -> Outcome:
     code, text, result, rows = _train(check, ctx, out, check)
     if result is None:
         return _failed(check, code, text, f"logs/{check.name}.log")
-    from ..manifest import DomainRegistry
+    from ..data.manifest import DomainRegistry
 
     problems = judge_training(rows, result, list(DomainRegistry.load(ctx.domains_json).all_names))
     if check.base:
@@ -160,7 +170,7 @@ def run_resume_check(check: Check, ctx: Context, done: dict) -> Outcome:
 
 def megatron_lm_flags(ctx: Context, tp: int, pp: int) -> list:
     """``pretrain_gpt.py`` flags: the 1B launch shell's (examples/pretrain_gpt_1b_regmix.sh) at a proxy's size."""
-    from ..manifest import DomainRegistry
+    from ..data.manifest import DomainRegistry
     from ..megatron.model import fp8_unsupported_reason
 
     s, gpu = MEGATRON_LM_SHAPE, ctx.gpu
@@ -197,7 +207,7 @@ def megatron_lm_flags(ctx: Context, tp: int, pp: int) -> list:
 
 
 def run_megatron_lm_check(check: Check, ctx: Context, done: dict) -> Outcome:
-    from ..manifest import DomainRegistry
+    from ..data.manifest import DomainRegistry
 
     tp, pp, nproc = megatron_lm_layout(ctx.gpu.count)
     shutil.rmtree(ctx.workdir / "runs" / "megatron-lm", ignore_errors=True)

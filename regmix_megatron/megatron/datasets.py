@@ -1,8 +1,8 @@
 """A mixture as the blended dataset Megatron trains on (megatron-core's ``BlendedMegatronDatasetBuilder``).
 
-:func:`build_blended_dataset` turns a :class:`~regmix_megatron.mixture.Mixture` over a
-:class:`~regmix_megatron.manifest.DomainRegistry` into a ``BlendedDataset`` of ``GPTDataset`` components
-(the blend of :func:`regmix_megatron.export.blend_for_split`: zero weights dropped, multi-prefix domains split
+:func:`build_blended_dataset` turns a :class:`~regmix_megatron.mixtures.mixture.Mixture` over a
+:class:`~regmix_megatron.data.manifest.DomainRegistry` into a ``BlendedDataset`` of ``GPTDataset`` components
+(the blend of :func:`regmix_megatron.export.megatron_files.blend_for_split`: zero weights dropped, multi-prefix domains split
 by token count). :func:`realized_fractions` reads the blended dataset's own index (``dataset_index``: which
 component every sample comes from) and maps components back to domains, so the requested-vs-realized table
 reports what Megatron will actually feed the model.
@@ -22,10 +22,10 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from ..data.manifest import SPLITS, DomainRegistry
 from ..errors import DataError, RegmixError
-from ..export import blend_for_split
-from ..manifest import SPLITS, DomainRegistry
-from ..mixture import Mixture
+from ..export.megatron_files import blend_for_split
+from ..mixtures.mixture import Mixture
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ def build_blended_dataset(
 
     Returns megatron-core's ``BlendedDataset`` (or a plain ``GPTDataset`` when the blend has one prefix);
     either way it carries :data:`COMPONENT_DOMAINS_ATTR` for :func:`realized_fractions`. ``tokenizer`` is a
-    megatron-core tokenizer (``regmix_megatron.megatron.tokenizer.load_tokenizer``). Warns when a domain
+    megatron-core tokenizer (``regmix_megatron.megatron.tokenizer_adapter.load_tokenizer``). Warns when a domain
     would be repeated more than ``max_epochs`` times. ``is_built_on_rank`` is megatron-core's callable
     (default: build on every rank).
 
@@ -249,7 +249,7 @@ def build_unweighted_dataset(
     from megatron.core.datasets.blended_megatron_dataset_builder import BlendedMegatronDatasetBuilder
     from megatron.core.datasets.gpt_dataset import GPTDataset, GPTDatasetConfig
 
-    from ..export import domain_prefixes
+    from ..export.megatron_files import domain_prefixes
 
     if not any(d.prefixes(split) for d in registry.domains):
         return None

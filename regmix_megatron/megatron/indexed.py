@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 from megatron.core.datasets.indexed_dataset import IndexedDataset, IndexedDatasetBuilder
 
+from ..data.index_files import IndexCounts, read_index, token_dtype
 from ..errors import DataError, RegmixError
-from ..index_files import IndexCounts, read_index, token_dtype
 
 __all__ = ["IndexCounts", "IndexedWriter", "check_prefix_free", "read_counts", "token_dtype"]
 
@@ -32,7 +32,7 @@ def check_prefix_free(prefix: str | os.PathLike, overwrite: bool) -> None:
 
 
 def read_counts(prefix: str | os.PathLike) -> IndexCounts:
-    """Counts of a written pair: parsed by :func:`regmix_megatron.index_files.read_index`, and the pair opened
+    """Counts of a written pair: parsed by :func:`regmix_megatron.data.index_files.read_index`, and the pair opened
     with megatron-core's ``IndexedDataset`` (mmap) so that what Megatron cannot read is refused here."""
     counts = read_index(prefix)
     try:

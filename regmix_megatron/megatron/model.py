@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 from ..errors import ConfigError
-from ..recipe import Recipe
+from ..runs.recipe import Recipe
 
 LOCAL_SPEC = "local"
 TE_SPEC = "transformer_engine"

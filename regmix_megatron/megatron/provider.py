@@ -30,11 +30,11 @@ import argparse
 import logging
 from typing import Any, Sequence
 
+from ..data.manifest import DomainRegistry
 from ..errors import ConfigError, DataError
-from ..export import load_mixture_arg
-from ..manifest import DomainRegistry
-from ..mixture import Mixture
-from ..schedule import Schedule, load_schedule
+from ..export.megatron_files import load_mixture_arg
+from ..mixtures.mixture import Mixture
+from ..mixtures.schedule import Schedule, load_schedule
 from . import datasets as ds
 
 logger = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ def _is_dataset_built_on_rank() -> bool:
 def _check_tokenizer(args: Any, registry: DomainRegistry) -> None:
     """Refuse Megatron-LM tokenizer flags that name another tokenizer than the one the data was made with
     (type family, and the sha256 over its files); no tokenizer flags: nothing to check."""
-    from ..tokenizer_types import FAMILIES, TokenizerSpec, describe, identity_sha256
+    from ..data.tokenizer_types import FAMILIES, TokenizerSpec, describe, identity_sha256
 
     given = TokenizerSpec.from_args(args)
     if not (given.tokenizer_model or given.vocab_file) or given.tokenizer_type not in FAMILIES:
@@ -135,7 +135,7 @@ def build_datasets_from_args(args: Any, train_val_test_num_samples: Sequence[int
     mixture, registry = load_mixture_and_registry(args)
     _check_tokenizer(args, registry)
     if tokenizer is None:
-        from .tokenizer import load_registry_tokenizer
+        from .tokenizer_adapter import load_registry_tokenizer
 
         tokenizer = load_registry_tokenizer(registry)
     if len(train_val_test_num_samples) != 3:

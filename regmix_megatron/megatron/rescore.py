@@ -15,7 +15,7 @@ from typing import Sequence
 
 from ..errors import DataError
 from ..fileio import atomic_write_json, read_json
-from ..run_config import evaluated_domains, load_run_config
+from ..runs.run_config import evaluated_domains, load_run_config
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +29,8 @@ def score_run(run_dir: str | Path, *, split: str = "test", domains: Sequence[str
     import torch.distributed as dist
 
     from . import checkpoint as ckpt
-    from .evaluation import build_validation_set
     from .train import _Run, configure_threads, init_distributed
+    from .validation import build_validation_set
 
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():

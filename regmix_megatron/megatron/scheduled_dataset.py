@@ -1,6 +1,6 @@
 """A schedule as the train set Megatron trains on: megatron-core's blend, phase by phase, one stream per domain.
 
-Design (docs/SCHEDULES.md): the run's ``N`` samples are cut into phases (:func:`regmix_megatron.schedule.phase_starts`,
+Design (docs/SCHEDULES.md): the run's ``N`` samples are cut into phases (:func:`regmix_megatron.mixtures.schedule.phase_starts`,
 on step boundaries when the global batch size divides ``N``). Every component (one prefix of a domain with a
 positive weight in some phase) is one megatron-core ``GPTDataset`` sized for its samples over **all** phases, so its
 shuffle is drawn once and its epochs count every phase. The blend index is megatron-core's own C++
@@ -25,10 +25,10 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 import torch
 
+from ..data.manifest import SPLITS, DomainRegistry
 from ..errors import RegmixError
-from ..export import blend_for_split
-from ..manifest import SPLITS, DomainRegistry
-from ..schedule import Schedule, phase_starts
+from ..export.megatron_files import blend_for_split
+from ..mixtures.schedule import Schedule, phase_starts
 from .datasets import COMPONENT_DOMAINS_ATTR, _always, _log_rank0, check_build_arguments, format_fraction_table
 
 logger = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ class ScheduledDataset(torch.utils.data.Dataset):
 def phase_blends(registry: DomainRegistry, schedule: Schedule, split: str = "train"
                  ) -> tuple[list[str], list[str], np.ndarray]:
     """``(prefixes, component_domains, weights)``: the components of every phase's blend (canonical domain order,
-    then prefix order, as :func:`regmix_megatron.export.blend_for_split` orders one blend) and each phase's weight
+    then prefix order, as :func:`regmix_megatron.export.megatron_files.blend_for_split` orders one blend) and each phase's weight
     of each component (rows: phases; 0 where a phase does not draw the component)."""
     registry.check_domains(schedule.domains, "schedule")
     blends = [dict(zip(*blend_for_split(registry, m, split, source=f"schedule phase {k}")))

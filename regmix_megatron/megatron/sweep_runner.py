@@ -24,14 +24,14 @@ import threading
 from pathlib import Path
 
 from ..errors import run_guarded
-from ..sweep import state as st
-from ..sweep.attempt import InProcessRunner, drain
-from ..sweep.plan import Sweep
+from ..runs.sweep import state as st
+from ..runs.sweep.attempt import InProcessRunner, drain
+from ..runs.sweep.plan import Sweep
 
 
 def train_run_dir(run_dir: Path) -> dict:
     """Train (or resume) the run whose ``config.yaml`` the sweep wrote into ``run_dir``."""
-    from ..run_config import load_run_config
+    from ..runs.run_config import load_run_config
     from .train import run_training
 
     return run_training(load_run_config(Path(run_dir) / "config.yaml", output_dir=run_dir))

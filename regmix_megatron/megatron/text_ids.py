@@ -3,7 +3,7 @@
 :class:`MegatronTextIds` builds megatron-core's ``MegatronTokenizer.from_pretrained`` with the arguments
 Megatron-LM's ``build_tokenizer`` (0.16.1, default system) passes for the same flags; with ``--legacy-tokenizer``
 the legacy wrappers' behaviour (HuggingFace: ``tokenizer(text).input_ids`` with a fast tokenizer; tiktoken:
-``encode_ordinary``). ``spec`` is a :class:`regmix_megatron.tokenizer_types.TokenizerSpec`; this module does not
+``encode_ordinary``). ``spec`` is a :class:`regmix_megatron.data.tokenizer_types.TokenizerSpec`; this module does not
 import it (``tokenizer_types`` calls this one: no cycle).
 """
 
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 from ..errors import DataError, RegmixError
 
 if TYPE_CHECKING:
-    from ..tokenizer_types import TokenizerSpec
+    from ..data.tokenizer_types import TokenizerSpec
 
 _LIBRARIES = {"huggingface": "huggingface", "tiktoken": "tiktoken", "sentencepiece": "sentencepiece"}
 

@@ -33,19 +33,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..data.manifest import DomainRegistry
 from ..errors import ConfigError
 from ..fileio import atomic_write_json, atomic_write_text, named_os_error, read_json, read_yaml, set_aside
-from ..manifest import DomainRegistry
-from ..mixture import Mixture
-from ..recipe import IDENTITY_SECTIONS, Recipe
-from ..run_config import ResolvedRun, RunConfig, evaluated_domains
-from ..schedule import Schedule
-from ..target import Target
+from ..mixtures.mixture import Mixture
+from ..mixtures.schedule import Schedule
+from ..regression.target import Target
+from ..runs.recipe import IDENTITY_SECTIONS, Recipe
+from ..runs.run_config import ResolvedRun, RunConfig, evaluated_domains
 from . import checkpoint as ckpt
 from . import device as devices
 from . import shims
-from .evaluation import build_validation_set, iterate_eval_batches, num_eval_batches
 from .model import build_model, count_model_parameters, plan_model, transformer_engine_importable
+from .validation import build_validation_set, iterate_eval_batches, num_eval_batches
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +122,7 @@ def build_train_dataset(cfg: Recipe, registry: DomainRegistry, mixture: Mixture,
 
 
 def load_run_tokenizer(registry: DomainRegistry):
-    from .tokenizer import load_registry_tokenizer
+    from .tokenizer_adapter import load_registry_tokenizer
 
     return load_registry_tokenizer(registry)
 

@@ -27,7 +27,7 @@ from typing import Any, ClassVar, Mapping, Optional, Union
 from ..configs import check, config_to_dict, load_config, with_source
 from ..errors import ConfigError
 from ..fileio import read_yaml
-from ..target import AVERAGE, KIND_AVERAGE, Target
+from ..regression.target import AVERAGE, KIND_AVERAGE, Target
 
 #: Baseline mixtures the target stage can train next to the RegMix mixture: natural (token-proportional),
 #: uniform, target_only (all weight on the target domain), best_domain (the single training domain with the
@@ -44,7 +44,7 @@ EXECUTORS = ("local", "slurm")
 @dataclass
 class CorpusSection:
     source: str = "build"
-    """``build``: fetch and extract the embedded default corpus (``regmix_megatron.corpus.build``); or a path to
+    """``build``: fetch and extract the embedded default corpus (``regmix_megatron.data.corpus.build``); or a path to
     an existing corpus directory laid out as ``<domain>/{train,valid,test}.jsonl`` (e.g.
     ``tests/fixtures/corpus``; no network needed), tokenized with the ``tokenizer`` section; or a ``domains.json``
     (from ``regmix-megatron domains import``: data already tokenized into Megatron ``.bin/.idx`` prefixes, used as
@@ -100,7 +100,7 @@ class TokenizerSection:
     def __post_init__(self) -> None:
         check(self.vocab_size >= 256, "tokenizer", "vocab_size", self.vocab_size, "use at least 256")
         if self.type is not None:
-            from ..tokenizer_types import FAMILIES
+            from ..data.tokenizer_types import FAMILIES
 
             check(self.type in FAMILIES, "tokenizer", "type", self.type, f"use one of {list(FAMILIES)}")
 
@@ -110,9 +110,9 @@ class TokenizerSection:
         return self.type is None and self.model is None
 
     def spec(self):
-        """The :class:`~regmix_megatron.tokenizer_types.TokenizerSpec` of an existing tokenizer (paths resolved
+        """The :class:`~regmix_megatron.data.tokenizer_types.TokenizerSpec` of an existing tokenizer (paths resolved
         already), or None when the pipeline trains one."""
-        from ..tokenizer_types import DEFAULT_TYPE, TokenizerSpec
+        from ..data.tokenizer_types import DEFAULT_TYPE, TokenizerSpec
 
         if self.trains:
             return None
@@ -139,7 +139,7 @@ class SampleSection:
     """How many mixtures to sample, i.e. how many proxy runs the sweep trains (``--num-samples`` of
     ``regmix-megatron sample``; formerly ``num_proxies``)."""
     sampler: dict = field(default_factory=dict)
-    """Fields of ``regmix_megatron.sampling.SamplerConfig`` (temperature, strengths, caps ...). The number of
+    """Fields of ``regmix_megatron.mixtures.sampling.SamplerConfig`` (temperature, strengths, caps ...). The number of
     mixtures and the seed come from this file; with ``max_epochs`` set, ``target_tokens`` defaults to one target
     run's token budget (steps x global batch x sequence length)."""
 
@@ -153,7 +153,7 @@ class SampleSection:
 @dataclass
 class TrainSection:
     preset: str = "cpu-proxy"
-    """A training preset of ``regmix_megatron.recipe`` (cpu-proxy, cpu-target, tiny-test, regmix-1m ...)."""
+    """A training preset of ``regmix_megatron.runs.recipe`` (cpu-proxy, cpu-target, tiny-test, regmix-1m ...)."""
     overrides: dict = field(default_factory=dict)
     """Other ``Recipe`` fields (e.g. ``optim: {train_steps: 300}``). The run's own fields (``domains``,
     ``mixture``, ``seed``, ``output_dir``) are set by the pipeline."""
@@ -227,7 +227,7 @@ class TargetsSection:
     """Rank invariance passes when the Spearman correlation of proxy- and target-scale losses is at least this
     (the report also shows the level chance reaches for the same number of mixtures)."""
     threshold_sd: float = 2.0
-    """A difference is a win (or a loss) only beyond this many seed sd (``regmix_megatron.verdict``)."""
+    """A difference is a win (or a loss) only beyond this many seed sd (``regmix_megatron.full_scale.verdict``)."""
 
     def __post_init__(self) -> None:
         _check_train_section("targets", self.preset, self.overrides)
@@ -279,7 +279,7 @@ class ExportSection:
               "give a mapping {/path/here: /path/on/the/cluster}")
 
     def path_map(self):
-        from ..export import PathMap
+        from ..export.megatron_files import PathMap
 
         return PathMap.parse(self.path_prefix)
 
@@ -314,7 +314,7 @@ class PipelineConfig:
     """What the mixture is optimized for: ``average`` (mean loss over every evaluated domain), one domain's
     name (e.g. ``qa``, an evaluation-only domain: a held-out target no run trains on), or a weighted combination
     of evaluated domains (``{qa: 0.7, reference: 0.3}``). Fit and search use the validation split; the final
-    target-scale comparison reports the test split. Parsed into a :class:`regmix_megatron.target.Target`
+    target-scale comparison reports the test split. Parsed into a :class:`regmix_megatron.regression.target.Target`
     (:attr:`parsed_target`)."""
     corpus: CorpusSection = field(default_factory=CorpusSection)
     tokenizer: TokenizerSection = field(default_factory=TokenizerSection)
@@ -363,7 +363,7 @@ class PipelineConfig:
 
     @property
     def parsed_target(self) -> Target:
-        """The optimization target (:class:`~regmix_megatron.target.Target`) that ``target`` names."""
+        """The optimization target (:class:`~regmix_megatron.regression.target.Target`) that ``target`` names."""
         return Target.parse(self.target, where="PipelineConfig.target")
 
     @property
@@ -454,7 +454,7 @@ def uses_imported_data(cfg: PipelineConfig) -> bool:
 def slurm_options(cfg: PipelineConfig, source: str = "<config>"):
     """``SlurmOptions`` from ``executor.slurm`` (throttle = executor.num_parallel); errors name
     ``<source>: executor.slurm.<key>`` (``source``: the config file; :func:`load_pipeline_config` checks them)."""
-    from ..sweep.slurm import SlurmOptions
+    from ..runs.sweep.slurm import SlurmOptions
 
     data = dict(cfg.executor.slurm)
     if isinstance(data.get("extra_sbatch_args"), list):
@@ -473,7 +473,7 @@ def sampler_config(cfg: PipelineConfig, tokens_per_domain: Any, target_tokens: i
                    source: str = "<config>", num_samples: int | None = None):
     """The ``SamplerConfig`` of the sweep (and of the search pool): the file's ``sample.sampler`` fields, with
     the number of mixtures, the seed and the target token budget that defines the epoch caps as defaults."""
-    from ..sampling import build_sampler_config  # pure core (numpy)
+    from ..mixtures.sampling import build_sampler_config  # pure core (numpy)
 
     defaults = {"num_samples": num_samples or cfg.sample.num_samples, "seed": cfg.seed}
     if target_tokens is not None and cfg.sample.sampler.get("max_epochs") is not None:
@@ -486,7 +486,7 @@ def run_recipe(cfg: PipelineConfig, which: str, *, source: str = "<config>"):
     preset and overrides (no paths, no run fields). Proxies evaluate only the target's domains (and the
     evaluation-only ones, always) unless their overrides set ``eval.domains``: the fit needs nothing else, and
     evaluation is a large share of a short proxy's time. With the ``average`` target they evaluate everything."""
-    from ..recipe import build_recipe, merge_mappings  # pure (no torch)
+    from ..runs.recipe import build_recipe, merge_mappings  # pure (no torch)
 
     section = getattr(cfg, which)
     overrides = dict(section.overrides)

@@ -13,7 +13,7 @@ On completion the runner writes ``OUT/stages/<name>.json`` atomically::
      "fingerprint": "...", "seconds": 1.2, "finished_at": "2026-11-25T03:00:00Z"}
 
 A stage is *skipped* when its record exists, the recorded input hash equals the current one, every file it
-listed still exists and, for a stage with a ``verify`` check (the indexed datasets: :mod:`regmix_megatron.index_files`),
+listed still exists and, for a stage with a ``verify`` check (the indexed datasets: :mod:`regmix_megatron.data.index_files`),
 its files pass it; a stage whose files fail is run again. Before a stage (re)runs its record is deleted, so a run killed mid-stage never looks
 complete; when a rerun changes a stage's fingerprint, the records of all later stages are deleted too.
 Stages resume their own work (training runs have checkpoints, sweeps skip finished runs).

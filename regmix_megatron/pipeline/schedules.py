@@ -2,10 +2,10 @@
 
 Only the stages whose work differs live here; :mod:`.stages` calls them when the config has phases:
 
-- sample: schedules instead of mixtures (:func:`regmix_megatron.schedule_sampling.sample_schedules`), written as a
+- sample: schedules instead of mixtures (:func:`regmix_megatron.mixtures.schedule_sampling.sample_schedules`), written as a
   schedules JSONL under the same output key; the sweep plans and trains them like mixtures.
 - search: the best schedule and the best static mixture under the same model
-  (:func:`regmix_megatron.search_files.schedule_search_and_write`).
+  (:func:`regmix_megatron.search.outputs.schedule_search_and_write`).
 - targets: the labelled runs are the schedule (``regmix``), the best static mixture (``regmix_static``), the
   baselines and a few sweep schedules, all through the same sweep machinery (:func:`trained_by_label`).
 
@@ -23,15 +23,15 @@ from .framework import StageContext, StageOutput
 
 def read_trained(path: str | Path) -> list:
     """The sample stage's output: schedules, or mixtures."""
-    from ..mixture import read_mixtures
-    from ..schedule import is_schedules_file, read_schedules
+    from ..mixtures.mixture import read_mixtures
+    from ..mixtures.schedule import is_schedules_file, read_schedules
 
     return read_schedules(path) if is_schedules_file(path) else read_mixtures(path)
 
 
 def run_sample_schedules(ctx: StageContext, scfg: Any, registry: Any) -> StageOutput:
-    from ..schedule import write_schedules
-    from ..schedule_sampling import ScheduleStats, sample_schedules
+    from ..mixtures.schedule import write_schedules
+    from ..mixtures.schedule_sampling import ScheduleStats, sample_schedules
 
     fractions = ctx.config.schedule_fractions
     stats = ScheduleStats()
@@ -47,8 +47,8 @@ def run_sample_schedules(ctx: StageContext, scfg: Any, registry: Any) -> StageOu
 
 def run_search_schedules(ctx: StageContext, model: Any, registry: Any, scfg: Any, search_cfg: Any,
                          regressor: str) -> StageOutput:
-    from ..mixture import Mixture
-    from ..search_files import schedule_search_and_write
+    from ..mixtures.mixture import Mixture
+    from ..search.outputs import schedule_search_and_write
 
     cfg = ctx.config
     out_dir = ctx.out / "search"
@@ -75,9 +75,9 @@ def run_search_schedules(ctx: StageContext, model: Any, registry: Any, scfg: Any
 def trained_by_label(ctx: StageContext, baselines: dict, run_ids: list[str]) -> dict:
     """The target stage's labelled runs in schedule mode: ``regmix`` (the schedule), ``regmix_static``, the
     baselines (static mixtures) and the sweep's schedules of ``run_ids`` (``sweep:<run id>``, as planned)."""
-    from ..mixture import Mixture
-    from ..schedule import load_schedule
-    from ..sweep.plan import Sweep
+    from ..mixtures.mixture import Mixture
+    from ..mixtures.schedule import load_schedule
+    from ..runs.sweep.plan import Sweep
 
     labeled: dict[str, Any] = {"regmix": load_schedule(ctx.path("search", "schedule")),
                                "regmix_static": Mixture.load(ctx.path("search", "mixture")), **baselines}

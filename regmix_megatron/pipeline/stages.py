@@ -17,7 +17,7 @@ from typing import Any
 from ..errors import DataError, RegmixError
 from ..fileio import sha256_file
 from ..hashing import content_hash
-from ..manifest import SPLITS
+from ..data.manifest import SPLITS
 from .config import PipelineConfig, run_recipe, slurm_options, uses_imported_data
 from .framework import Stage, StageContext, StageOutput, fingerprint_paths
 
@@ -67,7 +67,7 @@ def wanted_domains(cfg: PipelineConfig) -> list[str] | None:
     not given) plus the evaluation-only ones; None: every domain of an existing corpus directory."""
     c = cfg.corpus
     if c.source == "build":
-        from ..corpus.build import resolve_domains
+        from ..data.corpus.build import resolve_domains
 
         return sorted(set(resolve_domains(c.domains)) | set(c.eval_only))
     return cfg.all_domains
@@ -88,7 +88,7 @@ def corpus_inputs(cfg: PipelineConfig) -> dict:
 def _imported_registry(cfg: PipelineConfig):
     """The ``domains.json`` of existing prefixes (``corpus.source``), restricted to ``corpus.domains`` and the
     evaluation-only ones, with ``corpus.eval_only`` (when given) as its evaluation-only domains."""
-    from ..manifest import DomainRegistry
+    from ..data.manifest import DomainRegistry
 
     registry = DomainRegistry.load(cfg.corpus.source)
     wanted = cfg.all_domains
@@ -115,7 +115,7 @@ def run_corpus(ctx: StageContext) -> StageOutput:
                                    "train tokens)", fingerprint=sha256_file(c.source))
     wanted = wanted_domains(ctx.config)
     if c.source == "build":
-        from ..corpus.build import build_corpus
+        from ..data.corpus.build import build_corpus
 
         num_domains = len(wanted)
         done: list[str] = []
@@ -154,7 +154,7 @@ def tokenizer_inputs(cfg: PipelineConfig) -> dict:
     if uses_imported_data(cfg):
         return {"imported": True}  # the registry records its tokenizer; the corpus stage's fingerprint covers it
     if t.type is not None:
-        from ..tokenizer_types import identity_sha256
+        from ..data.tokenizer_types import identity_sha256
 
         spec = t.spec()
         return {"spec": spec.to_json(), "sha256": identity_sha256(spec.check())}
@@ -164,7 +164,7 @@ def tokenizer_inputs(cfg: PipelineConfig) -> dict:
 
 
 def run_tokenizer(ctx: StageContext) -> StageOutput:
-    from ..tokenizer import TokenizerTrainConfig, adopt_tokenizer, train_tokenizer
+    from ..data.tokenizer_training import TokenizerTrainConfig, adopt_tokenizer, train_tokenizer
 
     cfg: PipelineConfig = ctx.config
     out_dir = ctx.out / "tokenizer"
@@ -186,7 +186,7 @@ def _existing_tokenizer(ctx: StageContext, out_dir: Path) -> StageOutput:
     """A tokenizer that is not trained here: the one a ``domains.json`` records, or ``tokenizer.type``'s files.
     Its Megatron-LM flags go to ``OUT/tokenizer/tokenizer_spec.json`` for the indexed stage."""
     from ..fileio import atomic_write_json
-    from ..tokenizer_types import identify_spec
+    from ..data.tokenizer_types import identify_spec
 
     cfg: PipelineConfig = ctx.config
     if uses_imported_data(cfg):
@@ -204,7 +204,7 @@ def _existing_tokenizer(ctx: StageContext, out_dir: Path) -> StageOutput:
 def _tokenizer_for_indexing(ctx: StageContext):
     """The SentencePiece model the tokenizer stage trained or adopted, or the spec it recorded."""
     from ..fileio import read_json
-    from ..tokenizer_types import TokenizerSpec
+    from ..data.tokenizer_types import TokenizerSpec
 
     files = ctx.upstream("tokenizer")["files"]
     if files.get("spec"):
@@ -215,7 +215,7 @@ def _tokenizer_for_indexing(ctx: StageContext):
 def _index_imported(ctx: StageContext, out_dir: Path) -> Path:
     """The imported registry, checked against its ``.idx`` files (counts unchanged since the import), saved as
     ``OUT/data/domains.json`` (restricted to ``corpus.domains``)."""
-    from ..index_files import read_index
+    from ..data.index_files import read_index
 
     registry = _imported_registry(ctx.config)
     for d in registry.domains:
@@ -230,8 +230,8 @@ def _index_imported(ctx: StageContext, out_dir: Path) -> Path:
 
 
 def run_indexed(ctx: StageContext) -> StageOutput:
-    from ..manifest import DomainRegistry
-    from ..preprocess import preprocess_corpus
+    from ..data.manifest import DomainRegistry
+    from ..data.preprocess import preprocess_corpus
 
     cfg: PipelineConfig = ctx.config
     out_dir = ctx.out / "data"
@@ -257,7 +257,7 @@ def run_indexed(ctx: StageContext) -> StageOutput:
 
 def verify_indexed(files: dict[str, Path]) -> None:
     """The indexed stage's check before it is skipped: every .bin/.idx pair against domains.json (cheap)."""
-    from ..manifest import DomainRegistry
+    from ..data.manifest import DomainRegistry
 
     DomainRegistry.load(files["domains"]).verify_files()
 
@@ -265,7 +265,7 @@ def verify_indexed(files: dict[str, Path]) -> None:
 # ---- sample ---------------------------------------------------------------------------------------------
 def _registry(ctx: StageContext):
     """The registry of the indexed stage, its files checked (a stage never trains or samples on damaged data)."""
-    from ..manifest import DomainRegistry
+    from ..data.manifest import DomainRegistry
 
     registry = DomainRegistry.load(ctx.path("indexed", "domains"))
     registry.verify_files()
@@ -295,7 +295,7 @@ def sample_inputs(cfg: PipelineConfig) -> dict:
 def single_domain_mixtures(names, lower=None, upper=None) -> list:
     """One mixture per training domain, all weight on it; with the sampler's bounds, only the corners within
     them (an epoch cap below 1 rules a domain's corner out)."""
-    from ..mixture import Mixture
+    from ..mixtures.mixture import Mixture
 
     out = []
     for i, name in enumerate(names):
@@ -310,8 +310,8 @@ def is_single_domain(mixture) -> bool:
 
 
 def run_sample(ctx: StageContext) -> StageOutput:
-    from ..mixture import Mixture, write_mixtures
-    from ..sampling import SampleStats, domain_caps, sample_mixtures
+    from ..mixtures.mixture import Mixture, write_mixtures
+    from ..mixtures.sampling import SampleStats, domain_caps, sample_mixtures
     from .config import sampler_config
 
     cfg: PipelineConfig = ctx.config
@@ -362,8 +362,8 @@ def run_batch(ctx: StageContext, root: Path, mixtures, which: str, *, label: str
     runs, mapped into ``fraction`` of the current stage. Runs that failed for good are tolerated up to
     ``max_failed_fraction`` of the runs (they are reported).
     """
-    from ..sweep import plan as sweep_plan
-    from ..sweep import state as sweep_state
+    from ..runs.sweep import plan as sweep_plan
+    from ..runs.sweep import state as sweep_state
 
     cfg: PipelineConfig = ctx.config
     recipe = run_recipe(cfg, which)
@@ -389,8 +389,8 @@ def run_batch(ctx: StageContext, root: Path, mixtures, which: str, *, label: str
 def launch_sweep(ctx: StageContext, sweep, *, label: str, fraction: tuple[float, float]) -> None:
     """Execute the pending runs of ``sweep`` with the configured executor (``sweep.launch``), reporting the
     share of finished runs as progress into ``fraction`` of the stage."""
-    from ..sweep import state as sweep_state
-    from ..sweep.launch import launch
+    from ..runs.sweep import state as sweep_state
+    from ..runs.sweep.launch import launch
 
     import time
 
@@ -413,7 +413,7 @@ def launch_sweep(ctx: StageContext, sweep, *, label: str, fraction: tuple[float,
             ctx.progress.reestimate((total - done) * per_run)
 
     if ex.kind == "local":
-        from ..sweep.local import LocalOptions, num_cores
+        from ..runs.sweep.local import LocalOptions, num_cores
 
         threads = max(1, num_cores() // ex.num_parallel)
         options = LocalOptions(parallel=ex.num_parallel, threads_per_run=threads, max_attempts=ex.max_attempts,
@@ -426,7 +426,7 @@ def launch_sweep(ctx: StageContext, sweep, *, label: str, fraction: tuple[float,
 def noise_plan(cfg: PipelineConfig, mixtures) -> tuple[list, list[int]]:
     """The extra proxy runs that measure seed noise: the first ``proxy.noise_mixtures`` sampled mixtures (not
     the single-domain corners) with seeds seed + 1 ... seed + ``proxy.noise_seeds``; (mixtures, seeds)."""
-    from ..mixture import Mixture
+    from ..mixtures.mixture import Mixture
 
     picks = [m for m in mixtures if not (isinstance(m, Mixture) and is_single_domain(m))][:cfg.proxy.noise_mixtures]
     pairs = [(m, cfg.seed + k) for m in picks for k in range(1, cfg.proxy.noise_seeds + 1)]
@@ -434,8 +434,8 @@ def noise_plan(cfg: PipelineConfig, mixtures) -> tuple[list, list[int]]:
 
 
 def run_sweep(ctx: StageContext) -> StageOutput:
-    from ..results import write_table
-    from ..sweep.collect import collect
+    from ..runs.results import write_table
+    from ..runs.sweep.collect import collect
     from .schedules import read_trained
 
     cfg: PipelineConfig = ctx.config
@@ -479,7 +479,7 @@ def cv_summary(metrics: dict) -> dict:
 
 
 def run_fit(ctx: StageContext) -> StageOutput:
-    from ..noise import proxy_noise
+    from ..runs.noise import proxy_noise
     from ..regression.data import load_results_table
     from ..regression.fitting import choose_regressor, fit_models, fit_target, write_outputs
     from .config import AUTO
@@ -511,7 +511,7 @@ def run_fit(ctx: StageContext) -> StageOutput:
 
 def values_by_mixture(path: Path, target) -> dict[str, list[float]]:
     """Target values of a results table grouped by mixture (the rows of one mixture differ by seed)."""
-    from ..results import read_results
+    from ..runs.results import read_results
 
     results = read_results(path)
     if results.frame.empty:
@@ -533,11 +533,11 @@ def search_inputs(cfg: PipelineConfig) -> dict:
 
 
 def run_search_stage(ctx: StageContext) -> StageOutput:
-    from ..mixture import Mixture
+    from ..mixtures.mixture import Mixture
     from ..regression.fitting import find_model
     from ..regression.models import load_regressor
-    from ..search import SearchConfig
-    from ..search_files import search_and_write
+    from ..search.candidates import SearchConfig
+    from ..search.outputs import search_and_write
     from .config import sampler_config
 
     cfg: PipelineConfig = ctx.config
@@ -547,7 +547,7 @@ def run_search_stage(ctx: StageContext) -> StageOutput:
     regressor = ctx.value("fit", "regressor")
     model_path = find_model(ctx.path("fit", "metrics").parent, regressor, ctx.value("fit", "target"))
     if cfg.schedule_fractions is not None:  # the model's features are the schedule features
-        from ..schedule import feature_names
+        from ..mixtures.schedule import feature_names
 
         names = feature_names(names, len(cfg.schedule_fractions))
     model = load_regressor(model_path, domains=names, source=str(ctx.path("indexed", "domains")))
@@ -609,11 +609,11 @@ def compared_mixtures(ctx: StageContext) -> tuple[dict, dict]:
     every target seed; target_only, best_domain (the single-domain sweep mixture with the lowest proxy target
     loss), best_sweep (the lowest sampled sweep mixture) and the rank mixtures (``sweep:<run id>``, spread over
     the sweep's range) with the pipeline's seed."""
-    from ..mixture import Mixture
+    from ..mixtures.mixture import Mixture
     from ..regression.data import load_results_table
-    from ..search import baseline_mixtures
+    from ..search.candidates import baseline_mixtures
     from .config import SEEDED_BASELINES
-    from .evaluation import spread_indices
+    from ..full_scale.evaluation import spread_indices
 
     cfg: PipelineConfig = ctx.config
     registry = _registry(ctx)
@@ -655,7 +655,7 @@ def compared_mixtures(ctx: StageContext) -> tuple[dict, dict]:
 
 def run_targets(ctx: StageContext) -> StageOutput:
     from ..fileio import atomic_write_json
-    from ..sweep.state import read_run_state
+    from ..runs.sweep.state import read_run_state
 
     cfg: PipelineConfig = ctx.config
     labeled, seeds = compared_mixtures(ctx)
@@ -686,7 +686,7 @@ def run_targets(ctx: StageContext) -> StageOutput:
 
 
 def _sweep(ctx: StageContext):
-    from ..sweep.plan import Sweep
+    from ..runs.sweep.plan import Sweep
 
     return Sweep.load(ctx.path("sweep", "sweep_dir"))
 
@@ -695,7 +695,7 @@ def _labeled_run(trained, proxy: dict | None, target: dict, mixture_file: str) -
     """A labelled run's record in ``runs.json``: its mixture (a schedule's overall token shares, plus the
     schedule), proxy and target runs, and the file it was saved to. Paths are relative to the pipeline's output
     directory, so the folder can be moved."""
-    from ..schedule import Schedule
+    from ..mixtures.schedule import Schedule
 
     scheduled = isinstance(trained, Schedule)
     record = {"mixture": (trained.overall() if scheduled else trained).as_dict(), "mixture_hash": trained.hash}
@@ -713,7 +713,7 @@ def evaluate_inputs(cfg: PipelineConfig) -> dict:
 
 def run_evaluate(ctx: StageContext) -> StageOutput:
     from ..fileio import atomic_write_json, read_json
-    from .evaluation import evaluate, verdict_lines
+    from ..full_scale.evaluation import evaluate, verdict_lines
 
     cfg: PipelineConfig = ctx.config
     runs = read_json(ctx.path("targets", "runs"))["runs"]

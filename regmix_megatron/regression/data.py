@@ -1,6 +1,6 @@
 """Regression data: mixture weights (features) and per-run metrics (targets), from two formats.
 
-(a) Our sweep results table (:mod:`regmix_megatron.results`): ``results.csv`` / ``results.parquet`` with
+(a) Our sweep results table (:mod:`regmix_megatron.runs.results`): ``results.csv`` / ``results.parquet`` with
     ``run_id``, ``weight/<domain>`` and ``val_loss/<domain>`` columns, one row per completed run.
 (b) The RegMix published format: a mixture CSV (``index`` + ``train_the_pile_<domain>``) and a loss CSV
     (``index`` + ``metric/the_pile_<domain>_val_loss``) joined on ``index``.
@@ -8,10 +8,10 @@
 Either way the result is a :class:`RunTable`: domains in canonical (sorted) order, a float64 weight matrix whose
 rows are normalized exactly (``mixture.normalize_exact``) before they become features, and a table of metric
 columns (any numeric column that is not a weight or an id). Metric columns are picked by name (or by domain name
-when that is unambiguous); an optimization target (:class:`regmix_megatron.target.Target`: the average, one
+when that is unambiguous); an optimization target (:class:`regmix_megatron.regression.target.Target`: the average, one
 domain, or a weighted sum) is computed from the per-domain loss columns by the target itself.
 
-Every row follows the mixture rule (:func:`regmix_megatron.mixture.check_sum`): its weights sum to 1 within 1e-3,
+Every row follows the mixture rule (:func:`regmix_megatron.mixtures.mixture.check_sum`): its weights sum to 1 within 1e-3,
 else the file is refused naming the rows, unless the user passes ``--renormalize`` (the RegMix authors' published
 CSVs are rounded to 3 decimals, so some of their rows sum to 0.996-1.003 and need it). In a results table, a
 domain with a loss column but no weight column is refused when the weights then do not sum to 1 (its weight
@@ -30,10 +30,10 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError
-from ..mixture import RENORMALIZE_FLAG, SUM_TOLERANCE, MixtureError, normalize_exact
-from ..results import ID_COLUMNS as RESULT_ID_COLUMNS
-from ..results import LOSS_PREFIX, WEIGHT_PREFIX, read_frame, read_results
-from ..target import Target
+from ..mixtures.mixture import RENORMALIZE_FLAG, SUM_TOLERANCE, MixtureError, normalize_exact
+from ..runs.results import ID_COLUMNS as RESULT_ID_COLUMNS
+from ..runs.results import LOSS_PREFIX, WEIGHT_PREFIX, read_frame, read_results
+from .target import Target
 
 logger = logging.getLogger(__name__)
 
@@ -184,14 +184,14 @@ def _build(frame: pd.DataFrame, weight_columns: Mapping[str, str], metric_domain
 
 def _weighted_domains(weight_names) -> set[str]:
     """The domains that have weights: the names, or the domains of a schedule's features (``p<k>/<domain>``)."""
-    from ..schedule import parse_feature_names
+    from ..mixtures.schedule import parse_feature_names
 
     parsed = parse_feature_names(list(weight_names))
     return set(parsed[1]) if parsed is not None else set(weight_names)
 
 
 def load_results_table(path: str | Path, *, renormalize: bool = False) -> RunTable:
-    """Our sweep results table (CSV or Parquet, :func:`regmix_megatron.results.read_results`)."""
+    """Our sweep results table (CSV or Parquet, :func:`regmix_megatron.runs.results.read_results`)."""
     results = read_results(path)
     missing = sorted(set(results.loss_columns.values()) - _weighted_domains(results.weight_columns.values()))
     if missing and not _rows_sum_to_one(results.frame[list(results.weight_columns)]):

@@ -17,8 +17,8 @@ import pandas as pd
 
 from ..errors import DataError, RegmixError
 from ..fileio import atomic_dir, atomic_path, atomic_write_json
-from ..target import Target
-from .data import (DEFAULT_MAX_NAN_FRACTION, RunTable, align_domains, check_enough_runs, clean_target)
+from .target import Target
+from .data import DEFAULT_MAX_NAN_FRACTION, RunTable, align_domains, check_enough_runs, clean_target
 from .metrics import evaluate
 from .models import REGRESSORS, Regressor, make_regressor
 

@@ -7,7 +7,7 @@ regressor's domain order (rows normalized exactly by the loaders). Files, never 
   parameters, SHA-256 of the model text).
 
 Both files name the target twice: ``target`` is the fit's name for it (a results-table column such as
-``val_loss/literature``, ``average_val_loss``), ``definition`` its JSON form (:meth:`regmix_megatron.target.Target.
+``val_loss/literature``, ``average_val_loss``), ``definition`` its JSON form (:meth:`regmix_megatron.regression.target.Target.
 to_json`: ``"literature"``, ``"average"``, ``{"qa": 0.7, ...}``), or ``{"column": NAME}`` for a metric column that
 is not a validation loss. Files written before ``definition`` existed get it from the name when it is one of our
 columns.
@@ -29,7 +29,7 @@ import numpy as np
 
 from ..errors import DataError, RegmixError
 from ..fileio import atomic_write_json, atomic_write_text, read_json
-from ..target import Target
+from .target import Target
 
 logger = logging.getLogger(__name__)
 

@@ -56,10 +56,10 @@ def _fit_confidence(metrics: Mapping | None, regressor: str | None, target: str 
 
 def _evaluation_confidence(evaluation: Mapping | None) -> list[str]:
     """The verdicts of ``evaluation.json`` (each baseline against the seed noise, rank invariance, the aim), as
-    :func:`regmix_megatron.verdict.verdict_lines` words them: a win within noise is never claimed."""
+    :func:`regmix_megatron.full_scale.verdict.verdict_lines` words them: a win within noise is never claimed."""
     if evaluation is None:
         return []
-    from ..verdict import verdict_lines
+    from ..full_scale.verdict import verdict_lines
 
     return verdict_lines(evaluation)
 

@@ -19,7 +19,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..fileio import atomic_path
-from ..target import Target
+from ..regression.target import Target
 
 COLORS = {"regmix": "#d62728", "natural": "#1f77b4", "uniform": "#2ca02c", "target_only": "#9467bd",
           "best_domain": "#8c564b", "best_sweep": "#e377c2", "regmix_static": "#ff7f0e"}

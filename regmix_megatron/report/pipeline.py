@@ -16,9 +16,9 @@ from typing import Mapping, Sequence
 
 import pandas as pd
 
-from ..results import read_results
-from ..target import Target
-from ..verdict import verdict_lines
+from ..full_scale.verdict import verdict_lines
+from ..regression.target import Target
+from ..runs.results import read_results
 from . import figures
 from .page import Section, build_report, figure_section, table_html
 from .regmix import regmix_sections

@@ -1,5 +1,5 @@
 """Small valid Megatron ``.bin/.idx`` pairs written without Megatron (the layout of
-``regmix_megatron/index_files.py``), for tests whose domains.json must point at real, consistent files."""
+``regmix_megatron/data/index_files.py``), for tests whose domains.json must point at real, consistent files."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from regmix_megatron.index_files import IDX_MAGIC, TOKEN_BYTES
+from regmix_megatron.data.index_files import IDX_MAGIC, TOKEN_BYTES
 
 
 def write_pair(prefix: str | Path, num_documents: int, num_tokens: int, token_code: int = 8) -> None:

@@ -14,7 +14,7 @@ def main() -> int:
     from megatron.core import parallel_state
 
     from regmix_megatron.megatron.train import run_training
-    from regmix_megatron.run_config import load_run_config
+    from regmix_megatron.runs.run_config import load_run_config
 
     config, out = sys.argv[1], Path(sys.argv[2])
     for name, parallel in (("tp2", {"tensor_model_parallel_size": 2}), ("pp2", {"pipeline_model_parallel_size": 2})):

@@ -22,7 +22,7 @@ def write_registry(root):
     """A domains.json over :data:`DOMAINS` with :data:`TOKENS` train tokens, and .bin/.idx pairs that hold exactly
     those counts (search and export check the data before they write); the registry."""
     from helpers.indexed_files import write_registry_files
-    from regmix_megatron.manifest import Domain, DomainRegistry, PrefixInfo, TokenizerInfo
+    from regmix_megatron.data.manifest import Domain, DomainRegistry, PrefixInfo, TokenizerInfo
 
     def prefix(d, split, n):
         return PrefixInfo(path=str(root / "data" / d / f"{split}_text_document"), num_documents=10,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from regmix_megatron.manifest import Domain, DomainRegistry, PrefixInfo
+from regmix_megatron.data.manifest import Domain, DomainRegistry, PrefixInfo
 
 
 def shard_domain(registry: DomainRegistry, name: str, root: Path) -> DomainRegistry:

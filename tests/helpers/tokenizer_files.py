@@ -96,7 +96,7 @@ def make_team_data(root: Path, spec, domains: list[str] | None = None) -> Path:
     ``root/domains.yaml`` mapping them for ``domains import`` (tokenizer included). Returns the YAML's path."""
     import yaml
 
-    from regmix_megatron.preprocess import EncodeOptions, Encoder, preprocess_file
+    from regmix_megatron.data.preprocess import EncodeOptions, Encoder, preprocess_file
 
     domains = domains or sorted(p.name for p in FIXTURE_CORPUS.iterdir() if (p / "train.jsonl").is_file())
     data = root / "data"

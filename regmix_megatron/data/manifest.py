@@ -1,0 +1,290 @@
+"""``domains.json``: the registry of domains, their Megatron prefixes and exact token counts.
+
+Written by preprocessing (``tools/preprocess_data.py`` / ``regmix-megatron preprocess``), read by everything
+downstream. Prefix paths are stored relative to the manifest's directory and resolved on load.
+
+Schema (``format: regmix-megatron/domains/v1``)::
+
+    {
+      "format": "regmix-megatron/domains/v1",
+      "tokenizer": {"type": "sentencepiece", "model": "tokenizer/spm.model", "sha256": "...",
+                    "vocab_size": 8000, "eod_id": 2,
+                    "megatron": {"tokenizer_type": "GPTSentencePieceTokenizer",
+                                 "tokenizer_model": "tokenizer/spm.model"}},
+      "domains": [
+        {"name": "code",
+         "splits": {"train": [{"prefix": "code/train_text_document", "num_documents": 10,
+                               "num_sequences": 10, "num_tokens": 12345}],
+                    "valid": [...], "test": [...]}},
+        {"name": "qa", "evaluation_only": true, "splits": {...}}
+      ]
+    }
+
+**Evaluation-only domains** (``"evaluation_only": true``; the key is absent for training domains): tokenized and
+evaluated in every run (their ``valid`` and ``test`` splits), never sampled, trained on or put into a training
+blend. :attr:`DomainRegistry.names` (the domains a mixture is over), :meth:`~DomainRegistry.tokens_per_domain`
+and :meth:`~DomainRegistry.prior` cover the training domains only; :attr:`DomainRegistry.domains` and
+:attr:`DomainRegistry.all_names` list every domain. :meth:`DomainRegistry.check_mixture` is the one check a
+mixture passes before it trains: a positive weight on an evaluation-only domain is refused.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from ..errors import DataError
+from ..fileio import atomic_write_json, read_json
+from .tokenizer_types import TokenizerSpec
+from ..mixtures.mixture import Mixture
+
+FORMAT = "regmix-megatron/domains/v1"
+SPLITS = ("train", "valid", "test")
+
+
+@dataclass(frozen=True)
+class PrefixInfo:
+    """One Megatron indexed dataset (``<prefix>.bin`` + ``<prefix>.idx``)."""
+
+    path: str
+    """Absolute prefix path (no extension)."""
+    num_documents: int
+    num_sequences: int
+    num_tokens: int
+    """Exact: the sum of sequence lengths in the ``.idx``."""
+
+
+@dataclass(frozen=True)
+class Domain:
+    name: str
+    splits: Mapping[str, tuple[PrefixInfo, ...]]
+    evaluation_only: bool = False
+    """Evaluated in every run, never trained on (no mixture gives it weight)."""
+
+    def prefixes(self, split: str = "train") -> tuple[PrefixInfo, ...]:
+        return tuple(self.splits.get(split, ()))
+
+    def num_tokens(self, split: str = "train") -> int:
+        return int(sum(p.num_tokens for p in self.prefixes(split)))
+
+    def num_documents(self, split: str = "train") -> int:
+        return int(sum(p.num_documents for p in self.prefixes(split)))
+
+
+@dataclass(frozen=True)
+class TokenizerInfo:
+    type: str
+    """The family: sentencepiece, gpt2-bpe, huggingface, tiktoken."""
+    model: str
+    """Absolute path of the tokenizer's main file (SentencePiece model, GPT-2 vocab.json, HF directory, ...)."""
+    sha256: str
+    vocab_size: int
+    eod_id: int
+    megatron: TokenizerSpec | None = None
+    """The Megatron-LM flags naming the tokenizer (paths absolute); None: a SentencePiece ``model``."""
+
+    @property
+    def spec(self) -> TokenizerSpec:
+        if self.megatron is not None:
+            return self.megatron
+        return TokenizerSpec(tokenizer_type="GPTSentencePieceTokenizer", tokenizer_model=self.model)
+
+    @classmethod
+    def from_identity(cls, ident) -> "TokenizerInfo":
+        """From a :class:`~regmix_megatron.data.tokenizer_types.TokenizerIdentity`."""
+        return cls(type=ident.type, model=ident.model, sha256=ident.sha256, vocab_size=ident.vocab_size,
+                   eod_id=ident.eod_id, megatron=ident.spec)
+
+
+@dataclass(frozen=True)
+class DomainRegistry:
+    """Domains in canonical (sorted-by-name) order: every domain (training and evaluation-only)."""
+
+    domains: tuple[Domain, ...]
+    tokenizer: TokenizerInfo
+    path: str = ""
+    """Where this registry was loaded from (empty when built in memory)."""
+
+    def __post_init__(self) -> None:
+        names = [d.name for d in self.domains]
+        if names != sorted(names):
+            object.__setattr__(self, "domains", tuple(sorted(self.domains, key=lambda d: d.name)))
+        if len(set(names)) != len(names):
+            raise DataError(f"{self.path or 'domains.json'}: duplicate domain names in {names}")
+        if names and all(d.evaluation_only for d in self.domains):
+            raise DataError(f"{self.path or 'domains.json'}: every domain is evaluation-only ({names}); at least "
+                            "one domain must be trained on")
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The training domains: what a mixture is over (evaluation-only domains excluded)."""
+        return tuple(d.name for d in self.domains if not d.evaluation_only)
+
+    @property
+    def all_names(self) -> tuple[str, ...]:
+        """Every domain, training and evaluation-only (what a run evaluates), canonical order."""
+        return tuple(d.name for d in self.domains)
+
+    @property
+    def eval_only_names(self) -> tuple[str, ...]:
+        """The evaluation-only domains."""
+        return tuple(d.name for d in self.domains if d.evaluation_only)
+
+    @property
+    def training_domains(self) -> tuple[Domain, ...]:
+        return tuple(d for d in self.domains if not d.evaluation_only)
+
+    def with_evaluation_only(self, names: Sequence[str]) -> "DomainRegistry":
+        """The same registry with exactly ``names`` evaluation-only (every other domain a training domain)."""
+        unknown = sorted(set(names) - set(self.all_names))
+        if unknown:
+            raise DataError(f"evaluation-only domain(s) {unknown} are not in {self.path or 'the registry'}; "
+                            f"domains: {list(self.all_names)}")
+        return DomainRegistry(domains=tuple(replace(d, evaluation_only=d.name in set(names)) for d in self.domains),
+                              tokenizer=self.tokenizer, path=self.path)
+
+    def get(self, name: str) -> Domain:
+        for d in self.domains:
+            if d.name == name:
+                return d
+        raise DataError(f"unknown domain {name!r} in {self.path or 'registry'}; known: {list(self.names)}")
+
+    def tokens_per_domain(self, split: str = "train") -> np.ndarray:
+        """Exact token counts per training domain (:attr:`names` order), int64."""
+        return np.array([d.num_tokens(split) for d in self.training_domains], dtype=np.int64)
+
+    def prior(self, split: str = "train") -> np.ndarray:
+        """The natural mixture: each training domain's share of training tokens (float64, sums to 1)."""
+        t = self.tokens_per_domain(split).astype(np.float64)
+        if t.sum() <= 0:
+            raise DataError(f"{self.path or 'registry'}: no {split} tokens in any domain")
+        return t / t.sum()
+
+    # ---- files --------------------------------------------------------------------------------------
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "DomainRegistry":
+        path = Path(path)
+        if path.is_dir():
+            path = path / "domains.json"
+        obj = read_json(path)
+        where = str(path)
+        if not isinstance(obj, dict) or obj.get("format") != FORMAT:
+            raise DataError(f"{where}: not a domains manifest (expected \"format\": \"{FORMAT}\"); "
+                            "create it with `regmix-megatron preprocess`")
+        base = path.parent
+        try:
+            tok = obj["tokenizer"]
+            model = tok["model"]
+            tokenizer = TokenizerInfo(
+                type=str(tok["type"]),
+                model=str(model if os.path.isabs(model) else (base / model).resolve()),
+                sha256=str(tok["sha256"]),
+                vocab_size=int(tok["vocab_size"]),
+                eod_id=int(tok["eod_id"]),
+                megatron=(TokenizerSpec.from_json(tok["megatron"], base=base, where=f"{where}: tokenizer.megatron")
+                          if tok.get("megatron") else None),
+            )
+            domains = []
+            for i, d in enumerate(obj["domains"]):
+                splits = {}
+                for split, plist in d["splits"].items():
+                    infos = []
+                    for p in plist:
+                        pp = p["prefix"]
+                        infos.append(PrefixInfo(
+                            path=str(pp if os.path.isabs(pp) else (base / pp).resolve()),
+                            num_documents=int(p["num_documents"]),
+                            num_sequences=int(p.get("num_sequences", p["num_documents"])),
+                            num_tokens=int(p["num_tokens"]),
+                        ))
+                    splits[split] = tuple(infos)
+                flag = d.get("evaluation_only", False)
+                if not isinstance(flag, bool):
+                    raise ValueError(f"domain {d['name']!r}: evaluation_only={flag!r} must be true or false")
+                domains.append(Domain(name=str(d["name"]), splits=splits, evaluation_only=flag))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DataError(f"{where}: malformed domains manifest ({type(exc).__name__}: {exc}); "
+                            "regenerate it with `regmix-megatron preprocess`") from None
+        return cls(domains=tuple(domains), tokenizer=tokenizer, path=str(path))
+
+    def to_json_obj(self, base: str | os.PathLike | None = None) -> dict:
+        """JSON form; paths relative to ``base`` (the manifest's directory) when given."""
+        def rel(p: str) -> str:
+            return os.path.relpath(p, base) if base is not None else p
+
+        t = self.tokenizer
+        return {
+            "format": FORMAT,
+            "tokenizer": {"type": t.type, "model": rel(t.model), "sha256": t.sha256,
+                          "vocab_size": t.vocab_size, "eod_id": t.eod_id,
+                          "megatron": t.spec.to_json(base=base)},
+            "domains": [
+                {"name": d.name,
+                 **({"evaluation_only": True} if d.evaluation_only else {}),
+                 "splits": {s: [{"prefix": rel(p.path), "num_documents": p.num_documents,
+                                 "num_sequences": p.num_sequences, "num_tokens": p.num_tokens}
+                                for p in plist]
+                            for s, plist in d.splits.items()}}
+                for d in self.domains
+            ],
+        }
+
+    def save(self, path: str | os.PathLike) -> Path:
+        path = Path(path)
+        return atomic_write_json(path, self.to_json_obj(base=path.parent.resolve()))
+
+    def verify_files(self) -> int:
+        """Check every prefix's ``.bin/.idx`` pair and the counts recorded here against its ``.idx``, cheaply
+        (header and sizes; :func:`regmix_megatron.data.index_files.verify_registry`). Raises :class:`DataError`
+        naming the file and the fix; returns the number of prefixes checked. Call it before training,
+        sampling or exporting from this registry."""
+        from .index_files import verify_registry
+
+        return verify_registry(self)
+
+    def check_domains(self, domains: Sequence[str], source: str) -> None:
+        """Refuse a mixture/model whose domain set differs from this registry's training domains, naming the
+        difference (an evaluation-only domain is named as such)."""
+        held_out = sorted(set(domains) & set(self.eval_only_names))
+        if held_out:
+            raise DataError(f"{source}: domain(s) {held_out} are evaluation-only in {self.path or 'the manifest'}: "
+                            f"they are never trained on; use a mixture over the training domains {list(self.names)}")
+        missing = sorted(set(self.names) - set(domains))
+        unknown = sorted(set(domains) - set(self.names))
+        if missing or unknown:
+            raise DataError(
+                f"{source}: domains do not match {self.path or 'the manifest'}: "
+                f"unknown {unknown}, missing {missing}; use a mixture over exactly {list(self.names)} "
+                "(zero weights are allowed)"
+            )
+
+    def check_mixture(self, mixture: Mixture, source: str) -> Mixture:
+        """The one check a mixture passes before it trains: a positive weight on an evaluation-only domain is
+        refused; a zero weight there is dropped; the rest must be exactly the training domains. Returns the
+        mixture over the training domains (unchanged if it named no evaluation-only domain)."""
+        weights = mixture.as_dict()
+        trained = sorted(d for d in self.eval_only_names if weights.get(d, 0.0) > 0)
+        if trained:
+            raise DataError(f"{source}: gives weight to evaluation-only domain(s) "
+                            f"{ {d: weights[d] for d in trained} } of {self.path or 'the manifest'}: they are "
+                            f"evaluated, never trained on; give them weight 0 or drop them")
+        if any(d in weights for d in self.eval_only_names):
+            kept = {d: w for d, w in weights.items() if d not in set(self.eval_only_names)}
+            mixture = Mixture.from_dict(kept, source=source)
+        self.check_domains(mixture.domains, source)
+        return mixture
+
+    def check_schedule(self, schedule, source: str):
+        """:meth:`check_mixture` for every phase of a :class:`~regmix_megatron.mixtures.schedule.Schedule`; returns the
+        schedule over the training domains (unchanged if no phase named an evaluation-only domain)."""
+        from dataclasses import replace
+
+        phases = tuple(replace(p, mixture=self.check_mixture(p.mixture, f"{source} phase {k}"))
+                       for k, p in enumerate(schedule.phases, start=1))
+        if all(a.mixture is b.mixture for a, b in zip(phases, schedule.phases)):
+            return schedule
+        return replace(schedule, phases=phases, _hash="")

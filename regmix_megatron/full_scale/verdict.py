@@ -1,0 +1,128 @@
+"""Verdicts on mixtures trained with several seeds: is a difference in target loss beyond seed noise?
+
+Pure core (the standard library and numpy). The evaluation calls it with each compared mixture's per-seed
+target losses; the tests call it with constructed numbers.
+
+**The unit of "sd".** :func:`~regmix_megatron.runs.noise.pooled_seed_sd` pools the seed-to-seed sample variances of every mixture trained
+with two or more seeds (RegMix, natural and uniform in the pipeline): ``sqrt(sum((n_i - 1) s_i^2) / sum(n_i -
+1))``. It is how far one mixture's loss moves when only the seed changes. It is used rather than the sd of
+paired differences because it is one yardstick for every baseline, including those trained with one seed (no
+pairs), and because pooling gives it ``sum(n_i - 1)`` degrees of freedom (6 with three mixtures of three seeds)
+where the paired differences of one baseline have ``n - 1`` (2). The paired differences are reported too
+(:attr:`Comparison.paired_mean`, :attr:`Comparison.paired_sd`).
+
+**The verdict.** The difference ``regmix mean - baseline mean`` (negative: RegMix is better) is *better* when it
+is below ``-threshold_sd`` sd, *worse* when above ``+threshold_sd`` sd, and *within noise* otherwise; without a
+measured noise (no mixture with two seeds, or an sd of exactly 0) it is *noise not measured* and never a win.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+from ..runs.noise import seed_stats
+
+BETTER, WORSE, WITHIN_NOISE, UNMEASURED = "better", "worse", "within noise", "noise not measured"
+#: The default threshold: a win must exceed this many sd.
+DEFAULT_THRESHOLD_SD = 2.0
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """RegMix against one baseline."""
+
+    baseline: str
+    regmix_mean: float
+    baseline_mean: float
+    difference: float
+    """``regmix_mean - baseline_mean``: negative when RegMix is better (lower loss)."""
+    sd: float | None
+    """The noise unit (:func:`~regmix_megatron.runs.noise.pooled_seed_sd`)."""
+    num_sd: float | None
+    """``|difference| / sd``."""
+    verdict: str
+    num_pairs: int
+    """Seeds both were trained with."""
+    paired_mean: float | None
+    """Mean of the per-seed differences RegMix - baseline over the shared seeds."""
+    paired_sd: float | None
+    """Their sample sd (two or more pairs)."""
+
+    @property
+    def text(self) -> str:
+        """``better by 0.41 (3.4 sd)``, ``within noise (+0.02, 0.5 sd)``, ``worse by 0.10 (2.5 sd)``."""
+        if self.verdict == UNMEASURED:
+            return f"{self.verdict} ({self.difference:+.3f})"
+        if self.verdict == WITHIN_NOISE:
+            return f"within noise ({self.difference:+.3f}, {self.num_sd:.1f} sd)"
+        return f"{self.verdict} by {abs(self.difference):.3f} ({self.num_sd:.1f} sd)"
+
+    def to_json(self) -> dict:
+        return {"baseline": self.baseline, "regmix_mean": self.regmix_mean, "baseline_mean": self.baseline_mean,
+                "regmix_minus_baseline": self.difference, "sd": self.sd, "num_sd": self.num_sd,
+                "verdict": self.verdict, "text": self.text, "num_pairs": self.num_pairs,
+                "paired_mean": self.paired_mean, "paired_sd": self.paired_sd}
+
+
+def compare(name: str, regmix: Mapping[int, float], baseline: Mapping[int, float], sd: float | None, *,
+            threshold_sd: float = DEFAULT_THRESHOLD_SD) -> Comparison:
+    """RegMix's per-seed losses against a baseline's, with ``sd`` as the unit (see the module docstring)."""
+    if threshold_sd <= 0:
+        raise ValueError(f"threshold_sd={threshold_sd}: use a positive number of sd")
+    a, b = seed_stats(regmix), seed_stats(baseline)
+    difference = a.mean - b.mean
+    shared = sorted(set(regmix) & set(baseline))
+    pairs = [float(regmix[s]) - float(baseline[s]) for s in shared]
+    paired = seed_stats(pairs) if pairs else None
+    if sd is None or not math.isfinite(sd) or sd <= 0:
+        verdict, num_sd = UNMEASURED, None
+    else:
+        num_sd = abs(difference) / sd
+        if num_sd > threshold_sd:
+            verdict = BETTER if difference < 0 else WORSE
+        else:
+            verdict = WITHIN_NOISE
+    return Comparison(name, a.mean, b.mean, difference, sd, num_sd, verdict, len(pairs),
+                      paired.mean if paired else None, paired.sd if paired else None)
+
+
+def aim_met(comparisons: Mapping[str, Comparison], must_beat: Sequence[str]) -> bool:
+    """The demo's aim: RegMix is *better* than every baseline of ``must_beat`` and *worse* than none."""
+    beaten = all(name in comparisons and comparisons[name].verdict == BETTER for name in must_beat)
+    return beaten and not any(c.verdict == WORSE for c in comparisons.values())
+
+
+# ---- wording of an evaluation document (``evaluation.json``, written by the pipeline's evaluate stage) -------
+def verdict_lines(doc: Mapping, short: bool = False) -> list[str]:
+    """The verdicts as lines for people: one per baseline, then the rank invariance and (long form) the aim."""
+    comp = doc["comparison"]
+    noise = doc["noise"]
+    lines = []
+    for name, c in comp["baselines"].items():
+        lines.append(f"{name}: {c['text']}" if short else
+                     f"RegMix {c['regmix_mean']:.4f} vs {name} {c['baseline_mean']:.4f}: {c['text']}")
+    rank = doc["rank_invariance"]
+    rho = rank["spearman"]
+    verdict = "n/a" if rho is None else ("pass" if rank["passed"] else "fail")
+    lines.append(f"rank invariance rho {'n/a' if rho is None else f'{rho:.2f}'} over {rank['num_mixtures']} "
+                 f"mixtures (threshold {rank['threshold']:.2f}: {verdict})")
+    if not short:
+        sd = noise["sd"]
+        lines.append(f"test loss on {doc['target']!r}; 1 sd = {'n/a' if sd is None else f'{sd:.4f}'} (pooled seed "
+                     f"sd, {noise['dof']} dof); a win needs more than {noise['threshold_sd']:g} sd")
+        lines.append("aim met: RegMix beats " + " and ".join(comp["must_beat"]) + " beyond noise and loses to none"
+                     if comp["aim_met"] else "aim not met: " + aim_shortfall(doc))
+    return lines
+
+
+def aim_shortfall(doc: Mapping) -> str:
+    """Why the aim was not met, in words (no win is claimed within noise)."""
+    comp = doc["comparison"]
+    parts = [f"vs {b}: {comp['baselines'][b]['text']}" for b in comp["must_beat"]
+             if comp["baselines"][b]["verdict"] != "better"]
+    parts += [f"vs {b}: {c['text']}" for b, c in comp["baselines"].items() if c["verdict"] == "worse"]
+    if not comp["must_beat"]:
+        parts.append("neither natural nor uniform was trained")
+    return "; ".join(parts) or WITHIN_NOISE

@@ -1,0 +1,91 @@
+"""The pipeline's evaluation (regmix_megatron/full_scale/evaluation.py): per-seed test losses, verdicts against
+the pooled seed sd, rank invariance on the validation split, on constructed runs."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from helpers.evaluation import CLEAR_WIN, runs
+from regmix_megatron.errors import RegmixError
+from regmix_megatron.full_scale.evaluation import evaluate, spread_indices
+from regmix_megatron.regression.target import Target
+from regmix_megatron.full_scale.verdict import verdict_lines
+
+
+def test_per_seed_losses_verdicts_and_rank_invariance():
+    doc = evaluate("a", runs(CLEAR_WIN), predicted={"regmix": 5.9}, rank_threshold=0.6)
+    m = doc["mixtures"]
+    assert m["regmix"]["target_losses"] == {"1": 5.00, "2": 5.01, "3": 4.99}  # the test split
+    assert m["regmix"]["valid_losses"] == {"1": 5.50, "2": 5.51, "3": 5.49}
+    assert m["regmix"]["mixture"] == {"x": 0.6, "y": 0.4} and m["regmix"]["predicted_loss"] == 5.9
+    assert m["regmix"]["mean"] == pytest.approx(5.0) and m["regmix"]["sd"] == pytest.approx(0.01)
+    assert m["best_domain"]["sd"] is None and m["best_domain"]["num_seeds"] == 1
+    assert doc["noise"]["sd"] == pytest.approx(0.01) and doc["noise"]["dof"] == 6  # 3 mixtures x 2
+    comp = doc["comparison"]["baselines"]
+    assert comp["natural"]["verdict"] == "better" and comp["natural"]["num_sd"] == pytest.approx(30.0)
+    assert comp["uniform"]["text"] == "better by 0.200 (20.0 sd)"
+    assert comp["best_domain"]["verdict"] == "within noise"  # 0.005 apart: 0.5 sd
+    assert "sweep:abcdef0123" not in comp  # rank mixtures are not baselines
+    assert doc["comparison"]["aim_met"] and doc["comparison"]["regmix_rank"] == 1
+    rank = doc["rank_invariance"]
+    assert rank["num_mixtures"] == 5 and rank["split"] == "valid"
+    assert rank["spearman"] == pytest.approx(1.0) and rank["passed"]  # same order at both scales
+    assert rank["chance_level"] == pytest.approx(0.9, abs=1e-9)  # n = 5: exact permutation quantile
+    lines = verdict_lines(doc)
+    assert lines[0] == "RegMix 5.0000 vs natural 5.3000: better by 0.300 (30.0 sd)"
+    assert lines[-1].startswith("aim met")
+
+
+def test_a_win_within_noise_is_never_claimed():
+    noisy = dict(CLEAR_WIN)
+    noisy["regmix"] = ({"x": 0.6, "y": 0.4}, [5.00, 5.40, 4.60], 6.0)  # sd 0.4: natural is 0.3 away
+    noisy["natural"] = ({"x": 0.3, "y": 0.7}, [5.30, 5.70, 4.90], 6.2)
+    doc = evaluate("a", runs(noisy))
+    comp = doc["comparison"]
+    assert comp["baselines"]["natural"]["verdict"] == "within noise"
+    assert comp["baselines"]["natural"]["paired_sd"] == pytest.approx(0.0, abs=1e-9)  # reported, not the unit
+    assert not comp["aim_met"]
+    assert verdict_lines(doc)[-1].startswith("aim not met: vs natural: within noise")
+    # one seed everywhere: no noise measured, no win claimed
+    single = {k: (v[0], v[1][:1], v[2]) for k, v in CLEAR_WIN.items()}
+    doc = evaluate("a", runs(single))
+    assert doc["noise"]["sd"] is None
+    assert {c["verdict"] for c in doc["comparison"]["baselines"].values()} == {"noise not measured"}
+    assert not doc["comparison"]["aim_met"]
+
+
+def test_rank_invariance_fails_below_the_threshold_and_needs_three_mixtures():
+    flipped = dict(CLEAR_WIN)
+    flipped["regmix"] = ({"x": 0.6, "y": 0.4}, [5.00, 5.01, 4.99], 6.5)  # worst at proxy scale, best at target
+    doc = evaluate("a", runs(flipped), rank_threshold=0.6)
+    assert doc["rank_invariance"]["spearman"] < 0.6 and not doc["rank_invariance"]["passed"]
+    few = {k: CLEAR_WIN[k] for k in ("regmix", "natural")}
+    assert evaluate("a", runs(few))["rank_invariance"]["spearman"] is None
+
+
+def test_weighted_and_average_targets_and_errors():
+    spec = {k: CLEAR_WIN[k] for k in ("regmix", "natural")}
+    doc = evaluate(Target.weighted({"a": 0.75, "b": 0.25}), runs(spec))
+    assert doc["target"] == {"a": 0.75, "b": 0.25}
+    assert doc["mixtures"]["regmix"]["target_losses"]["1"] == pytest.approx(0.75 * 5.0 + 0.25 * 9.0)
+    avg = evaluate("average", runs(spec))
+    assert avg["mixtures"]["natural"]["target_losses"]["2"] == pytest.approx((5.31 + 9.0) / 2)
+    with pytest.raises(RegmixError, match=r"no validation loss for target domain 'c'"):
+        evaluate("c", runs(spec))
+    with pytest.raises(RegmixError, match="regmix"):
+        evaluate("a", runs({"natural": CLEAR_WIN["natural"]}))
+    broken = runs(spec)
+    del broken["regmix"]["target"]["1"]["result"]["split_loss"]
+    with pytest.raises(RegmixError, match="no test losses"):
+        evaluate("a", broken)
+
+
+def test_spread_indices_cover_the_range():
+    values = [5.0, 1.0, 3.0, 4.0, 2.0]
+    assert spread_indices(values, 2) == [1, 0]  # best and worst
+    assert spread_indices(values, 3) == [1, 2, 0]
+    assert sorted(spread_indices(values, 9)) == [0, 1, 2, 3, 4]
+    assert spread_indices(values, 0) == []
+    assert math.isfinite(spread_indices([1.0], 1)[0])

@@ -1,0 +1,118 @@
+"""The training recipe: presets load and resolve, overrides, validation errors name field + value + fix, and
+its hash covers what a run computes, nothing else."""
+
+from pathlib import Path
+
+import pytest
+
+from regmix_megatron.errors import ConfigError
+from regmix_megatron.runs.recipe import (
+    IDENTITY_SECTIONS,
+    PRESET_DIR,
+    Recipe,
+    build_recipe,
+    list_presets,
+    load_preset,
+    parse_overrides,
+)
+
+
+def test_all_presets_load():
+    names = list_presets()
+    for required in ("regmix-1m", "regmix-60m", "regmix-1b", "cpu-proxy", "cpu-target", "tiny-test"):
+        assert required in names
+    for name in names:
+        cfg = build_recipe({"preset": name}, source=name)
+        assert isinstance(cfg, Recipe)
+        assert cfg.preset == name
+
+
+def test_paper_shapes():
+    one_m = build_recipe({"preset": "regmix-1m"})
+    m, o = one_m.model, one_m.optim
+    assert (m.num_layers, m.hidden_size, m.num_attention_heads, m.ffn_hidden_size, m.seq_length) == (2, 256, 8, 512,
+                                                                                                     2048)
+    assert (o.global_batch_size, o.train_steps, o.lr, o.lr_schedule, o.num_warmup_steps) == (512, 1000, 4e-4,
+                                                                                             "constant", 100)
+    assert (o.adam_beta1, o.adam_beta2, o.weight_decay, o.clip_grad) == (0.9, 0.95, 0.1, 1.0)
+    assert one_m.precision.bf16
+    sixty = build_recipe({"preset": "regmix-60m"}).model
+    assert (sixty.num_layers, sixty.hidden_size, sixty.num_attention_heads, sixty.ffn_hidden_size) == (10, 768, 8,
+                                                                                                       1536)
+    big = build_recipe({"preset": "regmix-1b"})
+    assert (big.model.num_layers, big.model.hidden_size, big.model.num_attention_heads,
+            big.model.ffn_hidden_size) == (22, 2048, 16, 5632)
+    assert big.optim.lr_schedule == "cosine" and big.optim.min_lr == 1e-5
+    assert big.optim.num_warmup_steps == round(0.04 * big.optim.train_steps)
+    tokens = big.optim.train_steps * big.optim.global_batch_size * big.model.seq_length
+    assert abs(tokens - 25e9) / 25e9 < 1e-3
+
+
+def test_cpu_presets_are_fp32_local():
+    for name in ("cpu-proxy", "cpu-target", "tiny-test"):
+        cfg = build_recipe({"preset": name})
+        assert not cfg.precision.bf16 and cfg.precision.fp8 is None and cfg.precision.layer_spec == "local"
+        assert cfg.model.vocab_size is None  # taken from the tokenizer
+        assert cfg.model.seq_length <= 256
+
+
+@pytest.mark.parametrize("patch, words", [
+    ({"optim": {"lr_schedule": "linear"}}, ["optim.lr_schedule", "'linear'", "cosine"]),
+    ({"optim": {"global_batch_size": 10, "micro_batch_size": 4}}, ["optim.global_batch_size", "10", "multiple"]),
+    ({"model": {"num_attention_heads": 3}}, ["model.num_attention_heads", "3", "divide"]),
+    ({"parallel": {"pipeline_model_parallel_size": 3}}, ["parallel.pipeline_model_parallel_size", "3"]),
+    ({"optim": {"warmup_steps": 5, "warmup_fraction": 0.1}}, ["warmup_fraction", "not both"]),
+    ({"precision": {"fp8": "e5m2"}}, ["precision.fp8", "hybrid"]),
+    ({"precision": {"fp8": "hybrid", "layer_spec": "local"}}, ["precision.fp8", "Transformer Engine"]),
+    ({"eval": {"eval_interval": 0}}, ["eval.eval_interval", "0"]),
+    ({"preset": "nope"}, ["preset", "'nope'", "tiny-test"]),
+])
+def test_validation_errors_name_field_value_fix(patch, words):
+    with pytest.raises(ConfigError) as err:
+        build_recipe({"preset": "tiny-test", **patch})
+    for w in words:
+        assert w in str(err.value)
+
+
+def test_unknown_field_and_bad_type():
+    with pytest.raises(ConfigError, match="learning_rate"):
+        build_recipe({"preset": "tiny-test", "optim": {"learning_rate": 1.0}})
+    with pytest.raises(ConfigError, match="train_steps"):
+        build_recipe({"preset": "tiny-test", "optim": {"train_steps": "many"}})
+
+
+def test_parse_overrides_errors():
+    with pytest.raises(ConfigError, match="--set"):
+        parse_overrides(["optim.lr"])
+    assert parse_overrides(["a.b=1e30", "c=true", "d=[1, 2]"]) == {"a": {"b": 1e30}, "c": True, "d": [1, 2]}
+
+
+def test_presets_are_package_data():
+    assert PRESET_DIR == Path(__file__).parents[1] / "regmix_megatron" / "runs" / "presets"
+    setup = (Path(__file__).parents[1] / "setup.py").read_text()
+    assert "runs/presets/*.yaml" in setup
+
+
+def test_a_recipe_needs_no_paths_and_refuses_run_fields():
+    recipe = build_recipe({"preset": "tiny-test", "optim": {"train_steps": 7}})
+    flat = recipe.to_dict()
+    assert not {"domains", "mixture", "seed", "output_dir", "run_id"} & set(flat)
+    assert recipe.num_train_tokens == 7 * recipe.optim.global_batch_size * recipe.model.seq_length
+    for field in ("domains", "output_dir", "seed"):
+        with pytest.raises(ConfigError, match=field):
+            build_recipe({"preset": "tiny-test", field: "x"})
+
+
+def test_the_recipe_hash_follows_what_a_run_computes():
+    base = build_recipe({"preset": "tiny-test"})
+    assert base.hash == build_recipe({"preset": "tiny-test"}).hash and len(base.hash) == 16
+    assert set(base.identity()) == set(IDENTITY_SECTIONS)
+    for changed in ({"optim": {"lr": 1e-3}}, {"model": {"num_layers": 4}}, {"eval": {"num_tokens_per_domain": 64}},
+                    {"precision": {"layer_spec": "auto"}}):
+        assert build_recipe({"preset": "tiny-test", **changed}).hash != base.hash, changed
+    # how a run executes is not what it computes: layout, checkpoints, logging and the preset's name
+    for same in ({"parallel": {"num_threads": 2}}, {"checkpoint": {"interval": 3}}, {"log_interval": 1},
+                 {"tensorboard": True}):
+        assert build_recipe({"preset": "tiny-test", **same}).hash == base.hash, same
+    spelled_out = dict(base.to_dict(), preset=None)
+    assert build_recipe(spelled_out).hash == base.hash

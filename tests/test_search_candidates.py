@@ -1,0 +1,117 @@
+"""The search algorithm (regmix_megatron/search/candidates.py): caps respected, top-k averaging, determinism, chunking
+invariance, baselines."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from helpers.search import DOMAINS, TOKENS, fitted_model
+from regmix_megatron.errors import DataError, RegmixError
+from regmix_megatron.mixtures.mixture import Mixture
+from regmix_megatron.mixtures.sampling import SamplerConfig, domain_caps
+from regmix_megatron.search.candidates import (
+    SearchConfig,
+    TopK,
+    baseline_mixtures,
+    check_within_bounds,
+    make_predict_fn,
+    run_search,
+)
+from regmix_megatron.regression.target import Target
+
+
+@pytest.fixture(scope="module")
+def model():
+    return fitted_model()
+
+
+def _tight_sampler(**kw):
+    # Epoch caps bind (code 2e6 tokens, 1.2 epochs, 10M target tokens -> cap 0.24; news -> 0.12).
+    return SamplerConfig(max_epochs=1.2, target_tokens=10_000_000, cap_multiplier=None, **kw)
+
+
+def test_search_never_violates_caps(model):
+    sampler = _tight_sampler()
+    lower, upper = domain_caps(TOKENS, sampler, domains=DOMAINS)
+    assert upper[1] == pytest.approx(0.24) and upper[2] == pytest.approx(0.12)
+    predict = make_predict_fn(model)
+    result = run_search(predict, TOKENS, DOMAINS, sampler, SearchConfig(num_candidates=20_000, top_k=50,
+                                                                        chunk_size=7_000))
+    assert check_within_bounds(result.top_rows, lower, upper).all()
+    w = result.mixture.as_array(DOMAINS)
+    assert np.all(w <= upper + 1e-12) and abs(w.sum() - 1) < 1e-15
+    # The model wants as much code and news as possible: the caps bind, yet are respected.
+    assert w[1] > 0.15 and w[2] > 0.05
+
+
+def test_top_k_average_and_prediction(model):
+    predict = make_predict_fn(model)
+    config = SearchConfig(num_candidates=5_000, top_k=10, chunk_size=2_000, seed=3)
+    result = run_search(predict, TOKENS, DOMAINS, SamplerConfig(), config)
+    assert result.top_scores.shape == (10,) and np.all(np.diff(result.top_scores) >= 0)
+    np.testing.assert_allclose(result.mixture.as_array(DOMAINS), result.top_rows.mean(axis=0), atol=1e-15)
+    np.testing.assert_array_equal(predict(result.top_rows), result.top_scores)
+    assert result.predicted == predict(result.mixture.as_array(DOMAINS)[None])[0]
+    # brute force over the same pool: the same 10 best
+    from regmix_megatron.mixtures.sampling import iter_candidates
+
+    import dataclasses
+
+    pool = np.concatenate(list(iter_candidates(TOKENS, dataclasses.replace(SamplerConfig(), seed=3), 5_000,
+                                               2_000, domains=DOMAINS)))
+    scores = predict(pool)
+    best = np.lexsort((np.arange(len(scores)), scores))[:10]
+    np.testing.assert_array_equal(result.top_positions, best)
+
+
+def test_deterministic_with_seed(model):
+    predict = make_predict_fn(model)
+    runs = [run_search(predict, TOKENS, DOMAINS, SamplerConfig(), SearchConfig(num_candidates=3_000, top_k=20,
+                                                                               chunk_size=1_000, seed=s))
+            for s in (7, 7, 8)]
+    assert runs[0].mixture == runs[1].mixture and runs[0].predicted == runs[1].predicted
+    assert runs[0].mixture != runs[2].mixture
+
+
+def test_top_k_is_chunking_invariant():
+    rng = np.random.default_rng(1)
+    scores = np.round(rng.random(10_000), 2)  # many ties
+    rows = rng.random((10_000, 3))
+    results = []
+    for cuts in ([10_000], [1, 999, 5000, 4000], [333] * 30 + [10]):
+        top = TopK(25, 3)
+        start = 0
+        for c in cuts:
+            top.update(scores[start:start + c], rows[start:start + c])
+            start += c
+        results.append((top.positions.copy(), top.rows.copy()))
+    for pos, r in results[1:]:
+        np.testing.assert_array_equal(pos, results[0][0])
+        np.testing.assert_array_equal(r, results[0][1])
+    top = TopK(5, 3, maximize=True)
+    top.update(scores, rows)
+    assert np.all(top.scores == np.sort(scores)[::-1][:5])
+
+
+def test_fast_and_plain_predictions_give_the_same_search(model):
+    config = SearchConfig(num_candidates=4_000, top_k=10, chunk_size=1_500)
+    fast = run_search(make_predict_fn(model), TOKENS, DOMAINS, SamplerConfig(), config)
+    plain = run_search(make_predict_fn(model, fast=False), TOKENS, DOMAINS, SamplerConfig(), config)
+    assert fast.mixture == plain.mixture
+
+
+def test_baselines():
+    prior = Mixture.from_array(DOMAINS, TOKENS)
+    base = baseline_mixtures(prior, Target.domain("code"), {"hand": Mixture.from_dict({"web": 0.5, "code": 0.5})})
+    assert base["natural"] == prior and base["uniform"].as_array(DOMAINS).tolist() == [0.2] * 5
+    assert base["target_only"].as_dict()["code"] == 1.0 and base["hand"].as_dict()["books"] == 0.0
+    # target_only needs one target domain
+    assert set(baseline_mixtures(prior, Target.average())) == {"natural", "uniform"}
+    assert set(baseline_mixtures(prior, Target.weighted({"code": 1, "web": 1}))) == {"natural", "uniform"}
+    # a target domain outside the mixture's domains (a held-out, evaluation-only one) has no target_only
+    assert set(baseline_mixtures(prior, Target.domain("qa"))) == {"natural", "uniform"}
+    with pytest.raises(DataError, match="unknown to the model"):
+        baseline_mixtures(prior, None, {"x": Mixture.from_dict({"math": 1.0})})
+    with pytest.raises(RegmixError, match="top_k"):
+        SearchConfig(num_candidates=10, top_k=11)
