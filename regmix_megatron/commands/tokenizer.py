@@ -48,8 +48,11 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     from ..errors import RegmixError
+    from ..fileio import check_output_paths
     from ..tokenizer import MIN_VOCAB_SIZE, TokenizerTrainConfig, adopt_tokenizer, identify, train_tokenizer
 
+    check_output_paths({"--input": args.input, "--tokenizer-model": args.tokenizer_model},
+                       dirs={"--output-dir": args.output_dir})
     if args.tokenizer_model:
         if args.input:
             raise RegmixError("give either --input CORPUS_DIR (train) or --tokenizer-model MODEL (adopt), not both")
