@@ -252,7 +252,10 @@ def test_seed_repeats_give_the_noise_ceiling_and_the_fit_says_what_it_did(tmp_pa
     metrics = json.loads((tmp_path / "fit" / "metrics.json").read_text())
     noise = metrics["targets"]["val_loss/web"]["noise"]
     assert noise["num_mixtures"] == 30 and noise["dof"] == 90 and 0.015 < noise["sd"] < 0.025
-    assert f"val_loss/web: seed noise sd {noise['sd']:.4g} from the repeats, CV Spearman ceiling " in printed
+    assert (f"val_loss/web: seed noise sd {noise['sd']:.4g} from the repeats, CV Spearman ceiling "
+            f"{noise['ceiling']:.3f} for one run per mixture, {noise['ceiling_of_averages']:.3f} for the averaged rows "
+            "the CV scores") in printed
+    assert noise["ceiling"] < noise["ceiling_of_averages"] < 1  # a mean of 4 runs is less noisy than one run
     assert metrics["data"]["repeats"]["mode"] == "average" and repeats.num_runs == 120
     assert main(["fit", "--results", str(table_path), "--target", "web", "--regressors", "linear", "--repeats",
                  "group", "--output-dir", str(tmp_path / "fit2")]) == 0

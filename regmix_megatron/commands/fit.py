@@ -128,7 +128,9 @@ def repeats_line(summary: dict) -> str:
         noise = info.get("noise") or {}
         if noise.get("ceiling") is not None:
             line += (f"\n{name}: seed noise sd {noise['sd']:.4g} from the repeats, CV Spearman ceiling "
-                     f"{noise['ceiling']:.3f}")
+                     f"{noise['ceiling']:.3f} for one run per mixture")
+            if noise.get("ceiling_of_averages") is not None:
+                line += f", {noise['ceiling_of_averages']:.3f} for the averaged rows the CV scores"
     return line
 
 

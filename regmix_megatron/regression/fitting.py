@@ -10,7 +10,8 @@ quality) is inflated. By default (``repeats="average"``) each mixture's runs are
 and the final fit alike; ``repeats="group"`` keeps every run and assigns each mixture's runs to one fold. The
 choice and the counts are recorded in ``metrics.json`` (``data.repeats``) with, when there are repeats, the seed
 noise they measure and the Spearman ceiling it allows (``targets.<name>.noise``: :func:`regmix_megatron.noise.proxy_noise`
-of the repeats against one run per mixture).
+of the repeats against one run per mixture; averaged, also ``ceiling_of_averages``, the ceiling of the mean rows the
+CV then scores, whose noise is the seed sd over the square root of their runs).
 """
 
 from __future__ import annotations
@@ -286,10 +287,17 @@ def _usable_runs(train: RunTable, test: RunTable | None, target: FitTarget, max_
     info = {"definition": target.definition(), "num_train_runs": int(ok.sum()),
             "num_train_excluded_nan": int((~ok).sum()), "num_train_mixtures": num_mixtures}
     noise = _repeat_noise(y, groups)
+    if repeats == "average" and num_mixtures < len(y):
+        sizes = np.bincount(groups)
+        x, y, ids, groups = _average_repeats(x, y, ids, groups)
+        if noise is not None and noise["sd"] is not None and len(y) >= 2:
+            # the CV scores means of k runs: their noise is sd / sqrt(k), so their ceiling is higher
+            from ..noise import spearman_ceiling
+
+            noise["ceiling_of_averages"] = spearman_ceiling(float(np.std(y, ddof=1)),
+                                                            noise["sd"] * float(np.sqrt(np.mean(1.0 / sizes))))
     if noise is not None:
         info["noise"] = noise
-    if repeats == "average" and num_mixtures < len(y):
-        x, y, ids, groups = _average_repeats(x, y, ids, groups)
     x_test = y_test = test_ids = None
     if test is not None and target.test is not None:
         ok_test = clean_target(target.test, target.name, f"test data {test.source}", max_nan_fraction)
