@@ -192,9 +192,17 @@ def test_a_run_held_by_a_concurrent_launch_is_not_reported_as_ended(planned, mon
     monkeypatch.setattr(local_executor, "train_command", lambda sweep, rid: mechanics_command(sweep.run_dir(rid)))
     held = planned.runs[0].run_id
     holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    try:
+    listed = local_executor.runs_to_launch
+
+    def claimed_meanwhile(sweep, max_attempts):
+        """The other launch takes the first run just after this one listed the pending runs (the race)."""
+        pending = listed(sweep, max_attempts)
         assert st.acquire_lock(planned.run_dir(held), dict(st.holder_info(), token="other", pid=holder.pid,
                                                            pid_start=st.process_start(holder.pid)))
+        return pending
+
+    monkeypatch.setattr(local_executor, "runs_to_launch", claimed_meanwhile)
+    try:
         rc = cli.main(["sweep", "launch", str(planned.root), "--num-parallel", "1", "--no-wait"])
     finally:
         holder.kill()
