@@ -111,9 +111,15 @@ def run_tool(prog: str, description: str, add_arguments, handler, argv: list[str
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    setup_logging(args.verbose)
+    """The ``regmix-megatron`` entry point. Ctrl-C at any point, the start-up included (importing the command
+    modules takes a moment), ends with one line and exit status 130, never a traceback."""
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        setup_logging(args.verbose)
+    except KeyboardInterrupt:
+        print("regmix-megatron: interrupted", file=sys.stderr)
+        return 130
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

@@ -68,7 +68,7 @@ def run_guarded(prog: str, call: Callable[[], int | None], verbose: bool = False
         if message is None:
             raise
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print(f"{prog}: interrupted", file=sys.stderr)
         return 130
     if verbose:
         import traceback

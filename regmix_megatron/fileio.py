@@ -1,11 +1,12 @@
 """Atomic file writes, and reads whose errors name the file and the fix.
 
 One file: :func:`atomic_path` (a temp file in the same directory, fsync, then rename). Several files that belong
-together: :func:`atomic_files` (all written to temp files first, then renamed into place). A directory of outputs:
-:func:`atomic_dir` (written as a temp directory beside it, then swapped in as a whole). A killed or failed write
-leaves at most hidden ``.tmp-*`` entries behind, never a complete-looking output. Write errors from the system
-(a full disk, a read-only file system) are re-raised with the target path in ``OSError.filename``, so the CLI can
-name the file.
+together: :func:`atomic_files` (all written to temp files first, then renamed into place). A folder of outputs:
+:mod:`regmix_megatron.output_folder` (files staged inside the folder, moved in one rename each, and
+``outputs.json`` written last; the folder itself is never replaced). A killed or
+failed write leaves at most hidden ``.tmp-*`` entries behind, never a complete-looking output. Write errors from
+the system (a full disk, a read-only file system) are re-raised with the target path in ``OSError.filename``, so
+the CLI can name the file (:func:`named_as` names one the system left unnamed).
 
 Reads (:func:`read_text`, :func:`read_json`, :func:`read_yaml`) turn a missing file, a directory where a file is
 expected, a file that cannot be read and a binary file into a :class:`~regmix_megatron.errors.DataError` that
@@ -18,10 +19,9 @@ import contextlib
 import errno
 import json
 import os
-import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Mapping
 
 import yaml
 
@@ -59,7 +59,7 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     os.chmod(tmp_path, 0o666 & ~_current_umask())
     try:
         yield tmp_path
-        _fsync_file(tmp_path)
+        fsync_file(tmp_path)
         os.replace(tmp_path, path)
     except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
@@ -69,7 +69,7 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
         raise
 
 
-def _fsync_file(path: Path) -> None:
+def fsync_file(path: Path) -> None:
     with open(path, "rb+") as fh:
         os.fsync(fh.fileno())
 
@@ -105,7 +105,7 @@ def atomic_files(*paths: str | os.PathLike) -> Iterator[list[Path]]:
         yield list(temps)
         for tmp, target in zip(temps, targets):
             try:
-                _fsync_file(tmp)
+                fsync_file(tmp)
             except OSError as exc:
                 raise named_os_error(exc, target) from None
         for tmp, target in zip(temps, targets):
@@ -115,101 +115,106 @@ def atomic_files(*paths: str | os.PathLike) -> Iterator[list[Path]]:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
         if isinstance(exc, OSError) and targets:
-            raise named_os_error(exc, targets[0]) from None
+            raise _named_among(exc, targets) from None
         raise
 
 
-Owned = Callable[[str], bool]
-
-
-def _owned_predicate(owned: Iterable[str] | Owned | None) -> Owned:
-    if owned is None:
-        return lambda name: True
-    if callable(owned):
-        return owned
-    names = set(owned)
-    return names.__contains__
-
-
-def check_replaceable(path: str | os.PathLike, owned: Iterable[str] | Owned | None, what: str) -> None:
-    """Refuse to replace ``path`` when it is not a directory, or holds entries its writer does not own
-    (``owned``: the names it writes, or a predicate; None: the caller owns the whole directory)."""
-    path = Path(path)
-    if not path.exists():
-        return
-    if not path.is_dir():
-        raise DataError(f"{what} {path} exists and is not a directory: give the path of a directory")
-    is_owned = _owned_predicate(owned)
-    foreign = sorted(p.name for p in path.iterdir() if not p.name.startswith(TMP_PREFIX) and not is_owned(p.name))
-    if foreign:
-        shown = ", ".join(foreign[:5]) + (" ..." if len(foreign) > 5 else "")
-        raise DataError(f"{what} {path} holds files that this command does not write ({shown}): give a new or "
-                        "empty directory (the command replaces the directory as a whole, so that a failed write "
-                        "leaves nothing half-written)")
+def _named_among(exc: OSError, targets: list[Path]) -> OSError:
+    """``exc`` told about the target whose temporary file (or a temp of that temp) it names, so the error names
+    the file that failed; without a file name (``write`` on a full disk), about the targets together."""
+    if exc.errno is None:
+        return exc
+    if exc.filename is not None:
+        path = Path(exc.filename)
+        for target in targets:
+            if path.parent == target.parent and temp_target_name(Path(path.name)).name == target.name:
+                return OSError(exc.errno, exc.strerror, str(target))
+        return exc
+    return OSError(exc.errno, exc.strerror, "one of " + ", ".join(map(str, targets)))
 
 
 @contextlib.contextmanager
-def atomic_dir(path: str | os.PathLike, *, owned: Iterable[str] | Owned | None,
-               what: str = "output directory") -> Iterator[Path]:
-    """Yield an empty temporary directory beside ``path``; when the block succeeds, its content replaces
-    ``path`` as a whole (``path`` is briefly absent, never half old and half new). On any exception the
-    temporary directory is removed and ``path`` is left as it was.
-
-    ``path`` must be absent or a directory whose entries its writer owns (:func:`check_replaceable`); leftovers
-    of killed writes (``.tmp-<name>.*`` beside it) are removed first: one writer per output directory.
-    """
-    path = Path(path)
-    check_replaceable(path, owned, what)
+def named_as(path: str | os.PathLike) -> Iterator[None]:
+    """An ``OSError`` raised in the block without a file name (``write`` on a full disk) gets ``path``."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        for stale in path.parent.glob(f"{TMP_PREFIX}{path.name}.*"):
-            shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{path.name}.", dir=path.parent))
+        yield
     except OSError as exc:
         raise named_os_error(exc, path) from None
-    os.chmod(tmp, 0o777 & ~_current_umask())
+
+
+def is_temporary(path: str | os.PathLike, root: str | os.PathLike) -> bool:
+    """Whether ``path`` (under ``root``) is, or lies inside, a temporary entry of our writers."""
+    return any(part.startswith(TMP_PREFIX) for part in Path(path).relative_to(root).parts)
+
+
+def temp_target_name(rel: Path) -> Path:
+    """A temp file's target name: ``.tmp-<name>.<8 random>[suffix]`` (:func:`atomic_path`) -> ``<name>``, also
+    for a temp of a temp; other names unchanged."""
+    import re
+
+    name = rel.name
+    while (m := re.fullmatch(rf"{re.escape(TMP_PREFIX)}(.+)\.[a-z0-9_]{{8}}(\.[^.]*)?", name)):
+        name = m.group(1)
+    return rel.with_name(name)
+
+# ---- inputs stay inputs ---------------------------------------------------------------------------------------
+def check_output_paths(inputs: Mapping[str, Any], *, files: Mapping[str, Any] | None = None,
+                       dirs: Mapping[str, Any] | None = None, own_records: Iterable[str] = ()) -> None:
+    """The one check that a command's outputs cannot overwrite its inputs, called by every command before it
+    reads or writes anything. Each mapping goes from a label (the flag, e.g. ``--output``) to a path, a list of
+    paths or None. Refused (:class:`DataError` naming both paths): an output file that is an input; an output
+    folder that is an input or holds one; an output folder that is a file; an output file that is a folder.
+    ``own_records``: file names directly inside an output folder that may be inputs (a run's own ``config.yaml``,
+    which the command reads back and rewrites). ``FILE.jsonl:INDEX`` inputs are checked as ``FILE.jsonl``."""
+    given = [(label, _resolved(p)) for label, p in _path_items(inputs)]
+    for label, path in _path_items(files or {}):
+        if Path(path).is_dir():
+            raise DataError(f"{label} {path} is a folder: give the path of a file")
+        target = _resolved(path)
+        for in_label, source in given:
+            if _same_file(target, source):
+                raise DataError(f"{label} {path} is also the input {in_label} {source}: the command would overwrite "
+                                "its own input; write the output elsewhere")
+    for label, path in _path_items(dirs or {}):
+        if Path(path).exists() and not Path(path).is_dir():
+            raise DataError(f"{label} {path} is a file, not a folder: give the path of a folder")
+        target = _resolved(path)
+        for in_label, source in given:
+            if _same_file(target, source):
+                raise DataError(f"{label} {path} is also the input {in_label} {source}: the command would write "
+                                "into its own input; give another folder")
+            if target in source.parents and not (source.parent == target and source.name in set(own_records)):
+                raise DataError(f"{label} {path} holds the input {in_label} {source}: the command would write over "
+                                "or beside its own input; give a folder that holds none of the inputs")
+
+
+def _path_items(mapping: Mapping[str, Any]) -> list[tuple[str, str]]:
+    import re
+
+    out = []
+    for label, value in mapping.items():
+        for item in (value if isinstance(value, (list, tuple)) else [value]):
+            if item is None or str(item) == "":
+                continue
+            text = str(item)
+            m = re.fullmatch(r"(.+\.jsonl):\d+", text)
+            if m and not os.path.exists(text):
+                text = m.group(1)
+            out.append((label, text))
+    return out
+
+
+def _resolved(path: str | os.PathLike) -> Path:
+    return Path(os.path.abspath(os.path.expanduser(path))).resolve()
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    if a == b:
+        return True
     try:
-        yield tmp
-        for f in sorted(tmp.rglob("*")):
-            if f.is_file():
-                _fsync_file(f)
-        check_replaceable(path, owned, what)
-        _swap_in(tmp, path)
-    except BaseException as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if isinstance(exc, OSError):
-            raise _renamed_into(exc, tmp, path) from None
-        raise
-
-
-def _renamed_into(exc: OSError, tmp: Path, path: Path) -> OSError:
-    """An error about a file inside the temporary directory, told about the file it was to become."""
-    name = exc.filename
-    if name is None or exc.errno is None:
-        return named_os_error(exc, path)
-    try:
-        rel = Path(name).relative_to(tmp)
-    except ValueError:
-        return exc
-    return OSError(exc.errno, exc.strerror, str(path / rel))
-
-
-def _swap_in(new: Path, path: Path) -> None:
-    """Rename ``new`` onto ``path``; an existing ``path`` is renamed away first and deleted after."""
-    old = None
-    if path.exists():
-        old = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{path.name}.old.", dir=path.parent))
-        os.rmdir(old)
-        os.rename(path, old)
-    try:
-        os.rename(new, path)
-    except BaseException:
-        if old is not None:
-            os.rename(old, path)
-        raise
-    fsync_dir(path.parent)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+        return os.path.samefile(a, b)  # hard links, another mount of the same file system
+    except OSError:
+        return False
 
 
 def _current_umask() -> int:
@@ -260,28 +265,81 @@ def read_text(path: str | os.PathLike, what: str = "") -> str:
 
 
 def read_json(path: str | os.PathLike, what: str = "") -> Any:
-    """Read JSON, with an error that names the file and position on failure."""
+    """Read JSON strictly (:func:`parse_json`), with errors that name the file (and ``what``)."""
     path = Path(path)
-    text = read_text(path, what)
-    label = f"{what} {path}" if what else str(path)
+    return parse_json(read_text(path, what), f"{what} {path}" if what else str(path))
+
+
+def read_yaml(path: str | os.PathLike, what: str = "") -> Any:
+    """Read YAML strictly (:func:`parse_yaml`), with errors that name the file (and ``what``)."""
+    path = Path(path)
+    return parse_yaml(read_text(path, what), f"{what} {path}" if what else str(path))
+
+
+def parse_json(text: str, label: str) -> Any:
+    """The one JSON reader of inputs: a key listed twice in an object is refused (``json`` would keep the last
+    value silently); errors name ``label`` (the file, or the flag) and the position."""
     try:
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=no_duplicate_keys(label))
     except json.JSONDecodeError as exc:
         raise DataError(f"{label}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
     except RecursionError:
         raise DataError(f"{label}: JSON nested too deeply to read") from None
 
 
-def read_yaml(path: str | os.PathLike, what: str = "") -> Any:
-    path = Path(path)
-    text = read_text(path, what)
-    label = f"{what} {path}" if what else str(path)
+def parse_yaml(text: str, label: str) -> Any:
+    """The one YAML reader of inputs: ``yaml.safe_load``'s data types (no tags that build objects), and a key
+    listed twice in a mapping is refused, naming its lines (YAML readers keep the last value silently)."""
+    loader = _StrictLoader(text)  # a SafeLoader: plain data only
     try:
-        return yaml.safe_load(text)
+        return loader.get_single_data()
+    except _DuplicateKey as exc:
+        raise DataError(f"{label}: {exc}") from None
     except yaml.YAMLError as exc:
         raise DataError(f"{label}: invalid YAML: {exc}") from None
     except RecursionError:
         raise DataError(f"{label}: YAML nested too deeply to read") from None
+    finally:
+        loader.dispose()
+
+
+def no_duplicate_keys(label: str):
+    """A ``json.loads`` ``object_pairs_hook`` that refuses a key listed twice in one object."""
+    def hook(pairs):
+        keys = [k for k, _ in pairs]
+        dup = sorted({k for k in keys if keys.count(k) > 1})
+        if dup:
+            raise DataError(f"{label}: {dup} listed more than once in one object: list each key once (the value "
+                            "given last would silently win)")
+        return dict(pairs)
+
+    return hook
+
+
+class _DuplicateKey(yaml.YAMLError):
+    pass
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key listed twice in one mapping (merge keys ``<<`` excepted: they are
+    meant to be overridden)."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            lines: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=deep)
+                try:
+                    first = lines.setdefault(key, key_node.start_mark.line + 1)
+                except TypeError:
+                    continue  # an unhashable key: the base class reports it
+                if first != key_node.start_mark.line + 1:
+                    raise _DuplicateKey(f"[{key!r}] listed more than once in one mapping (lines {first} and "
+                                        f"{key_node.start_mark.line + 1}): list each key once (the value given "
+                                        "last would silently win)")
+        return super().construct_mapping(node, deep=deep)
 
 
 def set_aside(path: str | os.PathLike) -> Path:

@@ -83,7 +83,7 @@ def test_roles_are_checked(tmp_path):
     reg.save(tmp_path / "domains.json")
     text = (tmp_path / "domains.json").read_text().replace('"name": "code",', '"name": "code", "evaluation_only": 1,')
     (tmp_path / "domains.json").write_text(text)
-    with pytest.raises(DataError, match="evaluation_only=1 must be true or false"):
+    with pytest.raises(DataError, match=r"field 'domains\[1\]\.evaluation_only' must be true or false, not int 1"):
         DomainRegistry.load(tmp_path / "domains.json")
 
 

@@ -21,6 +21,7 @@ tests/test_errors.py; kills at each rename of the write protocols in tests/test_
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
@@ -506,3 +507,443 @@ def test_every_loaded_format_is_data(tmp_path, capsys):
     offenders = [f"{p}:{i}" for folder in ("regmix_megatron", "tools") for p in sorted((REPO / folder).rglob("*.py"))
                  for i, line in enumerate(p.read_text().splitlines(), 1) if pattern.search(line)]
     assert offenders == []
+
+
+# ---- issue 23: output folders as users have them -----------------------------------------------------------
+def _fixture_results(path: Path, names, n: int = 40, seed: int = 0) -> Path:
+    """A results table over the fixture's training domains (made-up losses), for fit and search with export."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    w = rng.dirichlet(np.ones(len(names)), size=n)
+    frame = pd.DataFrame({"run_id": [f"r{i}" for i in range(n)], "mixture_hash": [f"h{i}" for i in range(n)],
+                          "seed": 0})
+    for i, d in enumerate(names):
+        frame[f"weight/{d}"] = w[:, i]
+    for i, d in enumerate(names):
+        frame[f"val_loss/{d}"] = 4.0 - w[:, i] + 0.3 * w[:, (i + 1) % len(names)] + 0.01 * rng.standard_normal(n)
+    frame.to_csv(path, index=False, float_format="%.17g")
+    return path
+
+
+def _jobs(tmp_path: Path, domains_json: Path, out: Path, version: int) -> dict[str, list[str]]:
+    """Each command that writes an output folder, writing into ``out``; ``version`` 1 and 2 give other content."""
+    names = DomainRegistry.load(domains_json).names
+    mixture = tmp_path / f"m{version}.json"
+    mixture.write_text(json.dumps({d: (2.0 if i == version else 1.0) for i, d in enumerate(names)}))
+    table = tmp_path / "results.csv"
+    if not table.exists():
+        _fixture_results(table, names)
+        assert cli.main(["fit", "--results", str(table), "--target", names[0], "--regressors", "linear",
+                         "--output-dir", str(tmp_path / "fit")]) == 0
+    return {
+        "export": ["export", "--mixture", str(mixture), "--domains", str(domains_json), "--output-dir", str(out),
+                   "--renormalize"],
+        "search": ["search", "--fit-dir", str(tmp_path / "fit"), "--regressor", "linear", "--domains-json",
+                   str(domains_json), "--num-candidates", "2000", "--chunk-size", "500", "--top-k", "10",
+                   "--seed", str(version), "--output-dir", str(out)],
+        "fit": ["fit", "--results", str(table), "--target", names[version], "--regressors", "linear",
+                "--output-dir", str(out)],
+    }
+
+
+def _run(argv, capsys) -> tuple[int, str, str]:
+    rc = cli.main(argv)
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+def _check_content(command: str, out: Path, version: int, names) -> None:
+    """The folder holds the outputs of ``version``, complete, and its flags name files that exist and hold them."""
+    from regmix_megatron.export.megatron_files import read_megatron_args
+    from regmix_megatron.output_folder import read_outputs
+    from regmix_megatron.regression.fitting import read_fit_metrics
+
+    read_outputs(out)
+    if command == "fit":
+        assert set(read_fit_metrics(out)["targets"]) == {f"val_loss/{names[version]}"}
+        return
+    export = out / "export" if command == "search" else out
+    flags = read_megatron_args(export).split()
+    per_split = Path(flags[flags.index("--per-split-data-args-path") + 1])
+    mixture = json.loads((export / "mixture.json").read_text())["weights"]
+    assert per_split == (export / "per_split_data_args_no_test.json").resolve() and per_split.is_file()
+    blend = json.loads(per_split.read_text())["train"]
+    assert [float(w) for w in blend[0::2]] == [w for w in mixture.values() if w > 0]
+    if command == "export":
+        assert max(mixture, key=mixture.get) == names[version]
+
+
+@pytest.mark.parametrize("command", ["export", "search", "fit"])
+def test_a_symlinked_output_folder_keeps_its_link_and_the_flags_name_the_new_files(domains, tmp_path, capsys,
+                                                                                   command):
+    """It was replaced by a real folder, the link's target kept the old export, and the printed flags named it."""
+    names = DomainRegistry.load(domains).names
+    target = tmp_path / "volume" / "outputs"
+    target.mkdir(parents=True)
+    out = tmp_path / "out"
+    out.symlink_to(target)
+    for version in (1, 2):
+        rc, printed, err = _run(_jobs(tmp_path, domains, out, version)[command], capsys)
+        assert rc == 0, err
+        assert out.is_symlink() and os.readlink(out) == str(target)
+        _check_content(command, target, version, names)
+    if command != "fit":
+        flags = (target / ("export" if command == "search" else "") / "megatron_args.txt").read_text().strip()
+        assert flags in printed and str(target) in flags  # the flags printed are those of the new files
+    if command == "search":
+        assert os.readlink(target / "megatron") == "export"  # the export folder's old name, kept as a link
+
+
+@pytest.mark.parametrize("command", ["export", "search", "fit"])
+def test_a_read_only_output_folder_is_refused_and_keeps_its_mode(domains, tmp_path, capsys, command):
+    """It was swapped for a new writable folder, with exit 0."""
+    out = tmp_path / "out"
+    assert _run(_jobs(tmp_path, domains, out, 1)[command], capsys)[0] == 0
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    inode = out.stat().st_ino
+    out.chmod(0o555)
+    try:
+        rc, _, err = _run(_jobs(tmp_path, domains, out, 2)[command], capsys)
+        assert rc == 2 and "Traceback" not in err
+        assert re.search(rf"error: .*{re.escape(str(out))} is read-only \(mode dr-xr-xr-x\)", err), err
+        assert out.stat().st_ino == inode and (out.stat().st_mode & 0o777) == 0o555
+    finally:
+        out.chmod(0o755)
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+
+
+@pytest.mark.parametrize("command", ["export", "search", "fit"])
+def test_a_mount_point_output_folder_stays_mounted_and_gets_the_outputs(domains, tmp_path, capsys, command):
+    """A container volume: renaming it fails with EBUSY, which came out as a traceback."""
+    out = tmp_path / "volume"
+    out.mkdir()
+    if subprocess.run(["mount", "--bind", str(out), str(out)], capture_output=True).returncode != 0:
+        pytest.skip("cannot bind-mount here (needs root); tests/test_output_folder.py covers a folder that "
+                    "cannot be renamed")
+    try:
+        names = DomainRegistry.load(domains).names
+        for version in (1, 2):
+            rc, _, err = _run(_jobs(tmp_path, domains, out, version)[command], capsys)
+            assert rc == 0 and "Traceback" not in err, err
+            _check_content(command, out, version, names)
+        with open("/proc/self/mountinfo") as fh:
+            assert any(line.split()[4] == str(out) for line in fh)
+    finally:
+        subprocess.run(["umount", "-l", str(out)], capture_output=True)
+
+
+def _schedule_file(path: Path, names, phases) -> Path:
+    path.write_text(json.dumps({"phases": [{"fraction": f, "weights": {d: (3.0 if i == k else 1.0) / (len(names) + 2)
+                                                                          for i, d in enumerate(names)}}
+                                           for k, f in enumerate(phases)]}))
+    return path
+
+
+def _snapshot(folder: Path) -> dict:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_a_failed_schedule_export_leaves_every_file_as_it_was(domains, tmp_path, capsys, monkeypatch):
+    """A stray file in phase2/, and a disk that fills while phase 2 is written: the new schedule.json stood beside
+    the old phases.json and phase folders, and the error said nothing partial was kept."""
+    from regmix_megatron.export import megatron_files as export_module
+
+    names = DomainRegistry.load(domains).names
+    out = tmp_path / "export"
+    old = ["export", "--schedule", str(_schedule_file(tmp_path / "a.json", names, [0.5, 0.3, 0.2])),
+           "--domains", str(domains), "--output-dir", str(out), "--train-iters", "100"]
+    new = ["export", "--schedule", str(_schedule_file(tmp_path / "b.json", names, [0.8, 0.2])),
+           "--domains", str(domains), "--output-dir", str(out), "--train-iters", "100"]
+    assert _run(old, capsys)[0] == 0
+    (out / "phase2" / "notes.txt").write_text("mine")
+    before = _snapshot(out)
+    rc, _, err = _run(new, capsys)
+    assert rc == 2 and "holds files that this command does not write (phase2/notes.txt)" in err
+    assert _snapshot(out) == before
+    (out / "phase2" / "notes.txt").unlink()
+    before = _snapshot(out)
+    real = export_module.atomic_write_json
+
+    def full_at_phase2(path, obj, *args, **kwargs):
+        if Path(path).parent.name == "phase2":
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(path, obj, *args, **kwargs)
+
+    monkeypatch.setattr(export_module, "atomic_write_json", full_at_phase2)
+    rc, _, err = _run(new, capsys)
+    assert rc == 2 and "no space left on the device" in err and "Traceback" not in err
+    assert _snapshot(out) == before and not [p for p in out.rglob(".tmp-*")]
+    monkeypatch.undo()
+    assert _run(new, capsys)[0] == 0 and not (out / "phase3").exists()
+    assert json.loads((out / "phases.json").read_text())["schedule_hash"] == \
+        json.loads((out / "schedule.json").read_text())["hash"]
+
+
+def _killed_at(kill_at: int, argv: list[str]) -> int:
+    """Run ``regmix-megatron ARGV`` in a forked process that dies (``os._exit(9)``, no cleanup, like SIGKILL) at
+    its ``kill_at``-th rename into the output folder (renames inside its staging folder not counted); its exit
+    status (0 when the write needed fewer renames)."""
+    pid = os.fork()
+    if pid == 0:  # the child never returns into pytest
+        code = 1
+        try:
+            real, count = os.replace, [0]
+
+            def replace(src, dst):
+                if ".tmp-stage." not in str(dst):
+                    count[0] += 1
+                    if count[0] == kill_at:
+                        os._exit(9)
+                return real(src, dst)
+
+            os.replace = replace
+            code = cli.main(argv)
+        finally:
+            os._exit(code)
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+
+
+def test_a_killed_schedule_export_is_all_old_or_all_new(domains, tmp_path, capsys):
+    """Killed at every rename into the folder (the process ends there, nothing cleans up): the folder, its phases,
+    phases.json and schedule.json read as the old export or as incomplete, never as a complete mix; the next
+    export finishes the killed one and writes its own."""
+    from regmix_megatron.export.megatron_files import read_phases
+    from regmix_megatron.output_folder import read_outputs
+
+    names = DomainRegistry.load(domains).names
+    a = _schedule_file(tmp_path / "a.json", names, [0.5, 0.3, 0.2])
+    b = _schedule_file(tmp_path / "b.json", names, [0.8, 0.2])
+    num_kills = 0
+    for kill_at in range(1, 60):
+        out = tmp_path / f"export{kill_at}"
+        argv = ["export", "--schedule", str(a), "--domains", str(domains), "--output-dir", str(out)]
+        assert _run(argv, capsys)[0] == 0
+        argv[2] = str(b)
+        status = _killed_at(kill_at, argv)
+        capsys.readouterr()
+        if status == 0:
+            break  # the write needs fewer renames than this: every point was tried
+        assert status == 9
+        num_kills += 1
+        try:
+            phases = read_phases(out)
+        except Exception as exc:  # incomplete: refused, and named as such
+            assert "incomplete" in str(exc) or "no outputs.json" in str(exc), exc
+        else:
+            schedule = json.loads((out / "schedule.json").read_text())["hash"]
+            assert phases["schedule_hash"] == schedule and len(phases["phases"]) == 3  # whole and old
+            for k in (1, 2, 3):
+                read_outputs(out / f"phase{k}")
+        assert _run(argv, capsys)[0] == 0  # the next export: whole and new
+        assert read_phases(out)["schedule_hash"] == json.loads((out / "schedule.json").read_text())["hash"]
+        assert len(read_phases(out)["phases"]) == 2 and not (out / "phase3").exists()
+    assert num_kills >= 10  # the journal, every file, every marker of a three-to-two-phase export
+
+
+# ---- issue 23: inputs stay inputs --------------------------------------------------------------------------
+def test_an_output_that_is_or_holds_an_input_is_refused(domains, tmp_path, capsys):
+    """``sample --output`` equal to its domains.json and ``fit --metrics-json`` equal to its results table exited 0
+    and destroyed the input; ``train --output-dir FILE`` gave a FileExistsError traceback."""
+    data = tmp_path / "data"
+    shutil.copytree(Path(domains).parent, data)
+    copy = data / "domains.json"
+    table = _fixture_results(tmp_path / "results.csv", DomainRegistry.load(copy).names)
+    inputs = {p: p.read_bytes() for p in (copy, table)}
+    cases = [
+        (["sample", "--domains-json", str(copy), "--num-samples", "4", "--output", str(copy)],
+         rf"--output {copy} is also the input --domains-json {copy}"),
+        (["fit", "--results", str(table), "--target", "code", "--regressors", "linear", "--metrics-json", str(table)],
+         rf"--metrics-json {table} is also the input --results {table}"),
+        (["export", "--mixture", str(tmp_path / "m.json"), "--domains-json", str(copy), "--output-dir", str(data)],
+         rf"--output-dir {data} holds the input --domains-json {copy}"),
+        (["fit", "--results", str(table), "--target", "code", "--output-dir", str(tmp_path)],
+         rf"--output-dir {tmp_path} holds the input --results {table}"),
+        (["train", str(tmp_path / "run.yaml"), "--output-dir", str(table)],
+         rf"--output-dir {table} is a file, not a folder"),
+        (["sweep", "plan", "--mixtures", str(tmp_path / "m.jsonl"), "--config", str(tmp_path / "run.yaml"),
+          "--output-dir", str(table)], rf"--output-dir {table} is a file, not a folder"),
+    ]
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(dict(SHORT, domains=str(copy))))
+    for argv, message in cases:
+        rc, _, err = _run(argv, capsys)
+        assert rc == 2 and "Traceback" not in err and re.search(message, err), (argv, err)
+    assert {p: p.read_bytes() for p in inputs} == inputs
+
+
+# ---- issue 23: one strict reader for every config and mixture -----------------------------------------------
+def test_a_key_given_twice_in_an_inline_mixture_or_a_config_is_refused(domains, tmp_path, capsys):
+    """The last value won silently (mixture files refused it already)."""
+    names = DomainRegistry.load(domains).names
+    weights = "".join(f"  {d}: {1 / len(names)}\n" for d in names)
+    run = tmp_path / "run.yaml"
+    run.write_text(f"preset: tiny-test\ndomains: {domains}\nmixture:\n{weights}  {names[0]}: 0.5\n")
+    rc, _, err = _run(["train", str(run), "--print-config"], capsys)
+    assert rc == 2 and re.search(rf"run\.yaml: \['{names[0]}'\] listed more than once in one mapping \(lines 4 and "
+                                 rf"{4 + len(names)}\)", err), err
+    run.write_text(f"preset: tiny-test\ndomains: {domains}\noptim: {{lr: 0.001, lr: 0.1}}\n")
+    assert _run(["train", str(run), "--print-config"], capsys)[0] == 2
+    table = _fixture_results(tmp_path / "results.csv", names)
+    assert _run(["fit", "--results", str(table), "--target", names[0], "--regressors", "linear", "--output-dir",
+                 str(tmp_path / "fit")], capsys)[0] == 0
+    base = tmp_path / "base.json"
+    base.write_text("{" + ", ".join(f'"{d}": {1 / len(names)}' for d in names) + f', "{names[1]}": 0.9}}')
+    rc, _, err = _run(["search", "--fit-dir", str(tmp_path / "fit"), "--regressor", "linear", "--domains-json",
+                       str(domains), "--num-candidates", "1000", "--chunk-size", "500", "--top-k", "10",
+                       "--baseline-mixture", str(base), "--output-dir", str(tmp_path / "search")], capsys)
+    assert rc == 2 and f"['{names[1]}'] listed more than once" in err and "Traceback" not in err
+    pipeline = tmp_path / "pipeline.yaml"
+    pipeline.write_text("output_dir: out\nseed: 1\nseed: 2\n")
+    rc, _, err = _run(["run", str(pipeline)], capsys)
+    assert rc == 2 and "['seed'] listed more than once" in err
+
+
+@pytest.mark.parametrize("splits", [[], None, {"train": 3}, {"training": []}])
+def test_a_domains_json_of_another_structure_names_the_field(domains, tmp_path, capsys, splits):
+    """A v1 domains.json with splits as a list or null gave an AttributeError traceback."""
+    doc = json.loads(Path(domains).read_text())
+    doc["domains"][1]["splits"] = splits
+    bad = tmp_path / "domains.json"
+    bad.write_text(json.dumps(doc))
+    rc, _, err = _run(["sample", "--domains-json", str(bad), "--num-samples", "4", "--output",
+                       str(tmp_path / "m.jsonl")], capsys)
+    assert rc == 2 and "Traceback" not in err
+    assert re.search(rf"{re.escape(str(bad))}: field 'domains\[1\]\.splits(\.train|\.training)?' must be ", err), err
+
+
+def _spaced_copy(domains, tmp_path) -> Path:
+    data = tmp_path / "my data"
+    shutil.copytree(Path(domains).parent, data)
+    return data / "domains.json"
+
+
+def test_data_under_a_path_with_spaces_is_refused_up_front_and_a_path_prefix_rescues_an_export(domains, tmp_path,
+                                                                                               capsys):
+    """sample and sweep plan accepted it and every training run failed; export --path-prefix checked the local
+    path before rewriting it."""
+    spaced = _spaced_copy(domains, tmp_path)
+    names = DomainRegistry.load(spaced).names
+    tokenizer = DomainRegistry.load(domains).tokenizer.model
+    rc, _, err = _run(["sample", "--domains-json", str(spaced), "--num-samples", "4", "--output",
+                       str(tmp_path / "m.jsonl")], capsys)
+    assert rc == 2 and "contains whitespace" in err and not (tmp_path / "m.jsonl").exists()
+    (tmp_path / "m.jsonl").write_text(json.dumps({d: 1 / len(names) for d in names}) + "\n")
+    (tmp_path / "proxy.yaml").write_text(yaml.safe_dump({"preset": "tiny-test", "domains": str(spaced)}))
+    rc, _, err = _run(["sweep", "plan", "--mixtures", str(tmp_path / "m.jsonl"), "--config",
+                       str(tmp_path / "proxy.yaml"), "--output-dir", str(tmp_path / "sweep")], capsys)
+    assert rc == 2 and "contains whitespace" in err and not (tmp_path / "sweep" / "sweep.json").exists()
+    spec = tmp_path / "spec.yaml"
+    registry = DomainRegistry.load(spaced)
+    spec.write_text(yaml.safe_dump({
+        "tokenizer": {"type": "GPTSentencePieceTokenizer", "model": tokenizer},
+        "domains": {d.name: {s: [p.path for p in d.prefixes(s)] for s in ("train", "valid")}
+                    for d in registry.training_domains[:2]}}))
+    rc, _, err = _run(["domains", "import", "--spec", str(spec), "--output", str(tmp_path / "imported.json")], capsys)
+    assert rc == 2 and "contains whitespace" in err and not (tmp_path / "imported.json").exists()
+    export = ["export", "--mixture", str(tmp_path / "m.jsonl:0"), "--domains", str(spaced), "--output-dir",
+              str(tmp_path / "export")]
+    rc, _, err = _run(export, capsys)
+    assert rc == 2 and "contains whitespace" in err and "--path-prefix" in err
+    tokenizer_dir = str(Path(registry.tokenizer.model).parent)
+    rc, printed, err = _run(export + ["--path-prefix", f"{spaced.parent}=/lustre/data", "--path-prefix",
+                                      f"{tokenizer_dir}=/lustre/tokenizer"], capsys)
+    assert rc == 0, err
+    per_split = json.loads((tmp_path / "export" / "per_split_data_args.json").read_text())
+    assert all(p.startswith("/lustre/data/") for p in per_split["train"][1::2] + per_split["valid"])
+
+
+def test_a_byte_flipped_in_the_middle_of_an_idx_is_refused_at_import_and_before_training(domains, tmp_path,
+                                                                                        capsys):
+    """Header and sizes agreed, so it passed `domains import` and trained without a warning."""
+    from regmix_megatron.errors import DataError
+
+    data = tmp_path / "data"
+    shutil.copytree(Path(domains).parent, data)
+    registry = DomainRegistry.load(data / "domains.json")
+    code = registry.get("code").prefixes("train")[0].path
+    idx = Path(code + ".idx")
+    raw = bytearray(idx.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    idx.write_bytes(bytes(raw))
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump({
+        "tokenizer": {"type": "GPTSentencePieceTokenizer", "model": DomainRegistry.load(domains).tokenizer.model},
+        "domains": {d.name: {s: [p.path for p in d.prefixes(s)] for s in ("train", "valid")}
+                    for d in registry.training_domains[:3]}}))
+    rc, _, err = _run(["domains", "import", "--spec", str(spec), "--output", str(tmp_path / "imported.json")], capsys)
+    assert rc == 2 and "Traceback" not in err and re.search(rf"{re.escape(str(idx))}: the pointer of sequence \d+ is "
+                                                            r"\d+, but the lengths before it put it at byte", err), err
+    registry.verify_files(full=False)  # the cheap check (sample, export) cannot see it ...
+    with pytest.raises(DataError, match="the index is corrupt"):
+        registry.verify_files()  # ... the check before training does (the trainer's and the provider's)
+
+
+def test_a_single_training_domain_gets_its_own_message(domains, tmp_path, capsys):
+    """It said the bounds left too little room."""
+    data = tmp_path / "data"
+    shutil.copytree(Path(domains).parent, data)
+    registry = DomainRegistry.load(data / "domains.json")
+    registry.with_evaluation_only(registry.all_names[1:]).save(data / "domains.json")
+    rc, _, err = _run(["sample", "--domains-json", str(data / "domains.json"), "--num-samples", "4", "--output",
+                       str(tmp_path / "m.jsonl")], capsys)
+    assert rc == 2 and f"one training domain ('{registry.all_names[0]}'): every mixture over one domain is the " \
+                       "same" in err and "bounds" not in err, err
+
+
+# ---- issue 23: smaller points --------------------------------------------------------------------------------
+def test_ctrl_c_while_the_cli_starts_ends_quietly(monkeypatch, capsys, tmp_path):
+    """SIGINT while the command modules were imported printed a raw KeyboardInterrupt traceback."""
+    import importlib
+
+    real = importlib.import_module
+
+    def interrupted(name, *args, **kwargs):
+        if name == "regmix_megatron.commands.fit":
+            raise KeyboardInterrupt
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(importlib, "import_module", interrupted)
+    assert cli.main(["fit", "--help"]) == 130
+    assert capsys.readouterr().err == "regmix-megatron: interrupted\n"
+    monkeypatch.undo()
+    hook = ("import sys\n"  # Ctrl-C while Python imports a command module, in a process of its own
+            "class Interrupt:\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name == 'regmix_megatron.commands.search':\n"
+            "            raise KeyboardInterrupt\n"
+            "sys.meta_path.insert(0, Interrupt())\nfrom regmix_megatron.cli import main\nsys.exit(main())\n")
+    proc = subprocess.run([*CLI[:1], "-c", hook, "sample", "--help"], capture_output=True, text=True,
+                          env=subprocess_env())
+    assert proc.returncode == 130 and proc.stderr == "regmix-megatron: interrupted\n", proc.stderr
+
+
+def test_a_full_disk_while_sample_and_collect_write_names_the_file_that_failed(domains, planned, tmp_path,
+                                                                              monkeypatch, capsys):
+    """collect named excluded.json whichever of its files failed; sample named its hidden temporary file."""
+    import pandas as pd
+
+    for run in planned.runs:
+        mechanics_train(planned.run_dir(run.run_id))
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")  # as write() raises it: no file name
+
+    for method, name in (("to_parquet", "results.parquet"), ("to_csv", "results.csv")):
+        monkeypatch.setattr(pd.DataFrame, method, full)
+        rc, _, err = _run(["sweep", "collect", str(planned.root)], capsys)
+        assert rc == 2 and f"error: {planned.root / name}: no space left on the device" in err, err
+        monkeypatch.undo()
+    from regmix_megatron import fileio
+
+    real = fileio.Path.write_text
+
+    def full_for_jsonl(self, *args, **kwargs):
+        if ".jsonl" in self.name:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(fileio.Path, "write_text", full_for_jsonl)
+    out = tmp_path / "m.jsonl"
+    rc, _, err = _run(["sample", "--domains-json", str(domains), "--num-samples", "4", "--output", str(out)], capsys)
+    assert rc == 2 and f"error: {out}: no space left on the device" in err and ".tmp-" not in err, err

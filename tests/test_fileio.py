@@ -1,5 +1,6 @@
-"""Atomic writes: a failed or killed write leaves the previous output intact (one file, several files, a whole
-directory) and nothing complete-looking; reads name the file."""
+"""Atomic writes: a failed or killed write leaves the previous output intact (one file, several files) and nothing
+complete-looking, and an error names the file that failed; reads are strict (a key given twice is refused) and
+name the file; outputs never overwrite inputs. (Folders of outputs: tests/test_output_folder.py.)"""
 
 import os
 import stat
@@ -8,11 +9,11 @@ import pytest
 
 from regmix_megatron.errors import DataError
 from regmix_megatron.fileio import (
-    atomic_dir,
     atomic_files,
     atomic_path,
     atomic_write_json,
     atomic_write_text,
+    check_output_paths,
     read_json,
     read_yaml,
     set_aside,
@@ -94,71 +95,6 @@ def test_atomic_files_renames_all_or_none(tmp_path):
     assert (a.read_text(), b.read_text()) == ("new a", "new b")
 
 
-def _write_outputs(out, text, fail=False):
-    with atomic_dir(out, owned={"x.txt", "sub"}, what="--output-dir") as tmp:
-        (tmp / "x.txt").write_text(text)
-        if fail:
-            raise RuntimeError("killed mid-write")
-        (tmp / "sub").mkdir()
-        (tmp / "sub" / "y.txt").write_text(text)
-
-
-def test_atomic_dir_is_whole_or_absent_and_keeps_the_previous_on_failure(tmp_path):
-    out = tmp_path / "out"
-    with pytest.raises(RuntimeError):
-        _write_outputs(out, "first", fail=True)
-    assert not out.exists() and list(tmp_path.iterdir()) == []
-    _write_outputs(out, "first")
-    with pytest.raises(RuntimeError):
-        _write_outputs(out, "second", fail=True)
-    assert (out / "x.txt").read_text() == (out / "sub" / "y.txt").read_text() == "first"
-    _write_outputs(out, "second")
-    assert (out / "x.txt").read_text() == (out / "sub" / "y.txt").read_text() == "second"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
-
-
-@pytest.mark.parametrize("crash_at", [1, 2])
-def test_a_crash_at_each_rename_of_the_swap_leaves_old_whole_or_nothing(tmp_path, monkeypatch, crash_at):
-    """The swap renames the old directory away (1), then the new one in (2): a crash at either point leaves the
-    previous outputs whole, or no output at all, never a mix; the next write cleans up and succeeds."""
-    import regmix_megatron.fileio as fileio
-
-    out = tmp_path / "out"
-    _write_outputs(out, "first")
-    real_rename, calls = os.rename, []
-
-    def crashing_rename(src, dst):
-        calls.append((src, dst))
-        if len(calls) == crash_at:
-            raise KeyboardInterrupt("killed")  # not caught by anything: like a kill at this instruction
-        return real_rename(src, dst)
-
-    monkeypatch.setattr(fileio.os, "rename", crashing_rename)
-    with pytest.raises(KeyboardInterrupt):
-        _write_outputs(out, "second")
-    monkeypatch.setattr(fileio.os, "rename", real_rename)
-    visible = [p.name for p in tmp_path.iterdir() if not p.name.startswith(".tmp-")]
-    if out.exists():
-        assert (out / "x.txt").read_text() == (out / "sub" / "y.txt").read_text() == "first"
-    else:
-        assert visible == []
-    _write_outputs(out, "third")
-    assert (out / "x.txt").read_text() == (out / "sub" / "y.txt").read_text() == "third"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # the killed write's leftovers are gone
-
-
-def test_atomic_dir_refuses_a_directory_holding_other_files(tmp_path):
-    out = tmp_path / "out"
-    out.mkdir()
-    (out / "notes.md").write_text("mine")
-    with pytest.raises(DataError, match=r"--output-dir .*out holds files that this command does not write \(notes\.md\)"):
-        _write_outputs(out, "x")
-    assert (out / "notes.md").read_text() == "mine" and sorted(p.name for p in out.iterdir()) == ["notes.md"]
-    (tmp_path / "file").write_text("")
-    with pytest.raises(DataError, match="exists and is not a directory"):
-        _write_outputs(tmp_path / "file", "x")
-
-
 def test_set_aside_keeps_each_corrupt_copy(tmp_path):
     path = tmp_path / "result.json"
     for text in ("{trunc", "{also"):
@@ -179,3 +115,66 @@ def test_a_failed_write_names_the_target_file(tmp_path, monkeypatch):
             raise OSError(errno.ENOSPC, "No space left on device")
     assert err.value.errno == errno.ENOSPC and err.value.filename == str(target)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_error_inside_several_files_names_the_file_that_failed(tmp_path):
+    """``sweep collect`` named excluded.json whichever of its three files failed, and ``sample`` named its hidden
+    temporary file: the error names the target whose write failed, also through a temp of a temp."""
+    import errno
+
+    from regmix_megatron.fileio import named_as
+
+    a, b, c = tmp_path / "excluded.json", tmp_path / "results.parquet", tmp_path / "results.csv"
+    for failing in range(3):
+        with pytest.raises(OSError) as err:
+            with atomic_files(a, b, c) as temps:
+                with named_as(temps[failing]):
+                    raise OSError(errno.ENOSPC, "No space left on device")  # write() names no file
+        assert err.value.filename == str([a, b, c][failing])
+    with pytest.raises(OSError) as err:
+        with atomic_files(a, b) as (ta, tb):
+            atomic_write_text(tb, "x")  # a writer that writes its own temp beside the temp it was given
+            with atomic_path(ta) as inner:
+                raise OSError(errno.ENOSPC, "No space left on device", str(inner))
+    assert err.value.filename == str(a) and not [p for p in tmp_path.iterdir()]
+
+
+# ---- one strict reader -------------------------------------------------------------------------------------
+def test_a_key_given_twice_is_refused_in_json_and_yaml_at_any_depth(tmp_path):
+    (tmp_path / "c.json").write_text('{"optim": {"lr": 1, "lr": 2}}')
+    with pytest.raises(DataError, match=r"c\.json: \['lr'\] listed more than once in one object"):
+        read_json(tmp_path / "c.json")
+    (tmp_path / "c.yaml").write_text("preset: tiny\nmixture:\n  code: 0.5\n  web: 0.2\n  code: 0.3\n")
+    with pytest.raises(DataError, match=r"c\.yaml: \['code'\] listed more than once in one mapping \(lines 3 and 5\)"):
+        read_yaml(tmp_path / "c.yaml")
+    (tmp_path / "merge.yaml").write_text("base: &b {lr: 1, steps: 2}\nrun:\n  <<: *b\n  lr: 3\n")
+    assert read_yaml(tmp_path / "merge.yaml")["run"] == {"lr": 3, "steps": 2}  # a merge key is meant to be overridden
+    (tmp_path / "tag.yaml").write_text("x: !!python/object/apply:os.system ['true']\n")
+    with pytest.raises(DataError, match="invalid YAML"):
+        read_yaml(tmp_path / "tag.yaml")
+
+
+# ---- inputs stay inputs ----------------------------------------------------------------------------------------
+def test_an_output_that_is_or_holds_an_input_is_refused_naming_both(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    domains = data / "domains.json"
+    domains.write_text("{}")
+    link = tmp_path / "link.json"
+    link.symlink_to(domains)
+    with pytest.raises(DataError, match=rf"--output {link} is also the input --domains-json {domains}"):
+        check_output_paths({"--domains-json": str(domains)}, files={"--output": link})
+    with pytest.raises(DataError, match=rf"--output-dir {data} holds the input --domains-json {domains}"):
+        check_output_paths({"--domains-json": domains}, dirs={"--output-dir": data})
+    with pytest.raises(DataError, match=rf"--output-dir {domains} is a file, not a folder"):
+        check_output_paths({}, dirs={"--output-dir": domains})
+    with pytest.raises(DataError, match=rf"--metrics-json {data} is a folder"):
+        check_output_paths({}, files={"--metrics-json": data})
+    m = tmp_path / "m.jsonl"
+    with pytest.raises(DataError, match="is also the input --mixture"):
+        check_output_paths({"--mixture": f"{m}:3"}, files={"--output": m})
+    run = tmp_path / "run"
+    run.mkdir()
+    check_output_paths({"CONFIG": run / "config.yaml"}, dirs={"--output-dir": run}, own_records=("config.yaml",))
+    check_output_paths({"--domains-json": domains, "--config": None}, files={"--output": tmp_path / "out.jsonl"},
+                       dirs={"--output-dir": tmp_path / "new"})

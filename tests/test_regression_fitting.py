@@ -185,3 +185,88 @@ def test_cross_validation_records_every_fold():
     assert cv["spearman_mean"] == pytest.approx(np.mean(cv["spearman_folds"]))
     assert cv["spearman_std"] == pytest.approx(np.std(cv["spearman_folds"]))
     assert cv["pooled"]["spearman"] > 0.9 and oof.shape == (30,)
+
+
+# ---- repeated mixtures: grouped cross-validation (issue 23) ----------------------------------------------------
+def _with_repeats(tmp_path, frame: pd.DataFrame, copies: int, noise_sd: float = 0.0, seed: int = 0):
+    """``frame``'s runs plus ``copies - 1`` more runs of each mixture (new run ids; the seed noise ``noise_sd`` on
+    every loss, 0: retrained to the same losses), as a results table file."""
+    rng = np.random.default_rng(seed)
+    parts = [frame]
+    for k in range(1, copies):
+        extra = frame.assign(run_id=frame["run_id"] + f"-repeat{k}", seed=k)
+        for column in [c for c in frame.columns if c.startswith("val_loss/")]:
+            extra[column] = extra[column] + noise_sd * rng.standard_normal(len(extra))
+        parts.append(extra)
+    path = tmp_path / f"repeats{copies}.csv"
+    pd.concat(parts, ignore_index=True).to_csv(path, index=False, float_format="%.17g")
+    return load_results_table(path)
+
+
+def test_the_runs_of_one_mixture_never_straddle_a_fold():
+    from regmix_megatron.regression.data import mixture_groups
+
+    rng = np.random.default_rng(3)
+    mixtures = rng.dirichlet(np.ones(4), size=17)
+    rows = mixtures[rng.integers(0, 17, size=60)]  # 60 runs of 17 mixtures, in shuffled order
+    groups = mixture_groups(rows)
+    assert groups.max() + 1 == len(np.unique(rows, axis=0))
+    folds = kfold_indices(60, 5, seed=2, groups=groups)
+    assert sorted(np.concatenate(folds).tolist()) == list(range(60))
+    fold_of = {int(g): {i for i, f in enumerate(folds) if np.isin(np.flatnonzero(groups == g), f).any()}
+               for g in np.unique(groups)}
+    assert all(len(f) == 1 for f in fold_of.values())  # every mixture held out in exactly one fold
+    # without repeats the grouped split is the plain one, fold for fold (tables without repeats keep their numbers)
+    assert all(np.array_equal(a, b) for a, b in zip(kfold_indices(23, 5, 1, groups=np.arange(23)),
+                                                     kfold_indices(23, 5, 1)))
+    with pytest.raises(RegmixError, match="exceeds the 17 distinct mixtures"):
+        kfold_indices(60, 18, seed=0, groups=groups)
+
+
+def test_runs_retrained_under_new_ids_do_not_inflate_the_cv(tmp_path):
+    """A table whose every run was retrained under a new id (same mixture, same losses): row-wise folds would score
+    each model on mixtures it was fitted on. Averaged, the fit and its CV are those of the table without the
+    copies."""
+    path, frame = results_table(tmp_path / "base", n=30, seed=4)
+    base = load_results_table(path)
+    doubled = _with_repeats(tmp_path, frame, copies=3)
+    target = [fit_target(base, None, Target.domain("web"))]
+
+    def cv(table, repeats, kinds=("lightgbm", "linear", "quadratic")):
+        out = fit_models(table, [fit_target(table, None, Target.domain("web"))], kinds, cv_folds=5,
+                         lightgbm_options=FAST, repeats=repeats)
+        return out, {k: b["spearman"] for k, b in out.summary["regressors"].items()}
+
+    reference = fit_models(base, target, ["lightgbm", "linear", "quadratic"], cv_folds=5, lightgbm_options=FAST)
+    averaged, rho = cv(doubled, "average")
+    assert rho == {k: b["spearman"] for k, b in reference.summary["regressors"].items()}
+    assert averaged.summary["data"]["repeats"] == {
+        "mode": "average", "num_runs": 90, "num_mixtures": 30, "num_repeated_mixtures": 30,
+        "num_runs_of_repeated_mixtures": 90, "note": "each mixture's runs averaged into one row"}
+    np.testing.assert_allclose(averaged.models[("val_loss/web", "linear")].coef,  # the final fit too: one row a
+                               reference.models[("val_loss/web", "linear")].coef, rtol=1e-12)  # mixture (mean of 3)
+
+
+def test_seed_repeats_give_the_noise_ceiling_and_the_fit_says_what_it_did(tmp_path, capsys):
+    path, frame = results_table(tmp_path / "base", n=30, seed=5)
+    repeats = _with_repeats(tmp_path, frame, copies=4, noise_sd=0.02, seed=1)
+    table_path = tmp_path / "repeats4.csv"
+    assert main(["fit", "--results", str(table_path), "--target", "web", "--regressors", "linear",
+                 "--num-folds", "5", "--output-dir", str(tmp_path / "fit")]) == 0
+    printed = capsys.readouterr().out
+    assert ("runs: 120 of 30 distinct mixtures; 30 mixtures have several runs (120 runs): each mixture's runs "
+            "averaged into one row; cross-validation never puts a mixture on both sides of a fold") in printed
+    metrics = json.loads((tmp_path / "fit" / "metrics.json").read_text())
+    noise = metrics["targets"]["val_loss/web"]["noise"]
+    assert noise["num_mixtures"] == 30 and noise["dof"] == 90 and 0.015 < noise["sd"] < 0.025
+    assert (f"val_loss/web: seed noise sd {noise['sd']:.4g} from the repeats, CV Spearman ceiling "
+            f"{noise['ceiling']:.3f} for one run per mixture, {noise['ceiling_of_averages']:.3f} for the averaged rows "
+            "the CV scores") in printed
+    assert noise["ceiling"] < noise["ceiling_of_averages"] < 1  # a mean of 4 runs is less noisy than one run
+    assert metrics["data"]["repeats"]["mode"] == "average" and repeats.num_runs == 120
+    assert main(["fit", "--results", str(table_path), "--target", "web", "--regressors", "linear", "--repeats",
+                 "group", "--output-dir", str(tmp_path / "fit2")]) == 0
+    metrics = json.loads((tmp_path / "fit2" / "metrics.json").read_text())
+    assert metrics["data"]["repeats"]["mode"] == "group"
+    cv_rows = pd.read_csv(tmp_path / "fit2" / "predictions.csv")
+    assert len(cv_rows) == 120  # kept: one held-out prediction per run

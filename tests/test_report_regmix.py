@@ -52,8 +52,8 @@ def test_report_renders_all_plots(pipeline_outputs, tmp_path):
                   "Search result and baselines"):
         assert title in text
     assert "Spearman" in text and "target_only" in text
-    assert sorted(p.name for p in (tmp_path / "png").iterdir()) == [
-        "feature_importance.png", "predicted_vs_true.png", "weight_loss_heatmap.png", "weights.png"]
+    assert sorted(p.name for p in (tmp_path / "png").iterdir()) == [  # outputs.json: the folder's list, last
+        "feature_importance.png", "outputs.json", "predicted_vs_true.png", "weight_loss_heatmap.png", "weights.png"]
     assert "<script" not in text and "http" not in text.split("<body>")[1].split("generated")[0]
 
 

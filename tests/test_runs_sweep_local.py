@@ -182,3 +182,32 @@ def test_killed_sweep_relaunches_without_repeating_finished_runs(tmp_path, index
             assert all(a.get("outcome") in (None, "completed") for a in attempts)
     _cli("sweep", "collect", str(sweep_dir))
     check_complete_table(sweep_dir, 6, domains)
+
+
+def test_a_run_held_by_a_concurrent_launch_is_not_reported_as_ended(planned, monkeypatch, capsys):
+    """Two launches of one sweep: the run the other launch holds is not printed as if it had ended
+    ("run X: running ()"); the summary says who holds it."""
+    from regmix_megatron import cli
+
+    monkeypatch.setattr(local_executor, "train_command", lambda sweep, rid: mechanics_command(sweep.run_dir(rid)))
+    held = planned.runs[0].run_id
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    listed = local_executor.runs_to_launch
+
+    def claimed_meanwhile(sweep, max_attempts):
+        """The other launch takes the first run just after this one listed the pending runs (the race)."""
+        pending = listed(sweep, max_attempts)
+        assert st.acquire_lock(planned.run_dir(held), dict(st.holder_info(), token="other", pid=holder.pid,
+                                                           pid_start=st.process_start(holder.pid)))
+        return pending
+
+    monkeypatch.setattr(local_executor, "runs_to_launch", claimed_meanwhile)
+    try:
+        rc = cli.main(["sweep", "launch", str(planned.root), "--num-parallel", "1", "--no-wait"])
+    finally:
+        holder.kill()
+        holder.wait()
+    out = capsys.readouterr()
+    assert rc == 0 and "running ()" not in out.out + out.err and f"run {held}:" not in out.out + out.err
+    assert f"held by another launch {held}: host {st.hostname()}, pid {holder.pid} trains it" in out.out
+    assert "done=3" in out.out and "running=1" in out.out

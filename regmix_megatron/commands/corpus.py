@@ -87,6 +87,9 @@ def format_table(manifest: dict) -> str:
 def run_build(args: argparse.Namespace) -> int:
     import time
 
+    from ..fileio import check_output_paths
+
+    check_output_paths({}, dirs={"--cache-dir": args.cache_dir})
     from ..data.corpus.build import build_corpus
     from ..data.corpus.writer import read_manifest
 
@@ -157,6 +160,10 @@ def run_fixture(args: argparse.Namespace) -> int:
     from ..data.corpus.build import resolve_domains
     from ..data.corpus.fixture import build_fixture
 
+    from ..fileio import check_output_paths
+
+    check_output_paths({"the corpus under --cache-dir": _cache_dir(args) / "corpus"},
+                       dirs={"--output-dir": args.output_dir})
     domains = resolve_domains(args.domains) if args.domains else None
     budget = {"train": args.train_kb * 1000, "valid": args.eval_kb * 1000, "test": args.eval_kb * 1000}
     manifest = build_fixture(_cache_dir(args) / "corpus", Path(args.output_dir), domains=domains,

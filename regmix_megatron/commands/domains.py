@@ -70,7 +70,10 @@ def _scan_tokens(text: str) -> int | None:
 def _import(args: argparse.Namespace) -> int:
     from ..data.domains_import import describe_registry, import_domains, load_import_spec, parse_prefix_args
     from ..errors import RegmixError
+    from ..fileio import check_output_paths
 
+    check_output_paths({"--spec": args.spec, "--tokenizer-model": args.tokenizer_model,
+                        "--vocab-file": args.vocab_file, "--merge-file": args.merge_file}, files={"--output": args.output})
     if bool(args.spec) == bool(args.prefix):
         raise RegmixError("give the prefixes as --spec FILE.yaml or as --prefix DOMAIN:SPLIT=PREFIX flags (one form)")
     spec = load_import_spec(args.spec) if args.spec else parse_prefix_args(args.prefix)

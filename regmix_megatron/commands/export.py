@@ -50,11 +50,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import RegmixError
-    from ..export.megatron_files import PathMap, export_mixture, load_mixture_arg
+    from ..export.megatron_files import EXPORT_FILES, PathMap, export_mixture, load_mixture_arg
     from ..data.manifest import DomainRegistry
+    from ..fileio import check_output_paths
+    from ..output_folder import check_output_folder
 
+    check_output_paths({"--mixture": args.mixture, "--schedule": args.schedule, "--domains-json": args.domains_json},
+                       dirs={"--output-dir": args.output_dir})
     if args.schedule is not None:
         return run_schedule(args)
+    check_output_folder(args.output_dir, EXPORT_FILES, "--output-dir")  # before the work; errors name the folder
     spec = args.mixture
     if args.index is not None:
         if not spec.endswith(".jsonl"):
@@ -93,23 +98,24 @@ def describe_export(mixture, files: dict) -> list[str]:
 
 def run_schedule(args: argparse.Namespace) -> int:
     from ..errors import RegmixError
-    from ..export.megatron_files import PathMap, export_schedule
+    from ..export.megatron_files import SCHEDULE_EXPORT_FILES, PathMap, export_schedule, read_phases
     from ..data.manifest import DomainRegistry
+    from ..output_folder import check_output_folder
     from ..mixtures.schedule import load_schedule
 
     for flag, value in (("--train-iters", args.train_iters), ("--global-batch-size", args.global_batch_size)):
         if value is not None and value <= 0:
             raise RegmixError(f"{flag} {value}: use a positive number")
+    check_output_folder(args.output_dir, SCHEDULE_EXPORT_FILES, "--output-dir")
     registry = DomainRegistry.load(args.domains_json)
+    path_map = PathMap.parse(args.path_prefix)
     try:
         schedule = load_schedule(args.schedule)
         files = export_schedule(registry, schedule, args.output_dir, train_iters=args.train_iters,
-                                global_batch_size=args.global_batch_size, path_map=PathMap.parse(args.path_prefix))
+                                global_batch_size=args.global_batch_size, path_map=path_map, what="--output-dir")
     except RegmixError as exc:
         raise RegmixError(f"--schedule {args.schedule} with --domains-json {args.domains_json}: {exc}") from None
-    from ..fileio import read_json
-
-    doc = read_json(files["phases"])
+    doc = read_phases(args.output_dir)
     print(f"schedule {schedule.hash}: {schedule.num_phases} phases")
     for row in doc["phases"]:
         steps = f", steps {row['start_step']}..{row['end_step'] - 1}" if "start_step" in row else ""

@@ -39,6 +39,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="comma-separated among lightgbm, linear, quadratic (default lightgbm,linear)")
     add_renamed(p, "--num-folds", "--cv-folds", dest="num_folds", type=count, default=None, metavar="K",
                    help="K-fold cross-validation on the training runs (default 5 without a test set, else 0)")
+    p.add_argument("--repeats", choices=("average", "group"), default="average",
+                   help="runs of the same mixture (seed repeats, retrained runs): average them into one row "
+                        "(default), or keep them as a group; either way cross-validation never puts one mixture on "
+                        "both sides of a fold")
     p.add_argument("--seed", type=count, default=0)
     p.add_argument("--num-rounds", type=count, default=1000, help="LightGBM boosting rounds (paper: 1000)")
     p.add_argument("--learning-rate", type=number, default=0.01, help="LightGBM learning rate (paper: 0.01)")
@@ -57,10 +61,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import RegmixError
-    from ..fileio import atomic_write_json
+    from ..fileio import atomic_write_json, check_output_paths
     from ..regression.data import load_runs, parse_target_weights
-    from ..regression.fitting import fit_models, resolve_targets, write_outputs
+    from ..regression.fitting import FIT_FILES, fit_models, resolve_targets, write_outputs
 
+    check_output_paths({f"--{k.replace('_', '-')}": getattr(args, k) for k in
+                        ("results", "mixtures", "losses", "test_results", "test_mixtures", "test_losses")},
+                       files={"--metrics-json": args.metrics_json}, dirs={"--output-dir": args.output_dir})
+    if args.output_dir:
+        from ..output_folder import check_output_folder
+
+        check_output_folder(args.output_dir, FIT_FILES, "--output-dir")  # before the work
     if args.results is None and args.mixtures is None and args.losses is None:
         raise RegmixError("give the training runs: --results TABLE, or --mixtures CSV --losses CSV")
     train = load_runs(args.results, args.mixtures, args.losses, what="training (--results/--mixtures/--losses)",
@@ -83,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
                "early_stopping_rounds": args.early_stopping_rounds,
                "validation_fraction": args.validation_fraction}
     outcome = fit_models(train, targets, kinds, test=test, cv_folds=cv_folds, seed=args.seed,
-                         max_nan_fraction=args.max_nan_fraction, lightgbm_options=options)
+                         max_nan_fraction=args.max_nan_fraction, lightgbm_options=options, repeats=args.repeats)
     outcome.summary["inputs"] = {
         "results": args.results, "mixtures": args.mixtures, "losses": args.losses,
         "test_results": args.test_results, "test_mixtures": args.test_mixtures, "test_losses": args.test_losses,
@@ -95,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
         logger.info("wrote models and metrics to %s", args.output_dir)
     if args.metrics_json:
         atomic_write_json(args.metrics_json, outcome.summary)
+    print(repeats_line(outcome.summary))
     for kind, block in outcome.summary["regressors"].items():
         for target, entry in block["targets"].items():
             print(f"{kind:9s} {target:40s} spearman={_fmt(entry['spearman'])} pearson={_fmt(entry['pearson'])} "
@@ -102,6 +114,24 @@ def run(args: argparse.Namespace) -> int:
     if not (args.output_dir or args.metrics_json):
         print(json.dumps(outcome.summary["regressors"], indent=2))
     return 0
+
+
+def repeats_line(summary: dict) -> str:
+    """What the fit did with repeated mixtures, and the noise ceiling their repeats measure."""
+    rep = summary["data"]["repeats"]
+    line = (f"runs: {rep['num_runs']} of {rep['num_mixtures']} distinct mixtures; ")
+    if not rep["num_repeated_mixtures"]:
+        return line + "no repeats (cross-validation folds by mixture)"
+    line += (f"{rep['num_repeated_mixtures']} mixtures have several runs ({rep['num_runs_of_repeated_mixtures']} "
+             f"runs): {rep['note']}; cross-validation never puts a mixture on both sides of a fold")
+    for name, info in summary["targets"].items():
+        noise = info.get("noise") or {}
+        if noise.get("ceiling") is not None:
+            line += (f"\n{name}: seed noise sd {noise['sd']:.4g} from the repeats, CV Spearman ceiling "
+                     f"{noise['ceiling']:.3f} for one run per mixture")
+            if noise.get("ceiling_of_averages") is not None:
+                line += f", {noise['ceiling_of_averages']:.3f} for the averaged rows the CV scores"
+    return line
 
 
 def _fmt(x, digits: int = 4) -> str:

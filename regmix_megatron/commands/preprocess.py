@@ -55,6 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    _check_paths(args, args.output_dir, "--output-dir")
     return execute(
         input_path=args.input, output=args.output_dir or args.output_prefix,
         output_is_dir=args.output_dir is not None, spec=spec_from_args(args), workers=args.workers,
@@ -114,6 +115,7 @@ def run_megatron_style(args: argparse.Namespace) -> int:
     if args.partitions < 1 or args.workers < 1 or args.workers % args.partitions:
         raise RegmixError(f"--workers {args.workers} --partitions {args.partitions}: use workers >= 1 that are a "
                           "multiple of partitions (Megatron-LM runs workers/partitions processes per partition)")
+    _check_paths(args, None, "--output-dir")
     spec = spec_from_args(args)
     is_dir = Path(args.input).is_dir()
     if is_dir and not args.append_eod:
@@ -131,6 +133,22 @@ def run_megatron_style(args: argparse.Namespace) -> int:
         output_flag="--output-prefix", partitions=args.partitions,
         keep_sequential_samples=args.keep_sequential_samples, log_interval=args.log_interval,
     )
+
+
+def _check_paths(args: argparse.Namespace, output_dir: str | None, flag: str) -> None:
+    """Outputs apart from the inputs (:func:`regmix_megatron.fileio.check_output_paths`): the output folder holds
+    no input, and no input is one of the files an ``--output-prefix`` names."""
+    from ..data.preprocess import output_prefixes
+    from ..fileio import check_output_paths
+
+    inputs = {"--input": args.input, "--tokenizer-model": args.tokenizer_model, "--vocab-file": args.vocab_file,
+              "--merge-file": args.merge_file, "--punkt-dir": args.punkt_dir}
+    prefix = getattr(args, "output_prefix", None)
+    files = {}
+    if prefix:
+        named = output_prefixes(prefix, args.json_keys or ["text"], args.split_sentences).values()
+        files["--output-prefix"] = [f"{p}{ext}" for p in named for ext in (".bin", ".idx")]
+    check_output_paths(inputs, files=files, dirs={flag: output_dir})
 
 
 def execute(*, input_path, output: str, output_is_dir: bool, spec, workers: int, append_eod: bool,
@@ -183,6 +201,11 @@ def _execute_corpus(source: Path, output: str, *, spec, workers: int, append_eod
     if list(json_keys) != ["text"]:
         raise RegmixError(f"--json-keys {json_keys}: a corpus directory is read with the key 'text' only; "
                           "preprocess single files to use other keys")
+    where = str(Path(output).resolve())
+    if any(c.isspace() for c in where):
+        raise RegmixError(f"--output-dir {output}: its path {where!r} contains whitespace, and Megatron-LM splits "
+                          "blend lists (--data-path, the per-split files) on whitespace, so no run could name this "
+                          "data: give an output directory whose path has no spaces")
     reports: list = []
     manifest = preprocess_corpus(source, output, spec, workers=workers, append_eod=append_eod,
                                  split_sentences=split_sentences, skip_bad=skip_bad, overwrite=overwrite,

@@ -28,14 +28,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from ..errors import RegmixError
-    from ..fileio import read_json
+    from ..fileio import check_output_paths
     from ..regression.data import load_runs
+    from ..regression.fitting import read_fit_metrics
     from ..report.page import build_report
     from ..report.regmix import regmix_sections
 
+    check_output_paths({"--fit-dir": args.fit_dir, "--search-dir": args.search_dir, "--results": args.results,
+                        "--mixtures": args.mixtures, "--losses": args.losses},
+                       files={"--output": args.output}, dirs={"--png-dir": args.png_dir})
     if not (args.fit_dir or args.search_dir):
         raise RegmixError("give --fit-dir and/or --search-dir (outputs of `fit` and `search`)")
     runs = None
@@ -43,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
         runs = load_runs(args.results, args.mixtures, args.losses, what="--results/--mixtures/--losses",
                          renormalize=args.renormalize)
     elif args.fit_dir:
-        inputs = read_json(Path(args.fit_dir) / "metrics.json").get("inputs") or {}
+        inputs = read_fit_metrics(args.fit_dir).get("inputs") or {}
         if inputs.get("results") or inputs.get("mixtures"):
             try:
                 runs = load_runs(inputs.get("results"), inputs.get("mixtures"), inputs.get("losses"),
@@ -56,8 +58,7 @@ def run(args: argparse.Namespace) -> int:
     if args.search_dir:
         from ..report.answer import answer_section
 
-        metrics = Path(args.fit_dir) / "metrics.json" if args.fit_dir else None
-        lead = [answer_section(args.search_dir, metrics=read_json(metrics) if metrics and metrics.is_file() else None)]
+        lead = [answer_section(args.search_dir, metrics=read_fit_metrics(args.fit_dir) if args.fit_dir else None)]
     path = build_report(sections, args.output, title=args.title, png_dir=args.png_dir, lead=lead)
     print(f"wrote {path} ({len(lead) + len(sections)} sections)")
     return 0

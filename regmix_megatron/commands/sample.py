@@ -47,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
 
     from ..data.manifest import DomainRegistry
     from ..errors import ConfigError, RegmixError
-    from ..fileio import atomic_files, atomic_write_yaml, read_yaml
+    from ..export.megatron_files import check_prefix_paths
+    from ..fileio import atomic_files, atomic_write_yaml, check_output_paths, read_yaml
     from ..mixtures.mixture import Mixture, write_mixtures
     from ..mixtures.sampling import (
         SampleStats,
@@ -58,8 +59,13 @@ def run(args: argparse.Namespace) -> int:
     )
     from .sampler_flags import flag_error, given_overrides
 
+    output = Path(args.output)
+    config_path = output.with_name(output.name + ".sampler.yaml")
+    check_output_paths({"--domains-json": args.domains_json, "--config": args.config},
+                       files={"--output": output, "the sampler record beside --output": config_path, "--plot": args.plot})
     registry = DomainRegistry.load(args.domains_json)
-    registry.verify_files()  # the prior and the caps come from its token counts
+    registry.verify_files(full=False)  # the prior and the caps come from its token counts
+    check_prefix_paths(registry, f"--domains-json {args.domains_json}")  # what trains on them must read them
     fields = read_yaml(args.config) if args.config else None
     try:
         config = build_sampler_config(fields, overrides=given_overrides(args, FLAGS),
@@ -73,8 +79,6 @@ def run(args: argparse.Namespace) -> int:
     except RegmixError as exc:
         raise RegmixError(flag_error(exc)) from None
 
-    output = Path(args.output)
-    config_path = output.with_name(output.name + ".sampler.yaml")
     record = sampler_run_record(config, registry, lower, upper, stats, len(rows), output)
     with atomic_files(config_path, output) as (config_tmp, output_tmp):  # both or neither; the JSONL last
         write_mixtures(output_tmp, [Mixture.from_array(registry.names, row) for row in rows])

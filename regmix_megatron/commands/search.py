@@ -70,11 +70,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..configs import config_to_dict
     from ..errors import ConfigError, RegmixError
+    from ..fileio import check_output_paths
     from ..mixtures.mixture import Mixture
     from ..regression.models import load_regressor
     from ..search.outputs import load_prior, load_weights_file, search_and_write
     from .progress_bar import ProgressBar
 
+    check_output_paths({"--model": args.model, "--fit-dir": args.fit_dir, "--domains-json": args.domains_json,
+                        "--tokens-per-domain": args.tokens_per_domain, "--prior": args.prior,
+                        "--sampler-config": args.sampler_config, "--baseline-mixture": args.baseline_mixture},
+                       dirs={"--output-dir": args.output_dir})
     if bool(args.model) == bool(args.fit_dir):
         raise RegmixError("give the model: --model FILE or --fit-dir DIR (one of them)")
     model_path = Path(args.model) if args.model else _fit_dir_model(args)
@@ -141,11 +146,11 @@ def answer_lines(doc: dict, target: str, config, fit_dir: str | None = None) -> 
 
 
 def _confidence(fit_dir: str | None, regressor: str | None) -> str:
-    from ..fileio import read_json
+    from ..regression.fitting import read_fit_metrics
 
-    if not fit_dir or not (Path(fit_dir) / "metrics.json").is_file():
+    if not fit_dir:
         return "n/a (give --fit-dir to show the fit's cross-validated Spearman)"
-    block = (read_json(Path(fit_dir) / "metrics.json").get("regressors") or {}).get(regressor or "lightgbm") or {}
+    block = read_fit_metrics(fit_dir)["regressors"].get(regressor or "lightgbm") or {}
     parts = []
     for name, entry in (block.get("targets") or {}).items():
         rho = entry.get("spearman")

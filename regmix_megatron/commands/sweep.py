@@ -70,7 +70,10 @@ def register(subparsers) -> None:
 
 
 def _plan(args) -> int:
+    from ..fileio import check_output_paths
     from ..runs.sweep.plan import plan_from_files
+
+    check_output_paths({"--mixtures": args.mixtures, "--config": args.config}, dirs={"--output-dir": args.output_dir})
 
     sweep, created = plan_from_files(args.mixtures, args.config, args.output_dir, seed=args.seed,
                                      renormalize=args.renormalize)
@@ -111,13 +114,22 @@ def _launch(args) -> int:
         bar.set_note(f"running={counts[st.RUNNING]}, failed={counts[st.FAILED]}")
         bar.update_to(counts[st.DONE] + counts[st.FAILED])
         if ended is not None and ended.status != st.DONE:
-            bar.write(f"run {ended.run_id}: {ended.status} ({ended.reason}); log {ended.log_path}")
+            bar.write(describe_ended(ended))
 
     try:
         final = launch(sweep, options, on_progress=on_progress)
     finally:
         bar.close()
     return _summarize(sweep, final)
+
+
+def describe_ended(state) -> str:
+    """The line ``sweep launch`` prints when this launch is done with a run that did not succeed: failed for good,
+    or left pending (stopped). A run another launch holds has not ended: it is listed in the summary instead."""
+    from ..runs.sweep import state as st
+
+    why = state.reason or ("stopped before it ended" if state.status == st.PENDING else "no reason recorded")
+    return f"run {state.run_id}: {state.status} ({why}); log {state.log_path}"
 
 
 def _local_options(args):
@@ -169,6 +181,10 @@ def _summarize(sweep, states) -> int:
     for s in states.values():
         if s.status == st.FAILED:
             print(f"  failed {s.run_id}: {s.reason}; log {s.log_path}")
+        elif s.status == st.RUNNING:
+            lock = s.lock or {}
+            print(f"  held by another launch {s.run_id}: host {lock.get('host', '?')}, pid {lock.get('pid', '?')} "
+                  "trains it (this launch did not wait for it)")
     if counts[st.FAILED] or counts[st.PENDING]:
         return 1
     return 0
@@ -198,6 +214,10 @@ def _status(args) -> int:
     for s in states.values():
         if s.status == st.FAILED:
             print(f"  failed {s.run_id}: {s.reason}; log {s.log_path}")
+        elif s.status == st.RUNNING:
+            lock = s.lock or {}
+            print(f"  held by another launch {s.run_id}: host {lock.get('host', '?')}, pid {lock.get('pid', '?')} "
+                  "trains it (this launch did not wait for it)")
     if args.all_runs:
         for s in states.values():
             print(f"  {s.run_id} {s.status} attempts={s.num_attempts}" + (f" ({s.reason})" if s.reason else ""))

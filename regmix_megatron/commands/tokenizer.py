@@ -55,7 +55,10 @@ def run_train(args: argparse.Namespace) -> int:
         train_tokenizer,
     )
     from ..errors import RegmixError
+    from ..fileio import check_output_paths
 
+    check_output_paths({"--input": args.input, "--tokenizer-model": args.tokenizer_model},
+                       dirs={"--output-dir": args.output_dir})
     if args.tokenizer_model:
         if args.input:
             raise RegmixError("give either --input CORPUS_DIR (train) or --tokenizer-model MODEL (adopt), not both")

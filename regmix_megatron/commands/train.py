@@ -36,11 +36,18 @@ def _run(args: argparse.Namespace) -> int:
 
     import yaml
 
+    from ..fileio import check_output_paths
     from ..runs.recipe import parse_overrides
     from ..runs.run_config import load_run_config
 
+    check_output_paths({"CONFIG": args.config}, dirs={"--output-dir": args.output_dir}, own_records=("config.yaml",))
     overrides = parse_overrides(args.overrides, flag="--set")
     cfg = load_run_config(args.config, overrides=overrides, output_dir=args.output_dir)
+    check_output_paths({"CONFIG": args.config, "domains": cfg.domains,
+                        "mixture": cfg.mixture if isinstance(cfg.mixture, str) else None,
+                        "schedule": cfg.schedule if isinstance(cfg.schedule, str) else None},
+                       dirs={"the run directory (--output-dir, or output_dir in CONFIG)": cfg.output_dir},
+                       own_records=("config.yaml",))
     if args.renormalize and cfg.mixture is not None:  # rescaled here, then inline: the run records what it trains
         from ..mixtures.mixture import Mixture
 

@@ -179,6 +179,10 @@ def import_domains(spec: ImportSpec, output: str | os.PathLike, *, scan_tokens: 
     if output.exists() and not overwrite:
         raise RegmixError(f"--output {output} exists; pass --overwrite to replace it")
     check_layout(spec)
+    from ..fileio import check_output_paths
+
+    check_output_paths({"prefix": [f"{p}{ext}" for splits in spec.prefixes.values() for paths in splits.values()
+                                   for p in paths for ext in (".bin", ".idx")]}, files={"--output": output})
     ident = identify_spec(spec.tokenizer)
     domains = []
     for name, splits in sorted(spec.prefixes.items()):
@@ -194,6 +198,9 @@ def import_domains(spec: ImportSpec, output: str | os.PathLike, *, scan_tokens: 
     empty = [d.name for d in registry.domains if d.num_tokens("train") == 0]
     if empty:
         raise DataError(f"{spec.source}: domain(s) {empty} have no training tokens")
+    from ..export.megatron_files import check_prefix_paths
+
+    check_prefix_paths(registry, spec.source)  # a path every training run would refuse: refused now
     registry.save(output)
     return DomainRegistry.load(output)
 

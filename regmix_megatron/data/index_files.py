@@ -14,11 +14,15 @@ Two readers share the header parsing (:func:`_read_header`) and the dtype table 
   token size, the pointers being that running sum). Cost per prefix: two ``stat`` calls, one ``open`` and five
   reads of at most 34 bytes, whatever the size of the data; no full read. What it cannot see without a full read:
   lengths or pointers corrupted in the middle of the ``.idx`` while the sizes still agree, or flipped token bytes.
-  :func:`verify_registry` checks every prefix of a ``domains.json`` and that the document, sequence and token
-  counts it records are the ``.idx``'s own, so a truncated ``.bin``, a corrupt ``.idx`` header or an edited count
-  is refused before anything trains, samples or exports.
-- :func:`read_index` reads the lengths and document arrays: exact counts, and that the ``.bin`` holds exactly
-  ``sum(lengths)`` tokens of that dtype; :func:`last_tokens` and :func:`max_token_id` look at the tokens. Used by
+- :func:`check_pointers` reads the tables once (O(sequences), in chunks; once per file and process): every
+  pointer must be the running sum of the lengths before it, every length >= 0, the document indices from 0 to S
+  without decreasing, so a byte flipped in the middle of the ``.idx`` is refused.
+- :func:`verify_registry` checks every prefix of a ``domains.json`` (the cheap check, and with ``full`` the
+  pointers: before training and in the dataset provider) and that the document, sequence and token counts it
+  records are the ``.idx``'s own, so a truncated ``.bin``, a corrupt ``.idx`` or an edited count is refused
+  before anything trains, samples or exports.
+- :func:`read_index` checks the pointers and reads the lengths and document arrays: exact counts, and that the
+  ``.bin`` holds exactly ``sum(lengths)`` tokens of that dtype; :func:`last_tokens` and :func:`max_token_id` look at the tokens. Used by
   ``domains import`` (existing prefixes, any tokenizer) and by preprocessing to read back what it wrote.
 
 Pure core: numpy and the standard library.
@@ -175,10 +179,60 @@ def _check_bin(fh, idx: str, bin_: str, bin_bytes: int, header: _Header) -> Inde
                        num_tokens=expected_bin // token_bytes, dtype=header.dtype.name)
 
 
-def verify_registry(registry: Any, max_shown: int = 3) -> int:
-    """Check every prefix of a :class:`~regmix_megatron.data.manifest.DomainRegistry` (:func:`check_prefix`) and
-    that its recorded counts are the ``.idx``'s; returns the number of prefixes checked. Raises one
-    :class:`DataError` listing the problems (up to ``max_shown``)."""
+# ---- the full check: every pointer -------------------------------------------------------------------------
+#: Sequences checked per chunk by :func:`check_pointers` (bounds its memory: ~12 bytes a sequence, twice).
+POINTER_CHUNK = 1 << 22
+#: ``.idx`` files whose pointers this process checked, by identity (path, inode, size, mtime): each once.
+_POINTERS_CHECKED: set[tuple] = set()
+
+
+def check_pointers(prefix: str | os.PathLike) -> None:
+    """Check every entry of ``<prefix>.idx`` against the others: lengths >= 0, each pointer the running sum of the
+    lengths before it times the token size, document indices from 0 to the sequence count and never decreasing.
+    A byte flipped anywhere in those tables fails one of these (the header and sizes are :func:`check_prefix`'s).
+    Cost: one read of the tables, O(sequences), in chunks of :data:`POINTER_CHUNK`; done once per file and process
+    (by path, inode, size and modification time)."""
+    idx, _ = _pair_paths(os.fspath(prefix), FIX)
+    st = os.stat(idx)
+    key = (os.path.realpath(idx), st.st_ino, st.st_size, st.st_mtime_ns)
+    if key in _POINTERS_CHECKED:
+        return
+    with open(idx, "rb") as fh:
+        header = _read_header(fh, idx)
+    num_seq, token_bytes = header.num_sequences, header.dtype.itemsize
+    if num_seq:
+        lengths = np.memmap(idx, dtype=np.int32, mode="r", offset=HEADER_BYTES, shape=(num_seq,))
+        pointers = np.memmap(idx, dtype=np.int64, mode="r", offset=HEADER_BYTES + 4 * num_seq, shape=(num_seq,))
+        at = 0  # the byte offset of the next sequence
+        for start in range(0, num_seq, POINTER_CHUNK):
+            chunk = lengths[start:start + POINTER_CHUNK].astype(np.int64)
+            if np.any(chunk < 0):
+                i = start + int(np.argmax(chunk < 0))
+                raise DataError(f"{idx}: sequence {i} has length {int(lengths[i])} < 0: corrupt; {FIX}")
+            ends = at + np.cumsum(chunk) * token_bytes
+            expected = np.concatenate(([at], ends[:-1]))
+            wrong = np.flatnonzero(np.asarray(pointers[start:start + POINTER_CHUNK]) != expected)
+            if wrong.size:
+                i = start + int(wrong[0])
+                raise DataError(f"{idx}: the pointer of sequence {i} is {int(pointers[i])}, but the lengths before "
+                                f"it put it at byte {int(expected[wrong[0]])}: the index is corrupt (a changed "
+                                f"length or pointer); {FIX}")
+            at = int(ends[-1])
+        del lengths, pointers
+    docs = np.memmap(idx, dtype=np.int64, mode="r", offset=HEADER_BYTES + 12 * num_seq,
+                     shape=(header.num_doc_indices,))
+    if docs[0] != 0 or docs[-1] != num_seq or np.any(np.diff(docs) < 0):
+        raise DataError(f"{idx}: document indices do not run from 0 to the {num_seq} sequences without "
+                        f"decreasing: corrupt; {FIX}")
+    del docs
+    _POINTERS_CHECKED.add(key)
+
+
+def verify_registry(registry: Any, max_shown: int = 3, full: bool = True) -> int:
+    """Check every prefix of a :class:`~regmix_megatron.data.manifest.DomainRegistry` (:func:`check_prefix`; with
+    ``full`` also :func:`check_pointers`, once per prefix) and that its recorded counts are the ``.idx``'s;
+    returns the number of prefixes checked. Raises one :class:`DataError` listing the problems (up to
+    ``max_shown``)."""
     where = registry.path or "domains.json"
     problems: list[str] = []
     num_checked = 0
@@ -188,6 +242,8 @@ def verify_registry(registry: Any, max_shown: int = 3) -> int:
                 num_checked += 1
                 try:
                     counts = check_prefix(p.path)
+                    if full:
+                        check_pointers(p.path)
                 except DataError as exc:
                     problems.append(str(exc))
                     continue
@@ -216,6 +272,7 @@ def read_index(prefix: str | os.PathLike) -> IndexCounts:
         raise DataError(f"{prefix} is a directory: give the prefix of a .bin/.idx pair (the path without the "
                         "extension)" + (f", e.g. {os.path.join(prefix, inside[0])}" if inside else ""))
     idx, bin_ = _pair_paths(prefix, PREFIX_FIX)
+    check_pointers(prefix)  # the tables are whole: a flipped byte inside them is refused here
     with open(idx, "rb") as fh:
         header = _read_header(fh, idx)
         lengths, doc_index = _read_tables(fh, header)

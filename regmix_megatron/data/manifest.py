@@ -41,6 +41,7 @@ from ..errors import DataError
 from ..fileio import atomic_write_json, read_json
 from .tokenizer_types import TokenizerSpec
 from ..mixtures.mixture import Mixture
+from ..schema import Field
 
 FORMAT = "regmix-megatron/domains/v1"
 SPLITS = ("train", "valid", "test")
@@ -98,6 +99,26 @@ class TokenizerInfo:
         """From a :class:`~regmix_megatron.data.tokenizer_types.TokenizerIdentity`."""
         return cls(type=ident.type, model=ident.model, sha256=ident.sha256, vocab_size=ident.vocab_size,
                    eod_id=ident.eod_id, megatron=ident.spec)
+
+
+def _absolute(path: str, base: Path) -> str:
+    return str(path if os.path.isabs(path) else (base / path).resolve())
+
+
+def _domain(d: Field, base: Path) -> Domain:
+    """One entry of ``domains``: ``name``, ``splits`` (a mapping split -> list of prefixes) and
+    ``evaluation_only`` (optional, true or false)."""
+    splits = {}
+    for split, plist in d["splits"].fields().items():
+        Field(split, plist.where, plist.fix, plist.path).choice(SPLITS)
+        infos = []
+        for p in plist.items():
+            num_documents = p["num_documents"].count()
+            infos.append(PrefixInfo(path=_absolute(p["prefix"].text(), base), num_documents=num_documents,
+                                    num_sequences=p.get("num_sequences", num_documents).count(),
+                                    num_tokens=p["num_tokens"].count()))
+        splits[split] = tuple(infos)
+    return Domain(name=d["name"].text(), splits=splits, evaluation_only=d.get("evaluation_only", False).flag())
 
 
 @dataclass(frozen=True)
@@ -167,6 +188,8 @@ class DomainRegistry:
     # ---- files --------------------------------------------------------------------------------------
     @classmethod
     def load(cls, path: str | os.PathLike) -> "DomainRegistry":
+        """Read a ``domains.json`` (a folder: its ``domains.json``), every field checked against the schema above:
+        an error names the field (``domains[2].splits``), what it must be and what it is."""
         path = Path(path)
         if path.is_dir():
             path = path / "domains.json"
@@ -175,41 +198,17 @@ class DomainRegistry:
         if not isinstance(obj, dict) or obj.get("format") != FORMAT:
             raise DataError(f"{where}: not a domains manifest (expected \"format\": \"{FORMAT}\"); "
                             "create it with `regmix-megatron preprocess`")
+        doc = Field(obj, where, "regenerate it with `regmix-megatron preprocess` (or `domains import`)")
         base = path.parent
-        try:
-            tok = obj["tokenizer"]
-            model = tok["model"]
-            tokenizer = TokenizerInfo(
-                type=str(tok["type"]),
-                model=str(model if os.path.isabs(model) else (base / model).resolve()),
-                sha256=str(tok["sha256"]),
-                vocab_size=int(tok["vocab_size"]),
-                eod_id=int(tok["eod_id"]),
-                megatron=(TokenizerSpec.from_json(tok["megatron"], base=base, where=f"{where}: tokenizer.megatron")
-                          if tok.get("megatron") else None),
-            )
-            domains = []
-            for i, d in enumerate(obj["domains"]):
-                splits = {}
-                for split, plist in d["splits"].items():
-                    infos = []
-                    for p in plist:
-                        pp = p["prefix"]
-                        infos.append(PrefixInfo(
-                            path=str(pp if os.path.isabs(pp) else (base / pp).resolve()),
-                            num_documents=int(p["num_documents"]),
-                            num_sequences=int(p.get("num_sequences", p["num_documents"])),
-                            num_tokens=int(p["num_tokens"]),
-                        ))
-                    splits[split] = tuple(infos)
-                flag = d.get("evaluation_only", False)
-                if not isinstance(flag, bool):
-                    raise ValueError(f"domain {d['name']!r}: evaluation_only={flag!r} must be true or false")
-                domains.append(Domain(name=str(d["name"]), splits=splits, evaluation_only=flag))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise DataError(f"{where}: malformed domains manifest ({type(exc).__name__}: {exc}); "
-                            "regenerate it with `regmix-megatron preprocess`") from None
-        return cls(domains=tuple(domains), tokenizer=tokenizer, path=str(path))
+        tok = doc["tokenizer"]
+        megatron = tok.get("megatron").value
+        tokenizer = TokenizerInfo(
+            type=tok["type"].text(), model=_absolute(tok["model"].text(), base), sha256=tok["sha256"].text(),
+            vocab_size=tok["vocab_size"].count(), eod_id=tok["eod_id"].count(),
+            megatron=(TokenizerSpec.from_json(megatron, base=base, where=f"{where}: tokenizer.megatron")
+                      if megatron else None))
+        return cls(domains=tuple(_domain(d, base) for d in doc["domains"].items()), tokenizer=tokenizer,
+                   path=str(path))
 
     def to_json_obj(self, base: str | os.PathLike | None = None) -> dict:
         """JSON form; paths relative to ``base`` (the manifest's directory) when given."""
@@ -237,14 +236,15 @@ class DomainRegistry:
         path = Path(path)
         return atomic_write_json(path, self.to_json_obj(base=path.parent.resolve()))
 
-    def verify_files(self) -> int:
-        """Check every prefix's ``.bin/.idx`` pair and the counts recorded here against its ``.idx``, cheaply
-        (header and sizes; :func:`regmix_megatron.data.index_files.verify_registry`). Raises :class:`DataError`
-        naming the file and the fix; returns the number of prefixes checked. Call it before training,
-        sampling or exporting from this registry."""
+    def verify_files(self, full: bool = True) -> int:
+        """Check every prefix's ``.bin/.idx`` pair and the counts recorded here against its ``.idx``
+        (:func:`regmix_megatron.data.index_files.verify_registry`): header and sizes, and with ``full`` (the default,
+        before training) every pointer against the lengths, O(sequences) once per prefix. Raises
+        :class:`DataError` naming the file and the fix; returns the number of prefixes checked. Call it before
+        training (full), sampling or exporting (``full=False`` is enough: they read counts, not tokens)."""
         from .index_files import verify_registry
 
-        return verify_registry(self)
+        return verify_registry(self, full=full)
 
     def check_domains(self, domains: Sequence[str], source: str) -> None:
         """Refuse a mixture/model whose domain set differs from this registry's training domains, naming the

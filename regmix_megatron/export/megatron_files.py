@@ -26,11 +26,17 @@ A schedule (:func:`export_schedule`): ``schedule.json`` for our provider's ``--r
 directory of the files above per phase with ``phases.json`` (first step of each phase, Megatron-LM's
 ``--phase-transition-iterations``, and what a job per phase repeats or skips) for teams who restart jobs per phase.
 
+An export folder is written whole and in place (:mod:`regmix_megatron.output_folder`: the folder the user gave is
+kept, a link or a mount point included; ``outputs.json`` last); a schedule's folder is one unit (its phases,
+``phases.json`` and ``schedule.json`` all new, or all old). Readers: :func:`read_megatron_args`,
+:func:`read_phases`.
+
 Rules: zero-weight domains are dropped from weighted blends (Megatron asserts every weight > 0); a domain
 stored in several prefixes has its weight split across them in proportion to their token counts; weights are
 written with ``repr`` so ``float(text)`` gives back the exact float. Mixtures whose domain set differs from the
 registry's are refused. Megatron's blend parser silently misreads lists whose prefixes look like numbers or
-contain whitespace, so such prefixes are refused here.
+contain whitespace, so such prefixes are refused, after ``--path-prefix`` rewrote them (a rewrite can rescue a
+local path with spaces); :func:`check_prefix_paths` refuses them where data is registered and sampled.
 """
 
 from __future__ import annotations
@@ -42,7 +48,7 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 
 from ..data.manifest import SPLITS, DomainRegistry
 from ..errors import DataError, RegmixError
-from ..fileio import atomic_dir, atomic_write_json, atomic_write_text, check_replaceable
+from ..fileio import atomic_write_json, atomic_write_text
 from ..mixtures.mixture import RENORMALIZE_FLAG, Mixture, read_mixture_at
 
 if TYPE_CHECKING:
@@ -54,7 +60,8 @@ PER_SPLIT_FILE = "per_split_data_args.json"
 PER_SPLIT_NO_TEST_FILE = "per_split_data_args_no_test.json"
 ARGS_FILE = "megatron_args.txt"
 MIXTURE_FILE = "mixture.json"
-#: Every file an export folder holds (the folder is written as a whole: :func:`regmix_megatron.fileio.atomic_dir`).
+#: Every file an export folder holds (written whole and in place: :mod:`regmix_megatron.output_folder`, with its
+#: ``outputs.json`` last).
 EXPORT_FILES = (DATA_PATH_FILE, DATA_ARGS_FILE, PER_SPLIT_FILE, PER_SPLIT_NO_TEST_FILE, ARGS_FILE, MIXTURE_FILE)
 #: The export folder of ``search`` and of the pipeline's search stage (``megatron/`` before; kept as a link).
 EXPORT_DIR = "export"
@@ -103,7 +110,8 @@ class PathMap:
 def _check_prefix(prefix: str) -> str:
     if not prefix or any(c.isspace() for c in prefix):
         raise DataError(f"prefix {prefix!r} is empty or contains whitespace: Megatron-LM splits blend lists on "
-                        "whitespace; move the data to a path without spaces")
+                        "whitespace; move the data to a path without spaces (an export can also rewrite the path: "
+                        "--path-prefix OLD=NEW)")
     try:
         float(prefix)
     except ValueError:
@@ -111,12 +119,28 @@ def _check_prefix(prefix: str) -> str:
     raise DataError(f"prefix {prefix!r} parses as a number, so Megatron would read it as a weight: rename it")
 
 
-def blend_for_split(registry: DomainRegistry, mixture: Mixture, split: str = "train",
-                    source: str = "mixture") -> tuple[list[str], list[float]]:
+def check_prefix_paths(registry: DomainRegistry, source: str = "") -> None:
+    """Refuse a registry whose prefixes Megatron-LM's blend lists cannot hold (whitespace, a number), naming the
+    domain, split and prefix: the check of ``domains import``, ``preprocess``, ``sample`` and ``sweep plan``,
+    so data under such a path is refused before anything trains on it."""
+    for d in registry.domains:
+        for split, prefixes in sorted(d.splits.items()):
+            for p in prefixes:
+                try:
+                    _check_prefix(p.path)
+                except DataError as exc:
+                    where = source or registry.path or "domains.json"
+                    raise DataError(f"{where}: domain {d.name!r} {split}: {exc}") from None
+
+
+def blend_for_split(registry: DomainRegistry, mixture: Mixture, split: str = "train", source: str = "mixture",
+                    path_map: "PathMap | None" = None) -> tuple[list[str], list[float]]:
     """``(prefixes, weights)`` of the weighted blend of ``split``: zero-weight domains dropped, multi-prefix
-    domains split by token count. Weights are > 0 and sum to 1 (up to float rounding)."""
+    domains split by token count, prefixes rewritten by ``path_map`` and then checked. Weights are > 0 and sum to
+    1 (up to float rounding)."""
     if split not in SPLITS:
         raise DataError(f"split {split!r}: use one of {list(SPLITS)}")
+    rewrite = path_map or PathMap()
     mixture = registry.check_mixture(mixture, source)
     prefixes: list[str] = []
     weights: list[float] = []
@@ -131,21 +155,23 @@ def blend_for_split(registry: DomainRegistry, mixture: Mixture, split: str = "tr
             w = weight * p.num_tokens / total if len(parts) > 1 else weight
             if not (w > 0 and math.isfinite(w)):
                 raise DataError(f"{source}: prefix {p.path} of domain {name!r} gets weight {w!r}")
-            prefixes.append(_check_prefix(p.path))
+            prefixes.append(_check_prefix(rewrite(p.path)))
             weights.append(w)
     return prefixes, weights
 
 
-def domain_prefixes(registry: DomainRegistry, split: str) -> list[str]:
+def domain_prefixes(registry: DomainRegistry, split: str, path_map: "PathMap | None" = None) -> list[str]:
     """Every domain's prefixes of ``split`` in canonical domain order (unweighted; for
-    ``--multiple-validation-sets``). A domain without data in this split raises: it would vanish silently."""
+    ``--multiple-validation-sets``), rewritten by ``path_map`` and then checked. A domain without data in this
+    split raises: it would vanish silently."""
+    rewrite = path_map or PathMap()
     out = []
     empty = [d.name for d in registry.domains if not d.prefixes(split)]
     if empty:
         raise DataError(f"domain(s) {empty} have no {split} prefixes in {registry.path or 'the manifest'}: "
                         f"every domain needs a {split} set (re-run preprocessing)")
     for d in registry.domains:
-        out.extend(_check_prefix(p.path) for p in d.prefixes(split))
+        out.extend(_check_prefix(rewrite(p.path)) for p in d.prefixes(split))
     return out
 
 
@@ -179,13 +205,10 @@ def per_split_data_args(registry: DomainRegistry, mixture: Mixture, path_map: Pa
                         test: bool = True) -> dict:
     """The object of a ``--per-split-data-args-path`` JSON file (keys train, valid, test, all present; ``test``
     None when ``test`` is False or no domain has test prefixes)."""
-    rewrite = path_map or PathMap()
-    train = blend_tokens(*blend_for_split(registry, mixture, "train"))
     return {
-        "train": [t if i % 2 == 0 else _check_prefix(rewrite(t)) for i, t in enumerate(train)],
-        "valid": [_check_prefix(rewrite(p)) for p in domain_prefixes(registry, "valid")],
-        "test": ([_check_prefix(rewrite(p)) for p in domain_prefixes(registry, "test")]
-                 if test and has_test_split(registry) else None),
+        "train": blend_tokens(*blend_for_split(registry, mixture, "train", path_map=path_map)),
+        "valid": domain_prefixes(registry, "valid", path_map),
+        "test": domain_prefixes(registry, "test", path_map) if test and has_test_split(registry) else None,
     }
 
 
@@ -198,45 +221,55 @@ def megatron_args(registry: DomainRegistry, per_split_file: str | Path, path_map
 
 
 def export_mixture(registry: DomainRegistry, mixture: Mixture, output_dir: str | Path,
-                   what: str = "export directory", path_map: PathMap | None = None,
-                   final_dir: str | Path | None = None) -> dict[str, Path]:
-    """Write every format into ``output_dir``, the folder as a whole (all files or none: a failed or killed
-    write leaves the previous export, or nothing); returns ``{kind: path}``. ``output_dir`` must be absent or
-    hold only export files (``what`` names it in that error, e.g. ``--output-dir``). ``path_map`` rewrites the
-    paths written (prefixes, the per-split file named in ``megatron_args.txt``, tokenizer files). ``final_dir``:
-    where the folder will live when ``output_dir`` is a temporary folder of a larger atomic write."""
-    registry.verify_files()  # never export prefixes whose data is damaged or whose counts were edited
+                   what: str = "export directory", path_map: PathMap | None = None) -> dict[str, Path]:
+    """Write every format into the folder ``output_dir`` (new, or one an export wrote), whole and in place
+    (:func:`regmix_megatron.output_folder.output_folder`: all files and ``outputs.json`` last, or after a failed
+    or killed write the previous export); returns ``{kind: path}``. ``what`` names the folder in errors (e.g.
+    ``--output-dir``); ``path_map`` rewrites the paths written (prefixes, the per-split file named in
+    ``megatron_args.txt``, tokenizer files)."""
+    from ..output_folder import output_folder
+
+    with output_folder(output_dir, owned=EXPORT_FILES, what=what) as stage:
+        names = write_mixture_files(registry, mixture, stage, final_dir=output_dir, path_map=path_map)
+    return {kind: Path(output_dir) / name for kind, name in names.items()}
+
+
+def write_mixture_files(registry: DomainRegistry, mixture: Mixture, folder: str | Path, *, final_dir: str | Path,
+                        path_map: PathMap | None = None) -> dict[str, str]:
+    """The export files of ``mixture`` written into ``folder`` (a staging folder), each atomically;
+    ``final_dir`` is where they will live (``megatron_args.txt`` names the per-split file there). Returns
+    ``{kind: file name}``. Checks first: the data's integrity, and every prefix after the rewrite."""
+    registry.verify_files(full=False)  # never export prefixes whose data is damaged or whose counts were edited
     path_map = path_map or PathMap()
-    output_dir = Path(output_dir)
-    check_replaceable(output_dir, EXPORT_FILES, what)
-    prefixes, weights = blend_for_split(registry, mixture)
-    prefixes = [path_map(p) for p in prefixes]
     unmatched = path_map.unmatched([p.path for d in registry.domains for ps in d.splits.values() for p in ps])
     if unmatched:
         raise DataError(f"--path-prefix {path_map.to_list()} does not rewrite {unmatched[0]} (and "
                         f"{len(unmatched) - 1} more): give a rule for every data location, or none")
-    files = {
-        "data_path": (DATA_PATH_FILE, " ".join(blend_tokens(prefixes, weights)) + "\n"),
-        "data_args": (DATA_ARGS_FILE, "".join(f"{repr(float(w))} {p}\n" for p, w in zip(prefixes, weights))),
-    }
-    names = {"data_path": DATA_PATH_FILE, "data_args": DATA_ARGS_FILE, "per_split_data_args": PER_SPLIT_FILE,
-             "per_split_data_args_no_test": PER_SPLIT_NO_TEST_FILE, "megatron_args": ARGS_FILE,
-             "mixture": MIXTURE_FILE}
-    args = megatron_args(registry, Path(final_dir or output_dir) / PER_SPLIT_NO_TEST_FILE, path_map)
-    with atomic_dir(output_dir, owned=EXPORT_FILES, what=what) as tmp:
-        for name, text in files.values():
-            atomic_write_text(tmp / name, text)
-        atomic_write_json(tmp / PER_SPLIT_FILE, per_split_data_args(registry, mixture, path_map))
-        atomic_write_json(tmp / PER_SPLIT_NO_TEST_FILE, per_split_data_args(registry, mixture, path_map, test=False))
-        atomic_write_text(tmp / ARGS_FILE, " ".join(args) + "\n")
-        mixture.save(tmp / MIXTURE_FILE)
-    return {kind: output_dir / name for kind, name in names.items()}
+    prefixes, weights = blend_for_split(registry, mixture, path_map=path_map)
+    per_split = per_split_data_args(registry, mixture, path_map)
+    no_test = per_split_data_args(registry, mixture, path_map, test=False)
+    args = megatron_args(registry, Path(final_dir) / PER_SPLIT_NO_TEST_FILE, path_map)
+    folder = Path(folder)
+    atomic_write_text(folder / DATA_PATH_FILE, " ".join(blend_tokens(prefixes, weights)) + "\n")
+    atomic_write_text(folder / DATA_ARGS_FILE, "".join(f"{repr(float(w))} {p}\n" for p, w in zip(prefixes, weights)))
+    atomic_write_json(folder / PER_SPLIT_FILE, per_split)
+    atomic_write_json(folder / PER_SPLIT_NO_TEST_FILE, no_test)
+    atomic_write_text(folder / ARGS_FILE, " ".join(args) + "\n")
+    mixture.save(folder / MIXTURE_FILE)
+    return {"data_path": DATA_PATH_FILE, "data_args": DATA_ARGS_FILE, "per_split_data_args": PER_SPLIT_FILE,
+            "per_split_data_args_no_test": PER_SPLIT_NO_TEST_FILE, "megatron_args": ARGS_FILE,
+            "mixture": MIXTURE_FILE}
 
 
 def read_megatron_args(output_dir: str | Path) -> str:
-    """The flags line of an export folder (empty when it has none)."""
+    """The flags line of a complete export folder (refused when incomplete:
+    :func:`regmix_megatron.output_folder.read_outputs`; empty when it has no flags file)."""
+    from ..fileio import read_text
+    from ..output_folder import read_outputs
+
+    read_outputs(output_dir, "export folder")
     path = Path(output_dir) / ARGS_FILE
-    return path.read_text(encoding="utf-8").strip() if path.is_file() else ""
+    return read_text(path).strip() if path.is_file() else ""
 
 
 # ---- schedules --------------------------------------------------------------------------------------------------
@@ -268,25 +301,48 @@ def restart_overlap(schedule: "Schedule", phase_sizes: Sequence[int]) -> dict[st
     return out
 
 
+#: What a schedule export folder holds: ``schedule.json``, ``phases.json`` and a mixture export per phase.
+SCHEDULE_EXPORT_FILES = (SCHEDULE_FILE, PHASES_FILE, *(f"phase[0-9]*/{name}" for name in EXPORT_FILES))
+
+
 def export_schedule(registry: DomainRegistry, schedule: "Schedule", output_dir: str | Path, *,
                     train_iters: int | None = None, global_batch_size: int | None = None,
-                    path_map: PathMap | None = None, final_dir: str | Path | None = None) -> dict[str, Path]:
+                    path_map: PathMap | None = None, what: str = "export directory") -> dict[str, Path]:
     """Write ``schedule.json`` (for ``--regmix-schedule``, the exact path) and, for teams who restart jobs per
-    phase, ``phase<k>/`` with each phase's mixture files (:func:`export_mixture`) and ``phases.json``: each phase's
-    fraction, first and last step (with ``train_iters``; boundaries as the provider cuts them when
-    ``global_batch_size`` is given too), the ``--phase-transition-iterations`` value, and :data:`RESTART_WARNING`
-    with each domain's repeated samples. ``path_map`` and ``final_dir`` as for :func:`export_mixture`. Returns
-    ``{kind: path}``."""
+    phase, ``phase<k>/`` with each phase's mixture files and ``phases.json``: one unit, whole and in place (all
+    phases, ``phases.json`` and ``schedule.json`` new, or after a failed or killed write all old:
+    :func:`regmix_megatron.output_folder.output_folder`). Returns ``{kind: path}``; arguments as for
+    :func:`write_schedule_files` and :func:`export_mixture`."""
+    from ..output_folder import output_folder
+
+    with output_folder(output_dir, owned=SCHEDULE_EXPORT_FILES, what=what) as stage:
+        names = write_schedule_files(registry, schedule, stage, final_dir=output_dir, train_iters=train_iters,
+                                     global_batch_size=global_batch_size, path_map=path_map)
+    return {kind: Path(output_dir) / name for kind, name in names.items()}
+
+
+def write_schedule_files(registry: DomainRegistry, schedule: "Schedule", folder: str | Path, *,
+                         final_dir: str | Path, train_iters: int | None = None,
+                         global_batch_size: int | None = None, path_map: PathMap | None = None) -> dict[str, str]:
+    """A schedule's export files written into ``folder`` (a staging folder; ``final_dir`` where they will
+    live): ``schedule.json``, ``phase<k>/`` (:func:`write_mixture_files`, each sealed with its own
+    ``outputs.json``) and ``phases.json``: each phase's fraction, first and last step (with ``train_iters``;
+    boundaries as the provider cuts them when ``global_batch_size`` is given too), the
+    ``--phase-transition-iterations`` value, and :data:`RESTART_WARNING` with each domain's repeated samples.
+    Returns ``{kind: path relative to folder}``."""
     from ..mixtures.schedule import phase_starts
+    from ..output_folder import seal_folder
 
     registry.check_domains(schedule.domains, "schedule")
-    output_dir = Path(output_dir)
-    out = {"schedule": schedule.save(output_dir / SCHEDULE_FILE)}
+    folder = Path(folder)
+    schedule.save(folder / SCHEDULE_FILE)
+    out = {"schedule": SCHEDULE_FILE}
     phases = []
     for k, phase in enumerate(schedule.phases, start=1):
-        files = export_mixture(registry, phase.mixture, output_dir / f"phase{k}", path_map=path_map,
-                               final_dir=Path(final_dir or output_dir) / f"phase{k}")
-        out[f"phase{k}"] = files["per_split_data_args"]
+        names = write_mixture_files(registry, phase.mixture, folder / f"phase{k}", path_map=path_map,
+                                    final_dir=Path(final_dir) / f"phase{k}")
+        seal_folder(folder / f"phase{k}")
+        out[f"phase{k}"] = f"phase{k}/{names['per_split_data_args']}"
         phases.append({"phase": k, "fraction": phase.fraction, "mixture_hash": phase.mixture.hash,
                        "per_split_data_args": f"phase{k}/{PER_SPLIT_FILE}", "data_args": f"phase{k}/{DATA_ARGS_FILE}"})
     doc = {"format": PHASES_FORMAT, "schedule_hash": schedule.hash, "exact": {
@@ -303,8 +359,18 @@ def export_schedule(registry: DomainRegistry, schedule: "Schedule", output_dir: 
         if global_batch_size:
             doc["restart_repeats"] = restart_overlap(schedule, [hi - lo for lo, hi in zip(starts, starts[1:])])
     doc["restart_warning"] = RESTART_WARNING
-    out["phases"] = atomic_write_json(output_dir / PHASES_FILE, doc)
+    atomic_write_json(folder / PHASES_FILE, doc)
+    out["phases"] = PHASES_FILE
     return out
+
+
+def read_phases(output_dir: str | Path) -> dict:
+    """The ``phases.json`` of a complete schedule export folder (refused when incomplete)."""
+    from ..fileio import read_json
+    from ..output_folder import read_outputs
+
+    read_outputs(output_dir, "schedule export folder")
+    return read_json(Path(output_dir) / PHASES_FILE)
 
 
 def load_mixture_arg(spec: str, *, renormalize: bool = False, flag: str = RENORMALIZE_FLAG) -> Mixture:
@@ -321,6 +387,7 @@ def load_mixture_arg(spec: str, *, renormalize: bool = False, flag: str = RENORM
 
 __all__ = [
     "blend_for_split", "domain_prefixes", "blend_tokens", "format_data_path", "format_data_args",
-    "per_split_data_args", "export_mixture", "load_mixture_arg", "PathMap", "megatron_args", "read_megatron_args",
-    "export_schedule", "restart_overlap",
+    "per_split_data_args", "export_mixture", "write_mixture_files", "load_mixture_arg", "PathMap", "megatron_args",
+    "read_megatron_args", "export_schedule", "write_schedule_files", "read_phases", "restart_overlap",
+    "check_prefix_paths",
 ]

@@ -9,8 +9,9 @@ Files: one mixture as JSON or YAML (:meth:`Mixture.save` / :meth:`Mixture.load`)
 
     {"format": "regmix-megatron/mixture/v1", "hash": "<16 hex>", "weights": {"code": 0.25, ...}}
 
-Readers refuse a domain listed twice in one mixture, a stated hash that does not match the weights (an edited
-file), and, in JSONL, a mixture listed twice. A JSONL line may also be a plain mapping domain -> weight.
+Readers refuse a domain listed twice in one mixture (the strict readers of :mod:`regmix_megatron.fileio`, as for
+every file and inline mapping we read), a stated hash that does not match the weights (an edited file), and, in
+JSONL, a mixture listed twice. A JSONL line may also be a plain mapping domain -> weight.
 
 The one rule for every mixture a user gives (a mixture file, a JSONL line, an inline mapping, a row of a results
 table or of a RegMix CSV, a baseline): the weights sum to 1 within :data:`SUM_TOLERANCE`, and are then
@@ -180,8 +181,7 @@ class Mixture:
         from ..fileio import read_json, read_yaml
 
         path = Path(path)
-        obj = read_yaml(path) if path.suffix in (".yaml", ".yml") else read_json(path)
-        _refuse_duplicate_keys(path)
+        obj = read_yaml(path) if path.suffix in (".yaml", ".yml") else read_json(path)  # refuses a key given twice
         if isinstance(obj, Mapping) and "weights" in obj:
             obj = obj["weights"]
         if not isinstance(obj, Mapping):
@@ -196,52 +196,20 @@ def check_sum(total: float, source: str, *, renormalize: bool = False, flag: str
                            f"the weights, or pass {flag} to rescale them to sum to 1 on purpose")
 
 
-def _refuse_duplicate_keys(path: Path) -> None:
-    """JSON and YAML parsers keep the last of repeated keys silently; a mixture file listing a domain twice
-    is refused instead (the file has already been parsed once, so it exists and is valid). YAML is checked on
-    the composed node tree, which builds no Python object at all."""
-    text = path.read_text(encoding="utf-8")
-    if path.suffix in (".yaml", ".yml"):
-        import yaml
-
-        for node in _mapping_nodes(yaml.compose(text, Loader=yaml.SafeLoader)):
-            keys = [k.value for k, _ in node.value if isinstance(k, yaml.ScalarNode)]
-            dup = sorted({k for k in keys if keys.count(k) > 1})
-            if dup:
-                raise MixtureError(f"{path}: domain(s) {dup} listed more than once: list each domain once")
-        return
-
-    json.loads(text, object_pairs_hook=no_duplicate_keys(str(path)))
-
-
-def _mapping_nodes(node) -> Iterator:
-    """Every mapping node of a composed YAML document (depth first)."""
-    import yaml
-
-    stack = [node] if node is not None else []
-    seen = set()
-    while stack:
-        n = stack.pop()
-        if id(n) in seen:  # aliases can make the tree a graph
-            continue
-        seen.add(id(n))
-        if isinstance(n, yaml.MappingNode):
-            yield n
-            stack.extend(v for _, v in n.value)
-        elif isinstance(n, yaml.SequenceNode):
-            stack.extend(n.value)
-
-
 def no_duplicate_keys(where: str):
-    """A ``json.loads`` ``object_pairs_hook`` that refuses a key listed twice (json keeps the last silently)."""
-    def hook(pairs):
-        keys = [k for k, _ in pairs]
-        dup = sorted({k for k in keys if keys.count(k) > 1})
-        if dup:
-            raise MixtureError(f"{where}: domain(s) {dup} listed more than once: list each domain once")
-        return dict(pairs)
+    """A ``json.loads`` ``object_pairs_hook`` that refuses a domain listed twice (json keeps the last silently):
+    :func:`regmix_megatron.fileio.no_duplicate_keys`, the strict reader's hook, raising :class:`MixtureError`."""
+    from ..fileio import no_duplicate_keys as strict
 
-    return hook
+    hook = strict(where)
+
+    def mixture_hook(pairs):
+        try:
+            return hook(pairs)
+        except DataError as exc:
+            raise MixtureError(str(exc).replace(f"{where}: ", f"{where}: domain(s) ", 1)) from None
+
+    return mixture_hook
 
 
 # ---- JSONL: many mixtures, one a line ------------------------------------------------------------------------

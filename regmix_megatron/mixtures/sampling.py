@@ -44,7 +44,7 @@ from typing import Iterator, Mapping, Sequence
 import numpy as np
 
 from ..configs import check, config_to_dict, load_config
-from ..errors import ConfigError, RegmixError
+from ..errors import ConfigError, DataError, RegmixError
 
 logger = logging.getLogger(__name__)
 
@@ -261,6 +261,12 @@ def _domain_names(num_domains: int, domains: Sequence[str] | None, config: Sampl
 def _bounds_with_sources(tokens_per_domain, config: SamplerConfig, domains: Sequence[str] | None):
     t = _as_tokens(tokens_per_domain)
     names = _domain_names(t.size, domains, config)
+    if t.size < 2:
+        only = f" ({names[0]!r})" if names else ""
+        raise DataError(f"one training domain{only}: every mixture over one domain is the same (weight 1), so "
+                        "there is nothing to sample, fit or search; give at least two training domains (are the "
+                        "others evaluation-only? `regmix-megatron domains show` lists the roles, `domains "
+                        "eval-only` changes them)")
     p = t / t.sum()
     upper = np.ones_like(p)
     source = ["1 (no cap)"] * t.size

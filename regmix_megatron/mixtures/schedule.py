@@ -31,14 +31,7 @@ import numpy as np
 
 from ..errors import DataError
 from ..hashing import canonical_json, content_hash
-from .mixture import (
-    EXACT_TOLERANCE,
-    Mixture,
-    MixtureError,
-    _refuse_duplicate_keys,
-    no_duplicate_keys,
-    normalize_exact,
-)
+from .mixture import EXACT_TOLERANCE, Mixture, MixtureError, no_duplicate_keys, normalize_exact
 
 FORMAT = "regmix-megatron/schedule/v1"
 #: A file's fractions may sum to 1 +/- this before they are refused (rescaled exactly otherwise).
@@ -274,9 +267,8 @@ def load_schedule(path: str | Path) -> Schedule:
     from ..fileio import read_json, read_yaml
 
     path = Path(path)
-    obj = read_yaml(path) if path.suffix in (".yaml", ".yml") else read_json(path)
+    obj = read_yaml(path) if path.suffix in (".yaml", ".yml") else read_json(path)  # refuses a key given twice
     try:
-        _refuse_duplicate_keys(path)
         return Schedule.from_obj(obj, source=str(path))
     except MixtureError as exc:
         raise ScheduleError(str(exc)) from None

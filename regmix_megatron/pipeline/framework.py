@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from ..errors import RegmixError
-from ..fileio import atomic_write_json, read_json
+from ..fileio import atomic_write_json, is_temporary, read_json
 from ..hashing import content_hash
 
 log = logging.getLogger(__name__)
@@ -147,7 +147,7 @@ def fingerprint_paths(paths: Iterable[str | os.PathLike]) -> str:
     for root in paths:
         root = Path(root)
         files = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file()
-                                                     and not p.name.startswith(".tmp-"))
+                                                     and not is_temporary(p, root))
         for f in files:
             rel = f.name if f == root else str(f.relative_to(root))
             h.update(rel.encode() + b"\0")

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DataError, RegmixError
-from ..fileio import sha256_file
+from ..fileio import is_temporary, sha256_file
 from ..hashing import content_hash
 from ..data.manifest import SPLITS
 from .config import PipelineConfig, run_recipe, slurm_options, uses_imported_data
@@ -29,7 +29,7 @@ def _stat_fingerprint(root: Path) -> str:
     """Cheap fingerprint of a directory tree (relative names, sizes, modification times)."""
     rows = []
     for p in sorted(root.rglob("*")):
-        if p.is_file() and not p.name.startswith(".tmp-"):
+        if p.is_file() and not is_temporary(p, root):
             st = p.stat()
             rows.append((str(p.relative_to(root)), st.st_size, st.st_mtime_ns))
     return content_hash(rows, length=None)
@@ -256,10 +256,19 @@ def run_indexed(ctx: StageContext) -> StageOutput:
 
 
 def verify_indexed(files: dict[str, Path]) -> None:
-    """The indexed stage's check before it is skipped: every .bin/.idx pair against domains.json (cheap)."""
+    """The indexed stage's check before it is skipped: every .bin/.idx pair against domains.json, its pointers
+    included (once per prefix and process; a damaged pair makes the stage run again)."""
     from ..data.manifest import DomainRegistry
 
     DomainRegistry.load(files["domains"]).verify_files()
+
+
+def verify_complete(files: dict[str, Path], key: str) -> None:
+    """A stage's check before it is skipped: the output folder of its ``key`` file is complete (its
+    ``outputs.json``, written last, lists every file): a folder an interrupted or older write left is redone."""
+    from ..output_folder import read_outputs
+
+    read_outputs(files[key].parent, "stage output folder")
 
 
 # ---- sample ---------------------------------------------------------------------------------------------
@@ -480,14 +489,14 @@ def cv_summary(metrics: dict) -> dict:
 
 def run_fit(ctx: StageContext) -> StageOutput:
     from ..runs.noise import proxy_noise
-    from ..regression.data import load_results_table
+    from ..regression.data import load_results_table, mixture_groups
     from ..regression.fitting import choose_regressor, fit_models, fit_target, write_outputs
     from .config import AUTO
 
     cfg: PipelineConfig = ctx.config
     table = load_results_table(ctx.path("sweep", "results"))
     target = fit_target(table, None, cfg.parsed_target)
-    folds = min(cfg.search.num_folds, table.num_runs)
+    folds = min(cfg.search.num_folds, int(mixture_groups(table.weights).max()) + 1)  # folds group by mixture
     from .config import REGRESSORS
 
     outcome = fit_models(table, [target], kinds=REGRESSORS, cv_folds=folds, seed=cfg.seed)
@@ -809,9 +818,11 @@ def build_stages() -> list[Stage]:
         Stage("sweep", proxy_inputs, run_sweep, ("indexed", "sample"), _estimate_sweep,
               "one proxy run per mixture; results table"),
         Stage("fit", fit_inputs, run_fit, ("sweep",), lambda cfg: 5.0 + cfg.search.num_folds,
-              "LightGBM and linear regressors, k-fold CV"),
+              "LightGBM, linear and quadratic regressors, k-fold CV grouped by mixture",
+              verify=lambda files: verify_complete(files, "metrics")),
         Stage("search", search_inputs, run_search_stage, ("indexed", "fit"), _estimate_search,
-              "simulate a pool of capped candidates, average the predicted top-k; Megatron export"),
+              "simulate a pool of capped candidates, average the predicted top-k; Megatron export",
+              verify=lambda files: verify_complete(files, "search")),
         Stage("targets", targets_inputs, run_targets, ("indexed", "sweep", "search"), _estimate_targets,
               "RegMix + baselines (+ sweep mixtures) at target scale, and at proxy scale"),
         Stage("evaluate", evaluate_inputs, run_evaluate, ("fit", "search", "targets"),

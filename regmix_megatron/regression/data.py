@@ -292,6 +292,20 @@ def clean_target(values: np.ndarray, target: str, source: str,
     return ok
 
 
+def mixture_groups(weights: np.ndarray) -> np.ndarray:
+    """One group id per run (0, 1, ... in order of first appearance): runs whose feature rows are identical share
+    one. The rows are exactly normalized mixtures (or, for a sweep of schedules, the schedule features, which
+    determine the schedule), so a group is one mixture (one schedule hash): the noise-seed repeats of a sweep,
+    or a run retrained under a new id. Cross-validation never splits a group (:mod:`.fitting`)."""
+    weights = np.ascontiguousarray(np.asarray(weights, dtype=np.float64))
+    if weights.shape[0] == 0:
+        return np.zeros(0, dtype=np.int64)
+    rows = weights.view(np.dtype((np.void, weights.dtype.itemsize * weights.shape[1]))).ravel()
+    _, first, inverse = np.unique(rows, return_index=True, return_inverse=True)
+    order = np.argsort(np.argsort(first))  # relabel groups by first appearance
+    return order[inverse.ravel()].astype(np.int64)
+
+
 def check_enough_runs(num_runs: int, num_domains: int, source: str) -> None:
     """A regression over D domain weights needs at least D + 1 runs to be determined at all."""
     if num_runs < num_domains + 1:

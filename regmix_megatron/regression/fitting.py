@@ -2,6 +2,16 @@
 
 :func:`fit_models` is what ``regmix-megatron fit`` runs; it returns a :class:`FitOutcome` holding the fitted
 models, a JSON-able summary and a table of held-out predictions (used by the report).
+
+**Repeated mixtures.** Runs of one mixture (the noise-seed repeats of a sweep, or a run retrained under a new id:
+:func:`~regmix_megatron.regression.data.mixture_groups`) are never on both sides of a cross-validation fold:
+otherwise a model is scored on mixtures it was fitted on, and CV (which picks the regressor and states the fit's
+quality) is inflated. By default (``repeats="average"``) each mixture's runs are averaged into one row, for the CV
+and the final fit alike; ``repeats="group"`` keeps every run and assigns each mixture's runs to one fold. The
+choice and the counts are recorded in ``metrics.json`` (``data.repeats``) with, when there are repeats, the seed
+noise they measure and the Spearman ceiling it allows (``targets.<name>.noise``: :func:`regmix_megatron.runs.noise.proxy_noise`
+of the repeats against one run per mixture; averaged, also ``ceiling_of_averages``, the ceiling of the mean rows the
+CV then scores, whose noise is the seed sd over the square root of their runs).
 """
 
 from __future__ import annotations
@@ -16,9 +26,9 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataError, RegmixError
-from ..fileio import atomic_dir, atomic_path, atomic_write_json
+from ..fileio import atomic_path, atomic_write_json
 from .target import Target
-from .data import DEFAULT_MAX_NAN_FRACTION, RunTable, align_domains, check_enough_runs, clean_target
+from .data import DEFAULT_MAX_NAN_FRACTION, RunTable, align_domains, check_enough_runs, clean_target, mixture_groups
 from .metrics import evaluate
 from .models import REGRESSORS, Regressor, make_regressor
 
@@ -100,25 +110,35 @@ def slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "target"
 
 
-def kfold_indices(num_runs: int, num_folds: int, seed: int) -> list[np.ndarray]:
-    """Shuffled, seeded K-fold split: fold i's held-out row indices (sorted)."""
+#: How the runs of a mixture trained more than once enter the fit: averaged into one row, or kept as a group.
+REPEAT_MODES = ("average", "group")
+
+
+def kfold_indices(num_runs: int, num_folds: int, seed: int, groups: np.ndarray | None = None) -> list[np.ndarray]:
+    """Shuffled, seeded K-fold split: fold i's held-out row indices (sorted). With ``groups`` (a group id per row,
+    :func:`~regmix_megatron.regression.data.mixture_groups`) whole groups are shuffled and split, so no group is
+    on both sides of a fold; with every group a single row this is the plain split, fold for fold."""
+    groups = np.arange(num_runs) if groups is None else np.asarray(groups)
+    ids = np.unique(groups)
     if num_folds < 2:
         raise RegmixError(f"--cv-folds {num_folds}: use at least 2 folds (or 0 to skip cross-validation)")
-    if num_folds > num_runs:
-        raise RegmixError(f"--cv-folds {num_folds} exceeds the {num_runs} usable runs: use fewer folds")
-    order = np.random.default_rng(seed).permutation(num_runs)
-    return [np.sort(part) for part in np.array_split(order, num_folds)]
+    if num_folds > ids.size:
+        what = "usable runs" if ids.size == num_runs else f"distinct mixtures (of {num_runs} usable runs)"
+        raise RegmixError(f"--cv-folds {num_folds} exceeds the {ids.size} {what}: use fewer folds")
+    order = ids[np.random.default_rng(seed).permutation(ids.size)]
+    return [np.sort(np.flatnonzero(np.isin(groups, part))) for part in np.array_split(order, num_folds)]
 
 
 def cross_validate(kind: str, weights: np.ndarray, y: np.ndarray, domains: Sequence[str], target: str,
-                   num_folds: int, seed: int = 0, options: Mapping[str, Any] | None = None
-                   ) -> tuple[dict, np.ndarray]:
-    """K-fold CV on the training runs. Returns (metrics, out-of-fold predictions).
+                   num_folds: int, seed: int = 0, options: Mapping[str, Any] | None = None,
+                   groups: np.ndarray | None = None) -> tuple[dict, np.ndarray]:
+    """K-fold CV on the training runs, whole ``groups`` per fold (:func:`kfold_indices`). Returns (metrics,
+    out-of-fold predictions).
 
     Metrics: per-fold ``spearman``/``pearson``/``mse`` (mean and std over folds), the per-fold Spearman values
     (``spearman_folds``) and ``pooled`` metrics of all out-of-fold predictions together.
     """
-    folds = kfold_indices(len(y), num_folds, seed)
+    folds = kfold_indices(len(y), num_folds, seed, groups)
     oof = np.empty(len(y), dtype=np.float64)
     per_fold = []
     for held in folds:
@@ -179,11 +199,15 @@ def _clean_json(obj: Any) -> Any:
 def fit_models(train: RunTable, targets: Sequence[FitTarget], kinds: Sequence[str] = ("lightgbm", "linear"), *,
                test: RunTable | None = None, cv_folds: int = 0, seed: int = 0,
                max_nan_fraction: float = DEFAULT_MAX_NAN_FRACTION,
-               lightgbm_options: Mapping[str, Any] | None = None) -> FitOutcome:
-    """Fit one model per (target, regressor) on all usable training runs; CV and test evaluation as asked."""
+               lightgbm_options: Mapping[str, Any] | None = None, repeats: str = "average") -> FitOutcome:
+    """Fit one model per (target, regressor) on all usable training runs; CV and test evaluation as asked.
+    ``repeats``: what the runs of one mixture become, one averaged row or one group (see the module
+    docstring)."""
     for kind in kinds:
         if kind not in REGRESSORS:
             raise RegmixError(f"--regressors: unknown regressor {kind!r}; choose from {sorted(REGRESSORS)}")
+    if repeats not in REPEAT_MODES:
+        raise RegmixError(f"--repeats {repeats!r}: use one of {list(REPEAT_MODES)}")
     if test is not None:
         test = align_domains(test, train.domains, "test data")
     options = dict(lightgbm_options or {})
@@ -196,8 +220,9 @@ def fit_models(train: RunTable, targets: Sequence[FitTarget], kinds: Sequence[st
     if test is not None:
         data_info["test"] = {"source": test.source, "num_runs": test.num_runs}
     target_info = {}
+    data_info["repeats"] = repeats_info(train, repeats)
     for target in targets:
-        runs = _usable_runs(train, test, target, max_nan_fraction)
+        runs = _usable_runs(train, test, target, max_nan_fraction, repeats)
         target_info[target.name] = runs.info
         for kind in kinds:
             model, entry, held_out = _fit_one(kind, train, runs, target, cv_folds, seed, options)
@@ -224,30 +249,83 @@ def fit_models(train: RunTable, targets: Sequence[FitTarget], kinds: Sequence[st
 
 @dataclass
 class _Runs:
-    """The usable runs of one target: training rows (and test rows) whose target value is finite."""
+    """The usable runs of one target: training rows (and test rows) whose target value is finite; with repeats
+    averaged, one training row per mixture."""
 
     x: np.ndarray
     y: np.ndarray
     run_ids: np.ndarray
+    groups: np.ndarray
+    """The mixture of each training row (:func:`~regmix_megatron.regression.data.mixture_groups`)."""
     x_test: np.ndarray | None
     y_test: np.ndarray | None
     test_ids: np.ndarray | None
     info: dict
 
 
-def _usable_runs(train: RunTable, test: RunTable | None, target: FitTarget, max_nan_fraction: float) -> _Runs:
+def repeats_info(table: RunTable, mode: str) -> dict:
+    """How the table's repeated mixtures enter the fit (``metrics.json``: ``data.repeats``)."""
+    groups = mixture_groups(table.weights)
+    sizes = np.bincount(groups) if groups.size else np.zeros(0, dtype=np.int64)
+    repeated = sizes[sizes > 1]
+    how = {"average": "each mixture's runs averaged into one row", "group": "each mixture's runs kept, in one CV "
+           "fold together"}[mode]
+    return {"mode": mode, "num_runs": int(groups.size), "num_mixtures": int(sizes.size),
+            "num_repeated_mixtures": int(repeated.size), "num_runs_of_repeated_mixtures": int(repeated.sum()),
+            "note": how if repeated.size else "no mixture has more than one run"}
+
+
+def _usable_runs(train: RunTable, test: RunTable | None, target: FitTarget, max_nan_fraction: float,
+                 repeats: str = "average") -> _Runs:
     ok = clean_target(target.train, target.name, f"training data {train.source}", max_nan_fraction)
-    check_enough_runs(int(ok.sum()), train.num_domains, f"training data {train.source} (target {target.name})")
+    x, y, ids = train.weights[ok], target.train[ok], np.asarray(train.run_ids, dtype=object)[ok]
+    groups = mixture_groups(x)
+    num_mixtures = int(groups.max()) + 1 if groups.size else 0
+    check_enough_runs(num_mixtures, train.num_domains, f"training data {train.source} (target {target.name}; "
+                      f"{num_mixtures} distinct mixtures)")
     info = {"definition": target.definition(), "num_train_runs": int(ok.sum()),
-            "num_train_excluded_nan": int((~ok).sum())}
+            "num_train_excluded_nan": int((~ok).sum()), "num_train_mixtures": num_mixtures}
+    noise = _repeat_noise(y, groups)
+    if repeats == "average" and num_mixtures < len(y):
+        sizes = np.bincount(groups)
+        x, y, ids, groups = _average_repeats(x, y, ids, groups)
+        if noise is not None and noise["sd"] is not None and len(y) >= 2:
+            # the CV scores means of k runs: their noise is sd / sqrt(k), so their ceiling is higher
+            from ..runs.noise import spearman_ceiling
+
+            noise["ceiling_of_averages"] = spearman_ceiling(float(np.std(y, ddof=1)),
+                                                            noise["sd"] * float(np.sqrt(np.mean(1.0 / sizes))))
+    if noise is not None:
+        info["noise"] = noise
     x_test = y_test = test_ids = None
     if test is not None and target.test is not None:
         ok_test = clean_target(target.test, target.name, f"test data {test.source}", max_nan_fraction)
         info.update(num_test_runs=int(ok_test.sum()), num_test_excluded_nan=int((~ok_test).sum()))
         x_test, y_test = test.weights[ok_test], target.test[ok_test]
         test_ids = np.asarray(test.run_ids, dtype=object)[ok_test]
-    return _Runs(train.weights[ok], target.train[ok], np.asarray(train.run_ids, dtype=object)[ok], x_test, y_test,
-                 test_ids, info)
+    return _Runs(x, y, ids, groups, x_test, y_test, test_ids, info)
+
+
+def _average_repeats(x: np.ndarray, y: np.ndarray, ids: np.ndarray, groups: np.ndarray):
+    """One row per mixture: its weights, the mean of its runs' targets, its run ids joined by ``+``."""
+    num = int(groups.max()) + 1
+    first = np.array([np.flatnonzero(groups == g)[0] for g in range(num)])
+    mean = np.bincount(groups, weights=y, minlength=num) / np.bincount(groups, minlength=num)
+    joined = np.array(["+".join(str(i) for i in ids[groups == g]) for g in range(num)], dtype=object)
+    return x[first], mean, joined, np.arange(num)
+
+
+def _repeat_noise(y: np.ndarray, groups: np.ndarray) -> dict | None:
+    """The seed noise the repeated mixtures measure, and the CV Spearman ceiling it allows against one run per
+    mixture (:func:`regmix_megatron.runs.noise.proxy_noise`); None without repeats."""
+    from ..runs.noise import proxy_noise
+
+    values: dict[int, list[float]] = {}
+    for g, v in zip(groups.tolist(), y.tolist()):
+        values.setdefault(g, []).append(float(v))
+    if all(len(v) < 2 for v in values.values()):
+        return None
+    return proxy_noise({str(g): v for g, v in values.items() if len(v) > 1}, [v[0] for v in values.values()])
 
 
 def _fit_one(kind: str, train: RunTable, runs: _Runs, target: FitTarget, cv_folds: int, seed: int,
@@ -257,7 +335,8 @@ def _fit_one(kind: str, train: RunTable, runs: _Runs, target: FitTarget, cv_fold
     entry: dict[str, Any] = {}
     rows: list[pd.DataFrame] = []
     if cv_folds:
-        cv, oof = cross_validate(kind, runs.x, runs.y, train.domains, target.name, cv_folds, seed, options)
+        cv, oof = cross_validate(kind, runs.x, runs.y, train.domains, target.name, cv_folds, seed, options,
+                                 groups=runs.groups)
         entry["cv"] = cv
         rows.append(pd.DataFrame({"target": target.name, "regressor": kind, "split": "cv",
                                   "run_id": runs.run_ids, "true": runs.y, "predicted": oof}))
@@ -314,19 +393,21 @@ class SavedModel:
     """Relative to the fit's output directory."""
 
 
-#: What a fit output folder holds (written as a whole: :func:`regmix_megatron.fileio.atomic_dir`).
-FIT_FILES = ("models", "metrics.json", "predictions.csv")
+#: What a fit output folder holds (written whole and in place: :mod:`regmix_megatron.output_folder`, with its
+#: ``outputs.json`` last).
+FIT_FILES = ("models/**", "metrics.json", "predictions.csv")
 
 
 def write_outputs(outcome: FitOutcome, output_dir: str | Path, what: str = "fit output directory") -> list[SavedModel]:
     """Models under ``models/<target>/<regressor>.{txt,json}``, ``metrics.json``, ``predictions.csv``: the
-    folder as a whole (all of them, or after a failed write the previous ones or none).
+    folder whole and in place (all of them and ``outputs.json`` last, or after a failed write the previous ones).
 
     ``metrics.json`` lists each model under ``regressors.<kind>.targets.<name>.model``; the returned records
     name the target by its JSON form."""
-    output_dir = Path(output_dir)
+    from ..output_folder import output_folder
+
     saved: list[SavedModel] = []
-    with atomic_dir(output_dir, owned=FIT_FILES, what=what) as tmp:
+    with output_folder(output_dir, owned=FIT_FILES, what=what) as tmp:
         for (name, kind), model in outcome.models.items():
             file_name = f"{kind}.txt" if kind == "lightgbm" else f"{kind}.json"
             rel = str(Path("models") / slug(name) / file_name)
@@ -339,14 +420,31 @@ def write_outputs(outcome: FitOutcome, output_dir: str | Path, what: str = "fit 
     return saved
 
 
+def read_fit_metrics(fit_dir: str | Path) -> dict:
+    """``metrics.json`` of a complete fit folder (refused when incomplete:
+    :func:`regmix_megatron.output_folder.read_outputs`), its format and ``regressors`` checked."""
+    from ..fileio import read_json
+    from ..output_folder import read_outputs
+
+    read_outputs(fit_dir, "fit folder")
+    path = Path(fit_dir) / "metrics.json"
+    metrics = read_json(path)
+    if not isinstance(metrics, dict) or metrics.get("format") != FORMAT:
+        raise DataError(f"{path}: not a fit's metrics (expected \"format\": \"{FORMAT}\"); run `fit` again")
+    blocks = metrics.get("regressors")
+    if not isinstance(blocks, dict) or not all(isinstance(b, dict) and isinstance(b.get("targets"), dict)
+                                               for b in blocks.values()):
+        raise DataError(f"{path}: field 'regressors' must map each regressor to {{'targets': {{...}}}}; run `fit` "
+                        "again")
+    return metrics
+
+
 def find_model(fit_dir: str | Path, regressor: str = "lightgbm", target: str | None = None) -> Path:
     """The model file of ``regressor`` for ``target`` (the fit's name; default: its only target) in a fit
     output directory, as listed in its ``metrics.json``. The one way to find a model in a fit folder."""
-    from ..fileio import read_json
-
     fit_dir = Path(fit_dir)
-    metrics = read_json(fit_dir / "metrics.json")
-    fitted = metrics.get("regressors", {})
+    metrics = read_fit_metrics(fit_dir)
+    fitted = metrics["regressors"]
     block = fitted.get(regressor)
     if not block:
         raise RegmixError(f"{fit_dir}: no {regressor!r} models; fitted: {sorted(fitted)} (pick a regressor "

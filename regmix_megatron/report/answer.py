@@ -67,10 +67,10 @@ def _evaluation_confidence(evaluation: Mapping | None) -> list[str]:
 def answer_section(search_dir: str | Path, *, metrics: Mapping | None = None, evaluation: Mapping | None = None,
                    target_label: str | None = None) -> Section:
     """The report's first section (see the module docstring)."""
-    from ..fileio import read_json
+    from ..search.outputs import read_search
 
     search_dir = Path(search_dir)
-    search = read_json(search_dir / "search.json")
+    search = read_search(search_dir)
     target = target_label or search.get("target")
     head = (f"<p class='answer-lead'>Train on this mixture (optimized for <b>{html.escape(str(target))}</b>; "
             f"predicted {_fmt(search['result']['predicted'])}, the mean of the best {search['config']['top_k']} of "

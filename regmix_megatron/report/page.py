@@ -118,10 +118,12 @@ font-size:.85em}
 
 def build_report(sections: Sequence[Section], path: str | Path, title: str = "RegMix report",
                   subtitle: str = "", png_dir: str | Path | None = None, lead: Sequence[Section] = ()) -> Path:
-    """Write one self-contained HTML file atomically (and the PNGs into ``png_dir`` when given: the folder as a
-    whole, before the page, so a failed write leaves the previous figures or none, and no page without them).
+    """Write one self-contained HTML file atomically (and the PNGs into ``png_dir`` when given: the folder whole
+    and in place, with its ``outputs.json``, before the page, so a failed write leaves the previous figures or
+    none, and no page without them: :func:`regmix_megatron.output_folder.output_folder`).
     ``lead`` sections come first, before the table of contents (the answer belongs on the first screen)."""
-    from ..fileio import atomic_dir, atomic_write_bytes, atomic_write_text
+    from ..fileio import atomic_write_bytes, atomic_write_text
+    from ..output_folder import output_folder
 
     sections = list(lead) + list(sections)
     ids = []
@@ -136,7 +138,7 @@ def build_report(sections: Sequence[Section], path: str | Path, title: str = "Re
            f"<p class='meta'>{html.escape(subtitle)}{' - ' if subtitle else ''}generated {stamp} by "
            f"regmix-megatron</p>{first}<nav><ul>{toc}</ul></nav>{rest}</body></html>\n")
     if png_dir is not None:
-        with atomic_dir(png_dir, owned=lambda name: name.endswith(".png"), what="--png-dir") as tmp:
+        with output_folder(png_dir, owned=("*.png",), what="--png-dir") as tmp:
             for s in sections:
                 for name, png in s.images:
                     atomic_write_bytes(tmp / name, png)

@@ -168,14 +168,13 @@ def write_pipeline_report(path: Path, png_dir: Path, *, records: Sequence[Mappin
     """The whole report: the answer and its confidence first, the pipeline view, the regression/search sections,
     and the stage timings last. ``target_runs`` (the targets stage's ``runs.json``) adds the schedule's validation
     curves when RegMix trained a schedule; its relative run directories are under ``runs_root``."""
-    from ..fileio import read_json
     from ..regression.data import load_results_table
+    from ..regression.fitting import read_fit_metrics
     from .answer import answer_section
     from .schedule import labelled_run_dirs, schedule_sections
 
-    metrics_path = Path(fit_dir) / "metrics.json"
-    lead = [answer_section(search_dir, metrics=read_json(metrics_path) if metrics_path.is_file() else None,
-                           evaluation=evaluation, target_label=target.label)]
+    lead = [answer_section(search_dir, metrics=read_fit_metrics(fit_dir), evaluation=evaluation,
+                           target_label=target.label)]
     sections: list[Section] = []
     sections += target_sections(evaluation)
     choice = fit_choice_section(evaluation)

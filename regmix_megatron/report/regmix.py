@@ -21,10 +21,11 @@ def regmix_sections(fit_dir: str | Path | None = None, search_dir: str | Path | 
     """Sections for the regression (``fit_dir``) and search (``search_dir``) outputs and the training runs
     (a :class:`~regmix_megatron.regression.data.RunTable`). ``target`` is the fit's name of the target to show
     (default: the search's, else the first fitted)."""
-    from ..fileio import read_json
+    from ..regression.fitting import read_fit_metrics
+    from ..search.outputs import read_search
 
-    metrics = read_json(Path(fit_dir) / "metrics.json") if fit_dir else None
-    search = read_json(Path(search_dir) / "search.json") if search_dir else None
+    metrics = read_fit_metrics(fit_dir) if fit_dir else None
+    search = read_search(search_dir) if search_dir else None
     if target is None:
         if search is not None:
             target = search["target"]

@@ -83,9 +83,13 @@ def write_table(table, csv_path: str | Path, parquet_path: str | Path | None = N
     """Write the CSV (17 significant digits) and optionally the Parquet file, both or neither
     (``atomic=False``: write straight to the paths, which the caller made temporary)."""
     if not atomic:
-        table.to_csv(csv_path, index=False, float_format="%.17g")
+        from ..fileio import named_as
+
+        with named_as(csv_path):  # a full disk: the error names the file that failed
+            table.to_csv(csv_path, index=False, float_format="%.17g")
         if parquet_path is not None:
-            table.to_parquet(parquet_path, index=False)
+            with named_as(parquet_path):
+                table.to_parquet(parquet_path, index=False)
         return
     from ..fileio import atomic_files
 

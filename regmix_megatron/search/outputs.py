@@ -5,8 +5,9 @@ file of token shares such as a RegMix config; :func:`load_weights_file`, :func:`
 result, :meth:`Mixture.save`), ``top_k.csv`` (:func:`write_top_k`), with a domains manifest the Megatron-LM files
 (:func:`regmix_megatron.export.megatron_files.export_mixture`, in ``export/``), and last ``search.json`` (:func:`summarize`, format
 :data:`FORMAT`: the predicted target of the result and of each baseline, ``within_caps``, bounds, timings). The
-output folder is written as a whole (:func:`regmix_megatron.fileio.atomic_dir`): all of these files, or, after a
-failed or killed search, the previous ones or none.
+output folder is written whole and in place (:func:`regmix_megatron.output_folder.output_folder`; its
+``outputs.json`` last, the export sub-folder with its own): all of these files, or, after a failed or killed
+search, the previous ones or none. :func:`read_search` reads ``search.json`` of a complete folder.
 
 Pure core: numpy, pandas.
 """
@@ -21,7 +22,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from ..errors import DataError
-from ..fileio import atomic_dir, atomic_path, atomic_write_json, check_replaceable, read_json, read_yaml
+from ..fileio import atomic_path, atomic_write_json, read_json, read_yaml
 from ..mixtures.mixture import Mixture
 from .candidates import (
     SearchConfig,
@@ -36,6 +37,31 @@ from ..regression.target import Target
 FORMAT = "regmix-megatron/search/v1"
 #: The files of a search folder besides its export sub-folder.
 SEARCH_FILES = ("mixture.json", "search.json", "top_k.csv")
+
+
+def search_folder_files(export_dir: str, schedules: bool = False) -> tuple[str, ...]:
+    """What a search folder holds (:class:`regmix_megatron.output_folder.Owned` patterns): the search files, the
+    export sub-folder (a mixture export; for schedules a schedule export and ``static/``, the best static
+    mixture's) and the export folder's old name, a link the ``search`` command keeps."""
+    from ..export.megatron_files import EXPORT_FILES, OLD_EXPORT_DIR, SCHEDULE_EXPORT_FILES
+
+    if schedules:
+        export = (*SCHEDULE_EXPORT_FILES, *(f"static/{name}" for name in EXPORT_FILES))
+        return (*SEARCH_FILES, "schedule.json", *(f"{export_dir}/{p}" for p in export), OLD_EXPORT_DIR)
+    return (*SEARCH_FILES, *(f"{export_dir}/{name}" for name in EXPORT_FILES), OLD_EXPORT_DIR)
+
+
+def read_search(search_dir: str | Path) -> dict:
+    """``search.json`` of a complete search folder (refused when incomplete:
+    :func:`regmix_megatron.output_folder.read_outputs`), its format checked."""
+    from ..output_folder import read_outputs
+
+    read_outputs(search_dir, "search folder")
+    path = Path(search_dir) / "search.json"
+    doc = read_json(path)
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise DataError(f"{path}: not a search summary (expected \"format\": \"{FORMAT}\"); run `search` again")
+    return doc
 #: Scale applied to a prior given as fractions, so it can stand in for token counts (share-based caps only).
 PRIOR_TOKEN_SCALE = 1e12
 
@@ -62,7 +88,7 @@ def load_prior(domains: Sequence[str], *, domains_json: str | None = None, token
     domains = list(domains)
     if domains_json:
         registry = DomainRegistry.load(domains_json)
-        registry.verify_files()  # its counts set the prior and the caps, and the result is exported from it
+        registry.verify_files(full=False)  # its counts set the prior and the caps, and the result is exported from it
         return SearchPrior(registry.tokens_per_domain("train").astype("float64"),
                            Mixture.from_array(registry.names, registry.prior("train")), registry)
     if tokens_file:
@@ -179,13 +205,14 @@ def search_and_write(regressor: Any, tokens_per_domain: np.ndarray, sampler_conf
     paths for the cluster). ``tokens_per_domain`` is in the regressor's domain order; ``prior`` defaults to the token
     shares; ``target`` (for the ``target_only`` baseline) defaults to the one the model predicts. Returns the
     ``search.json`` document."""
+    from ..export.megatron_files import EXPORT_DIR
+    from ..output_folder import check_output_folder, output_folder, seal_folder
+
     domains = list(regressor.domains)
     out = Path(output_dir)
-    from ..export.megatron_files import EXPORT_DIR, OLD_EXPORT_DIR
-
     export_dir = export_dir or EXPORT_DIR
-    owned = (*SEARCH_FILES, export_dir, OLD_EXPORT_DIR)  # the old name is a link the search command keeps
-    check_replaceable(out, owned, "search output directory")  # before the work, not after
+    owned = search_folder_files(export_dir)
+    check_output_folder(out, owned, "search output directory")  # before the work, not after
     if registry is not None:
         regressor.check_domains(registry.names, f"domains manifest {registry.path or ''}".strip())
     if prior is None:
@@ -198,14 +225,15 @@ def search_and_write(regressor: Any, tokens_per_domain: np.ndarray, sampler_conf
     files: dict[str, Any] = {"top_k": str(out / "top_k.csv"), "mixture": str(out / "mixture.json")}
     doc_extra: dict[str, Any] = {"regressor": regressor.kind, "model": getattr(regressor, "path", "") or None,
                                  "files": files}
-    with atomic_dir(out, owned=owned, what="search output directory") as tmp:
+    with output_folder(out, owned=owned, what="search output directory") as tmp:
         write_top_k(result, domains, tmp / "top_k.csv")
         if registry is not None:
-            from ..export.megatron_files import export_mixture
+            from ..export.megatron_files import write_mixture_files
 
-            exported = export_mixture(registry, result.mixture.restrict(registry.names), tmp / export_dir,
-                                      path_map=path_map, final_dir=out / export_dir)
-            files["export"] = {k: str(out / export_dir / Path(v).name) for k, v in exported.items()}
+            exported = write_mixture_files(registry, result.mixture.restrict(registry.names), tmp / export_dir,
+                                           path_map=path_map, final_dir=out / export_dir)
+            seal_folder(tmp / export_dir)
+            files["export"] = {k: str(out / export_dir / name) for k, name in exported.items()}
         else:
             doc_extra["export_skipped"] = "no domains manifest given (no Megatron prefixes to write)"
         doc_extra.update(extra or {})
@@ -245,24 +273,27 @@ def schedule_search_and_write(regressor: Any, tokens_per_domain: np.ndarray, dom
     def as_features(m: Mixture) -> Mixture:
         return Mixture.from_array(names, Schedule.from_phases([(f, m) for f in schedule.fractions]).features(domains))
 
-    from ..export.megatron_files import EXPORT_DIR, OLD_EXPORT_DIR
+    from ..export.megatron_files import EXPORT_DIR
+    from ..output_folder import output_folder, seal_folder
 
     out = Path(output_dir)
     export_dir = export_dir or EXPORT_DIR
-    owned = (*SEARCH_FILES, "schedule.json", export_dir, OLD_EXPORT_DIR)
+    owned = search_folder_files(export_dir, schedules=True)
     files: dict[str, Any] = {"top_k": str(out / "top_k.csv"), "schedule": str(out / "schedule.json"),
                              "mixture": str(out / "mixture.json")}
-    with atomic_dir(out, owned=owned, what="search output directory") as tmp:
+    with output_folder(out, owned=owned, what="search output directory") as tmp:
         write_top_k(result, names, tmp / "top_k.csv")
         if registry is not None:
-            from ..export.megatron_files import export_mixture, export_schedule
+            from ..export.megatron_files import write_mixture_files, write_schedule_files
 
-            exported = export_schedule(registry, schedule.restrict(registry.names), tmp / export_dir,
-                                       final_dir=out / export_dir)
-            exported.update({f"static_{k}": v for k, v in export_mixture(
+            exported = write_schedule_files(registry, schedule.restrict(registry.names), tmp / export_dir,
+                                            final_dir=out / export_dir)
+            exported.update({f"static_{k}": f"static/{name}" for k, name in write_mixture_files(
                 registry, static.mixture.restrict(registry.names), tmp / export_dir / "static",
                 final_dir=out / export_dir / "static").items()})
-            files["export"] = {k: str(out / Path(v).relative_to(tmp)) for k, v in exported.items()}
+            seal_folder(tmp / export_dir / "static")
+            seal_folder(tmp / export_dir)
+            files["export"] = {k: str(out / export_dir / rel) for k, rel in exported.items()}
         extra = {"regressor": regressor.kind, "model": getattr(regressor, "path", "") or None, "files": files,
                  "schedule": {"fractions": list(schedule.fractions), "hash": schedule.hash,
                               "phases": schedule.to_json_obj()["phases"], "predicted": result.predicted,

@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 from ...errors import RegmixError
-from ...fileio import atomic_files
+from ...fileio import atomic_files, named_as
 from ..results import RESULTS_CSV, RESULTS_PARQUET, make_table, write_table
 from . import state as st
 from .plan import Sweep
@@ -133,6 +133,7 @@ def collect(sweep: Sweep, allow_incomplete: bool = False, write: bool = True) ->
                         for e in excluded]
         # the three together or none (results.csv, what the next steps read, renamed into place last)
         with atomic_files(sweep.root / EXCLUDED_JSON, parquet_path, csv_path) as (excluded_tmp, parquet_tmp, csv_tmp):
-            write_table(table, csv_tmp, parquet_tmp, atomic=False)
-            excluded_tmp.write_text(json.dumps(excluded_doc, indent=2) + "\n", encoding="utf-8")
+            write_table(table, csv_tmp, parquet_tmp, atomic=False)  # an error names the file that failed
+            with named_as(excluded_tmp):
+                excluded_tmp.write_text(json.dumps(excluded_doc, indent=2) + "\n", encoding="utf-8")
     return Collected(table=table, excluded=tuple(excluded), csv_path=csv_path, parquet_path=parquet_path)

@@ -186,7 +186,7 @@ def _launch_pool(sweep: Sweep, options: LocalOptions, on_run_end, tried: set[str
             futures = {pool.submit(one, rid): rid for rid in pending}
             for fut in as_completed(futures):
                 final = fut.result()
-                if on_run_end:
+                if on_run_end and final.status != st.RUNNING:  # running: held by another live worker, not ended
                     on_run_end(futures[fut], final)
     finally:
         for sig, handler in previous.items():

@@ -241,9 +241,12 @@ def build_sweep(root: str | os.PathLike, mixtures: Sequence[Mixture | Schedule],
     """The sweep for these inputs (mixtures, or schedules; in memory; :func:`plan_sweep` writes it). ``seeds`` (one
     per mixture) gives runs their own seeds (a mixture may then appear once per seed); default: ``seed`` for
     every run."""
+    from ...export.megatron_files import check_prefix_paths
+
     root = Path(root).resolve()
     registry = DomainRegistry.load(domains_path)
-    registry.verify_files()
+    registry.verify_files(full=False)
+    check_prefix_paths(registry)  # every run would fail on such a path: refuse it before planning any
     mixtures = [registry.check_schedule(m, source=f"schedule {i + 1} (hash {m.hash})") if isinstance(m, Schedule)
                 else registry.check_mixture(m, source=f"mixture {i + 1} (hash {m.hash})")
                 for i, m in enumerate(mixtures)]
