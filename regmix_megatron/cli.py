@@ -39,7 +39,7 @@ class SuggestingParser(argparse.ArgumentParser):
     def error(self, message: str):
         import re
 
-        from .suggest import did_you_mean
+        from .errors import did_you_mean
 
         m = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
         if m:

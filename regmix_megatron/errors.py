@@ -1,5 +1,8 @@
 """User-facing errors. ``assert`` is for internal invariants only; bad input raises these.
 
+:func:`did_you_mean` / :func:`close_matches`: the "did you mean ...?" of a mistyped subcommand, flag, config key or
+name, for the messages of these errors.
+
 The CLI's one error boundary (``cli.main``) prints ``error: ...`` and exits 2 for a :class:`RegmixError` and for
 the operating-system errors a user causes or can fix (:func:`os_error_message`: a missing or unreadable file, a
 directory where a file is expected, a full disk, a read-only file system); anything else is a bug and keeps its
@@ -8,9 +11,10 @@ traceback.
 
 from __future__ import annotations
 
+import difflib
 import errno
 import sys
-from typing import Callable
+from typing import Callable, Iterable
 
 
 class RegmixError(ValueError):
@@ -76,3 +80,18 @@ def run_guarded(prog: str, call: Callable[[], int | None], verbose: bool = False
         traceback.print_exception(error, file=sys.stderr)
     print(f"{prog}: error: {message}", file=sys.stderr)
     return 2
+
+
+def close_matches(word: str, choices: Iterable[str], n: int = 3) -> list[str]:
+    """The choices closest to ``word`` (case-insensitive, ``-``/``_`` alike), best first."""
+    norm = {c.lower().replace("-", "_"): c for c in choices}
+    found = difflib.get_close_matches(word.lower().replace("-", "_"), list(norm), n=n, cutoff=0.6)
+    return [norm[f] for f in found]
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """``"; did you mean 'x'?"`` (or ``'x' or 'y'``), or ``""`` when nothing is close."""
+    found = close_matches(word, choices)
+    if not found:
+        return ""
+    return "; did you mean " + " or ".join(repr(f) for f in found) + "?"

@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from regmix_megatron import cli
-from regmix_megatron.errors import ConfigError, os_error_message, run_guarded
+from regmix_megatron.errors import ConfigError, close_matches, did_you_mean, os_error_message, run_guarded
 
 from helpers.regression import results_table
 
@@ -126,3 +126,21 @@ def test_every_renormalize_hint_names_a_flag_of_its_command():
     sweep = sub.choices["sweep"]
     plan = next(a for a in sweep._actions if a.dest == "sweep_command").choices["plan"]
     assert "--renormalize" in {o for a in plan._actions for o in a.option_strings}
+
+
+# ---- "did you mean" (close_matches, did_you_mean) and where the CLI uses it: subcommands, actions, flags ----
+def test_close_matches_ignore_case_and_dashes():
+    assert close_matches("num-candidate", ["num_candidates", "top_k"]) == ["num_candidates"]
+    assert did_you_mean("smaple", ["sample", "search", "sweep"]) == "; did you mean 'sample'?"
+    assert did_you_mean("zzz", ["sample"]) == ""
+
+
+def test_the_cli_suggests_subcommands_actions_and_flags(capsys):
+    for argv, hint in ((["smaple"], "did you mean 'sample'"), (["sweep", "lanch"], "did you mean 'launch'"),
+                       (["domains", "imprt"], "did you mean 'import'"),
+                       (["report", "--output", "x.html", "--fit-dri", "f"], "did you mean '--fit-dir'")):
+        try:
+            cli.main(argv)
+        except SystemExit as exc:
+            assert exc.code == 2
+        assert hint in capsys.readouterr().err, argv

@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..data.manifest import DomainRegistry
     from ..errors import ConfigError, RegmixError
-    from ..export.megatron_files import check_prefix_paths
+    from ..data.manifest import check_prefix_paths
     from ..fileio import atomic_files, atomic_write_yaml, check_output_paths, read_yaml
     from ..mixtures.mixture import Mixture, write_mixtures
     from ..mixtures.sampling import (

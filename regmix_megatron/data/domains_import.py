@@ -82,7 +82,7 @@ def load_import_spec(path: str | os.PathLike) -> ImportSpec:
                         "`regmix-megatron domains import --help`")
     unknown = sorted(set(obj) - {"domains", "tokenizer"})
     if unknown:
-        from ..suggest import did_you_mean
+        from ..errors import did_you_mean
 
         raise DataError(f"{where}: unknown key(s) {unknown}{did_you_mean(unknown[0], ['domains', 'tokenizer'])}; "
                         "use 'domains' and 'tokenizer'")
@@ -128,7 +128,7 @@ def check_layout(spec: ImportSpec) -> None:
             raise DataError(f"{spec.source}: domain name {name!r} must be letters, digits, '_', '.', '-'")
         bad = sorted(set(splits) - set(SPLITS))
         if bad:
-            from ..suggest import did_you_mean
+            from ..errors import did_you_mean
 
             raise DataError(f"{spec.source}: domain {name!r}: unknown split(s) {bad}"
                             f"{did_you_mean(bad[0], SPLITS)}; use {list(SPLITS)}")
@@ -198,7 +198,7 @@ def import_domains(spec: ImportSpec, output: str | os.PathLike, *, scan_tokens: 
     empty = [d.name for d in registry.domains if d.num_tokens("train") == 0]
     if empty:
         raise DataError(f"{spec.source}: domain(s) {empty} have no training tokens")
-    from ..export.megatron_files import check_prefix_paths
+    from .manifest import check_prefix_paths
 
     check_prefix_paths(registry, spec.source)  # a path every training run would refuse: refused now
     registry.save(output)

@@ -41,7 +41,7 @@ from ..errors import DataError
 from ..fileio import atomic_write_json, read_json
 from .tokenizer_types import TokenizerSpec
 from ..mixtures.mixture import Mixture
-from ..schema import Field
+from ..configs import Field
 
 FORMAT = "regmix-megatron/domains/v1"
 SPLITS = ("train", "valid", "test")
@@ -288,3 +288,31 @@ class DomainRegistry:
         if all(a.mixture is b.mixture for a, b in zip(phases, schedule.phases)):
             return schedule
         return replace(schedule, phases=phases, _hash="")
+
+
+def check_blend_prefix(prefix: str) -> str:
+    """``prefix`` if a Megatron-LM blend list can hold it (no whitespace, not a number); else a :class:`DataError`
+    naming it and the fix."""
+    if not prefix or any(c.isspace() for c in prefix):
+        raise DataError(f"prefix {prefix!r} is empty or contains whitespace: Megatron-LM splits blend lists on "
+                        "whitespace; move the data to a path without spaces (an export can also rewrite the path: "
+                        "--path-prefix OLD=NEW)")
+    try:
+        float(prefix)
+    except ValueError:
+        return prefix
+    raise DataError(f"prefix {prefix!r} parses as a number, so Megatron would read it as a weight: rename it")
+
+
+def check_prefix_paths(registry: DomainRegistry, source: str = "") -> None:
+    """Refuse a registry whose prefixes Megatron-LM's blend lists cannot hold (whitespace, a number), naming the
+    domain, split and prefix: the check of ``domains import``, ``preprocess``, ``sample`` and ``sweep plan``,
+    so data under such a path is refused before anything trains on it."""
+    for d in registry.domains:
+        for split, prefixes in sorted(d.splits.items()):
+            for p in prefixes:
+                try:
+                    check_blend_prefix(p.path)
+                except DataError as exc:
+                    where = source or registry.path or "domains.json"
+                    raise DataError(f"{where}: domain {d.name!r} {split}: {exc}") from None

@@ -101,7 +101,7 @@ class TokenizerSpec:
             raise RegmixError(f"--tokenizer-type {t}: {UNSUPPORTED[t]} is not supported for GPT pre-training "
                               f"data; use one of {list(FAMILIES)}")
         if t not in FAMILIES:
-            from ..suggest import did_you_mean
+            from ..errors import did_you_mean
 
             raise RegmixError(f"--tokenizer-type {t!r} is not a Megatron-LM tokenizer type{did_you_mean(t, FAMILIES)}; "
                               f"use one of {list(FAMILIES)}")
@@ -221,7 +221,7 @@ class TokenizerSpec:
         for key, value in obj.items():
             name = aliases.get(str(key).replace("-", "_"), str(key).replace("-", "_"))
             if name not in known:
-                from ..suggest import did_you_mean
+                from ..errors import did_you_mean
 
                 raise DataError(f"{where}: unknown key {key!r}{did_you_mean(name, sorted(known) + sorted(aliases))}; "
                                 f"known: {sorted(known)}")

@@ -36,7 +36,7 @@ stored in several prefixes has its weight split across them in proportion to the
 written with ``repr`` so ``float(text)`` gives back the exact float. Mixtures whose domain set differs from the
 registry's are refused. Megatron's blend parser silently misreads lists whose prefixes look like numbers or
 contain whitespace, so such prefixes are refused, after ``--path-prefix`` rewrote them (a rewrite can rescue a
-local path with spaces); :func:`check_prefix_paths` refuses them where data is registered and sampled.
+local path with spaces); :func:`~regmix_megatron.data.manifest.check_prefix_paths` refuses them where data is registered and sampled.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping, Sequence
 
-from ..data.manifest import SPLITS, DomainRegistry
+from ..data.manifest import SPLITS, DomainRegistry, check_blend_prefix
 from ..errors import DataError, RegmixError
 from ..fileio import atomic_write_json, atomic_write_text
 from ..mixtures.mixture import RENORMALIZE_FLAG, Mixture, read_mixture_at
@@ -107,32 +107,6 @@ class PathMap:
         return [f"{o}={n}" for o, n in self.rules]
 
 
-def _check_prefix(prefix: str) -> str:
-    if not prefix or any(c.isspace() for c in prefix):
-        raise DataError(f"prefix {prefix!r} is empty or contains whitespace: Megatron-LM splits blend lists on "
-                        "whitespace; move the data to a path without spaces (an export can also rewrite the path: "
-                        "--path-prefix OLD=NEW)")
-    try:
-        float(prefix)
-    except ValueError:
-        return prefix
-    raise DataError(f"prefix {prefix!r} parses as a number, so Megatron would read it as a weight: rename it")
-
-
-def check_prefix_paths(registry: DomainRegistry, source: str = "") -> None:
-    """Refuse a registry whose prefixes Megatron-LM's blend lists cannot hold (whitespace, a number), naming the
-    domain, split and prefix: the check of ``domains import``, ``preprocess``, ``sample`` and ``sweep plan``,
-    so data under such a path is refused before anything trains on it."""
-    for d in registry.domains:
-        for split, prefixes in sorted(d.splits.items()):
-            for p in prefixes:
-                try:
-                    _check_prefix(p.path)
-                except DataError as exc:
-                    where = source or registry.path or "domains.json"
-                    raise DataError(f"{where}: domain {d.name!r} {split}: {exc}") from None
-
-
 def blend_for_split(registry: DomainRegistry, mixture: Mixture, split: str = "train", source: str = "mixture",
                     path_map: "PathMap | None" = None) -> tuple[list[str], list[float]]:
     """``(prefixes, weights)`` of the weighted blend of ``split``: zero-weight domains dropped, multi-prefix
@@ -155,7 +129,7 @@ def blend_for_split(registry: DomainRegistry, mixture: Mixture, split: str = "tr
             w = weight * p.num_tokens / total if len(parts) > 1 else weight
             if not (w > 0 and math.isfinite(w)):
                 raise DataError(f"{source}: prefix {p.path} of domain {name!r} gets weight {w!r}")
-            prefixes.append(_check_prefix(rewrite(p.path)))
+            prefixes.append(check_blend_prefix(rewrite(p.path)))
             weights.append(w)
     return prefixes, weights
 
@@ -171,7 +145,7 @@ def domain_prefixes(registry: DomainRegistry, split: str, path_map: "PathMap | N
         raise DataError(f"domain(s) {empty} have no {split} prefixes in {registry.path or 'the manifest'}: "
                         f"every domain needs a {split} set (re-run preprocessing)")
     for d in registry.domains:
-        out.extend(_check_prefix(rewrite(p.path)) for p in d.prefixes(split))
+        out.extend(check_blend_prefix(rewrite(p.path)) for p in d.prefixes(split))
     return out
 
 
@@ -181,7 +155,7 @@ def blend_tokens(prefixes: Sequence[str], weights: Sequence[float]) -> list[str]
         raise DataError(f"{len(prefixes)} prefixes but {len(weights)} weights")
     out = []
     for p, w in zip(prefixes, weights):
-        out.extend([repr(float(w)), _check_prefix(p)])
+        out.extend([repr(float(w)), check_blend_prefix(p)])
     return out
 
 
@@ -389,5 +363,4 @@ __all__ = [
     "blend_for_split", "domain_prefixes", "blend_tokens", "format_data_path", "format_data_args",
     "per_split_data_args", "export_mixture", "write_mixture_files", "load_mixture_arg", "PathMap", "megatron_args",
     "read_megatron_args", "export_schedule", "write_schedule_files", "read_phases", "restart_overlap",
-    "check_prefix_paths",
 ]

@@ -241,7 +241,7 @@ def build_sweep(root: str | os.PathLike, mixtures: Sequence[Mixture | Schedule],
     """The sweep for these inputs (mixtures, or schedules; in memory; :func:`plan_sweep` writes it). ``seeds`` (one
     per mixture) gives runs their own seeds (a mixture may then appear once per seed); default: ``seed`` for
     every run."""
-    from ...export.megatron_files import check_prefix_paths
+    from ...data.manifest import check_prefix_paths
 
     root = Path(root).resolve()
     registry = DomainRegistry.load(domains_path)
