@@ -35,10 +35,36 @@ from ..regression.target import AVERAGE, KIND_AVERAGE, Target
 BASELINES = ("natural", "uniform", "target_only", "best_domain", "best_sweep")
 #: Baselines trained with every seed of ``targets.seeds`` (the others once, with the pipeline's seed).
 SEEDED_BASELINES = ("natural", "uniform")
-REGRESSORS = ("lightgbm", "linear", "quadratic")
+REGRESSORS = ("lightgbm", "linear", "quadratic", "ensemble")
 #: ``search.regressor`` value: pick the regressor with the best cross-validated Spearman.
 AUTO = "auto"
+#: ``search.top_k`` value: choose k by the ensemble's uncertainty (:func:`regmix_megatron.search.candidates.choose_top_k`).
+TOP_K_AUTO = "auto"
 EXECUTORS = ("local", "slurm")
+
+
+#: ``corpus.max_mb_per_domain`` when not given (the corpus builder's default)
+DEFAULT_MAX_MB_PER_DOMAIN = 15.0
+
+
+@dataclass
+class ExtraDomain:
+    """A domain of your own text added beside the built corpus (``corpus.extra_domains``), with the rules of
+    ``regmix-megatron corpus add`` (``regmix_megatron.data.corpus.user_domain``)."""
+
+    path: str
+    """A text (``.txt``/``.md``/``.rst``: one text each) or JSONL (``.jsonl[.gz]``: a ``{"text": ...}`` document a
+    line, optionally with a ``"source"``) file, or a directory of them (searched recursively); relative to the
+    config file. Each file is a source (a JSONL line's ``source`` overrides it)."""
+    eval_only: bool = False
+    """Evaluation-only: split 49% valid / 49% test / 2% train stratified by source, never trained on (as if
+    listed in ``corpus.eval_only``)."""
+
+    def __post_init__(self) -> None:
+        check(isinstance(self.path, str) and bool(self.path), "corpus.extra_domains", "path", self.path,
+              "give the file or directory of the domain's text, e.g. path: my_texts/")
+        check(isinstance(self.eval_only, bool), "corpus.extra_domains", "eval_only", self.eval_only,
+              "use true or false")
 
 
 @dataclass
@@ -58,25 +84,69 @@ class CorpusSection:
     """Evaluation-only domains (e.g. ``[qa]``): tokenized and evaluated in every run (validation and test
     splits), never sampled, trained on or put into a training blend, and left out of the tokenizer's sample.
     The natural target of a held-out, downstream-like evaluation."""
-    max_mb_per_domain: float = 15.0
-    """Cap on the text kept per domain when building (MB of UTF-8)."""
+    max_mb_per_domain: Optional[float] = None
+    """Cap on the text kept per domain when building (MB of UTF-8; default 15), the extra domains included. Only
+    for ``build``: a corpus directory or a ``domains.json`` is used as it is, so the field is refused there."""
+    extra_domains: dict = field(default_factory=dict)
+    """Domains of your own text beside the built corpus (``source: build`` only): ``{name: {path: my_texts/,
+    eval_only: true}}`` (:class:`ExtraDomain`), added to the corpus cache with the rules of ``regmix-megatron
+    corpus add``; every domain listed here is used, and the evaluation-only ones join ``eval_only``."""
 
     def __post_init__(self) -> None:
         check(isinstance(self.source, str) and bool(self.source), "corpus", "source", self.source,
               "use 'build', the path of a corpus directory with <domain>/{train,valid,test}.jsonl, or a "
               "domains.json of existing prefixes (`regmix-megatron domains import`)")
-        check(self.max_mb_per_domain > 0, "corpus", "max_mb_per_domain", self.max_mb_per_domain,
-              "use a positive number of MB, e.g. 5")
+        if self.max_mb_per_domain is not None:
+            check(self.max_mb_per_domain > 0, "corpus", "max_mb_per_domain", self.max_mb_per_domain,
+                  "use a positive number of MB, e.g. 5")
+            check(self.source == "build", "corpus", "max_mb_per_domain", self.max_mb_per_domain,
+                  f"it caps what `source: build` builds, and {self.source!r} is used as it is; remove it (cap "
+                  "your own text with `regmix-megatron corpus add --max-mb-per-domain`)")
         if self.domains is not None:
             check(len(self.domains) >= 2 and len(set(self.domains)) == len(self.domains), "corpus", "domains",
                   self.domains, "list at least two distinct domain names, or leave it out for all domains")
         check(isinstance(self.eval_only, list) and len(set(self.eval_only)) == len(self.eval_only)
               and all(isinstance(d, str) and d for d in self.eval_only), "corpus", "eval_only", self.eval_only,
               "list distinct domain names (e.g. [qa]), or [] for none")
+        self._parse_extra_domains()
         if self.domains is not None:
             training = [d for d in self.domains if d not in self.eval_only]
             check(len(training) >= 2, "corpus", "domains", self.domains,
                   f"keep at least two training domains besides the evaluation-only {self.eval_only}")
+
+    @property
+    def max_mb(self) -> float:
+        """``max_mb_per_domain``, or the builder's default when not given."""
+        return DEFAULT_MAX_MB_PER_DOMAIN if self.max_mb_per_domain is None else float(self.max_mb_per_domain)
+
+    def _parse_extra_domains(self) -> None:
+        """``extra_domains`` as :class:`ExtraDomain` values (parsed once, here); the evaluation-only ones
+        joined to ``eval_only``."""
+        check(isinstance(self.extra_domains, Mapping), "corpus", "extra_domains", self.extra_domains,
+              "give a mapping {name: {path: my_texts/, eval_only: true}}")
+        if not self.extra_domains:
+            return
+        check(self.source == "build", "corpus", "extra_domains", sorted(self.extra_domains),
+              f"extra domains go beside the built corpus (source: build), and {self.source!r} is used as it is; "
+              "add the domain to that corpus directory with `regmix-megatron corpus add NAME --input PATH "
+              "--corpus-dir DIR` instead")
+        from ..data.corpus.user_domain import check_name
+
+        parsed = {}
+        for name, spec in self.extra_domains.items():
+            try:
+                check_name(name, flag="name")
+            except ConfigError as exc:
+                raise ConfigError(f"corpus.extra_domains: {exc}") from None
+            if isinstance(spec, ExtraDomain):
+                parsed[name] = spec
+                continue
+            check(isinstance(spec, Mapping), "corpus.extra_domains", name, spec,
+                  f"give a mapping, e.g. {name}: {{path: my_texts/, eval_only: true}}")
+            parsed[name] = load_config(ExtraDomain, spec, source=f"corpus.extra_domains.{name}")
+            if parsed[name].eval_only and name not in self.eval_only:
+                self.eval_only = [*self.eval_only, name]
+        self.extra_domains = parsed
 
 
 @dataclass
@@ -185,13 +255,20 @@ class SearchSection:
 
     regressor: str = AUTO
     """Regressor whose predictions drive the search: ``auto`` (the one with the best cross-validated Spearman
-    on the sweep; on a tie LightGBM, then quadratic), lightgbm (the paper's), linear or quadratic (ridge on the
-    weights and their pairwise products)."""
+    on the sweep; on a tie the ensemble, then LightGBM, then quadratic), lightgbm (the paper's), linear, quadratic
+    (ridge on the weights and their pairwise products) or ensemble (the others combined as cross-validation
+    chooses, with an uncertainty per prediction: ``predicted_sd`` in ``search.json``)."""
     num_candidates: int = 1_000_000
     """Candidate mixtures simulated (sampled with the sweep's sampler and caps; ``--num-candidates`` of
     ``regmix-megatron search``; formerly ``pool_size``)."""
-    top_k: int = 100
-    """The best ``top_k`` predicted candidates are averaged into the RegMix mixture."""
+    top_k: Union[int, str] = 100
+    """The best ``top_k`` predicted candidates are averaged into the RegMix mixture; ``auto``: k chosen by the
+    ensemble's uncertainty (the largest k whose average is predicted within 1 sd of the best-predicted average,
+    k in 1, 2, 5, ..., 1000; needs ``regressor: ensemble``; not for schedules). ``search.json`` records the k
+    and why."""
+    num_bootstrap: int = 10
+    """The ensemble's refits of each member on bootstrap resamples of the sweep's runs (their spread is part of
+    its uncertainty; ``--num-bootstrap`` of ``regmix-megatron fit``)."""
     num_folds: int = 5
     """K-fold cross-validation on the sweep when fitting (reported per fold; picks the regressor with
     ``regressor: auto``; ``--num-folds`` of ``regmix-megatron fit``)."""
@@ -201,8 +278,16 @@ class SearchSection:
               f"use one of {[AUTO, *REGRESSORS]}")
         check(self.num_candidates >= 1, "search", "num_candidates", self.num_candidates,
               "use a positive number of candidates")
-        check(1 <= self.top_k <= self.num_candidates, "search", "top_k", self.top_k,
-              f"use a number between 1 and search.num_candidates ({self.num_candidates})")
+        if self.top_k == TOP_K_AUTO:
+            check(self.regressor == "ensemble", "search", "top_k", self.top_k,
+                  f"{TOP_K_AUTO!r} chooses k by the model's uncertainty, which only the ensemble gives: set "
+                  f"search.regressor: ensemble (it is {self.regressor!r}), or give top_k a number such as 100")
+        else:
+            check(isinstance(self.top_k, int) and not isinstance(self.top_k, bool)
+                  and 1 <= self.top_k <= self.num_candidates, "search", "top_k", self.top_k,
+                  f"use a number between 1 and search.num_candidates ({self.num_candidates}), or {TOP_K_AUTO!r}")
+        check(isinstance(self.num_bootstrap, int) and 0 <= self.num_bootstrap, "search", "num_bootstrap",
+              self.num_bootstrap, "use 0 or more refits (2 or more measure the bootstrap spread; the default is 10)")
         check(self.num_folds >= 2, "search", "num_folds", self.num_folds, "use 2 or more folds")
 
 
@@ -347,14 +432,17 @@ class PipelineConfig:
                   "training domain (not evaluation-only); drop target_only")
         if self.corpus.domains is not None:
             target.check_domains(self.all_domains, where="PipelineConfig.target")
+        check(not (self.schedule.phases is not None and self.search.top_k == TOP_K_AUTO), "search", "top_k",
+              self.search.top_k, "a schedule search averages a fixed number of candidates: give top_k a number "
+              "such as 100 with schedule.phases")
 
     # ---- derived --------------------------------------------------------------------------------------
     @property
     def all_domains(self) -> list[str] | None:
-        """``corpus.domains`` with the evaluation-only ones added (None: every available domain)."""
+        """``corpus.domains`` with the evaluation-only and extra ones added (None: every available domain)."""
         if self.corpus.domains is None:
             return None
-        return sorted(set(self.corpus.domains) | set(self.corpus.eval_only))
+        return sorted(set(self.corpus.domains) | set(self.corpus.eval_only) | set(self.corpus.extra_domains))
 
     @property
     def seeds(self) -> list[int]:
@@ -402,6 +490,8 @@ def load_pipeline_config(path: str | os.PathLike, output_dir: str | None = None)
         cfg.corpus.source = str(resolve_path(cfg.corpus.source, base))
     if cfg.corpus.cache_dir is not None:
         cfg.corpus.cache_dir = str(resolve_path(cfg.corpus.cache_dir, base))
+    for extra in cfg.corpus.extra_domains.values():
+        extra.path = str(resolve_path(extra.path, base))
     for name in ("model", "vocab_file", "merge_file"):
         if getattr(cfg.tokenizer, name) is not None:
             setattr(cfg.tokenizer, name, str(resolve_path(getattr(cfg.tokenizer, name), base)))
@@ -421,6 +511,9 @@ def validate_deep(cfg: PipelineConfig, source: str = "<config>") -> None:
         check(src.is_dir() or (src.is_file() and src.suffix == ".json"), "corpus", "source", cfg.corpus.source,
               "give an existing corpus directory (<domain>/{train,valid,test}.jsonl), a domains.json of existing "
               "prefixes (`regmix-megatron domains import`), or 'build'")
+    for name, extra in cfg.corpus.extra_domains.items():
+        check(Path(extra.path).exists(), f"corpus.extra_domains.{name}", "path", extra.path,
+              "give an existing file or directory of the domain's text (relative to the config file)")
     if cfg.tokenizer.model is not None and cfg.tokenizer.type is None:
         check(Path(cfg.tokenizer.model).is_file(), "tokenizer", "model", cfg.tokenizer.model,
               "give an existing SentencePiece .model file, or leave it out to train one")

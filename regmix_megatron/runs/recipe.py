@@ -26,6 +26,8 @@ from ..fileio import read_yaml
 from ..hashing import content_hash
 
 PRESET_DIR = Path(__file__).parent / "presets"
+DEFAULT_TIMEOUT_MINUTES = 60
+"""``parallel.distributed_timeout_minutes`` unless given (torch's own default is 10)."""
 
 
 @dataclass
@@ -124,6 +126,9 @@ class EvalConfig:
     eval_interval: int = 100
     """Evaluate every this many steps (and always at the end)."""
     num_tokens_per_domain: int = 65536
+    num_tokens_by_domain: Optional[dict] = None
+    """Per-domain exceptions to ``num_tokens_per_domain``: ``{domain: tokens}``, or ``all`` for the whole split
+    (e.g. ``{qa: all}`` for a target whose verdicts need every document). Part of the recipe's hash only when set."""
     split: str = "valid"
     micro_batch_size: int = 8
     domains: Optional[list] = None
@@ -137,6 +142,7 @@ class EvalConfig:
         check(self.eval_interval > 0, "eval", "eval_interval", self.eval_interval, "use a positive integer")
         check(self.num_tokens_per_domain > 0, "eval", "num_tokens_per_domain", self.num_tokens_per_domain,
               "use a positive integer")
+        self.num_tokens_by_domain = _tokens_by_domain(self.num_tokens_by_domain)
         check(self.split in ("train", "valid", "test"), "eval", "split", self.split,
               "use 'valid' (or 'test'/'train')")
         check(self.micro_batch_size > 0, "eval", "micro_batch_size", self.micro_batch_size,
@@ -152,6 +158,41 @@ class EvalConfig:
               "eval", "final_splits", self.final_splits,
               f"use a list of distinct splits other than eval.split={self.split!r}, e.g. ['test'] or []")
 
+    def num_tokens_for(self, domain: str) -> int | str:
+        """Tokens evaluated for ``domain``: its ``num_tokens_by_domain`` entry (a count or :data:`ALL_TOKENS`),
+        else ``num_tokens_per_domain``."""
+        return (self.num_tokens_by_domain or {}).get(domain, self.num_tokens_per_domain)
+
+
+#: ``eval.num_tokens_by_domain`` value (and ``evaluate --num-tokens``): the whole split.
+ALL_TOKENS = "all"
+
+
+def _tokens_by_domain(value) -> dict | None:
+    """``eval.num_tokens_by_domain`` checked, in canonical form: None when unset or empty, else a mapping with
+    sorted domain names and positive integer counts or ``"all"`` (``1M``-style counts parsed)."""
+    from ..numbers import parse_count
+
+    field_fix = "use a mapping {domain: tokens}, tokens a positive integer or 'all' (the whole split), e.g. {qa: all}"
+    if value is None:
+        return None
+    check(isinstance(value, Mapping) and all(isinstance(k, str) and k for k in value), "eval",
+          "num_tokens_by_domain", value, field_fix)
+    out = {}
+    for name in sorted(value):
+        raw = value[name]
+        if raw == ALL_TOKENS:
+            out[name] = ALL_TOKENS
+            continue
+        try:
+            count = None if isinstance(raw, bool) else parse_count(raw)
+        except (TypeError, ValueError):
+            count = None
+        check(count is not None and count > 0, "eval", f"num_tokens_by_domain.{name}", raw,
+              "use a positive number of tokens (e.g. 131072) or 'all' (the whole split)")
+        out[name] = count
+    return out or None
+
 
 @dataclass
 class ParallelConfig:
@@ -165,6 +206,11 @@ class ParallelConfig:
     """Draw each full weight matrix on the CPU and split it over the tensor-parallel ranks, so that every TP size
     starts from the same weights (megatron-core's ``use_cpu_initialization``). None: yes on CPU; no on GPUs, where
     each rank draws its own shard on its GPU (faster; the weights then depend on the TP size)."""
+    distributed_timeout_minutes: int = DEFAULT_TIMEOUT_MINUTES
+    """How long a collective (NCCL, gloo) waits for the other ranks before the run fails. Rank 0 builds each
+    domain's index files while the others wait at a barrier: on large data (billions of tokens, many prefixes)
+    that can take longer than torch's default 10 minutes. Raise it for larger data; lower it to notice a hung
+    rank sooner."""
 
     def __post_init__(self) -> None:
         for name in ("tensor_model_parallel_size", "pipeline_model_parallel_size"):
@@ -172,6 +218,9 @@ class ParallelConfig:
             check(isinstance(value, int) and value > 0, "parallel", name, value, "use a positive integer")
         check(self.num_threads is None or self.num_threads > 0, "parallel", "num_threads", self.num_threads,
               "use a positive integer or null")
+        check(isinstance(self.distributed_timeout_minutes, int) and self.distributed_timeout_minutes > 0,
+              "parallel", "distributed_timeout_minutes", self.distributed_timeout_minutes,
+              f"use a positive whole number of minutes (default {DEFAULT_TIMEOUT_MINUTES})")
 
 
 @dataclass
@@ -254,7 +303,12 @@ class Recipe:
               f"must divide model.num_layers={self.model.num_layers}")
 
     def to_dict(self) -> dict:
-        return config_to_dict(self)
+        """The plain form; ``eval.num_tokens_by_domain`` only when set (recipes without it keep their hash, and
+        the ``config.yaml`` of their runs its content)."""
+        d = config_to_dict(self)
+        if d["eval"]["num_tokens_by_domain"] is None:
+            del d["eval"]["num_tokens_by_domain"]
+        return d
 
     def identity(self) -> dict:
         """The sections that decide what a run of this recipe computes (:data:`IDENTITY_SECTIONS`)."""
