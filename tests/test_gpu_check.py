@@ -141,6 +141,8 @@ def test_plan_keeps_what_a_missing_dependency_stops_as_not_tested():
     assert "te          MISSING: ImportError: libcudnn.so.9: cannot open shared object file" in plan
     assert plan.count("[NOT TESTED: needs te]") == 4  # target-te-bf16, target-te-fp8, its resume, megatron-lm-te
     assert "[NOT TESTED: needs te]" not in next(line for line in plan.splitlines() if "target-bf16 " in line)
+    nothing_compiles = gc.Dependencies(missing={**deps.missing, "megatron-lm": "no checkout"})
+    assert "compiled-fusions" not in names(gc.plan_checks(gpu, nothing_compiles))  # the local spec compiles nothing
 
 
 def test_peaks_of_known_gpus():
@@ -392,7 +394,7 @@ def test_gpu_branch_rehearsed_on_cpu(indexed_fixture, tmp_path, monkeypatch):
     assert {n: s for n, s in status.items() if n in ran} == dict.fromkeys(ran, "pass"), table
     assert {n: s for n, s in status.items() if n not in ran} == dict.fromkeys(
         ("target-te-bf16", "target-te-fp8", "target-te-fp8-resume", "megatron-lm-local", "megatron-lm-te")
-        + (("compiled-fusions",) if not deps.has("compiler") else ()), "not-tested"), table
+        + (("compiled-fusions",) if "compiled-fusions" in status else ()), "not-tested"), table
     assert gc.exit_code(outcomes) == 1
     assert gc.exit_code(outcomes, allow_missing=sorted(deps.missing)) == 0
     by_name = {o.check.name: o for o in outcomes}

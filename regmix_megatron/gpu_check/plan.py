@@ -201,14 +201,16 @@ def _megatron_lm_checks(gpu: GpuInfo) -> list:
 
 def plan_checks(gpu: GpuInfo, deps: Dependencies) -> list:
     """Every check of this machine, in order: what its GPU cannot run as ``n/a``; what a missing dependency stops
-    keeps its ``needs`` (it is then NOT TESTED); with no C compiler, a ``compiled-fusions`` check stands for the
-    compiled kernels, which the other checks then run uncompiled."""
+    keeps its ``needs`` (it is then NOT TESTED); with no C compiler, where a check would compile fused kernels (with
+    Transformer Engine, or Megatron-LM), a ``compiled-fusions`` check stands for them, and the checks run them
+    uncompiled."""
     bf16 = tuple(gpu.capability) >= (8, 0)
     checks = _proxy_checks(bf16) + _target_checks(gpu)
     if gpu.count >= 2:
         checks += _layout_checks(gpu)
     checks += _megatron_lm_checks(gpu)
-    if not deps.has("compiler"):
+    uses_fusions = deps.has("te") or (deps.has("megatron-lm") and deps.has("nvcc"))  # else nothing would compile
+    if not deps.has("compiler") and uses_fusions:
         checks.append(Check("compiled-fusions", "megatron-core's fused bias-dropout-add / bias-SwiGLU built by "
                             "torch.compile (the other checks ran them uncompiled: TORCH_COMPILE_DISABLE=1)", "none",
                             needs=("compiler",)))
