@@ -14,8 +14,6 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-import pytest
-
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tools"))
 
@@ -129,8 +127,9 @@ def test_gpu_venv_installs_on_a_stand_in_stack_and_keeps_its_torch(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "reusing torch 2.11.0+cu130 (CUDA 13.0)" in proc.stdout and "ready: torch 2.11.0+cu130 from" in proc.stdout
     assert "torch==2.11.0+cu130" in (venv / "constraints.txt").read_text().splitlines()
-    probe = ("import torch, regmix_megatron; from importlib.metadata import version; "  # megatron-core needs a real
-             "print(torch.__version__, torch.version.cuda, torch.__file__, version('megatron-core'), "  # torch to import
+    # megatron-core itself needs a real torch to import: its installed version is read instead
+    probe = ("import torch, regmix_megatron; from importlib.metadata import version; "
+             "print(torch.__version__, torch.version.cuda, torch.__file__, version('megatron-core'), "
              "version('pybind11'), regmix_megatron.__file__)")
     out = subprocess.run([str(venv / "bin" / "python"), "-c", probe], capture_output=True, text=True, cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]

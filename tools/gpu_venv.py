@@ -148,7 +148,8 @@ def create_venv(venv: Path) -> None:
 
 #: Exit 0 if setuptools can build our editable install without build isolation (bdist_wheel: setuptools 70.1+,
 #: or the wheel package).
-_CAN_BUILD = ("import importlib.util, sys, setuptools; v = tuple(int(x) for x in setuptools.__version__.split('.')[:2]); "
+_CAN_BUILD = ("import importlib.util, sys, setuptools; "
+              "v = tuple(int(x) for x in setuptools.__version__.split('.')[:2]); "
               "sys.exit(0 if v >= (70, 1) or importlib.util.find_spec('wheel') else 1)")
 
 

@@ -117,7 +117,8 @@ def _installed_torch_wheel(folder: Path, version: str) -> Path:
     name = f"torch-{version}+installed"
     path = folder / f"{name}-py3-none-any.whl"
     with zipfile.ZipFile(path, "w") as whl:
-        whl.writestr(f"{name}.dist-info/METADATA", f"Metadata-Version: 2.1\nName: torch\nVersion: {version}+installed\n")
+        whl.writestr(f"{name}.dist-info/METADATA",
+                     f"Metadata-Version: 2.1\nName: torch\nVersion: {version}+installed\n")
         whl.writestr(f"{name}.dist-info/WHEEL", "Wheel-Version: 1.0\nGenerator: gpu_wheels\nRoot-Is-Purelib: true\n"
                      "Tag: py3-none-any\n")
         whl.writestr(f"{name}.dist-info/RECORD", "")

@@ -7,7 +7,8 @@ import re
 from dataclasses import dataclass
 from typing import Optional
 
-from .plan import MEGATRON_LM_SHAPE, NUM_STEPS, PIPELINE_TOLERANCE, RESUME_TOLERANCE, Check, GpuInfo
+from .machine import GpuInfo
+from .plan import MEGATRON_LM_SHAPE, NUM_STEPS, PIPELINE_TOLERANCE, RESUME_TOLERANCE, Check
 
 MIN_LOSS_DROP = 0.1
 """The mean train loss of the last 3 steps must be this much below that of the first 3 (nats)."""

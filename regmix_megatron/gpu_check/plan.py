@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Optional
 
-from .machine import DEPENDENCIES, Dependencies, GpuInfo, format_dependencies  # noqa: F401
+from .machine import Dependencies, GpuInfo, format_dependencies
 
 NUM_STEPS = 20
 """Optimizer steps of every check of our trainer."""

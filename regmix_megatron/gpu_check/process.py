@@ -58,8 +58,8 @@ def run_logged(cmd: list, log: Path, ctx: Context, nproc: int, extra_env: Option
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "w", encoding="utf-8") as fh:
         try:
-            code = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, env=check_env(ctx, nproc, extra_env), cwd=REPO,
-                                  timeout=ctx.timeout_s).returncode
+            code = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, env=check_env(ctx, nproc, extra_env),
+                                  cwd=REPO, timeout=ctx.timeout_s).returncode
         except subprocess.TimeoutExpired:
             code = "timeout"
     return code, log.read_text(encoding="utf-8", errors="replace")

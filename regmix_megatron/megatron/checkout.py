@@ -102,7 +102,8 @@ _PYTHON3_CONFIG = """#!/bin/sh
 # python3-config for {python} (written by regmix-megatron): what Megatron-LM's dataset Makefile asks.
 case "$1" in
   --extension-suffix) exec {python} -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))' ;;
-  --includes) exec {python} -c 'import sysconfig; p = sysconfig.get_paths(); print("-I" + p["include"], "-I" + p["platinclude"])' ;;
+  --includes) exec {python} -c 'import sysconfig; p = sysconfig.get_paths()
+print("-I" + p["include"], "-I" + p["platinclude"])' ;;
   *) echo "python3-config: only --extension-suffix and --includes are answered here" >&2; exit 2 ;;
 esac
 """

@@ -75,12 +75,13 @@ def compiled_fusions_unavailable_reason(environ: Optional[dict] = None) -> Optio
     environ = os.environ if environ is None else environ
     if environ.get(COMPILE_DISABLE_ENV) == "1":
         return None
-    compilers = [environ["CC"]] if environ.get("CC") else ["cc", "gcc", "clang"]
+    compilers = [environ["CC"].split()[0]] if environ.get("CC", "").strip() else ["cc", "gcc", "clang"]
     path = environ.get("PATH", "")
     found = [c for c in compilers if shutil.which(c, path=path)]
     header = Path(sysconfig.get_paths()["include"]) / "Python.h"
-    problems = ([] if found else [f"no C compiler ({'$CC=' + environ['CC'] if environ.get('CC') else 'cc, gcc or clang'} "
-                                   "not found on PATH)"]) + ([] if header.is_file() else [f"no {header}"])
+    looked_for = f"$CC={environ['CC']}" if environ.get("CC", "").strip() else "cc, gcc or clang"
+    problems = ([] if found else [f"no C compiler ({looked_for} not found on PATH)"]) + \
+        ([] if header.is_file() else [f"no {header}"])
     return "; ".join(problems) or None
 
 
