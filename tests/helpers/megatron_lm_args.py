@@ -105,7 +105,8 @@ def main(argv: list[str]) -> int:
         return 1
     keys = ("world_size", "tensor_model_parallel_size", "pipeline_model_parallel_size", "data_parallel_size",
             "gradient_accumulation_fusion", "sequence_parallel", "full_validation", "multiple_validation_sets",
-            "eval_iters", "fp8", "bf16", "transformer_impl", "train_iters", "global_batch_size", "seq_length")
+            "eval_iters", "fp8", "bf16", "transformer_impl", "train_iters", "global_batch_size", "seq_length",
+            "distributed_timeout_minutes")
     print(json.dumps({**{key: getattr(args, key, None) for key in keys}, **built}, default=str))
     print("OK")
     return 0
