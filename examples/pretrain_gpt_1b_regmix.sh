@@ -60,9 +60,12 @@ MODEL=(
     --normalization RMSNorm --swiglu --disable-bias-linear --untie-embeddings-and-output-weights
     --attention-dropout 0.0 --hidden-dropout 0.0 --init-method-std 0.02
 )
+# Rank 0 builds the blend's index files while the other ranks wait in a collective: on 25B tokens over many
+# prefixes that can outlast Megatron-LM's default 10-minute timeout; raise it further for larger data.
 PARALLEL=(
     --tensor-model-parallel-size 2 --pipeline-model-parallel-size 2 --sequence-parallel
     --use-distributed-optimizer --overlap-grad-reduce --overlap-param-gather
+    --distributed-timeout-minutes "${DISTRIBUTED_TIMEOUT_MINUTES:-60}"
 )
 PRECISION=(
     --bf16
@@ -74,6 +77,8 @@ PRECISION=(
 # output layer is megatron-core's ColumnParallelLinear, which raises at model build without it (Transformer
 # Engine's layers fuse on their own). Off, unless GRADIENT_ACCUMULATION_FUSION=1 where APEX was built with
 # --cpp_ext --cuda_ext (as in NVIDIA's PyTorch containers); a little faster there.
+# Megatron-LM compiles its bias-SwiGLU and bias-dropout-add fusions with torch.compile at start-up, which needs a C
+# compiler and Python.h on every node; without them, export TORCH_COMPILE_DISABLE=1 (the fusions run uncompiled).
 [[ "${GRADIENT_ACCUMULATION_FUSION:-0}" == 1 ]] || PRECISION+=(--no-gradient-accumulation-fusion)
 OPTIM=(
     --micro-batch-size 4 --global-batch-size 512 --train-iters 23842

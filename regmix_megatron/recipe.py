@@ -26,6 +26,8 @@ from .fileio import read_yaml
 from .hashing import content_hash
 
 PRESET_DIR = Path(__file__).parent / "presets"
+DEFAULT_TIMEOUT_MINUTES = 60
+"""``parallel.distributed_timeout_minutes`` unless given (torch's own default is 10)."""
 
 
 @dataclass
@@ -165,6 +167,11 @@ class ParallelConfig:
     """Draw each full weight matrix on the CPU and split it over the tensor-parallel ranks, so that every TP size
     starts from the same weights (megatron-core's ``use_cpu_initialization``). None: yes on CPU; no on GPUs, where
     each rank draws its own shard on its GPU (faster; the weights then depend on the TP size)."""
+    distributed_timeout_minutes: int = DEFAULT_TIMEOUT_MINUTES
+    """How long a collective (NCCL, gloo) waits for the other ranks before the run fails. Rank 0 builds each
+    domain's index files while the others wait at a barrier: on large data (billions of tokens, many prefixes)
+    that can take longer than torch's default 10 minutes. Raise it for larger data; lower it to notice a hung
+    rank sooner."""
 
     def __post_init__(self) -> None:
         for name in ("tensor_model_parallel_size", "pipeline_model_parallel_size"):
@@ -172,6 +179,9 @@ class ParallelConfig:
             check(isinstance(value, int) and value > 0, "parallel", name, value, "use a positive integer")
         check(self.num_threads is None or self.num_threads > 0, "parallel", "num_threads", self.num_threads,
               "use a positive integer or null")
+        check(isinstance(self.distributed_timeout_minutes, int) and self.distributed_timeout_minutes > 0,
+              "parallel", "distributed_timeout_minutes", self.distributed_timeout_minutes,
+              f"use a positive whole number of minutes (default {DEFAULT_TIMEOUT_MINUTES})")
 
 
 @dataclass

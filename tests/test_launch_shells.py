@@ -40,6 +40,13 @@ def test_1b_shell_decides_gradient_accumulation_fusion(tmp_path):
     assert "--no-gradient-accumulation-fusion" not in with_apex.after("pretrain_gpt.py")
 
 
+def test_1b_shell_waits_longer_than_megatron_lms_default_for_the_other_ranks(tmp_path):
+    flags = capture_launch(PRETRAIN_1B, tmp_path).after("pretrain_gpt.py")
+    assert _value(flags, "--distributed-timeout-minutes") == "60"
+    longer = capture_launch(PRETRAIN_1B, tmp_path, {"DISTRIBUTED_TIMEOUT_MINUTES": "240"}).after("pretrain_gpt.py")
+    assert _value(longer, "--distributed-timeout-minutes") == "240"
+
+
 def test_1b_shell_validates_every_domain_and_has_no_test_split(tmp_path):
     launch = capture_launch(PRETRAIN_1B, tmp_path)
     flags = launch.after("pretrain_gpt.py")
@@ -67,6 +74,7 @@ def test_1b_shell_flags_pass_megatron_lm_validate_args(arch, tmp_path):
             args["data_parallel_size"]) == (32, 2, 2, 8)
     assert args["gradient_accumulation_fusion"] is False and args["sequence_parallel"] is True
     assert args["full_validation"] and args["multiple_validation_sets"] and args["fp8"] == "hybrid"
+    assert args["distributed_timeout_minutes"] == 60  # not Megatron-LM's 10: rank 0 builds the indices meanwhile
     # The check is live: the same flags without the shell's environment are refused by Megatron-LM.
     bare = {k: v for k, v in launch.env.items() if k != "CUDA_DEVICE_MAX_CONNECTIONS"}
     refused = validate(CHECKOUT, flags, bare, launch.world_size, arch)

@@ -12,7 +12,7 @@ be downloaded here, so this runs only where ``REGMIX_MEGATRON_LM`` names a check
   same train, validation and test sets, sample for sample (SentencePiece data, and GPT-2 data imported with
   ``domains import``);
 - the flags ``export`` prints pass Megatron-LM's ``parse_args`` + ``validate_args``;
-- ``tools/check_megatron_lm.py`` compiles the dataset helpers of a checkout that has none.
+- (the dataset helpers of a fresh checkout: tests/test_megatron_checkout.py).
 """
 
 from __future__ import annotations
@@ -156,21 +156,6 @@ def test_the_exported_flags_pass_megatron_lms_argument_checks(indexed_fixture, g
         flags = files["megatron_args"].read_text().split()
         args = validated_args(validate(CHECKOUT, model + flags, dict(os.environ), world_size=1, arch=9))
         assert args["multiple_validation_sets"] and args["full_validation"]
-
-
-def test_check_tool_builds_the_dataset_helpers_of_a_fresh_checkout(tmp_path):
-    sys.path.insert(0, str(REPO / "tools"))
-    from check_megatron_lm import ensure_dataset_helpers
-
-    fresh = tmp_path / "Megatron-LM"
-    shutil.copytree(Path(CHECKOUT) / "megatron" / "core" / "datasets", fresh / "megatron" / "core" / "datasets",
-                    ignore=shutil.ignore_patterns("helpers_cpp*", "__pycache__"))
-    how = ensure_dataset_helpers(fresh)
-    assert how.startswith("built: make -C") and list((fresh / "megatron/core/datasets").glob("helpers_cpp*.so"))
-    shutil.rmtree(fresh)
-    shutil.copytree(Path(CHECKOUT) / "megatron" / "core" / "datasets", fresh / "megatron" / "core" / "datasets",
-                    ignore=shutil.ignore_patterns("helpers_cpp*", "__pycache__"))
-    assert "megatron-core's compiled helpers" in ensure_dataset_helpers(fresh, build=False)
 
 
 def test_a_schedule_through_megatron_lms_data_path(indexed_fixture, tmp_path):

@@ -1,18 +1,22 @@
 """Model plan (layer spec + TransformerConfig) on CPU and on a simulated GPU + Transformer Engine machine,
 and the LLaMA-style GPTModel actually built on CPU."""
 
+import os
 from pathlib import Path
 
 import pytest
 
 from regmix_megatron.errors import ConfigError
 from regmix_megatron.megatron.model import (
+    COMPILE_DISABLE_ENV,
     LOCAL_SPEC,
     TE_SPEC,
+    compiled_fusions_unavailable_reason,
     fp8_unsupported_reason,
     padded_vocab_size,
     plan_model,
     transformer_config,
+    transformer_engine_import_error,
     transformer_engine_importable,
 )
 from regmix_megatron.recipe import build_recipe
@@ -178,3 +182,31 @@ def test_bf16_local_spec_model_is_bf16_throughout():
         loss = model(tokens, torch.arange(64).unsqueeze(0).expand(2, -1), None, labels=tokens)
     assert not [w for w in caught if "Mismatch dtype" in str(w.message)]
     assert torch.isfinite(loss.float()).all()
+
+
+def test_transformer_engine_import_error_is_kept_not_swallowed():
+    error = transformer_engine_import_error()
+    assert error is not None and error.startswith(("ModuleNotFoundError: ", "ImportError: ", "RuntimeError: "))
+    assert "transformer_engine" in error  # what failed to import, as Python said it
+
+
+def test_compiled_fusions_need_a_c_compiler_and_python_h_unless_compile_is_off(tmp_path):
+    import shutil
+
+    assert shutil.which("gcc") is not None  # this machine has one: the real PATH finds it
+    assert compiled_fusions_unavailable_reason({"PATH": os.environ["PATH"]}) is None
+    empty = {"PATH": str(tmp_path)}
+    assert compiled_fusions_unavailable_reason(empty) == "no C compiler (cc, gcc or clang not found on PATH)"
+    assert "$CC=/nowhere/cc" in compiled_fusions_unavailable_reason({**empty, "CC": "/nowhere/cc"})
+    assert compiled_fusions_unavailable_reason({**empty, COMPILE_DISABLE_ENV: "1"}) is None  # they run uncompiled
+
+
+def test_transformer_engine_spec_is_refused_on_a_gpu_where_torch_compile_cannot_build():
+    te = cfg_of("regmix-1m", precision={"bf16": True, "layer_spec": "transformer_engine"})
+    gpu = dict(vocab_size=1000, cuda_available=True, te_available=True, capability=H100, cuda_version="12.8")
+    with pytest.raises(ConfigError, match=r"torch\.compile.*no C compiler.*TORCH_COMPILE_DISABLE=1"):
+        plan_model(te, **gpu, compiled_fusions_unavailable="no C compiler (cc, gcc or clang not found on PATH)")
+    assert plan_model(te, **gpu).config_kwargs["bias_dropout_fusion"] is True
+    local = cfg_of("regmix-1m", precision={"bf16": True, "layer_spec": "local"})  # compiles nothing
+    plan = plan_model(local, **gpu, compiled_fusions_unavailable="no C compiler")
+    assert plan.spec_name == LOCAL_SPEC and plan.config_kwargs["bias_dropout_fusion"] is False

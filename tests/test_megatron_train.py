@@ -307,3 +307,59 @@ def test_sigkill_across_the_phase_boundary_then_resume_gives_the_same_losses(sch
     assert resumed["phases"] == reference["phases"]
     evals = {r["step"]: r["val_loss"] for r in read_metrics(out) if "val_loss" in r}
     assert evals[15] == next(r["val_loss"] for r in read_metrics(scheduled_run[0]) if r["step"] == 15)
+
+
+# ---- process group timeout and CUDA RNG state (issue 22, item 5) -----------------------------------------------
+
+_RECORD_TIMEOUT = """
+import sys, torch.distributed as dist
+from regmix_megatron.cli import main
+seen, real = [], dist.init_process_group
+def record(*args, **kwargs):
+    seen.append(kwargs.get("timeout"))
+    return real(*args, **kwargs)
+dist.init_process_group = record
+code = main(["train", sys.argv[1]])
+print("timeout:", seen[0].total_seconds() / 60 if seen else None, "exit:", code)
+"""
+
+
+@pytest.mark.parametrize("launched", [False, True], ids=["one-process", "torchrun-env"])
+def test_the_process_group_waits_as_long_as_the_recipe_says(domains, tmp_path, launched):
+    """``parallel.distributed_timeout_minutes`` reaches ``init_process_group``, with and without torchrun's env://
+    rendezvous variables; the default is longer than torch's 10 minutes."""
+    from regmix_megatron.recipe import DEFAULT_TIMEOUT_MINUTES, build_recipe
+
+    assert build_recipe({"preset": "tiny-test"}).parallel.distributed_timeout_minutes == DEFAULT_TIMEOUT_MINUTES > 10
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump(tiny_config(domains, tmp_path / "run", optim={"train_steps": 4},
+                                                 eval={"eval_interval": 2, "num_tokens_per_domain": 256},
+                                                 parallel={"distributed_timeout_minutes": 95})))
+    env = subprocess_env()
+    if launched:
+        env.update(WORLD_SIZE="1", RANK="0", LOCAL_RANK="0", MASTER_ADDR="127.0.0.1", MASTER_PORT="29583")
+    proc = subprocess.run([sys.executable, "-c", _RECORD_TIMEOUT, str(config)], capture_output=True, text=True,
+                          env=env, timeout=600)
+    assert "timeout: 95.0 exit: 0" in proc.stdout, proc.stdout[-2000:] + proc.stderr[-2000:]
+
+
+def test_cuda_rng_state_is_this_ranks_gpu_only(monkeypatch):
+    """A checkpoint holds the CUDA RNG state of the rank's own GPU; restoring touches only that GPU, also from a
+    checkpoint of the earlier format (one state per visible GPU)."""
+    import torch
+
+    from regmix_megatron.megatron import device as devices
+    from regmix_megatron.megatron import train as trainer
+
+    calls = []
+    monkeypatch.setattr(torch.cuda, "get_rng_state", lambda device="cuda": (calls.append(("get", str(device))),
+                                                                            torch.tensor([7]))[1])
+    monkeypatch.setattr(torch.cuda, "set_rng_state", lambda state, device="cuda": calls.append(
+        ("set", str(device), int(state[0]))))
+    for every_gpu in ("get_rng_state_all", "set_rng_state_all"):
+        monkeypatch.setattr(torch.cuda, every_gpu, lambda *a: pytest.fail(f"torch.cuda.{every_gpu} touches every GPU"))
+    gpu1 = devices.Device(torch.device("cuda", 1), name="NVIDIA H100 80GB HBM3", capability=(9, 0))
+    trainer.set_cuda_rng_state(trainer.cuda_rng_state(gpu1), gpu1)
+    trainer.set_cuda_rng_state([torch.tensor([0]), torch.tensor([5])], gpu1)  # earlier checkpoints
+    trainer.set_cuda_rng_state([torch.tensor([0])], gpu1)  # a checkpoint of fewer GPUs: nothing to restore
+    assert calls == [("get", "cuda:1"), ("set", "cuda:1", 7), ("set", "cuda:1", 5)]

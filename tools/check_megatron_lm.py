@@ -22,8 +22,9 @@ batch shapes, and ends with ``OK``. The tokenizer flags are the ones recorded in
 A fresh Megatron-LM checkout has no compiled dataset helpers (``megatron/core/datasets/helpers_cpp``;
 Megatron-LM's ``pretrain`` compiles them at start-up): this tool builds them the same way, with this Python's
 headers and pybind11 (``make -C megatron/core/datasets CPPFLAGS="$(python -m pybind11 --includes)"
-LIBEXT=<this Python's extension suffix>``). Where that cannot run, it uses the helpers compiled into the
-installed megatron-core wheel when their source is identical to the checkout's, or prints the exact command.
+LIBEXT=<this Python's extension suffix>``; ``regmix_megatron/megatron/checkout.py``, which ``make gpu-check``
+shares). Where that cannot run, it uses the helpers compiled into the installed megatron-core wheel when their
+source is identical to the checkout's, or says the exact command.
 
 Needs what Megatron-LM's ``megatron.training`` imports besides megatron-core (e.g. ``six``, ``pydantic``,
 ``einops``): a missing one is named with the pip command. Without triton (CPU torch), the one megatron-core
@@ -36,12 +37,14 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
-import subprocess
 import sys
 import types
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from regmix_megatron.errors import run_guarded  # noqa: E402
+from regmix_megatron.megatron.checkout import ensure_dataset_helpers, is_checkout  # noqa: E402
 
 #: Model and schedule flags for a model that is never built: only the data path is exercised.
 TINY = ["--num-layers", "2", "--hidden-size", "64", "--num-attention-heads", "2", "--micro-batch-size", "2",
@@ -60,54 +63,6 @@ def _without_triton() -> None:
 
     stub.enable_batch_invariant_mode = stub.is_batch_invariant_mode_enabled = refuse
     sys.modules[name] = stub
-
-
-def make_helpers_command(mlm: Path) -> list[str]:
-    """The command that compiles the checkout's dataset helpers for this Python (Megatron-LM's own Makefile; its
-    ``python3``/``python3-config`` defaults may name another interpreter, so the flags are given)."""
-    import sysconfig
-
-    includes = subprocess.run([sys.executable, "-m", "pybind11", "--includes"], capture_output=True, text=True)
-    cppflags = includes.stdout.strip() if includes.returncode == 0 else "$(python -m pybind11 --includes)"
-    return ["make", "-C", str(mlm / "megatron" / "core" / "datasets"), f"CPPFLAGS={cppflags}",
-            f"LIBEXT={sysconfig.get_config_var('EXT_SUFFIX')}"]
-
-
-def ensure_dataset_helpers(mlm: Path, build: bool = True) -> str:
-    """Make ``megatron.core.datasets.helpers_cpp`` importable from the checkout; returns how. Raises SystemExit(2)
-    with the exact command when it cannot."""
-    import importlib.machinery
-    import importlib.util
-
-    directory = mlm / "megatron" / "core" / "datasets"
-    if any(directory.glob("helpers_cpp*.so")):
-        return "compiled in the checkout"
-    command = make_helpers_command(mlm)
-    reason = "not asked to build (--no-build-helpers)"
-    if build and os.access(directory, os.W_OK):
-        proc = subprocess.run(command, capture_output=True, text=True)
-        if proc.returncode == 0 and any(directory.glob("helpers_cpp*.so")):
-            return "built: " + " ".join(command)
-        reason = f"the build failed: {(proc.stderr or proc.stdout).strip()[-400:]}"
-    elif build:
-        reason = f"{directory} is not writable"
-    wheel = importlib.util.find_spec("megatron.core.datasets")
-    if wheel is not None and wheel.submodule_search_locations:
-        wheel_dir = Path(list(wheel.submodule_search_locations)[0])
-        compiled = sorted(wheel_dir.glob("helpers_cpp*.so"))
-        same = (wheel_dir / "helpers.cpp").is_file() and \
-            (wheel_dir / "helpers.cpp").read_bytes() == (directory / "helpers.cpp").read_bytes()
-        if compiled and same:
-            name = "megatron.core.datasets.helpers_cpp"
-            loader = importlib.machinery.ExtensionFileLoader(name, str(compiled[0]))
-            spec = importlib.util.spec_from_file_location(name, str(compiled[0]), loader=loader)
-            module = importlib.util.module_from_spec(spec)
-            loader.exec_module(module)
-            sys.modules[name] = module
-            return f"{reason}; using megatron-core's compiled helpers ({compiled[0]}), same helpers.cpp"
-    print(f"check_megatron_lm: {mlm} has no compiled dataset helpers ({reason}). Build them with:\n  "
-          + " ".join(f"'{c}'" if " " in c else c for c in command), file=sys.stderr)
-    raise SystemExit(2)
 
 
 def _print_blend(label: str, dataset) -> None:
@@ -202,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error("give one of --regmix-mixture or --regmix-schedule (our provider) or --per-split-data-args-path "
                 "(pretrain_gpt.py's)")
     mlm = Path(args.megatron_lm).resolve()
-    if not (mlm / "megatron" / "training" / "__init__.py").is_file():
+    if not is_checkout(mlm):
         p.error(f"--megatron-lm {mlm}: no megatron/training/ there; give the root of a Megatron-LM checkout")
     from regmix_megatron.manifest import DomainRegistry
 
@@ -258,4 +213,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_guarded("check_megatron_lm", main))

@@ -7,7 +7,8 @@ import re
 from dataclasses import dataclass
 from typing import Optional
 
-from .plan import MEGATRON_LM_SHAPE, NUM_STEPS, PIPELINE_TOLERANCE, RESUME_TOLERANCE, Check, GpuInfo
+from .machine import GpuInfo
+from .plan import MEGATRON_LM_SHAPE, NUM_STEPS, PIPELINE_TOLERANCE, RESUME_TOLERANCE, Check
 
 MIN_LOSS_DROP = 0.1
 """The mean train loss of the last 3 steps must be this much below that of the first 3 (nats)."""
@@ -24,36 +25,58 @@ _VALIDATION = re.compile(r"validation(?:-\d+)? loss at iteration (\d+)[^|]*\| lm
 class Outcome:
     check: Check
     status: str
-    """``pass``, ``fail`` or ``skip``."""
+    """``pass``, ``fail``, ``not-tested`` (a dependency in ``missing`` is), ``n/a`` (this GPU cannot run it) or
+    ``skip`` (the check it needs did not pass; that one's outcome says why)."""
     detail: str = ""
     tokens_per_s: Optional[float] = None
     mfu: Optional[float] = None
+    missing: tuple = ()
+    """The dependencies a ``not-tested`` check lacks."""
+    notes: tuple = ()
+    """What else the reader must know about how it ran (e.g. fusions uncompiled)."""
+
+    def allowed(self, allow_missing) -> bool:
+        """A ``not-tested`` outcome whose every missing dependency ``allow_missing`` names."""
+        return self.status == "not-tested" and set(self.missing) <= set(allow_missing)
 
 
-def format_table(outcomes: list, gpu: GpuInfo) -> str:
+_LABELS = {"pass": "PASS", "fail": "FAIL", "not-tested": "NOT TESTED", "n/a": "NOT APPLICABLE", "skip": "SKIPPED"}
+
+
+def _result(o: Outcome, allow_missing) -> str:
+    label = _LABELS[o.status]
+    if o.status == "not-tested":
+        label += " (allowed: --allow-missing " + " ".join(o.missing) + ")" if o.allowed(allow_missing) else ""
+    text = label + (f": {o.detail}" if o.detail and o.status != "pass" else "")
+    return text + "".join(f" [{n}]" for n in o.notes)
+
+
+def format_table(outcomes: list, gpu: GpuInfo, allow_missing=()) -> str:
     """One line per check: name, what ran, GPUs, tokens/s, MFU, result (and why, when not passed)."""
     rows = [("check", "what", "GPUs", "tokens/s", "MFU", "result")]
     for o in outcomes:
         rows.append((o.check.name, o.check.what, str(o.check.nproc),
                      "-" if o.tokens_per_s is None else f"{o.tokens_per_s:,.0f}",
-                     "-" if o.mfu is None else f"{o.mfu:.1%} {o.check.precision}",
-                     o.status.upper() + (f": {o.detail}" if o.detail and o.status != "pass" else "")))
+                     "-" if o.mfu is None else f"{o.mfu:.1%} {o.check.precision}", _result(o, allow_missing)))
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     lines = [f"gpu-check on {gpu.count} x {gpu.name} (compute capability {gpu.capability[0]}.{gpu.capability[1]}, "
-             f"CUDA {gpu.cuda_version}, Transformer Engine {'yes' if gpu.te_available else 'no'}); MFU against the "
-             "dense datasheet peak of the check's precision"]
+             f"CUDA {gpu.cuda_version}); MFU against the dense datasheet peak of the check's precision"]
     for r in rows:
         lines.append("  ".join(c.ljust(w) if i in (0, 1) else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
                      + "  " + r[5])
-    failed = sum(o.status == "fail" for o in outcomes)
-    lines.append(f"{sum(o.status == 'pass' for o in outcomes)} passed, {failed} failed, "
-                 f"{sum(o.status == 'skip' for o in outcomes)} skipped")
+    count = {status: sum(o.status == status for o in outcomes) for status in _LABELS}
+    allowed = sum(o.allowed(allow_missing) for o in outcomes)
+    lines.append(f"{count['pass']} passed, {count['fail']} failed, {count['not-tested']} not tested"
+                 + (f" ({allowed} allowed by --allow-missing)" if allowed else "")
+                 + f", {count['n/a']} not applicable, {count['skip']} skipped")
     return "\n".join(lines)
 
 
-def exit_code(outcomes: list) -> int:
-    """1 if any check failed, else 0 (skipped checks do not fail the run)."""
-    return 1 if any(o.status == "fail" for o in outcomes) else 0
+def exit_code(outcomes: list, allow_missing=()) -> int:
+    """1 if any check failed, or was not tested for a dependency ``allow_missing`` does not name; else 0 (what
+    this GPU cannot run, and checks skipped after a failure already counted, do not fail the run)."""
+    bad = [o for o in outcomes if o.status == "fail" or (o.status == "not-tested" and not o.allowed(allow_missing))]
+    return 1 if bad else 0
 
 
 # ---- judging a run from its outputs --------------------------------------------------------------------------

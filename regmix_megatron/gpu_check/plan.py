@@ -6,6 +6,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Optional
 
+from .machine import Dependencies, GpuInfo, format_dependencies
+
 NUM_STEPS = 20
 """Optimizer steps of every check of our trainer."""
 RESUME_STEP = 10
@@ -24,33 +26,7 @@ MEGATRON_LM_SHAPE = {"num_layers": 2, "hidden_size": 256, "num_attention_heads":
 """The Megatron-LM check's model and batch: the RegMix 1M proxy at sequence length 512."""
 
 
-# ---- the GPU -------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class GpuInfo:
-    """What the plan depends on (``detect_gpu`` on a GPU machine; constructed in tests)."""
-
-    name: str
-    capability: tuple
-    count: int
-    cuda_version: Optional[str] = None
-    """``torch.version.cuda``."""
-    te_available: bool = False
-
-
-def detect_gpu() -> Optional[GpuInfo]:
-    """This machine's GPUs as torch sees them, or None without CUDA."""
-    import torch
-
-    if not torch.cuda.is_available():
-        return None
-    from ..megatron.model import transformer_engine_importable
-
-    return GpuInfo(name=torch.cuda.get_device_name(0), capability=tuple(torch.cuda.get_device_capability(0)),
-                   count=torch.cuda.device_count(), cuda_version=torch.version.cuda,
-                   te_available=transformer_engine_importable())
-
+# ---- peaks and FLOPs ------------------------------------------------------------------------------------
 
 #: Dense (no sparsity) datasheet peaks in TFLOP/s: (name pattern, bf16, fp8, fp32 without TF32), matched in order
 #: against ``torch.cuda.get_device_name()``. None: the GPU has no such units, or we do not know the number.
@@ -94,7 +70,8 @@ class Check:
     name: str
     what: str
     kind: str
-    """``train`` (our trainer), ``resume`` (of the ``train`` check ``base``), ``megatron-lm`` or ``skip``."""
+    """``train`` (our trainer), ``resume`` (of the ``train`` check ``base``), ``megatron-lm``, ``n/a`` (this GPU
+    cannot run it: ``reason``) or ``none`` (only stands for what ``needs`` would test)."""
     nproc: int = 1
     config: dict = field(default_factory=dict)
     """Train config mapping, without ``domains`` (added when run)."""
@@ -104,7 +81,13 @@ class Check:
     tolerance: Optional[float] = None
     """Per-step train loss tolerance against ``base`` (None: final validation loss within PIPELINE_TOLERANCE)."""
     reason: str = ""
-    """Why a ``skip`` check is skipped."""
+    """Why an ``n/a`` check cannot run on this GPU."""
+    needs: tuple = ()
+    """Dependencies (keys of :data:`DEPENDENCIES`) without which it is NOT TESTED."""
+    torchrun: bool = False
+    """Launch with ``torchrun`` even for one process (always for more)."""
+    impl: str = "local"
+    """Megatron-LM's ``--transformer-impl`` (``megatron-lm`` checks)."""
 
 
 def _train_config(preset: str, model: dict, optim: dict, precision: dict, *, eval_micro_batch: int,
@@ -121,41 +104,56 @@ PROXY_OPTIM = {"global_batch_size": 64, "micro_batch_size": 16, "lr": 3e-3, "war
 TARGET_MODEL = {"num_layers": 4, "hidden_size": 1024, "num_attention_heads": 16, "ffn_hidden_size": 2816,
                 "seq_length": 1024}
 TARGET_OPTIM = {"global_batch_size": 32, "micro_batch_size": 4, "lr": 1e-3, "min_lr": 1e-4, "warmup_fraction": 0.1}
+TARGET_WHAT = "4 x 1024 target-like model"
 LAYOUTS = ((2, "tp2", {"tensor_model_parallel_size": 2}, LAYOUT_TOLERANCE),
            (2, "dp2", {}, LAYOUT_TOLERANCE),
            (2, "pp2", {"pipeline_model_parallel_size": 2}, None),
            (4, "tp2-pp2", {"tensor_model_parallel_size": 2, "pipeline_model_parallel_size": 2}, None),
            (8, "tp2-pp2-dp2", {"tensor_model_parallel_size": 2, "pipeline_model_parallel_size": 2}, None))
+NO_BF16 = "needs bf16: compute capability 8.0 or higher (Ampere or newer)"
 
 
-def _single_gpu_checks(gpu: GpuInfo) -> list:
+def _resume(check: Check) -> Check:
+    return Check(f"{check.name}-resume", f"{check.name} resumed from its step-{RESUME_STEP} checkpoint", "resume",
+                 base=check.name, needs=check.needs)
+
+
+def _proxy_checks(bf16: bool) -> list:
+    proxy = "proxy-bf16" if bf16 else "proxy-fp32"
+    config = _train_config("regmix-1m", PROXY_MODEL, PROXY_OPTIM, {"bf16": bf16, "layer_spec": "local"},
+                           eval_micro_batch=16)
+    first = Check(proxy, f"regmix-1m shape, {'bf16' if bf16 else 'fp32 (bf16 needs 8.0+)'}, local spec", "train",
+                  config=config, precision="bf16" if bf16 else "fp32")
+    torchrun = Check(f"{proxy}-torchrun", f"{proxy} under torchrun --nproc-per-node 1 (env:// process group), "
+                     f"each step within {RESUME_TOLERANCE:g}", "train", config=config, precision=first.precision,
+                     base=proxy, tolerance=RESUME_TOLERANCE, torchrun=True)
+    return [first, _resume(first), torchrun]
+
+
+def _target_checks(gpu: GpuInfo) -> list:
+    """The target-shaped model: local spec in bf16, and with Transformer Engine in bf16 and FP8."""
     from ..megatron.model import fp8_unsupported_reason
 
-    bf16 = tuple(gpu.capability) >= (8, 0)
-    proxy = "proxy-bf16" if bf16 else "proxy-fp32"
-    checks = [
-        Check(proxy, f"regmix-1m shape, {'bf16' if bf16 else 'fp32 (bf16 needs 8.0+)'}, local spec", "train",
-              config=_train_config("regmix-1m", PROXY_MODEL, PROXY_OPTIM, {"bf16": bf16, "layer_spec": "local"},
-                                   eval_micro_batch=16), precision="bf16" if bf16 else "fp32"),
-        Check(f"{proxy}-resume", f"{proxy} resumed from its step-{RESUME_STEP} checkpoint", "resume", base=proxy),
-    ]
-    if not gpu.te_available:
-        return checks + [Check("target-te", "4 x 1024 target-like model, Transformer Engine", "skip",
-                               reason="transformer_engine does not import (pip install -e .[gpu])")]
-    if not bf16:
-        return checks + [Check("target-te", "4 x 1024 target-like model, Transformer Engine", "skip",
-                               reason="needs bf16 (compute capability 8.0+)")]
+    te_what = f"{TARGET_WHAT}, Transformer Engine"
+    if tuple(gpu.capability) < (8, 0):
+        return [Check("target-bf16", f"{TARGET_WHAT}, bf16, local spec", "n/a", reason=NO_BF16),
+                Check("target-te-bf16", f"{te_what}, bf16", "n/a", reason=NO_BF16),
+                Check("target-te-fp8", f"{te_what}, bf16 + FP8 hybrid", "n/a", reason=NO_BF16)]
+
+    def target(name: str, what: str, precision: dict, label: str, needs: tuple = ()) -> Check:
+        config = _train_config("regmix-1b", TARGET_MODEL, TARGET_OPTIM, precision, eval_micro_batch=4)
+        return Check(name, what, "train", config=config, precision=label, needs=needs)
+
+    te = {"bf16": True, "layer_spec": "transformer_engine"}
+    checks = [target("target-bf16", f"{TARGET_WHAT}, bf16, local spec", {"bf16": True, "layer_spec": "local"},
+                     "bf16"),
+              target("target-te-bf16", f"{te_what}, bf16", te, "bf16", needs=("te",))]
     no_fp8 = fp8_unsupported_reason("delayed", gpu.capability, gpu.cuda_version)
-    name = "target-te-fp8" if no_fp8 is None else "target-te-bf16"
-    what = ("4 x 1024 target-like model, TE, bf16 + FP8 hybrid" if no_fp8 is None
-            else f"4 x 1024 target-like model, TE, bf16 (no FP8: {no_fp8})")
-    precision = {"bf16": True, "fp8": "hybrid" if no_fp8 is None else None, "layer_spec": "transformer_engine"}
-    return checks + [
-        Check(name, what, "train", config=_train_config("regmix-1b", TARGET_MODEL, TARGET_OPTIM, precision,
-                                                         eval_micro_batch=4),
-              precision="fp8" if no_fp8 is None else "bf16"),
-        Check(f"{name}-resume", f"{name} resumed from its step-{RESUME_STEP} checkpoint", "resume", base=name),
-    ]
+    if no_fp8 is not None:
+        return checks + [_resume(checks[-1]),
+                         Check("target-te-fp8", f"{te_what}, bf16 + FP8 hybrid", "n/a", reason=no_fp8)]
+    fp8 = target("target-te-fp8", f"{te_what}, bf16 + FP8 hybrid", {**te, "fp8": "hybrid"}, "fp8", needs=("te",))
+    return checks + [fp8, _resume(fp8)]
 
 
 def _layout_checks(gpu: GpuInfo) -> list:
@@ -174,7 +172,7 @@ def _layout_checks(gpu: GpuInfo) -> list:
 
 
 def megatron_lm_layout(num_gpus: int) -> tuple:
-    """(tensor, pipeline, processes) of the Megatron-LM check: the 1B shell's TP=2 x PP=2 where 4 GPUs allow."""
+    """(tensor, pipeline, processes) of the Megatron-LM checks: the 1B shell's TP=2 x PP=2 where 4 GPUs allow."""
     if num_gpus >= 4:
         return 2, 2, 4
     if num_gpus >= 2:
@@ -182,27 +180,50 @@ def megatron_lm_layout(num_gpus: int) -> tuple:
     return 1, 1, 1
 
 
-def plan_checks(gpu: GpuInfo, megatron_lm: Optional[str]) -> list:
-    """Every check this machine can run, in order (a ``skip`` where it cannot, with the reason)."""
-    checks = _single_gpu_checks(gpu)
+def _megatron_lm_checks(gpu: GpuInfo) -> list:
+    from ..megatron.model import fp8_unsupported_reason
+
+    tp, pp, nproc = megatron_lm_layout(gpu.count)
+    bf16 = tuple(gpu.capability) >= (8, 0)
+    where = f"Megatron-LM pretrain_gpt.py on our export, TP={tp} x PP={pp}"
+    local = Check("megatron-lm-local", f"{where}, {'bf16' if bf16 else 'fp32'}, --transformer-impl local",
+                  "megatron-lm", nproc=nproc, precision="bf16" if bf16 else "fp32", needs=("megatron-lm", "nvcc"),
+                  impl="local")
+    te_what = f"{where}, the 1B shell's settings (Transformer Engine"
+    if not bf16:
+        return [local, Check("megatron-lm-te", te_what + ")", "n/a", nproc=nproc, reason=NO_BF16)]
+    no_fp8 = fp8_unsupported_reason("delayed", gpu.capability, gpu.cuda_version)
+    te = Check("megatron-lm-te", te_what + (", bf16 + FP8 hybrid)" if no_fp8 is None else f", bf16; no FP8: {no_fp8})"),
+               "megatron-lm", nproc=nproc, precision="fp8" if no_fp8 is None else "bf16",
+               needs=("megatron-lm", "nvcc", "te"), impl="transformer_engine")
+    return [local, te]
+
+
+def plan_checks(gpu: GpuInfo, deps: Dependencies) -> list:
+    """Every check of this machine, in order: what its GPU cannot run as ``n/a``; what a missing dependency stops
+    keeps its ``needs`` (it is then NOT TESTED); with no C compiler, where a check would compile fused kernels (with
+    Transformer Engine, or Megatron-LM), a ``compiled-fusions`` check stands for them, and the checks run them
+    uncompiled."""
+    bf16 = tuple(gpu.capability) >= (8, 0)
+    checks = _proxy_checks(bf16) + _target_checks(gpu)
     if gpu.count >= 2:
         checks += _layout_checks(gpu)
-    tp, pp, nproc = megatron_lm_layout(gpu.count)
-    what = f"Megatron-LM pretrain_gpt.py, TP={tp} x PP={pp}, the 1B shell's settings at proxy size, our export"
-    if megatron_lm:
-        checks.append(Check("megatron-lm", what, "megatron-lm", nproc=nproc,
-                            precision="bf16" if tuple(gpu.capability) >= (8, 0) else "fp32"))
-    else:
-        checks.append(Check("megatron-lm", what, "skip", nproc=nproc,
-                            reason="no Megatron-LM checkout (--megatron-lm or REGMIX_MEGATRON_LM)"))
+    checks += _megatron_lm_checks(gpu)
+    uses_fusions = deps.has("te") or (deps.has("megatron-lm") and deps.has("nvcc"))  # else nothing would compile
+    if not deps.has("compiler") and uses_fusions:
+        checks.append(Check("compiled-fusions", "megatron-core's fused bias-dropout-add / bias-SwiGLU built by "
+                            "torch.compile (the other checks ran them uncompiled: TORCH_COMPILE_DISABLE=1)", "none",
+                            needs=("compiler",)))
     return checks
 
 
-def format_plan(checks: list, gpu: GpuInfo) -> str:
+def format_plan(checks: list, gpu: GpuInfo, deps: Dependencies) -> str:
     lines = [f"gpu-check would run on {gpu.count} x {gpu.name} (compute capability {gpu.capability[0]}."
-             f"{gpu.capability[1]}, Transformer Engine {'yes' if gpu.te_available else 'no'}):"]
+             f"{gpu.capability[1]}, CUDA {gpu.cuda_version}):", format_dependencies(deps), "checks:"]
     width = max(len(c.name) for c in checks)
     for c in checks:
-        lines.append(f"  {c.name.ljust(width)}  {c.nproc} GPU(s)  {c.what}"
-                     + (f"  [skipped: {c.reason}]" if c.kind == "skip" else ""))
+        lacking = deps.lacking(c.needs)
+        note = (f"  [not applicable: {c.reason}]" if c.kind == "n/a" else
+                f"  [NOT TESTED: needs {', '.join(lacking)}]" if lacking else "")
+        lines.append(f"  {c.name.ljust(width)}  {c.nproc} GPU(s)  {c.what}{note}")
     return "\n".join(lines)

@@ -13,7 +13,9 @@ refuse it at the first forward pass (:func:`fp8_unsupported_reason`).
 from __future__ import annotations
 
 import importlib.util
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Optional
 
 from ..errors import ConfigError
@@ -37,15 +39,50 @@ class ModelPlan:
     rotary_base: int = 10000
 
 
-def transformer_engine_importable() -> bool:
-    """True if ``transformer_engine`` imports (the PyPI meta package without CUDA raises on import)."""
-    if importlib.util.find_spec("transformer_engine") is None:
-        return False
+def transformer_engine_import_error() -> Optional[str]:
+    """None if ``transformer_engine.pytorch`` imports, else why not: the import error as ``Type: message`` (the
+    PyPI meta package without its torch extension raises on import; a TE built against another torch fails to
+    load its extension), kept so that whoever reads it can fix it."""
     try:
         import transformer_engine.pytorch  # noqa: F401
-    except Exception:
+    except Exception as exc:  # whatever TE raises at import is the reason it cannot be used
+        return f"{type(exc).__name__}: {exc}".strip()
+    return None
+
+
+def transformer_engine_importable() -> bool:
+    """True if ``transformer_engine.pytorch`` imports (:func:`transformer_engine_import_error` says why not)."""
+    if importlib.util.find_spec("transformer_engine") is None:
         return False
-    return True
+    return transformer_engine_import_error() is None
+
+
+#: The environment variable that makes torch.compile run the functions it wraps uncompiled
+#: (``torch._dynamo.config.disable``).
+COMPILE_DISABLE_ENV = "TORCH_COMPILE_DISABLE"
+
+
+def compiled_fusions_unavailable_reason(environ: Optional[dict] = None) -> Optional[str]:
+    """Why torch.compile could not build megatron-core's fused kernels here, or None if it can (or is turned off
+    with ``TORCH_COMPILE_DISABLE=1``, when they run uncompiled).
+
+    megatron-core wraps its bias-dropout-add and bias-SwiGLU fusions in ``torch.compile`` (``megatron/core/jit.py``);
+    on a GPU, compiling them generates Triton kernels whose launcher Triton builds with a C compiler (``$CC``, else
+    ``cc``/``gcc``/``clang`` on ``PATH``) against ``Python.h``, at the first training step."""
+    import shutil
+    import sysconfig
+
+    environ = os.environ if environ is None else environ
+    if environ.get(COMPILE_DISABLE_ENV) == "1":
+        return None
+    compilers = [environ["CC"].split()[0]] if environ.get("CC", "").strip() else ["cc", "gcc", "clang"]
+    path = environ.get("PATH", "")
+    found = [c for c in compilers if shutil.which(c, path=path)]
+    header = Path(sysconfig.get_paths()["include"]) / "Python.h"
+    looked_for = f"$CC={environ['CC']}" if environ.get("CC", "").strip() else "cc, gcc or clang"
+    problems = ([] if found else [f"no C compiler ({looked_for} not found on PATH)"]) + \
+        ([] if header.is_file() else [f"no {header}"])
+    return "; ".join(problems) or None
 
 
 def padded_vocab_size(vocab_size: int, multiple: int, tensor_parallel_size: int) -> int:
@@ -137,19 +174,30 @@ def _choose_spec(prec, *, cuda_available: bool, te_available: bool) -> str:
     return spec
 
 
+def _check_compiled_fusions(spec: str, reason: Optional[str]) -> None:
+    if spec == TE_SPEC and reason is not None:
+        raise ConfigError(
+            "the Transformer Engine layer spec fuses bias-dropout-add through torch.compile, which cannot build its "
+            f"kernels here: {reason}. Install a C compiler and the Python headers (e.g. apt-get install gcc "
+            f"python3-dev), or export {COMPILE_DISABLE_ENV}=1 to run the fusions uncompiled (slower, same result)")
+
+
 def plan_model(cfg: Recipe, *, vocab_size: int, cuda_available: bool, te_available: bool,
                capability: Optional[tuple] = None, cuda_version: Optional[str] = None,
-               gpu_name: str = "GPU") -> ModelPlan:
+               gpu_name: str = "GPU", compiled_fusions_unavailable: Optional[str] = None) -> ModelPlan:
     """Choose the layer spec and the TransformerConfig for ``cfg`` on the given hardware (pure).
 
     On CUDA, ``capability`` (the GPU's compute capability) is required and ``cuda_version`` is
     ``torch.version.cuda``: precisions the GPU cannot run are refused here, with the fix, rather than inside
-    Transformer Engine at the first step."""
+    Transformer Engine at the first step. ``compiled_fusions_unavailable``
+    (:func:`compiled_fusions_unavailable_reason` on CUDA): the Transformer Engine spec, whose bias-dropout-add
+    fusion torch.compile builds at the first step, is refused with the fix (the local spec compiles nothing)."""
     assert not cuda_available or capability is not None, "plan_model on CUDA needs the GPU's compute capability"
     m, prec, par = cfg.model, cfg.precision, cfg.parallel
     spec = _choose_spec(prec, cuda_available=cuda_available, te_available=te_available)
     if cuda_available:
         _check_gpu_precision(prec, capability, cuda_version, gpu_name)
+        _check_compiled_fusions(spec, compiled_fusions_unavailable)
     kwargs: dict[str, Any] = dict(
         num_layers=m.num_layers,
         hidden_size=m.hidden_size,

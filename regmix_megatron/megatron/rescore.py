@@ -40,7 +40,8 @@ def score_run(run_dir: str | Path, *, split: str = "test", domains: Sequence[str
     if split not in ("train", "valid", "test"):
         raise DataError(f"--split {split!r}: use train, valid or test")
     configure_threads(recipe)
-    init_distributed(recipe.parallel.tensor_model_parallel_size, recipe.parallel.pipeline_model_parallel_size)
+    init_distributed(recipe.parallel.tensor_model_parallel_size, recipe.parallel.pipeline_model_parallel_size,
+                     timeout_minutes=recipe.parallel.distributed_timeout_minutes)
     resolved = config.resolve()
     path = ckpt.latest_checkpoint(run_dir, tp_size=recipe.parallel.tensor_model_parallel_size,
                                   pp_size=recipe.parallel.pipeline_model_parallel_size)

@@ -37,7 +37,7 @@ from ..errors import ConfigError
 from ..fileio import atomic_write_json, atomic_write_text, named_os_error, read_json, read_yaml, set_aside
 from ..manifest import DomainRegistry
 from ..mixture import Mixture
-from ..recipe import IDENTITY_SECTIONS, Recipe
+from ..recipe import DEFAULT_TIMEOUT_MINUTES, IDENTITY_SECTIONS, Recipe
 from ..run_config import ResolvedRun, RunConfig, evaluated_domains
 from ..schedule import Schedule
 from ..target import Target
@@ -45,7 +45,8 @@ from . import checkpoint as ckpt
 from . import device as devices
 from . import shims
 from .evaluation import build_validation_set, iterate_eval_batches, num_eval_batches
-from .model import build_model, count_model_parameters, plan_model, transformer_engine_importable
+from .model import (build_model, compiled_fusions_unavailable_reason, count_model_parameters, plan_model,
+                    transformer_engine_importable)
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +58,14 @@ EXIT_DIVERGED = 3
 _STORE_DIR: tempfile.TemporaryDirectory | None = None
 
 
-def init_distributed(tp_size: int, pp_size: int) -> None:
-    """Initialize the default process group (once) and megatron's parallel state (re-done if sizes change)."""
+def init_distributed(tp_size: int, pp_size: int, timeout_minutes: int = DEFAULT_TIMEOUT_MINUTES) -> None:
+    """Initialize the default process group (once) and megatron's parallel state (re-done if sizes change).
+
+    ``timeout_minutes`` (``parallel.distributed_timeout_minutes``): how long a collective may wait for the other
+    ranks before the process group gives up, e.g. while rank 0 alone builds the datasets' index files. It is set
+    when the group is created: the first run of a process decides it."""
+    import datetime
+
     import torch.distributed as dist
     from megatron.core import parallel_state
 
@@ -67,12 +74,13 @@ def init_distributed(tp_size: int, pp_size: int) -> None:
     launched = "WORLD_SIZE" in os.environ and "RANK" in os.environ
     dev = devices.select(int(os.environ.get("LOCAL_RANK", "0")) if launched else None)
     if not dist.is_initialized():
+        timeout = datetime.timedelta(minutes=timeout_minutes)
         if launched:
-            dist.init_process_group(backend=dev.backend)
+            dist.init_process_group(backend=dev.backend, timeout=timeout)
         else:
             _STORE_DIR = tempfile.TemporaryDirectory(prefix="regmix-pg-")
             store = dist.FileStore(os.path.join(_STORE_DIR.name, "store"), 1)
-            dist.init_process_group(backend=dev.backend, store=store, rank=0, world_size=1)
+            dist.init_process_group(backend=dev.backend, store=store, rank=0, world_size=1, timeout=timeout)
     if (dev.is_cuda and tp_size > 1 and dev.capability < (10, 0)
             and os.environ.get("CUDA_DEVICE_MAX_CONNECTIONS") != "1" and dist.get_rank() == 0):
         log.warning("tensor parallel on %s (compute capability %d.%d) without CUDA_DEVICE_MAX_CONNECTIONS=1: "
@@ -265,7 +273,9 @@ class _Run:
         self.plan = plan_model(cfg, vocab_size=vocab_size, cuda_available=self.cuda,
                                te_available=self.cuda and transformer_engine_importable(),
                                capability=self.device.capability, cuda_version=torch.version.cuda,
-                               gpu_name=self.device.name)
+                               gpu_name=self.device.name,
+                               compiled_fusions_unavailable=compiled_fusions_unavailable_reason() if self.cuda
+                               else None)
         shims.seed_model_parallel(self.seed)
         model = self.device.place_module(build_model(self.plan))
         self.num_parameters = count_model_parameters(model, self.device)
@@ -305,7 +315,7 @@ class _Run:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "rng": {"python": random.getstate(), "numpy": numpy_rng_state(), "torch": torch.get_rng_state(),
-                    "cuda": torch.cuda.get_rng_state_all() if self.cuda else None,
+                    "cuda": cuda_rng_state(self.device) if self.cuda else None,
                     "tracker": tracker.get_states()},
             "step": self.step,
         }
@@ -321,7 +331,7 @@ class _Run:
         set_numpy_rng_state(rng["numpy"])
         torch.set_rng_state(rng["torch"])
         if self.cuda and rng.get("cuda") is not None:
-            torch.cuda.set_rng_state_all(rng["cuda"])
+            set_cuda_rng_state(rng["cuda"], self.device)
         mp_random.get_cuda_rng_tracker().set_states(rng["tracker"])
 
     def save(self) -> None:
@@ -448,6 +458,25 @@ class _Run:
 
     def current_lr(self) -> float:
         return float(self.optimizer.param_groups[0]["lr"])
+
+
+def cuda_rng_state(device: devices.Device) -> torch.Tensor:
+    """The CUDA RNG state of this rank's GPU only (one process per GPU: ``get_rng_state_all`` would initialize a
+    CUDA context on every visible GPU, and restore another rank's GPUs too)."""
+    return torch.cuda.get_rng_state(device.torch_device)
+
+
+def set_cuda_rng_state(state, device: devices.Device) -> None:
+    """Restore :func:`cuda_rng_state` on this rank's GPU; checkpoints of the earlier format hold one state per
+    visible GPU (``get_rng_state_all``): this GPU's is taken from them."""
+    if isinstance(state, (list, tuple)):
+        index = device.torch_device.index or 0
+        if index >= len(state):
+            log.warning("checkpoint holds CUDA RNG states of %d GPU(s), none for GPU %d: not restored",
+                        len(state), index)
+            return
+        state = state[index]
+    torch.cuda.set_rng_state(state, device.torch_device)
 
 
 def numpy_rng_state() -> dict:
@@ -588,7 +617,8 @@ def run_training(config: RunConfig, *, force: bool = False) -> dict:
 
     recipe = config.recipe
     configure_threads(recipe)
-    init_distributed(recipe.parallel.tensor_model_parallel_size, recipe.parallel.pipeline_model_parallel_size)
+    init_distributed(recipe.parallel.tensor_model_parallel_size, recipe.parallel.pipeline_model_parallel_size,
+                     timeout_minutes=recipe.parallel.distributed_timeout_minutes)
     resolved = config.resolve()
     resolved.registry.verify_files()  # a truncated .bin or an edited count stops here, with the file named
     out = Path(config.output_dir)
