@@ -31,6 +31,7 @@ from regmix_megatron.corpus.formats import decode_dictd_number, encode_dictd_num
 from regmix_megatron.corpus.rdata import character_vector, unserialize
 from regmix_megatron.errors import ConfigError, DataError
 from regmix_megatron.manifest import SPLITS
+from helpers.corpus_sources import assert_prefixes_stratified
 
 FIXTURE = Path(__file__).parent / "fixtures" / "corpus"
 
@@ -61,9 +62,11 @@ def test_fixture_has_every_default_domain_with_nonempty_splits(manifest):
             assert entry["splits"][split]["num_documents"] == len(texts)
             assert entry["splits"][split]["num_bytes"] == sum(len(t.encode()) for t in texts)
             total_bytes += (FIXTURE / domain / f"{split}.jsonl").stat().st_size
-        train_kb = entry["splits"]["train"]["num_bytes"] / 1e3
-        low = 30 if domain not in DEFAULT_DOMAINS else 100  # qa: the small evaluation-only domain
-        assert low <= train_kb <= 200, (domain, train_kb)
+        kb = {split: entry["splits"][split]["num_bytes"] / 1e3 for split in SPLITS}
+        if entry.get("evaluation_only"):  # qa: its valid and test hold nearly everything, train a remainder
+            assert all(50 <= kb[s] <= 100 for s in ("valid", "test")) and kb["train"] <= 30, (domain, kb)
+        else:
+            assert 100 <= kb["train"] <= 200, (domain, kb)
         for source in entry["sources"]:
             assert source["name"] and source["version"] and source["licence"], source
     assert total_bytes < 2_500_000
@@ -74,8 +77,25 @@ def test_fixture_documents_sit_in_the_split_their_hash_assigns(manifest):
         settings = entry["settings"]
         for split in SPLITS:
             for text in fixture_texts(domain, split):
-                assert assign_split(text, settings["valid_fraction"], settings["test_fraction"]) == split
+                if not entry.get("evaluation_only"):
+                    assert assign_split(text, settings["valid_fraction"], settings["test_fraction"]) == split
                 assert settings["min_doc_chars"] <= len(text) <= settings["max_doc_chars"]
+
+
+def test_fixture_evaluation_only_domain_is_split_by_source_and_its_lines_name_it(manifest):
+    held_out = [d for d, entry in manifest["domains"].items() if entry.get("evaluation_only")]
+    assert held_out == ["qa"]
+    entry = manifest["domains"]["qa"]
+    assert entry["settings"]["split_rule"]["stratified_by"] == "source"
+    packages = {s["name"] for s in entry["sources"]}
+    for split in SPLITS:
+        docs = list(writer.iter_documents(FIXTURE / "qa" / f"{split}.jsonl"))
+        assert docs and all(d.source in packages for d in docs)
+        assert entry["splits"][split]["sources"] == writer.source_stats(docs)
+    for split in ("valid", "test"):  # a prefix of the corpus's interleaved file: every prefix stratified
+        docs = list(writer.iter_documents(FIXTURE / "qa" / f"{split}.jsonl"))
+        assert len({d.source for d in docs}) >= 3
+        assert_prefixes_stratified([d.source for d in docs], tolerance=2.0)  # 1 from the corpus file, 1 from the cut
 
 
 def test_fixture_texts_are_clean_unicode(manifest):
@@ -187,25 +207,42 @@ def test_group_entries_never_splits_an_entry():
 
 # ------------------------------------------------------------------------------------------ writer
 
+def fixture_documents(domain: str, split: str) -> list[Document]:
+    return list(writer.iter_documents(FIXTURE / domain / f"{split}.jsonl"))
+
+
 def test_write_domain_twice_gives_identical_files(tmp_path):
-    texts = {s: fixture_texts("legal", s) for s in SPLITS}
-    first = writer.write_domain_files(tmp_path, "legal", texts)
+    docs = {s: fixture_documents("legal", s) for s in SPLITS}
+    first = writer.write_domain_files(tmp_path, "legal", docs)
     blobs = {s: (tmp_path / "legal" / f"{s}.jsonl").read_bytes() for s in SPLITS}
-    second = writer.write_domain_files(tmp_path, "legal", texts)
+    second = writer.write_domain_files(tmp_path, "legal", docs)
     assert first == second
     assert blobs == {s: (tmp_path / "legal" / f"{s}.jsonl").read_bytes() for s in SPLITS}
-    assert list(writer.iter_texts(tmp_path / "legal" / "valid.jsonl")) == texts["valid"]
+    # a training domain's lines are {"text": ...} only: the committed files (written before sources existed)
+    # come back byte for byte
+    assert blobs == {s: (FIXTURE / "legal" / f"{s}.jsonl").read_bytes() for s in SPLITS}
+    assert list(writer.iter_texts(tmp_path / "legal" / "valid.jsonl")) == [d.text for d in docs["valid"]]
     assert not list(tmp_path.glob(".tmp-*")) and not list(tmp_path.glob(".old-*"))
 
 
+def test_an_evaluation_only_domain_writes_each_source_and_counts_it(tmp_path):
+    docs = {s: fixture_documents("qa", s) for s in SPLITS}
+    stats = writer.write_domain_files(tmp_path, "qa", docs, with_sources=True)
+    for split in SPLITS:
+        lines = [json.loads(line) for line in (tmp_path / "qa" / f"{split}.jsonl").read_text().splitlines()]
+        assert [(line["text"], line["source"]) for line in lines] == [(d.text, d.source) for d in docs[split]]
+        assert sum(c["num_documents"] for c in stats[split]["sources"].values()) == len(docs[split])
+        assert sum(c["num_bytes"] for c in stats[split]["sources"].values()) == stats[split]["num_bytes"]
+
+
 def test_crash_mid_write_leaves_nothing_complete(tmp_path, monkeypatch):
-    texts = {s: fixture_texts("math", s) for s in SPLITS}
+    texts = {s: fixture_documents("math", s) for s in SPLITS}
     real_write = writer._write_jsonl
 
-    def crash_on_test(path, lines):
+    def crash_on_test(path, lines, with_sources):
         if path.name == "test.jsonl":
             raise KeyboardInterrupt("killed")
-        return real_write(path, lines)
+        return real_write(path, lines, with_sources)
 
     monkeypatch.setattr(writer, "_write_jsonl", crash_on_test)
     with pytest.raises(KeyboardInterrupt):
@@ -216,7 +253,7 @@ def test_crash_mid_write_leaves_nothing_complete(tmp_path, monkeypatch):
 
 
 def test_completeness_needs_manifest_entry_and_exact_file_sizes(tmp_path):
-    texts = {s: fixture_texts("speeches", s) for s in SPLITS}
+    texts = {s: fixture_documents("speeches", s) for s in SPLITS}
     stats = writer.write_domain_files(tmp_path, "speeches", texts)
     assert not writer.is_domain_complete(tmp_path, "speeches")  # files alone are not enough
     writer.record_domain(tmp_path, "speeches", {"splits": stats, "settings_hash": "abc"})

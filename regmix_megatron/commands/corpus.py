@@ -23,7 +23,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _cache_arg(b)
     b.add_argument("--domains", default=None, metavar="A,B",
                    help="comma-separated domains (default: the 8 default domains; available: "
-                        "literature, speeches, reference, legal, code, techdocs, math, changelogs, qa)")
+                        "literature, speeches, reference, legal, code, techdocs, math, changelogs, qa, games)")
+    b.add_argument("--eval-only", default=None, metavar="A,B",
+                   help="domains to build as evaluation-only (built even if not in --domains): split 49%% valid / "
+                        "49%% test / 2%% train, stratified by source package, each line naming its source "
+                        "(e.g. --eval-only qa, as the demo uses it)")
     b.add_argument("--max-mb-per-domain", type=number, default=15.0, metavar="MB",
                    help="cap on each domain's text in MB, all splits together (default 15)")
     b.add_argument("--max-doc-chars", type=count, default=20_000,
@@ -101,7 +105,8 @@ def run_build(args: argparse.Namespace) -> int:
     corpus_dir = build_corpus(
         _cache_dir(args), domains=args.domains, max_mb_per_domain=args.max_mb_per_domain,
         max_doc_chars=args.max_doc_chars, min_doc_chars=args.min_doc_chars, valid_fraction=args.valid_fraction,
-        test_fraction=args.test_fraction, strict_pins=args.strict_pins, force=args.force, on_domain=report)
+        test_fraction=args.test_fraction, eval_only=args.eval_only or (), strict_pins=args.strict_pins,
+        force=args.force, on_domain=report)
     manifest = read_manifest(corpus_dir)
     manifest["domains"] = {k: v for k, v in manifest["domains"].items() if k in status}
     print(format_table(manifest))
