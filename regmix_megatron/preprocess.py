@@ -6,7 +6,8 @@ Two entry points:
   ``tools/preprocess_data.py``: ``<output_prefix>_<key>_document`` (``_sentence`` with sentence splitting).
 - :func:`preprocess_corpus`: a corpus directory ``<corpus>/<domain>/<split>.jsonl`` ->
   ``<out>/<domain>/<split>_text_document.{bin,idx}`` and ``<out>/domains.json`` (token counts read back from
-  the ``.idx`` files, tokenizer identity).
+  the ``.idx`` files, tokenizer identity, and, where the lines name their ``source``, each document's source
+  and the documents and tokens per source: ``manifest.py``).
 
 Any tokenizer type of :mod:`regmix_megatron.tokenizer_types` (a :class:`~regmix_megatron.tokenizer_types.
 TokenizerSpec`; a plain path means a SentencePiece model). Megatron-LM's semantics: each JSON value is one

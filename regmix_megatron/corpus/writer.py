@@ -2,8 +2,8 @@
 
 Layout: ``<corpus_dir>/<domain>/{train,valid,test}.jsonl`` (one ``{"text": ...}`` per line, UTF-8; lines of an
 evaluation-only or user-added domain also name the package or file each came from: ``{"text": ..., "source":
-...}``) and ``<corpus_dir>/manifest.json``. A domain is written into a temporary directory ``.tmp-<domain>.*``, every file
-fsynced, then renamed into place; only after that is its manifest entry (with the byte size of every file)
+...}``) and ``<corpus_dir>/manifest.json``. A domain is written into a temporary directory ``.tmp-<domain>.*``,
+every file fsynced, then renamed into place; only after that is its manifest entry (with the byte size of every file)
 written, atomically. A domain is *complete* only when its manifest entry exists, its settings hash matches and
 every file has the recorded size, so a build killed at any point leaves nothing that looks complete.
 """
