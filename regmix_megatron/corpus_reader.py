@@ -33,6 +33,11 @@ _SKIP_FIX = "fix or remove the line, or pass --skip-bad to skip such lines and c
 SOURCE_KEY = "source"
 
 
+def is_domain_name(name: str) -> bool:
+    """Whether ``name`` can name a domain (its directory): letters, digits, ``_``, ``.``, ``-``."""
+    return bool(_DOMAIN_NAME.match(name))
+
+
 def parse_line(raw: bytes, path: str, line_no: int, json_keys: Sequence[str] = ("text",),
                allow_lists: bool = False) -> dict[str, str]:
     """One JSONL line -> ``{key: text}``; :class:`DataError` naming ``path:line`` and the fix otherwise.
