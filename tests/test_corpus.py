@@ -24,6 +24,7 @@ from regmix_megatron.corpus.documents import Document, assign_split, chunk_text,
 from regmix_megatron.corpus.domains.changelogs import changelog_entries
 from regmix_megatron.corpus.domains.legal import licence_text
 from regmix_megatron.corpus.domains.literature import austen_chapters, bible_chapters
+from regmix_megatron.corpus.domains.games import crawl_entries, wml_dialogue
 from regmix_megatron.corpus.domains.qa import perlfaq_questions
 from regmix_megatron.corpus.fixture import build_fixture, pick_documents
 from regmix_megatron.corpus.formats import decode_dictd_number, encode_dictd_number, html_to_text, \
@@ -319,6 +320,28 @@ def test_build_corpus_offline_is_idempotent_and_invalidated_by_settings(tmp_path
     assert json.loads((corpus / "manifest.json").read_text())["domains"]["legal"]["num_bytes"] <= 100_000
 
 
+def test_building_a_domain_evaluation_only_rebuilds_it_and_switching_back_restores_its_files(tmp_path):
+    _populate_cache(tmp_path)
+    corpus = build_corpus(tmp_path, domains="legal", max_mb_per_domain=0.2)
+    trained = {s: (corpus / "legal" / f"{s}.jsonl").read_bytes() for s in SPLITS}
+    seen = []
+    build_corpus(tmp_path, domains="changelogs", eval_only="legal", max_mb_per_domain=0.2,
+                 on_domain=lambda name, entry, reused: seen.append((name, reused)))
+    assert seen == [("changelogs", False), ("legal", False)]  # built although not in domains; a role switch
+    entry = writer.read_manifest(corpus)["domains"]["legal"]
+    assert entry["evaluation_only"] and entry["settings"]["split_rule"]["rule"] == "evaluation-only"
+    docs = {s: list(writer.iter_documents(corpus / "legal" / f"{s}.jsonl")) for s in SPLITS}
+    assert all(d.source == "licensedcode-data" for s in SPLITS for d in docs[s])
+    trained_texts = [json.loads(line)["text"] for s in SPLITS for line in trained[s].decode().splitlines()]
+    assert sorted(d.text for s in SPLITS for d in docs[s]) == sorted(trained_texts)  # the same documents
+    assert min(len(docs["valid"]), len(docs["test"])) >= 0.48 * entry["num_documents"]
+    build_corpus(tmp_path, domains="legal", max_mb_per_domain=0.2)  # a training domain again: the same bytes
+    assert trained == {s: (corpus / "legal" / f"{s}.jsonl").read_bytes() for s in SPLITS}
+    assert "evaluation_only" not in writer.read_manifest(corpus)["domains"]["legal"]
+    with pytest.raises(ConfigError, match=r"unknown corpus domain 'legl'.*\(--eval-only\)"):
+        build_corpus(tmp_path, domains="legal", eval_only="legl")
+
+
 def test_build_with_a_cap_too_small_for_three_splits_names_the_flag(tmp_path):
     _populate_cache(tmp_path)
     with pytest.raises(ConfigError, match="--max-mb-per-domain"):
@@ -464,6 +487,45 @@ def test_html_and_info_and_perlfaq_readers():
     assert list(iter_info_nodes(info)) == ["header", "Body one."]
     pod = "=head1 NAME\n\nperlfaq\n\n=head2 How do I x?\n\nLike this.\n\n=head2 Why y?\n\nBecause.\n"
     assert perlfaq_questions(pod) == ["=head2 How do I x?\n\nLike this.", "=head2 Why y?\n\nBecause."]
+
+
+def test_game_text_readers_keep_descriptions_and_dialogue_and_drop_markup():
+    crawl = ("%%%%\n__internal_key\n\nnever shown\n%%%%\n# Uniques\nAgnes\n\nThis spriggan is aged and "
+             "<lightred>weathered</lightred>.\nUnderestimate her at your peril!\n%%%%\nDonald\n\n{{\n  return "
+             "\"computed\"\n}}\n%%%%\nlunar statue\n\n<zot statue>\n%%%%\n")
+    assert crawl_entries(crawl) == ["Agnes\n\nThis spriggan is aged and weathered.\nUnderestimate her at your peril!"]
+    wml = """#textdomain wesnoth-httt
+[scenario]
+    name= _ "The Elves Besieged"
+    [story]
+        [part]
+            story= _ "Konrad fled west, <i>far</i> from the orcs."
+        [/part]
+    [/story]
+    [event]
+        [message]
+            speaker=Delfador
+            message= _ "We must go, Konrad! The ""Sceptre"" waits.
+Ride now."
+        [/message]
+        # [message] speaker=Nobody message= _ "a comment" [/message]
+        [message]
+            role=Advisor
+            message= _ "My lord!"
+            [option]
+                label= _ "Fight"
+            [/option]
+        [/message]
+        [message]
+            speaker=narrator
+            message= _ "Night falls."
+        [/message]
+    [/event]
+[/scenario]
+"""
+    assert wml_dialogue(wml) == ["Konrad fled west, far from the orcs.",
+                                 'Delfador: We must go, Konrad! The "Sceptre" waits.\nRide now.',
+                                 "Advisor: My lord!", "Night falls."]
 
 
 def test_hash_fraction_is_uniform_enough():

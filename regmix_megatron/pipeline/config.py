@@ -139,7 +139,7 @@ class CorpusSection:
             if isinstance(spec, ExtraDomain):
                 parsed[name] = spec
                 continue
-            check(isinstance(spec, Mapping), f"corpus.extra_domains.{name}", "path", spec,
+            check(isinstance(spec, Mapping), "corpus.extra_domains", name, spec,
                   f"give a mapping, e.g. {name}: {{path: my_texts/, eval_only: true}}")
             parsed[name] = load_config(ExtraDomain, spec, source=f"corpus.extra_domains.{name}")
             if parsed[name].eval_only and name not in self.eval_only:
