@@ -32,7 +32,7 @@ from regmix_megatron.corpus.formats import decode_dictd_number, encode_dictd_num
 from regmix_megatron.corpus.rdata import character_vector, unserialize
 from regmix_megatron.errors import ConfigError, DataError
 from regmix_megatron.manifest import SPLITS
-from helpers.corpus_sources import assert_prefixes_stratified
+from helpers.corpus_sources import assert_prefixes_stratified, populate_offline_cache
 
 FIXTURE = Path(__file__).parent / "fixtures" / "corpus"
 
@@ -277,20 +277,8 @@ def test_bad_manifest_and_bad_jsonl_name_the_file(tmp_path):
 
 # ------------------------------------------------------------------------------------------ build, offline
 
-def _populate_cache(cache: Path) -> None:
-    """Unpacked package trees for the legal and changelogs domains, made of fixture text (no network)."""
-    lic = cache / "sources/pypi/licensedcode-data-32.1.0-wheel/licensedcode/data/licenses"
-    lic.mkdir(parents=True)
-    for i, text in enumerate(fixture_texts("legal")):
-        front = yaml.safe_dump({"key": f"lic-{i}", "name": f"Licence {i}", "category": "Permissive"})
-        (lic / f"lic-{i}.LICENSE").write_text(f"---\n{front}---\n{text}\n")
-    log = cache / "sources/debian/glibc-doc_2.36-9+deb12u14/usr/share/doc/glibc-doc"
-    log.mkdir(parents=True)
-    (log / "ChangeLog.1").write_text("\n\n".join(fixture_texts("changelogs")) + "\n")
-
-
 def test_build_corpus_offline_is_idempotent_and_invalidated_by_settings(tmp_path):
-    _populate_cache(tmp_path)
+    populate_offline_cache(tmp_path)
     seen = []
     corpus = build_corpus(tmp_path, domains="legal,changelogs", max_mb_per_domain=0.2,
                           on_domain=lambda name, entry, reused: seen.append((name, reused)))
@@ -321,7 +309,7 @@ def test_build_corpus_offline_is_idempotent_and_invalidated_by_settings(tmp_path
 
 
 def test_building_a_domain_evaluation_only_rebuilds_it_and_switching_back_restores_its_files(tmp_path):
-    _populate_cache(tmp_path)
+    populate_offline_cache(tmp_path)
     corpus = build_corpus(tmp_path, domains="legal", max_mb_per_domain=0.2)
     trained = {s: (corpus / "legal" / f"{s}.jsonl").read_bytes() for s in SPLITS}
     seen = []
@@ -343,14 +331,14 @@ def test_building_a_domain_evaluation_only_rebuilds_it_and_switching_back_restor
 
 
 def test_build_with_a_cap_too_small_for_three_splits_names_the_flag(tmp_path):
-    _populate_cache(tmp_path)
+    populate_offline_cache(tmp_path)
     with pytest.raises(ConfigError, match="--max-mb-per-domain"):
         build_corpus(tmp_path, domains="legal", max_mb_per_domain=0.002, max_doc_chars=1000)
     assert not writer.is_domain_complete(tmp_path / "corpus", "legal")
 
 
 def test_build_killed_before_recording_leaves_domain_incomplete(tmp_path, monkeypatch):
-    _populate_cache(tmp_path)
+    populate_offline_cache(tmp_path)
     build_corpus(tmp_path, domains="legal", max_mb_per_domain=0.2)
     corpus = tmp_path / "corpus"
 
