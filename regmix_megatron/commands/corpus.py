@@ -51,8 +51,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        description="Turn text files (.txt/.md/.rst: one text each) or JSONL (.jsonl[.gz]: a "
                        "{\"text\": ...} document a line, optionally with a \"source\") into "
                        "<corpus>/NAME/{train,valid,test}.jsonl with the project's rules: clean, chunk at paragraph "
-                       "boundaries, drop short chunks, dedupe, cap, split (by text hash; with --eval-only 49%% valid "
-                       "/ 49%% test / 2%% train, stratified by source: a file is a source, or a JSONL line's "
+                       "boundaries, drop short chunks, dedupe, cap, split (by text hash; with --eval-only 49% valid "
+                       "/ 49% test / 2% train, stratified by source: a file is a source, or a JSONL line's "
                        "\"source\"). Reused while the inputs and settings are unchanged.")
     a.add_argument("name", metavar="NAME", help="the new domain's name (not a built-in domain's)")
     a.add_argument("--input", nargs="+", required=True, metavar="PATH",

@@ -133,9 +133,9 @@ class CorpusSection:
         parsed = {}
         for name, spec in self.extra_domains.items():
             try:
-                check_name(name, flag="corpus.extra_domains:")
+                check_name(name, flag="name")
             except ConfigError as exc:
-                raise ConfigError(f"corpus.extra_domains={sorted(self.extra_domains)!r} is invalid: {exc}") from None
+                raise ConfigError(f"corpus.extra_domains: {exc}") from None
             if isinstance(spec, ExtraDomain):
                 parsed[name] = spec
                 continue
