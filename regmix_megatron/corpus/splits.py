@@ -8,12 +8,12 @@ text lands in the same split whatever else is in the corpus. Files keep the extr
 evaluated. Within each source (the package a document came from), documents are put in text-hash order and
 dealt to valid, test and train in the proportions :data:`EVAL_ONLY_FRACTIONS` (49% / 49% / 2%) by
 :func:`deal`, so every source holds its share of every split to within one document, and no source changes
-another's split. The 2% train remainder keeps the corpus contract that every
-domain has three non-empty split files (the readers, ``preprocess`` and the pipeline rely on it, and
-``evaluate --split train`` still has documents nothing trains on); a domain too small to give train a document
-by that rule gives it one (:func:`split_for_evaluation`). Each split file is then ordered by
-:func:`interleave_by_source`, so that any prefix of it (the evaluator scores the first N tokens of a split in
-file order) holds every source within one document of its share of the prefix.
+another's split. The 2% train remainder keeps the corpus contract that every domain has three non-empty split
+files (the readers, ``preprocess`` and the pipeline rely on it, and ``evaluate --split train`` still has
+documents nothing trains on); a domain too small to give train a document by that rule gives it one
+(:func:`split_for_evaluation`). Each split file is then ordered by :func:`interleave_by_source`, so that any
+prefix of it (the evaluator scores the first N tokens of a split in file order) holds every source within one
+document of its share of the prefix.
 """
 
 from __future__ import annotations
