@@ -1,5 +1,9 @@
 """Reading a corpus directory: ``<corpus>/<domain>/<split>.jsonl``, one JSON object a line (``{"text": ...}``).
 
+A line may also name the document's source (``{"text": ..., "source": "perl-doc"}``: the package or file it came
+from; written for evaluation-only and user-added domains); readers use the text key, and preprocessing records
+the sources in ``domains.json`` (:func:`line_source`).
+
 Used by the tokenizer trainer (a domain-balanced sample of the text) and by preprocessing (every document).
 Bad lines raise :class:`~regmix_megatron.errors.DataError` naming file, line and fix (or are skipped and counted
 with ``skip_bad``).
@@ -25,11 +29,32 @@ _DOMAIN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _SKIP_FIX = "fix or remove the line, or pass --skip-bad to skip such lines and count them"
 
 
+#: the optional key of a corpus line naming its document's source
+SOURCE_KEY = "source"
+
+
+def is_domain_name(name: str) -> bool:
+    """Whether ``name`` can name a domain (its directory): letters, digits, ``_``, ``.``, ``-``."""
+    return bool(_DOMAIN_NAME.match(name))
+
+
 def parse_line(raw: bytes, path: str, line_no: int, json_keys: Sequence[str] = ("text",),
                allow_lists: bool = False) -> dict[str, str]:
     """One JSONL line -> ``{key: text}``; :class:`DataError` naming ``path:line`` and the fix otherwise.
     ``allow_lists``: a value may also be a list of strings (a document split into sentences, Megatron-LM's
     form after its sentence splitting)."""
+    return parse_record(raw, path, line_no, json_keys, allow_lists)[0]
+
+
+def line_source(obj: dict) -> str | None:
+    """The source a parsed line names (a non-empty string under :data:`SOURCE_KEY`), else None."""
+    value = obj.get(SOURCE_KEY)
+    return value if isinstance(value, str) and value else None
+
+
+def parse_record(raw: bytes, path: str, line_no: int, json_keys: Sequence[str] = ("text",),
+                 allow_lists: bool = False) -> tuple[dict[str, str], str | None]:
+    """:func:`parse_line` and the line's source (:func:`line_source`; None when it names none)."""
     try:
         line = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -54,7 +79,7 @@ def parse_line(raw: bytes, path: str, line_no: int, json_keys: Sequence[str] = (
         if not isinstance(value, str):
             raise DataError(f"{path}:{line_no}: {key!r} is {type(value).__name__}, not a string; {_SKIP_FIX}")
         out[key] = value
-    return out
+    return out, line_source(obj)
 
 
 def iter_lines(path: str | os.PathLike) -> Iterator[tuple[int, bytes]]:

@@ -16,9 +16,29 @@ Schema (``format: regmix-megatron/domains/v1``)::
          "splits": {"train": [{"prefix": "code/train_text_document", "num_documents": 10,
                                "num_sequences": 10, "num_tokens": 12345}],
                     "valid": [...], "test": [...]}},
-        {"name": "qa", "evaluation_only": true, "splits": {...}}
+        {"name": "qa", "evaluation_only": true,
+         "splits": {"valid": [{"prefix": "qa/valid_text_document", "num_documents": 5, "num_sequences": 5,
+                               "num_tokens": 900,
+                               "sources": {"fortunes": {"num_documents": 3, "num_tokens": 700},
+                                           "perl-doc": {"num_documents": 2, "num_tokens": 200}},
+                               "source_runs": [["fortunes", 2], ["perl-doc", 1], ["fortunes", 1],
+                                               ["perl-doc", 1]]}],
+                    "train": [...], "test": [...]}}
       ]
     }
+
+**Sources** (optional, per prefix; written by preprocessing when the corpus lines name their ``source``, as
+evaluation-only and user-added domains do): ``sources`` maps each source to its documents and exact tokens in
+the prefix (they sum to the prefix's ``num_documents`` and ``num_tokens``); ``source_runs`` is the source of
+every document in ``.bin`` document order, run-length encoded (``[source, number of consecutive documents]``;
+the run lengths sum to ``num_documents``). Documents are those of the ``.idx``: one per JSONL line that was
+preprocessed (a line without tokens is a document of no sequences; sentence splitting makes sequences, not
+documents; a bad line skipped with ``--skip-bad`` is no document). A line without a source, in a file where
+others have one, counts as :data:`UNKNOWN_SOURCE`. ``source_runs`` is left out beyond :data:`MAX_SOURCE_RUNS`
+runs (``sources`` stays). Prefixes without the keys (manifests written before sources existed, or a corpus
+whose lines name none) load with sources unknown: :meth:`Domain.sources` and :meth:`Domain.document_sources`
+return None. :meth:`Domain.document_sources` gives each document's source over a split's prefixes in order,
+e.g. to break a per-document loss down by source or to bootstrap over documents.
 
 **Evaluation-only domains** (``"evaluation_only": true``; the key is absent for training domains): tokenized and
 evaluated in every run (their ``valid`` and ``test`` splits), never sampled, trained on or put into a training
@@ -45,6 +65,20 @@ from .schema import Field
 
 FORMAT = "regmix-megatron/domains/v1"
 SPLITS = ("train", "valid", "test")
+#: the source of a document whose corpus line names none, in a file where other lines do
+UNKNOWN_SOURCE = "(unknown)"
+#: ``source_runs`` of a prefix are recorded up to this many runs (a shuffled multi-source file would have one
+#: run per document)
+MAX_SOURCE_RUNS = 200_000
+
+
+@dataclass(frozen=True)
+class SourceCount:
+    """One source's share of a prefix (or of a split, summed over its prefixes)."""
+
+    name: str
+    num_documents: int
+    num_tokens: int
 
 
 @dataclass(frozen=True)
@@ -57,6 +91,30 @@ class PrefixInfo:
     num_sequences: int
     num_tokens: int
     """Exact: the sum of sequence lengths in the ``.idx``."""
+    sources: tuple[SourceCount, ...] | None = None
+    """Documents and tokens per source, in source-name order (None: unknown)."""
+    source_runs: tuple[tuple[str, int], ...] | None = None
+    """Each document's source in ``.bin`` order, run-length encoded (None: unknown or not recorded)."""
+
+    def check_sources(self, where: str) -> None:
+        """Raise :class:`DataError` unless the source records add up to this prefix's counts."""
+        if self.sources is not None:
+            docs = sum(s.num_documents for s in self.sources)
+            tokens = sum(s.num_tokens for s in self.sources)
+            if (docs, tokens) != (self.num_documents, self.num_tokens):
+                raise DataError(f"{where}: its sources count {docs} documents and {tokens} tokens, the prefix "
+                                f"{self.num_documents} and {self.num_tokens}; regenerate it with "
+                                "`regmix-megatron preprocess --overwrite`")
+        if self.source_runs is not None:
+            per_source: dict[str, int] = {}
+            for name, count in self.source_runs:
+                per_source[name] = per_source.get(name, 0) + count
+            expected = {s.name: s.num_documents for s in self.sources or ()}
+            if sum(per_source.values()) != self.num_documents or (self.sources is not None
+                                                                   and per_source != expected):
+                raise DataError(f"{where}: source_runs cover {sum(per_source.values())} documents ({per_source}), "
+                                f"not the prefix's {self.num_documents} ({expected}); regenerate it with "
+                                "`regmix-megatron preprocess --overwrite`")
 
 
 @dataclass(frozen=True)
@@ -74,6 +132,29 @@ class Domain:
 
     def num_documents(self, split: str = "train") -> int:
         return int(sum(p.num_documents for p in self.prefixes(split)))
+
+    def sources(self, split: str = "train") -> dict[str, SourceCount] | None:
+        """Documents and tokens per source over the split's prefixes (source-name order); None when no prefix
+        records sources. A prefix without records counts as :data:`UNKNOWN_SOURCE`."""
+        prefixes = self.prefixes(split)
+        if not any(p.sources is not None for p in prefixes):
+            return None
+        totals: dict[str, list[int]] = {}
+        for p in prefixes:
+            for s in p.sources if p.sources is not None else (SourceCount(UNKNOWN_SOURCE, p.num_documents,
+                                                                          p.num_tokens),):
+                entry = totals.setdefault(s.name, [0, 0])
+                entry[0] += s.num_documents
+                entry[1] += s.num_tokens
+        return {name: SourceCount(name, *totals[name]) for name in sorted(totals)}
+
+    def document_sources(self, split: str = "train") -> list[str] | None:
+        """The source of every document of the split, in document order over its prefixes (the order the
+        evaluator reads them); None unless every prefix of the split records its ``source_runs``."""
+        prefixes = self.prefixes(split)
+        if not prefixes or any(p.source_runs is None for p in prefixes):
+            return None
+        return [name for p in prefixes for name, count in p.source_runs for _ in range(count)]
 
 
 @dataclass(frozen=True)
@@ -114,9 +195,11 @@ def _domain(d: Field, base: Path) -> Domain:
         infos = []
         for p in plist.items():
             num_documents = p["num_documents"].count()
-            infos.append(PrefixInfo(path=_absolute(p["prefix"].text(), base), num_documents=num_documents,
-                                    num_sequences=p.get("num_sequences", num_documents).count(),
-                                    num_tokens=p["num_tokens"].count()))
+            info = PrefixInfo(path=_absolute(p["prefix"].text(), base), num_documents=num_documents,
+                              num_sequences=p.get("num_sequences", num_documents).count(),
+                              num_tokens=p["num_tokens"].count(), **_sources_from_json(p))
+            info.check_sources(f"{p.where}: {p.path}")
+            infos.append(info)
         splits[split] = tuple(infos)
     return Domain(name=d["name"].text(), splits=splits, evaluation_only=d.get("evaluation_only", False).flag())
 
@@ -225,7 +308,8 @@ class DomainRegistry:
                 {"name": d.name,
                  **({"evaluation_only": True} if d.evaluation_only else {}),
                  "splits": {s: [{"prefix": rel(p.path), "num_documents": p.num_documents,
-                                 "num_sequences": p.num_sequences, "num_tokens": p.num_tokens}
+                                 "num_sequences": p.num_sequences, "num_tokens": p.num_tokens,
+                                 **_sources_to_json(p)}
                                 for p in plist]
                             for s, plist in d.splits.items()}}
                 for d in self.domains
@@ -288,3 +372,31 @@ class DomainRegistry:
         if all(a.mixture is b.mixture for a, b in zip(phases, schedule.phases)):
             return schedule
         return replace(schedule, phases=phases, _hash="")
+
+
+def _sources_from_json(p: Field) -> dict:
+    """The ``sources`` / ``source_runs`` fields of a prefix (absent or null: None)."""
+    out: dict = {}
+    if p.get("sources").value is not None:
+        out["sources"] = tuple(SourceCount(name, c["num_documents"].count(), c["num_tokens"].count())
+                               for name, c in sorted(p["sources"].fields().items()))
+    if p.get("source_runs").value is not None:
+        runs = []
+        for run in p["source_runs"].items():
+            pair = run.items()
+            if len(pair) != 2:
+                raise DataError(f"{run.where}: {run.path} is {run.value!r}: expected a [source, num_documents] pair; "
+                                f"{run.fix}")
+            runs.append((pair[0].text(), pair[1].count()))
+        out["source_runs"] = tuple(runs)
+    return out
+
+
+def _sources_to_json(p: PrefixInfo) -> dict:
+    out: dict = {}
+    if p.sources is not None:
+        out["sources"] = {s.name: {"num_documents": s.num_documents, "num_tokens": s.num_tokens}
+                          for s in p.sources}
+    if p.source_runs is not None:
+        out["source_runs"] = [[name, count] for name, count in p.source_runs]
+    return out

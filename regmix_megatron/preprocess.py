@@ -6,7 +6,8 @@ Two entry points:
   ``tools/preprocess_data.py``: ``<output_prefix>_<key>_document`` (``_sentence`` with sentence splitting).
 - :func:`preprocess_corpus`: a corpus directory ``<corpus>/<domain>/<split>.jsonl`` ->
   ``<out>/<domain>/<split>_text_document.{bin,idx}`` and ``<out>/domains.json`` (token counts read back from
-  the ``.idx`` files, tokenizer identity).
+  the ``.idx`` files, tokenizer identity, and, where the lines name their ``source``, each document's source
+  and the documents and tokens per source: ``manifest.py``).
 
 Any tokenizer type of :mod:`regmix_megatron.tokenizer_types` (a :class:`~regmix_megatron.tokenizer_types.
 TokenizerSpec`; a plain path means a SentencePiece model). Megatron-LM's semantics: each JSON value is one
@@ -38,7 +39,7 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from .corpus_reader import discover_corpus, iter_lines, parse_line
+from .corpus_reader import discover_corpus, iter_lines, parse_record
 from .errors import DataError, RegmixError
 from .sentences import split_pieces
 from .tokenizer_types import TokenizerIdentity, TokenizerSpec, identify_spec, load_text_tokenizer
@@ -90,7 +91,8 @@ def _sentences(value, splitter) -> list[str]:
 
 def _encode_batch(batch: list[tuple[str, int, bytes]]) -> list[tuple]:
     """Parse and tokenize a batch of ``(path, line_no, raw)`` lines. Each result is ``("ok", line_no,
-    num_bytes, {key: (tokens, lengths)})`` or ``("bad", line_no, message)``."""
+    num_bytes, {key: (tokens, lengths)}, source)`` (``source``: what the line's ``source`` key names, or None)
+    or ``("bad", line_no, message)``."""
     opts: EncodeOptions = _WORKER["options"]
     tok = _WORKER["tok"]
     splitter = _WORKER.get("splitter")
@@ -99,7 +101,7 @@ def _encode_batch(batch: list[tuple[str, int, bytes]]) -> list[tuple]:
     layout: list[tuple[int, str, int]] = []  # (result index, key, number of pieces)
     for path, line_no, raw in batch:
         try:
-            doc = parse_line(raw, path, line_no, opts.json_keys, allow_lists=True)
+            doc, source = parse_record(raw, path, line_no, opts.json_keys, allow_lists=True)
         except DataError as exc:
             results.append(("bad", line_no, str(exc)))
             continue
@@ -107,7 +109,7 @@ def _encode_batch(batch: list[tuple[str, int, bytes]]) -> list[tuple]:
             parts = _sentences(doc[key], splitter)
             pieces.extend(parts)
             layout.append((len(results), key, len(parts)))
-        results.append(("ok", line_no, len(raw) + 1, {}))
+        results.append(("ok", line_no, len(raw) + 1, {}, source))
     encoded = tok.encode_batch(pieces) if pieces else []
     cursor = 0
     for index, key, num_pieces in layout:
@@ -201,6 +203,42 @@ def file_lines(paths: Sequence[str | os.PathLike], partitions: int = 1,
 
 
 # ---- one file ---------------------------------------------------------------------------------------
+class SourceTally:
+    """The source of each document written to one prefix, counted as documents are added (``manifest.py``:
+    ``sources`` and ``source_runs``)."""
+
+    def __init__(self) -> None:
+        self.runs: list[list] | None = []
+        self.counts: dict[str, list[int]] = {}
+        self.any_named = False
+
+    def add(self, source: str | None, num_tokens: int) -> None:
+        from .manifest import MAX_SOURCE_RUNS, UNKNOWN_SOURCE
+
+        name = source if source is not None else UNKNOWN_SOURCE
+        self.any_named = self.any_named or source is not None
+        if self.runs is not None:
+            if self.runs and self.runs[-1][0] == name:
+                self.runs[-1][1] += 1
+            elif len(self.runs) < MAX_SOURCE_RUNS:
+                self.runs.append([name, 1])
+            else:
+                self.runs = None
+        entry = self.counts.setdefault(name, [0, 0])
+        entry[0] += 1
+        entry[1] += num_tokens
+
+    def records(self) -> dict:
+        """``{"sources": ..., "source_runs": ...}`` for :class:`~regmix_megatron.manifest.PrefixInfo`; empty
+        when no document named a source."""
+        from .manifest import SourceCount
+
+        if not self.any_named:
+            return {}
+        return {"sources": tuple(SourceCount(n, *self.counts[n]) for n in sorted(self.counts)),
+                "source_runs": tuple((n, c) for n, c in self.runs) if self.runs is not None else None}
+
+
 @dataclass
 class FileReport:
     """What preprocessing JSONL input (one file, or Megatron-LM's several with ``--partitions``) produced."""
@@ -220,6 +258,8 @@ class FileReport:
     elapsed_s: float = 0.0
     bad_lines: list[str] = field(default_factory=list)
     """The first few skipped-line messages."""
+    sources: dict[str, dict] = field(default_factory=dict)
+    """JSON key -> its prefix's source records (:meth:`SourceTally.records`; empty when no line names one)."""
 
 
 def output_prefixes(output_prefix: str | os.PathLike, json_keys: Sequence[str],
@@ -249,6 +289,7 @@ def preprocess_file(input_path: str | os.PathLike | Sequence[str | os.PathLike],
     started = time.perf_counter()
     vocab_size = vocab_size or encoder.vocab_size
     writers = {key: IndexedWriter(prefixes[key], vocab_size) for key in keys}
+    tallies = {key: SourceTally() for key in keys}
     num_tokens = dict.fromkeys(keys, 0)
     try:
         for result in encoder.encode_lines(file_lines(paths, partitions, keep_sequential_samples)):
@@ -260,13 +301,14 @@ def preprocess_file(input_path: str | os.PathLike | Sequence[str | os.PathLike],
                 if len(report.bad_lines) < 5:
                     report.bad_lines.append(result[2])
                 continue
-            _, _, num_bytes, encoded = result
+            _, _, num_bytes, encoded, source = result
             report.num_bytes += num_bytes
             for key in keys:
                 tokens, lengths = encoded[key]
                 report.num_empty_documents += len(tokens) == 0
                 num_tokens[key] += len(tokens)
                 writers[key].add_document(tokens, lengths)
+                tallies[key].add(source, len(tokens))
             if log_interval and report.num_lines % log_interval == 0:
                 _print_progress(report, started)
         for key in keys:
@@ -282,6 +324,7 @@ def preprocess_file(input_path: str | os.PathLike | Sequence[str | os.PathLike],
         report.num_documents[key] = counts.num_documents
         report.num_sequences[key] = counts.num_sequences
         report.num_tokens[key] = counts.num_tokens
+        report.sources[key] = tallies[key].records()
     report.elapsed_s = time.perf_counter() - started
     _log_skipped(report, where)
     return report
@@ -364,9 +407,11 @@ def preprocess_corpus(corpus_dir: str | os.PathLike, output_dir: str | os.PathLi
             logger.info("%s/%s: %d documents, %d tokens (%.1f MB in %.1f s)", name, split,
                         report.num_documents["text"], report.num_tokens["text"], report.num_bytes / 1e6,
                         report.elapsed_s)
-            splits_per_domain[name][split] = (PrefixInfo(
-                path=str(Path(prefix).resolve()), num_documents=report.num_documents["text"],
-                num_sequences=report.num_sequences["text"], num_tokens=report.num_tokens["text"]),)
+            info = PrefixInfo(path=str(Path(prefix).resolve()), num_documents=report.num_documents["text"],
+                              num_sequences=report.num_sequences["text"], num_tokens=report.num_tokens["text"],
+                              **report.sources["text"])
+            info.check_sources(prefix)  # the tally and the .idx agree
+            splits_per_domain[name][split] = (info,)
     registry = DomainRegistry(
         domains=tuple(Domain(name=n, splits=s, evaluation_only=n in eval_only) for n, s in splits_per_domain.items()),
         tokenizer=TokenizerInfo.from_identity(ident),

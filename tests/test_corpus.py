@@ -24,6 +24,7 @@ from regmix_megatron.corpus.documents import Document, assign_split, chunk_text,
 from regmix_megatron.corpus.domains.changelogs import changelog_entries
 from regmix_megatron.corpus.domains.legal import licence_text
 from regmix_megatron.corpus.domains.literature import austen_chapters, bible_chapters
+from regmix_megatron.corpus.domains.games import crawl_entries, wml_dialogue
 from regmix_megatron.corpus.domains.qa import perlfaq_questions
 from regmix_megatron.corpus.fixture import build_fixture, pick_documents
 from regmix_megatron.corpus.formats import decode_dictd_number, encode_dictd_number, html_to_text, \
@@ -31,6 +32,7 @@ from regmix_megatron.corpus.formats import decode_dictd_number, encode_dictd_num
 from regmix_megatron.corpus.rdata import character_vector, unserialize
 from regmix_megatron.errors import ConfigError, DataError
 from regmix_megatron.manifest import SPLITS
+from helpers.corpus_sources import assert_prefixes_stratified, populate_offline_cache
 
 FIXTURE = Path(__file__).parent / "fixtures" / "corpus"
 
@@ -61,9 +63,11 @@ def test_fixture_has_every_default_domain_with_nonempty_splits(manifest):
             assert entry["splits"][split]["num_documents"] == len(texts)
             assert entry["splits"][split]["num_bytes"] == sum(len(t.encode()) for t in texts)
             total_bytes += (FIXTURE / domain / f"{split}.jsonl").stat().st_size
-        train_kb = entry["splits"]["train"]["num_bytes"] / 1e3
-        low = 30 if domain not in DEFAULT_DOMAINS else 100  # qa: the small evaluation-only domain
-        assert low <= train_kb <= 200, (domain, train_kb)
+        kb = {split: entry["splits"][split]["num_bytes"] / 1e3 for split in SPLITS}
+        if entry.get("evaluation_only"):  # qa: its valid and test hold nearly everything, train a remainder
+            assert all(50 <= kb[s] <= 100 for s in ("valid", "test")) and kb["train"] <= 30, (domain, kb)
+        else:
+            assert 100 <= kb["train"] <= 200, (domain, kb)
         for source in entry["sources"]:
             assert source["name"] and source["version"] and source["licence"], source
     assert total_bytes < 2_500_000
@@ -74,8 +78,25 @@ def test_fixture_documents_sit_in_the_split_their_hash_assigns(manifest):
         settings = entry["settings"]
         for split in SPLITS:
             for text in fixture_texts(domain, split):
-                assert assign_split(text, settings["valid_fraction"], settings["test_fraction"]) == split
+                if not entry.get("evaluation_only"):
+                    assert assign_split(text, settings["valid_fraction"], settings["test_fraction"]) == split
                 assert settings["min_doc_chars"] <= len(text) <= settings["max_doc_chars"]
+
+
+def test_fixture_evaluation_only_domain_is_split_by_source_and_its_lines_name_it(manifest):
+    held_out = [d for d, entry in manifest["domains"].items() if entry.get("evaluation_only")]
+    assert held_out == ["qa"]
+    entry = manifest["domains"]["qa"]
+    assert entry["settings"]["split_rule"]["stratified_by"] == "source"
+    packages = {s["name"] for s in entry["sources"]}
+    for split in SPLITS:
+        docs = list(writer.iter_documents(FIXTURE / "qa" / f"{split}.jsonl"))
+        assert docs and all(d.source in packages for d in docs)
+        assert entry["splits"][split]["sources"] == writer.source_stats(docs)
+    for split in ("valid", "test"):  # a prefix of the corpus's interleaved file: every prefix stratified
+        docs = list(writer.iter_documents(FIXTURE / "qa" / f"{split}.jsonl"))
+        assert len({d.source for d in docs}) >= 3
+        assert_prefixes_stratified([d.source for d in docs], tolerance=2.0)  # 1 from the corpus file, 1 from the cut
 
 
 def test_fixture_texts_are_clean_unicode(manifest):
@@ -187,25 +208,42 @@ def test_group_entries_never_splits_an_entry():
 
 # ------------------------------------------------------------------------------------------ writer
 
+def fixture_documents(domain: str, split: str) -> list[Document]:
+    return list(writer.iter_documents(FIXTURE / domain / f"{split}.jsonl"))
+
+
 def test_write_domain_twice_gives_identical_files(tmp_path):
-    texts = {s: fixture_texts("legal", s) for s in SPLITS}
-    first = writer.write_domain_files(tmp_path, "legal", texts)
+    docs = {s: fixture_documents("legal", s) for s in SPLITS}
+    first = writer.write_domain_files(tmp_path, "legal", docs)
     blobs = {s: (tmp_path / "legal" / f"{s}.jsonl").read_bytes() for s in SPLITS}
-    second = writer.write_domain_files(tmp_path, "legal", texts)
+    second = writer.write_domain_files(tmp_path, "legal", docs)
     assert first == second
     assert blobs == {s: (tmp_path / "legal" / f"{s}.jsonl").read_bytes() for s in SPLITS}
-    assert list(writer.iter_texts(tmp_path / "legal" / "valid.jsonl")) == texts["valid"]
+    # a training domain's lines are {"text": ...} only: the committed files (written before sources existed)
+    # come back byte for byte
+    assert blobs == {s: (FIXTURE / "legal" / f"{s}.jsonl").read_bytes() for s in SPLITS}
+    assert list(writer.iter_texts(tmp_path / "legal" / "valid.jsonl")) == [d.text for d in docs["valid"]]
     assert not list(tmp_path.glob(".tmp-*")) and not list(tmp_path.glob(".old-*"))
 
 
+def test_an_evaluation_only_domain_writes_each_source_and_counts_it(tmp_path):
+    docs = {s: fixture_documents("qa", s) for s in SPLITS}
+    stats = writer.write_domain_files(tmp_path, "qa", docs, with_sources=True)
+    for split in SPLITS:
+        lines = [json.loads(line) for line in (tmp_path / "qa" / f"{split}.jsonl").read_text().splitlines()]
+        assert [(line["text"], line["source"]) for line in lines] == [(d.text, d.source) for d in docs[split]]
+        assert sum(c["num_documents"] for c in stats[split]["sources"].values()) == len(docs[split])
+        assert sum(c["num_bytes"] for c in stats[split]["sources"].values()) == stats[split]["num_bytes"]
+
+
 def test_crash_mid_write_leaves_nothing_complete(tmp_path, monkeypatch):
-    texts = {s: fixture_texts("math", s) for s in SPLITS}
+    texts = {s: fixture_documents("math", s) for s in SPLITS}
     real_write = writer._write_jsonl
 
-    def crash_on_test(path, lines):
+    def crash_on_test(path, lines, with_sources):
         if path.name == "test.jsonl":
             raise KeyboardInterrupt("killed")
-        return real_write(path, lines)
+        return real_write(path, lines, with_sources)
 
     monkeypatch.setattr(writer, "_write_jsonl", crash_on_test)
     with pytest.raises(KeyboardInterrupt):
@@ -216,7 +254,7 @@ def test_crash_mid_write_leaves_nothing_complete(tmp_path, monkeypatch):
 
 
 def test_completeness_needs_manifest_entry_and_exact_file_sizes(tmp_path):
-    texts = {s: fixture_texts("speeches", s) for s in SPLITS}
+    texts = {s: fixture_documents("speeches", s) for s in SPLITS}
     stats = writer.write_domain_files(tmp_path, "speeches", texts)
     assert not writer.is_domain_complete(tmp_path, "speeches")  # files alone are not enough
     writer.record_domain(tmp_path, "speeches", {"splits": stats, "settings_hash": "abc"})
@@ -239,20 +277,8 @@ def test_bad_manifest_and_bad_jsonl_name_the_file(tmp_path):
 
 # ------------------------------------------------------------------------------------------ build, offline
 
-def _populate_cache(cache: Path) -> None:
-    """Unpacked package trees for the legal and changelogs domains, made of fixture text (no network)."""
-    lic = cache / "sources/pypi/licensedcode-data-32.1.0-wheel/licensedcode/data/licenses"
-    lic.mkdir(parents=True)
-    for i, text in enumerate(fixture_texts("legal")):
-        front = yaml.safe_dump({"key": f"lic-{i}", "name": f"Licence {i}", "category": "Permissive"})
-        (lic / f"lic-{i}.LICENSE").write_text(f"---\n{front}---\n{text}\n")
-    log = cache / "sources/debian/glibc-doc_2.36-9+deb12u14/usr/share/doc/glibc-doc"
-    log.mkdir(parents=True)
-    (log / "ChangeLog.1").write_text("\n\n".join(fixture_texts("changelogs")) + "\n")
-
-
 def test_build_corpus_offline_is_idempotent_and_invalidated_by_settings(tmp_path):
-    _populate_cache(tmp_path)
+    populate_offline_cache(tmp_path)
     seen = []
     corpus = build_corpus(tmp_path, domains="legal,changelogs", max_mb_per_domain=0.2,
                           on_domain=lambda name, entry, reused: seen.append((name, reused)))
@@ -282,15 +308,37 @@ def test_build_corpus_offline_is_idempotent_and_invalidated_by_settings(tmp_path
     assert json.loads((corpus / "manifest.json").read_text())["domains"]["legal"]["num_bytes"] <= 100_000
 
 
+def test_building_a_domain_evaluation_only_rebuilds_it_and_switching_back_restores_its_files(tmp_path):
+    populate_offline_cache(tmp_path)
+    corpus = build_corpus(tmp_path, domains="legal", max_mb_per_domain=0.2)
+    trained = {s: (corpus / "legal" / f"{s}.jsonl").read_bytes() for s in SPLITS}
+    seen = []
+    build_corpus(tmp_path, domains="changelogs", eval_only="legal", max_mb_per_domain=0.2,
+                 on_domain=lambda name, entry, reused: seen.append((name, reused)))
+    assert seen == [("changelogs", False), ("legal", False)]  # built although not in domains; a role switch
+    entry = writer.read_manifest(corpus)["domains"]["legal"]
+    assert entry["evaluation_only"] and entry["settings"]["split_rule"]["rule"] == "evaluation-only"
+    docs = {s: list(writer.iter_documents(corpus / "legal" / f"{s}.jsonl")) for s in SPLITS}
+    assert all(d.source == "licensedcode-data" for s in SPLITS for d in docs[s])
+    trained_texts = [json.loads(line)["text"] for s in SPLITS for line in trained[s].decode().splitlines()]
+    assert sorted(d.text for s in SPLITS for d in docs[s]) == sorted(trained_texts)  # the same documents
+    assert min(len(docs["valid"]), len(docs["test"])) >= 0.48 * entry["num_documents"]
+    build_corpus(tmp_path, domains="legal", max_mb_per_domain=0.2)  # a training domain again: the same bytes
+    assert trained == {s: (corpus / "legal" / f"{s}.jsonl").read_bytes() for s in SPLITS}
+    assert "evaluation_only" not in writer.read_manifest(corpus)["domains"]["legal"]
+    with pytest.raises(ConfigError, match=r"unknown corpus domain 'legl'.*\(--eval-only\)"):
+        build_corpus(tmp_path, domains="legal", eval_only="legl")
+
+
 def test_build_with_a_cap_too_small_for_three_splits_names_the_flag(tmp_path):
-    _populate_cache(tmp_path)
+    populate_offline_cache(tmp_path)
     with pytest.raises(ConfigError, match="--max-mb-per-domain"):
         build_corpus(tmp_path, domains="legal", max_mb_per_domain=0.002, max_doc_chars=1000)
     assert not writer.is_domain_complete(tmp_path / "corpus", "legal")
 
 
 def test_build_killed_before_recording_leaves_domain_incomplete(tmp_path, monkeypatch):
-    _populate_cache(tmp_path)
+    populate_offline_cache(tmp_path)
     build_corpus(tmp_path, domains="legal", max_mb_per_domain=0.2)
     corpus = tmp_path / "corpus"
 
@@ -427,6 +475,45 @@ def test_html_and_info_and_perlfaq_readers():
     assert list(iter_info_nodes(info)) == ["header", "Body one."]
     pod = "=head1 NAME\n\nperlfaq\n\n=head2 How do I x?\n\nLike this.\n\n=head2 Why y?\n\nBecause.\n"
     assert perlfaq_questions(pod) == ["=head2 How do I x?\n\nLike this.", "=head2 Why y?\n\nBecause."]
+
+
+def test_game_text_readers_keep_descriptions_and_dialogue_and_drop_markup():
+    crawl = ("%%%%\n__internal_key\n\nnever shown\n%%%%\n# Uniques\nAgnes\n\nThis spriggan is aged and "
+             "<lightred>weathered</lightred>.\nUnderestimate her at your peril!\n%%%%\nDonald\n\n{{\n  return "
+             "\"computed\"\n}}\n%%%%\nlunar statue\n\n<zot statue>\n%%%%\n")
+    assert crawl_entries(crawl) == ["Agnes\n\nThis spriggan is aged and weathered.\nUnderestimate her at your peril!"]
+    wml = """#textdomain wesnoth-httt
+[scenario]
+    name= _ "The Elves Besieged"
+    [story]
+        [part]
+            story= _ "Konrad fled west, <i>far</i> from the orcs."
+        [/part]
+    [/story]
+    [event]
+        [message]
+            speaker=Delfador
+            message= _ "We must go, Konrad! The ""Sceptre"" waits.
+Ride now."
+        [/message]
+        # [message] speaker=Nobody message= _ "a comment" [/message]
+        [message]
+            role=Advisor
+            message= _ "My lord!"
+            [option]
+                label= _ "Fight"
+            [/option]
+        [/message]
+        [message]
+            speaker=narrator
+            message= _ "Night falls."
+        [/message]
+    [/event]
+[/scenario]
+"""
+    assert wml_dialogue(wml) == ["Konrad fled west, far from the orcs.",
+                                 'Delfador: We must go, Konrad! The "Sceptre" waits.\nRide now.',
+                                 "Advisor: My lord!", "Night falls."]
 
 
 def test_hash_fraction_is_uniform_enough():

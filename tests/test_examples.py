@@ -49,3 +49,17 @@ def test_demo_config_is_what_the_issue_asks():
 def test_example_shell_parses(path):
     proc = subprocess.run(["bash", "-n", str(path)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_demo_heldout2_is_the_demo_with_a_second_held_out_target():
+    demo = load_pipeline_config(EXAMPLES / "demo.yaml").to_dict()
+    cfg = load_pipeline_config(EXAMPLES / "demo_heldout2.yaml")
+    assert cfg.target == "games" and set(cfg.corpus.eval_only) == {"qa", "games"}
+    from regmix_megatron.corpus.build import DEFAULT_DOMAINS, domain_module
+
+    assert "games" not in DEFAULT_DOMAINS and domain_module("games").PACKAGES  # a built-in, held-out domain
+    other = cfg.to_dict()
+    for section in ("tokenizer", "preprocess", "sample", "proxy", "search", "targets", "executor", "seed"):
+        assert other[section] == demo[section], section  # the demo's sizes
+    assert other["corpus"]["max_mb_per_domain"] == demo["corpus"]["max_mb_per_domain"]
+    assert Path(cfg.corpus.cache_dir) == Path(demo["output_dir"]) / "cache"  # the demo's corpus cache, shared

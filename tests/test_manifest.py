@@ -101,3 +101,61 @@ def test_run_ids_change_with_the_roles():
     assert evaluated_domains(only, held) == ("code", "qa")  # evaluation-only domains are always evaluated
     with pytest.raises(DataError, match=r"eval.domains names \['news'\]"):
         evaluated_domains(build_recipe({"preset": "tiny-test", "eval": {"domains": ["news"]}}), held)
+
+
+# ---- sources per prefix -------------------------------------------------------------------------------------
+def sourced_registry() -> DomainRegistry:
+    """qa with two valid prefixes whose documents name their sources (run-length, in document order)."""
+    from regmix_megatron.manifest import SourceCount
+
+    first = PrefixInfo("/data/qa/valid_0", 5, 5, 900,
+                       sources=(SourceCount("faq", 2, 200), SourceCount("quips", 3, 700)),
+                       source_runs=(("quips", 2), ("faq", 1), ("quips", 1), ("faq", 1)))
+    second = PrefixInfo("/data/qa/valid_1", 2, 2, 50, sources=(SourceCount("faq", 2, 50),),
+                        source_runs=(("faq", 2),))
+    qa = Domain(name="qa", splits={"train": (PrefixInfo("/data/qa/train", 1, 1, 10),), "valid": (first, second)},
+                evaluation_only=True)
+    base = make_registry({"books": 100, "code": 200})
+    return DomainRegistry(domains=(*base.domains, qa), tokenizer=base.tokenizer)
+
+
+def test_sources_round_trip_and_give_each_documents_source_in_order(tmp_path):
+    reg = sourced_registry()
+    reg.save(tmp_path / "domains.json")
+    back = DomainRegistry.load(tmp_path / "domains.json")
+    qa = back.get("qa")
+    assert qa.document_sources("valid") == ["quips", "quips", "faq", "quips", "faq", "faq", "faq"]
+    assert len(qa.document_sources("valid")) == qa.num_documents("valid")
+    totals = qa.sources("valid")
+    assert {n: (c.num_documents, c.num_tokens) for n, c in totals.items()} == {"faq": (4, 250), "quips": (3, 700)}
+    assert sum(c.num_tokens for c in totals.values()) == qa.num_tokens("valid")
+    assert qa.sources("train") is None and qa.document_sources("train") is None  # no records: unknown
+    assert back.get("code").sources("valid") is None and back.get("code").document_sources("train") is None
+    assert back.with_evaluation_only(["qa"]).get("qa").document_sources("valid") == qa.document_sources("valid")
+
+
+def test_a_manifest_without_sources_loads_with_sources_unknown(tmp_path):
+    import json
+
+    make_registry({"books": 100, "code": 200}).save(tmp_path / "domains.json")
+    obj = json.loads((tmp_path / "domains.json").read_text())
+    assert all("sources" not in p for d in obj["domains"] for plist in d["splits"].values() for p in plist)
+    back = DomainRegistry.load(tmp_path / "domains.json")
+    assert back.get("books").sources() is None and back.get("books").document_sources() is None
+
+
+def test_source_records_that_do_not_add_up_are_refused_naming_the_prefix(tmp_path):
+    import json
+
+    sourced_registry().save(tmp_path / "domains.json")
+    obj = json.loads((tmp_path / "domains.json").read_text())
+    qa = next(d for d in obj["domains"] if d["name"] == "qa")
+    qa["splits"]["valid"][0]["source_runs"] = [["quips", 2], ["faq", 1]]  # 3 of 5 documents
+    (tmp_path / "bad.json").write_text(json.dumps(obj))
+    with pytest.raises(DataError, match=r"qa'? valid prefix .*valid_0.*source_runs cover 3 documents.*--overwrite"):
+        DomainRegistry.load(tmp_path / "bad.json")
+    qa["splits"]["valid"][0]["source_runs"] = None
+    qa["splits"]["valid"][0]["sources"]["faq"]["num_tokens"] = 1
+    (tmp_path / "bad.json").write_text(json.dumps(obj))
+    with pytest.raises(DataError, match=r"sources count 5 documents and 701 tokens, the prefix 5 and 900"):
+        DomainRegistry.load(tmp_path / "bad.json")

@@ -3,7 +3,9 @@
 - raw JSONL + a local HuggingFace tokenizer directory -> ``preprocess`` -> ``domains.json``;
 - existing ``.bin/.idx`` prefixes (made with GPT-2 BPE, and with a HuggingFace tokenizer) -> ``domains import``
   -> ``sample`` -> a short sweep -> ``fit`` -> ``search`` (with ``--path-prefix``); the exported files parse with
-  megatron-core's own blend parsing and name the cluster's paths.
+  megatron-core's own blend parsing and name the cluster's paths;
+- your own text -> ``corpus add --eval-only`` beside a corpus cache, and the pipeline config form
+  (``corpus.extra_domains``) loaded as written.
 
 The README's code blocks are read from README.md, so a command changed there is the command tested here.
 """
@@ -21,7 +23,9 @@ from pathlib import Path
 import pytest
 from megatron.core.datasets.utils import get_blend_from_list
 
+from regmix_megatron.corpus_reader import iter_documents
 from regmix_megatron.manifest import DomainRegistry
+from regmix_megatron.pipeline.config import load_pipeline_config
 
 from conftest import FIXTURE_CORPUS
 
@@ -50,9 +54,39 @@ def _run_bash(script: str, cwd: Path) -> subprocess.CompletedProcess:
 
 
 def test_the_section_has_the_blocks_this_test_runs():
-    assert len(_blocks("bash")) == 2 and len(_blocks("yaml")) == 2
+    assert len(_blocks("bash")) == 3 and len(_blocks("yaml")) == 3
     assert "domains import --spec domains.yaml" in _blocks("bash")[1]
     assert all(f"data/{d}_train_text_document" in _blocks("yaml")[0] for d in DOMAINS)
+    assert "corpus add mytexts" in _blocks("bash")[2] and "extra_domains:" in _blocks("yaml")[2]
+
+
+def _my_texts(root: Path) -> Path:
+    """``my_texts/``: a text file of speeches and a JSONL file of licences whose lines name two sources."""
+    texts = root / "my_texts"
+    texts.mkdir()
+    speeches = [doc["text"] for _, doc in iter_documents(FIXTURE_CORPUS / "speeches" / "train.jsonl")]
+    (texts / "speeches.txt").write_text("\n\n".join(speeches), encoding="utf-8")
+    licences = [doc["text"] for _, doc in iter_documents(FIXTURE_CORPUS / "legal" / "train.jsonl")]
+    (texts / "licences.jsonl").write_text("".join(
+        json.dumps({"text": t, "source": f"licences-{k % 2}"}) + "\n" for k, t in enumerate(licences)))
+    return texts
+
+
+def test_a_held_out_domain_of_your_own_beside_the_built_corpus(tmp_path):
+    _my_texts(tmp_path)
+    proc = _run_bash(_blocks("bash")[2], tmp_path)
+    assert "mytexts" in proc.stdout
+    corpus = tmp_path / "my_cache" / "corpus"
+    entry = json.loads((corpus / "manifest.json").read_text())["domains"]["mytexts"]
+    assert entry["evaluation_only"]
+    lines = {s: [json.loads(line) for line in (corpus / "mytexts" / f"{s}.jsonl").read_text().splitlines()]
+             for s in ("train", "valid", "test")}
+    assert {line["source"] for line in lines["valid"]} == {"speeches.txt", "licences-0", "licences-1"}
+    assert min(len(lines["valid"]), len(lines["test"])) > 10 * len(lines["train"])
+    (tmp_path / "pipeline.yaml").write_text(_blocks("yaml")[2])
+    cfg = load_pipeline_config(tmp_path / "pipeline.yaml", output_dir=str(tmp_path / "out"))
+    assert cfg.target == "mytexts" and set(cfg.corpus.eval_only) == {"qa", "mytexts"}
+    assert cfg.corpus.extra_domains["mytexts"].path == str(tmp_path / "my_texts")
 
 
 def test_raw_jsonl_with_a_local_huggingface_tokenizer(hf_tokenizer_dir, tmp_path):

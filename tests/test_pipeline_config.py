@@ -139,3 +139,54 @@ def test_schedule_section(tmp_path):
                           ([0.5, -0.5, 1.0], "give 2 to 9 positive"), ("0.8,0.2", "give 2 to 9 positive")):
         with pytest.raises(ConfigError, match=f"schedule.phases=.* is invalid: .*{match}"):
             ScheduleSection(phases=phases)
+
+
+def test_extra_domains_beside_the_built_corpus_are_parsed_once_and_join_eval_only(tmp_path):
+    from regmix_megatron.pipeline.config import ExtraDomain
+    from regmix_megatron.pipeline.stages import built_domains, corpus_inputs, wanted_domains
+
+    (tmp_path / "my_texts").mkdir()
+    (tmp_path / "notes.txt").write_text("x")
+    cfg = load_pipeline_config(_write(tmp_path, {
+        "target": "mytexts",
+        "corpus": {"source": "build", "eval_only": ["qa"], "max_mb_per_domain": 5,
+                   "extra_domains": {"mytexts": {"path": "my_texts", "eval_only": True},
+                                     "notes": {"path": "notes.txt"}}}}))
+    assert cfg.corpus.extra_domains == {"mytexts": ExtraDomain(path=str(tmp_path / "my_texts"), eval_only=True),
+                                        "notes": ExtraDomain(path=str(tmp_path / "notes.txt"))}
+    assert cfg.corpus.eval_only == ["qa", "mytexts"]
+    assert built_domains(cfg) == (sorted([*DEFAULT_BUILT, "qa"]), ["qa"])  # the extras are not built
+    assert wanted_domains(cfg) == sorted([*DEFAULT_BUILT, "qa", "mytexts", "notes"])
+    inputs = corpus_inputs(cfg)
+    assert inputs["extra_domains"]["mytexts"]["eval_only"] and not inputs["extra_domains"]["notes"]["eval_only"]
+    (tmp_path / "notes.txt").write_text("changed text")  # an input's change reruns the corpus stage
+    assert corpus_inputs(cfg) != inputs
+    again = load_pipeline_config(_write(tmp_path, cfg.to_dict()))  # the resolved config loads as it is
+    assert again.corpus.extra_domains == cfg.corpus.extra_domains and again.corpus.eval_only == cfg.corpus.eval_only
+
+
+DEFAULT_BUILT = ["changelogs", "code", "legal", "literature", "math", "reference", "speeches", "techdocs"]
+
+
+def test_extra_domains_and_the_cap_are_refused_where_they_would_be_ignored(tmp_path):
+    (tmp_path / "corp").mkdir()
+    (tmp_path / "my_texts").mkdir()
+    cases = [
+        ({"corpus": {"source": "corp", "max_mb_per_domain": 5}},
+         r"corpus\.max_mb_per_domain=5\.0 is invalid: it caps what `source: build` builds.*remove it"),
+        ({"corpus": {"source": "corp", "extra_domains": {"mine": {"path": "my_texts"}}}},
+         r"corpus\.extra_domains=\['mine'\] is invalid: extra domains go beside the built corpus.*corpus add"),
+        ({"corpus": {"extra_domains": {"qa": {"path": "my_texts"}}}}, r"corpus\.extra_domains.*'qa' is a built-in"),
+        ({"corpus": {"extra_domains": {"my texts": {"path": "my_texts"}}}},
+         r"corpus\.extra_domains.*letters, digits"),
+        ({"corpus": {"extra_domains": {"mine": "my_texts"}}},
+         r"corpus\.extra_domains\.mine='my_texts' is invalid: give a mapping"),
+        ({"corpus": {"extra_domains": {"mine": {"path": "nowhere"}}}},
+         r"corpus\.extra_domains\.mine\.path=.*nowhere.*existing file or directory"),
+        ({"corpus": {"extra_domains": {"mine": {"path": "my_texts", "evaluation_only": True}}}},
+         r"unknown field\(s\) \['evaluation_only'\] for ExtraDomain.*eval_only"),
+        ({"corpus": {"extra_domains": ["mine"]}}, r"corpus\.extra_domains=\['mine'\] is invalid: give a mapping"),
+    ]
+    for data, pattern in cases:
+        with pytest.raises(ConfigError, match=pattern):
+            load_pipeline_config(_write(tmp_path, data))

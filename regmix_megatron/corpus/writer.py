@@ -1,8 +1,9 @@
 """Write one domain's splits atomically and record it in the corpus manifest.
 
-Layout: ``<corpus_dir>/<domain>/{train,valid,test}.jsonl`` (one ``{"text": ...}`` per line, UTF-8) and
-``<corpus_dir>/manifest.json``. A domain is written into a temporary directory ``.tmp-<domain>.*``, every file
-fsynced, then renamed into place; only after that is its manifest entry (with the byte size of every file)
+Layout: ``<corpus_dir>/<domain>/{train,valid,test}.jsonl`` (one ``{"text": ...}`` per line, UTF-8; lines of an
+evaluation-only or user-added domain also name the package or file each came from: ``{"text": ..., "source":
+...}``) and ``<corpus_dir>/manifest.json``. A domain is written into a temporary directory ``.tmp-<domain>.*``,
+every file fsynced, then renamed into place; only after that is its manifest entry (with the byte size of every file)
 written, atomically. A domain is *complete* only when its manifest entry exists, its settings hash matches and
 every file has the recorded size, so a build killed at any point leaves nothing that looks complete.
 """
@@ -21,6 +22,7 @@ from typing import Iterator, Mapping, Sequence
 from ..errors import DataError
 from ..fileio import atomic_write_json, read_json
 from ..manifest import SPLITS
+from .documents import Document
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = 1
@@ -30,20 +32,34 @@ def split_path(corpus_dir: Path, domain: str, split: str) -> Path:
     return Path(corpus_dir) / domain / f"{split}.jsonl"
 
 
-def _write_jsonl(path: Path, texts: Sequence[str]) -> int:
+def _write_jsonl(path: Path, documents: Sequence[Document], with_sources: bool) -> int:
     with open(path, "w", encoding="utf-8", newline="\n") as fh:
-        for text in texts:
-            fh.write(json.dumps({"text": text}, ensure_ascii=False))
+        for doc in documents:
+            line = {"text": doc.text, "source": doc.source} if with_sources else {"text": doc.text}
+            fh.write(json.dumps(line, ensure_ascii=False))
             fh.write("\n")
         fh.flush()
         os.fsync(fh.fileno())
     return path.stat().st_size
 
 
-def write_domain_files(corpus_dir: Path, domain: str, texts_by_split: Mapping[str, Sequence[str]]) -> dict:
-    """Write ``<corpus_dir>/<domain>/<split>.jsonl`` for every split, atomically as a directory.
+def source_stats(documents: Sequence[Document]) -> dict[str, dict]:
+    """``{source: {"num_documents", "num_bytes"}}`` in source-name order."""
+    out: dict[str, dict] = {}
+    for doc in documents:
+        entry = out.setdefault(doc.source, {"num_documents": 0, "num_bytes": 0})
+        entry["num_documents"] += 1
+        entry["num_bytes"] += doc.num_bytes
+    return {name: out[name] for name in sorted(out)}
 
-    Returns per-split stats ``{split: {"num_documents", "num_bytes" (UTF-8 text), "file_bytes"}}``.
+
+def write_domain_files(corpus_dir: Path, domain: str, documents_by_split: Mapping[str, Sequence[Document]],
+                       with_sources: bool = False) -> dict:
+    """Write ``<corpus_dir>/<domain>/<split>.jsonl`` for every split, atomically as a directory; with
+    ``with_sources`` every line also carries its document's ``source``.
+
+    Returns per-split stats ``{split: {"num_documents", "num_bytes" (UTF-8 text), "file_bytes"}}``, with
+    ``"sources": {source: {"num_documents", "num_bytes"}}`` added when ``with_sources``.
     Any previous directory for the domain is replaced only once the new one is fully written.
     """
     corpus_dir = Path(corpus_dir)
@@ -53,11 +69,12 @@ def write_domain_files(corpus_dir: Path, domain: str, texts_by_split: Mapping[st
     stats: dict[str, dict] = {}
     try:
         for split in SPLITS:
-            texts = list(texts_by_split.get(split, ()))
-            file_bytes = _write_jsonl(tmp / f"{split}.jsonl", texts)
-            stats[split] = {"num_documents": len(texts),
-                            "num_bytes": sum(len(t.encode("utf-8")) for t in texts),
+            docs = list(documents_by_split.get(split, ()))
+            file_bytes = _write_jsonl(tmp / f"{split}.jsonl", docs, with_sources)
+            stats[split] = {"num_documents": len(docs), "num_bytes": sum(d.num_bytes for d in docs),
                             "file_bytes": file_bytes}
+            if with_sources:
+                stats[split]["sources"] = source_stats(docs)
         if final.exists():
             trash = Path(tempfile.mkdtemp(prefix=f".old-{domain}.", dir=corpus_dir))
             os.replace(final, trash / domain)
@@ -126,11 +143,18 @@ def is_domain_complete(corpus_dir: Path, domain: str, settings_hash: str | None 
 
 def iter_texts(path: Path) -> Iterator[str]:
     """The ``text`` of every line of a corpus JSONL file."""
+    for doc in iter_documents(path):
+        yield doc.text
+
+
+def iter_documents(path: Path) -> Iterator[Document]:
+    """Every line of a corpus JSONL file as a :class:`Document` (source ``""`` where the line names none)."""
     with open(path, encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, 1):
             try:
-                yield json.loads(line)["text"]
-            except (json.JSONDecodeError, KeyError, TypeError) as exc:
+                obj = json.loads(line)
+                yield Document(obj["text"], obj.get("source") or "")
+            except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as exc:
                 raise DataError(f"{path}:{lineno}: not a {{\"text\": ...}} JSON line ({exc})") from None
 
 

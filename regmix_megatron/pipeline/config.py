@@ -41,6 +41,30 @@ AUTO = "auto"
 EXECUTORS = ("local", "slurm")
 
 
+#: ``corpus.max_mb_per_domain`` when not given (the corpus builder's default)
+DEFAULT_MAX_MB_PER_DOMAIN = 15.0
+
+
+@dataclass
+class ExtraDomain:
+    """A domain of your own text added beside the built corpus (``corpus.extra_domains``), with the rules of
+    ``regmix-megatron corpus add`` (``regmix_megatron.corpus.user_domain``)."""
+
+    path: str
+    """A text (``.txt``/``.md``/``.rst``: one text each) or JSONL (``.jsonl[.gz]``: a ``{"text": ...}`` document a
+    line, optionally with a ``"source"``) file, or a directory of them (searched recursively); relative to the
+    config file. Each file is a source (a JSONL line's ``source`` overrides it)."""
+    eval_only: bool = False
+    """Evaluation-only: split 49% valid / 49% test / 2% train stratified by source, never trained on (as if
+    listed in ``corpus.eval_only``)."""
+
+    def __post_init__(self) -> None:
+        check(isinstance(self.path, str) and bool(self.path), "corpus.extra_domains", "path", self.path,
+              "give the file or directory of the domain's text, e.g. path: my_texts/")
+        check(isinstance(self.eval_only, bool), "corpus.extra_domains", "eval_only", self.eval_only,
+              "use true or false")
+
+
 @dataclass
 class CorpusSection:
     source: str = "build"
@@ -58,25 +82,69 @@ class CorpusSection:
     """Evaluation-only domains (e.g. ``[qa]``): tokenized and evaluated in every run (validation and test
     splits), never sampled, trained on or put into a training blend, and left out of the tokenizer's sample.
     The natural target of a held-out, downstream-like evaluation."""
-    max_mb_per_domain: float = 15.0
-    """Cap on the text kept per domain when building (MB of UTF-8)."""
+    max_mb_per_domain: Optional[float] = None
+    """Cap on the text kept per domain when building (MB of UTF-8; default 15), the extra domains included. Only
+    for ``build``: a corpus directory or a ``domains.json`` is used as it is, so the field is refused there."""
+    extra_domains: dict = field(default_factory=dict)
+    """Domains of your own text beside the built corpus (``source: build`` only): ``{name: {path: my_texts/,
+    eval_only: true}}`` (:class:`ExtraDomain`), added to the corpus cache with the rules of ``regmix-megatron
+    corpus add``; every domain listed here is used, and the evaluation-only ones join ``eval_only``."""
 
     def __post_init__(self) -> None:
         check(isinstance(self.source, str) and bool(self.source), "corpus", "source", self.source,
               "use 'build', the path of a corpus directory with <domain>/{train,valid,test}.jsonl, or a "
               "domains.json of existing prefixes (`regmix-megatron domains import`)")
-        check(self.max_mb_per_domain > 0, "corpus", "max_mb_per_domain", self.max_mb_per_domain,
-              "use a positive number of MB, e.g. 5")
+        if self.max_mb_per_domain is not None:
+            check(self.max_mb_per_domain > 0, "corpus", "max_mb_per_domain", self.max_mb_per_domain,
+                  "use a positive number of MB, e.g. 5")
+            check(self.source == "build", "corpus", "max_mb_per_domain", self.max_mb_per_domain,
+                  f"it caps what `source: build` builds, and {self.source!r} is used as it is; remove it (cap "
+                  "your own text with `regmix-megatron corpus add --max-mb-per-domain`)")
         if self.domains is not None:
             check(len(self.domains) >= 2 and len(set(self.domains)) == len(self.domains), "corpus", "domains",
                   self.domains, "list at least two distinct domain names, or leave it out for all domains")
         check(isinstance(self.eval_only, list) and len(set(self.eval_only)) == len(self.eval_only)
               and all(isinstance(d, str) and d for d in self.eval_only), "corpus", "eval_only", self.eval_only,
               "list distinct domain names (e.g. [qa]), or [] for none")
+        self._parse_extra_domains()
         if self.domains is not None:
             training = [d for d in self.domains if d not in self.eval_only]
             check(len(training) >= 2, "corpus", "domains", self.domains,
                   f"keep at least two training domains besides the evaluation-only {self.eval_only}")
+
+    @property
+    def max_mb(self) -> float:
+        """``max_mb_per_domain``, or the builder's default when not given."""
+        return DEFAULT_MAX_MB_PER_DOMAIN if self.max_mb_per_domain is None else float(self.max_mb_per_domain)
+
+    def _parse_extra_domains(self) -> None:
+        """``extra_domains`` as :class:`ExtraDomain` values (parsed once, here); the evaluation-only ones
+        joined to ``eval_only``."""
+        check(isinstance(self.extra_domains, Mapping), "corpus", "extra_domains", self.extra_domains,
+              "give a mapping {name: {path: my_texts/, eval_only: true}}")
+        if not self.extra_domains:
+            return
+        check(self.source == "build", "corpus", "extra_domains", sorted(self.extra_domains),
+              f"extra domains go beside the built corpus (source: build), and {self.source!r} is used as it is; "
+              "add the domain to that corpus directory with `regmix-megatron corpus add NAME --input PATH "
+              "--corpus-dir DIR` instead")
+        from ..corpus.user_domain import check_name
+
+        parsed = {}
+        for name, spec in self.extra_domains.items():
+            try:
+                check_name(name, flag="name")
+            except ConfigError as exc:
+                raise ConfigError(f"corpus.extra_domains: {exc}") from None
+            if isinstance(spec, ExtraDomain):
+                parsed[name] = spec
+                continue
+            check(isinstance(spec, Mapping), "corpus.extra_domains", name, spec,
+                  f"give a mapping, e.g. {name}: {{path: my_texts/, eval_only: true}}")
+            parsed[name] = load_config(ExtraDomain, spec, source=f"corpus.extra_domains.{name}")
+            if parsed[name].eval_only and name not in self.eval_only:
+                self.eval_only = [*self.eval_only, name]
+        self.extra_domains = parsed
 
 
 @dataclass
@@ -351,10 +419,10 @@ class PipelineConfig:
     # ---- derived --------------------------------------------------------------------------------------
     @property
     def all_domains(self) -> list[str] | None:
-        """``corpus.domains`` with the evaluation-only ones added (None: every available domain)."""
+        """``corpus.domains`` with the evaluation-only and extra ones added (None: every available domain)."""
         if self.corpus.domains is None:
             return None
-        return sorted(set(self.corpus.domains) | set(self.corpus.eval_only))
+        return sorted(set(self.corpus.domains) | set(self.corpus.eval_only) | set(self.corpus.extra_domains))
 
     @property
     def seeds(self) -> list[int]:
@@ -402,6 +470,8 @@ def load_pipeline_config(path: str | os.PathLike, output_dir: str | None = None)
         cfg.corpus.source = str(resolve_path(cfg.corpus.source, base))
     if cfg.corpus.cache_dir is not None:
         cfg.corpus.cache_dir = str(resolve_path(cfg.corpus.cache_dir, base))
+    for extra in cfg.corpus.extra_domains.values():
+        extra.path = str(resolve_path(extra.path, base))
     for name in ("model", "vocab_file", "merge_file"):
         if getattr(cfg.tokenizer, name) is not None:
             setattr(cfg.tokenizer, name, str(resolve_path(getattr(cfg.tokenizer, name), base)))
@@ -421,6 +491,9 @@ def validate_deep(cfg: PipelineConfig, source: str = "<config>") -> None:
         check(src.is_dir() or (src.is_file() and src.suffix == ".json"), "corpus", "source", cfg.corpus.source,
               "give an existing corpus directory (<domain>/{train,valid,test}.jsonl), a domains.json of existing "
               "prefixes (`regmix-megatron domains import`), or 'build'")
+    for name, extra in cfg.corpus.extra_domains.items():
+        check(Path(extra.path).exists(), f"corpus.extra_domains.{name}", "path", extra.path,
+              "give an existing file or directory of the domain's text (relative to the config file)")
     if cfg.tokenizer.model is not None and cfg.tokenizer.type is None:
         check(Path(cfg.tokenizer.model).is_file(), "tokenizer", "model", cfg.tokenizer.model,
               "give an existing SentencePiece .model file, or leave it out to train one")

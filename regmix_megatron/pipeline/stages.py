@@ -35,6 +35,14 @@ def _stat_fingerprint(root: Path) -> str:
     return content_hash(rows, length=None)
 
 
+def _path_fingerprint(path: Path) -> str:
+    """:func:`_stat_fingerprint` of a directory, or of one file (name, size, modification time)."""
+    if path.is_dir():
+        return _stat_fingerprint(path)
+    st = path.stat()
+    return content_hash([path.name, st.st_size, st.st_mtime_ns], length=None)
+
+
 def corpus_domains(corpus_dir: Path, wanted: list[str] | None) -> list[str]:
     """Domains present in a corpus directory (those with a train.jsonl), filtered and checked."""
     present = sorted(p.name for p in corpus_dir.iterdir() if (p / "train.jsonl").is_file()) \
@@ -62,23 +70,40 @@ def _clear(path: Path, out: Path) -> None:
 
 
 # ---- corpus ---------------------------------------------------------------------------------------------
+def built_domains(cfg: PipelineConfig) -> tuple[list[str], list[str]]:
+    """With ``build``: (the built-in domains to build, those of them built evaluation-only): ``corpus.domains``
+    (the builder's default set when not given) and ``corpus.eval_only``, the extra domains left out."""
+    from ..corpus.build import resolve_domains
+
+    c = cfg.corpus
+    listed = None if c.domains is None else [d for d in c.domains if d not in c.extra_domains]
+    held_out = [d for d in c.eval_only if d not in c.extra_domains]
+    names = sorted(set(resolve_domains(listed, "corpus.domains")) | set(resolve_domains(held_out, "corpus.eval_only")
+                                                                      if held_out else ()))
+    return names, sorted(held_out)
+
+
 def wanted_domains(cfg: PipelineConfig) -> list[str] | None:
     """The corpus domains the pipeline uses: ``corpus.domains`` (with ``build``: the builder's default set when
-    not given) plus the evaluation-only ones; None: every domain of an existing corpus directory."""
-    c = cfg.corpus
-    if c.source == "build":
-        from ..corpus.build import resolve_domains
-
-        return sorted(set(resolve_domains(c.domains)) | set(c.eval_only))
+    not given) plus the evaluation-only and extra ones; None: every domain of an existing corpus directory."""
+    if cfg.corpus.source == "build":
+        return sorted(set(built_domains(cfg)[0]) | set(cfg.corpus.extra_domains))
     return cfg.all_domains
 
 
 def corpus_inputs(cfg: PipelineConfig) -> dict:
-    """What the corpus is, never where it lies (a moved project resumes): the build settings, or the listing of
-    an existing corpus directory (names, sizes, modification times)."""
+    """What the corpus is, never where it lies (a moved project resumes): the build settings (which domains are
+    built evaluation-only, and the extra domains' content), or the listing of an existing corpus directory (names,
+    sizes, modification times)."""
     c = cfg.corpus
     if c.source == "build":
-        return {"source": "build", "domains": wanted_domains(cfg), "max_mb_per_domain": c.max_mb_per_domain}
+        inputs = {"source": "build", "domains": wanted_domains(cfg), "max_mb_per_domain": c.max_mb}
+        if c.eval_only:
+            inputs["eval_only"] = sorted(c.eval_only)
+        if c.extra_domains:
+            inputs["extra_domains"] = {name: {"eval_only": name in c.eval_only, "content": _path_fingerprint(
+                Path(extra.path))} for name, extra in sorted(c.extra_domains.items())}
+        return inputs
     if uses_imported_data(cfg):  # the registry's content, not its path
         return {"source": "imported", "domains": wanted_domains(cfg), "eval_only": sorted(c.eval_only),
                 "content": sha256_file(c.source)}
@@ -125,8 +150,10 @@ def run_corpus(ctx: StageContext) -> StageOutput:
             ctx.progress.update(len(done) / num_domains, f"{name} {'reused' if reused else 'built'}")
 
         cache_dir = c.cache_dir if c.cache_dir is not None else ctx.out / "cache"
-        corpus_dir = Path(build_corpus(cache_dir, domains=wanted, max_mb_per_domain=c.max_mb_per_domain,
+        names, held_out = built_domains(ctx.config)
+        corpus_dir = Path(build_corpus(cache_dir, domains=names, max_mb_per_domain=c.max_mb, eval_only=held_out,
                                        on_domain=on_domain))
+        _add_extra_domains(ctx, corpus_dir, on_domain)
     else:
         corpus_dir = Path(c.source)
     domains = corpus_domains(corpus_dir, wanted)
@@ -146,6 +173,18 @@ def run_corpus(ctx: StageContext) -> StageOutput:
                        summary=f"{len(domains)} domains" + (f" ({', '.join(held_out)} evaluation-only)" if held_out
                                                             else "") + f", {num_bytes / 1e6:.1f} MB",
                        fingerprint=fingerprint)
+
+
+def _add_extra_domains(ctx: StageContext, corpus_dir: Path, on_domain) -> None:
+    """Add ``corpus.extra_domains`` to the built corpus (``regmix-megatron corpus add``'s rules)."""
+    from ..corpus.build import CorpusSettings
+    from ..corpus.user_domain import add_domain
+
+    c = ctx.config.corpus
+    for name, extra in sorted(c.extra_domains.items()):
+        entry, reused = add_domain(corpus_dir, name, [extra.path], eval_only=name in c.eval_only,
+                                   settings=CorpusSettings(max_mb_per_domain=c.max_mb))
+        on_domain(name, entry, reused)
 
 
 # ---- tokenizer ------------------------------------------------------------------------------------------
@@ -764,7 +803,7 @@ def _estimate_tokenizer(cfg: PipelineConfig) -> float:
 
 def _estimate_indexed(cfg: PipelineConfig) -> float:
     if cfg.corpus.source == "build":
-        return 8 * cfg.corpus.max_mb_per_domain * 1.2 / cfg.preprocess.workers
+        return 8 * cfg.corpus.max_mb * 1.2 / cfg.preprocess.workers
     return 5.0
 
 
