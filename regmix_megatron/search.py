@@ -18,9 +18,11 @@ chance (the minimum of many noisy predictions is biased low), so among choices t
 average of more candidates is the robust one (what the paper's fixed 100 does by hand); a model that is sure of
 its best keeps k small. It needs a regressor that gives an uncertainty (the ensemble). A first rule, the k
 minimizing predicted + 1 sd, was dropped: on the published 1M data the sd hardly moved with k (0.010-0.019, at
-the noise of 10 refits), so it reduced to "the lowest prediction" (k=5), trusting exactly that bias. :func:`baseline_mixtures` gives the mixtures a result is
-compared with (natural = token prior, uniform, target-domain-only, and any mixture files). What a search reads
-and writes (priors, ``search.json``, ``top_k.csv``, the Megatron export) is :mod:`regmix_megatron.search_files`.
+the noise of 10 refits), so it reduced to "the lowest prediction" (k=5), trusting exactly that bias.
+
+:func:`baseline_mixtures` gives the mixtures a result is compared with (natural = token prior, uniform,
+target-domain-only, and any mixture files). What a search reads and writes (priors, ``search.json``,
+``top_k.csv``, the Megatron export) is :mod:`regmix_megatron.search_files`.
 
 Pure core: numpy (+ numba through the fast predictor); writes no files.
 """
@@ -259,9 +261,9 @@ def choose_top_k(top_rows: np.ndarray, estimate: Callable[[np.ndarray], "Predict
     tried = tuple({"k": k, "predicted_loss": float(m), "predicted_sd": float(sd), "within": bool(w)}
                   for k, m, sd, w in zip(grid, pred.mean, pred.sd, within))
     side = "+" if sign > 0 else "-"
-    reason = (f"the largest k whose average's prediction is within {num_sd:g} sd of the best average's (k={grid[best]}: "
-              f"{pred.mean[best]:.4f} {side} {num_sd:g} x {pred.sd[best]:.4f} = {limit:.4f}); k={grid[chosen]} predicts "
-              f"{pred.mean[chosen]:.4f}, among k in {grid}")
+    reason = (f"the largest k whose average's prediction is within {num_sd:g} sd of the best average's "
+              f"(k={grid[best]}: {pred.mean[best]:.4f} {side} {num_sd:g} x {pred.sd[best]:.4f} = {limit:.4f}); "
+              f"k={grid[chosen]} predicts {pred.mean[chosen]:.4f}, among k in {grid}")
     return TopKChoice(grid[chosen], TOP_K_AUTO, reason, tried)
 
 

@@ -6,9 +6,9 @@ result, :meth:`Mixture.save`), ``top_k.csv`` (:func:`write_top_k`), with a domai
 (:func:`regmix_megatron.export.export_mixture`, in ``export/``), and last ``search.json`` (:func:`summarize`, format
 :data:`FORMAT`: the predicted target of the result and of each baseline as ``predicted_loss`` and ``predicted_sd``
 (null for a regressor without uncertainty), how many candidates were averaged and why (``top_k_choice``),
-``within_caps``, bounds, timings). The
-output folder is written as a whole (:func:`regmix_megatron.fileio.atomic_dir`): all of these files, or, after a
-failed or killed search, the previous ones or none.
+``within_caps``, bounds, timings). The output folder is written as a whole
+(:func:`regmix_megatron.fileio.atomic_dir`): all of these files, or, after a failed or killed search, the previous
+ones or none.
 
 Pure core: numpy, pandas.
 """
@@ -134,8 +134,8 @@ def summarize(result: SearchResult, domains: Sequence[str], baselines: Mapping[s
         base[name] = {**pred, "weights": baselines[name].as_dict(),
                       "within_caps": bool(check_within_bounds(w, result.lower, result.upper)[0])}
     mine = predicted_json(estimate, result.mixture.as_array(domains))[0]
-    better = [n for n, b in base.items()
-              if (result.predicted > b["predicted_loss"] if config.maximize else result.predicted < b["predicted_loss"])]
+    sign = -1.0 if config.maximize else 1.0
+    better = [n for n, b in base.items() if sign * result.predicted < sign * b["predicted_loss"]]
     choice = result.top_k
     doc = {
         "format": FORMAT,
@@ -207,8 +207,8 @@ def search_and_write(regressor: Any, tokens_per_domain: np.ndarray, sampler_conf
     baselines = baseline_mixtures(prior, target, extra_baselines)
     predict = make_predict_fn(regressor, fast=fast)
     if config.auto_top_k and not regressor.gives_uncertainty:
-        raise RegmixError(f"top_k auto chooses k by the model's uncertainty, and the {regressor.kind} model gives none: "
-                          "use the ensemble (search.regressor: ensemble, or fit --regressors ...,ensemble and "
+        raise RegmixError(f"top_k auto chooses k by the model's uncertainty, and the {regressor.kind} model gives "
+                          "none: use the ensemble (search.regressor: ensemble, or fit --regressors ...,ensemble and "
                           "search --regressor ensemble) or a fixed top_k such as 100")
     result = run_search(predict, tokens_per_domain, domains, sampler_config, config, progress=progress,
                         estimate=regressor.predict_with_sd)

@@ -100,7 +100,8 @@ ENSEMBLE_LGBM = {"num_rounds": 200, "learning_rate": 0.05}
 
 def smooth(x):
     """A known smooth function of the mixture (near-quadratic, with a gentle curve)."""
-    return 3.0 - 0.8 * x[:, 0] + 0.5 * x[:, 1] ** 2 + 0.6 * x[:, 2] * x[:, 3] - 0.3 * x[:, 4] + 0.2 * np.sin(3 * x[:, 1])
+    return (3.0 - 0.8 * x[:, 0] + 0.5 * x[:, 1] ** 2 + 0.6 * x[:, 2] * x[:, 3] - 0.3 * x[:, 4]
+            + 0.2 * np.sin(3 * x[:, 1]))
 
 
 def stepped(x):

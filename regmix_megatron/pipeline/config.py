@@ -196,7 +196,8 @@ class SearchSection:
     top_k: Union[int, str] = 100
     """The best ``top_k`` predicted candidates are averaged into the RegMix mixture; ``auto``: k chosen by the
     ensemble's uncertainty (the largest k whose average is predicted within 1 sd of the best-predicted average,
-    k in 1, 2, 5, ..., 1000; needs ``regressor: ensemble``; not for schedules). ``search.json`` records the k and why."""
+    k in 1, 2, 5, ..., 1000; needs ``regressor: ensemble``; not for schedules). ``search.json`` records the k
+    and why."""
     num_bootstrap: int = 10
     """The ensemble's refits of each member on bootstrap resamples of the sweep's runs (their spread is part of
     its uncertainty; ``--num-bootstrap`` of ``regmix-megatron fit``)."""

@@ -571,7 +571,8 @@ class EnsembleRegressor(Regressor):
         except (KeyError, TypeError) as exc:
             raise DataError(f"{path}: malformed ensemble model ({type(exc).__name__}: {exc}); refit it") from None
         if len(reg.bootstrap) != reg.num_bootstrap:
-            raise DataError(f"{path}: lists {len(reg.bootstrap)} bootstrap refits but says {reg.num_bootstrap}; refit it")
+            raise DataError(f"{path}: lists {len(reg.bootstrap)} bootstrap refits but says {reg.num_bootstrap}; "
+                            "refit it")
         return reg
 
     def _load_member(self, path: str, rel: str, digests: Mapping[str, str]) -> Regressor:
