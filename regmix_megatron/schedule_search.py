@@ -25,7 +25,7 @@ from .sampling import BOUND_TOLERANCE, domain_caps
 from .schedule import Schedule, feature_names
 from .schedule_sampling import (ScheduleStats, check_fractions, iter_schedule_candidates, joint_upper,
                                 phase_configs)
-from .search import SearchConfig, SearchResult, TopK, check_within_bounds, run_search
+from .search import TOP_K_AUTO, SearchConfig, SearchResult, TopK, TopKChoice, check_within_bounds, run_search
 
 
 def phase_bounds(tokens_per_domain: np.ndarray, sampler_config: Any, fractions: Sequence[float],
@@ -63,6 +63,9 @@ def run_schedule_search(predict: Callable[[np.ndarray], np.ndarray], tokens_per_
     feature rows.
     """
     fractions = check_fractions(fractions)
+    if config.auto_top_k:
+        raise RegmixError(f"top_k {TOP_K_AUTO!r} is for mixture searches; a schedule search averages a fixed number "
+                          "(give top_k a number, e.g. 100)")
     sampler_config = dataclasses.replace(sampler_config, seed=config.seed)
     names = feature_names(domains, len(fractions))
     lower, upper = phase_bounds(tokens_per_domain, sampler_config, fractions, domains)
@@ -94,7 +97,8 @@ def run_schedule_search(predict: Callable[[np.ndarray], np.ndarray], tokens_per_
     predicted = float(predict(features[None, :])[0])
     result = SearchResult(mixture=Mixture.from_array(names, features), predicted=predicted, top_scores=top.scores,
                           top_rows=top.rows, top_positions=top.positions, num_candidates=top.num_seen, lower=lower,
-                          upper=upper, seconds=seconds)
+                          upper=upper, seconds=seconds,
+                          top_k=TopKChoice(int(config.top_k), "fixed", "given (search.top_k / --top-k)"))
     return result, schedule, stats
 
 

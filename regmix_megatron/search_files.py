@@ -4,10 +4,12 @@ Reads: the prior the pool is drawn around (:func:`load_prior`: a ``domains.json`
 file of token shares such as a RegMix config; :func:`load_weights_file`, :func:`tokens_from_mapping`). Writes (:func:`search_and_write`, which also runs the search): ``mixture.json`` (the
 result, :meth:`Mixture.save`), ``top_k.csv`` (:func:`write_top_k`), with a domains manifest the Megatron-LM files
 (:func:`regmix_megatron.export.export_mixture`, in ``export/``), and last ``search.json`` (:func:`summarize`, format
-:data:`FORMAT`: the predicted target of the result and of each baseline, ``within_caps``, bounds, timings). The
-output folder is written whole and in place (:func:`regmix_megatron.output_folder.output_folder`; its
-``outputs.json`` last, the export sub-folder with its own): all of these files, or, after a failed or killed
-search, the previous ones or none. :func:`read_search` reads ``search.json`` of a complete folder.
+:data:`FORMAT`: the predicted target of the result and of each baseline as ``predicted_loss`` and ``predicted_sd``
+(null for a regressor without uncertainty), how many candidates were averaged and why (``top_k_choice``),
+``within_caps``, bounds, timings). The output folder is written whole and in place
+(:func:`regmix_megatron.output_folder.output_folder`; its ``outputs.json`` last, the export sub-folder with its own):
+all of these files, or, after a failed or killed search, the previous ones or none. :func:`read_search` reads
+``search.json`` of a complete folder.
 
 Pure core: numpy, pandas.
 """
@@ -21,14 +23,15 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from .errors import DataError
+from .errors import DataError, RegmixError
 from .fileio import atomic_path, atomic_write_json, read_json, read_yaml
 from .mixture import Mixture
-from .search import (SearchConfig, SearchResult, baseline_mixtures, check_within_bounds, make_predict_fn,
-                     run_search)
+from .search import (SearchConfig, SearchResult, TopKChoice, baseline_mixtures, check_within_bounds,
+                     make_predict_fn, run_search)
 from .target import Target
 
-FORMAT = "regmix-megatron/search/v1"
+#: v2: ``predicted`` became ``predicted_loss`` beside ``predicted_sd``; ``top_k.k`` and ``top_k_choice``.
+FORMAT = "regmix-megatron/search/v2"
 #: The files of a search folder besides its export sub-folder.
 SEARCH_FILES = ("mixture.json", "search.json", "top_k.csv")
 
@@ -138,30 +141,42 @@ def tokens_from_mapping(values: Mapping[str, float], domains: Sequence[str], sou
     return t
 
 
+def predicted_json(estimate: Callable[[np.ndarray], Any], rows: np.ndarray) -> list[dict]:
+    """``{"predicted_loss", "predicted_sd"}`` per row (sd None when the regressor gives no uncertainty)."""
+    pred = estimate(np.atleast_2d(rows))
+    sds = [None] * len(pred.mean) if pred.sd is None else [float(v) for v in pred.sd]
+    return [{"predicted_loss": float(m), "predicted_sd": sd} for m, sd in zip(pred.mean, sds)]
+
+
 def summarize(result: SearchResult, domains: Sequence[str], baselines: Mapping[str, Mixture],
-              predict: Callable[[np.ndarray], np.ndarray], config: SearchConfig, *, target: str,
+              estimate: Callable[[np.ndarray], Any], config: SearchConfig, *, target: str,
               extra: Mapping[str, Any] | None = None) -> dict:
-    """The JSON document written as ``search.json``."""
+    """The JSON document written as ``search.json``; ``estimate`` is the regressor's ``predict_with_sd``."""
     domains = list(domains)
     base = {}
-    for name, m in baselines.items():
-        w = m.as_array(domains)
-        base[name] = {"predicted": float(predict(w[None, :])[0]), "weights": m.as_dict(),
+    names = list(baselines)
+    rows = np.stack([baselines[n].as_array(domains) for n in names]) if names else np.empty((0, len(domains)))
+    for name, w, pred in zip(names, rows, predicted_json(estimate, rows) if names else []):
+        base[name] = {**pred, "weights": baselines[name].as_dict(),
                       "within_caps": bool(check_within_bounds(w, result.lower, result.upper)[0])}
-    better = [n for n, b in base.items()
-              if (result.predicted > b["predicted"] if config.maximize else result.predicted < b["predicted"])]
+    mine = predicted_json(estimate, result.mixture.as_array(domains))[0]
+    sign = -1.0 if config.maximize else 1.0
+    better = [n for n, b in base.items() if sign * result.predicted < sign * b["predicted_loss"]]
+    choice = result.top_k
     doc = {
         "format": FORMAT,
         "target": target,
         "objective": "maximize" if config.maximize else "minimize",
         "config": {"num_candidates": config.num_candidates, "top_k": config.top_k,
                    "chunk_size": config.chunk_size, "seed": config.seed},
-        "result": {"predicted": result.predicted, "weights": result.mixture.as_dict(),
+        "result": {"predicted_loss": result.predicted, "predicted_sd": mine["predicted_sd"],
+                   "weights": result.mixture.as_dict(),
                    "hash": result.mixture.hash,
                    "within_caps": bool(check_within_bounds(result.mixture.as_array(domains), result.lower,
                                                            result.upper)[0])},
-        "top_k": {"best": float(result.top_scores[0]), "worst": float(result.top_scores[-1]),
-                  "mean": float(result.top_scores.mean())},
+        "top_k": {"k": int(result.top_scores.shape[0]), "best": float(result.top_scores[0]),
+                  "worst": float(result.top_scores[-1]), "mean": float(result.top_scores.mean())},
+        "top_k_choice": (choice or TopKChoice(int(result.top_scores.shape[0]), "fixed", "given")).to_json(),
         "baselines": base,
         "result_beats": sorted(better),
         "domains": domains,
@@ -174,11 +189,14 @@ def summarize(result: SearchResult, domains: Sequence[str], baselines: Mapping[s
     return doc
 
 
-def write_top_k(result: SearchResult, domains: Sequence[str], path: str | Path) -> Path:
-    """The top-k candidates (rank, pool position, predicted, weights) as CSV, atomically."""
+def write_top_k(result: SearchResult, domains: Sequence[str], path: str | Path,
+                sd: np.ndarray | None = None) -> Path:
+    """The top-k candidates (rank, pool position, predicted, its sd when known, weights) as CSV, atomically."""
     import pandas as pd
 
     frame = pd.DataFrame(result.top_rows, columns=list(domains))
+    if sd is not None:
+        frame.insert(0, "predicted_sd", sd)
     frame.insert(0, "predicted", result.top_scores)
     frame.insert(0, "pool_position", result.top_positions)
     frame.insert(0, "rank", np.arange(1, len(frame) + 1))
@@ -215,12 +233,17 @@ def search_and_write(regressor: Any, tokens_per_domain: np.ndarray, sampler_conf
         target = regressor.definition
     baselines = baseline_mixtures(prior, target, extra_baselines)
     predict = make_predict_fn(regressor, fast=fast)
-    result = run_search(predict, tokens_per_domain, domains, sampler_config, config, progress=progress)
+    if config.auto_top_k and not regressor.gives_uncertainty:
+        raise RegmixError(f"top_k auto chooses k by the model's uncertainty, and the {regressor.kind} model gives "
+                          "none: use the ensemble (search.regressor: ensemble, or fit --regressors ...,ensemble and "
+                          "search --regressor ensemble) or a fixed top_k such as 100")
+    result = run_search(predict, tokens_per_domain, domains, sampler_config, config, progress=progress,
+                        estimate=regressor.predict_with_sd)
     files: dict[str, Any] = {"top_k": str(out / "top_k.csv"), "mixture": str(out / "mixture.json")}
     doc_extra: dict[str, Any] = {"regressor": regressor.kind, "model": getattr(regressor, "path", "") or None,
                                  "files": files}
     with output_folder(out, owned=owned, what="search output directory") as tmp:
-        write_top_k(result, domains, tmp / "top_k.csv")
+        write_top_k(result, domains, tmp / "top_k.csv", sd=regressor.predict_with_sd(result.top_rows).sd)
         if registry is not None:
             from .export import write_mixture_files
 
@@ -231,7 +254,8 @@ def search_and_write(regressor: Any, tokens_per_domain: np.ndarray, sampler_conf
         else:
             doc_extra["export_skipped"] = "no domains manifest given (no Megatron prefixes to write)"
         doc_extra.update(extra or {})
-        doc = summarize(result, domains, baselines, predict, config, target=regressor.target, extra=doc_extra)
+        doc = summarize(result, domains, baselines, regressor.predict_with_sd, config, target=regressor.target,
+                        extra=doc_extra)
         result.mixture.save(tmp / "mixture.json")
         atomic_write_json(tmp / "search.json", doc)
     return doc
@@ -270,13 +294,16 @@ def schedule_search_and_write(regressor: Any, tokens_per_domain: np.ndarray, dom
     from .export import EXPORT_DIR
     from .output_folder import output_folder, seal_folder
 
+    sds = predicted_json(regressor.predict_with_sd, np.stack([result.mixture.as_array(names),
+                                                              as_features(static.mixture).as_array(names)]))
+    schedule_sd, static_sd = sds[0]["predicted_sd"], sds[1]["predicted_sd"]
     out = Path(output_dir)
     export_dir = export_dir or EXPORT_DIR
     owned = search_folder_files(export_dir, schedules=True)
     files: dict[str, Any] = {"top_k": str(out / "top_k.csv"), "schedule": str(out / "schedule.json"),
                              "mixture": str(out / "mixture.json")}
     with output_folder(out, owned=owned, what="search output directory") as tmp:
-        write_top_k(result, names, tmp / "top_k.csv")
+        write_top_k(result, names, tmp / "top_k.csv", sd=regressor.predict_with_sd(result.top_rows).sd)
         if registry is not None:
             from .export import write_mixture_files, write_schedule_files
 
@@ -290,14 +317,15 @@ def schedule_search_and_write(regressor: Any, tokens_per_domain: np.ndarray, dom
             files["export"] = {k: str(out / export_dir / rel) for k, rel in exported.items()}
         extra = {"regressor": regressor.kind, "model": getattr(regressor, "path", "") or None, "files": files,
                  "schedule": {"fractions": list(schedule.fractions), "hash": schedule.hash,
-                              "phases": schedule.to_json_obj()["phases"], "predicted": result.predicted,
+                              "phases": schedule.to_json_obj()["phases"], "predicted_loss": result.predicted,
+                              "predicted_sd": schedule_sd,
                               "within_joint_caps": within_joint_caps(schedule, tokens_per_domain, sampler_config),
                               "pool": {"num_drawn": stats.num_drawn, "num_accepted": stats.num_accepted,
                                        "num_static_cap": stats.num_strict}},
                  "static": {"weights": static.mixture.as_dict(), "hash": static.mixture.hash,
-                            "predicted": static.predicted}}
-        doc = summarize(result, names, {k: as_features(m) for k, m in statics.items()}, predict, config,
-                        target=regressor.target, extra=extra)
+                            "predicted_loss": static.predicted, "predicted_sd": static_sd}}
+        doc = summarize(result, names, {k: as_features(m) for k, m in statics.items()}, regressor.predict_with_sd,
+                        config, target=regressor.target, extra=extra)
         schedule.save(tmp / "schedule.json")
         static.mixture.save(tmp / "mixture.json")
         atomic_write_json(tmp / "search.json", doc)

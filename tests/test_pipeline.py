@@ -114,8 +114,8 @@ def _check_evaluation_against_the_runs(out: Path, evaluation: dict) -> None:
 
     runs = json.loads((out / "targets" / "runs.json").read_text())["runs"]
     search = json.loads((out / "search" / "search.json").read_text())
-    predicted = {"regmix": search["result"]["predicted"],
-                 **{k: v["predicted"] for k, v in search["baselines"].items()}}
+    predicted = {"regmix": search["result"]["predicted_loss"],
+                 **{k: v["predicted_loss"] for k, v in search["baselines"].items()}}
     assert evaluation["target"] == "qa" and evaluation["split"] == "test"
     for label, m in evaluation["mixtures"].items():
         seeds = ["1234", "1235"] if label in ("regmix", "natural", "uniform") else ["1234"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -189,4 +190,22 @@ def test_extra_domains_and_the_cap_are_refused_where_they_would_be_ignored(tmp_p
     ]
     for data, pattern in cases:
         with pytest.raises(ConfigError, match=pattern):
+
+def test_the_ensemble_and_top_k_auto(tmp_path):
+    cfg = load_pipeline_config(_write(tmp_path, {"search": {"regressor": "ensemble", "top_k": "auto",
+                                                            "num_bootstrap": 4}}))
+    assert (cfg.search.regressor, cfg.search.top_k, cfg.search.num_bootstrap) == ("ensemble", "auto", 4)
+    assert load_pipeline_config(_write(tmp_path, {})).search.num_bootstrap == 10
+    cases = [
+        ({"search": {"top_k": "auto"}}, "search.top_k='auto' is invalid: 'auto' chooses k by the model's "
+                                        "uncertainty, which only the ensemble gives: set search.regressor: ensemble"),
+        ({"search": {"regressor": "lightgbm", "top_k": "auto"}}, "(it is 'lightgbm')"),
+        ({"search": {"top_k": "most"}}, "search.top_k='most' is invalid: use a number between 1 and "
+                                        "search.num_candidates (1000000), or 'auto'"),
+        ({"search": {"regressor": "ensemble", "num_bootstrap": -1}}, "search.num_bootstrap=-1 is invalid"),
+        ({"search": {"regressor": "ensemble", "top_k": "auto"}, "schedule": {"phases": [0.8, 0.2]}},
+         "search.top_k='auto' is invalid: a schedule search averages a fixed number"),
+    ]
+    for data, needle in cases:
+        with pytest.raises(ConfigError, match=re.escape(needle)):
             load_pipeline_config(_write(tmp_path, data))

@@ -36,3 +36,20 @@ def test_fit_reaches_paper_spearman_on_reference_test_set(tmp_path):
     assert lgbm["spearman_x100"] >= 98.45, lgbm
     assert linear["spearman_x100"] >= 90.0, linear
     assert linear["spearman_x100"] >= 90.08, linear
+
+
+@pytest.mark.skipif(not all((REFERENCE / f).exists() for f in FILES),
+                    reason=f"RegMix reference data not found at {REFERENCE.resolve()}")
+def test_ensemble_ranks_the_unseen_runs_better_than_its_members(tmp_path):
+    """The held-out check of issue 20: LightGBM and quadratic predictions combined rank the 256 unseen 1M-scale
+    runs better than either alone. Cross-validation on the 512 training runs chooses the combination."""
+    out = tmp_path / "fit.json"
+    rc = main(["fit", "--mixtures", str(REFERENCE / FILES[0]), "--losses", str(REFERENCE / FILES[1]),
+               "--test-mixtures", str(REFERENCE / FILES[2]), "--test-losses", str(REFERENCE / FILES[3]),
+               "--target", TARGET, "--regressors", "lightgbm,quadratic,ensemble", "--num-bootstrap", "2",
+               "--output-json", str(out), "--output-dir", str(tmp_path / "fit"), "--renormalize"])
+    assert rc == 0
+    regs = json.loads(out.read_text())["regressors"]
+    chosen = regs["ensemble"]["targets"][TARGET]["ensemble"]["combination"]["weights"]
+    assert {"lightgbm", "quadratic"} <= set(chosen)
+    assert regs["ensemble"]["spearman"] > max(regs["lightgbm"]["spearman"], regs["quadratic"]["spearman"])

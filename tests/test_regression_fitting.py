@@ -11,8 +11,8 @@ import pytest
 from helpers.regression import DOMAINS, FAST, regmix_csvs, results_table, runs
 from regmix_megatron.cli import main
 from regmix_megatron.errors import DataError, RegmixError
-from regmix_megatron.regression.data import load_regmix_csvs, load_results_table
-from regmix_megatron.regression.fitting import (cross_validate, find_model, fit_models, fit_target, kfold_indices,
+from regmix_megatron.regression.data import kfold_indices, load_regmix_csvs, load_results_table
+from regmix_megatron.regression.fitting import (cross_validate, find_model, fit_models, fit_target,
                                                 resolve_targets, write_outputs)
 from regmix_megatron.regression.models import LinearRegressor, load_regressor
 from regmix_megatron.target import Target
@@ -263,3 +263,46 @@ def test_seed_repeats_give_the_noise_ceiling_and_the_fit_says_what_it_did(tmp_pa
     assert metrics["data"]["repeats"]["mode"] == "group"
     cv_rows = pd.read_csv(tmp_path / "fit2" / "predictions.csv")
     assert len(cv_rows) == 120  # kept: one held-out prediction per run
+
+def test_fit_command_with_the_ensemble(tmp_path):
+    """``--regressors ...,ensemble``: its model file beside the others (found by find_model), its CV nested (it
+    chooses its members again in every fold), its choice in metrics.json, an sd for every test prediction."""
+    m, l_, _, _ = regmix_csvs(tmp_path, n=90, seed=0, name="train")
+    tm, tl, _, _ = regmix_csvs(tmp_path, n=40, seed=1, name="test")
+    rc = main(["fit", "--mixtures", str(m), "--losses", str(l_), "--test-mixtures", str(tm), "--test-losses",
+               str(tl), "--target", "web", "--regressors", "lightgbm,quadratic,ensemble", "--num-folds", "3",
+               "--num-bootstrap", "4", "--num-rounds", "60", "--learning-rate", "0.1",
+               "--output-dir", str(tmp_path / "fit")])
+    assert rc == 0
+    metrics = json.loads((tmp_path / "fit" / "metrics.json").read_text())
+    entry = metrics["regressors"]["ensemble"]["targets"]["metric/the_pile_web_val_loss"]
+    assert entry["cv"]["nested"] is True and entry["test"]["spearman"] > 0.8
+    chosen = entry["ensemble"]["combination"]
+    assert entry["ensemble"]["num_bootstrap"] == 4 and sum(chosen["weights"].values()) == pytest.approx(1.0)
+    assert chosen["cv_spearman"] == max(c["cv_spearman"] for c in entry["ensemble"]["selection"]["candidates"])
+    path = find_model(tmp_path / "fit", "ensemble")
+    assert path.name == "ensemble.json" and (path.parent / "ensemble").is_dir()
+    model = load_regressor(path)
+    assert model.kind == "ensemble" and len(model.bootstrap) == 4
+    predictions = pd.read_csv(tmp_path / "fit" / "predictions.csv")
+    ens = predictions[predictions["regressor"] == "ensemble"]
+    test = ens[ens["split"] == "test"]
+    assert len(test) == 40 and np.all(test["predicted_sd"] > 0)
+    assert predictions[predictions["regressor"] == "lightgbm"]["predicted_sd"].isna().all()
+    # the test predictions are the saved model's
+    tm_frame = pd.read_csv(tm)
+    x = tm_frame[[f"train_the_pile_{d}" for d in sorted(DOMAINS)]].to_numpy(float)
+    x = x / x.sum(1, keepdims=True)
+    got = model.predict_with_sd(x)
+    by_id = test.set_index(test["run_id"].astype(str))
+    ids = tm_frame["index"].astype(str)
+    np.testing.assert_allclose(got.mean, by_id.loc[ids, "predicted"].to_numpy(), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(got.sd, by_id.loc[ids, "predicted_sd"].to_numpy(), rtol=0, atol=1e-12)
+
+
+def test_choose_regressor_prefers_the_ensemble_only_on_a_tie():
+    from regmix_megatron.regression.fitting import choose_regressor
+
+    assert choose_regressor({"lightgbm": 0.9, "quadratic": 0.8, "ensemble": 0.9})[0] == "ensemble"
+    kind, reason = choose_regressor({"lightgbm": 0.91, "linear": 0.5, "ensemble": 0.9})
+    assert kind == "lightgbm" and "ensemble 0.900" in reason

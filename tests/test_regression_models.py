@@ -91,3 +91,103 @@ def test_quadratic_recovers_a_surface_with_an_interior_optimum():
     linear = make_regressor("linear", DOMAINS, "val_loss/web").fit(x, y)
     assert (linear.predict(grid).argmin() != pred.argmin()) and (grid[linear.predict(grid).argmin()].max() > 0.6)
     assert quad.alpha in quad.ALPHAS and quad.feature_importance().shape == (4,)
+
+
+# ---- the ensemble ---------------------------------------------------------------------------------------------
+ENSEMBLE_DOMAINS = ["a", "b", "c", "d", "e"]
+ENSEMBLE_LGBM = {"num_rounds": 200, "learning_rate": 0.05}
+
+
+def smooth(x):
+    """A known smooth function of the mixture (near-quadratic, with a gentle curve)."""
+    return (3.0 - 0.8 * x[:, 0] + 0.5 * x[:, 1] ** 2 + 0.6 * x[:, 2] * x[:, 3] - 0.3 * x[:, 4]
+            + 0.2 * np.sin(3 * x[:, 1]))
+
+
+def stepped(x):
+    """The same with a step in one domain's weight: no single model family fits both parts."""
+    return smooth(x) + 0.3 * x[:, 4] + 0.1 * (x[:, 4] > 0.25)
+
+
+def noisy_runs(f, n: int, seed: int, noise: float = 0.02):
+    rng = np.random.default_rng(seed)
+    x = rng.dirichlet(np.ones(5), size=n)
+    return x, f(x) + noise * rng.standard_normal(n), rng
+
+
+def test_ensemble_members_and_combination_are_chosen_by_cross_validation():
+    from regmix_megatron.regression.models import EnsembleRegressor
+
+    picks = {}
+    for name, f, seed in (("smooth", smooth, 1), ("stepped", stepped, 0)):
+        x, y, _ = noisy_runs(f, 200, seed)
+        model = make_regressor("ensemble", ENSEMBLE_DOMAINS, "t", num_bootstrap=0, **ENSEMBLE_LGBM).fit(x, y)
+        assert isinstance(model, EnsembleRegressor)
+        sel = model.selection
+        assert sel.num_folds == 5 and len(sel.candidates) == 8
+        assert model.combination.spearman == max(c.spearman for c in sel.candidates)  # the CV's best
+        assert set(model.members) == set(model.combination.weights)
+        assert sum(model.combination.weights.values()) == pytest.approx(1.0)
+        picks[name] = model.combination.weights
+    # a near-quadratic surface: the quadratic model carries it; a step: the trees are needed beside it
+    assert picks["smooth"].get("quadratic", 0) > 0.5 and picks["smooth"].get("lightgbm", 0) < 0.5
+    assert {"lightgbm", "quadratic"} <= set(picks["stepped"])
+
+
+def test_the_ensembles_folds_take_whole_mixtures_and_need_two():
+    """The ensemble chooses its members by grouped CV (``regression.data.kfold_indices``): its folds are capped at
+    the number of distinct mixtures, and one mixture, however often repeated, cannot be cross-validated."""
+    x, y, _ = noisy_runs(smooth, 6, 0)
+    x, y = np.repeat(x[:3], 4, axis=0), np.repeat(y[:3], 4)  # 3 mixtures, 4 seed repeats each
+    model = make_regressor("ensemble", ENSEMBLE_DOMAINS, "t", num_bootstrap=0, **ENSEMBLE_LGBM).fit(x, y)
+    assert model.selection.num_folds == 3
+    with pytest.raises(DataError, match="at least 2 distinct mixtures"):
+        make_regressor("ensemble", ENSEMBLE_DOMAINS, "t", num_bootstrap=0, **ENSEMBLE_LGBM).fit(x[:4], y[:4])
+
+
+def test_ensemble_intervals_cover_a_known_function():
+    """Fit on noisy runs of a known function, predict unseen mixtures: the true function lies within 1.645 sd
+    (a 90% interval) of the ensemble's mean for about 90% of them, and within 1 sd for about 68%. A model without
+    an uncertainty has no sd to make an interval with (a zero-width one covers nothing)."""
+    z, z_boot, rmse, sd = [], [], [], []
+    for seed in range(3):
+        x, y, rng = noisy_runs(smooth, 150, seed)
+        model = make_regressor("ensemble", ENSEMBLE_DOMAINS, "t", num_bootstrap=10, **ENSEMBLE_LGBM).fit(x, y)
+        assert model.gives_uncertainty and len(model.bootstrap) == 10
+        unseen = rng.dirichlet(np.ones(5), size=400)
+        pred = model.predict_with_sd(unseen)
+        assert np.array_equal(pred.mean, model.predict(unseen)) and np.all(pred.sd > 0)
+        err = np.abs(pred.mean - smooth(unseen))
+        z.append(err / pred.sd)
+        rmse.append(np.sqrt(np.mean(err ** 2)))
+        sd.append(pred.sd.mean())
+    z = np.concatenate(z)
+    assert 0.80 <= np.mean(z <= 1.645) <= 0.98, np.mean(z <= 1.645)
+    assert 0.55 <= np.mean(z <= 1.0) <= 0.90, np.mean(z <= 1.0)
+    assert np.mean(sd) < 2 * np.mean(rmse)  # intervals of the error's size, not uselessly wide
+    lone = make_regressor("lightgbm", ENSEMBLE_DOMAINS, "t", **ENSEMBLE_LGBM).fit(x, y)
+    assert not lone.gives_uncertainty and lone.predict_with_sd(unseen).sd is None
+
+
+def test_ensemble_round_trip_and_tampered_member(tmp_path):
+    x, y, rng = noisy_runs(stepped, 120, 0)
+    model = make_regressor("ensemble", ENSEMBLE_DOMAINS, "val_loss/a", Target.domain("a"), num_bootstrap=3,
+                           num_rounds=40, learning_rate=0.1).fit(x, y)
+    path = model.save(tmp_path / "ensemble.json")
+    obj = json.loads(path.read_text())
+    assert obj["kind"] == "ensemble" and obj["num_bootstrap"] == 3 and obj["definition"] == "a"
+    assert set(obj["files"]["members"]) == set(model.combination.weights)
+    assert all((tmp_path / rel).is_file() for rel in obj["sha256"])
+    back = load_regressor(path, ENSEMBLE_DOMAINS)
+    unseen = rng.dirichlet(np.ones(5), size=300)
+    a, b = model.predict_with_sd(unseen), back.predict_with_sd(unseen)
+    np.testing.assert_array_equal(a.mean, b.mean)
+    np.testing.assert_array_equal(a.sd, b.sd)
+    assert back.definition == Target.domain("a") and back.combination == model.combination
+    member = tmp_path / obj["files"]["bootstrap"][1][next(iter(model.combination.weights))]
+    member.write_text(member.read_text().replace("0", "1", 1))
+    with pytest.raises(DataError, match="does not match its SHA-256"):
+        load_regressor(path)
+    (tmp_path / "ensemble").rename(tmp_path / "moved")
+    with pytest.raises(DataError, match="not found"):
+        load_regressor(path)

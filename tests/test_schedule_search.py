@@ -66,7 +66,7 @@ def test_search_and_write_files(tmp_path):
     assert doc["schedule"]["hash"] == schedule.hash and doc["static"]["hash"] == static.hash
     assert doc["domains"] == NAMES and doc["result"]["within_caps"] and doc["schedule"]["within_joint_caps"]
     assert set(doc["baselines"]) == {"natural", "uniform", "target_only", "regmix_static"}
-    assert doc["baselines"]["regmix_static"]["predicted"] == pytest.approx(doc["static"]["predicted"])
+    assert doc["baselines"]["regmix_static"]["predicted_loss"] == pytest.approx(doc["static"]["predicted_loss"])
     assert doc["result"]["weights"] == pytest.approx(dict(zip(NAMES, schedule.features(DOMAINS))))
     assert load_schedule(out / "export" / "schedule.json").hash == schedule.hash
     assert (out / "export" / "phase2" / "per_split_data_args.json").is_file()

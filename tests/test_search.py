@@ -109,3 +109,64 @@ def test_baselines():
         baseline_mixtures(prior, None, {"x": Mixture.from_dict({"math": 1.0})})
     with pytest.raises(RegmixError, match="top_k"):
         SearchConfig(num_candidates=10, top_k=11)
+
+
+# ---- top_k: auto -----------------------------------------------------------------------------------------------
+def _fixed_estimate(mean, sd):
+    """An estimator that answers the averages of the grid, in order, with these predictions."""
+    from regmix_megatron.regression.models import Prediction
+
+    def estimate(rows):
+        assert rows.shape[0] == len(mean) and np.allclose(rows.sum(axis=1), 1.0)
+        return Prediction(np.asarray(mean, float), None if sd is None else np.asarray(sd, float))
+
+    return estimate
+
+
+def test_choose_top_k_keeps_the_largest_k_within_one_sd_of_the_best():
+    from regmix_megatron.search import choose_top_k
+
+    rows = np.random.default_rng(0).dirichlet(np.ones(5), size=60)
+    grid = [1, 2, 5, 10, 20, 50, 100]  # 100 > 60 rows: not tried
+    mean = [5.00, 4.99, 5.00, 5.005, 5.02, 5.05]
+    choice = choose_top_k(rows, _fixed_estimate(mean, [0.02] * 6), grid)
+    assert choice.k == 10 and choice.rule == "auto" and "k=2" in choice.reason  # 5.005 <= 4.99 + 0.02 < 5.02
+    assert [t["k"] for t in choice.tried] == [1, 2, 5, 10, 20, 50]
+    assert [t["within"] for t in choice.tried] == [True, True, True, True, False, False]
+    assert choose_top_k(rows, _fixed_estimate(mean, [0.001] * 6), grid).k == 2  # a sure model keeps its best
+    higher = choose_top_k(rows, _fixed_estimate([-m for m in mean], [0.02] * 6), grid, maximize=True)
+    assert higher.k == 10
+    with pytest.raises(RegmixError, match="gives none: use the ensemble"):
+        choose_top_k(rows, _fixed_estimate(mean, None), grid)
+
+
+def test_top_k_config_accepts_a_number_or_auto():
+    from regmix_megatron.errors import ConfigError
+
+    assert SearchConfig(num_candidates=5000, top_k="auto").top_k_grid() == (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)
+    assert SearchConfig(num_candidates=30, top_k="auto").top_k_grid() == (1, 2, 5, 10, 20)
+    assert SearchConfig(top_k=64).top_k_grid() == (64,)
+    for bad in ("best", True, 0, "100"):
+        with pytest.raises(ConfigError, match=r"search\.top_k=.* use an integer between 1 and num_candidates"):
+            SearchConfig(top_k=bad)
+
+
+def test_auto_top_k_search_with_the_ensemble():
+    from helpers.search import fitted_ensemble
+
+    ensemble = fitted_ensemble()
+    predict = make_predict_fn(ensemble)
+    rows = np.random.default_rng(1).dirichlet(np.ones(5), size=3000)
+    np.testing.assert_array_equal(predict(rows), ensemble.predict(rows))  # fast members, same numbers
+    config = SearchConfig(num_candidates=4_000, top_k="auto", chunk_size=1_500, seed=2)
+    result = run_search(predict, TOKENS, DOMAINS, SamplerConfig(), config, estimate=ensemble.predict_with_sd)
+    k = result.top_k.k
+    assert result.top_k.rule == "auto" and k in config.top_k_grid() and result.top_rows.shape == (k, 5)
+    np.testing.assert_allclose(result.mixture.as_array(DOMAINS), result.top_rows.mean(axis=0), atol=1e-15)
+    tried = {t["k"]: t for t in result.top_k.tried}
+    best = min(tried.values(), key=lambda t: t["predicted_loss"])
+    assert tried[k]["predicted_loss"] <= best["predicted_loss"] + best["predicted_sd"]
+    assert all(not t["within"] for kk, t in tried.items() if kk > k)
+    assert result.predicted == pytest.approx(tried[k]["predicted_loss"], abs=1e-12)
+    with pytest.raises(RegmixError, match="needs predictions with an uncertainty"):
+        run_search(predict, TOKENS, DOMAINS, SamplerConfig(), config)

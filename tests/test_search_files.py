@@ -75,3 +75,48 @@ def test_share_prior_refuses_epoch_caps(tmp_path, model, capsys):
     rc = main(["search", "--model", str(model_path), "--prior", str(tmp_path / "prior.json"), "--temperature",
                "99", "--output-dir", str(tmp_path / "out")])
     assert rc == 2 and "--temperature (sampler.temperature)=99.0 is invalid" in capsys.readouterr().err
+
+
+def test_search_json_records_predicted_loss_and_sd_and_the_chosen_k(tmp_path, model, capsys):
+    """With the ensemble: ``predicted_loss`` and ``predicted_sd`` for the result and every baseline, the k that
+    ``--top-k auto`` chose and why, an sd per averaged candidate in top_k.csv. With LightGBM: sd null, and
+    ``--top-k auto`` refused (it has no uncertainty to choose by)."""
+    import pandas as pd
+
+    from helpers.search import fitted_ensemble
+
+    write_registry(tmp_path)
+    ensemble_path = fitted_ensemble().save(tmp_path / "model" / "ensemble.json")
+    Mixture.from_dict({"web": 0.7, "code": 0.3}).save(tmp_path / "hand.json")
+    common = ["--domains", str(tmp_path / "domains.json"), "--num-candidates", "3000", "--chunk-size", "1000",
+              "--baseline-mixture", str(tmp_path / "hand.json")]
+    rc = main(["search", "--model", str(ensemble_path), *common, "--top-k", "auto", "--output-dir",
+               str(tmp_path / "out")])
+    assert rc == 0
+    doc = json.loads((tmp_path / "out" / "search.json").read_text())
+    assert doc["format"] == "regmix-megatron/search/v2" and doc["regressor"] == "ensemble"
+    entries = [doc["result"], *doc["baselines"].values()]
+    assert set(doc["baselines"]) == {"natural", "uniform", "target_only", "hand"}
+    assert all(isinstance(e["predicted_loss"], float) and e["predicted_sd"] > 0 for e in entries)
+    assert "predicted" not in doc["result"]
+    choice = doc["top_k_choice"]
+    assert doc["config"]["top_k"] == "auto" and choice["rule"] == "auto" and choice["k"] == doc["top_k"]["k"]
+    assert choice["k"] in [t["k"] for t in choice["tried"]] and "within 1 sd" in choice["reason"]
+    top = pd.read_csv(tmp_path / "out" / "top_k.csv")
+    assert len(top) == choice["k"] and np.all(top["predicted_sd"] > 0)
+    printed = capsys.readouterr().out
+    assert f"mean of the best {choice['k']} of 3,000" in printed and "+- " in printed and "top-k:" in printed
+
+    lgbm_path = model.save(tmp_path / "model" / "lightgbm.txt")
+    rc = main(["search", "--model", str(lgbm_path), *common, "--top-k", "20", "--output-dir", str(tmp_path / "o2")])
+    assert rc == 0
+    doc = json.loads((tmp_path / "o2" / "search.json").read_text())
+    assert all(e["predicted_sd"] is None for e in [doc["result"], *doc["baselines"].values()])
+    assert doc["top_k_choice"]["rule"] == "fixed" and doc["top_k"]["k"] == 20
+    assert "predicted_sd" not in pd.read_csv(tmp_path / "o2" / "top_k.csv").columns
+    rc = main(["search", "--model", str(lgbm_path), *common, "--top-k", "auto", "--output-dir", str(tmp_path / "o3")])
+    assert rc == 2 and "the lightgbm model gives none: use the ensemble" in capsys.readouterr().err
+    assert not (tmp_path / "o3" / "search.json").exists()
+    with pytest.raises(SystemExit):
+        main(["search", "--model", str(lgbm_path), *common, "--top-k", "many", "--output-dir", str(tmp_path / "o4")])
+    assert "'many': give a whole number of candidates (e.g. 100) or auto" in capsys.readouterr().err

@@ -14,9 +14,11 @@ logger = logging.getLogger(__name__)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    from ..regression.ensemble import DEFAULT_NUM_BOOTSTRAP
+
     p = subparsers.add_parser(
         "fit",
-        help="fit regressors (LightGBM, linear, quadratic) from mixture weights to target losses",
+        help="fit regressors (LightGBM, linear, quadratic, ensemble) from mixture weights to target losses",
         description="Fit one model per target and regressor on the training runs; report Spearman (headline), "
         "Pearson and MSE on test runs and/or by K-fold cross-validation on the training runs.",
     )
@@ -36,7 +38,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     tgt.add_argument("--target-weights", metavar="D=W,...",
                      help="also fit a weighted sum of per-domain losses, e.g. pile_cc=0.7,github=0.3")
     p.add_argument("--regressors", default="lightgbm,linear",
-                   help="comma-separated among lightgbm, linear, quadratic (default lightgbm,linear)")
+                   help="comma-separated among lightgbm, linear, quadratic, ensemble (default lightgbm,linear); "
+                   "ensemble: the others combined as cross-validation chooses, with an uncertainty per prediction")
+    p.add_argument("--num-bootstrap", type=count, default=DEFAULT_NUM_BOOTSTRAP, metavar="B",
+                   help="ensemble: refits of each member on bootstrap resamples of the runs, whose spread is part of "
+                   f"the uncertainty (default {DEFAULT_NUM_BOOTSTRAP}; 0: the members' spread only)")
     add_renamed(p, "--num-folds", "--cv-folds", dest="num_folds", type=count, default=None, metavar="K",
                    help="K-fold cross-validation on the training runs (default 5 without a test set, else 0)")
     p.add_argument("--repeats", choices=("average", "group"), default="average",
@@ -94,13 +100,16 @@ def run(args: argparse.Namespace) -> int:
                "early_stopping_rounds": args.early_stopping_rounds,
                "validation_fraction": args.validation_fraction}
     outcome = fit_models(train, targets, kinds, test=test, cv_folds=cv_folds, seed=args.seed,
-                         max_nan_fraction=args.max_nan_fraction, lightgbm_options=options, repeats=args.repeats)
+                         max_nan_fraction=args.max_nan_fraction, lightgbm_options=options, repeats=args.repeats,
+                         num_bootstrap=args.num_bootstrap)
     outcome.summary["inputs"] = {
         "results": args.results, "mixtures": args.mixtures, "losses": args.losses,
         "test_results": args.test_results, "test_mixtures": args.test_mixtures, "test_losses": args.test_losses,
         "renormalize": args.renormalize,
     }
     outcome.summary["lightgbm_options"] = options
+    if "ensemble" in kinds:
+        outcome.summary["num_bootstrap"] = args.num_bootstrap
     if args.output_dir:
         write_outputs(outcome, args.output_dir)
         logger.info("wrote models and metrics to %s", args.output_dir)

@@ -39,7 +39,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     m.add_argument("--model", metavar="FILE", help="a model written by `fit` (lightgbm .txt or linear .json)")
     m.add_argument("--fit-dir", metavar="DIR", help="the --output-dir of `fit` (pick with --regressor/--target)")
     m.add_argument("--regressor", default="lightgbm",
-                   help="with --fit-dir: lightgbm (default), linear or quadratic (whichever the fit wrote)")
+                   help="with --fit-dir: lightgbm (default), linear, quadratic or ensemble (whichever the fit wrote; "
+                   "the ensemble also predicts an sd)")
     m.add_argument("--target", help="with --fit-dir: which target's model (default: the only one)")
     d = p.add_argument_group("domains, prior and caps (one of --domains-json, --tokens-per-domain, --prior)")
     add_renamed(d, "--domains-json", "--domains", dest="domains_json", metavar="DOMAINS_JSON",
@@ -52,7 +53,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_cap_arguments(d)
     s = p.add_argument_group("search")
     s.add_argument("--num-candidates", type=count, default=1_000_000, help="pool size (default 1,000,000)")
-    s.add_argument("--top-k", type=count, default=100, help="candidates averaged (default 100)")
+    s.add_argument("--top-k", type=top_k, default=100, metavar="K|auto",
+                   help="candidates averaged (default 100), or auto: k chosen by the model's uncertainty (the "
+                   "largest k whose average is predicted within 1 sd of the best average; needs --regressor ensemble)")
     s.add_argument("--chunk-size", type=count, default=100_000, help="candidates per chunk (memory bound)")
     s.add_argument("--seed", type=count, default=0, help="seed of the candidate pool")
     s.add_argument("--maximize", action="store_true", help="higher target is better (default: lower)")
@@ -125,8 +128,9 @@ def answer_lines(doc: dict, target: str, config, fit_dir: str | None = None) -> 
 
     result = doc["result"]
     mixture = Mixture.from_dict(result["weights"])
-    lines = [f"RegMix mixture (predicted {target} {result['predicted']:.4f}; mean of the best {config.top_k} of "
-             f"{config.num_candidates:,} candidates):"]
+    choice = doc["top_k_choice"]
+    lines = [f"RegMix mixture (predicted {target} {result['predicted_loss']:.4f}{_sd(result)}; mean of the best "
+             f"{choice['k']} of {config.num_candidates:,} candidates):"]
     exported = (doc.get("files") or {}).get("export")
     if exported:
         lines += describe_export(mixture, exported)
@@ -135,14 +139,30 @@ def answer_lines(doc: dict, target: str, config, fit_dir: str | None = None) -> 
                                                                           key=lambda kv: -kv[1])))
         lines.append("no export files: give --domains-json to write the Megatron-LM files")
     lines.append("confidence: " + _confidence(fit_dir, doc.get("regressor")))
+    if choice["rule"] == "auto":
+        lines.append(f"top-k: {choice['k']} chosen: {choice['reason']}")
     lines.append(f"predicted {target} of the baselines (lower is better"
                  + (", higher" if doc.get("objective") == "maximize" else "") + "):")
     for name, b in doc["baselines"].items():
         note = "" if b["within_caps"] else "  (outside the caps)"
-        lines.append(f"  {name:12s} {b['predicted']:.4f}{note}")
+        lines.append(f"  {name:12s} {b['predicted_loss']:.4f}{_sd(b)}{note}")
     lines.append(f"RegMix beats {len(doc['result_beats'])} of {len(doc['baselines'])} baselines in prediction "
                  "(predictions of the regressor, not trained models)")
     return lines
+
+
+def _sd(entry: dict) -> str:
+    return "" if entry.get("predicted_sd") is None else f" +- {entry['predicted_sd']:.4f}"
+
+
+def top_k(text: str) -> int | str:
+    """``--top-k``: a whole number, or ``auto``."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return count(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number of candidates (e.g. 100) or auto") from None
 
 
 def _confidence(fit_dir: str | None, regressor: str | None) -> str:

@@ -35,9 +35,11 @@ from ..target import AVERAGE, KIND_AVERAGE, Target
 BASELINES = ("natural", "uniform", "target_only", "best_domain", "best_sweep")
 #: Baselines trained with every seed of ``targets.seeds`` (the others once, with the pipeline's seed).
 SEEDED_BASELINES = ("natural", "uniform")
-REGRESSORS = ("lightgbm", "linear", "quadratic")
+REGRESSORS = ("lightgbm", "linear", "quadratic", "ensemble")
 #: ``search.regressor`` value: pick the regressor with the best cross-validated Spearman.
 AUTO = "auto"
+#: ``search.top_k`` value: choose k by the ensemble's uncertainty (:func:`regmix_megatron.search.choose_top_k`).
+TOP_K_AUTO = "auto"
 EXECUTORS = ("local", "slurm")
 
 
@@ -253,13 +255,20 @@ class SearchSection:
 
     regressor: str = AUTO
     """Regressor whose predictions drive the search: ``auto`` (the one with the best cross-validated Spearman
-    on the sweep; on a tie LightGBM, then quadratic), lightgbm (the paper's), linear or quadratic (ridge on the
-    weights and their pairwise products)."""
+    on the sweep; on a tie the ensemble, then LightGBM, then quadratic), lightgbm (the paper's), linear, quadratic
+    (ridge on the weights and their pairwise products) or ensemble (the others combined as cross-validation
+    chooses, with an uncertainty per prediction: ``predicted_sd`` in ``search.json``)."""
     num_candidates: int = 1_000_000
     """Candidate mixtures simulated (sampled with the sweep's sampler and caps; ``--num-candidates`` of
     ``regmix-megatron search``; formerly ``pool_size``)."""
-    top_k: int = 100
-    """The best ``top_k`` predicted candidates are averaged into the RegMix mixture."""
+    top_k: Union[int, str] = 100
+    """The best ``top_k`` predicted candidates are averaged into the RegMix mixture; ``auto``: k chosen by the
+    ensemble's uncertainty (the largest k whose average is predicted within 1 sd of the best-predicted average,
+    k in 1, 2, 5, ..., 1000; needs ``regressor: ensemble``; not for schedules). ``search.json`` records the k
+    and why."""
+    num_bootstrap: int = 10
+    """The ensemble's refits of each member on bootstrap resamples of the sweep's runs (their spread is part of
+    its uncertainty; ``--num-bootstrap`` of ``regmix-megatron fit``)."""
     num_folds: int = 5
     """K-fold cross-validation on the sweep when fitting (reported per fold; picks the regressor with
     ``regressor: auto``; ``--num-folds`` of ``regmix-megatron fit``)."""
@@ -269,8 +278,16 @@ class SearchSection:
               f"use one of {[AUTO, *REGRESSORS]}")
         check(self.num_candidates >= 1, "search", "num_candidates", self.num_candidates,
               "use a positive number of candidates")
-        check(1 <= self.top_k <= self.num_candidates, "search", "top_k", self.top_k,
-              f"use a number between 1 and search.num_candidates ({self.num_candidates})")
+        if self.top_k == TOP_K_AUTO:
+            check(self.regressor == "ensemble", "search", "top_k", self.top_k,
+                  f"{TOP_K_AUTO!r} chooses k by the model's uncertainty, which only the ensemble gives: set "
+                  f"search.regressor: ensemble (it is {self.regressor!r}), or give top_k a number such as 100")
+        else:
+            check(isinstance(self.top_k, int) and not isinstance(self.top_k, bool)
+                  and 1 <= self.top_k <= self.num_candidates, "search", "top_k", self.top_k,
+                  f"use a number between 1 and search.num_candidates ({self.num_candidates}), or {TOP_K_AUTO!r}")
+        check(isinstance(self.num_bootstrap, int) and 0 <= self.num_bootstrap, "search", "num_bootstrap",
+              self.num_bootstrap, "use 0 or more refits (2 or more measure the bootstrap spread; the default is 10)")
         check(self.num_folds >= 2, "search", "num_folds", self.num_folds, "use 2 or more folds")
 
 
@@ -415,6 +432,9 @@ class PipelineConfig:
                   "training domain (not evaluation-only); drop target_only")
         if self.corpus.domains is not None:
             target.check_domains(self.all_domains, where="PipelineConfig.target")
+        check(not (self.schedule.phases is not None and self.search.top_k == TOP_K_AUTO), "search", "top_k",
+              self.search.top_k, "a schedule search averages a fixed number of candidates: give top_k a number "
+              "such as 100 with schedule.phases")
 
     # ---- derived --------------------------------------------------------------------------------------
     @property

@@ -53,9 +53,11 @@ def target_loss(result: Mapping, target: Target, split: str = SELECTION_SPLIT) -
     return target.value(split_losses(result, split), where=f"run {result.get('run_id')}")
 
 
-def mixture_entry(label: str, run: Mapping, target: Target, predicted: Mapping[str, float]) -> dict:
+def mixture_entry(label: str, run: Mapping, target: Target, predicted: Mapping[str, float],
+                  predicted_sd: Mapping[str, float | None] | None = None) -> dict:
     """One compared mixture: its weights, per-seed test (``target_losses``) and validation target losses at
-    target scale, their mean and sd, its proxy-scale validation target loss and predicted loss."""
+    target scale, their mean and sd, its proxy-scale validation target loss and predicted loss with its sd (None
+    where the search did not predict it, or its regressor gives no uncertainty)."""
     per_seed = {str(seed): rec["result"] for seed, rec in sorted(run["target"].items(), key=lambda kv: int(kv[0]))}
     test = {seed: target_loss(res, target, REPORT_SPLIT) for seed, res in per_seed.items()}
     valid = {seed: target_loss(res, target, SELECTION_SPLIT) for seed, res in per_seed.items()}
@@ -68,18 +70,19 @@ def mixture_entry(label: str, run: Mapping, target: Target, predicted: Mapping[s
             "valid_losses": valid, "valid_mean": seed_stats(valid).mean,
             "test_loss_by_domain": {k: float(v) for k, v in split_losses(first, REPORT_SPLIT).items()},
             "proxy_loss": target_loss(proxy, target) if proxy else None,
-            "predicted_loss": predicted.get(label)}
+            "predicted_loss": predicted.get(label), "predicted_sd": (predicted_sd or {}).get(label)}
 
 
 def evaluate(target: Target | str, runs: Mapping[str, Mapping], *, predicted: Mapping[str, float] | None = None,
-             fit: Mapping | None = None, rank_threshold: float = 0.6,
+             predicted_sd: Mapping[str, float | None] | None = None, fit: Mapping | None = None,
+             rank_threshold: float = 0.6,
              threshold_sd: float = DEFAULT_THRESHOLD_SD) -> dict:
     """The evaluation document from the target stage's ``runs.json`` ``runs`` (label -> ``{"mixture", "proxy":
     {"result"}, "target": {seed: {"result"}}}``; labels ``regmix``, baselines, ``sweep:<run id>``)."""
     target = Target.parse(target)
     if "regmix" not in runs:
         raise DataError("evaluation needs the RegMix mixture's target runs (label 'regmix')")
-    mixtures = {lab: mixture_entry(lab, run, target, dict(predicted or {})) for lab, run in runs.items()}
+    mixtures = {lab: mixture_entry(lab, run, target, dict(predicted or {}), predicted_sd) for lab, run in runs.items()}
     sd, dof = pooled_seed_sd([list(m["target_losses"].values()) for m in mixtures.values()])
     regmix = mixtures["regmix"]["target_losses"]
     baselines = [lab for lab in mixtures if lab != "regmix" and not lab.startswith("sweep:")]

@@ -58,17 +58,22 @@ def run_search_schedules(ctx: StageContext, model: Any, registry: Any, scfg: Any
         registry=registry, prior=Mixture.from_array(names, registry.prior("train")), export_dir="export",
         target=cfg.parsed_target,
         progress=lambda done, total: ctx.progress.update(done / total, f"{done:,}/{total:,} candidates"))
-    predicted = {"regmix": doc["result"]["predicted"], **{k: v["predicted"] for k, v in doc["baselines"].items()}}
+    predicted = {"regmix": doc["result"]["predicted_loss"],
+                 **{k: v["predicted_loss"] for k, v in doc["baselines"].items()}}
+    predicted_sd = {"regmix": doc["result"]["predicted_sd"],
+                    **{k: v["predicted_sd"] for k, v in doc["baselines"].items()}}
     files = {"search": str(out_dir / "search.json"), "top_k": doc["files"]["top_k"],
              "schedule": doc["files"]["schedule"], "mixture": doc["files"]["mixture"], **doc["files"]["export"]}
     stable = {k: v for k, v in doc.items() if k not in ("seconds", "files", "model")}
     phases = doc["schedule"]["phases"]
     best = [", ".join(f"{d} {w:.2f}" for d, w in sorted(p["weights"].items(), key=lambda kv: -kv[1])[:2])
             for p in phases]
-    return StageOutput(files=files, values={"predicted": predicted, "weights": doc["static"]["weights"],
+    return StageOutput(files=files, values={"predicted": predicted, "predicted_sd": predicted_sd,
+                                            "weights": doc["static"]["weights"],
                                             "schedule": doc["schedule"]["phases"], "regressor": regressor},
                        fingerprint=content_hash(stable, length=None),
-                       summary=f"{regressor}: predicted {doc['result']['predicted']:.4f} (static {doc['static']['predicted']:.4f}); "
+                       summary=f"{regressor}: predicted {doc['result']['predicted_loss']:.4f} "
+                               f"(static {doc['static']['predicted_loss']:.4f}); "
                                + " | ".join(f"phase {k + 1}: {b}" for k, b in enumerate(best)))
 
 

@@ -512,8 +512,11 @@ def run_sweep(ctx: StageContext) -> StageOutput:
 
 # ---- fit ------------------------------------------------------------------------------------------------
 def fit_inputs(cfg: PipelineConfig) -> dict:
+    from .config import REGRESSORS
+
     return {"target": cfg.parsed_target.to_json(), "num_folds": cfg.search.num_folds, "seed": cfg.seed,
-            "regressor": cfg.search.regressor}
+            "regressor": cfg.search.regressor, "regressors": list(REGRESSORS),
+            "num_bootstrap": cfg.search.num_bootstrap}
 
 
 def cv_summary(metrics: dict) -> dict:
@@ -538,7 +541,8 @@ def run_fit(ctx: StageContext) -> StageOutput:
     folds = min(cfg.search.num_folds, int(mixture_groups(table.weights).max()) + 1)  # folds group by mixture
     from .config import REGRESSORS
 
-    outcome = fit_models(table, [target], kinds=REGRESSORS, cv_folds=folds, seed=cfg.seed)
+    outcome = fit_models(table, [target], kinds=REGRESSORS, cv_folds=folds, seed=cfg.seed,
+                         num_bootstrap=cfg.search.num_bootstrap)
     out_dir = ctx.out / "fit"
     files = {"metrics": str(out_dir / "metrics.json"), "predictions": str(out_dir / "predictions.csv")}
     for model in write_outputs(outcome, out_dir):  # one target: one model per regressor
@@ -613,16 +617,24 @@ def run_search_stage(ctx: StageContext) -> StageOutput:
                            progress=lambda done, total: ctx.progress.update(done / total,
                                                                             f"{done:,}/{total:,} candidates"))
     result = doc["result"]
-    predicted = {"regmix": result["predicted"], **{k: v["predicted"] for k, v in doc["baselines"].items()}}
+    predicted = {"regmix": result["predicted_loss"], **{k: v["predicted_loss"] for k, v in doc["baselines"].items()}}
+    predicted_sd = {"regmix": result["predicted_sd"], **{k: v["predicted_sd"] for k, v in doc["baselines"].items()}}
     files = {"search": str(out_dir / "search.json"), "top_k": doc["files"]["top_k"], **doc["files"]["export"]}
     best = sorted(result["weights"].items(), key=lambda kv: -kv[1])[:3]
     # timings differ run to run and file locations are not content: neither decides whether later stages redo
     stable = {k: v for k, v in doc.items() if k not in ("seconds", "files", "model")}
-    return StageOutput(files=files, values={"predicted": predicted, "weights": result["weights"],
-                                            "regressor": regressor},
+    return StageOutput(files=files, values={"predicted": predicted, "predicted_sd": predicted_sd,
+                                            "weights": result["weights"], "regressor": regressor,
+                                            "top_k": doc["top_k_choice"]},
                        fingerprint=content_hash(stable, length=None),
-                       summary=f"{regressor}: predicted {result['predicted']:.4f}; top weights "
+                       summary=f"{regressor}: predicted {result['predicted_loss']:.4f}{_sd_text(result)} (top "
+                               f"{doc['top_k']['k']}); top weights "
                                + ", ".join(f"{d} {w:.2f}" for d, w in best))
+
+
+def _sd_text(entry: dict) -> str:
+    sd = entry.get("predicted_sd")
+    return "" if sd is None else f" +- {sd:.4f}"
 
 
 # ---- target runs ----------------------------------------------------------------------------------------
@@ -766,6 +778,7 @@ def run_evaluate(ctx: StageContext) -> StageOutput:
     cfg: PipelineConfig = ctx.config
     runs = read_json(ctx.path("targets", "runs"))["runs"]
     doc = evaluate(cfg.parsed_target, runs, predicted=ctx.value("search", "predicted"),
+                   predicted_sd=ctx.upstream("search")["values"].get("predicted_sd"),
                    fit={"regressor": ctx.value("fit", "regressor"),
                         "regressor_reason": ctx.value("fit", "regressor_reason"), "cv": ctx.value("fit", "cv"),
                         "noise": ctx.value("fit", "noise")},
@@ -857,7 +870,7 @@ def build_stages() -> list[Stage]:
         Stage("sweep", proxy_inputs, run_sweep, ("indexed", "sample"), _estimate_sweep,
               "one proxy run per mixture; results table"),
         Stage("fit", fit_inputs, run_fit, ("sweep",), lambda cfg: 5.0 + cfg.search.num_folds,
-              "LightGBM, linear and quadratic regressors, k-fold CV grouped by mixture",
+              "LightGBM, linear and quadratic regressors and their ensemble, k-fold CV grouped by mixture",
               verify=lambda files: verify_complete(files, "metrics")),
         Stage("search", search_inputs, run_search_stage, ("indexed", "fit"), _estimate_search,
               "simulate a pool of capped candidates, average the predicted top-k; Megatron export",

@@ -29,7 +29,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from ..errors import DataError
+from ..errors import DataError, RegmixError
 from ..mixture import RENORMALIZE_FLAG, SUM_TOLERANCE, MixtureError, normalize_exact
 from ..results import ID_COLUMNS as RESULT_ID_COLUMNS
 from ..results import LOSS_PREFIX, WEIGHT_PREFIX, read_frame, read_results
@@ -304,6 +304,21 @@ def mixture_groups(weights: np.ndarray) -> np.ndarray:
     _, first, inverse = np.unique(rows, return_index=True, return_inverse=True)
     order = np.argsort(np.argsort(first))  # relabel groups by first appearance
     return order[inverse.ravel()].astype(np.int64)
+
+
+def kfold_indices(num_runs: int, num_folds: int, seed: int, groups: np.ndarray | None = None) -> list[np.ndarray]:
+    """Shuffled, seeded K-fold split: fold i's held-out row indices (sorted). With ``groups`` (a group id per row,
+    :func:`mixture_groups`) whole groups are shuffled and split, so no group is
+    on both sides of a fold; with every group a single row this is the plain split, fold for fold."""
+    groups = np.arange(num_runs) if groups is None else np.asarray(groups)
+    ids = np.unique(groups)
+    if num_folds < 2:
+        raise RegmixError(f"--cv-folds {num_folds}: use at least 2 folds (or 0 to skip cross-validation)")
+    if num_folds > ids.size:
+        what = "usable runs" if ids.size == num_runs else f"distinct mixtures (of {num_runs} usable runs)"
+        raise RegmixError(f"--cv-folds {num_folds} exceeds the {ids.size} {what}: use fewer folds")
+    order = ids[np.random.default_rng(seed).permutation(ids.size)]
+    return [np.sort(np.flatnonzero(np.isin(groups, part))) for part in np.array_split(order, num_folds)]
 
 
 def check_enough_runs(num_runs: int, num_domains: int, source: str) -> None:

@@ -29,9 +29,10 @@ from ..errors import DataError, RegmixError
 from ..fileio import atomic_path, atomic_write_json
 from ..target import Target
 from .data import (DEFAULT_MAX_NAN_FRACTION, RunTable, align_domains, check_enough_runs, clean_target,
-                   mixture_groups)
+                   kfold_indices, mixture_groups)
+from .ensemble import DEFAULT_NUM_BOOTSTRAP
 from .metrics import evaluate
-from .models import REGRESSORS, Regressor, make_regressor
+from .models import REGRESSORS, EnsembleRegressor, Regressor, make_regressor
 
 logger = logging.getLogger(__name__)
 
@@ -115,21 +116,6 @@ def slug(name: str) -> str:
 REPEAT_MODES = ("average", "group")
 
 
-def kfold_indices(num_runs: int, num_folds: int, seed: int, groups: np.ndarray | None = None) -> list[np.ndarray]:
-    """Shuffled, seeded K-fold split: fold i's held-out row indices (sorted). With ``groups`` (a group id per row,
-    :func:`~regmix_megatron.regression.data.mixture_groups`) whole groups are shuffled and split, so no group is
-    on both sides of a fold; with every group a single row this is the plain split, fold for fold."""
-    groups = np.arange(num_runs) if groups is None else np.asarray(groups)
-    ids = np.unique(groups)
-    if num_folds < 2:
-        raise RegmixError(f"--cv-folds {num_folds}: use at least 2 folds (or 0 to skip cross-validation)")
-    if num_folds > ids.size:
-        what = "usable runs" if ids.size == num_runs else f"distinct mixtures (of {num_runs} usable runs)"
-        raise RegmixError(f"--cv-folds {num_folds} exceeds the {ids.size} {what}: use fewer folds")
-    order = ids[np.random.default_rng(seed).permutation(ids.size)]
-    return [np.sort(np.flatnonzero(np.isin(groups, part))) for part in np.array_split(order, num_folds)]
-
-
 def cross_validate(kind: str, weights: np.ndarray, y: np.ndarray, domains: Sequence[str], target: str,
                    num_folds: int, seed: int = 0, options: Mapping[str, Any] | None = None,
                    groups: np.ndarray | None = None) -> tuple[dict, np.ndarray]:
@@ -137,14 +123,16 @@ def cross_validate(kind: str, weights: np.ndarray, y: np.ndarray, domains: Seque
     out-of-fold predictions).
 
     Metrics: per-fold ``spearman``/``pearson``/``mse`` (mean and std over folds), the per-fold Spearman values
-    (``spearman_folds``) and ``pooled`` metrics of all out-of-fold predictions together.
+    (``spearman_folds``) and ``pooled`` metrics of all out-of-fold predictions together. CV scores predictions
+    only, so an ensemble is fit in each fold without its bootstrap refits (it still chooses its members there:
+    nested CV).
     """
     folds = kfold_indices(len(y), num_folds, seed, groups)
     oof = np.empty(len(y), dtype=np.float64)
     per_fold = []
     for held in folds:
         keep = np.setdiff1d(np.arange(len(y)), held)
-        model = make_regressor(kind, domains, target, **(options or {})).fit(weights[keep], y[keep])
+        model = make_regressor(kind, domains, target, num_bootstrap=0, **(options or {})).fit(weights[keep], y[keep])
         oof[held] = model.predict(weights[held])
         if held.size >= 2:
             per_fold.append(evaluate(y[held], oof[held]))
@@ -159,9 +147,11 @@ def cross_validate(kind: str, weights: np.ndarray, y: np.ndarray, domains: Seque
 
 
 def choose_regressor(cv_spearman: Mapping[str, float | None],
-                     preference: Sequence[str] = ("lightgbm", "quadratic", "linear")) -> tuple[str, str]:
+                     preference: Sequence[str] = ("ensemble", "lightgbm", "quadratic", "linear")
+                     ) -> tuple[str, str]:
     """The regressor with the highest cross-validated Spearman (ties and missing values resolved by
-    ``preference`` order); returns ``(kind, reason)``, the reason naming every candidate's value."""
+    ``preference`` order: on a tie the ensemble, which gives an uncertainty, then the paper's LightGBM); returns
+    ``(kind, reason)``, the reason naming every candidate's value."""
     scored = {k: v for k, v in cv_spearman.items() if v is not None and np.isfinite(v)}
     if not scored:
         kind = next((k for k in preference if k in cv_spearman), next(iter(cv_spearman)))
@@ -200,10 +190,12 @@ def _clean_json(obj: Any) -> Any:
 def fit_models(train: RunTable, targets: Sequence[FitTarget], kinds: Sequence[str] = ("lightgbm", "linear"), *,
                test: RunTable | None = None, cv_folds: int = 0, seed: int = 0,
                max_nan_fraction: float = DEFAULT_MAX_NAN_FRACTION,
-               lightgbm_options: Mapping[str, Any] | None = None, repeats: str = "average") -> FitOutcome:
+               lightgbm_options: Mapping[str, Any] | None = None, repeats: str = "average",
+               num_bootstrap: int = DEFAULT_NUM_BOOTSTRAP) -> FitOutcome:
     """Fit one model per (target, regressor) on all usable training runs; CV and test evaluation as asked.
     ``repeats``: what the runs of one mixture become, one averaged row or one group (see the module
-    docstring)."""
+    docstring). ``lightgbm_options`` also shape an ensemble's LightGBM members; ``num_bootstrap`` is its number of
+    refits."""
     for kind in kinds:
         if kind not in REGRESSORS:
             raise RegmixError(f"--regressors: unknown regressor {kind!r}; choose from {sorted(REGRESSORS)}")
@@ -226,7 +218,7 @@ def fit_models(train: RunTable, targets: Sequence[FitTarget], kinds: Sequence[st
         runs = _usable_runs(train, test, target, max_nan_fraction, repeats)
         target_info[target.name] = runs.info
         for kind in kinds:
-            model, entry, held_out = _fit_one(kind, train, runs, target, cv_folds, seed, options)
+            model, entry, held_out = _fit_one(kind, train, runs, target, cv_folds, seed, options, num_bootstrap)
             models[(target.name, kind)] = model
             per_regressor[kind]["targets"][target.name] = entry
             rows += held_out
@@ -244,7 +236,7 @@ def fit_models(train: RunTable, targets: Sequence[FitTarget], kinds: Sequence[st
         "regressors": per_regressor,
     }
     predictions = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(
-        columns=["target", "regressor", "split", "run_id", "true", "predicted"])
+        columns=["target", "regressor", "split", "run_id", "true", "predicted", "predicted_sd"])
     return FitOutcome(summary=_clean_json(summary), models=models, predictions=predictions)
 
 
@@ -330,9 +322,11 @@ def _repeat_noise(y: np.ndarray, groups: np.ndarray) -> dict | None:
 
 
 def _fit_one(kind: str, train: RunTable, runs: _Runs, target: FitTarget, cv_folds: int, seed: int,
-             options: Mapping[str, Any]) -> tuple[Regressor, dict, list[pd.DataFrame]]:
+             options: Mapping[str, Any], num_bootstrap: int = DEFAULT_NUM_BOOTSTRAP
+             ) -> tuple[Regressor, dict, list[pd.DataFrame]]:
     """One regressor on one target: CV (when asked), the model on every usable run, test metrics (when there
-    is a test set). Returns the model, its ``metrics.json`` entry and its held-out prediction rows."""
+    is a test set). Returns the model, its ``metrics.json`` entry and its held-out prediction rows (with
+    ``predicted_sd`` on test rows for a regressor that gives one, else empty)."""
     entry: dict[str, Any] = {}
     rows: list[pd.DataFrame] = []
     if cv_folds:
@@ -340,13 +334,15 @@ def _fit_one(kind: str, train: RunTable, runs: _Runs, target: FitTarget, cv_fold
                                  groups=runs.groups)
         entry["cv"] = cv
         rows.append(pd.DataFrame({"target": target.name, "regressor": kind, "split": "cv",
-                                  "run_id": runs.run_ids, "true": runs.y, "predicted": oof}))
-    model = make_regressor(kind, train.domains, target.name, target.target, **options).fit(runs.x, runs.y)
+                                  "run_id": runs.run_ids, "true": runs.y, "predicted": oof, "predicted_sd": np.nan}))
+    model = make_regressor(kind, train.domains, target.name, target.target, num_bootstrap=num_bootstrap,
+                           **options).fit(runs.x, runs.y)
     if runs.x_test is not None:
-        pred = model.predict(runs.x_test)
-        entry["test"] = evaluate(runs.y_test, pred)
+        pred = model.predict_with_sd(runs.x_test)
+        entry["test"] = evaluate(runs.y_test, pred.mean)
         rows.append(pd.DataFrame({"target": target.name, "regressor": kind, "split": "test",
-                                  "run_id": runs.test_ids, "true": runs.y_test, "predicted": pred}))
+                                  "run_id": runs.test_ids, "true": runs.y_test, "predicted": pred.mean,
+                                  "predicted_sd": np.nan if pred.sd is None else pred.sd}))
     # Headline: test metrics when there is a test set, else pooled out-of-fold CV metrics.
     if "test" in entry:
         headline, where = entry["test"], "test"
@@ -359,6 +355,10 @@ def _fit_one(kind: str, train: RunTable, runs: _Runs, target: FitTarget, cv_fold
     entry["evaluated_on"] = where
     if kind == "lightgbm":
         entry["num_trees"] = int(model.booster.num_trees())
+    if isinstance(model, EnsembleRegressor):  # its members, how they combine, the CV that chose them
+        entry["ensemble"] = model.describe()
+        if "cv" in entry:
+            entry["cv"]["nested"] = True
     return model, entry, rows
 
 

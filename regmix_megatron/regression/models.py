@@ -15,13 +15,20 @@ columns.
 - Quadratic: ridge regression on the weights and their pairwise products (a second-order response surface,
   whose optimum can lie inside the simplex, where a linear model's is always a corner); one JSON file with the
   chosen ridge penalty and every coefficient (``repr`` floats).
+- Ensemble (:class:`EnsembleRegressor`): ``ensemble.json`` (the combination cross-validation chose, what it
+  saw, a SHA-256 per member file) and the members' own files in the folder ``ensemble/`` beside it: the members
+  fit on all runs, and ``bootstrap/<b>/`` their refits on group-bootstrap resamples.
 
-:func:`load_regressor` reads either, and can refuse a model trained over a different domain set.
+:func:`load_regressor` reads any of them, and can refuse a model trained over a different domain set.
+:meth:`Regressor.predict_with_sd` gives predictions with their uncertainty (:class:`Prediction`; ``sd`` is None for
+a regressor that gives none: all but the ensemble).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -30,6 +37,9 @@ import numpy as np
 from ..errors import DataError, RegmixError
 from ..fileio import atomic_write_json, atomic_write_text, read_json
 from ..target import Target
+from .data import kfold_indices, mixture_groups
+from .ensemble import (DEFAULT_NUM_BOOTSTRAP, DEFAULT_NUM_FOLDS, MEMBER_KINDS, Combination, Selection,
+                       candidate_combinations, choose_combination, group_bootstrap, spread)
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +66,20 @@ def _as_features(weights: Any, domains: Sequence[str], who: str) -> np.ndarray:
         raise DataError(f"{who}: expected weights of shape (n, {len(domains)}) over domains {list(domains)}, "
                         f"got shape {x.shape}")
     return x
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Predicted target values and their uncertainty (standard deviations, same shape), from
+    :meth:`Regressor.predict_with_sd`."""
+
+    mean: np.ndarray
+    sd: np.ndarray | None = None
+    """None: the regressor gives no uncertainty."""
+    sd_members: np.ndarray | None = None
+    """The part of ``sd`` from the members' disagreement (ensembles of 2 or more members)."""
+    sd_bootstrap: np.ndarray | None = None
+    """The part of ``sd`` from refits on bootstrap resamples of the runs (ensembles with 2 or more refits)."""
 
 
 class Regressor:
@@ -90,6 +114,15 @@ class Regressor:
 
     def predict(self, weights: np.ndarray) -> np.ndarray:
         raise NotImplementedError
+
+    @property
+    def gives_uncertainty(self) -> bool:
+        """Whether :meth:`predict_with_sd` gives an ``sd``."""
+        return False
+
+    def predict_with_sd(self, weights: np.ndarray) -> Prediction:
+        """Predictions and their uncertainty; ``sd`` is None unless :attr:`gives_uncertainty`."""
+        return Prediction(self.predict(weights))
 
     def save(self, path: str | Path) -> Path:
         raise NotImplementedError
@@ -398,29 +431,206 @@ class LightGBMRegressor(Regressor):
         return reg
 
 
+class EnsembleRegressor(Regressor):
+    """A weighted mean of regressors of other kinds, chosen by cross-validation, with an uncertainty.
+
+    Fitting (:mod:`regmix_megatron.regression.ensemble` has the statistics): a K-fold cross-validation over
+    whole mixture groups (repeats of a mixture stay together) gives every kind of :data:`MEMBER_KINDS` out-of-fold
+    predictions; the combination with the best out-of-fold Spearman (an equal mean of a subset of the kinds, or
+    their cross-fitted convex stack) is kept; its members are fit on all runs (they give the prediction), then
+    refit ``num_bootstrap`` times on group-bootstrap resamples (they give ``sd_bootstrap``). The choice looks at
+    the training runs only, so cross-validating the ensemble itself (``fit --num-folds``) is nested CV: each outer
+    fold's ensemble chooses again on that fold's training runs, and its held-out Spearman is not optimistic.
+
+    ``member_options`` go to the LightGBM members' constructor (as ``fit``'s LightGBM flags do).
+    """
+
+    kind = "ensemble"
+
+    def __init__(self, domains: Sequence[str], target: str = "target", *,
+                 num_bootstrap: int = DEFAULT_NUM_BOOTSTRAP, num_folds: int = DEFAULT_NUM_FOLDS, seed: int = 0,
+                 member_options: Mapping[str, Any] | None = None) -> None:
+        super().__init__(domains, target)
+        if not isinstance(num_bootstrap, int) or num_bootstrap < 0:
+            raise RegmixError(f"num_bootstrap={num_bootstrap!r}: use an integer >= 0 (2 or more give an sd)")
+        if not isinstance(num_folds, int) or num_folds < 2:
+            raise RegmixError(f"num_folds={num_folds!r}: the ensemble's members are chosen by CV, use 2 or more")
+        self.num_bootstrap = num_bootstrap
+        self.num_folds = num_folds
+        self.seed = int(seed)
+        self.member_options = dict(member_options or {})
+        self.combination: Combination | None = None
+        self.selection: Selection | None = None
+        self.members: dict[str, Regressor] = {}
+        """Member kind -> the member fit on all runs."""
+        self.bootstrap: list[dict[str, Regressor]] = []
+        """One dict per bootstrap refit: member kind -> the member fit on that resample."""
+        self.path = ""
+
+    def _member(self, kind: str) -> Regressor:
+        return make_regressor(kind, self.domains, self.target, self.definition, **self.member_options)
+
+    def _fit(self, x: np.ndarray, y: np.ndarray) -> None:
+        groups = mixture_groups(x)
+        num_groups = int(groups.max()) + 1
+        if num_groups < 2:
+            raise DataError(f"the ensemble's cross-validation needs at least 2 distinct mixtures, got {num_groups}: "
+                            "run more proxies")
+        folds = kfold_indices(len(groups), min(self.num_folds, num_groups), self.seed, groups)
+        oof: dict[str, np.ndarray] = {}
+        for kind in MEMBER_KINDS:
+            oof[kind] = np.empty_like(y)
+            for held in folds:
+                keep = np.setdiff1d(np.arange(y.size), held)
+                oof[kind][held] = self._member(kind).fit(x[keep], y[keep]).predict(x[held])
+        candidates = candidate_combinations(oof, y, folds)
+        self.combination = choose_combination(candidates)
+        self.selection = Selection(len(folds), self.seed, candidates, self.combination)
+        self.members = {k: self._member(k).fit(x, y) for k in self.combination.weights}
+        rng = np.random.default_rng(self.seed)
+        self.bootstrap = []
+        for _ in range(self.num_bootstrap):
+            rows = group_bootstrap(groups, rng)
+            self.bootstrap.append({k: self._member(k).fit(x[rows], y[rows]) for k in self.combination.weights})
+
+    def _check_fitted(self, what: str) -> Combination:
+        if self.combination is None or not self.members:
+            raise RegmixError(f"ensemble regressor is not fitted: {what}")
+        return self.combination
+
+    def predict(self, weights: np.ndarray) -> np.ndarray:
+        combination = self._check_fitted("call fit() or load()")
+        x = _as_features(weights, self.domains, "ensemble predict")
+        return combination.combine({k: m.predict(x) for k, m in self.members.items()})
+
+    @property
+    def gives_uncertainty(self) -> bool:
+        return len(self.members) >= 2 or len(self.bootstrap) >= 2
+
+    def predict_with_sd(self, weights: np.ndarray) -> Prediction:
+        combination = self._check_fitted("call fit() or load()")
+        x = _as_features(weights, self.domains, "ensemble predict")
+        members = {k: m.predict(x) for k, m in self.members.items()}
+        boot = [{k: m.predict(x) for k, m in refit.items()} for refit in self.bootstrap]
+        parts = spread(combination, members, boot)
+        return Prediction(combination.combine(members), parts.sd, parts.sd_members, parts.sd_bootstrap)
+
+    def feature_importance(self) -> np.ndarray:
+        combination = self._check_fitted("no importances")
+        total = np.zeros(len(self.domains))
+        for kind, w in combination.weights.items():
+            imp = self.members[kind].feature_importance()
+            total += w * (imp / imp.sum() if imp.sum() > 0 else imp)
+        return total
+
+    def describe(self) -> dict:
+        """The combination, the members' files' kinds, the CV that chose it (for ``metrics.json``)."""
+        combination = self._check_fitted("nothing to describe")
+        return {"combination": combination.to_json(), "num_bootstrap": len(self.bootstrap),
+                "selection": self.selection.to_json() if self.selection is not None else None,
+                "uncertainty": "sd = sqrt(sd_members^2 + sd_bootstrap^2)"}
+
+    def save(self, path: str | Path) -> Path:
+        combination = self._check_fitted("nothing to save")
+        path = Path(path)
+        folder = path.with_name(path.stem)
+        files: dict[str, Any] = {"members": {}, "bootstrap": []}
+        digests: dict[str, str] = {}
+
+        def put(model: Regressor, rel: Path) -> str:
+            model.save(path.parent / rel)
+            digests[str(rel)] = _sha256(path.parent / rel)
+            return str(rel)
+
+        for kind, model in self.members.items():
+            files["members"][kind] = put(model, folder.relative_to(path.parent) / _file_name(kind))
+        for b, refit in enumerate(self.bootstrap):
+            sub = folder.relative_to(path.parent) / "bootstrap" / f"{b:03d}"
+            files["bootstrap"].append({k: put(m, sub / _file_name(k)) for k, m in refit.items()})
+        obj = self._meta()
+        obj.update({"combination": combination.to_json(), "num_bootstrap": len(self.bootstrap),
+                    "num_folds": self.num_folds, "seed": self.seed,
+                    "selection": self.selection.to_json() if self.selection is not None else None,
+                    "files": files, "sha256": digests})
+        return atomic_write_json(path, obj)  # last: an ensemble file always names complete members
+
+    def _read_coefficients(self, obj: Mapping) -> None:
+        self.combination = Combination.from_json(obj["combination"])
+        self.num_bootstrap = int(obj["num_bootstrap"])
+        self.num_folds = int(obj.get("num_folds", DEFAULT_NUM_FOLDS))
+        self.seed = int(obj.get("seed", 0))
+        sel = obj.get("selection")
+        if sel:
+            self.selection = Selection(int(sel["num_folds"]), int(sel["seed"]),
+                                       [Combination.from_json(c) for c in sel["candidates"]], self.combination)
+
+    @classmethod
+    def _from_obj(cls, obj: Mapping, path: str) -> "EnsembleRegressor":
+        reg = super()._from_obj(obj, path)
+        try:
+            files, digests = obj["files"], obj["sha256"]
+            reg.members = {k: reg._load_member(path, files["members"][k], digests) for k in reg.combination.weights}
+            reg.bootstrap = [{k: reg._load_member(path, refit[k], digests) for k in reg.combination.weights}
+                             for refit in files["bootstrap"]]
+        except (KeyError, TypeError) as exc:
+            raise DataError(f"{path}: malformed ensemble model ({type(exc).__name__}: {exc}); refit it") from None
+        if len(reg.bootstrap) != reg.num_bootstrap:
+            raise DataError(f"{path}: lists {len(reg.bootstrap)} bootstrap refits but says {reg.num_bootstrap}; "
+                            "refit it")
+        return reg
+
+    def _load_member(self, path: str, rel: str, digests: Mapping[str, str]) -> Regressor:
+        member_path = Path(path).parent / rel
+        if member_path.is_file() and _sha256(member_path) != digests.get(rel):
+            raise DataError(f"{path}: member file {member_path} does not match its SHA-256 (edited, or from another "
+                            "fit?); refit or restore the fit folder as a whole")
+        member = load_regressor(member_path, self.domains, f"ensemble {path}")
+        if member.kind == self.kind:
+            raise DataError(f"{path}: member {rel} is itself an ensemble; refit it")
+        return member
+
+
+def _file_name(kind: str) -> str:
+    """The file a model of ``kind`` is saved as in a fit folder."""
+    return f"{kind}.txt" if kind == "lightgbm" else f"{kind}.json"
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def sidecar_path(path: str | Path) -> Path:
     path = Path(path)
     return path.with_name(path.name + SIDECAR_SUFFIX)
 
 
-REGRESSORS = {"lightgbm": LightGBMRegressor, "linear": LinearRegressor, "quadratic": QuadraticRegressor}
+REGRESSORS = {"lightgbm": LightGBMRegressor, "linear": LinearRegressor, "quadratic": QuadraticRegressor,
+              "ensemble": EnsembleRegressor}
 #: Regressors saved as one JSON file (their ``kind`` names the class).
-JSON_REGRESSORS = {"linear": LinearRegressor, "quadratic": QuadraticRegressor}
+JSON_REGRESSORS = {"linear": LinearRegressor, "quadratic": QuadraticRegressor, "ensemble": EnsembleRegressor}
 
 
-def make_regressor(kind: str, domains: Sequence[str], target: str, definition: Target | None = None,
-                   **options: Any) -> Regressor:
-    """``kind`` in :data:`REGRESSORS`; ``options`` go to the LightGBM constructor (ignored by the others)."""
+def make_regressor(kind: str, domains: Sequence[str], target: str, definition: Target | None = None, *,
+                   num_bootstrap: int = DEFAULT_NUM_BOOTSTRAP, **options: Any) -> Regressor:
+    """``kind`` in :data:`REGRESSORS`; ``options`` go to the LightGBM constructor (of a LightGBM model, or of an
+    ensemble's LightGBM members, whose seed is also the ensemble's; ignored by the others); ``num_bootstrap`` is an
+    ensemble's number of bootstrap refits."""
     if kind not in REGRESSORS:
         raise RegmixError(f"unknown regressor {kind!r}; choose from {sorted(REGRESSORS)}")
-    reg = LightGBMRegressor(domains, target, **options) if kind == "lightgbm" else JSON_REGRESSORS[kind](domains, target)
+    if kind == "lightgbm":
+        reg: Regressor = LightGBMRegressor(domains, target, **options)
+    elif kind == EnsembleRegressor.kind:
+        reg = EnsembleRegressor(domains, target, num_bootstrap=num_bootstrap, seed=int(options.get("seed", 0)),
+                                member_options=options)
+    else:
+        reg = JSON_REGRESSORS[kind](domains, target)
     reg.definition = definition
     return reg
 
 
 def load_regressor(path: str | Path, domains: Sequence[str] | None = None, source: str = "the data") -> Regressor:
-    """Load a saved regressor (linear or quadratic JSON, or LightGBM text + sidecar); check ``domains`` when
-    given."""
+    """Load a saved regressor (linear, quadratic or ensemble JSON, or LightGBM text + sidecar); check ``domains``
+    when given."""
     path = Path(path)
     if not path.exists():
         raise DataError(f"model file {path}: not found")

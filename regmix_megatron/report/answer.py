@@ -18,6 +18,12 @@ def _fmt(x: Any, digits: int = 4) -> str:
     return "n/a" if x is None else f"{x:.{digits}f}" if isinstance(x, float) else html.escape(str(x))
 
 
+def _sd(entry: Mapping) -> str:
+    """`` +- sd`` of a predicted entry of ``search.json``, empty when the regressor gives no uncertainty."""
+    sd = entry.get("predicted_sd")
+    return "" if sd is None else f" &plusmn; {_fmt(sd)}"
+
+
 def _mixture_table(weights: Mapping[str, float]) -> str:
     rows = sorted(weights.items(), key=lambda kv: -kv[1])
     cells = "".join(
@@ -73,7 +79,8 @@ def answer_section(search_dir: str | Path, *, metrics: Mapping | None = None, ev
     search = read_search(search_dir)
     target = target_label or search.get("target")
     head = (f"<p class='answer-lead'>Train on this mixture (optimized for <b>{html.escape(str(target))}</b>; "
-            f"predicted {_fmt(search['result']['predicted'])}, the mean of the best {search['config']['top_k']} of "
+            f"predicted {_fmt(search['result']['predicted_loss'])}{_sd(search['result'])}, the mean of the best "
+            f"{search['top_k']['k']} of "
             f"{search['config']['num_candidates']:,} simulated candidates):</p>")
     confidence = [_fit_confidence(metrics, search.get("regressor"), search.get("target"))]
     confidence += _evaluation_confidence(evaluation)

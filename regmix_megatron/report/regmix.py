@@ -106,14 +106,17 @@ def search_sections(search: Mapping) -> list[Section]:
                                figures.plot_weights(domains, mixtures, upper),
                                "Black ticks: the per-domain caps the search respected.", name="weights")]
     column = f"predicted {search['target']}"
-    rows = [{"mixture": "regmix (search result)", column: search["result"]["predicted"],
-             "within caps": search["result"]["within_caps"]}]
-    rows += [{"mixture": n, column: b["predicted"], "within caps": b["within_caps"]}
-             for n, b in search["baselines"].items()]
-    cfg = search["config"]
+    entries = {"regmix (search result)": search["result"], **search["baselines"]}
+    rows = [{"mixture": n, column: e["predicted_loss"], "sd": e.get("predicted_sd"), "within caps": e["within_caps"]}
+            for n, e in entries.items()]
+    frame = pd.DataFrame(rows)
+    if frame["sd"].isna().all():  # a regressor without uncertainty
+        frame = frame.drop(columns="sd")
+    cfg, choice = search["config"], search["top_k_choice"]
+    how = f"top-{choice['k']} averaged" + (f" (k chosen: {choice['reason']})" if choice["rule"] == "auto" else "")
     sections.append(table_section(
-        "Search result and baselines", pd.DataFrame(rows),
-        f"{cfg['num_candidates']:,} candidates (seed {cfg['seed']}), top-{cfg['top_k']} averaged; objective: "
+        "Search result and baselines", frame,
+        f"{cfg['num_candidates']:,} candidates (seed {cfg['seed']}), {how}; objective: "
         f"{search['objective']} the predicted target.", float_format="{:.5f}"))
     weights = pd.DataFrame({"domain": domains, **{k: v for k, v in mixtures.items()}, "cap": upper})
     sections.append(table_section("Weights", weights, float_format="{:.4f}"))

@@ -18,6 +18,17 @@ def fitted_model() -> LightGBMRegressor:
     return LightGBMRegressor(DOMAINS, "val_loss/code", num_rounds=80, learning_rate=0.1).fit(x, y)
 
 
+def fitted_ensemble():
+    """The same loss as :func:`fitted_model`, fit by the ensemble (fast LightGBM members, 4 bootstrap refits)."""
+    from regmix_megatron.regression.models import make_regressor
+
+    rng = np.random.default_rng(0)
+    x = rng.dirichlet(np.ones(5), size=150)
+    y = 4 - 1.5 * x[:, 1] - 0.8 * x[:, 2] + 0.5 * x[:, 3] + 0.2 * x[:, 1] ** 2 + 0.01 * rng.standard_normal(150)
+    return make_regressor("ensemble", DOMAINS, "val_loss/code", num_bootstrap=4, num_rounds=80,
+                          learning_rate=0.1).fit(x, y)
+
+
 def write_registry(root):
     """A domains.json over :data:`DOMAINS` with :data:`TOKENS` train tokens, and .bin/.idx pairs that hold exactly
     those counts (search and export check the data before they write); the registry."""
