@@ -189,6 +189,7 @@ def _absolute(path: str, base: Path) -> str:
 def _domain(d: Field, base: Path) -> Domain:
     """One entry of ``domains``: ``name``, ``splits`` (a mapping split -> list of prefixes) and
     ``evaluation_only`` (optional, true or false)."""
+    name = d["name"].text()
     splits = {}
     for split, plist in d["splits"].fields().items():
         Field(split, plist.where, plist.fix, plist.path).choice(SPLITS)
@@ -198,10 +199,10 @@ def _domain(d: Field, base: Path) -> Domain:
             info = PrefixInfo(path=_absolute(p["prefix"].text(), base), num_documents=num_documents,
                               num_sequences=p.get("num_sequences", num_documents).count(),
                               num_tokens=p["num_tokens"].count(), **_sources_from_json(p))
-            info.check_sources(f"{p.where}: {p.path}")
+            info.check_sources(f"{p.where}: domain {name!r} {split} prefix {p['prefix'].value!r} ({p.path})")
             infos.append(info)
         splits[split] = tuple(infos)
-    return Domain(name=d["name"].text(), splits=splits, evaluation_only=d.get("evaluation_only", False).flag())
+    return Domain(name=name, splits=splits, evaluation_only=d.get("evaluation_only", False).flag())
 
 
 @dataclass(frozen=True)

@@ -190,6 +190,8 @@ def test_extra_domains_and_the_cap_are_refused_where_they_would_be_ignored(tmp_p
     ]
     for data, pattern in cases:
         with pytest.raises(ConfigError, match=pattern):
+            load_pipeline_config(_write(tmp_path, data))
+
 
 def test_the_ensemble_and_top_k_auto(tmp_path):
     cfg = load_pipeline_config(_write(tmp_path, {"search": {"regressor": "ensemble", "top_k": "auto",
