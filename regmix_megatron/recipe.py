@@ -126,6 +126,9 @@ class EvalConfig:
     eval_interval: int = 100
     """Evaluate every this many steps (and always at the end)."""
     num_tokens_per_domain: int = 65536
+    num_tokens_by_domain: Optional[dict] = None
+    """Per-domain exceptions to ``num_tokens_per_domain``: ``{domain: tokens}``, or ``all`` for the whole split
+    (e.g. ``{qa: all}`` for a target whose verdicts need every document). Part of the recipe's hash only when set."""
     split: str = "valid"
     micro_batch_size: int = 8
     domains: Optional[list] = None
@@ -139,6 +142,7 @@ class EvalConfig:
         check(self.eval_interval > 0, "eval", "eval_interval", self.eval_interval, "use a positive integer")
         check(self.num_tokens_per_domain > 0, "eval", "num_tokens_per_domain", self.num_tokens_per_domain,
               "use a positive integer")
+        self.num_tokens_by_domain = _tokens_by_domain(self.num_tokens_by_domain)
         check(self.split in ("train", "valid", "test"), "eval", "split", self.split,
               "use 'valid' (or 'test'/'train')")
         check(self.micro_batch_size > 0, "eval", "micro_batch_size", self.micro_batch_size,
@@ -153,6 +157,41 @@ class EvalConfig:
               and all(s in ("train", "valid", "test") and s != self.split for s in self.final_splits),
               "eval", "final_splits", self.final_splits,
               f"use a list of distinct splits other than eval.split={self.split!r}, e.g. ['test'] or []")
+
+    def num_tokens_for(self, domain: str) -> int | str:
+        """Tokens evaluated for ``domain``: its ``num_tokens_by_domain`` entry (a count or :data:`ALL_TOKENS`),
+        else ``num_tokens_per_domain``."""
+        return (self.num_tokens_by_domain or {}).get(domain, self.num_tokens_per_domain)
+
+
+#: ``eval.num_tokens_by_domain`` value (and ``evaluate --num-tokens``): the whole split.
+ALL_TOKENS = "all"
+
+
+def _tokens_by_domain(value) -> dict | None:
+    """``eval.num_tokens_by_domain`` checked, in canonical form: None when unset or empty, else a mapping with
+    sorted domain names and positive integer counts or ``"all"`` (``1M``-style counts parsed)."""
+    from .numbers import parse_count
+
+    field_fix = "use a mapping {domain: tokens}, tokens a positive integer or 'all' (the whole split), e.g. {qa: all}"
+    if value is None:
+        return None
+    check(isinstance(value, Mapping) and all(isinstance(k, str) and k for k in value), "eval",
+          "num_tokens_by_domain", value, field_fix)
+    out = {}
+    for name in sorted(value):
+        raw = value[name]
+        if raw == ALL_TOKENS:
+            out[name] = ALL_TOKENS
+            continue
+        try:
+            count = None if isinstance(raw, bool) else parse_count(raw)
+        except (TypeError, ValueError):
+            count = None
+        check(count is not None and count > 0, "eval", f"num_tokens_by_domain.{name}", raw,
+              "use a positive number of tokens (e.g. 131072) or 'all' (the whole split)")
+        out[name] = count
+    return out or None
 
 
 @dataclass
@@ -264,7 +303,12 @@ class Recipe:
               f"must divide model.num_layers={self.model.num_layers}")
 
     def to_dict(self) -> dict:
-        return config_to_dict(self)
+        """The plain form; ``eval.num_tokens_by_domain`` only when set (recipes without it keep their hash, and
+        the ``config.yaml`` of their runs its content)."""
+        d = config_to_dict(self)
+        if d["eval"]["num_tokens_by_domain"] is None:
+            del d["eval"]["num_tokens_by_domain"]
+        return d
 
     def identity(self) -> dict:
         """The sections that decide what a run of this recipe computes (:data:`IDENTITY_SECTIONS`)."""

@@ -171,6 +171,19 @@ def evaluated_domains(recipe: Recipe, registry: DomainRegistry) -> tuple[str, ..
     return tuple(d for d in registry.all_names if d in keep)
 
 
+def evaluation_num_tokens(recipe: Recipe, registry: DomainRegistry) -> dict:
+    """The domains a run of ``recipe`` evaluates (:func:`evaluated_domains`), each with the tokens it evaluates (a
+    count, or ``all``: the whole split). ``eval.num_tokens_by_domain`` naming a domain the run does not evaluate
+    raises :class:`DataError`."""
+    names = evaluated_domains(recipe, registry)
+    extra = sorted(set(recipe.eval.num_tokens_by_domain or {}) - set(names))
+    if extra:
+        raise DataError(f"eval.num_tokens_by_domain names {extra}, which this run does not evaluate (evaluated: "
+                        f"{list(names)}, from {registry.path or 'domains.json'} and eval.domains): remove them, or "
+                        "add them to eval.domains")
+    return {name: recipe.eval.num_tokens_for(name) for name in names}
+
+
 # ---- identity ---------------------------------------------------------------------------------------------
 def data_identity(registry: DomainRegistry) -> dict:
     """What the data of a run is, without where it lies: the tokenizer's sha256, vocabulary and end-of-document
@@ -186,12 +199,31 @@ def data_identity(registry: DomainRegistry) -> dict:
     }
 
 
-def run_identity(recipe: Recipe, registry: DomainRegistry, mixture: Mixture | Schedule, seed: int) -> dict:
-    """The content a run id is the hash of: data, mixture (or schedule of several phases) and recipe hashes, and
-    the seed. A one-phase schedule is its mixture: same identity."""
+def training_data_differences(trained: dict, new: dict) -> list[str]:
+    """How the data identity ``new`` differs from ``trained`` (two :func:`data_identity` records) in what a run
+    trained on: the tokenizer, the training domains and their prefixes' counts. Evaluation-only domains may differ,
+    appear or go. Empty: ``new`` holds the same training data."""
+    def training(identity: dict) -> dict:
+        return {n: d for n, d in identity["domains"].items() if not d.get("evaluation_only")}
+
+    out = []
+    if trained["tokenizer"] != new["tokenizer"]:
+        out.append("the tokenizer differs (sha256, vocabulary or end-of-document id)")
+    a, b = training(trained), training(new)
+    if sorted(a) != sorted(b):
+        out.append(f"the training domains differ ({sorted(a)} trained, {sorted(b)} given)")
+    out += [f"training domain {n!r} has other documents or token counts" for n in sorted(set(a) & set(b))
+            if a[n] != b[n]]
+    return out
+
+
+def run_identity(recipe: Recipe, registry: DomainRegistry | dict, mixture: Mixture | Schedule, seed: int) -> dict:
+    """The content a run id is the hash of: data (a registry, or its :func:`data_identity` record), mixture (or
+    schedule of several phases) and recipe hashes, and the seed. A one-phase schedule is its mixture: same
+    identity."""
     key = "schedule" if isinstance(mixture, Schedule) and not mixture.is_static else "mixture"
-    return {"data": content_hash(data_identity(registry)), key: mixture.hash, "recipe": recipe.hash,
-            "seed": int(seed)}
+    data = registry if isinstance(registry, dict) else data_identity(registry)
+    return {"data": content_hash(data), key: mixture.hash, "recipe": recipe.hash, "seed": int(seed)}
 
 
 def run_id(recipe: Recipe, registry: DomainRegistry, mixture: Mixture | Schedule, seed: int) -> str:

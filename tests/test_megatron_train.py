@@ -127,17 +127,72 @@ def test_finished_run_is_not_rerun_and_changed_config_is_refused(natural_run, do
 @pytest.mark.slow
 def test_evaluate_scores_the_final_checkpoint_exactly_as_the_trainer_did(natural_run, tmp_path, capsys):
     from regmix_megatron.cli import main
+    from regmix_megatron.document_losses import DocumentLosses, read_document_losses
 
     out, result = natural_run
     assert main(["evaluate", str(out), "--split", "valid"]) == 0
     valid = json.loads((out / "evaluations" / "valid.json").read_text())
     assert valid["run_id"] == result["run_id"] and valid["step"] == 30 and valid["final"]
     assert valid["loss"] == result["val_loss"]  # same weights, same windows: the same floats
+    trained = read_document_losses(out)
+    for name, record in valid["documents"].items():  # and the same per-document losses
+        assert record == trained.get("valid", name).to_json_obj(), name
+        assert valid["num_documents"][name] == DocumentLosses.from_json_obj(record, name).num_documents
     assert main(["evaluate", str(out), "--split", "test", "--domains", "qa,code"]) == 0
     test = json.loads((out / "evaluations" / "test.json").read_text())
     assert test["loss"] == {d: result["split_loss"]["test"][d] for d in ("code", "qa")}
+    assert test["documents"]["qa"] == trained.get("test", "qa").to_json_obj()
     assert "qa" in capsys.readouterr().out
     assert json.loads((out / "result.json").read_text()) == result  # scoring changes nothing of the run
+
+
+@pytest.mark.slow
+def test_per_document_losses_add_up_to_each_domains_loss(natural_run, evaluated):
+    """``document_losses.json`` holds every evaluated domain on the validation split and the final test split; its
+    per-document sums give the loss the trainer reports (computed as before: float32 sums per micro-batch) to float
+    precision, over exactly the tokens it scored."""
+    from regmix_megatron.document_losses import read_document_losses
+
+    out, result = natural_run
+    documents = read_document_losses(out)
+    assert documents.run_id == result["run_id"] and documents.step == 30
+    assert {s: set(d) for s, d in documents.splits.items()} == {"valid": set(evaluated), "test": set(evaluated)}
+    for split, losses in (("valid", result["val_loss"]), ("test", result["split_loss"]["test"])):
+        for name, loss in losses.items():
+            docs = documents.get(split, name)
+            assert docs.total_tokens == result["evaluation_sizes"][split][name]["num_tokens"] == 2048
+            assert docs.num_documents == result["evaluation_sizes"][split][name]["num_documents"] >= 1
+            assert docs.mean_loss == pytest.approx(loss, rel=1e-6, abs=0), (split, name)
+    assert result["validation_tokens"] == {name: 2048 for name in evaluated}
+
+
+@pytest.mark.slow
+def test_document_losses_are_written_before_the_completion_marker(domains, tmp_path, monkeypatch):
+    from regmix_megatron.document_losses import FILE_NAME, read_document_losses
+    from regmix_megatron.megatron import train as trainer
+
+    seen = {}
+    write = trainer.atomic_write_json
+
+    def watching(path, obj, *args, **kwargs):
+        if Path(path).name == "result.json":  # at that moment the per-document losses must be complete
+            seen["documents"] = read_document_losses(Path(path).parent)
+        return write(path, obj, *args, **kwargs)
+
+    monkeypatch.setattr(trainer, "atomic_write_json", watching)
+    out = tmp_path / "run"
+    result = train(tiny_config(domains, out, optim={"train_steps": 4}, eval={"eval_interval": 4,
+                                                                              "num_tokens_by_domain": {"qa": "all"}},
+                               checkpoint={"save": False}))
+    assert seen["documents"].run_id == result["run_id"] and (out / FILE_NAME).is_file()
+    qa = DomainRegistry.load(domains).get("qa")
+    for split in ("valid", "test"):  # qa's whole split: every document, every token but the first
+        docs = seen["documents"].get(split, "qa")
+        assert docs.total_tokens == qa.num_tokens(split) - 1 == result["evaluation_sizes"][split]["qa"]["num_tokens"]
+        assert len(docs.num_tokens) == qa.num_documents(split) == docs.num_documents
+        expected = result["val_loss"]["qa"] if split == "valid" else result["split_loss"]["test"]["qa"]
+        assert docs.mean_loss == pytest.approx(expected, rel=1e-6)
+        assert seen["documents"].get(split, "code").total_tokens == 2048  # the other domains keep the default
 
 
 @pytest.mark.slow

@@ -3,6 +3,9 @@
 TP=2 must reproduce the TP=1 losses (same initialization: weights are drawn in full on CPU and split, so
 the only difference is the order of floating-point reductions; tolerance 1e-5 absolute, observed ~1e-7).
 PP=2 (1F1B schedule, 2 micro-batches per step) must train: its losses fall.
+Per-document losses (``document_losses.json``, written by rank 0, which under PP=2 is not the stage that computes
+the losses): the same documents and token counts as TP=1; under TP=2 the same sums to 1e-5 per token; under PP=2
+sums that add up to its own losses.
 """
 
 from __future__ import annotations
@@ -67,3 +70,23 @@ def test_tp2_reproduces_tp1_and_pp2_trains(indexed_fixture, tmp_path):
     pp2 = json.loads((tmp_path / "pp2" / "result.json").read_text())
     assert set(pp2["val_loss"]) == set(tp1["val_loss"])
     assert pp2["num_parameters"] == tp1["num_parameters"]
+    assert_same_documents(tmp_path, tp1, pp2)
+
+
+def assert_same_documents(out: Path, tp1: dict, pp2: dict) -> None:
+    import numpy as np
+
+    from regmix_megatron.document_losses import read_document_losses
+
+    one, tp, pp = (read_document_losses(out / name) for name in ("tp1", "tp2", "pp2"))
+    assert set(one.splits) == set(tp.splits) == set(pp.splits) == {"valid", "test"}
+    for split, domains in one.splits.items():
+        assert set(domains) == set(tp.splits[split]) == set(pp.splits[split])
+        pp_losses = pp2["val_loss"] if split == "valid" else pp2["split_loss"][split]
+        for name, ref in domains.items():
+            tp_docs, pp_docs = tp.get(split, name), pp.get(split, name)
+            assert np.array_equal(tp_docs.num_tokens, ref.num_tokens) and np.array_equal(pp_docs.num_tokens,
+                                                                                          ref.num_tokens)
+            assert np.all(np.abs(tp_docs.loss_sum - ref.loss_sum) <= TOLERANCE * ref.num_tokens), (split, name)
+            assert (ref.loss_sum[ref.num_tokens > 0] > 0).all() and (pp_docs.loss_sum[ref.num_tokens > 0] > 0).all()
+            assert abs(pp_docs.mean_loss - pp_losses[name]) <= 1e-6 * pp_losses[name], (split, name)

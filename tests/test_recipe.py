@@ -116,3 +116,34 @@ def test_the_recipe_hash_follows_what_a_run_computes():
         assert build_recipe({"preset": "tiny-test", **same}).hash == base.hash, same
     spelled_out = dict(base.to_dict(), preset=None)
     assert build_recipe(spelled_out).hash == base.hash
+
+
+def test_an_unset_per_domain_evaluation_size_keeps_every_recipe_hash():
+    """Run ids of recipes without ``eval.num_tokens_by_domain`` stay what they were before the field existed (the
+    hashes below are those of commit acb8f0c); setting it is a new recipe."""
+    before = {"tiny-test": "c06c04a40e04cf3c", "cpu-proxy": "4b60466c9f39c79c", "cpu-target": "66eae6ede69c316e",
+              "regmix-1m": "60cdfd52253f7a0d"}
+    for name, old in before.items():
+        recipe = build_recipe({"preset": name})
+        assert recipe.hash == old, name
+        assert "num_tokens_by_domain" not in recipe.to_dict()["eval"]  # config.yaml as before, too
+        assert build_recipe({"preset": name, "eval": {"num_tokens_by_domain": {}}}).hash == old  # empty = unset
+    sized = build_recipe({"preset": "tiny-test", "eval": {"num_tokens_by_domain": {"qa": "all"}}})
+    assert sized.hash != before["tiny-test"]
+    assert build_recipe(dict(sized.to_dict(), preset=None)).hash == sized.hash  # the saved form loads back
+
+
+def test_per_domain_evaluation_sizes_are_checked_and_canonical():
+    recipe = build_recipe({"preset": "tiny-test", "eval": {"num_tokens_by_domain": {"qa": "all", "code": "1e4"}}})
+    assert recipe.eval.num_tokens_by_domain == {"code": 10000, "qa": "all"}
+    assert list(recipe.eval.num_tokens_by_domain) == ["code", "qa"]  # sorted: the order changes nothing
+    assert recipe.eval.num_tokens_for("qa") == "all" and recipe.eval.num_tokens_for("code") == 10000
+    assert recipe.eval.num_tokens_for("math") == recipe.eval.num_tokens_per_domain == 2048
+    for bad, match in (({"qa": 0}, r"eval\.num_tokens_by_domain\.qa=0 is invalid: .*'all'"),
+                       ({"qa": "everything"}, r"eval\.num_tokens_by_domain\.qa='everything'"),
+                       ({"qa": 2.5}, r"eval\.num_tokens_by_domain\.qa=2\.5"),
+                       ({"qa": True}, r"eval\.num_tokens_by_domain\.qa=True"),
+                       (["qa"], r"eval\.num_tokens_by_domain=\['qa'\] is invalid: use a mapping"),
+                       ({"": 5}, r"eval\.num_tokens_by_domain=.*use a mapping")):
+        with pytest.raises(ConfigError, match=match):
+            build_recipe({"preset": "tiny-test", "eval": {"num_tokens_by_domain": bad}})

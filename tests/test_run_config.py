@@ -13,8 +13,8 @@ from regmix_megatron.errors import ConfigError, DataError
 from regmix_megatron.manifest import DomainRegistry
 from regmix_megatron.mixture import Mixture
 from regmix_megatron.recipe import build_recipe, load_preset, parse_overrides
-from regmix_megatron.run_config import (RunConfig, build_run_config, data_identity, load_run_config, run_id,
-                                        run_identity)
+from regmix_megatron.run_config import (RunConfig, build_run_config, data_identity, evaluation_num_tokens,
+                                        load_run_config, run_id, run_identity, training_data_differences)
 
 from sweep_fixtures import DOMAINS, write_domains_json
 
@@ -172,3 +172,39 @@ def test_schedule_refusals(domains_json, tmp_path):
     unknown = {"phases": [{"fraction": 1.0, "weights": {"books": 1.0}}]}
     with pytest.raises(DataError, match=r"train.schedule names domain\(s\) \['books'\]"):
         _run(domains_json, tmp_path, mixture=None, schedule=unknown).resolve()
+
+
+def _with_eval_only(domains_json: Path, name: str) -> DomainRegistry:
+    obj = json.loads(domains_json.read_text())
+    next(d for d in obj["domains"] if d["name"] == name)["evaluation_only"] = True
+    domains_json.write_text(json.dumps(obj))
+    return DomainRegistry.load(domains_json)
+
+
+def test_per_domain_evaluation_sizes_name_only_evaluated_domains(domains_json, tmp_path):
+    registry = _with_eval_only(domains_json, "web")
+    cfg = _run(domains_json, tmp_path, mixture=None, eval={"domains": ["code"], "num_tokens_by_domain": {"web": "all"}})
+    assert evaluation_num_tokens(cfg.recipe, registry) == {"code": 2048, "web": "all"}  # web: evaluation-only
+    cfg = _run(domains_json, tmp_path, mixture=None, eval={"domains": ["code"], "num_tokens_by_domain": {"arxiv": 64}})
+    with pytest.raises(DataError, match=r"eval\.num_tokens_by_domain names \['arxiv'\], which this run does not "
+                                        r"evaluate.*add them to eval\.domains"):
+        evaluation_num_tokens(cfg.recipe, registry)
+
+
+def test_training_data_differences_ignore_evaluation_only_domains(domains_json):
+    trained = data_identity(_with_eval_only(domains_json, "web"))
+    assert training_data_differences(trained, trained) == []
+    other_eval = json.loads(json.dumps(trained))
+    other_eval["domains"]["web"]["valid"] = [[400, 400, 99999]]  # rebuilt evaluation-only splits
+    other_eval["domains"]["essays"] = {"valid": [[3, 3, 300]], "evaluation_only": True}  # a new one
+    assert training_data_differences(trained, other_eval) == []
+    changed = json.loads(json.dumps(trained))
+    changed["domains"]["code"]["train"] = [[10, 10, 1001]]
+    changed["tokenizer"]["sha256"] = "1" * 64
+    assert training_data_differences(trained, changed) == [
+        "the tokenizer differs (sha256, vocabulary or end-of-document id)",
+        "training domain 'code' has other documents or token counts"]
+    flipped = json.loads(json.dumps(trained))
+    flipped["domains"]["code"]["evaluation_only"] = True  # no longer trained on: not the same training data
+    assert training_data_differences(trained, flipped) == [
+        "the training domains differ (['arxiv', 'code'] trained, ['arxiv'] given)"]

@@ -33,18 +33,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..document_losses import FILE_NAME as DOCUMENT_LOSSES_FILE
+from ..document_losses import DocumentLosses, RunDocumentLosses, write_document_losses
 from ..errors import ConfigError
 from ..fileio import atomic_write_json, atomic_write_text, named_os_error, read_json, read_yaml, set_aside
 from ..manifest import DomainRegistry
 from ..mixture import Mixture
 from ..recipe import DEFAULT_TIMEOUT_MINUTES, IDENTITY_SECTIONS, Recipe
-from ..run_config import ResolvedRun, RunConfig, evaluated_domains
+from ..run_config import ResolvedRun, RunConfig, data_identity, evaluation_num_tokens
 from ..schedule import Schedule
 from ..target import Target
 from . import checkpoint as ckpt
 from . import device as devices
 from . import shims
-from .evaluation import build_validation_set, iterate_eval_batches, num_eval_batches
+from .evaluation import SplitEvaluation, ValidationSet, build_validation_set, iterate_eval_batches, num_eval_batches
 from .model import (build_model, compiled_fusions_unavailable_reason, count_model_parameters, plan_model,
                     transformer_engine_importable)
 
@@ -171,12 +173,15 @@ class StepBatches:
 # ---- forward / loss ----------------------------------------------------------------------------------------
 
 def _loss_func(loss_mask: torch.Tensor, output_tensor: torch.Tensor):
+    """The micro-batch's mean token loss, and for the reductions its sum, its token count and the per-token losses
+    ``[micro_batch, seq]`` (complete on every tensor-parallel rank: the vocab-parallel cross entropy reduces over
+    the tensor-parallel group; evaluation attributes them to documents)."""
     losses = output_tensor.float()
     mask = loss_mask.float()
     loss_sum = torch.sum(losses * mask)
     count = mask.sum()
     loss = loss_sum / count.clamp(min=1.0)
-    return loss, {"loss_sum": loss_sum.detach(), "count": count.detach()}
+    return loss, {"loss_sum": loss_sum.detach(), "count": count.detach(), "token_losses": losses.detach()}
 
 
 def _forward_step(device, data_iterator, model):
@@ -200,6 +205,23 @@ def _reduce_sums(stores: list, device) -> tuple[float, float]:
             t[1] += s["count"].to(t.device)
     dist.all_reduce(t)
     return float(t[0]), float(t[1])
+
+
+def _document_sums(stores: list, tokens, device) -> DocumentLosses:
+    """Per-document losses of one domain's evaluation (:func:`.evaluation.document_losses`), computed on the last
+    pipeline stage's first tensor- and data-parallel rank (every data-parallel rank scores every window) and
+    shared with every rank; the token counts follow from the windows alone."""
+    import torch.distributed as dist
+    from megatron.core import parallel_state
+
+    num_documents = len(tokens.document_ends)
+    t = device.collective_tensor([0.0] * num_documents, dtype=torch.float64)
+    if (parallel_state.is_pipeline_last_stage() and parallel_state.get_tensor_model_parallel_rank() == 0
+            and parallel_state.get_data_parallel_rank() == 0):
+        token_losses = torch.cat([s["token_losses"] for s in stores]).to("cpu", torch.float32).numpy()
+        t += torch.from_numpy(tokens.document_loss_sums(token_losses)).to(t.device)
+    dist.all_reduce(t)
+    return DocumentLosses(loss_sum=t.cpu().numpy(), num_tokens=tokens.document_num_tokens())
 
 
 # ---- the run ---------------------------------------------------------------------------------------------
@@ -254,13 +276,18 @@ class _Run:
         self.batches = StepBatches(dataset, global_batch_size=o.global_batch_size,
                                    micro_batch_size=o.micro_batch_size, dp_rank=self.dp_rank, dp_size=self.dp_size)
         self.valid = self.validation_set(cfg.eval.split)
+        self.last_evaluation: tuple[int, SplitEvaluation] | None = None
 
-    def validation_set(self, split: str):
-        """The fixed evaluation windows of ``split`` for the domains this run evaluates."""
+    def validation_set(self, split: str) -> ValidationSet:
+        """The fixed evaluation windows of ``split`` for the domains this run evaluates (logged on rank 0)."""
         cfg = self.cfg
-        return build_validation_set(self.registry, seq_length=cfg.model.seq_length,
-                                    num_tokens_per_domain=cfg.eval.num_tokens_per_domain, split=split,
-                                    domains=evaluated_domains(cfg, self.registry))
+        sizes = evaluation_num_tokens(cfg, self.registry)
+        valid = build_validation_set(self.registry, seq_length=cfg.model.seq_length,
+                                     num_tokens_per_domain=cfg.eval.num_tokens_per_domain, split=split,
+                                     domains=list(sizes), num_tokens_by_domain=sizes)
+        if self.is_rank0:
+            log.info("evaluation on %s: %s", split, valid.describe())
+        return valid
 
     def build_model_and_optimizer(self, vocab_size: int) -> None:
         """GPTModel (this pipeline stage) in Megatron DDP, the Megatron optimizer and the LR scheduler."""
@@ -437,24 +464,27 @@ class _Run:
         return loss, float(grad_norm) if grad_norm is not None else float("nan")
 
     @torch.no_grad()
-    def evaluate(self, valid=None) -> dict:
-        """Mean token loss per domain on ``valid`` (default: the run's validation set)."""
+    def evaluate(self, valid: ValidationSet | None = None) -> SplitEvaluation:
+        """Mean token loss per domain on ``valid`` (default: the run's validation set), and its per-document
+        losses (the same on every rank)."""
         from megatron.core.pipeline_parallel import get_forward_backward_func
 
         cfg = self.cfg
+        valid = valid or self.valid
         self.model.train(False)  # evaluation mode
         fwd_bwd = get_forward_backward_func()
         mb = cfg.eval.micro_batch_size
-        out = {}
-        for name, windows in (valid or self.valid).windows.items():
+        loss, documents = {}, {}
+        for name, tokens in valid.domains.items():
             stores = fwd_bwd(forward_step_func=partial(_forward_step, self.device),
-                             data_iterator=iterate_eval_batches(windows, mb),
-                             model=[self.model], num_microbatches=num_eval_batches(windows, mb),
+                             data_iterator=iterate_eval_batches(tokens.windows, mb, tokens.num_tokens),
+                             model=[self.model], num_microbatches=num_eval_batches(tokens.windows, mb),
                              seq_length=cfg.model.seq_length, micro_batch_size=mb, forward_only=True)
             loss_sum, count = _reduce_sums(stores, self.device)
-            out[name] = loss_sum / count
+            loss[name] = loss_sum / count
+            documents[name] = _document_sums(stores, tokens, self.device)
         self.model.train()
-        return out
+        return SplitEvaluation(split=valid.split, loss=loss, documents=documents)
 
     def current_lr(self) -> float:
         return float(self.optimizer.param_groups[0]["lr"])
@@ -564,7 +594,7 @@ def _check_existing(resolved: ResolvedRun, out: Path, force: bool) -> dict | Non
     import shutil
 
     if force:
-        for name in ("result.json", "status.json", "metrics.jsonl"):
+        for name in ("result.json", "status.json", "metrics.jsonl", DOCUMENT_LOSSES_FILE):
             (out / name).unlink(missing_ok=True)
         shutil.rmtree(out / "checkpoints", ignore_errors=True)
         shutil.rmtree(out / "tensorboard", ignore_errors=True)
@@ -743,9 +773,10 @@ def _train_steps(run: _Run) -> dict | None:
 def _log_step(run: _Run, row: dict, do_eval: bool) -> None:
     """Evaluate (when due) into ``row``, append it to the metrics and log it."""
     if do_eval:
-        val = run.evaluate()
-        row["val_loss"] = val
-        row["val_loss_average"] = Target.average().value(val, where=f"step {run.step}")
+        evaluation = run.evaluate()
+        run.last_evaluation = (run.step, evaluation)
+        row["val_loss"] = dict(evaluation.loss)
+        row["val_loss_average"] = Target.average().value(row["val_loss"], where=f"step {run.step}")
     run._append_metrics(row)
     if run.is_rank0:
         log.info("step %d/%d loss %.4f lr %.2e %.0f tok/s%s", run.step, run.cfg.optim.train_steps, row["train_loss"],
@@ -767,7 +798,8 @@ def _finish(run: _Run) -> dict:
     """``result.json`` from the last evaluation and the final splits (rank 0 writes it); returned on every rank."""
     cfg = run.cfg
     final = next(r for r in reversed(run.metrics) if "val_loss" in r)
-    split_loss = {split: run.evaluate(run.validation_set(split)) for split in cfg.eval.final_splits}
+    evaluations = _final_evaluations(run)
+    split_loss = {split: dict(evaluations[split].loss) for split in cfg.eval.final_splits}
     result = {
         "status": "completed",
         "run_id": run.run_id,
@@ -786,10 +818,24 @@ def _finish(run: _Run) -> dict:
         "recipe_hash": cfg.hash,
         "num_parameters": run.num_parameters,
         "validation_tokens": run.valid.num_tokens,
+        "evaluation_sizes": {split: e.sizes() for split, e in evaluations.items()},
+        "data_identity": data_identity(run.registry),
     }
     if run.schedule is not None:  # the mixture above is then the run's token shares over all phases
         result.update(schedule=run.schedule.to_json_obj(), schedule_hash=run.schedule.hash, phases=run.phases)
-    if run.is_rank0:
+    if run.is_rank0:  # the per-document losses first: result.json marks the run complete
+        write_document_losses(run.out, RunDocumentLosses(
+            run_id=run.run_id, step=run.step, splits={split: e.documents for split, e in evaluations.items()}))
         atomic_write_json(run.out / "result.json", result)
     run.barrier()
     return result
+
+
+def _final_evaluations(run: _Run) -> dict:
+    """``{split: SplitEvaluation}`` of the trained model: ``eval.split`` (the last step's evaluation, or again
+    after a resume at the last step) and each of ``eval.final_splits``."""
+    cfg = run.cfg
+    last = run.last_evaluation
+    valid = last[1] if last is not None and last[0] == run.step else run.evaluate()
+    finals = {split: run.evaluate(run.validation_set(split)) for split in cfg.eval.final_splits}
+    return {cfg.eval.split: valid, **finals}
