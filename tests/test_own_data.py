@@ -109,7 +109,7 @@ def test_existing_prefixes_through_import_sweep_fit_search_export(kind, request,
     for domain in DOMAINS:
         for f in (team / "data").glob(f"{domain}_*_text_document.*"):
             shutil.copy(f, tmp_path / "data" / f.name)
-    domains_yaml, proxy_yaml = _blocks("yaml")
+    domains_yaml, proxy_yaml = _blocks("yaml")[:2]
     if kind == "gpt2":
         vocab, merges = request.getfixturevalue("gpt2_tokenizer_files")
         (tmp_path / "tok").mkdir()
