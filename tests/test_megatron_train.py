@@ -254,32 +254,6 @@ def test_sigkill_then_resume_reaches_the_uninterrupted_losses(natural_run, domai
     assert rows[-1]["step"] == 30
 
 
-def test_a_run_directory_is_checked_by_content_not_by_path(tmp_path):
-    """A finished run moved with a copy of its data is the same run; other data under the same path is not."""
-    import shutil
-
-    from regmix_megatron.megatron.train import _check_existing
-    from sweep_fixtures import write_domains_json
-
-    domains = write_domains_json(tmp_path / "project" / "data")
-    out = tmp_path / "project" / "run"
-    resolved = build_run_config({"preset": "tiny-test", "domains": str(domains), "output_dir": str(out),
-                                 "seed": 1}).resolve()
-    resolved.save_config(out / "config.yaml")
-    (out / "result.json").write_text(json.dumps({"status": "completed", "run_id": resolved.run_id}))
-    moved = Path(shutil.copytree(tmp_path / "project", tmp_path / "moved"))
-    again = load_run_config(moved / "run" / "config.yaml").resolve()
-    assert again.config.domains == str(moved / "data" / "domains.json")
-    assert _check_existing(again, moved / "run", force=False)["run_id"] == resolved.run_id
-    obj = json.loads(domains.read_text())
-    obj["domains"][0]["splits"]["train"][0]["num_tokens"] += 5
-    domains.write_text(json.dumps(obj))
-    with pytest.raises(ConfigError, match="the data differs"):
-        _check_existing(load_run_config(out / "config.yaml").resolve(), out, force=False)
-    assert _check_existing(load_run_config(out / "config.yaml").resolve(), out, force=True) is None
-    assert not (out / "result.json").exists()
-
-
 # ---- schedules ---------------------------------------------------------------------------------------------------
 def two_phase_schedule(names) -> dict:
     """Phase 1 (steps 0-14) natural-ish and broad, phase 2 (steps 15-29) mostly the first two domains."""

@@ -28,15 +28,15 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..pipeline import format_summary, load_pipeline_config, run_pipeline
+    from ..pipeline import CONFIG_FILE, format_summary, load_pipeline_config, run_pipeline
     from ..pipeline.framework import read_summary_results
 
     from ..fileio import check_output_paths
 
-    check_output_paths({"CONFIG": args.config}, dirs={"--output-dir": args.output_dir}, own_records=("config.yaml",))
+    check_output_paths({"CONFIG": args.config}, dirs={"--output-dir": args.output_dir}, own_records=(CONFIG_FILE,))
     cfg = load_pipeline_config(args.config, output_dir=args.output_dir)
     check_output_paths({"CONFIG": args.config}, dirs={"the output directory": cfg.output_dir},
-                       own_records=("config.yaml",))
+                       own_records=(CONFIG_FILE,))
     progress = None
     if not args.no_progress:
         from .pipeline_bar import BarProgress

@@ -431,7 +431,7 @@ def run_batch(ctx: StageContext, root: Path, mixtures, which: str, *, label: str
         lines = "; ".join(f"{rid}: {s.status} {s.reason} (log {s.log_path})" for rid, s in failed.items())
         raise RegmixError(f"{label}: {len(failed)} of {len(states)} runs did not finish: {lines}. Fix the cause "
                           f"and run again (finished runs are kept), or raise executor.max_attempts")
-    return sweep, {rid: s.result for rid, s in states.items() if s.status == sweep_state.DONE}
+    return sweep, {rid: s.result.to_json_obj() for rid, s in states.items() if s.status == sweep_state.DONE}
 
 
 def launch_sweep(ctx: StageContext, sweep, *, label: str, fraction: tuple[float, float]) -> None:
@@ -731,7 +731,9 @@ def run_targets(ctx: StageContext) -> StageOutput:
         if lab not in proxy:
             run_id = sweep_hashes[m.hash].run_id
             run_dir = sweep.run_dir(run_id)
-            proxy[lab] = {"run_id": run_id, "run_dir": ctx.relative(run_dir), "result": read_run_state(run_dir).result}
+            result = read_run_state(run_dir).result
+            proxy[lab] = {"run_id": run_id, "run_dir": ctx.relative(run_dir),
+                          "result": None if result is None else result.to_json_obj()}
     target = run_labeled(ctx, out_dir / "target-scale", labeled, seeds, "targets", label="target runs",
                          fraction=(0.15, 1.0))
     runs = {lab: _labeled_run(m, proxy.get(lab), {str(seed): rec for seed, rec in target[lab].items()},

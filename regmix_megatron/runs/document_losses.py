@@ -27,9 +27,9 @@ import numpy as np
 
 from ..errors import DataError
 from ..fileio import atomic_write_json, read_json
+from .run_dir import DOCUMENT_LOSSES_FILE as FILE_NAME
 
 FORMAT = "regmix-megatron/document-losses/v1"
-FILE_NAME = "document_losses.json"
 
 
 @dataclass(frozen=True)
