@@ -168,18 +168,18 @@ def test_per_document_losses_add_up_to_each_domains_loss(natural_run, evaluated)
 
 @pytest.mark.slow
 def test_document_losses_are_written_before_the_completion_marker(domains, tmp_path, monkeypatch):
+    from regmix_megatron.runs import run_dir as writer  # the run directory's writer, which the trainer calls
     from regmix_megatron.runs.document_losses import FILE_NAME, read_document_losses
-    from regmix_megatron.megatron import train as trainer
 
     seen = {}
-    write = trainer.atomic_write_json
+    write = writer.atomic_write_json
 
     def watching(path, obj, *args, **kwargs):
         if Path(path).name == "result.json":  # at that moment the per-document losses must be complete
             seen["documents"] = read_document_losses(Path(path).parent)
         return write(path, obj, *args, **kwargs)
 
-    monkeypatch.setattr(trainer, "atomic_write_json", watching)
+    monkeypatch.setattr(writer, "atomic_write_json", watching)
     out = tmp_path / "run"
     result = train(tiny_config(domains, out, optim={"train_steps": 4}, eval={"eval_interval": 4,
                                                                               "num_tokens_by_domain": {"qa": "all"}},

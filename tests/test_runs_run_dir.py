@@ -26,8 +26,8 @@ STATIC_RESULT = {
     "evaluation_sizes": {"valid": {"a": {"num_tokens": 1024, "num_documents": 3}}},
     "data_identity": {"tokenizer": {"type": "sentencepiece"}, "domains": {}},
 }
-PHASES = [{"phase": 1, "start_step": 0, "end_step": 20, "requested": {"a": 1.0}}, {"phase": 2, "start_step": 20,
-                                                                                      "end_step": 30, "requested": {"b": 1.0}}]
+PHASES = [{"phase": 1, "start_step": 0, "end_step": 20, "requested": {"a": 1.0}},
+          {"phase": 2, "start_step": 20, "end_step": 30, "requested": {"b": 1.0}}]
 SCHEDULE_RESULT = {**STATIC_RESULT, "schedule": {"format": "regmix-megatron/schedule/v1", "hash": "7" * 16,
                                                  "phases": []},
                    "schedule_hash": "7" * 16, "phases": PHASES}
@@ -221,3 +221,23 @@ def test_no_run_directory_file_name_is_spelled_outside_its_owner():
     found = run_dir_literals(REPO)
     assert not found, "use the constants of regmix_megatron/runs/run_dir.py: " + "; ".join(
         f"{path}:{line} {name!r}" for path, line, name in found)
+
+
+def test_the_completion_marker_is_written_after_the_per_document_losses(tmp_path, monkeypatch):
+    import numpy as np
+
+    from regmix_megatron.runs.document_losses import DocumentLosses, RunDocumentLosses, read_document_losses
+
+    seen = []
+    write = rd.atomic_write_json
+
+    def watching(path, obj, *args, **kwargs):
+        if Path(path).name == "result.json":
+            seen.append(read_document_losses(Path(path).parent).run_id)
+        return write(path, obj, *args, **kwargs)
+
+    monkeypatch.setattr(rd, "atomic_write_json", watching)
+    documents = RunDocumentLosses(run_id="r1", step=3, splits={"valid": {"a": DocumentLosses(
+        loss_sum=np.array([1.5, 2.0]), num_tokens=np.array([1, 2]))}})
+    rd.write_completed(tmp_path, rd.RunResult.from_json_obj(STATIC_RESULT, "r"), documents)
+    assert seen == ["r1"] and rd.read_result(tmp_path).to_json_obj() == STATIC_RESULT

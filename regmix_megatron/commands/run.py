@@ -63,14 +63,15 @@ def print_verdicts(output_dir) -> None:
     from pathlib import Path
 
     from ..fileio import read_json
+    from ..full_scale.evaluation import FILE_NAME, FORMAT, Evaluation
     from ..full_scale.verdict import verdict_lines
 
-    path = Path(output_dir) / "evaluation.json"
+    path = Path(output_dir) / FILE_NAME
     if not path.is_file():
         return
     doc = read_json(path)
-    if doc.get("format") != "regmix-megatron/evaluation/v2":
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:  # an older evaluation: the summary says enough
         return
     print("verdicts (target-scale test loss; a win needs more than the stated sd):")
-    for line in verdict_lines(doc):
+    for line in verdict_lines(Evaluation.from_json_obj(doc, str(path))):
         print(f"  {line}")

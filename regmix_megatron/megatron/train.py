@@ -707,8 +707,9 @@ def _finish(run: _Run) -> dict:
     losses); returned on every rank."""
     cfg = run.cfg
     evaluations = _final_evaluations(run)
+    split_loss = {split: dict(evaluations[split].loss) for split in cfg.eval.final_splits}
     result = run_files.completed_result(
-        run.resolved, run.progress, split_loss={split: dict(evaluations[split].loss) for split in cfg.eval.final_splits},
+        run.resolved, run.progress, split_loss=split_loss,
         num_parameters=run.num_parameters, validation_tokens=run.valid.num_tokens,
         evaluation_sizes={split: e.sizes() for split, e in evaluations.items()}, phases=run.phases)
     if run.is_rank0:

@@ -110,24 +110,9 @@ class RunDir:
 
 
 # ---- typed reading helpers ------------------------------------------------------------------------------------
-def _absent(doc: Field, key: str) -> bool:
-    return doc.mapping().get(key) is None
-
-
-def _number(value: Field) -> float | int:
-    if isinstance(value.value, bool) or not isinstance(value.value, (int, float)):
-        raise value._error("a number")
-    return value.value
-
-
 def _mapping(value: Field) -> dict:
     """A mapping with string keys, its values as they were read."""
     return {key: item.value for key, item in value.fields().items()}
-
-
-def _optional(doc: Field, key: str, read) -> Any:
-    """``read(doc[key])``, or None when the field is absent or null."""
-    return None if _absent(doc, key) else read(doc[key])
 
 
 def _extra(obj: Mapping, cls: type) -> dict:
@@ -212,23 +197,8 @@ class RunResult:
         if status != COMPLETED:
             doc.get("status").choice([COMPLETED])
 
-        def losses_by_split(f: Field) -> dict:
-            return {split: _mapping(losses) for split, losses in f.fields().items()}
-
-        return cls(
-            run_id=_optional(doc, "run_id", Field.text), mixture=_optional(doc, "mixture", _mapping),
-            mixture_hash=_optional(doc, "mixture_hash", Field.text), seed=_optional(doc, "seed", Field.count),
-            steps=_optional(doc, "steps", Field.count), tokens=_optional(doc, "tokens", Field.count),
-            val_loss=_optional(doc, "val_loss", _mapping), val_loss_average=_optional(doc, "val_loss_average", _number),
-            split_loss=_optional(doc, "split_loss", losses_by_split), train_loss=_optional(doc, "train_loss", _number),
-            elapsed_s=_optional(doc, "elapsed_s", _number), tokens_per_s=_optional(doc, "tokens_per_s", _number),
-            preset=_optional(doc, "preset", Field.text), recipe_hash=_optional(doc, "recipe_hash", Field.text),
-            num_parameters=_optional(doc, "num_parameters", _mapping), validation_tokens=obj.get("validation_tokens"),
-            evaluation_sizes=_optional(doc, "evaluation_sizes", _mapping),
-            data_identity=_optional(doc, "data_identity", _mapping), schedule=_optional(doc, "schedule", _mapping),
-            schedule_hash=_optional(doc, "schedule_hash", Field.text),
-            phases=_optional(doc, "phases", lambda f: [_mapping(p) for p in f.items()]),
-            extra=_extra(obj, cls))
+        typed = {key: doc[key].maybe(read) for key, read in _RESULT_READERS.items()}
+        return cls(**typed, validation_tokens=obj.get("validation_tokens"), extra=_extra(obj, cls))
 
     def to_json_obj(self) -> dict:
         """The file form, keys in the trainer's order: a result read from a file is written back as it was."""
@@ -243,6 +213,20 @@ class RunResult:
             raise DataError(f"run {self.run_id}: no {split} losses in its {RESULT_FILE} (eval.final_splits must "
                             f"include {split!r})")
         return losses
+
+
+def _losses_by_split(value: Field) -> dict:
+    return {split: _mapping(losses) for split, losses in value.fields().items()}
+
+
+#: How each typed field of result.json is read (``validation_tokens`` is kept as written).
+_RESULT_READERS = {
+    "run_id": Field.text, "mixture": _mapping, "mixture_hash": Field.text, "seed": Field.count, "steps": Field.count,
+    "tokens": Field.count, "val_loss": _mapping, "val_loss_average": Field.number, "split_loss": _losses_by_split,
+    "train_loss": Field.number, "elapsed_s": Field.number, "tokens_per_s": Field.number, "preset": Field.text,
+    "recipe_hash": Field.text, "num_parameters": _mapping, "evaluation_sizes": _mapping, "data_identity": _mapping,
+    "schedule": _mapping, "schedule_hash": Field.text, "phases": lambda value: [_mapping(p) for p in value.items()],
+}
 
 
 def read_result(run_dir: str | os.PathLike) -> RunResult:
@@ -308,7 +292,7 @@ class RunStatus:
     @classmethod
     def from_json_obj(cls, obj: Any, where: str) -> "RunStatus":
         doc = Field(obj, where, fix="it is not a status.json written by `regmix-megatron train`")
-        return cls(status=str(doc["status"].text()), step=_optional(doc, "step", Field.count),
+        return cls(status=str(doc["status"].text()), step=doc["step"].maybe(Field.count),
                    train_loss=obj.get("train_loss"), grad_norm=obj.get("grad_norm"),
                    error=None if obj.get("error") is None else str(obj["error"]),
                    run_id=None if obj.get("run_id") is None else str(obj["run_id"]), extra=_extra(obj, cls))
@@ -447,10 +431,13 @@ def completed_result(resolved: "ResolvedRun", progress: RunProgress, *, split_lo
 
 def write_completed(run_dir: str | os.PathLike, result: RunResult, documents: "RunDocumentLosses") -> Path:
     """The per-document losses, then ``result.json``: the completion marker is written last."""
-    from .document_losses import write_document_losses
-
     write_document_losses(run_dir, documents)
     return atomic_write_json(RunDir(run_dir).result, result.to_json_obj())
+
+
+def write_document_losses(run_dir: str | os.PathLike, record: "RunDocumentLosses") -> Path:
+    """Write ``RUN_DIR/document_losses.json`` atomically (compact: one number per document and list)."""
+    return atomic_write_json(RunDir(run_dir).document_losses, record.to_json_obj(), indent=None)
 
 
 def write_evaluation(run_dir: str | os.PathLike, split: str, doc: Mapping[str, Any]) -> Path:
