@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..errors import DataError, RegmixError
 from ..fileio import is_temporary, sha256_file
@@ -22,6 +22,8 @@ from .config import PipelineConfig, run_recipe, slurm_options, uses_imported_dat
 from .framework import Stage, StageContext, StageOutput, fingerprint_paths
 
 if TYPE_CHECKING:
+    from ..mixtures.mixture import Mixture
+    from ..mixtures.schedule import Schedule
     from ..regression.fitting import FitMetrics
 
 log = logging.getLogger(__name__)
@@ -653,7 +655,7 @@ def run_labeled(ctx: StageContext, root: Path, labeled: dict, seeds: dict, which
                 fraction: tuple[float, float]) -> dict[str, dict[int, dict]]:
     """Train each labelled mixture (or schedule) with its seeds (``seeds[label]``; identical ones share runs);
     return label -> seed -> run record."""
-    unique: dict[tuple[str, int], Any] = {}
+    unique: dict[tuple[str, int], Mixture | Schedule] = {}
     for lab, m in labeled.items():
         for seed in seeds[lab]:
             unique.setdefault((m.hash, seed), m)

@@ -172,7 +172,7 @@ class RunResult:
     """The recipe's hash (part of the run id)."""
     num_parameters: Mapping[str, int] | None = None
     """``{"total": n, "non_embedding": n}``."""
-    validation_tokens: Any = None
+    validation_tokens: Mapping[str, int] | None = None
     """Tokens scored per domain by the validation evaluation."""
     evaluation_sizes: Mapping[str, Any] | None = None
     """Per split evaluated at the end, per domain, the tokens and documents scored."""
@@ -198,7 +198,7 @@ class RunResult:
             doc.get("status").choice([COMPLETED])
 
         typed = {key: doc[key].maybe(read) for key, read in _RESULT_READERS.items()}
-        return cls(**typed, validation_tokens=obj.get("validation_tokens"), extra=_extra(obj, cls))
+        return cls(**typed, extra=_extra(obj, cls))
 
     def to_json_obj(self) -> dict:
         """The file form, keys in the trainer's order: a result read from a file is written back as it was."""
@@ -219,13 +219,14 @@ def _losses_by_split(value: Field) -> dict:
     return {split: _mapping(losses) for split, losses in value.fields().items()}
 
 
-#: How each typed field of result.json is read (``validation_tokens`` is kept as written).
+#: How each typed field of result.json is read.
 _RESULT_READERS = {
     "run_id": Field.text, "mixture": _mapping, "mixture_hash": Field.text, "seed": Field.count, "steps": Field.count,
     "tokens": Field.count, "val_loss": _mapping, "val_loss_average": Field.number, "split_loss": _losses_by_split,
     "train_loss": Field.number, "elapsed_s": Field.number, "tokens_per_s": Field.number, "preset": Field.text,
     "recipe_hash": Field.text, "num_parameters": _mapping, "evaluation_sizes": _mapping, "data_identity": _mapping,
     "schedule": _mapping, "schedule_hash": Field.text, "phases": lambda value: [_mapping(p) for p in value.items()],
+    "validation_tokens": _mapping,
 }
 
 
@@ -406,7 +407,8 @@ def evaluation_rows(run_dir: str | os.PathLike) -> list[tuple[int, dict]]:
 
 # ---- what a finished run records ----------------------------------------------------------------------------
 def completed_result(resolved: "ResolvedRun", progress: RunProgress, *, split_loss: Mapping[str, Mapping],
-                     num_parameters: Mapping[str, int], validation_tokens: Any, evaluation_sizes: Mapping,
+                     num_parameters: Mapping[str, int], validation_tokens: Mapping[str, int],
+                     evaluation_sizes: Mapping,
                      phases: Sequence[Mapping] | None = None) -> RunResult:
     """The result of a run trained to its last step: its last evaluation (``progress``), the final splits'
     losses and what it trained on."""
