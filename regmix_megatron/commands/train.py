@@ -39,7 +39,7 @@ def _run(args: argparse.Namespace) -> int:
     from ..fileio import check_output_paths
     from ..runs.recipe import parse_overrides
     from ..runs.run_config import load_run_config
-    from ..runs.run_dir import CONFIG_FILE, RunDir
+    from ..runs.run_dir import CONFIG_FILE, DIVERGED, RunDir, RunResult, RunStatus
 
     check_output_paths({"CONFIG": args.config}, dirs={"--output-dir": args.output_dir}, own_records=(CONFIG_FILE,))
     overrides = parse_overrides(args.overrides, flag="--set")
@@ -68,11 +68,13 @@ def _run(args: argparse.Namespace) -> int:
         logging.getLogger().setLevel(logging.WARNING)  # rank 0 logs
     result = run_training(cfg, force=args.force)
     shutdown_distributed()  # under torchrun: leave the process group cleanly
-    if result.get("status") == "diverged":
+    files = RunDir(cfg.output_dir)
+    if result.get("status") == DIVERGED:
         if rank0:
-            print(f"diverged at step {result.get('step')}: see {RunDir(cfg.output_dir).status}")
+            print(f"diverged at step {RunStatus.from_json_obj(result, str(files.status)).step}: see {files.status}")
         return EXIT_DIVERGED
     if rank0:
-        losses = ", ".join(f"{k} {v:.4f}" for k, v in result["val_loss"].items())
-        print(f"{result['status']}: {result['steps']} steps, {result['tokens']} tokens; val loss {losses}")
+        done = RunResult.from_json_obj(result, str(files.result))
+        losses = ", ".join(f"{k} {v:.4f}" for k, v in done.val_loss.items())
+        print(f"{done.status}: {done.steps} steps, {done.tokens} tokens; val loss {losses}")
     return 0
