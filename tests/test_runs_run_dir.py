@@ -135,13 +135,14 @@ def test_what_a_finished_run_records(tmp_path):
     row = {"step": 3, "train_loss": 6.0, "val_loss": {"arxiv": 6.5}, "val_loss_average": 6.5}
     progress = rd.RunProgress(step=3, tokens=3 * 16 * 64, train_time_s=2.0, metrics=[{"step": 2}, row])
     result = rd.completed_result(resolved, progress, split_loss={"test": {"arxiv": 6.6}},
-                                 num_parameters={"total": 10, "non_embedding": 5}, validation_tokens=1024,
+                                 num_parameters={"total": 10, "non_embedding": 5}, validation_tokens={"arxiv": 1024},
                                  evaluation_sizes={"valid": {}, "test": {}})
     doc = result.to_json_obj()
     assert list(doc) == [k for k in rd._RESULT_ORDER if k not in ("schedule", "schedule_hash", "phases")]
     assert (doc["run_id"], doc["seed"], doc["mixture_hash"]) == (resolved.run_id, 1, resolved.mixture.hash)
     assert doc["val_loss"] == row["val_loss"] and doc["tokens_per_s"] == progress.tokens / 2.0
     assert doc["recipe_hash"] == resolved.config.recipe.hash and doc["preset"] == "tiny-test"
+    assert rd.RunResult.from_json_obj(json.loads(json.dumps(doc)), "result.json") == result  # it reads back
 
 
 def test_a_run_directory_is_checked_by_content_not_by_path(tmp_path):
