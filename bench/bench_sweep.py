@@ -15,7 +15,6 @@ the start and end of each launch is printed): compare ratios measured under simi
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -63,8 +62,21 @@ def run(cmd: list[str]) -> float:
 
 def loop_seconds(sweep_dir: Path) -> float:
     """Mean train-loop time per run (the trainer's elapsed_s)."""
-    loops = [json.loads(p.read_text())["elapsed_s"] for p in sorted((sweep_dir / "runs").glob("*/result.json"))]
+    from regmix_megatron.runs.run_dir import read_result
+    from regmix_megatron.runs.sweep.plan import Sweep
+
+    sweep = Sweep.load(sweep_dir)
+    loops = [read_result(sweep.run_dir(run_id)).elapsed_s for run_id in sweep.run_ids()]
     return sum(loops) / len(loops)
+
+
+def num_checkpoints(sweep_dir: Path) -> int:
+    """The checkpoints the sweep's runs kept."""
+    from regmix_megatron.megatron.checkpoint import list_checkpoints
+    from regmix_megatron.runs.sweep.plan import Sweep
+
+    sweep = Sweep.load(sweep_dir)
+    return sum(len(list_checkpoints(sweep.run_dir(run_id))) for run_id in sweep.run_ids())
 
 
 def main() -> int:
@@ -98,7 +110,7 @@ def main() -> int:
                               "--threads-per-run", "1", "--reuse-process"])
             results.append({"name": name, "wall_s": wall, "per_hour": args.num_runs / wall * 3600,
                             "loop_s": loop_seconds(sweep_dir), "load": (load0, os.getloadavg()[0]),
-                            "checkpoints": sum(1 for _ in sweep_dir.glob("runs/*/checkpoints/step_*"))})
+                            "checkpoints": num_checkpoints(sweep_dir)})
             print(f"{name:7s}: {wall:6.1f} s for {args.num_runs} proxies", flush=True)
 
     print()

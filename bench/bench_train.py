@@ -81,7 +81,7 @@ def megatron_runner(cfg, vocab, batches):
 
     def step():
         loss, _ = run.train_step()
-        run.step += 1
+        run.progress.step += 1
         return loss
     return step, run
 

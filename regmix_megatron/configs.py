@@ -32,7 +32,7 @@ import dataclasses
 import logging
 import typing
 from pathlib import Path
-from typing import Any, Mapping, Type, TypeVar
+from typing import Any, Callable, Mapping, Type, TypeVar
 
 from .errors import ConfigError, DataError
 
@@ -241,6 +241,16 @@ class Field:
         if not isinstance(self.value, bool):
             raise self._error("true or false")
         return self.value
+
+    def number(self) -> int | float:
+        """An integer or a float (a bool is not one)."""
+        if isinstance(self.value, bool) or not isinstance(self.value, (int, float)):
+            raise self._error("a number")
+        return self.value
+
+    def maybe(self, read: Callable[["Field"], T]) -> T | None:
+        """``read(self)``, or None when the value is null or the field is absent: ``doc["sd"].maybe(Field.number)``."""
+        return None if self.value is None or self.value is _MISSING else read(self)
 
 
 def _short(value: Any, limit: int = 60) -> str:

@@ -226,6 +226,22 @@ def test_path_map_matches_whole_path_components_longest_first():
             PathMap.parse(bad)
 
 
+def test_path_prefixes_of_a_config_are_one_typed_value_naming_the_field():
+    from regmix_megatron.errors import ConfigError
+    from helpers.field_docs import undocumented_fields
+
+    m = PathMap.from_dict({"/data": "/A", "/data/big/": "/B/"}, source="p.yaml: export.path_prefix")
+    assert m == PathMap.parse(["/data=/A", "/data/big=/B"]) == PathMap.parse({"/data": "/A", "/data/big": "/B"})
+    assert m.rules == (("/data/big", "/B"), ("/data", "/A")) and m("/data/big/y") == "/B/y"
+    with pytest.raises(ConfigError, match=r"p\.yaml: export\.path_prefix\./data='' is invalid: map a path prefix"):
+        PathMap.from_dict({"/data": ""}, source="p.yaml: export.path_prefix")
+    with pytest.raises(ConfigError, match=r"export\.path_prefix: the prefix\(es\) \['/data'\] are given twice"):
+        PathMap.from_dict({"/data": "/A", "/data/": "/B"})
+    with pytest.raises(ConfigError, match=r"export\.path_prefix=\['/data=/A'\] is invalid: give a mapping"):
+        PathMap.from_dict(["/data=/A"])
+    assert undocumented_fields(PathMap) == []
+
+
 def test_no_test_prefixes_mean_a_null_test_split(tmp_path):
     reg = make_registry(tmp_path)
     reg = DomainRegistry(domains=tuple(Domain(d.name, {s: p for s, p in d.splits.items() if s != "test"})

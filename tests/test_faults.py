@@ -562,7 +562,7 @@ def _check_content(command: str, out: Path, version: int, names) -> None:
 
     read_outputs(out)
     if command == "fit":
-        assert set(read_fit_metrics(out)["targets"]) == {f"val_loss/{names[version]}"}
+        assert set(read_fit_metrics(out).targets) == {f"val_loss/{names[version]}"}
         return
     export = out / "export" if command == "search" else out
     flags = read_megatron_args(export).split()

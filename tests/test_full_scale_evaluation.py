@@ -15,7 +15,8 @@ from regmix_megatron.full_scale.verdict import verdict_lines
 
 
 def test_per_seed_losses_verdicts_and_rank_invariance():
-    doc = evaluate("a", runs(CLEAR_WIN), predicted={"regmix": 5.9}, rank_threshold=0.6)
+    evaluation = evaluate("a", runs(CLEAR_WIN), predicted={"regmix": 5.9}, rank_threshold=0.6)
+    doc = evaluation.to_json_obj()  # evaluation.json's content
     m = doc["mixtures"]
     assert m["regmix"]["target_losses"] == {"1": 5.00, "2": 5.01, "3": 4.99}  # the test split
     assert m["regmix"]["valid_losses"] == {"1": 5.50, "2": 5.51, "3": 5.49}
@@ -33,7 +34,7 @@ def test_per_seed_losses_verdicts_and_rank_invariance():
     assert rank["num_mixtures"] == 5 and rank["split"] == "valid"
     assert rank["spearman"] == pytest.approx(1.0) and rank["passed"]  # same order at both scales
     assert rank["chance_level"] == pytest.approx(0.9, abs=1e-9)  # n = 5: exact permutation quantile
-    lines = verdict_lines(doc)
+    lines = verdict_lines(evaluation)
     assert lines[0] == "RegMix 5.0000 vs natural 5.3000: better by 0.300 (30.0 sd)"
     assert lines[-1].startswith("aim met")
 
@@ -42,15 +43,16 @@ def test_a_win_within_noise_is_never_claimed():
     noisy = dict(CLEAR_WIN)
     noisy["regmix"] = ({"x": 0.6, "y": 0.4}, [5.00, 5.40, 4.60], 6.0)  # sd 0.4: natural is 0.3 away
     noisy["natural"] = ({"x": 0.3, "y": 0.7}, [5.30, 5.70, 4.90], 6.2)
-    doc = evaluate("a", runs(noisy))
+    evaluation = evaluate("a", runs(noisy))
+    doc = evaluation.to_json_obj()
     comp = doc["comparison"]
     assert comp["baselines"]["natural"]["verdict"] == "within noise"
     assert comp["baselines"]["natural"]["paired_sd"] == pytest.approx(0.0, abs=1e-9)  # reported, not the unit
     assert not comp["aim_met"]
-    assert verdict_lines(doc)[-1].startswith("aim not met: vs natural: within noise")
+    assert verdict_lines(evaluation)[-1].startswith("aim not met: vs natural: within noise")
     # one seed everywhere: no noise measured, no win claimed
     single = {k: (v[0], v[1][:1], v[2]) for k, v in CLEAR_WIN.items()}
-    doc = evaluate("a", runs(single))
+    doc = evaluate("a", runs(single)).to_json_obj()
     assert doc["noise"]["sd"] is None
     assert {c["verdict"] for c in doc["comparison"]["baselines"].values()} == {"noise not measured"}
     assert not doc["comparison"]["aim_met"]
@@ -59,18 +61,18 @@ def test_a_win_within_noise_is_never_claimed():
 def test_rank_invariance_fails_below_the_threshold_and_needs_three_mixtures():
     flipped = dict(CLEAR_WIN)
     flipped["regmix"] = ({"x": 0.6, "y": 0.4}, [5.00, 5.01, 4.99], 6.5)  # worst at proxy scale, best at target
-    doc = evaluate("a", runs(flipped), rank_threshold=0.6)
+    doc = evaluate("a", runs(flipped), rank_threshold=0.6).to_json_obj()
     assert doc["rank_invariance"]["spearman"] < 0.6 and not doc["rank_invariance"]["passed"]
     few = {k: CLEAR_WIN[k] for k in ("regmix", "natural")}
-    assert evaluate("a", runs(few))["rank_invariance"]["spearman"] is None
+    assert evaluate("a", runs(few)).rank_invariance.spearman is None
 
 
 def test_weighted_and_average_targets_and_errors():
     spec = {k: CLEAR_WIN[k] for k in ("regmix", "natural")}
-    doc = evaluate(Target.weighted({"a": 0.75, "b": 0.25}), runs(spec))
+    doc = evaluate(Target.weighted({"a": 0.75, "b": 0.25}), runs(spec)).to_json_obj()
     assert doc["target"] == {"a": 0.75, "b": 0.25}
     assert doc["mixtures"]["regmix"]["target_losses"]["1"] == pytest.approx(0.75 * 5.0 + 0.25 * 9.0)
-    avg = evaluate("average", runs(spec))
+    avg = evaluate("average", runs(spec)).to_json_obj()
     assert avg["mixtures"]["natural"]["target_losses"]["2"] == pytest.approx((5.31 + 9.0) / 2)
     with pytest.raises(RegmixError, match=r"no validation loss for target domain 'c'"):
         evaluate("c", runs(spec))
@@ -89,3 +91,39 @@ def test_spread_indices_cover_the_range():
     assert sorted(spread_indices(values, 9)) == [0, 1, 2, 3, 4]
     assert spread_indices(values, 0) == []
     assert math.isfinite(spread_indices([1.0], 1)[0])
+
+
+def test_evaluation_json_is_read_back_typed_as_it_was_written(tmp_path):
+    from regmix_megatron.full_scale.evaluation import read_evaluation, write_evaluation
+
+    fit = {"regressor": "linear", "regressor_reason": "set in the config", "cv": {"linear": {"spearman": 0.8}},
+           "noise": {"sd": 0.02, "ceiling": 0.9}}
+    for evaluation in (evaluate("a", runs(CLEAR_WIN), predicted={"regmix": 5.9}),
+                       evaluate(Target.weighted({"a": 0.75, "b": 0.25}), runs(CLEAR_WIN), fit=fit)):
+        path = write_evaluation(tmp_path / "evaluation.json", evaluation)
+        read = read_evaluation(tmp_path)
+        assert read == evaluation and read.comparison.baselines["natural"].verdict == "better"
+        write_evaluation(tmp_path / "again.json", read)
+        assert (tmp_path / "again.json").read_bytes() == path.read_bytes()
+
+
+def test_a_damaged_evaluation_or_run_record_is_refused_naming_the_field(tmp_path):
+    import json
+
+    from regmix_megatron.full_scale.evaluation import read_evaluation
+
+    doc = evaluate("a", runs(CLEAR_WIN)).to_json_obj()
+    doc["mixtures"]["natural"]["target_losses"]["2"] = "5.31"
+    (tmp_path / "evaluation.json").write_text(json.dumps(doc))
+    with pytest.raises(RegmixError, match=r"evaluation\.json: field 'mixtures\.natural\.target_losses\.2' must be a "
+                                          r"number, not str"):
+        read_evaluation(tmp_path)
+    doc["format"] = "regmix-megatron/evaluation/v1"
+    (tmp_path / "evaluation.json").write_text(json.dumps(doc))
+    with pytest.raises(RegmixError, match=r"field 'format' must be one of \['regmix-megatron/evaluation/v2'\]"):
+        read_evaluation(tmp_path)
+    broken = runs(CLEAR_WIN)
+    broken["uniform"]["target"]["2"]["result"]["split_loss"] = {"test": [5.21]}
+    with pytest.raises(RegmixError, match=r"runs\.json: runs\.uniform\.target\.2\.result: field 'split_loss\.test' "
+                                          "must be a mapping"):
+        evaluate("a", broken)

@@ -168,18 +168,18 @@ def test_per_document_losses_add_up_to_each_domains_loss(natural_run, evaluated)
 
 @pytest.mark.slow
 def test_document_losses_are_written_before_the_completion_marker(domains, tmp_path, monkeypatch):
+    from regmix_megatron.runs import run_dir as writer  # the run directory's writer, which the trainer calls
     from regmix_megatron.runs.document_losses import FILE_NAME, read_document_losses
-    from regmix_megatron.megatron import train as trainer
 
     seen = {}
-    write = trainer.atomic_write_json
+    write = writer.atomic_write_json
 
     def watching(path, obj, *args, **kwargs):
         if Path(path).name == "result.json":  # at that moment the per-document losses must be complete
             seen["documents"] = read_document_losses(Path(path).parent)
         return write(path, obj, *args, **kwargs)
 
-    monkeypatch.setattr(trainer, "atomic_write_json", watching)
+    monkeypatch.setattr(writer, "atomic_write_json", watching)
     out = tmp_path / "run"
     result = train(tiny_config(domains, out, optim={"train_steps": 4}, eval={"eval_interval": 4,
                                                                               "num_tokens_by_domain": {"qa": "all"}},
@@ -252,32 +252,6 @@ def test_sigkill_then_resume_reaches_the_uninterrupted_losses(natural_run, domai
     rows = read_metrics(out)
     assert [r["step"] for r in rows] == sorted({r["step"] for r in rows})  # no duplicated steps after resume
     assert rows[-1]["step"] == 30
-
-
-def test_a_run_directory_is_checked_by_content_not_by_path(tmp_path):
-    """A finished run moved with a copy of its data is the same run; other data under the same path is not."""
-    import shutil
-
-    from regmix_megatron.megatron.train import _check_existing
-    from sweep_fixtures import write_domains_json
-
-    domains = write_domains_json(tmp_path / "project" / "data")
-    out = tmp_path / "project" / "run"
-    resolved = build_run_config({"preset": "tiny-test", "domains": str(domains), "output_dir": str(out),
-                                 "seed": 1}).resolve()
-    resolved.save_config(out / "config.yaml")
-    (out / "result.json").write_text(json.dumps({"status": "completed", "run_id": resolved.run_id}))
-    moved = Path(shutil.copytree(tmp_path / "project", tmp_path / "moved"))
-    again = load_run_config(moved / "run" / "config.yaml").resolve()
-    assert again.config.domains == str(moved / "data" / "domains.json")
-    assert _check_existing(again, moved / "run", force=False)["run_id"] == resolved.run_id
-    obj = json.loads(domains.read_text())
-    obj["domains"][0]["splits"]["train"][0]["num_tokens"] += 5
-    domains.write_text(json.dumps(obj))
-    with pytest.raises(ConfigError, match="the data differs"):
-        _check_existing(load_run_config(out / "config.yaml").resolve(), out, force=False)
-    assert _check_existing(load_run_config(out / "config.yaml").resolve(), out, force=True) is None
-    assert not (out / "result.json").exists()
 
 
 # ---- schedules ---------------------------------------------------------------------------------------------------

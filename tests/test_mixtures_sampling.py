@@ -237,6 +237,23 @@ def test_sampler_config_is_assembled_from_fields_defaults_and_overrides():
         build_sampler_config({"temp": 1}, source="s.yaml")
 
 
+def test_the_sampler_options_are_one_typed_value_parsed_once():
+    import typing
+
+    from helpers.field_docs import undocumented_fields
+
+    fields = {"sampler": {"dedup_metric": "linf", "fallback": "raise"}}
+    cfg = SamplerConfig.from_dict(fields, defaults={"seed": 9}, source="p.yaml:sample.sampler")
+    assert cfg == build_sampler_config(fields, defaults={"seed": 9}) and (cfg.dedup_metric, cfg.seed) == ("linf", 9)
+    hints = typing.get_type_hints(SamplerConfig)
+    assert typing.get_args(hints["dedup_metric"]) == ("l1", "linf")  # the choices are the type
+    assert typing.get_args(hints["fallback"]) == ("project", "raise")
+    with pytest.raises(ConfigError, match=r"p\.yaml:sample\.sampler: sampler\.fallback='skip' is invalid: use "
+                                          r"\"project\""):
+        SamplerConfig.from_dict({"fallback": "skip"}, source="p.yaml:sample.sampler")
+    assert undocumented_fields(SamplerConfig) == []
+
+
 def test_sample_cli_writes_mixtures_config_and_plot(indexed_fixture, tmp_path, capsys):
     import json
 

@@ -98,6 +98,28 @@ def test_outputs_and_the_one_way_to_find_a_model(tmp_path):
         find_model(tmp_path / "fit", "linear", "val_loss/code")
 
 
+def test_fit_metrics_are_read_typed_and_checked_field_by_field(tmp_path):
+    from regmix_megatron.regression.fitting import FitMetrics, read_fit_metrics
+
+    table = load_results_table(results_table(tmp_path / "results", n=40)[0])
+    out = fit_models(table, resolve_targets(table, None, ["web"]), ["linear"], cv_folds=4)
+    write_outputs(out, tmp_path / "fit")
+    written = json.loads((tmp_path / "fit" / "metrics.json").read_text())
+    metrics = read_fit_metrics(tmp_path / "fit")
+    fit = metrics.fit("linear")
+    entry = written["regressors"]["linear"]["targets"]["val_loss/web"]
+    assert (fit.spearman, fit.evaluated_on, fit.model) == (entry["spearman"], "cv", entry["model"])
+    assert fit.cv.num_folds == 4 and list(fit.cv.spearman_folds) == entry["cv"]["spearman_folds"]
+    assert fit.cv.pooled["spearman"] == entry["cv"]["pooled"]["spearman"] == fit.spearman
+    assert metrics.targets["val_loss/web"].definition == "web" and metrics.test is None
+    assert metrics.train["num_runs"] == 40 and metrics.repeats["mode"] == "average" and metrics.inputs == {}
+    assert metrics.fit("lightgbm") is None
+    entry["cv"]["num_folds"] = "4"  # a damaged copy (the folder's own file is checked against its sha256 first)
+    with pytest.raises(DataError, match=r"m\.json: field 'regressors\.linear\.targets\.val_loss/web\.cv\.num_folds' "
+                                        r"must be an integer >= 0, not str '4'; run `fit` again"):
+        FitMetrics.from_json_obj(written, "m.json")
+
+
 def test_fit_command_json(tmp_path):
     m, l_, _, _ = regmix_csvs(tmp_path, n=90, seed=0, name="train")
     tm, tl, _, _ = regmix_csvs(tmp_path, n=40, seed=1, name="test")

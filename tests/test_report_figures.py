@@ -5,21 +5,35 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from regmix_megatron.full_scale.evaluation import Evaluation
 from regmix_megatron.report import figures
 
-EVALUATION = {
+def _mixture(label: str, mean: float, target_losses: dict) -> dict:
+    """A compared mixture of evaluation.json; the figure reads its label, mean and per-seed losses."""
+    return {"label": label, "mixture": {"code": 0.5, "legal": 0.5}, "mixture_hash": None,
+            "run_ids": {s: None for s in target_losses}, "target_losses": target_losses, "mean": mean, "sd": None,
+            "num_seeds": len(target_losses), "valid_losses": target_losses, "valid_mean": mean,
+            "test_loss_by_domain": {}, "proxy_loss": None, "predicted_loss": None, "predicted_sd": None}
+
+
+EVALUATION = Evaluation.from_json_obj({
+    "format": "regmix-megatron/evaluation/v2",
     "target": {"code": 0.25, "legal": 0.75},
     "split": "test",
-    "noise": {"sd": 0.05, "threshold_sd": 2.0},
-    "mixtures": {"regmix": {"label": "regmix", "mean": 4.1, "target_losses": {"1": 4.05, "2": 4.15}},
-                 "natural": {"label": "natural", "mean": 4.3, "target_losses": {"1": 4.3}},
-                 "sweep:0123456789abcdef": {"label": "sweep:0123456789abcdef", "mean": 4.5,
-                                            "target_losses": {"1": 4.5}}},
-    "rank_invariance": {"spearman": 0.5, "num_mixtures": 3, "threshold": 0.6,
+    "selection_split": "valid",
+    "noise": {"unit": "pooled seed sd", "sd": 0.05, "dof": 1, "threshold_sd": 2.0},
+    "mixtures": {"regmix": _mixture("regmix", 4.1, {"1": 4.05, "2": 4.15}),
+                 "natural": _mixture("natural", 4.3, {"1": 4.3}),
+                 "sweep:0123456789abcdef": _mixture("sweep:0123456789abcdef", 4.5, {"1": 4.5})},
+    "comparison": {"regmix_mean": 4.1, "baselines": {}, "must_beat": [], "aim_met": False, "regmix_rank": 1,
+                   "num_mixtures": 3},
+    "rank_invariance": {"split": "valid", "spearman": 0.5, "pearson": None, "num_mixtures": 3, "threshold": 0.6,
+                        "passed": False, "chance_level": None,
                         "mixtures": [{"label": "regmix", "proxy_loss": 5.0, "target_loss": 4.1},
                                      {"label": "natural", "proxy_loss": 5.2, "target_loss": 4.3},
                                      {"label": "sweep:0123456789abcdef", "proxy_loss": 5.1, "target_loss": 4.5}]},
-}
+    "fit": {},
+}, "evaluation.json")
 
 
 def _texts(fig) -> list[str]:

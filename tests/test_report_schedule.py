@@ -41,8 +41,8 @@ def test_curves_boundaries_and_phase_table(tmp_path):
     static = write_run(tmp_path / "static", {s: {"a": v["a"], "b": v["b"] + 0.1} for s, v in losses.items()})
     assert validation_curve(scheduled) == [(s, losses[s]) for s in (10, 20, 30, 40)]
     result = json.loads((scheduled / "result.json").read_text())
-    assert phase_boundaries(result) == [30]
-    rows = phase_table_rows(result)
+    assert phase_boundaries(result["phases"]) == [30]
+    rows = phase_table_rows(result["phases"])
     assert [(r["phase"], r["domain"]) for r in rows] == [("1 (steps 0..29)", "a"), ("2 (steps 30..39)", "a"),
                                                          ("2 (steps 30..39)", "b")]  # b has no weight in phase 1
     sections = schedule_sections({"regmix": scheduled, "regmix_static": static}, highlight="b")

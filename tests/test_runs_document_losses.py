@@ -14,9 +14,9 @@ from regmix_megatron.runs.document_losses import (
     DocumentLosses,
     RunDocumentLosses,
     read_document_losses,
-    write_document_losses,
 )
 from regmix_megatron.errors import DataError
+from regmix_megatron.runs.run_dir import write_document_losses
 
 
 def record() -> RunDocumentLosses:

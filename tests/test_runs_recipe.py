@@ -147,3 +147,35 @@ def test_per_domain_evaluation_sizes_are_checked_and_canonical():
                        ({"": 5}, r"eval\.num_tokens_by_domain=.*use a mapping")):
         with pytest.raises(ConfigError, match=match):
             build_recipe({"preset": "tiny-test", "eval": {"num_tokens_by_domain": bad}})
+
+
+def test_recipe_overrides_are_checked_once_against_the_recipes_fields():
+    import typing
+
+    from helpers.field_docs import undocumented_fields
+    from regmix_megatron.runs.recipe import (CheckpointConfig, EvalConfig, ModelConfig, OptimConfig, ParallelConfig,
+                                             PrecisionConfig, Recipe, RecipeOverrides)
+
+    overrides = RecipeOverrides.from_dict({"optim": {"train_steps": 300}, "log_interval": 5},
+                                          source="p.yaml: proxy.overrides")
+    recipe = overrides.recipe("tiny-test")
+    assert recipe == build_recipe({"preset": "tiny-test", "optim": {"train_steps": 300}, "log_interval": 5})
+    assert overrides.merged({"optim": {"lr": 1e-3}}).fields == {"optim": {"train_steps": 300, "lr": 1e-3},
+                                                                "log_interval": 5}
+    assert overrides.fields == {"optim": {"train_steps": 300}, "log_interval": 5}  # a value: merging copies
+    with pytest.raises(ConfigError, match=r"p\.yaml: proxy\.overrides\.optim\.train_step is invalid: OptimConfig has "
+                                          r"no field 'train_step'; did you mean 'train_steps'\?"):
+        RecipeOverrides.from_dict({"optim": {"train_step": 3}}, source="p.yaml: proxy.overrides")
+    with pytest.raises(ConfigError, match=r"proxy\.overrides\.seed is invalid: Recipe has no field 'seed'"):
+        RecipeOverrides.from_dict({"seed": 3}, source="p.yaml: proxy.overrides")
+    with pytest.raises(ConfigError, match=r"proxy\.overrides\.preset is invalid: the preset has its own field"):
+        RecipeOverrides.from_dict({"preset": "tiny-test"}, source="p.yaml: proxy.overrides")
+    with pytest.raises(ConfigError, match=r"proxy\.overrides\.eval=3 is invalid: give a mapping of EvalConfig"):
+        RecipeOverrides.from_dict({"eval": 3}, source="p.yaml: proxy.overrides")
+    with pytest.raises(ConfigError, match=r"optim\.lr_schedule='linear' is invalid: use 'constant' or 'cosine'"):
+        RecipeOverrides.from_dict({"optim": {"lr_schedule": "linear"}}).recipe("tiny-test")  # values: with the preset
+    hints = typing.get_type_hints(OptimConfig)
+    assert typing.get_args(hints["lr_schedule"]) == ("constant", "cosine")
+    for cls in (ModelConfig, OptimConfig, EvalConfig, ParallelConfig, PrecisionConfig, CheckpointConfig, Recipe,
+                RecipeOverrides):
+        assert undocumented_fields(cls) == [], cls.__name__

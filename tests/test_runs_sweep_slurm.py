@@ -124,6 +124,24 @@ def test_wrong_types_and_forms_are_refused_naming_the_key(key, value, words):
         SlurmOptions(**{key: value}, origin="cfg.yaml: executor.slurm")
 
 
+def test_options_from_a_config_mapping_are_parsed_once_naming_the_file():
+    from helpers.field_docs import undocumented_fields
+
+    options = SlurmOptions.from_dict({"partition": "gpu", "extra_sbatch_args": ["--qos=high"], "max_attempts": 9},
+                                     source="cfg.yaml: executor.slurm", throttle=4, max_attempts=2)
+    assert (options.partition, options.extra_sbatch_args, options.throttle, options.max_attempts) == (
+        "gpu", ("--qos=high",), 4, 2)  # max_attempts is the executor's, the throttle a default
+    assert SlurmOptions.from_dict({"throttle": 8}, source="s", throttle=4).throttle == 8
+    with pytest.raises(ConfigError, match=r"cfg\.yaml: executor\.slurm=\['partitions'\] is invalid: unknown SLURM "
+                                          r"option\(s\); known: \['account', 'cpus_per_task'"):
+        SlurmOptions.from_dict({"partitions": "gpu"}, source="cfg.yaml: executor.slurm")
+    with pytest.raises(ConfigError, match=r"cfg\.yaml: executor\.slurm\.mem='4 GB' is invalid: use SLURM syntax"):
+        SlurmOptions.from_dict({"mem": "4 GB"}, source="cfg.yaml: executor.slurm")
+    with pytest.raises(ConfigError, match=r"executor\.slurm=\['gpu'\] is invalid: give a mapping"):
+        SlurmOptions.from_dict(["gpu"], source="cfg.yaml: executor.slurm")
+    assert undocumented_fields(SlurmOptions) == []
+
+
 def test_shell_metacharacters_are_quoted_not_refused(planned):
     options = SlurmOptions(job_name='a b;$(touch x)`id`"q#', account="team_1", partition="gpu,cpu",
                            extra_sbatch_args=("--comment=two words # and more", "--exclusive"))

@@ -87,13 +87,3 @@ def test_a_zombie_or_a_later_process_with_the_same_pid_holds_no_lock(tmp_path, p
         trainer.kill()
         trainer.wait()
     assert st.read_run_state(run_dir).status == st.PENDING
-
-
-def test_a_status_is_described_in_one_line_and_unreadable_json_is_none(tmp_path):
-    assert st.describe_status({"status": "failed", "step": 4, "error": "ValueError: x", "reason": ""}) == \
-        "failed error=ValueError: x step=4"
-    path = tmp_path / "half.json"
-    path.write_text('{"status": "comp')  # being written by someone else
-    assert st.read_json_or_none(path) is None and st.read_json_or_none(tmp_path / "missing.json") is None
-    path.write_text(json.dumps({"a": 1}))
-    assert st.read_json_or_none(path) == {"a": 1}

@@ -46,7 +46,8 @@ def parse_num_tokens(value: str | None) -> int | str | None:
 def run(args: argparse.Namespace) -> int:
     import logging
 
-    from ..megatron.rescore import EVALUATIONS_DIR, score_run
+    from ..megatron.rescore import score_run
+    from ..runs.run_dir import RunDir
 
     num_tokens = parse_num_tokens(args.num_tokens)
     if not getattr(args, "verbose", False):
@@ -60,5 +61,5 @@ def run(args: argparse.Namespace) -> int:
     for name, loss in doc["loss"].items():
         print(f"  {name:<14} {loss:.4f}  ({doc['num_tokens'][name]:,} tokens, {doc['num_documents'][name]:,} "
               "documents)")
-    print(f"wrote {args.run_dir}/{EVALUATIONS_DIR}/{args.split}.json (with per-document losses)")
+    print(f"wrote {RunDir(args.run_dir).evaluation(args.split)} (with per-document losses)")
     return 0

@@ -5,10 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from typing import TYPE_CHECKING
 
 from .mixture_flags import add_renormalize
 from .flags import add_renamed
 from .numbers import count, number
+
+if TYPE_CHECKING:
+    from ..regression.fitting import FitMetrics
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import RegmixError
     from ..fileio import atomic_write_json, check_output_paths
     from ..regression.data import load_runs, parse_target_weights
-    from ..regression.fitting import FIT_FILES, fit_models, resolve_targets, write_outputs
+    from ..regression.fitting import FIT_FILES, FitMetrics, fit_models, resolve_targets, write_outputs
 
     check_output_paths({f"--{k.replace('_', '-')}": getattr(args, k) for k in
                         ("results", "mixtures", "losses", "test_results", "test_mixtures", "test_losses")},
@@ -115,26 +119,27 @@ def run(args: argparse.Namespace) -> int:
         logger.info("wrote models and metrics to %s", args.output_dir)
     if args.metrics_json:
         atomic_write_json(args.metrics_json, outcome.summary)
-    print(repeats_line(outcome.summary))
-    for kind, block in outcome.summary["regressors"].items():
-        for target, entry in block["targets"].items():
-            print(f"{kind:9s} {target:40s} spearman={_fmt(entry['spearman'])} pearson={_fmt(entry['pearson'])} "
-                  f"mse={_fmt(entry['mse'], 6)} ({entry['evaluated_on']})")
+    metrics = FitMetrics.from_json_obj(outcome.summary, "the fit's metrics")
+    print(repeats_line(metrics))
+    for kind, fits in metrics.regressors.items():
+        for target, entry in fits.items():
+            print(f"{kind:9s} {target:40s} spearman={_fmt(entry.spearman)} pearson={_fmt(entry.pearson)} "
+                  f"mse={_fmt(entry.mse, 6)} ({entry.evaluated_on})")
     if not (args.output_dir or args.metrics_json):
         print(json.dumps(outcome.summary["regressors"], indent=2))
     return 0
 
 
-def repeats_line(summary: dict) -> str:
+def repeats_line(metrics: "FitMetrics") -> str:
     """What the fit did with repeated mixtures, and the noise ceiling their repeats measure."""
-    rep = summary["data"]["repeats"]
+    rep = metrics.repeats
     line = (f"runs: {rep['num_runs']} of {rep['num_mixtures']} distinct mixtures; ")
     if not rep["num_repeated_mixtures"]:
         return line + "no repeats (cross-validation folds by mixture)"
     line += (f"{rep['num_repeated_mixtures']} mixtures have several runs ({rep['num_runs_of_repeated_mixtures']} "
              f"runs): {rep['note']}; cross-validation never puts a mixture on both sides of a fold")
-    for name, info in summary["targets"].items():
-        noise = info.get("noise") or {}
+    for name, info in metrics.targets.items():
+        noise = info.noise or {}
         if noise.get("ceiling") is not None:
             line += (f"\n{name}: seed noise sd {noise['sd']:.4g} from the repeats, CV Spearman ceiling "
                      f"{noise['ceiling']:.3f} for one run per mixture")

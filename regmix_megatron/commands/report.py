@@ -31,7 +31,9 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import RegmixError
     from ..fileio import check_output_paths
     from ..regression.data import load_runs
-    from ..regression.fitting import read_fit_metrics
+    from pathlib import Path
+
+    from ..regression.fitting import METRICS_FILE, read_fit_metrics
     from ..report.page import build_report
     from ..report.regmix import regmix_sections
 
@@ -45,11 +47,11 @@ def run(args: argparse.Namespace) -> int:
         runs = load_runs(args.results, args.mixtures, args.losses, what="--results/--mixtures/--losses",
                          renormalize=args.renormalize)
     elif args.fit_dir:
-        inputs = read_fit_metrics(args.fit_dir).get("inputs") or {}
+        inputs = read_fit_metrics(args.fit_dir).inputs
         if inputs.get("results") or inputs.get("mixtures"):
             try:
                 runs = load_runs(inputs.get("results"), inputs.get("mixtures"), inputs.get("losses"),
-                                 what=f"training runs recorded in {args.fit_dir}/metrics.json",
+                                 what=f"training runs recorded in {Path(args.fit_dir) / METRICS_FILE}",
                                  renormalize=bool(inputs.get("renormalize")) or args.renormalize)
             except RegmixError as exc:
                 print(f"note: no correlation heatmap ({exc}); pass --results or --mixtures/--losses")

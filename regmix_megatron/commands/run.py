@@ -28,15 +28,15 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..pipeline import format_summary, load_pipeline_config, run_pipeline
+    from ..pipeline import CONFIG_FILE, format_summary, load_pipeline_config, run_pipeline
     from ..pipeline.framework import read_summary_results
 
     from ..fileio import check_output_paths
 
-    check_output_paths({"CONFIG": args.config}, dirs={"--output-dir": args.output_dir}, own_records=("config.yaml",))
+    check_output_paths({"CONFIG": args.config}, dirs={"--output-dir": args.output_dir}, own_records=(CONFIG_FILE,))
     cfg = load_pipeline_config(args.config, output_dir=args.output_dir)
     check_output_paths({"CONFIG": args.config}, dirs={"the output directory": cfg.output_dir},
-                       own_records=("config.yaml",))
+                       own_records=(CONFIG_FILE,))
     progress = None
     if not args.no_progress:
         from .pipeline_bar import BarProgress
@@ -63,14 +63,15 @@ def print_verdicts(output_dir) -> None:
     from pathlib import Path
 
     from ..fileio import read_json
+    from ..full_scale.evaluation import FILE_NAME, FORMAT, Evaluation
     from ..full_scale.verdict import verdict_lines
 
-    path = Path(output_dir) / "evaluation.json"
+    path = Path(output_dir) / FILE_NAME
     if not path.is_file():
         return
     doc = read_json(path)
-    if doc.get("format") != "regmix-megatron/evaluation/v2":
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:  # an older evaluation: the summary says enough
         return
     print("verdicts (target-scale test loss; a win needs more than the stated sd):")
-    for line in verdict_lines(doc):
+    for line in verdict_lines(Evaluation.from_json_obj(doc, str(path))):
         print(f"  {line}")

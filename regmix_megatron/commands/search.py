@@ -170,11 +170,11 @@ def _confidence(fit_dir: str | None, regressor: str | None) -> str:
 
     if not fit_dir:
         return "n/a (give --fit-dir to show the fit's cross-validated Spearman)"
-    block = read_fit_metrics(fit_dir)["regressors"].get(regressor or "lightgbm") or {}
+    fits = read_fit_metrics(fit_dir).regressors.get(regressor or "lightgbm") or {}
     parts = []
-    for name, entry in (block.get("targets") or {}).items():
-        rho = entry.get("spearman")
-        parts.append(f"{name}: Spearman {'n/a' if rho is None else f'{rho:.3f}'} ({entry.get('evaluated_on', '?')})")
+    for name, entry in fits.items():
+        rho = entry.spearman
+        parts.append(f"{name}: Spearman {'n/a' if rho is None else f'{rho:.3f}'} ({entry.evaluated_on})")
     return f"{regressor} fit, " + "; ".join(parts) if parts else "n/a (no metrics in the fit directory)"
 
 

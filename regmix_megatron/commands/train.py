@@ -39,15 +39,16 @@ def _run(args: argparse.Namespace) -> int:
     from ..fileio import check_output_paths
     from ..runs.recipe import parse_overrides
     from ..runs.run_config import load_run_config
+    from ..runs.run_dir import CONFIG_FILE, DIVERGED, RunDir, RunResult, RunStatus
 
-    check_output_paths({"CONFIG": args.config}, dirs={"--output-dir": args.output_dir}, own_records=("config.yaml",))
+    check_output_paths({"CONFIG": args.config}, dirs={"--output-dir": args.output_dir}, own_records=(CONFIG_FILE,))
     overrides = parse_overrides(args.overrides, flag="--set")
     cfg = load_run_config(args.config, overrides=overrides, output_dir=args.output_dir)
     check_output_paths({"CONFIG": args.config, "domains": cfg.domains,
                         "mixture": cfg.mixture if isinstance(cfg.mixture, str) else None,
                         "schedule": cfg.schedule if isinstance(cfg.schedule, str) else None},
                        dirs={"the run directory (--output-dir, or output_dir in CONFIG)": cfg.output_dir},
-                       own_records=("config.yaml",))
+                       own_records=(CONFIG_FILE,))
     if args.renormalize and cfg.mixture is not None:  # rescaled here, then inline: the run records what it trains
         from ..mixtures.mixture import Mixture
 
@@ -67,11 +68,13 @@ def _run(args: argparse.Namespace) -> int:
         logging.getLogger().setLevel(logging.WARNING)  # rank 0 logs
     result = run_training(cfg, force=args.force)
     shutdown_distributed()  # under torchrun: leave the process group cleanly
-    if result.get("status") == "diverged":
+    files = RunDir(cfg.output_dir)
+    if result.get("status") == DIVERGED:
         if rank0:
-            print(f"diverged at step {result.get('step')}: see {cfg.output_dir}/status.json")
+            print(f"diverged at step {RunStatus.from_json_obj(result, str(files.status)).step}: see {files.status}")
         return EXIT_DIVERGED
     if rank0:
-        losses = ", ".join(f"{k} {v:.4f}" for k, v in result["val_loss"].items())
-        print(f"{result['status']}: {result['steps']} steps, {result['tokens']} tokens; val loss {losses}")
+        done = RunResult.from_json_obj(result, str(files.result))
+        losses = ", ".join(f"{k} {v:.4f}" for k, v in done.val_loss.items())
+        print(f"{done.status}: {done.steps} steps, {done.tokens} tokens; val loss {losses}")
     return 0

@@ -47,7 +47,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Mapping, Sequence
 
 from ..data.manifest import SPLITS, DomainRegistry, check_blend_prefix
-from ..errors import DataError, RegmixError
+from ..configs import check
+from ..errors import ConfigError, DataError, RegmixError
 from ..fileio import atomic_write_json, atomic_write_text
 from ..mixtures.mixture import RENORMALIZE_FLAG, Mixture, read_mixture_at
 
@@ -74,15 +75,34 @@ VALIDATION_FLAGS = ("--multiple-validation-sets", "--full-validation")
 @dataclass(frozen=True)
 class PathMap:
     """``OLD=NEW`` prefix rewrites (longest ``OLD`` first, matched at a path-component boundary): paths on this
-    machine as the cluster sees them."""
+    machine as the cluster sees them. From ``--path-prefix OLD=NEW`` flags (:meth:`parse`) or a config's
+    ``export.path_prefix`` mapping (:meth:`from_dict`)."""
 
     rules: tuple[tuple[str, str], ...] = ()
+    """``(OLD, NEW)`` pairs without a trailing slash, the longest ``OLD`` first."""
+
+    @classmethod
+    def from_dict(cls, mapping: Mapping[str, str], *, source: str = "export.path_prefix") -> "PathMap":
+        """From ``{OLD: NEW}`` (a config's ``export.path_prefix``), checked once; errors name ``source`` (the file
+        and the field), the entry and the fix."""
+        if not isinstance(mapping, Mapping):
+            raise ConfigError(f"{source}={mapping!r} is invalid: give a mapping {{/path/here: /path/on/the/cluster}}")
+        for old, new in mapping.items():
+            check(isinstance(old, str) and bool(old) and isinstance(new, str) and bool(new), source, str(old), new,
+                  "map a path prefix on this machine to the same folder as the cluster mounts it, e.g. "
+                  "/home/me/data: /lustre/team/data")
+        rules = [(old.rstrip("/") or "/", new.rstrip("/") or "/") for old, new in mapping.items()]
+        twice = sorted({o for o, _ in rules if [r[0] for r in rules].count(o) > 1})
+        if twice:
+            raise ConfigError(f"{source}: the prefix(es) {twice} are given twice (with and without a trailing slash): "
+                              "keep one")
+        return cls(tuple(sorted(rules, key=lambda r: -len(r[0]))))
 
     @classmethod
     def parse(cls, items) -> "PathMap":
-        """From ``OLD=NEW`` strings (``--path-prefix``, repeatable; or a config's mapping)."""
+        """From ``OLD=NEW`` strings (``--path-prefix``, repeatable); a config's mapping is read by :meth:`from_dict`."""
         if isinstance(items, Mapping):
-            items = [f"{k}={v}" for k, v in items.items()]
+            return cls.from_dict(items)
         rules = []
         for item in items or ():
             old, sep, new = str(item).partition("=")

@@ -11,24 +11,37 @@
    correlation, a stated pass/fail threshold, and the level chance reaches for as many mixtures.
 3. The fit: which regressor drove the search and why, its cross-validated Spearman with the per-fold spread, next
    to the ceiling the proxy seed noise allows (from the fit stage).
+
+The document is :class:`Evaluation`, written to ``OUT/evaluation.json`` by :func:`write_evaluation` and read back,
+typed and checked field by field, by :func:`read_evaluation` (the report, the verdict lines, ``regmix-megatron
+run``'s summary). The runs it is computed from are the target stage's ``runs.json`` records, each run's result
+read as :class:`~regmix_megatron.runs.run_dir.RunResult`.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Mapping, Sequence
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from ..configs import Field
 from ..errors import DataError
+from ..fileio import atomic_write_json, read_json
 from ..runs.noise import spearman_critical_value
 from ..regression.metrics import pearson, spearman
 from ..regression.target import Target
 from ..runs.noise import pooled_seed_sd, seed_stats
-from .verdict import DEFAULT_THRESHOLD_SD, aim_met, compare
+from ..runs.run_dir import RunResult
+from .verdict import DEFAULT_THRESHOLD_SD, Comparison, aim_met, compare
 from .verdict import verdict_lines  # noqa: F401 (the stage summary's wording)
 
 FORMAT = "regmix-megatron/evaluation/v2"
+#: The pipeline's evaluation document, in its output directory.
+FILE_NAME = "evaluation.json"
 #: The split the target-scale comparison is reported on, and the one every choice was made on.
 REPORT_SPLIT, SELECTION_SPLIT = "test", "valid"
 #: Baselines RegMix must beat beyond noise for the demo's aim (when they were trained).
@@ -38,92 +51,78 @@ NOISE_UNIT = ("pooled seed sd: sqrt(sum((n_i - 1) s_i^2) / sum(n_i - 1)) over th
               "every baseline, including those trained once)")
 
 
-def split_losses(result: Mapping, split: str) -> Mapping[str, float]:
+def split_losses(result: RunResult, split: str) -> Mapping[str, float]:
     """A run's per-domain losses on ``split``: ``val_loss`` (valid) or ``split_loss[split]``."""
-    if split == SELECTION_SPLIT:
-        return result.get("val_loss") or {}
-    losses = (result.get("split_loss") or {}).get(split)
-    if losses is None:
-        raise DataError(f"run {result.get('run_id')}: no {split} losses in its result.json (eval.final_splits must "
-                        f"include {split!r})")
-    return losses
+    return result.losses(split, validation_split=SELECTION_SPLIT)
 
 
-def target_loss(result: Mapping, target: Target, split: str = SELECTION_SPLIT) -> float:
+def target_loss(result: RunResult, target: Target, split: str = SELECTION_SPLIT) -> float:
     """A run's loss on the target (:meth:`Target.value` of its per-domain ``split`` losses)."""
-    return target.value(split_losses(result, split), where=f"run {result.get('run_id')}")
+    return target.value(split_losses(result, split), where=f"run {result.run_id}")
 
 
 def mixture_entry(label: str, run: Mapping, target: Target, predicted: Mapping[str, float],
-                  predicted_sd: Mapping[str, float | None] | None = None) -> dict:
+                  predicted_sd: Mapping[str, float | None] | None = None) -> "MixtureOutcome":
     """One compared mixture: its weights, per-seed test (``target_losses``) and validation target losses at
     target scale, their mean and sd, its proxy-scale validation target loss and predicted loss with its sd (None
     where the search did not predict it, or its regressor gives no uncertainty)."""
-    per_seed = {str(seed): rec["result"] for seed, rec in sorted(run["target"].items(), key=lambda kv: int(kv[0]))}
+    where = f"runs.json: runs.{label}"
+    per_seed = {str(seed): RunResult.from_json_obj(rec["result"], f"{where}.target.{seed}.result")
+                for seed, rec in sorted(run["target"].items(), key=lambda kv: int(kv[0]))}
     test = {seed: target_loss(res, target, REPORT_SPLIT) for seed, res in per_seed.items()}
     valid = {seed: target_loss(res, target, SELECTION_SPLIT) for seed, res in per_seed.items()}
     stats = seed_stats(test)
     first = next(iter(per_seed.values()))
     proxy = (run.get("proxy") or {}).get("result")
-    return {"label": label, "mixture": dict(run["mixture"]), "mixture_hash": run.get("mixture_hash"),
-            "run_ids": {seed: res.get("run_id") for seed, res in per_seed.items()},
-            "target_losses": test, "mean": stats.mean, "sd": stats.sd, "num_seeds": stats.num_seeds,
-            "valid_losses": valid, "valid_mean": seed_stats(valid).mean,
-            "test_loss_by_domain": {k: float(v) for k, v in split_losses(first, REPORT_SPLIT).items()},
-            "proxy_loss": target_loss(proxy, target) if proxy else None,
-            "predicted_loss": predicted.get(label), "predicted_sd": (predicted_sd or {}).get(label)}
+    proxy = RunResult.from_json_obj(proxy, f"{where}.proxy.result") if proxy else None
+    return MixtureOutcome(
+        label=label, mixture=dict(run["mixture"]), mixture_hash=run.get("mixture_hash"),
+        run_ids={seed: res.run_id for seed, res in per_seed.items()}, target_losses=test, mean=stats.mean,
+        sd=stats.sd, num_seeds=stats.num_seeds, valid_losses=valid, valid_mean=seed_stats(valid).mean,
+        test_loss_by_domain={k: float(v) for k, v in split_losses(first, REPORT_SPLIT).items()},
+        proxy_loss=target_loss(proxy, target) if proxy else None, predicted_loss=predicted.get(label),
+        predicted_sd=(predicted_sd or {}).get(label))
 
 
 def evaluate(target: Target | str, runs: Mapping[str, Mapping], *, predicted: Mapping[str, float] | None = None,
              predicted_sd: Mapping[str, float | None] | None = None, fit: Mapping | None = None,
              rank_threshold: float = 0.6,
-             threshold_sd: float = DEFAULT_THRESHOLD_SD) -> dict:
-    """The evaluation document from the target stage's ``runs.json`` ``runs`` (label -> ``{"mixture", "proxy":
+             threshold_sd: float = DEFAULT_THRESHOLD_SD) -> "Evaluation":
+    """The evaluation from the target stage's ``runs.json`` ``runs`` (label -> ``{"mixture", "proxy":
     {"result"}, "target": {seed: {"result"}}}``; labels ``regmix``, baselines, ``sweep:<run id>``)."""
     target = Target.parse(target)
     if "regmix" not in runs:
         raise DataError("evaluation needs the RegMix mixture's target runs (label 'regmix')")
     mixtures = {lab: mixture_entry(lab, run, target, dict(predicted or {}), predicted_sd) for lab, run in runs.items()}
-    sd, dof = pooled_seed_sd([list(m["target_losses"].values()) for m in mixtures.values()])
-    regmix = mixtures["regmix"]["target_losses"]
+    sd, dof = pooled_seed_sd([list(m.target_losses.values()) for m in mixtures.values()])
+    regmix = mixtures["regmix"].target_losses
     baselines = [lab for lab in mixtures if lab != "regmix" and not lab.startswith("sweep:")]
-    comparisons = {b: compare(b, regmix, mixtures[b]["target_losses"], sd, threshold_sd=threshold_sd)
+    comparisons = {b: compare(b, regmix, mixtures[b].target_losses, sd, threshold_sd=threshold_sd)
                    for b in baselines}
     must_beat = [b for b in MUST_BEAT if b in comparisons]
-    ranked = sorted(mixtures, key=lambda lab: mixtures[lab]["mean"])
-    return {
-        "format": FORMAT,
-        "target": target.to_json(),
-        "split": REPORT_SPLIT,
-        "selection_split": SELECTION_SPLIT,
-        "noise": {"unit": NOISE_UNIT, "sd": sd, "dof": dof, "threshold_sd": threshold_sd},
-        "mixtures": mixtures,
-        "comparison": {
-            "regmix_mean": mixtures["regmix"]["mean"],
-            "baselines": {b: c.to_json() for b, c in comparisons.items()},
-            "must_beat": must_beat,
-            "aim_met": aim_met(comparisons, must_beat) if must_beat else False,
-            "regmix_rank": 1 + ranked.index("regmix"),
-            "num_mixtures": len(mixtures),
-        },
-        "rank_invariance": rank_invariance(mixtures, rank_threshold),
-        "fit": dict(fit or {}),
-    }
+    ranked = sorted(mixtures, key=lambda lab: mixtures[lab].mean)
+    return Evaluation(
+        target=target, split=REPORT_SPLIT, selection_split=SELECTION_SPLIT,
+        noise=NoiseUnit(unit=NOISE_UNIT, sd=sd, dof=dof, threshold_sd=threshold_sd), mixtures=mixtures,
+        comparison=Verdicts(regmix_mean=mixtures["regmix"].mean, baselines=comparisons, must_beat=tuple(must_beat),
+                            aim_met=aim_met(comparisons, must_beat) if must_beat else False,
+                            regmix_rank=1 + ranked.index("regmix"), num_mixtures=len(mixtures)),
+        rank_invariance=rank_invariance(mixtures, rank_threshold), fit=FitChoice.from_stage(fit))
 
 
-def rank_invariance(mixtures: Mapping[str, Mapping], threshold: float) -> dict:
+def rank_invariance(mixtures: Mapping[str, "MixtureOutcome"], threshold: float) -> "RankInvariance":
     """Spearman of proxy- vs target-scale validation target losses over the mixtures trained at both scales."""
-    both = [m for m in mixtures.values() if m["proxy_loss"] is not None]
-    rows = [{"label": m["label"], "proxy_loss": m["proxy_loss"], "target_loss": m["valid_mean"]} for m in both]
+    rows = [RankPoint(label=m.label, proxy_loss=m.proxy_loss, target_loss=m.valid_mean)
+            for m in mixtures.values() if m.proxy_loss is not None]
     rho = None
     pear = None
     if len(rows) >= 3:
-        x = np.array([r["proxy_loss"] for r in rows])
-        y = np.array([r["target_loss"] for r in rows])
+        x = np.array([r.proxy_loss for r in rows])
+        y = np.array([r.target_loss for r in rows])
         rho, pear = _finite_or_none(spearman(x, y)), _finite_or_none(pearson(x, y))
-    return {"split": SELECTION_SPLIT, "num_mixtures": len(rows), "spearman": rho, "pearson": pear,
-            "threshold": threshold, "passed": rho is not None and rho >= threshold,
-            "chance_level": spearman_critical_value(len(rows)), "mixtures": rows}
+    return RankInvariance(split=SELECTION_SPLIT, num_mixtures=len(rows), spearman=rho, pearson=pear,
+                          threshold=threshold, passed=rho is not None and rho >= threshold,
+                          chance_level=spearman_critical_value(len(rows)), mixtures=tuple(rows))
 
 
 def _finite_or_none(x: float) -> float | None:
@@ -141,3 +140,259 @@ def spread_indices(values: Sequence[float], num: int) -> list[int]:
         return [int(i) for i in order]
     picks = np.unique(np.round(np.linspace(0, values.size - 1, num)).astype(int))
     return [int(order[p]) for p in picks]
+
+
+# ---- the document (evaluation.json) ---------------------------------------------------------------------------
+def _floats(value: Field) -> dict[str, float]:
+    return {key: item.number() for key, item in value.fields().items()}
+
+
+def _plain(record: Any) -> dict:
+    """A record's fields in declaration order (the file's key order), nested records as their file form."""
+    def conv(v: Any) -> Any:
+        if hasattr(v, "to_json_obj"):
+            return v.to_json_obj()
+        if isinstance(v, tuple):
+            return [conv(x) for x in v]
+        if isinstance(v, Mapping):
+            return {k: conv(x) for k, x in v.items()}
+        return v
+
+    return {f.name: conv(getattr(record, f.name)) for f in fields(record)}
+
+
+@dataclass(frozen=True)
+class MixtureOutcome:
+    """One compared mixture at target scale (``mixtures.<label>``)."""
+
+    label: str
+    """``regmix``, a baseline's name (``natural``, ...) or ``sweep:<run id>``."""
+    mixture: Mapping[str, float]
+    """Its weights (a schedule's token shares over all phases)."""
+    mixture_hash: str | None
+    """Its hash (a schedule's hash for a schedule)."""
+    run_ids: Mapping[str, str | None]
+    """Seed -> the target-scale run's id."""
+    target_losses: Mapping[str, float]
+    """Seed -> target loss on the test split (what the verdicts compare)."""
+    mean: float
+    """Mean of ``target_losses``."""
+    sd: float | None
+    """Their sample sd (None with one seed)."""
+    num_seeds: int
+    """Seeds trained at target scale."""
+    valid_losses: Mapping[str, float]
+    """Seed -> target loss on the validation split."""
+    valid_mean: float
+    """Mean of ``valid_losses`` (rank invariance compares it)."""
+    test_loss_by_domain: Mapping[str, float]
+    """Per domain, the first seed's test loss."""
+    proxy_loss: float | None
+    """The proxy-scale validation target loss (None when it was not trained at proxy scale)."""
+    predicted_loss: float | None
+    """The search's prediction (None where it made none)."""
+    predicted_sd: float | None
+    """The prediction's sd (None without an uncertainty)."""
+
+    @classmethod
+    def from_json(cls, doc: Field) -> "MixtureOutcome":
+        maybe_number = lambda key: doc[key].maybe(Field.number)  # noqa: E731
+        return cls(label=doc["label"].text(), mixture=_floats(doc["mixture"]),
+                   mixture_hash=doc["mixture_hash"].maybe(Field.text),
+                   run_ids={k: v.maybe(Field.text) for k, v in doc["run_ids"].fields().items()},
+                   target_losses=_floats(doc["target_losses"]), mean=doc["mean"].number(), sd=maybe_number("sd"),
+                   num_seeds=doc["num_seeds"].count(), valid_losses=_floats(doc["valid_losses"]),
+                   valid_mean=doc["valid_mean"].number(), test_loss_by_domain=_floats(doc["test_loss_by_domain"]),
+                   proxy_loss=maybe_number("proxy_loss"), predicted_loss=maybe_number("predicted_loss"),
+                   predicted_sd=maybe_number("predicted_sd"))
+
+    def to_json_obj(self) -> dict:
+        return _plain(self)
+
+
+@dataclass(frozen=True)
+class NoiseUnit:
+    """The unit of "sd" (``noise``)."""
+
+    unit: str
+    """What it is, in words (:data:`NOISE_UNIT`)."""
+    sd: float | None
+    """The pooled seed sd (None: no mixture was trained with two or more seeds)."""
+    dof: int
+    """Its degrees of freedom."""
+    threshold_sd: float
+    """A verdict needs a difference of more than this many sd."""
+
+    @classmethod
+    def from_json(cls, doc: Field) -> "NoiseUnit":
+        return cls(unit=doc["unit"].text(), sd=doc["sd"].maybe(Field.number), dof=doc["dof"].count(),
+                   threshold_sd=doc["threshold_sd"].number())
+
+    def to_json_obj(self) -> dict:
+        return _plain(self)
+
+
+@dataclass(frozen=True)
+class Verdicts:
+    """RegMix against each baseline (``comparison``)."""
+
+    regmix_mean: float
+    """RegMix's mean test target loss."""
+    baselines: Mapping[str, Comparison]
+    """Baseline -> its comparison (rank mixtures ``sweep:<id>`` are not baselines)."""
+    must_beat: tuple[str, ...]
+    """The baselines of the aim that were trained (natural, uniform)."""
+    aim_met: bool
+    """RegMix is better than every ``must_beat`` beyond noise and worse than none."""
+    regmix_rank: int
+    """RegMix's place among the compared mixtures by mean test loss (1: best)."""
+    num_mixtures: int
+    """Mixtures compared."""
+
+    @classmethod
+    def from_json(cls, doc: Field) -> "Verdicts":
+        return cls(regmix_mean=doc["regmix_mean"].number(),
+                   baselines={k: Comparison.from_json(v) for k, v in doc["baselines"].fields().items()},
+                   must_beat=tuple(b.text() for b in doc["must_beat"].items()), aim_met=doc["aim_met"].flag(),
+                   regmix_rank=doc["regmix_rank"].count(), num_mixtures=doc["num_mixtures"].count())
+
+    def to_json_obj(self) -> dict:
+        return {**_plain(self), "baselines": {k: c.to_json() for k, c in self.baselines.items()}}
+
+
+@dataclass(frozen=True)
+class RankPoint:
+    """One mixture trained at both scales."""
+
+    label: str
+    proxy_loss: float
+    """Proxy-scale validation target loss."""
+    target_loss: float
+    """Target-scale validation target loss, mean over seeds."""
+
+    @classmethod
+    def from_json(cls, doc: Field) -> "RankPoint":
+        return cls(label=doc["label"].text(), proxy_loss=doc["proxy_loss"].number(),
+                   target_loss=doc["target_loss"].number())
+
+    def to_json_obj(self) -> dict:
+        return _plain(self)
+
+
+@dataclass(frozen=True)
+class RankInvariance:
+    """Do mixtures rank the same at both scales (``rank_invariance``)?"""
+
+    split: str
+    """The split the losses are on (the validation split)."""
+    num_mixtures: int
+    """Mixtures trained at both scales."""
+    spearman: float | None
+    """Their Spearman correlation (None with fewer than three)."""
+    pearson: float | None
+    threshold: float
+    """The stated pass threshold."""
+    passed: bool
+    chance_level: float | None
+    """What chance alone reaches for as many mixtures in 5% of orderings."""
+    mixtures: tuple[RankPoint, ...]
+
+    @classmethod
+    def from_json(cls, doc: Field) -> "RankInvariance":
+        return cls(split=doc["split"].text(), num_mixtures=doc["num_mixtures"].count(),
+                   spearman=doc["spearman"].maybe(Field.number), pearson=doc["pearson"].maybe(Field.number),
+                   threshold=doc["threshold"].number(), passed=doc["passed"].flag(),
+                   chance_level=doc["chance_level"].maybe(Field.number),
+                   mixtures=tuple(RankPoint.from_json(p) for p in doc["mixtures"].items()))
+
+    def to_json_obj(self) -> dict:
+        return _plain(self)
+
+
+@dataclass(frozen=True)
+class FitChoice:
+    """The fit behind the search (``fit``, from the fit stage)."""
+
+    regressor: str | None
+    """The regressor whose predictions drove the search."""
+    regressor_reason: str | None
+    """Why it was chosen."""
+    cv: Mapping[str, Mapping[str, Any]]
+    """Per regressor, its cross-validation: ``spearman`` (pooled), ``fold_mean``, ``fold_sd``, ``folds``."""
+    noise: Mapping[str, Any]
+    """The proxy seed noise (:func:`regmix_megatron.runs.noise.proxy_noise`): ``sd``, ``dof``, ``ceiling``, ..."""
+
+    @classmethod
+    def from_stage(cls, fit: Mapping | None) -> "FitChoice | None":
+        if not fit:
+            return None
+        return cls(regressor=fit.get("regressor"), regressor_reason=fit.get("regressor_reason"),
+                   cv=dict(fit.get("cv") or {}), noise=dict(fit.get("noise") or {}))
+
+    @classmethod
+    def from_json(cls, doc: Field) -> "FitChoice | None":
+        if not doc.mapping():
+            return None
+        return cls(regressor=doc["regressor"].maybe(Field.text), regressor_reason=doc["regressor_reason"].maybe(
+                   Field.text), cv={k: v.mapping() for k, v in doc.get("cv", {}).fields().items()},
+                   noise=doc.get("noise", {}).mapping())
+
+    def to_json_obj(self) -> dict:
+        return _plain(self)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """``evaluation.json`` (``regmix-megatron/evaluation/v2``): the pipeline's outcome."""
+
+    target: Target
+    """What the mixture was optimized for (written in its JSON form)."""
+    split: str
+    """The split the target-scale comparison is reported on (test)."""
+    selection_split: str
+    """The split every choice was made on (valid)."""
+    noise: NoiseUnit
+    mixtures: Mapping[str, MixtureOutcome]
+    """Label -> the compared mixture."""
+    comparison: Verdicts
+    rank_invariance: RankInvariance
+    fit: FitChoice | None
+    """None when the evaluation was made without the fit's record (written as ``{}``)."""
+
+    @classmethod
+    def from_json_obj(cls, obj: Any, where: str) -> "Evaluation":
+        """Read a parsed ``evaluation.json``; a :class:`DataError` names ``where`` and the field path."""
+        doc = Field(obj, where, fix="run the pipeline's evaluate stage again (`regmix-megatron run CONFIG`)")
+        doc["format"].choice([FORMAT])
+        try:
+            target = Target.from_json(doc["target"].value)
+        except DataError as exc:
+            raise DataError(f"{where}: field 'target': {exc}") from None
+        return cls(target=target, split=doc["split"].text(), selection_split=doc["selection_split"].text(),
+                   noise=NoiseUnit.from_json(doc["noise"]),
+                   mixtures={k: MixtureOutcome.from_json(v) for k, v in doc["mixtures"].fields().items()},
+                   comparison=Verdicts.from_json(doc["comparison"]),
+                   rank_invariance=RankInvariance.from_json(doc["rank_invariance"]),
+                   fit=FitChoice.from_json(doc["fit"]))
+
+    def to_json_obj(self) -> dict:
+        return {"format": FORMAT, **_plain(self), "target": self.target.to_json(),
+                "fit": {} if self.fit is None else self.fit.to_json_obj()}
+
+    @property
+    def target_label(self) -> str:
+        """The target for people (``average``, ``qa``, ``0.7 qa + 0.3 reference``)."""
+        return self.target.label
+
+
+def write_evaluation(path: str | os.PathLike, evaluation: Evaluation) -> Path:
+    """Write ``evaluation.json`` atomically."""
+    return atomic_write_json(path, evaluation.to_json_obj())
+
+
+def read_evaluation(path: str | os.PathLike) -> Evaluation:
+    """``evaluation.json`` (a file, or the pipeline's output directory holding it), typed."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / FILE_NAME
+    return Evaluation.from_json_obj(read_json(path), str(path))

@@ -20,11 +20,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Literal, Mapping, Sequence
 
+from ..configs import Field
 from ..runs.noise import seed_stats
 
+if TYPE_CHECKING:
+    from .evaluation import Evaluation
+
 BETTER, WORSE, WITHIN_NOISE, UNMEASURED = "better", "worse", "within noise", "noise not measured"
+VERDICTS = (BETTER, WORSE, WITHIN_NOISE, UNMEASURED)
 #: The default threshold: a win must exceed this many sd.
 DEFAULT_THRESHOLD_SD = 2.0
 
@@ -42,7 +47,8 @@ class Comparison:
     """The noise unit (:func:`~regmix_megatron.runs.noise.pooled_seed_sd`)."""
     num_sd: float | None
     """``|difference| / sd``."""
-    verdict: str
+    verdict: Literal["better", "worse", "within noise", "noise not measured"]
+    """Beyond ``threshold_sd`` sd better or worse, within noise, or no noise measured (never a win)."""
     num_pairs: int
     """Seeds both were trained with."""
     paired_mean: float | None
@@ -64,6 +70,16 @@ class Comparison:
                 "regmix_minus_baseline": self.difference, "sd": self.sd, "num_sd": self.num_sd,
                 "verdict": self.verdict, "text": self.text, "num_pairs": self.num_pairs,
                 "paired_mean": self.paired_mean, "paired_sd": self.paired_sd}
+
+    @classmethod
+    def from_json(cls, doc: Field) -> "Comparison":
+        """Read :meth:`to_json`'s form (``text`` is derived from the rest)."""
+        return cls(baseline=doc["baseline"].text(), regmix_mean=doc["regmix_mean"].number(),
+                   baseline_mean=doc["baseline_mean"].number(), difference=doc["regmix_minus_baseline"].number(),
+                   sd=doc["sd"].maybe(Field.number), num_sd=doc["num_sd"].maybe(Field.number),
+                   verdict=doc["verdict"].choice(VERDICTS),
+                   num_pairs=doc["num_pairs"].count(), paired_mean=doc["paired_mean"].maybe(Field.number),
+                   paired_sd=doc["paired_sd"].maybe(Field.number))
 
 
 def compare(name: str, regmix: Mapping[int, float], baseline: Mapping[int, float], sd: float | None, *,
@@ -94,35 +110,34 @@ def aim_met(comparisons: Mapping[str, Comparison], must_beat: Sequence[str]) -> 
     return beaten and not any(c.verdict == WORSE for c in comparisons.values())
 
 
-# ---- wording of an evaluation document (``evaluation.json``, written by the pipeline's evaluate stage) -------
-def verdict_lines(doc: Mapping, short: bool = False) -> list[str]:
+# ---- wording of an evaluation (``evaluation.json``, written by the pipeline's evaluate stage) ------------------
+def verdict_lines(evaluation: "Evaluation", short: bool = False) -> list[str]:
     """The verdicts as lines for people: one per baseline, then the rank invariance and (long form) the aim."""
-    comp = doc["comparison"]
-    noise = doc["noise"]
+    comp = evaluation.comparison
+    noise = evaluation.noise
     lines = []
-    for name, c in comp["baselines"].items():
-        lines.append(f"{name}: {c['text']}" if short else
-                     f"RegMix {c['regmix_mean']:.4f} vs {name} {c['baseline_mean']:.4f}: {c['text']}")
-    rank = doc["rank_invariance"]
-    rho = rank["spearman"]
-    verdict = "n/a" if rho is None else ("pass" if rank["passed"] else "fail")
-    lines.append(f"rank invariance rho {'n/a' if rho is None else f'{rho:.2f}'} over {rank['num_mixtures']} "
-                 f"mixtures (threshold {rank['threshold']:.2f}: {verdict})")
+    for name, c in comp.baselines.items():
+        lines.append(f"{name}: {c.text}" if short else
+                     f"RegMix {c.regmix_mean:.4f} vs {name} {c.baseline_mean:.4f}: {c.text}")
+    rank = evaluation.rank_invariance
+    rho = rank.spearman
+    verdict = "n/a" if rho is None else ("pass" if rank.passed else "fail")
+    lines.append(f"rank invariance rho {'n/a' if rho is None else f'{rho:.2f}'} over {rank.num_mixtures} "
+                 f"mixtures (threshold {rank.threshold:.2f}: {verdict})")
     if not short:
-        sd = noise["sd"]
-        lines.append(f"test loss on {doc['target']!r}; 1 sd = {'n/a' if sd is None else f'{sd:.4f}'} (pooled seed "
-                     f"sd, {noise['dof']} dof); a win needs more than {noise['threshold_sd']:g} sd")
-        lines.append("aim met: RegMix beats " + " and ".join(comp["must_beat"]) + " beyond noise and loses to none"
-                     if comp["aim_met"] else "aim not met: " + aim_shortfall(doc))
+        sd = "n/a" if noise.sd is None else f"{noise.sd:.4f}"
+        lines.append(f"test loss on {evaluation.target.to_json()!r}; 1 sd = {sd} (pooled seed sd, {noise.dof} dof); "
+                     f"a win needs more than {noise.threshold_sd:g} sd")
+        lines.append("aim met: RegMix beats " + " and ".join(comp.must_beat) + " beyond noise and loses to none"
+                     if comp.aim_met else "aim not met: " + aim_shortfall(evaluation))
     return lines
 
 
-def aim_shortfall(doc: Mapping) -> str:
+def aim_shortfall(evaluation: "Evaluation") -> str:
     """Why the aim was not met, in words (no win is claimed within noise)."""
-    comp = doc["comparison"]
-    parts = [f"vs {b}: {comp['baselines'][b]['text']}" for b in comp["must_beat"]
-             if comp["baselines"][b]["verdict"] != "better"]
-    parts += [f"vs {b}: {c['text']}" for b, c in comp["baselines"].items() if c["verdict"] == "worse"]
-    if not comp["must_beat"]:
+    comp = evaluation.comparison
+    parts = [f"vs {b}: {comp.baselines[b].text}" for b in comp.must_beat if comp.baselines[b].verdict != BETTER]
+    parts += [f"vs {b}: {c.text}" for b, c in comp.baselines.items() if c.verdict == WORSE]
+    if not comp.must_beat:
         parts.append("neither natural nor uniform was trained")
     return "; ".join(parts) or WITHIN_NOISE

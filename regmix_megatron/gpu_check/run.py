@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from ..fileio import atomic_write_yaml
+from ..runs.run_dir import RunDir, read_metrics
 from .judge import Outcome, exit_code, format_table, judge_layout, judge_resume, judge_training
 from .machine import DEPENDENCIES, Dependencies, GpuInfo, detect_gpu, explain_no_gpu, probe_dependencies
 from .megatron_lm import run_megatron_lm_check
@@ -43,7 +44,12 @@ def prepare_data(workdir: Path) -> tuple:
 
 
 def _read_rows(run_dir: Path) -> list:
-    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    return read_metrics(run_dir)
+
+
+def _read_result(run_dir: Path) -> dict:
+    """``result.json`` as written (the judges check its status and losses themselves)."""
+    return json.loads(RunDir(run_dir).result.read_text())
 
 
 def _train(check: Check, ctx: Context, out: Path, config_of: Check) -> tuple:
@@ -53,9 +59,9 @@ def _train(check: Check, ctx: Context, out: Path, config_of: Check) -> tuple:
     cmd = launcher(check.nproc, check.torchrun) + ["-m", "regmix_megatron.cli", "train", str(config), "--output-dir",
                                                     str(out)]
     code, text = run_logged(cmd, ctx.workdir / "logs" / f"{check.name}.log", ctx, check.nproc)
-    if code != 0 or not (out / "result.json").is_file():
+    if code != 0 or not RunDir(out).result.is_file():
         return code, text, None, []
-    return code, text, json.loads((out / "result.json").read_text()), _read_rows(out)
+    return code, text, _read_result(out), _read_rows(out)
 
 
 def _throughput(check: Check, ctx: Context, tokens_per_s: Optional[float]) -> tuple:
@@ -99,14 +105,14 @@ def run_resume_check(check: Check, ctx: Context, done: dict) -> Outcome:
     source, out = ctx.workdir / "runs" / base.name, ctx.workdir / "runs" / check.name
     shutil.rmtree(out, ignore_errors=True)
     shutil.copytree(source, out)
-    (out / "result.json").unlink()
+    RunDir(out).result.unlink()
     for step, path in list_checkpoints(out):
         if step > RESUME_STEP:
             shutil.rmtree(path)
     code, text, result, rows = _train(replace(check, nproc=base.nproc), ctx, out, base)
     if result is None:
         return failed(check, code, text, f"logs/{check.name}.log")
-    problems = judge_resume(json.loads((source / "result.json").read_text()), result, rows, text)
+    problems = judge_resume(_read_result(source), result, rows, text)
     return Outcome(check, "fail" if problems else "pass", "; ".join(problems))
 
 

@@ -30,10 +30,14 @@ from pathlib import Path
 
 from ..errors import RegmixError
 from ..fileio import atomic_path, atomic_write_json, fsync_dir, read_json
+from ..runs.run_dir import RunDir
 
 log = logging.getLogger(__name__)
 
 _STEP_DIR = re.compile(r"^step_(\d{7})$")
+#: Written last into a checkpoint's folder: the run's progress (:class:`~regmix_megatron.runs.run_dir.RunProgress`)
+#: and the layout it was saved with.
+META_FILE = "meta.json"
 #: Globals a shard of the earlier format names (numpy's RNG state was a tuple holding a uint32 array; rebuilding
 #: it also needs numpy's uint32 dtype class, :func:`_legacy_globals`).
 LEGACY_NUMPY_GLOBALS = ("numpy._core.multiarray._reconstruct", "numpy.ndarray", "numpy.dtype")
@@ -50,7 +54,7 @@ class CorruptCheckpoint(Exception):
 
 
 def checkpoint_dir(run_dir: str | os.PathLike) -> Path:
-    return Path(run_dir) / "checkpoints"
+    return RunDir(run_dir).checkpoints
 
 
 def step_dir_name(step: int) -> str:
@@ -69,7 +73,7 @@ def list_checkpoints(run_dir: str | os.PathLike) -> list[tuple[int, Path]]:
     found = []
     for child in root.iterdir():
         m = _STEP_DIR.match(child.name)
-        if m and (child / "meta.json").is_file():
+        if m and (child / META_FILE).is_file():
             found.append((int(m.group(1)), child))
     return sorted(found)
 
@@ -79,7 +83,7 @@ def latest_checkpoint(run_dir: str | os.PathLike, *, tp_size: int, pp_size: int)
     warning: resharding across TP/PP sizes is not supported)."""
     for step, path in reversed(list_checkpoints(run_dir)):
         try:
-            meta = read_json(path / "meta.json")
+            meta = read_json(path / META_FILE)
         except Exception as exc:  # a corrupt meta.json: skip that checkpoint
             log.warning("skipping checkpoint %s: %s", path, exc)
             continue
@@ -115,7 +119,7 @@ def save_checkpoint(run_dir, step: int, *, state: dict, meta: dict, tp_rank: int
             _save_shard(state, tmp / shard_name(tp_rank, pp_rank), final / shard_name(tp_rank, pp_rank))
         barrier()
         if is_rank0:
-            atomic_write_json(tmp / "meta.json", meta)
+            atomic_write_json(tmp / META_FILE, meta)
             if final.exists():  # an older complete copy of the same step (e.g. re-run after --force)
                 shutil.rmtree(final)
             os.replace(tmp, final)

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..errors import DataError
-from ..fileio import atomic_write_json, read_json
+from ..fileio import read_json
 from ..hashing import content_hash
 from ..data.manifest import DomainRegistry
 from ..runs.run_config import (
@@ -31,15 +31,13 @@ from ..runs.run_config import (
     RunConfig,
     data_identity,
     evaluated_domains,
-    load_run_config,
     run_identity,
     training_data_differences,
 )
+from ..runs.run_dir import EVALUATION_FORMAT as FORMAT
+from ..runs.run_dir import RunDir, has_config, read_result, read_run_config, write_evaluation
 
 log = logging.getLogger(__name__)
-
-FORMAT = "regmix-megatron/run-evaluation/v1"
-EVALUATIONS_DIR = "evaluations"
 
 
 def score_run(run_dir: str | Path, *, split: str = "test", domains: Sequence[str] | None = None,
@@ -55,9 +53,10 @@ def score_run(run_dir: str | Path, *, split: str = "test", domains: Sequence[str
     from .train import _Run, configure_threads, init_distributed
 
     run_dir = Path(run_dir)
-    if not (run_dir / "config.yaml").is_file():
-        raise DataError(f"{run_dir}: no config.yaml: not a run directory written by `regmix-megatron train`")
-    config = load_run_config(run_dir / "config.yaml", output_dir=run_dir)
+    if not has_config(run_dir):
+        raise DataError(f"{run_dir}: no {RunDir(run_dir).config.name}: not a run directory written by "
+                        "`regmix-megatron train`")
+    config = read_run_config(run_dir)
     recipe = config.recipe
     if split not in ("train", "valid", "test"):
         raise DataError(f"--split {split!r}: use train, valid or test")
@@ -69,7 +68,7 @@ def score_run(run_dir: str | Path, *, split: str = "test", domains: Sequence[str
     if path is None:
         raise DataError(f"{run_dir}: no checkpoint to evaluate (the run saved none: checkpoint.save false, or it "
                         "never reached one); train it again with checkpoint.save true to score it on another split")
-    meta = read_json(path / "meta.json")
+    meta = read_json(path / ckpt.META_FILE)
     resolved = _resolve_scored_data(config, run_dir, str(meta.get("run_id")), domains_json, where=str(path))
     registry = resolved.registry
     names = list(domains) if domains else list(evaluated_domains(recipe, registry))
@@ -93,7 +92,7 @@ def score_run(run_dir: str | Path, *, split: str = "test", domains: Sequence[str
     if domains_json is not None:
         doc["domains_json"] = str(Path(registry.path).resolve())
     if dist.get_rank() == 0:
-        atomic_write_json(run_dir / EVALUATIONS_DIR / f"{split}.json", doc)
+        write_evaluation(run_dir, split, doc)
     return doc
 
 
@@ -131,9 +130,8 @@ def _trained_data(config: RunConfig, run_dir: Path, run_id: str, on_new: RunConf
         reasons.append(f"{own.registry.path} gives run {own.run_id}")
     except DataError as exc:  # missing or unreadable: the record in result.json may still tell
         reasons.append(str(exc))
-    result_path = run_dir / "result.json"
-    result = read_json(result_path) if result_path.is_file() else None
-    recorded = result.get("data_identity") if isinstance(result, dict) else None
+    result_path = RunDir(run_dir).result
+    recorded = read_result(run_dir).data_identity if result_path.is_file() else None
     if not isinstance(recorded, dict):
         reasons.append(f"{result_path} records no data_identity")
         recorded = None

@@ -31,10 +31,10 @@ from ..runs.sweep.plan import Sweep
 
 def train_run_dir(run_dir: Path) -> dict:
     """Train (or resume) the run whose ``config.yaml`` the sweep wrote into ``run_dir``."""
-    from ..runs.run_config import load_run_config
+    from ..runs.run_dir import read_run_config
     from .train import run_training
 
-    return run_training(load_run_config(Path(run_dir) / "config.yaml", output_dir=run_dir))
+    return run_training(read_run_config(run_dir))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,7 +20,6 @@ unless you set it).
 from __future__ import annotations
 
 import gc
-import json
 import logging
 import math
 import os
@@ -33,14 +32,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..runs.document_losses import FILE_NAME as DOCUMENT_LOSSES_FILE
-from ..runs.document_losses import DocumentLosses, RunDocumentLosses, write_document_losses
+from ..runs.document_losses import DocumentLosses, RunDocumentLosses
 from ..errors import ConfigError
-from ..fileio import atomic_write_json, atomic_write_text, named_os_error, read_json, read_yaml, set_aside
+from ..fileio import read_json, set_aside
 from ..data.manifest import DomainRegistry
 from ..mixtures.mixture import Mixture
-from ..runs.recipe import DEFAULT_TIMEOUT_MINUTES, IDENTITY_SECTIONS, Recipe
-from ..runs.run_config import ResolvedRun, RunConfig, data_identity, evaluation_num_tokens
+from ..runs import run_dir as run_files
+from ..runs.recipe import DEFAULT_TIMEOUT_MINUTES, Recipe
+from ..runs.run_dir import RunDir, RunProgress, RunStatus
+from ..runs.run_config import ResolvedRun, RunConfig, evaluation_num_tokens
 from ..mixtures.schedule import Schedule
 from ..regression.target import Target
 from . import checkpoint as ckpt
@@ -332,10 +332,7 @@ class _Run:
             wd_incr_steps=o.train_steps, wd_incr_style="constant")
         # The LR used by step s (0-based) is the schedule at s + 1: warmup reaches lr at step warmup-1.
         self.scheduler.step(1)
-        self.step = 0
-        self.tokens = 0
-        self.metrics: list[dict] = []
-        self.train_time_s = 0.0
+        self.progress = RunProgress()
 
     # -- checkpoint --
     def state(self) -> dict:
@@ -349,7 +346,7 @@ class _Run:
             "rng": {"python": random.getstate(), "numpy": numpy_rng_state(), "torch": torch.get_rng_state(),
                     "cuda": cuda_rng_state(self.device) if self.cuda else None,
                     "tracker": tracker.get_states()},
-            "step": self.step,
+            "step": self.progress.step,
         }
 
     def load_state(self, state: dict) -> None:
@@ -368,30 +365,26 @@ class _Run:
 
     def save(self) -> None:
         cfg = self.cfg
-        meta = {"step": self.step, "tokens": self.tokens, "train_time_s": self.train_time_s,
-                "metrics": self.metrics, "run_id": self.run_id,
-                "tensor_model_parallel_size": cfg.parallel.tensor_model_parallel_size,
-                "pipeline_model_parallel_size": cfg.parallel.pipeline_model_parallel_size,
-                "data_parallel_size": self.dp_size}
-        ckpt.save_checkpoint(self.out, self.step, state=self.state(), meta=meta, tp_rank=self.tp_rank,
+        step = self.progress.step
+        meta = self.progress.checkpoint_meta(
+            self.run_id, tensor_model_parallel_size=cfg.parallel.tensor_model_parallel_size,
+            pipeline_model_parallel_size=cfg.parallel.pipeline_model_parallel_size, data_parallel_size=self.dp_size)
+        ckpt.save_checkpoint(self.out, step, state=self.state(), meta=meta, tp_rank=self.tp_rank,
                              pp_rank=self.pp_rank, dp_rank=self.dp_rank, is_rank0=self.is_rank0,
                              keep_last=cfg.checkpoint.keep_last, barrier=self.barrier)
-        log.info("step %d: checkpoint saved", self.step) if self.is_rank0 else None
+        log.info("step %d: checkpoint saved", step) if self.is_rank0 else None
 
     def try_resume(self) -> bool:
         loaded = self._load_latest_readable()
         if loaded is None:
             return False
         path, shard = loaded
-        meta = read_json(path / "meta.json")
+        meta = read_json(path / ckpt.META_FILE)
         self.load_state(shard)
-        self.step = int(meta["step"])
-        self.tokens = int(meta["tokens"])
-        self.train_time_s = float(meta.get("train_time_s", 0.0))
-        self.metrics = list(meta["metrics"])
+        self.progress = RunProgress.from_checkpoint_meta(meta)
         if self.is_rank0:
-            self._rewrite_metrics()
-            log.info("resumed from %s (step %d)", path, self.step)
+            run_files.rewrite_metrics(self.out, self.progress.metrics)
+            log.info("resumed from %s (step %d)", path, self.progress.step)
         self.barrier()
         return True
 
@@ -426,18 +419,11 @@ class _Run:
             self.barrier()
 
     # -- metrics --
-    def _rewrite_metrics(self) -> None:
-        atomic_write_text(self.out / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in self.metrics))
-
-    def _append_metrics(self, row: dict) -> None:
-        self.metrics.append(row)
+    def log_metrics(self, row: dict) -> None:
+        """Record a logged step: in the run's progress, ``metrics.jsonl`` and TensorBoard (rank 0 writes)."""
+        self.progress.metrics.append(row)
         if self.is_rank0:
-            path = self.out / "metrics.jsonl"
-            try:
-                with open(path, "a", encoding="utf-8") as fh:
-                    fh.write(json.dumps(row) + "\n")
-            except OSError as exc:  # a full disk: name the file (the system does not)
-                raise named_os_error(exc, path) from None
+            run_files.append_metrics(self.out, row)
             if self.tb is not None:
                 for key in ("train_loss", "lr", "tokens_per_s"):
                     if row.get(key) is not None:
@@ -456,7 +442,7 @@ class _Run:
         self.optimizer.zero_grad()
         fwd_bwd = get_forward_backward_func()
         stores = fwd_bwd(forward_step_func=partial(_forward_step, self.device),
-                         data_iterator=iter(self.batches.for_step(self.step)),
+                         data_iterator=iter(self.batches.for_step(self.progress.step)),
                          model=[self.model], num_microbatches=self.batches.num_microbatches,
                          seq_length=cfg.model.seq_length, micro_batch_size=cfg.optim.micro_batch_size,
                          forward_only=False)
@@ -529,99 +515,14 @@ def set_numpy_rng_state(state) -> None:
     np.random.set_state(state)
 
 
-def _write_status(out: Path, status: dict) -> None:
-    atomic_write_json(out / "status.json", status)
-
-
-def _read_json_or_none(path: Path):
-    try:
-        return read_json(path)
-    except Exception:  # missing or corrupt: says nothing about the run
-        return None
-
-
-def _recorded_run_ids(out: Path) -> set[str]:
-    """The run ids this directory's outcome files and checkpoints were written for."""
-    found = set()
-    paths = [out / "result.json", out / "status.json"] + [p / "meta.json" for _, p in ckpt.list_checkpoints(out)]
-    for path in paths:
-        obj = _read_json_or_none(path) if path.is_file() else None
-        if isinstance(obj, dict) and obj.get("run_id"):
-            found.add(str(obj["run_id"]))
-    return found
-
-
-def _changed_fields(saved: dict, resolved: ResolvedRun) -> list[str]:
-    """Fields of a saved config.yaml that define another run than ``resolved`` (paths are not compared:
-    the data is compared by content through the run id)."""
-    from ..hashing import canonical_json
-
-    new = resolved.config.to_dict()
-    changed = [k for k in (*IDENTITY_SECTIONS, "seed") if canonical_json(saved.get(k)) != canonical_json(new[k])]
-    if saved.get("schedule") is not None or resolved.schedule is not None:
-        try:
-            same = Schedule.from_obj(saved["schedule"]).hash == resolved.schedule.hash
-        except Exception:  # no schedule, or an unreadable one: not this run's
-            same = False
-        return sorted(changed + ([] if same else ["schedule"]))
-    if isinstance(saved.get("mixture"), dict):
-        try:
-            same = Mixture.from_dict(saved["mixture"]).hash == resolved.mixture.hash
-        except Exception:  # an unreadable mixture is not this run's
-            same = False
-        if not same:
-            changed.append("mixture")
-    return sorted(changed)
-
-
-def _set_aside_unreadable(out: Path) -> None:
-    """A truncated or garbled ``result.json``, ``status.json`` or saved ``config.yaml`` says nothing about the
-    run: keep it for inspection as ``<name>.corrupt-<n>`` and go on (the run resumes from its checkpoints, and
-    its id is still checked against theirs)."""
-    from ..errors import RegmixError
-
-    for name in ("result.json", "status.json", "config.yaml"):
-        path = out / name
-        if not path.exists():
-            continue
-        try:
-            ok = isinstance(read_yaml(path) if name.endswith(".yaml") else read_json(path), dict)
-        except RegmixError:
-            ok = False
-        if not ok:
-            moved = set_aside(path)
-            log.warning("%s is unreadable or not a mapping: set aside as %s; the run resumes from its "
-                        "checkpoints", path, moved.name)
-
-
 def _check_existing(resolved: ResolvedRun, out: Path, force: bool) -> dict | None:
-    """The existing outcome of this run directory (returned without re-running), or None to (re)start."""
-    import shutil
-
+    """The existing outcome of this run directory (returned without re-running), or None to (re)start
+    (:func:`regmix_megatron.runs.run_dir.existing_outcome`; ``force`` discards the directory's outputs)."""
     if force:
-        for name in ("result.json", "status.json", "metrics.jsonl", DOCUMENT_LOSSES_FILE):
-            (out / name).unlink(missing_ok=True)
-        shutil.rmtree(out / "checkpoints", ignore_errors=True)
-        shutil.rmtree(out / "tensorboard", ignore_errors=True)
+        run_files.discard_outputs(out)
         return None
-    _set_aside_unreadable(out)
-    saved = out / "config.yaml"
-    changed = _changed_fields(read_yaml(saved) or {}, resolved) if saved.is_file() else []
-    others = sorted(_recorded_run_ids(out) - {resolved.run_id})
-    if changed or others:
-        why = (f"fields {changed} differ from {saved}" if changed else
-               f"it holds run {', '.join(others)}, this config is run {resolved.run_id}: recipe, seed and mixture "
-               "match, so the data differs (domains.json counts or tokenizer)")
-        raise ConfigError(f"output_dir={str(out)!r} holds a run with a different config ({why}): use another "
-                          "output_dir, or --force to discard that run")
-    if (out / "result.json").is_file():
-        return read_json(out / "result.json")
-    status = out / "status.json"
-    if status.is_file():
-        st = read_json(status)
-        if st.get("status") == "diverged":
-            return st
-    return None
+    metas = [path / ckpt.META_FILE for _, path in ckpt.list_checkpoints(out)]
+    return run_files.existing_outcome(resolved, out, metas)
 
 
 def _decided_on_rank0(decide):
@@ -675,11 +576,11 @@ def run_training(config: RunConfig, *, force: bool = False) -> dict:
         return _train(run, resolved)
     except Exception as exc:
         if is_rank0:  # a failed run says so; it resumes from its last checkpoint when started again
+            step = run.progress.step if "progress" in run.__dict__ else 0
             try:
-                _write_status(out, {"status": "failed", "step": getattr(run, "step", 0),
-                                    "error": f"{type(exc).__name__}: {exc}", "run_id": resolved.run_id})
+                run_files.write_status(out, RunStatus.failed(step=step, error=exc, run_id=resolved.run_id))
             except OSError as status_exc:  # e.g. the disk is still full: the original error is what matters
-                log.error("could not write %s: %s", out / "status.json", status_exc)
+                log.error("could not write %s: %s", RunDir(out).status, status_exc)
         raise
     finally:
         if run.tb is not None:
@@ -720,12 +621,11 @@ def _prepare_run_dir(run: _Run) -> None:
         return
     out = run.out
     ckpt.remove_stale_temp(out)
-    run.resolved.save_config(out / "config.yaml")
-    (out / "status.json").unlink(missing_ok=True)
+    run_files.prepare(out, run.resolved)
     if run.cfg.tensorboard:
         try:
             from torch.utils.tensorboard import SummaryWriter
-            run.tb = SummaryWriter(str(out / "tensorboard"))
+            run.tb = SummaryWriter(str(RunDir(out).tensorboard))
         except Exception as exc:  # tensorboard not installed: metrics.jsonl only
             log.warning("tensorboard requested but unavailable (%s); writing metrics.jsonl only", exc)
 
@@ -733,7 +633,7 @@ def _prepare_run_dir(run: _Run) -> None:
 def _start_metrics(run: _Run) -> None:
     """Rank 0, fresh start: an empty metrics.jsonl and a line saying what is trained."""
     cfg = run.cfg
-    atomic_write_text(run.out / "metrics.jsonl", "")
+    run_files.start_metrics(run.out)
     log.info("run %s: %s, %d params (%d non-embedding), vocab %d, spec %s, %d steps x %d seqs x %d tokens",
              run.run_id, cfg.preset, run.num_parameters["total"], run.num_parameters["non_embedding"],
              run.plan.vocab_size, run.plan.spec_name, cfg.optim.train_steps, cfg.optim.global_batch_size,
@@ -741,99 +641,83 @@ def _start_metrics(run: _Run) -> None:
 
 
 def _train_steps(run: _Run) -> dict | None:
-    """Steps from ``run.step`` to the last one, logging, evaluating and checkpointing on their intervals;
+    """Steps from ``run.progress.step`` to the last one, logging, evaluating and checkpointing on their intervals;
     the status of a diverged run, else None."""
     cfg = run.cfg
     o = cfg.optim
+    progress = run.progress
     tokens_per_step = o.global_batch_size * cfg.model.seq_length
     interval_loss, interval_steps, interval_time = 0.0, 0, 0.0
-    while run.step < o.train_steps:
+    while progress.step < o.train_steps:
         t0 = time.perf_counter()
         lr = run.current_lr()
         loss, grad_norm = run.train_step()
         dt = time.perf_counter() - t0
         if not math.isfinite(loss) or not math.isfinite(grad_norm):
             return _diverged(run, loss, grad_norm)
-        run.step += 1
-        run.tokens += tokens_per_step
-        run.train_time_s += dt
+        progress.step += 1
+        progress.tokens += tokens_per_step
+        progress.train_time_s += dt
         interval_loss += loss
         interval_steps += 1
         interval_time += dt
-        do_eval = run.step % cfg.eval.eval_interval == 0 or run.step == o.train_steps
-        if run.step % cfg.log_interval == 0 or do_eval:
-            row = {"step": run.step, "train_loss": interval_loss / interval_steps, "lr": lr, "grad_norm": grad_norm,
-                   "tokens": run.tokens, "tokens_per_s": interval_steps * tokens_per_step / interval_time,
-                   "elapsed_s": run.train_time_s}
+        step = progress.step
+        do_eval = step % cfg.eval.eval_interval == 0 or step == o.train_steps
+        if step % cfg.log_interval == 0 or do_eval:
+            row = {"step": step, "train_loss": interval_loss / interval_steps, "lr": lr, "grad_norm": grad_norm,
+                   "tokens": progress.tokens, "tokens_per_s": interval_steps * tokens_per_step / interval_time,
+                   "elapsed_s": progress.train_time_s}
             if run.phases is not None:  # the phase of the step just trained (1-based)
-                row["phase"] = next(p["phase"] for p in run.phases if p["start_step"] < run.step <= p["end_step"])
+                row["phase"] = next(p["phase"] for p in run.phases if p["start_step"] < step <= p["end_step"])
             _log_step(run, row, do_eval)
             interval_loss, interval_steps, interval_time = 0.0, 0, 0.0
-        due = (cfg.checkpoint.interval and run.step % cfg.checkpoint.interval == 0) or run.step == o.train_steps
+        due = (cfg.checkpoint.interval and step % cfg.checkpoint.interval == 0) or step == o.train_steps
         if due and cfg.checkpoint.save:
             run.save()
     return None
 
 
 def _log_step(run: _Run, row: dict, do_eval: bool) -> None:
-    """Evaluate (when due) into ``row``, append it to the metrics and log it."""
+    """Evaluate (when due) into ``row``, record it and log it."""
+    step = run.progress.step
     if do_eval:
         evaluation = run.evaluate()
-        run.last_evaluation = (run.step, evaluation)
+        run.last_evaluation = (step, evaluation)
         row["val_loss"] = dict(evaluation.loss)
-        row["val_loss_average"] = Target.average().value(row["val_loss"], where=f"step {run.step}")
-    run._append_metrics(row)
+        row["val_loss_average"] = Target.average().value(row["val_loss"], where=f"step {step}")
+    run.log_metrics(row)
     if run.is_rank0:
-        log.info("step %d/%d loss %.4f lr %.2e %.0f tok/s%s", run.step, run.cfg.optim.train_steps, row["train_loss"],
+        log.info("step %d/%d loss %.4f lr %.2e %.0f tok/s%s", step, run.cfg.optim.train_steps, row["train_loss"],
                  row["lr"], row["tokens_per_s"], f" val {row['val_loss_average']:.4f}" if do_eval else "")
 
 
 def _diverged(run: _Run, loss: float, grad_norm: float) -> dict:
     """Write ``status.json`` for a NaN/inf loss or gradient norm and return it."""
-    status = {"status": "diverged", "step": run.step + 1, "train_loss": loss if math.isfinite(loss) else str(loss),
-              "grad_norm": grad_norm if math.isfinite(grad_norm) else str(grad_norm), "run_id": run.run_id}
+    step = run.progress.step + 1
+    status = RunStatus.diverged(step=step, loss=loss, grad_norm=grad_norm, run_id=run.run_id)
     if run.is_rank0:
-        _write_status(run.out, status)
-        log.error("run %s diverged at step %d (loss %s, grad norm %s)", run.run_id, run.step + 1, loss, grad_norm)
+        run_files.write_status(run.out, status)
+        log.error("run %s diverged at step %d (loss %s, grad norm %s)", run.run_id, step, loss, grad_norm)
     run.barrier()
-    return status
+    return status.to_json_obj()
 
 
 def _finish(run: _Run) -> dict:
-    """``result.json`` from the last evaluation and the final splits (rank 0 writes it); returned on every rank."""
+    """``result.json`` from the last evaluation and the final splits (rank 0 writes it, after the per-document
+    losses); returned on every rank."""
     cfg = run.cfg
-    final = next(r for r in reversed(run.metrics) if "val_loss" in r)
     evaluations = _final_evaluations(run)
     split_loss = {split: dict(evaluations[split].loss) for split in cfg.eval.final_splits}
-    result = {
-        "status": "completed",
-        "run_id": run.run_id,
-        "mixture": run.mixture.as_dict(),
-        "mixture_hash": run.mixture.hash,
-        "seed": run.seed,
-        "steps": run.step,
-        "tokens": run.tokens,
-        "val_loss": final["val_loss"],
-        "val_loss_average": final["val_loss_average"],
-        "split_loss": split_loss,
-        "train_loss": final["train_loss"],
-        "elapsed_s": run.train_time_s,
-        "tokens_per_s": run.tokens / run.train_time_s if run.train_time_s > 0 else None,
-        "preset": cfg.preset,
-        "recipe_hash": cfg.hash,
-        "num_parameters": run.num_parameters,
-        "validation_tokens": run.valid.num_tokens,
-        "evaluation_sizes": {split: e.sizes() for split, e in evaluations.items()},
-        "data_identity": data_identity(run.registry),
-    }
-    if run.schedule is not None:  # the mixture above is then the run's token shares over all phases
-        result.update(schedule=run.schedule.to_json_obj(), schedule_hash=run.schedule.hash, phases=run.phases)
-    if run.is_rank0:  # the per-document losses first: result.json marks the run complete
-        write_document_losses(run.out, RunDocumentLosses(
-            run_id=run.run_id, step=run.step, splits={split: e.documents for split, e in evaluations.items()}))
-        atomic_write_json(run.out / "result.json", result)
+    result = run_files.completed_result(
+        run.resolved, run.progress, split_loss=split_loss,
+        num_parameters=run.num_parameters, validation_tokens=run.valid.num_tokens,
+        evaluation_sizes={split: e.sizes() for split, e in evaluations.items()}, phases=run.phases)
+    if run.is_rank0:
+        documents = RunDocumentLosses(run_id=run.run_id, step=run.progress.step,
+                                      splits={split: e.documents for split, e in evaluations.items()})
+        run_files.write_completed(run.out, result, documents)
     run.barrier()
-    return result
+    return result.to_json_obj()
 
 
 def _final_evaluations(run: _Run) -> dict:
@@ -841,6 +725,6 @@ def _final_evaluations(run: _Run) -> dict:
     after a resume at the last step) and each of ``eval.final_splits``."""
     cfg = run.cfg
     last = run.last_evaluation
-    valid = last[1] if last is not None and last[0] == run.step else run.evaluate()
+    valid = last[1] if last is not None and last[0] == run.progress.step else run.evaluate()
     finals = {split: run.evaluate(run.validation_set(split)) for split in cfg.eval.final_splits}
     return {cfg.eval.split: valid, **finals}

@@ -39,7 +39,7 @@ import logging
 import math
 import numbers
 from dataclasses import dataclass, field
-from typing import Iterator, Mapping, Sequence
+from typing import Iterator, Literal, Mapping, Sequence
 
 import numpy as np
 
@@ -94,13 +94,13 @@ class SamplerConfig:
     """Explicit per-domain upper bounds (domain -> weight), combined with the caps above (smaller wins)."""
     dedup_min_distance: float = 1e-3
     """Two kept mixtures are at least this far apart in ``dedup_metric`` (0 only drops exact repeats)."""
-    dedup_metric: str = "l1"
+    dedup_metric: Literal["l1", "linf"] = "l1"
     """``"l1"`` (sum of absolute differences, in [0, 2]) or ``"linf"`` (largest absolute difference)."""
     max_rounds: int = 50
     """Rejection-sampling rounds (each at most 200k draws) before giving up on rejection (then ``fallback``
     decides). Rejection is abandoned early when the measured acceptance rate cannot fill the request in the
     rounds left."""
-    fallback: str = "project"
+    fallback: Literal["project", "raise"] = "project"
     """When rejection cannot fill the request: ``"project"`` (sample within the feasible region, see the
     module docstring) or ``"raise"`` (error naming the binding constraint)."""
 
@@ -158,6 +158,14 @@ class SamplerConfig:
     def strengths(self) -> np.ndarray:
         """The log-spaced Dirichlet strengths."""
         return np.geomspace(self.strength_min, self.strength_max, self.num_strengths)
+
+    @classmethod
+    def from_dict(cls, fields: Mapping | None = None, *, defaults: Mapping | None = None,
+                  overrides: Mapping | None = None, source: str = "sampler") -> "SamplerConfig":
+        """Parse and check the fields once (:func:`build_sampler_config`: a config section, a sampler file's
+        ``sampler`` mapping, defaults and overrides); errors name ``source`` (the file and section), the field,
+        the value and the fix."""
+        return build_sampler_config(fields, defaults=defaults, overrides=overrides, source=source)
 
 
 @dataclass

@@ -16,7 +16,10 @@ from .config import PipelineConfig, load_pipeline_config
 from .framework import Progress, StageResult, format_summary, run_stages
 
 __all__ = ["PipelineConfig", "load_pipeline_config", "run_pipeline", "format_summary", "Progress",
-           "StageResult"]
+           "StageResult", "CONFIG_FILE"]
+
+#: ``OUT/config.yaml``: the pipeline's resolved config (not a run directory's, which ``runs/run_dir.py`` owns).
+CONFIG_FILE = "config.yaml"
 
 
 def run_pipeline(cfg: PipelineConfig, *, until: str | None = None, force: Iterable[str] = (),
@@ -30,5 +33,5 @@ def run_pipeline(cfg: PipelineConfig, *, until: str | None = None, force: Iterab
 
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_yaml(out / "config.yaml", cfg.to_dict())
+    atomic_write_yaml(out / CONFIG_FILE, cfg.to_dict())
     return run_stages(build_stages(), cfg, out, until=until, force=force, progress=progress)

@@ -549,17 +549,8 @@ def slurm_options(cfg: PipelineConfig, source: str = "<config>"):
     ``<source>: executor.slurm.<key>`` (``source``: the config file; :func:`load_pipeline_config` checks them)."""
     from ..runs.sweep.slurm import SlurmOptions
 
-    data = dict(cfg.executor.slurm)
-    if isinstance(data.get("extra_sbatch_args"), list):
-        data["extra_sbatch_args"] = tuple(data["extra_sbatch_args"])
-    data.setdefault("throttle", cfg.executor.num_parallel)
-    data["max_attempts"] = cfg.executor.max_attempts
-    known = set(SlurmOptions.__dataclass_fields__) - {"origin", "max_attempts"}
-    unknown = sorted(set(data) - known - {"max_attempts"})
-    if unknown:
-        raise ConfigError(f"{source}: executor.slurm={unknown!r} is invalid: unknown SLURM option(s); known: "
-                          f"{sorted(known)}")
-    return SlurmOptions(**data, origin=f"{source}: executor.slurm")
+    return SlurmOptions.from_dict(cfg.executor.slurm, source=f"{source}: executor.slurm",
+                                  throttle=cfg.executor.num_parallel, max_attempts=cfg.executor.max_attempts)
 
 
 def sampler_config(cfg: PipelineConfig, tokens_per_domain: Any, target_tokens: int | None,

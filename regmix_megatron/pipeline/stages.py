@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ..errors import DataError, RegmixError
 from ..fileio import is_temporary, sha256_file
@@ -20,6 +20,11 @@ from ..hashing import content_hash
 from ..data.manifest import SPLITS
 from .config import PipelineConfig, run_recipe, slurm_options, uses_imported_data
 from .framework import Stage, StageContext, StageOutput, fingerprint_paths
+
+if TYPE_CHECKING:
+    from ..mixtures.mixture import Mixture
+    from ..mixtures.schedule import Schedule
+    from ..regression.fitting import FitMetrics
 
 log = logging.getLogger(__name__)
 
@@ -431,7 +436,7 @@ def run_batch(ctx: StageContext, root: Path, mixtures, which: str, *, label: str
         lines = "; ".join(f"{rid}: {s.status} {s.reason} (log {s.log_path})" for rid, s in failed.items())
         raise RegmixError(f"{label}: {len(failed)} of {len(states)} runs did not finish: {lines}. Fix the cause "
                           f"and run again (finished runs are kept), or raise executor.max_attempts")
-    return sweep, {rid: s.result for rid, s in states.items() if s.status == sweep_state.DONE}
+    return sweep, {rid: s.result.to_json_obj() for rid, s in states.items() if s.status == sweep_state.DONE}
 
 
 def launch_sweep(ctx: StageContext, sweep, *, label: str, fraction: tuple[float, float]) -> None:
@@ -519,20 +524,21 @@ def fit_inputs(cfg: PipelineConfig) -> dict:
             "num_bootstrap": cfg.search.num_bootstrap}
 
 
-def cv_summary(metrics: dict) -> dict:
+def cv_summary(metrics: "FitMetrics") -> dict:
     """Per regressor: pooled CV Spearman and its per-fold spread, from the fit's ``metrics.json`` summary."""
     out = {}
-    for kind, block in metrics["regressors"].items():
-        cv = next(iter(block["targets"].values())).get("cv") or {}
-        out[kind] = {"spearman": (cv.get("pooled") or {}).get("spearman"), "fold_mean": cv.get("spearman_mean"),
-                     "fold_sd": cv.get("spearman_std"), "folds": cv.get("spearman_folds", [])}
+    for kind, fits in metrics.regressors.items():
+        cv = next(iter(fits.values())).cv
+        out[kind] = {"spearman": cv.pooled.get("spearman") if cv else None,
+                     "fold_mean": cv.spearman_mean if cv else None, "fold_sd": cv.spearman_std if cv else None,
+                     "folds": list(cv.spearman_folds) if cv else []}
     return out
 
 
 def run_fit(ctx: StageContext) -> StageOutput:
     from ..runs.noise import proxy_noise
     from ..regression.data import load_results_table, mixture_groups
-    from ..regression.fitting import choose_regressor, fit_models, fit_target, write_outputs
+    from ..regression.fitting import METRICS_FILE, FitMetrics, choose_regressor, fit_models, fit_target, write_outputs
     from .config import AUTO
 
     cfg: PipelineConfig = ctx.config
@@ -544,10 +550,10 @@ def run_fit(ctx: StageContext) -> StageOutput:
     outcome = fit_models(table, [target], kinds=REGRESSORS, cv_folds=folds, seed=cfg.seed,
                          num_bootstrap=cfg.search.num_bootstrap)
     out_dir = ctx.out / "fit"
-    files = {"metrics": str(out_dir / "metrics.json"), "predictions": str(out_dir / "predictions.csv")}
+    files = {"metrics": str(out_dir / METRICS_FILE), "predictions": str(out_dir / "predictions.csv")}
     for model in write_outputs(outcome, out_dir):  # one target: one model per regressor
         files[f"model_{model.regressor}"] = str(out_dir / model.path)
-    cv = cv_summary(outcome.summary)
+    cv = cv_summary(FitMetrics.from_json_obj(outcome.summary, "the fit's summary"))
     rho = {k: v["spearman"] for k, v in cv.items()}
     if cfg.search.regressor == AUTO:
         regressor, reason = choose_regressor(rho)
@@ -649,7 +655,7 @@ def run_labeled(ctx: StageContext, root: Path, labeled: dict, seeds: dict, which
                 fraction: tuple[float, float]) -> dict[str, dict[int, dict]]:
     """Train each labelled mixture (or schedule) with its seeds (``seeds[label]``; identical ones share runs);
     return label -> seed -> run record."""
-    unique: dict[tuple[str, int], Any] = {}
+    unique: dict[tuple[str, int], Mixture | Schedule] = {}
     for lab, m in labeled.items():
         for seed in seeds[lab]:
             unique.setdefault((m.hash, seed), m)
@@ -731,7 +737,9 @@ def run_targets(ctx: StageContext) -> StageOutput:
         if lab not in proxy:
             run_id = sweep_hashes[m.hash].run_id
             run_dir = sweep.run_dir(run_id)
-            proxy[lab] = {"run_id": run_id, "run_dir": ctx.relative(run_dir), "result": read_run_state(run_dir).result}
+            result = read_run_state(run_dir).result
+            proxy[lab] = {"run_id": run_id, "run_dir": ctx.relative(run_dir),
+                          "result": None if result is None else result.to_json_obj()}
     target = run_labeled(ctx, out_dir / "target-scale", labeled, seeds, "targets", label="target runs",
                          fraction=(0.15, 1.0))
     runs = {lab: _labeled_run(m, proxy.get(lab), {str(seed): rec for seed, rec in target[lab].items()},
@@ -772,28 +780,29 @@ def evaluate_inputs(cfg: PipelineConfig) -> dict:
 
 
 def run_evaluate(ctx: StageContext) -> StageOutput:
-    from ..fileio import atomic_write_json, read_json
-    from ..full_scale.evaluation import evaluate, verdict_lines
+    from ..fileio import read_json
+    from ..full_scale.evaluation import FILE_NAME, evaluate, verdict_lines, write_evaluation
 
     cfg: PipelineConfig = ctx.config
     runs = read_json(ctx.path("targets", "runs"))["runs"]
-    doc = evaluate(cfg.parsed_target, runs, predicted=ctx.value("search", "predicted"),
+    evaluation = evaluate(cfg.parsed_target, runs, predicted=ctx.value("search", "predicted"),
                    predicted_sd=ctx.upstream("search")["values"].get("predicted_sd"),
                    fit={"regressor": ctx.value("fit", "regressor"),
                         "regressor_reason": ctx.value("fit", "regressor_reason"), "cv": ctx.value("fit", "cv"),
                         "noise": ctx.value("fit", "noise")},
                    rank_threshold=cfg.targets.rank_threshold, threshold_sd=cfg.targets.threshold_sd)
-    path = atomic_write_json(ctx.out / "evaluation.json", doc)
-    return StageOutput(files={"evaluation": str(path)}, summary="; ".join(verdict_lines(doc, short=True)))
+    path = write_evaluation(ctx.out / FILE_NAME, evaluation)
+    return StageOutput(files={"evaluation": str(path)}, summary="; ".join(verdict_lines(evaluation, short=True)))
 
 
 # ---- report ---------------------------------------------------------------------------------------------
 def run_report(ctx: StageContext) -> StageOutput:
     from ..fileio import read_json
+    from ..full_scale.evaluation import read_evaluation
     from ..report.pipeline import numbers_for_log, write_pipeline_report
 
     cfg: PipelineConfig = ctx.config
-    evaluation = read_json(ctx.path("evaluate", "evaluation"))
+    evaluation = read_evaluation(ctx.path("evaluate", "evaluation"))
     records = [ctx.records[name] for name in STAGE_NAMES if name in ctx.records]
     png_dir = ctx.out / "report"
     path = write_pipeline_report(

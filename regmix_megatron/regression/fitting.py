@@ -20,11 +20,12 @@ import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Literal, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
+from ..configs import Field
 from ..errors import DataError, RegmixError
 from ..fileio import atomic_path, atomic_write_json
 from .target import Target
@@ -403,7 +404,9 @@ class SavedModel:
 
 #: What a fit output folder holds (written whole and in place: :mod:`regmix_megatron.output_folder`, with its
 #: ``outputs.json`` last).
-FIT_FILES = ("models/**", "metrics.json", "predictions.csv")
+#: The fit's metrics (:class:`FitMetrics`) in a fit folder.
+METRICS_FILE = "metrics.json"
+FIT_FILES = ("models/**", METRICS_FILE, "predictions.csv")
 
 
 def write_outputs(outcome: FitOutcome, output_dir: str | Path, what: str = "fit output directory") -> list[SavedModel]:
@@ -424,47 +427,142 @@ def write_outputs(outcome: FitOutcome, output_dir: str | Path, what: str = "fit 
             saved.append(SavedModel(outcome.summary["targets"][name]["definition"], name, kind, rel))
         with atomic_path(tmp / "predictions.csv") as path:
             outcome.predictions.to_csv(path, index=False)
-        atomic_write_json(tmp / "metrics.json", outcome.summary)
+        atomic_write_json(tmp / METRICS_FILE, outcome.summary)
     return saved
 
 
-def read_fit_metrics(fit_dir: str | Path) -> dict:
+# ---- metrics.json, typed -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CrossValidation:
+    """``cv`` of one fitted model: k-fold CV grouped by mixture (None where a number was not finite)."""
+
+    num_folds: int
+    spearman_mean: float | None
+    """Mean of the per-fold Spearman."""
+    spearman_std: float | None
+    """Their standard deviation."""
+    spearman_folds: tuple[float | None, ...]
+    """The per-fold Spearman."""
+    pooled: Mapping[str, float | None]
+    """The out-of-fold predictions of every fold together: ``spearman``, ``pearson``, ``mse``, ``num_runs``."""
+
+    @classmethod
+    def from_json(cls, doc: Field) -> "CrossValidation":
+        return cls(num_folds=doc["num_folds"].count(), spearman_mean=doc["spearman_mean"].maybe(Field.number),
+                   spearman_std=doc["spearman_std"].maybe(Field.number),
+                   spearman_folds=tuple(f.maybe(Field.number) for f in doc.get("spearman_folds", []).items()),
+                   pooled={k: v.maybe(Field.number) for k, v in doc.get("pooled", {}).fields().items()})
+
+
+@dataclass(frozen=True)
+class ModelFit:
+    """One regressor on one target (``regressors.<kind>.targets.<name>``)."""
+
+    evaluated_on: Literal["test", "cv", "none"]
+    """Where the headline metrics come from: the test runs, else pooled out-of-fold CV."""
+    spearman: float | None
+    pearson: float | None
+    mse: float | None
+    cv: CrossValidation | None
+    """None without cross-validation."""
+    model: str | None
+    """The model file, relative to the fit folder (None before the fit was written to one)."""
+
+    @classmethod
+    def from_json(cls, doc: Field) -> "ModelFit":
+        return cls(evaluated_on=doc["evaluated_on"].choice(("test", "cv", "none")),
+                   spearman=doc["spearman"].maybe(Field.number), pearson=doc["pearson"].maybe(Field.number),
+                   mse=doc["mse"].maybe(Field.number), cv=doc["cv"].maybe(CrossValidation.from_json),
+                   model=doc["model"].maybe(Field.text))
+
+
+@dataclass(frozen=True)
+class TargetFit:
+    """What one target was fitted on (``targets.<name>``)."""
+
+    definition: str | dict
+    """The target's JSON form (:meth:`FitTarget.definition`)."""
+    num_train_runs: int
+    """Training rows with a finite target value."""
+    noise: Mapping[str, Any] | None
+    """The seed noise its repeated mixtures measure (:func:`regmix_megatron.runs.noise.proxy_noise`), or None."""
+
+    @classmethod
+    def from_json(cls, doc: Field) -> "TargetFit":
+        definition = doc["definition"]
+        return cls(definition=definition.value if isinstance(definition.value, str) else definition.mapping(),
+                   num_train_runs=doc["num_train_runs"].count(), noise=doc["noise"].maybe(Field.mapping))
+
+
+@dataclass(frozen=True)
+class FitMetrics:
+    """``metrics.json`` (``regmix-megatron/fit/v1``) as its readers use it; the file holds more (the ensemble's
+    description, test metrics, LightGBM options), kept in :attr:`document`."""
+
+    targets: Mapping[str, TargetFit]
+    """The fit's name of each target -> what it was fitted on."""
+    regressors: Mapping[str, Mapping[str, ModelFit]]
+    """Regressor -> the fit's name of a target -> the model."""
+    train: Mapping[str, Any]
+    """``data.train``: the training runs' ``source``, ``num_runs`` and ``domains``."""
+    test: Mapping[str, Any] | None
+    """``data.test``: the test runs' ``source`` and ``num_runs`` (None without a test set)."""
+    repeats: Mapping[str, Any]
+    """``data.repeats``: how runs of one mixture entered the fit (:func:`repeats_info`)."""
+    inputs: Mapping[str, Any]
+    """What ``regmix-megatron fit`` read (``results``, ``mixtures``, ``losses``, ``renormalize``, ...); empty
+    for the pipeline's fit."""
+    document: Mapping[str, Any] = field(repr=False, compare=False, default_factory=dict)
+    """The whole file as written."""
+
+    @classmethod
+    def from_json_obj(cls, obj: Any, where: str) -> "FitMetrics":
+        """Read a parsed ``metrics.json`` (or a fit's summary); a :class:`DataError` names ``where`` and the field
+        path."""
+        doc = Field(obj, where, fix="run `fit` again")
+        doc["format"].choice([FORMAT])
+        regressors = {kind: {name: ModelFit.from_json(entry) for name, entry in block["targets"].fields().items()}
+                      for kind, block in doc["regressors"].fields().items()}
+        return cls(targets={k: TargetFit.from_json(v) for k, v in doc["targets"].fields().items()},
+                   regressors=regressors, train=doc["data"]["train"].mapping(),
+                   test=doc["data"]["test"].maybe(Field.mapping), repeats=doc["data"].get("repeats", {}).mapping(),
+                   inputs=doc.get("inputs", {}).mapping(), document=obj)
+
+    def fit(self, regressor: str, target: str | None = None) -> ModelFit | None:
+        """The model of ``regressor`` for ``target`` (default: the only target), or None when it was not fitted."""
+        fits = self.regressors.get(regressor) or {}
+        if target is None and len(fits) == 1:
+            target = next(iter(fits))
+        return fits.get(target)
+
+
+def read_fit_metrics(fit_dir: str | Path) -> FitMetrics:
     """``metrics.json`` of a complete fit folder (refused when incomplete:
-    :func:`regmix_megatron.output_folder.read_outputs`), its format and ``regressors`` checked."""
+    :func:`regmix_megatron.output_folder.read_outputs`), typed and checked field by field."""
     from ..fileio import read_json
     from ..output_folder import read_outputs
 
     read_outputs(fit_dir, "fit folder")
-    path = Path(fit_dir) / "metrics.json"
-    metrics = read_json(path)
-    if not isinstance(metrics, dict) or metrics.get("format") != FORMAT:
-        raise DataError(f"{path}: not a fit's metrics (expected \"format\": \"{FORMAT}\"); run `fit` again")
-    blocks = metrics.get("regressors")
-    if not isinstance(blocks, dict) or not all(isinstance(b, dict) and isinstance(b.get("targets"), dict)
-                                               for b in blocks.values()):
-        raise DataError(f"{path}: field 'regressors' must map each regressor to {{'targets': {{...}}}}; run `fit` "
-                        "again")
-    return metrics
+    path = Path(fit_dir) / METRICS_FILE
+    return FitMetrics.from_json_obj(read_json(path), str(path))
 
 
 def find_model(fit_dir: str | Path, regressor: str = "lightgbm", target: str | None = None) -> Path:
     """The model file of ``regressor`` for ``target`` (the fit's name; default: its only target) in a fit
     output directory, as listed in its ``metrics.json``. The one way to find a model in a fit folder."""
     fit_dir = Path(fit_dir)
-    metrics = read_fit_metrics(fit_dir)
-    fitted = metrics["regressors"]
-    block = fitted.get(regressor)
-    if not block:
+    fitted = read_fit_metrics(fit_dir).regressors
+    targets = fitted.get(regressor)
+    if not targets:
         raise RegmixError(f"{fit_dir}: no {regressor!r} models; fitted: {sorted(fitted)} (pick a regressor "
                           "that was fitted)")
-    targets = block.get("targets", {})
     if target is None:
         if len(targets) != 1:
             raise RegmixError(f"{fit_dir} holds models for targets {sorted(targets)}: pick one")
         target = next(iter(targets))
     if target not in targets:
         raise RegmixError(f"target {target!r}: not fitted in {fit_dir}; fitted: {sorted(targets)}")
-    rel = targets[target].get("model")
+    rel = targets[target].model
     if not rel:
-        raise RegmixError(f"{fit_dir}: metrics.json lists no model file for {target!r}")
+        raise RegmixError(f"{fit_dir}: {METRICS_FILE} lists no model file for {target!r}")
     return fit_dir / rel

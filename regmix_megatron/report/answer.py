@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import html
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from .page import Section
+
+if TYPE_CHECKING:
+    from ..full_scale.evaluation import Evaluation
+    from ..regression.fitting import FitMetrics
 
 
 def _fmt(x: Any, digits: int = 4) -> str:
@@ -49,18 +53,18 @@ def _export_block(search: Mapping, search_dir: Path) -> str:
     return out
 
 
-def _fit_confidence(metrics: Mapping | None, regressor: str | None, target: str | None) -> str:
+def _fit_confidence(metrics: "FitMetrics | None", regressor: str | None, target: str | None) -> str:
     if metrics is None:
         return "fit: n/a (no fit directory)"
-    entry = ((metrics.get("regressors") or {}).get(regressor or "lightgbm") or {}).get("targets", {}).get(target)
-    if not entry:
+    entry = (metrics.regressors.get(regressor or "lightgbm") or {}).get(target)
+    if entry is None:
         return "fit: n/a"
-    cv = entry.get("cv") or {}
-    return (f"fit ({regressor}): Spearman {_fmt(entry.get('spearman'), 3)} on {entry.get('evaluated_on', '?')}"
-            + (f", {cv['num_folds']} folds" if cv.get("num_folds") else ""))
+    cv = entry.cv
+    return (f"fit ({regressor}): Spearman {_fmt(entry.spearman, 3)} on {entry.evaluated_on}"
+            + (f", {cv.num_folds} folds" if cv is not None and cv.num_folds else ""))
 
 
-def _evaluation_confidence(evaluation: Mapping | None) -> list[str]:
+def _evaluation_confidence(evaluation: "Evaluation | None") -> list[str]:
     """The verdicts of ``evaluation.json`` (each baseline against the seed noise, rank invariance, the aim), as
     :func:`regmix_megatron.full_scale.verdict.verdict_lines` words them: a win within noise is never claimed."""
     if evaluation is None:
@@ -70,8 +74,8 @@ def _evaluation_confidence(evaluation: Mapping | None) -> list[str]:
     return verdict_lines(evaluation)
 
 
-def answer_section(search_dir: str | Path, *, metrics: Mapping | None = None, evaluation: Mapping | None = None,
-                   target_label: str | None = None) -> Section:
+def answer_section(search_dir: str | Path, *, metrics: "FitMetrics | None" = None,
+                   evaluation: "Evaluation | None" = None, target_label: str | None = None) -> Section:
     """The report's first section (see the module docstring)."""
     from ..search.outputs import read_search
 

@@ -14,12 +14,14 @@ Each ``plot_*`` returns a figure for :func:`regmix_megatron.report.page.figure_s
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 import numpy as np
 
 from ..fileio import atomic_path
-from ..regression.target import Target
+
+if TYPE_CHECKING:
+    from ..full_scale.evaluation import Evaluation
 
 COLORS = {"regmix": "#d62728", "natural": "#1f77b4", "uniform": "#2ca02c", "target_only": "#9467bd",
           "best_domain": "#8c564b", "best_sweep": "#e377c2", "regmix_static": "#ff7f0e"}
@@ -218,9 +220,9 @@ def plot_feature_importance(domains: Sequence[str], importances: Mapping[str, Se
 
 
 # ---- the pipeline view ------------------------------------------------------------------------------------
-def target_label(evaluation: Mapping) -> str:
+def target_label(evaluation: "Evaluation") -> str:
     """The display label of an ``evaluation.json``'s target."""
-    return Target.from_json(evaluation["target"]).label
+    return evaluation.target_label
 
 
 def short_label(label: str) -> str:
@@ -244,38 +246,38 @@ def plot_stage_timings(timings: Sequence[tuple[str, float]]) -> Any:
     return fig
 
 
-def plot_target_comparison(evaluation: Mapping) -> Any:
+def plot_target_comparison(evaluation: "Evaluation") -> Any:
     """Each compared mixture's target loss at target scale, one row per mixture, best at the top: one dot per
     seed, a tick at the mean, and the band of +-threshold sd around RegMix's mean (a baseline inside it is within
     noise). Dots, not bars: the axis covers only the losses' range and its lower end is written on the axis label,
     so no length suggests a ratio."""
     plt = pyplot()
-    rows = sorted(evaluation["mixtures"].values(), key=lambda m: m["mean"])
-    labels = [short_label(r["label"]) for r in rows]
-    means = np.array([r["mean"] for r in rows])
-    colors = [COLORS.get(r["label"], SWEEP_COLOR) for r in rows]
+    rows = sorted(evaluation.mixtures.values(), key=lambda m: m.mean)
+    labels = [short_label(r.label) for r in rows]
+    means = np.array([r.mean for r in rows])
+    colors = [COLORS.get(r.label, SWEEP_COLOR) for r in rows]
     fig, ax = plt.subplots(figsize=(7.0, 0.38 * len(rows) + 1.6))
     y = np.arange(len(rows))[::-1]
     points = list(means)
     for yi, r, c in zip(y, rows, colors):
-        losses = list(r["target_losses"].values())
+        losses = list(r.target_losses.values())
         points += losses
         ax.scatter(losses, np.full(len(losses), yi), color=c, s=40, zorder=3, edgecolors="black", linewidths=0.4)
-        ax.plot([r["mean"]], [yi], marker="|", markersize=16, color="black", zorder=4)
-        ax.text(r["mean"], yi + 0.2, f"{r['mean']:.3f}", ha="center", va="bottom", fontsize=8)
-    noise = evaluation.get("noise") or {}
-    if noise.get("sd") and "regmix" in evaluation["mixtures"]:
-        regmix = evaluation["mixtures"]["regmix"]["mean"]
-        half = noise["threshold_sd"] * noise["sd"]
+        ax.plot([r.mean], [yi], marker="|", markersize=16, color="black", zorder=4)
+        ax.text(r.mean, yi + 0.2, f"{r.mean:.3f}", ha="center", va="bottom", fontsize=8)
+    noise = evaluation.noise
+    if noise.sd and "regmix" in evaluation.mixtures:
+        regmix = evaluation.mixtures["regmix"].mean
+        half = noise.threshold_sd * noise.sd
         ax.axvspan(regmix - half, regmix + half, color=COLORS.get("regmix", "tab:red"), alpha=0.12, zorder=0,
-                   label=f"RegMix mean +- {noise['threshold_sd']:g} sd (within noise)")
+                   label=f"RegMix mean +- {noise.threshold_sd:g} sd (within noise)")
         ax.legend(fontsize=7, loc="lower right")
     ax.set_yticks(y, labels)
     lo, hi = float(min(points)), float(max(points))
     pad = max((hi - lo) * 0.15, 0.005)
     ax.set_xlim(lo - pad, hi + pad)
     ax.set_ylim(-0.7, len(rows) - 0.3)
-    ax.set_xlabel(f"target-scale {evaluation.get('split', 'test')} loss ({target_label(evaluation)}); "
+    ax.set_xlabel(f"target-scale {evaluation.split} loss ({target_label(evaluation)}); "
                   f"axis from {lo - pad:.3f}, not 0")
     ax.set_title("Target runs: RegMix vs baselines (lower is better; dots: seeds, tick: mean)")
     ax.grid(axis="x", alpha=0.3)
@@ -283,26 +285,26 @@ def plot_target_comparison(evaluation: Mapping) -> Any:
     return fig
 
 
-def plot_rank_invariance(evaluation: Mapping) -> Any:
+def plot_rank_invariance(evaluation: "Evaluation") -> Any:
     """Proxy-scale vs target-scale loss, one marker per mixture, labelled in the legend (labels on the points
     overlap when losses are close)."""
     plt = pyplot()
-    rank = evaluation["rank_invariance"]
-    pts = sorted(rank["mixtures"], key=lambda p: p["target_loss"])
+    rank = evaluation.rank_invariance
+    pts = sorted(rank.mixtures, key=lambda p: p.target_loss)
     fig, ax = plt.subplots(figsize=(8.2, 4.4))
     markers = "osD^vP*Xph<>"
     for i, p in enumerate(pts):
-        c = COLORS.get(p["label"], plt.cm.Greys(0.35 + 0.5 * i / max(1, len(pts) - 1)))
-        ax.scatter(p["proxy_loss"], p["target_loss"], color=c, marker=markers[i % len(markers)], s=55, zorder=3,
+        c = COLORS.get(p.label, plt.cm.Greys(0.35 + 0.5 * i / max(1, len(pts) - 1)))
+        ax.scatter(p.proxy_loss, p.target_loss, color=c, marker=markers[i % len(markers)], s=55, zorder=3,
                    edgecolors="black", linewidths=0.4,
-                   label=f"{short_label(p['label'])}: {p['proxy_loss']:.3f} -> {p['target_loss']:.3f}")
-    rho = rank.get("spearman")
+                   label=f"{short_label(p.label)}: {p.proxy_loss:.3f} -> {p.target_loss:.3f}")
+    rho = rank.spearman
     ax.set_xlabel(f"proxy-scale valid loss ({target_label(evaluation)})")
     ax.set_ylabel(f"target-scale valid loss, mean over seeds ({target_label(evaluation)})")
     rho_text = "n/a" if rho is None else f"{rho:.2f}"
-    threshold = rank.get("threshold")
+    threshold = rank.threshold
     verdict = "" if threshold is None or rho is None else (" >= " if rho >= threshold else " < ") + f"{threshold:.2f}"
-    ax.set_title(f"Rank invariance: Spearman rho = {rho_text}{verdict} (n = {rank['num_mixtures']})")
+    ax.set_title(f"Rank invariance: Spearman rho = {rho_text}{verdict} (n = {rank.num_mixtures})")
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=7, frameon=False,
               title="mixture: proxy -> target", title_fontsize=7)

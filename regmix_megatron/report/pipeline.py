@@ -16,7 +16,8 @@ from typing import Mapping, Sequence
 
 import pandas as pd
 
-from ..full_scale.verdict import verdict_lines
+from ..full_scale.evaluation import Evaluation
+from ..full_scale.verdict import BETTER, WORSE, verdict_lines
 from ..regression.target import Target
 from ..runs.results import read_results
 from . import figures
@@ -66,53 +67,52 @@ def sweep_section(results_csv: Path, target: Target) -> Section:
     return Section("Sweep: proxy losses", note + table_html(table, "{:.3f}"))
 
 
-def target_sections(evaluation: Mapping) -> list[Section]:
+def target_sections(evaluation: Evaluation) -> list[Section]:
     """The answer: each compared mixture's per-seed test losses at target scale, and a verdict per baseline
     (never a win within noise)."""
-    noise = evaluation["noise"]
-    sd = noise["sd"]
+    noise = evaluation.noise
     lines = verdict_lines(evaluation)
     fig = figure_section("Target runs: RegMix vs baselines", figures.plot_target_comparison(evaluation),
-                         f"Loss on the target ({figures.target_label(evaluation)}) on the {evaluation['split']} "
+                         f"Loss on the target ({evaluation.target_label}) on the {evaluation.split} "
                          "split at target scale (lower is better); each dot is one seed, the tick the mean. The "
                          "mixtures were chosen on the validation split, so these numbers were never used to choose "
                          "them. The loss axis shows only the range of the runs (it does not start at 0): compare "
-                         f"positions, not lengths. Unit of sd: {noise['unit']}.", name="target_comparison")
-    seeds = sorted({s for m in evaluation["mixtures"].values() for s in m["target_losses"]}, key=int)
+                         f"positions, not lengths. Unit of sd: {noise.unit}.", name="target_comparison")
+    mixtures = evaluation.mixtures.values()
+    seeds = sorted({s for m in mixtures for s in m.target_losses}, key=int)
     rows = []
-    for m in sorted(evaluation["mixtures"].values(), key=lambda m: m["mean"]):
-        verdict = evaluation["comparison"]["baselines"].get(m["label"], {}).get("text", "")
-        row = {"mixture": figures.short_label(m["label"]), "mean": m["mean"], "sd": m["sd"],
-               "seeds": m["num_seeds"]}
-        row.update({f"seed {s}": m["target_losses"].get(s) for s in seeds})
-        row.update({"proxy-scale (valid)": m["proxy_loss"], "predicted": m["predicted_loss"],
-                    "RegMix vs it": verdict})
+    for m in sorted(mixtures, key=lambda m: m.mean):
+        verdict = evaluation.comparison.baselines.get(m.label)
+        row = {"mixture": figures.short_label(m.label), "mean": m.mean, "sd": m.sd, "seeds": m.num_seeds}
+        row.update({f"seed {s}": m.target_losses.get(s) for s in seeds})
+        row.update({"proxy-scale (valid)": m.proxy_loss, "predicted": m.predicted_loss,
+                    "RegMix vs it": verdict.text if verdict is not None else ""})
         rows.append(row)
-    weights = sorted({d for m in evaluation["mixtures"].values() for d in m["mixture"]})
-    mix = pd.DataFrame([{"mixture": figures.short_label(m["label"]),
-                         **{d: m["mixture"].get(d, 0.0) for d in weights}} for m in evaluation["mixtures"].values()])
+    weights = sorted({d for m in mixtures for d in m.mixture})
+    mix = pd.DataFrame([{"mixture": figures.short_label(m.label), **{d: m.mixture.get(d, 0.0) for d in weights}}
+                        for m in mixtures])
     body = ("<ul>" + "".join(f"<li>{html.escape(x)}</li>" for x in lines) + "</ul>" + fig.html
             + table_html(pd.DataFrame(rows), "{:.4f}")
             + "<p>The compared mixtures (token fractions of each training domain):</p>"
             + table_html(mix, "{:.3f}"))
-    if sd is None:
+    if noise.sd is None:
         body = "<p><b>Seed noise was not measured (fewer than two seeds): no verdict claims a win.</b></p>" + body
     return [Section(fig.title, body, fig.images)]
 
 
-def fit_choice_section(evaluation: Mapping) -> Section | None:
+def fit_choice_section(evaluation: Evaluation) -> Section | None:
     """Which regressor drove the search and why; its CV Spearman per fold next to the noise ceiling."""
-    fit = evaluation.get("fit") or {}
-    if not fit.get("cv"):
+    fit = evaluation.fit
+    if fit is None or not fit.cv:
         return None
-    noise = fit.get("noise") or {}
+    noise = fit.noise
     ceiling = noise.get("ceiling")
     rows = [{"regressor": k, "CV Spearman (pooled)": v.get("spearman"), "fold mean": v.get("fold_mean"),
              "fold sd": v.get("fold_sd"), "folds": ", ".join(f"{x:.2f}" for x in v.get("folds") or []),
-             "used": "yes" if k == fit.get("regressor") else ""} for k, v in fit["cv"].items()]
+             "used": "yes" if k == fit.regressor else ""} for k, v in fit.cv.items()]
     sd = noise.get("sd")
-    text = (f"<p>The search used <b>{html.escape(str(fit.get('regressor')))}</b>: "
-            f"{html.escape(str(fit.get('regressor_reason', '')))}.</p><p>Noise ceiling: proxy seed sd "
+    text = (f"<p>The search used <b>{html.escape(str(fit.regressor))}</b>: "
+            f"{html.escape(str(fit.regressor_reason or ''))}.</p><p>Noise ceiling: proxy seed sd "
             + ("not measured" if sd is None else f"{sd:.4f} ({noise.get('dof')} dof, {noise.get('num_mixtures')} "
                f"sweep mixtures trained with several seeds) against a sweep spread of sd "
                f"{noise.get('spread_sd'):.4f}")
@@ -122,46 +122,46 @@ def fit_choice_section(evaluation: Mapping) -> Section | None:
                    text + table_html(pd.DataFrame(rows), "{:.3f}"))
 
 
-def rank_sections(evaluation: Mapping) -> list[Section]:
-    rank = evaluation["rank_invariance"]
-    rho = rank.get("spearman")
-    chance = rank.get("chance_level")
-    verdict = "n/a" if rho is None else ("passes" if rank["passed"] else "fails")
+def rank_sections(evaluation: Evaluation) -> list[Section]:
+    rank = evaluation.rank_invariance
+    rho = rank.spearman
+    chance = rank.chance_level
+    verdict = "n/a" if rho is None else ("passes" if rank.passed else "fails")
     fig = figure_section(
         "Rank invariance", figures.plot_rank_invariance(evaluation),
-        f"Mixtures trained at both scales: proxy-scale vs target-scale loss on the target ({rank['split']} split; "
+        f"Mixtures trained at both scales: proxy-scale vs target-scale loss on the target ({rank.split} split; "
         f"target scale: mean over seeds). Spearman rho = {'n/a' if rho is None else f'{rho:.3f}'} over "
-        f"{rank['num_mixtures']} mixtures: it {verdict} the stated threshold of {rank['threshold']:.2f}"
-        + ("" if chance is None else f" (chance alone reaches {chance:.2f} for {rank['num_mixtures']} mixtures in "
+        f"{rank.num_mixtures} mixtures: it {verdict} the stated threshold of {rank.threshold:.2f}"
+        + ("" if chance is None else f" (chance alone reaches {chance:.2f} for {rank.num_mixtures} mixtures in "
            "5% of orderings)")
         + ". RegMix rests on the ranking transferring from small to large models.",
         name="rank_invariance")
-    table = pd.DataFrame([{"mixture": figures.short_label(m["label"]), "proxy-scale loss": m["proxy_loss"],
-                           "target-scale loss": m["target_loss"]} for m in rank["mixtures"]])
+    table = pd.DataFrame([{"mixture": figures.short_label(p.label), "proxy-scale loss": p.proxy_loss,
+                           "target-scale loss": p.target_loss} for p in rank.mixtures])
     return [Section(fig.title, fig.html + table_html(table, "{:.4f}"), fig.images)]
 
 
-def headline(evaluation: Mapping) -> str:
+def headline(evaluation: Evaluation) -> str:
     """One sentence: the verdicts against natural and uniform (never a win within noise) and rank invariance."""
-    comp = evaluation["comparison"]
-    rank = evaluation["rank_invariance"]
-    rho = rank.get("spearman")
-    parts = [f"{b}: {c['text']}" for b, c in comp["baselines"].items()]
-    answer = "RegMix beats " + " and ".join(comp["must_beat"]) + " beyond seed noise and loses to no baseline"
-    if not comp["aim_met"]:
-        beats = [b for b in comp["must_beat"] if comp["baselines"][b]["verdict"] == "better"]
-        misses = [b for b in comp["must_beat"] if b not in beats]
-        losses = [b for b, c in comp["baselines"].items() if c["verdict"] == "worse"]
+    comp = evaluation.comparison
+    rank = evaluation.rank_invariance
+    rho = rank.spearman
+    parts = [f"{b}: {c.text}" for b, c in comp.baselines.items()]
+    answer = "RegMix beats " + " and ".join(comp.must_beat) + " beyond seed noise and loses to no baseline"
+    if not comp.aim_met:
+        beats = [b for b in comp.must_beat if comp.baselines[b].verdict == BETTER]
+        misses = [b for b in comp.must_beat if b not in beats]
+        losses = [b for b, c in comp.baselines.items() if c.verdict == WORSE]
         answer = "Aim not met: " + "; ".join(
             ([f"RegMix beats {' and '.join(beats)} beyond seed noise"] if beats else [])
             + ([f"not {' or '.join(misses)}"] if misses else [])
             + ([f"it loses to {' and '.join(losses)}"] if losses else []))
-    return (f"Target: {figures.target_label(evaluation)} ({evaluation['split']} split). {answer}: "
+    return (f"Target: {evaluation.target_label} ({evaluation.split} split). {answer}: "
             + "; ".join(parts) + f". Rank invariance: Spearman {'n/a' if rho is None else f'{rho:.2f}'} over "
-            f"{rank['num_mixtures']} mixtures ({'pass' if rank['passed'] else 'fail'} at {rank['threshold']:.2f}).")
+            f"{rank.num_mixtures} mixtures ({'pass' if rank.passed else 'fail'} at {rank.threshold:.2f}).")
 
 
-def write_pipeline_report(path: Path, png_dir: Path, *, records: Sequence[Mapping], evaluation: Mapping,
+def write_pipeline_report(path: Path, png_dir: Path, *, records: Sequence[Mapping], evaluation: Evaluation,
                           results_csv: Path, fit_dir: Path, search_dir: Path, fit_target: str,
                           target: Target, target_runs: Mapping | None = None,
                           runs_root: Path | None = None) -> Path:
@@ -192,17 +192,17 @@ def write_pipeline_report(path: Path, png_dir: Path, *, records: Sequence[Mappin
                         png_dir=png_dir, lead=lead)
 
 
-def numbers_for_log(evaluation: Mapping) -> dict:
+def numbers_for_log(evaluation: Evaluation) -> dict:
     """The headline numbers (recorded in the report stage's record, for docs/LOG.md)."""
-    comp = evaluation["comparison"]
-    fit = evaluation.get("fit") or {}
-    return {**{label: {"mean": m["mean"], "sd": m["sd"], "seeds": m["num_seeds"]}
-               for label, m in evaluation["mixtures"].items() if not label.startswith("sweep:")},
-            "sd_unit": evaluation["noise"]["sd"],
-            "verdicts": {b: c["text"] for b, c in comp["baselines"].items()},
-            "aim_met": comp["aim_met"],
-            "rank_spearman": evaluation["rank_invariance"].get("spearman"),
-            "rank_num_mixtures": evaluation["rank_invariance"]["num_mixtures"],
-            "regressor": fit.get("regressor"),
-            "cv_spearman": {k: v.get("spearman") for k, v in (fit.get("cv") or {}).items()},
-            "noise_ceiling": (fit.get("noise") or {}).get("ceiling")}
+    comp = evaluation.comparison
+    fit = evaluation.fit
+    return {**{label: {"mean": m.mean, "sd": m.sd, "seeds": m.num_seeds}
+               for label, m in evaluation.mixtures.items() if not label.startswith("sweep:")},
+            "sd_unit": evaluation.noise.sd,
+            "verdicts": {b: c.text for b, c in comp.baselines.items()},
+            "aim_met": comp.aim_met,
+            "rank_spearman": evaluation.rank_invariance.spearman,
+            "rank_num_mixtures": evaluation.rank_invariance.num_mixtures,
+            "regressor": fit.regressor if fit is not None else None,
+            "cv_spearman": {k: v.get("spearman") for k, v in (fit.cv if fit is not None else {}).items()},
+            "noise_ceiling": fit.noise.get("ceiling") if fit is not None else None}

@@ -8,16 +8,22 @@ baselines, per-domain correlation of weight with loss (heatmap), and tables of t
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Mapping
 
 import numpy as np
 
 from . import figures
 from .page import Section, figure_section, table_section
 
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ..regression.data import RunTable
+    from ..regression.fitting import FitMetrics
+
 
 def regmix_sections(fit_dir: str | Path | None = None, search_dir: str | Path | None = None,
-                    runs: Any = None, target: str | None = None) -> list[Section]:
+                    runs: "RunTable | None" = None, target: str | None = None) -> list[Section]:
     """Sections for the regression (``fit_dir``) and search (``search_dir``) outputs and the training runs
     (a :class:`~regmix_megatron.regression.data.RunTable`). ``target`` is the fit's name of the target to show
     (default: the search's, else the first fitted)."""
@@ -30,7 +36,7 @@ def regmix_sections(fit_dir: str | Path | None = None, search_dir: str | Path | 
         if search is not None:
             target = search["target"]
         elif metrics is not None:
-            target = next(iter(metrics["targets"]))
+            target = next(iter(metrics.targets))
     sections: list[Section] = []
     if metrics is not None:
         sections += fit_sections(Path(fit_dir), metrics, target)
@@ -41,21 +47,21 @@ def regmix_sections(fit_dir: str | Path | None = None, search_dir: str | Path | 
     return sections
 
 
-def fit_sections(fit_dir: Path, metrics: Mapping, target: str | None) -> list[Section]:
+def fit_sections(fit_dir: Path, metrics: "FitMetrics", target: str | None) -> list[Section]:
     """The metrics table, predicted vs true on held-out runs, and feature importance."""
     import pandas as pd
 
     rows = []
-    for kind, block in metrics["regressors"].items():
-        for t, e in block["targets"].items():
-            cv = e.get("cv") or {}
-            rows.append({"regressor": kind, "target": t, "evaluated on": e.get("evaluated_on"),
-                         "Spearman x100": None if e.get("spearman") is None else f"{100 * e['spearman']:.2f}",
-                         "Pearson": e.get("pearson"), "MSE": e.get("mse"),
-                         "CV Spearman (mean)": cv.get("spearman_mean"), "CV folds": cv.get("num_folds")})
-    data = metrics.get("data", {})
-    note = (f"Training runs: {data.get('train', {}).get('num_runs')} ({data.get('train', {}).get('source')}). "
-            + (f"Test runs: {data['test']['num_runs']} ({data['test']['source']})." if "test" in data else
+    for kind, fits in metrics.regressors.items():
+        for t, e in fits.items():
+            cv = e.cv
+            rows.append({"regressor": kind, "target": t, "evaluated on": e.evaluated_on,
+                         "Spearman x100": None if e.spearman is None else f"{100 * e.spearman:.2f}",
+                         "Pearson": e.pearson, "MSE": e.mse, "CV Spearman (mean)": cv.spearman_mean if cv else None,
+                         "CV folds": cv.num_folds if cv else None})
+    train, test = metrics.train, metrics.test
+    note = (f"Training runs: {train.get('num_runs')} ({train.get('source')}). "
+            + (f"Test runs: {test['num_runs']} ({test['source']})." if test is not None else
                "No separate test set: metrics are out-of-fold cross-validation."))
     sections = [table_section("Regression metrics", pd.DataFrame(rows), note)]
     pred_path = fit_dir / "predictions.csv"
@@ -70,15 +76,15 @@ def fit_sections(fit_dir: Path, metrics: Mapping, target: str | None) -> list[Se
     return sections + ([importance] if importance is not None else [])
 
 
-def importance_section(fit_dir: Path, metrics: Mapping, target: str | None) -> Section | None:
+def importance_section(fit_dir: Path, metrics: "FitMetrics", target: str | None) -> Section | None:
     """Feature importance of every fitted model of ``target`` (None when it has no model)."""
     from ..regression.fitting import find_model
     from ..regression.models import load_regressor
 
     importances = {}
     domains = None
-    for kind, block in metrics["regressors"].items():
-        if target not in block["targets"] or not block["targets"][target].get("model"):
+    for kind, fits in metrics.regressors.items():
+        if target not in fits or not fits[target].model:
             continue
         model = load_regressor(find_model(fit_dir, kind, target))
         domains = list(model.domains)
@@ -123,7 +129,7 @@ def search_sections(search: Mapping) -> list[Section]:
     return sections
 
 
-def correlation_section(runs: Any, target: str | None) -> Section:
+def correlation_section(runs: "RunTable", target: str | None) -> Section:
     corr = weight_loss_correlation(runs)
     short = {c: runs.metric_domains.get(c, c) for c in corr.columns}
     return figure_section(
@@ -132,7 +138,7 @@ def correlation_section(runs: Any, target: str | None) -> Section:
         name="weight_loss_heatmap")
 
 
-def weight_loss_correlation(runs: Any) -> Any:
+def weight_loss_correlation(runs: "RunTable") -> "pd.DataFrame":
     """DataFrame (domains x loss columns) of Spearman correlation between a domain's weight and a loss."""
     import pandas as pd
 

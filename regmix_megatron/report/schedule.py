@@ -7,30 +7,28 @@ and its ``phases`` table, written by the trainer). Pure: matplotlib and pandas t
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Mapping, Sequence
 
+from ..runs.run_dir import read_metrics, read_result
 from . import figures
 from .page import Section, figure_section, table_html
 
 
 def validation_curve(run_dir: str | Path) -> list[tuple[int, dict]]:
     """``[(step, {domain: loss})]`` of a run's evaluations (``metrics.jsonl``)."""
-    path = Path(run_dir) / "metrics.jsonl"
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return [(int(r["step"]), dict(r["val_loss"])) for r in rows if r.get("val_loss")]
+    return [(int(r["step"]), dict(r["val_loss"])) for r in read_metrics(run_dir) if r.get("val_loss")]
 
 
-def phase_boundaries(result: Mapping) -> list[int]:
+def phase_boundaries(phases: Sequence[Mapping] | None) -> list[int]:
     """The steps at which the phases after the first start (``result.json``'s ``phases``)."""
-    return [int(p["start_step"]) for p in (result.get("phases") or [])[1:] if "start_step" in p]
+    return [int(p["start_step"]) for p in (phases or [])[1:] if "start_step" in p]
 
 
-def phase_table_rows(result: Mapping) -> list[dict]:
+def phase_table_rows(phases: Sequence[Mapping] | None) -> list[dict]:
     """One row per (phase, domain) with a requested or realized weight: requested, realized, samples."""
     rows = []
-    for p in result.get("phases") or []:
+    for p in phases or []:
         span = f"steps {p['start_step']}..{p['end_step'] - 1}" if "start_step" in p else \
             f"samples {p['start_sample']}..{p['end_sample'] - 1}"
         for d, w in p["requested"].items():
@@ -47,16 +45,16 @@ def schedule_sections(runs: Mapping[str, str | Path], *, highlight: str | None =
     if not runs:
         return []
     first = next(iter(runs.values()))
-    result = json.loads((Path(first) / "result.json").read_text(encoding="utf-8"))
+    phases = read_result(first).phases
     curves = {label: validation_curve(d) for label, d in runs.items()}
     domains = sorted({d for points in curves.values() for _, losses in points for d in losses})
-    boundaries = phase_boundaries(result)
+    boundaries = phase_boundaries(phases)
     fig = figure_section(title, figures.plot_phase_curves(curves, boundaries, domains, highlight),
                          "Validation loss per domain at each evaluation; dotted lines mark where a phase starts "
                          f"(step {', '.join(map(str, boundaries)) or '-'}). Solid: "
                          f"{figures.short_label(next(iter(runs)))}; dashed: the others.", name="phase_curves")
     body = fig.html
-    rows = phase_table_rows(result)
+    rows = phase_table_rows(phases)
     if rows:
         body += ("<p>Requested vs realized token fractions per phase of that run (from its scheduled blend index; "
                  "megatron's greedy rounding).</p>" + table_html(rows, "{:.4f}"))

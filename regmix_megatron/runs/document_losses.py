@@ -13,7 +13,8 @@ File (owner of the format; written by the trainer before ``result.json``, the ru
      "splits": {"valid": {"qa": {"loss_sum": [12.5, ...], "num_tokens": [3, ...]}, ...}, "test": {...}}}
 
 ``regmix-megatron evaluate`` writes the same per-domain records into ``evaluations/<split>.json``
-(``documents``). Read either with :func:`read_document_losses` / :meth:`DocumentLosses.from_json_obj`.
+(``documents``). Read either with :func:`read_document_losses` / :meth:`DocumentLosses.from_json_obj`; the run
+directory's writer (:func:`regmix_megatron.runs.run_dir.write_document_losses`) writes the file.
 """
 
 from __future__ import annotations
@@ -26,10 +27,10 @@ from typing import Mapping
 import numpy as np
 
 from ..errors import DataError
-from ..fileio import atomic_write_json, read_json
+from ..fileio import read_json
+from .run_dir import DOCUMENT_LOSSES_FILE as FILE_NAME
 
 FORMAT = "regmix-megatron/document-losses/v1"
-FILE_NAME = "document_losses.json"
 
 
 @dataclass(frozen=True)
@@ -105,11 +106,6 @@ class RunDocumentLosses:
         return {"format": FORMAT, "run_id": self.run_id, "step": int(self.step),
                 "splits": {split: {name: losses.to_json_obj() for name, losses in domains.items()}
                            for split, domains in self.splits.items()}}
-
-
-def write_document_losses(run_dir: str | os.PathLike, record: RunDocumentLosses) -> Path:
-    """Write ``RUN_DIR/document_losses.json`` atomically (compact: one number per document and list)."""
-    return atomic_write_json(Path(run_dir) / FILE_NAME, record.to_json_obj(), indent=None)
 
 
 def read_document_losses(path: str | os.PathLike) -> RunDocumentLosses:

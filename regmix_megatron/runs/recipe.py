@@ -16,7 +16,7 @@ import copy
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Literal, Mapping, Optional, Sequence
 
 import yaml
 
@@ -35,18 +35,25 @@ class ModelConfig:
     """LLaMA-style decoder: RoPE, RMSNorm, SwiGLU, no bias, untied embeddings."""
 
     num_layers: int = 2
+    """Transformer layers."""
     hidden_size: int = 256
+    """Width of the residual stream."""
     num_attention_heads: int = 8
+    """Attention heads (they divide ``hidden_size``; the head dimension must be even for RoPE)."""
     ffn_hidden_size: int = 512
     """Width of the SwiGLU MLP (each of the gate and up projections)."""
     seq_length: int = 2048
+    """Tokens per training sequence (and per evaluation window)."""
     vocab_size: Optional[int] = None
     """None: the tokenizer's vocabulary size from domains.json (padded to ``vocab_multiple``)."""
     vocab_multiple: int = 64
     """Pad the embedding table to a multiple of this (and of the tensor-parallel size)."""
     rotary_base: int = 10000
+    """RoPE base frequency."""
     norm_epsilon: float = 1e-5
+    """RMSNorm epsilon."""
     init_method_std: float = 0.02
+    """Standard deviation of the normal weight initialization."""
 
     def __post_init__(self) -> None:
         for name in ("num_layers", "hidden_size", "num_attention_heads", "ffn_hidden_size", "seq_length",
@@ -72,18 +79,25 @@ class OptimConfig:
     global_batch_size: int = 512
     """Sequences per optimizer step (accumulated over micro-batches and data-parallel ranks)."""
     micro_batch_size: int = 8
+    """Sequences per forward/backward pass of one rank."""
     lr: float = 4e-4
+    """Peak learning rate (after warmup)."""
     min_lr: float = 0.0
     """Final learning rate of the cosine schedule (ignored by ``constant``)."""
-    lr_schedule: str = "constant"
+    lr_schedule: Literal["constant", "cosine"] = "constant"
     """``constant`` (after warmup; RegMix proxies) or ``cosine`` (decay to ``min_lr``; target runs)."""
     warmup_steps: Optional[int] = None
+    """Linear warmup steps (default none); give this or ``warmup_fraction``, not both."""
     warmup_fraction: Optional[float] = None
     """Warmup as a fraction of ``train_steps`` (e.g. 0.04); give this or ``warmup_steps``, not both."""
     weight_decay: float = 0.1
+    """AdamW's decoupled weight decay."""
     adam_beta1: float = 0.9
+    """Adam's first-moment decay."""
     adam_beta2: float = 0.95
+    """Adam's second-moment decay."""
     adam_eps: float = 1e-8
+    """Adam's epsilon."""
     clip_grad: float = 1.0
     """Clip the global gradient norm to this (0 disables clipping)."""
 
@@ -126,11 +140,14 @@ class EvalConfig:
     eval_interval: int = 100
     """Evaluate every this many steps (and always at the end)."""
     num_tokens_per_domain: int = 65536
+    """Tokens evaluated per domain (the first ones of its split)."""
     num_tokens_by_domain: Optional[dict] = None
     """Per-domain exceptions to ``num_tokens_per_domain``: ``{domain: tokens}``, or ``all`` for the whole split
     (e.g. ``{qa: all}`` for a target whose verdicts need every document). Part of the recipe's hash only when set."""
-    split: str = "valid"
+    split: Literal["train", "valid", "test"] = "valid"
+    """The split evaluated during training (``val_loss``): the validation split every choice is made on."""
     micro_batch_size: int = 8
+    """Evaluation windows per forward pass."""
     domains: Optional[list] = None
     """Domains to evaluate (None: every domain). The evaluation-only domains of domains.json are evaluated
     whatever this says. Fewer domains make evaluation cheaper (proxies need only the target's domains)."""
@@ -199,7 +216,9 @@ class ParallelConfig:
     """Tensor/pipeline sizes; data parallel is world_size / (tp * pp). Launch with torchrun for > 1 rank."""
 
     tensor_model_parallel_size: int = 1
+    """Ranks a layer's weights are split over."""
     pipeline_model_parallel_size: int = 1
+    """Ranks the layers are split over (stages)."""
     num_threads: Optional[int] = None
     """torch intra-op threads per rank; None: $SLURM_CPUS_PER_TASK if set, else torch's default."""
     use_cpu_initialization: Optional[bool] = None
@@ -229,11 +248,12 @@ class PrecisionConfig:
 
     bf16: bool = False
     """bf16 parameters/compute with fp32 main weights (GPU; ~20-85x slower than fp32 on this kind of CPU)."""
-    fp8: Optional[str] = None
+    fp8: Optional[Literal["hybrid", "e4m3"]] = None
     """None, 'hybrid' (e4m3 forward, e5m2 gradients; TE's recommended recipe) or 'e4m3'. Needs Transformer
     Engine on a GPU."""
-    fp8_recipe: str = "delayed"
-    layer_spec: str = "auto"
+    fp8_recipe: Literal["delayed", "tensorwise", "mxfp8", "blockwise"] = "delayed"
+    """Transformer Engine's fp8 scaling recipe (with ``fp8``)."""
+    layer_spec: Literal["auto", "local", "transformer_engine"] = "auto"
     """'auto' (Transformer Engine when it imports and CUDA is available, else local), 'local' or
     'transformer_engine'."""
 
@@ -251,6 +271,8 @@ class PrecisionConfig:
 
 @dataclass
 class CheckpointConfig:
+    """When checkpoints are written and how many are kept (a killed run resumes from the newest)."""
+
     interval: int = 100
     """Save every this many steps (0: only at the end of training)."""
     keep_last: int = 2
@@ -282,12 +304,19 @@ class Recipe:
     preset: Optional[str] = None
     """The preset this recipe was built from (informational once resolved; not part of its hash)."""
     model: ModelConfig = field(default_factory=ModelConfig)
+    """The model."""
     optim: OptimConfig = field(default_factory=OptimConfig)
+    """The optimizer, batch and schedule."""
     eval: EvalConfig = field(default_factory=EvalConfig)
+    """Per-domain evaluation."""
     parallel: ParallelConfig = field(default_factory=ParallelConfig)
+    """Tensor/pipeline parallelism and threads."""
     precision: PrecisionConfig = field(default_factory=PrecisionConfig)
+    """Numerics and layer implementation."""
     checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
+    """Checkpointing."""
     log_interval: int = 10
+    """Log a metrics row every this many steps (and at every evaluation)."""
     tensorboard: bool = False
     """Also write TensorBoard events under output_dir/tensorboard (only if torch.utils.tensorboard imports)."""
 
@@ -377,6 +406,63 @@ def parse_overrides(items: Sequence[str], flag: str = "--set") -> dict:
                 raise ConfigError(f"{flag} {item!r}: {p!r} is set both as a value and a section")
         node[parts[-1]] = value
     return out
+
+
+@dataclass(frozen=True)
+class RecipeOverrides:
+    """Recipe fields given on top of a preset, as nested mappings (``{optim: {train_steps: 300}}``): a pipeline
+    config's ``proxy.overrides`` / ``targets.overrides``, or what ``--set`` flags say. :meth:`from_dict` checks
+    every key against the recipe's fields once (errors name the file, the field path, a near miss and the known
+    fields); the values are checked with the preset's when the recipe is built (:meth:`recipe`)."""
+
+    fields: Mapping[str, Any] = field(default_factory=dict)
+    """Section -> field -> value (``log_interval`` and ``tensorboard`` directly); no ``preset``, no run fields."""
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None, *, source: str = "overrides") -> "RecipeOverrides":
+        """Checked overrides; ``source`` names them in errors (``pipeline.yaml: proxy.overrides``)."""
+        if data is None:
+            return cls()
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{source}={data!r} is invalid: give a mapping of Recipe fields, e.g. "
+                              "{optim: {train_steps: 300}}")
+        if "preset" in data:
+            raise ConfigError(f"{source}.preset is invalid: the preset has its own field (preset: ...); remove it "
+                              "from the overrides")
+        _check_keys(Recipe, data, source)
+        return cls(copy.deepcopy(dict(data)))
+
+    def merged(self, more: Mapping[str, Any]) -> "RecipeOverrides":
+        """These overrides with ``more`` merged in (nested mappings key by key, ``more`` winning)."""
+        return RecipeOverrides(merge_mappings(self.fields, more))
+
+    def recipe(self, preset: str | None, *, source: str = "<recipe>") -> Recipe:
+        """The recipe of ``preset`` with these overrides (:func:`build_recipe`: every value checked)."""
+        return build_recipe({"preset": preset, **self.fields} if preset is not None else dict(self.fields),
+                            source=source)
+
+    def to_dict(self) -> dict:
+        return copy.deepcopy(dict(self.fields))
+
+
+def _check_keys(cls: type, data: Mapping[str, Any], where: str) -> None:
+    """Every key of ``data`` a field of dataclass ``cls`` (nested sections recursively)."""
+    import dataclasses
+    import typing
+
+    from ..errors import did_you_mean
+
+    known = {f.name: f for f in dataclasses.fields(cls) if f.name != "preset"}
+    hints = typing.get_type_hints(cls)
+    for key, value in data.items():
+        if key not in known:
+            raise ConfigError(f"{where}.{key} is invalid: {cls.__name__} has no field {key!r}"
+                              f"{did_you_mean(str(key), known)}; known fields: {sorted(known)}")
+        if dataclasses.is_dataclass(hints.get(key)):
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"{where}.{key}={value!r} is invalid: give a mapping of {hints[key].__name__} "
+                                  f"fields, e.g. {key}: {{...}}")
+            _check_keys(hints[key], value, f"{where}.{key}")
 
 
 def build_recipe(data: Mapping[str, Any] | None, *, source: str = "<recipe>",

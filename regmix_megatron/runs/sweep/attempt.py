@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Mapping, Sequence
 
 from ...fileio import atomic_write_json
+from ..run_dir import RESULT_FILE, RunDir, read_status_or_none
 from . import state as st
 from .plan import Sweep
 
@@ -275,29 +276,29 @@ def _attempt(run_dir: Path, attempt: int, runner: Runner, lock: _Lock, stop: thr
 
 def _set_aside_status(run_dir: Path, previous_attempt: int) -> None:
     """Keep a failed attempt's status.json with its logs, so the next attempt starts clean."""
-    status = run_dir / st.STATUS_FILE
-    if status.exists():
-        (run_dir / st.LOGS_DIR).mkdir(parents=True, exist_ok=True)
-        os.replace(status, run_dir / st.LOGS_DIR / f"attempt-{max(previous_attempt, 0)}.status.json")
+    files = RunDir(run_dir)
+    if files.status.exists():
+        files.logs.mkdir(parents=True, exist_ok=True)
+        os.replace(files.status, files.logs / f"attempt-{max(previous_attempt, 0)}.{files.status.name}")
 
 
 def classify(run_dir: Path, end: AttemptEnd) -> tuple[str, str]:
     """(outcome, reason) of an attempt from the trainer's files and how its call ended."""
     if st.read_result(run_dir) is not None:
         return st.COMPLETED, ""
-    status = st.read_json_or_none(run_dir / st.STATUS_FILE)
-    if isinstance(status, dict) and status.get("status") == st.DIVERGED:
-        return st.DIVERGED, st.describe_status(status)
+    status = read_status_or_none(run_dir)
+    if status is not None and status.is_diverged:
+        return st.DIVERGED, status.describe()
     if end.interrupted:
         return st.INTERRUPTED, "stopped by the executor"
-    if isinstance(status, dict) and status.get("status"):
-        return st.ATTEMPT_FAILED, st.describe_status(status)
+    if status is not None and status.status:
+        return st.ATTEMPT_FAILED, status.describe()
     if end.error:
         return st.ATTEMPT_FAILED, end.error
     if end.exit_code is None:
-        return st.ATTEMPT_FAILED, f"the trainer returned without writing {st.RESULT_FILE}"
+        return st.ATTEMPT_FAILED, f"the trainer returned without writing {RESULT_FILE}"
     if end.exit_code == 0:
-        return st.ATTEMPT_FAILED, f"exit code 0 but no {st.RESULT_FILE} was written"
+        return st.ATTEMPT_FAILED, f"exit code 0 but no {RESULT_FILE} was written"
     if end.exit_code < 0:
         return st.ATTEMPT_FAILED, f"killed by signal {-end.exit_code}"
     return st.ATTEMPT_FAILED, f"exit code {end.exit_code}"

@@ -22,6 +22,7 @@ import pandas as pd
 from ...errors import RegmixError
 from ...fileio import atomic_files, named_as
 from ..results import RESULTS_CSV, RESULTS_PARQUET, make_table, write_table
+from ..run_dir import RESULT_FILE, RunResult
 from . import state as st
 from .plan import Sweep
 
@@ -62,14 +63,14 @@ def build_table(sweep: Sweep, states: dict[str, st.RunState]) -> tuple[pd.DataFr
         if s.status != st.DONE:
             excluded.append(ExcludedRun(run.run_id, s.status, s.reason or f"run is {s.status}", s.log_path))
             continue
-        result = s.result or {}
+        result = s.result or RunResult()
         problem = _check_result(result, run, evaluated)
         if problem:
             excluded.append(ExcludedRun(run.run_id, "invalid", problem, s.log_path))
             continue
         weights = run.schedule.features(domains) if run.schedule is not None else run.mixture.as_array(domains)
         rows.append({"run_id": run.run_id, "mixture_hash": run.trained.hash, "seed": run.seed,
-                     "weights": dict(zip(weight_names, weights)), "val_loss": result["val_loss"]})
+                     "weights": dict(zip(weight_names, weights)), "val_loss": result.val_loss})
     return make_table(rows, domains, evaluated, weight_names), excluded
 
 
@@ -86,28 +87,28 @@ def _weight_names(sweep: Sweep) -> list[str]:
     return feature_names(sweep.domain_names, len(next(iter(phases))))
 
 
-def _check_result(result: dict, run, domains) -> str:
+def _check_result(result: RunResult, run, domains) -> str:
     """Why a result.json cannot enter the table ('' if it can)."""
-    losses = result.get("val_loss")
+    losses = result.val_loss
     if not isinstance(losses, dict):
-        return "result.json has no val_loss mapping"
+        return f"{RESULT_FILE} has no val_loss mapping"
     missing = [d for d in domains if d not in losses]
     if missing:
-        return f"result.json has no validation loss for domain(s) {missing}"
+        return f"{RESULT_FILE} has no validation loss for domain(s) {missing}"
     bad = {d: losses[d] for d in domains if not st.is_finite_number(losses[d])}
     if bad:
-        return f"result.json has non-finite validation loss(es) {bad}"
+        return f"{RESULT_FILE} has non-finite validation loss(es) {bad}"
     if run.schedule is not None:
-        got = (result.get("schedule") or {}).get("hash")
-        return "" if got == run.schedule.hash else f"result.json is for schedule {got}, but the run planned " \
+        got = (result.schedule or {}).get("hash")
+        return "" if got == run.schedule.hash else f"{RESULT_FILE} is for schedule {got}, but the run planned " \
             f"{run.schedule.hash}"
-    trained = result.get("mixture")
+    trained = result.mixture
     if isinstance(trained, dict):  # compare weights, not hashes (renormalization may change the last bits)
         planned = run.mixture.as_dict()
         if set(trained) != set(planned) or any(abs(float(trained[d]) - planned[d]) > 1e-12 for d in planned):
-            return f"result.json is for mixture {trained}, but the run planned {planned}"
-    if "seed" in result and result["seed"] != run.seed:
-        return f"result.json has seed {result['seed']}, but the run planned seed {run.seed}"
+            return f"{RESULT_FILE} is for mixture {trained}, but the run planned {planned}"
+    if result.seed is not None and result.seed != run.seed:
+        return f"{RESULT_FILE} has seed {result.seed}, but the run planned seed {run.seed}"
     return ""
 
 

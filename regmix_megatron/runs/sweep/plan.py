@@ -24,6 +24,7 @@ from ...data.manifest import DomainRegistry
 from ...mixtures.mixture import Mixture, read_mixtures  # noqa: F401 (read_mixtures: the sweep's input)
 from ...mixtures.schedule import Schedule, is_schedules_file, read_schedules
 from ..recipe import Recipe, build_recipe
+from ..run_dir import CONFIG_FILE as RUN_CONFIG
 from ..run_config import DEFAULT_SEED, RUN_FIELDS, RunConfig, run_id
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,6 @@ FORMAT = "regmix-megatron/sweep/v2"
 OLD_FORMATS = ("regmix-megatron/sweep/v1",)
 SWEEP_FILE = "sweep.json"
 RUNS_DIR = "runs"
-RUN_CONFIG = "config.yaml"
 
 
 class SweepError(RegmixError):

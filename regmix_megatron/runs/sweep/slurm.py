@@ -30,7 +30,7 @@ import time
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from ...errors import ConfigError, RegmixError
 from ...fileio import atomic_write_text
@@ -64,7 +64,12 @@ def control_characters(text: str) -> list[str]:
 
 @dataclass(frozen=True)
 class SlurmOptions:
+    """How the SLURM executor submits a sweep's job array: ``sweep launch --executor slurm`` flags, or a pipeline
+    config's ``executor.slurm`` mapping (:meth:`from_dict`). Every value is checked once, here, before it can
+    become a line of the job script."""
+
     cpus_per_task: int = 1
+    """CPU cores per array task (``--cpus-per-task``); the task's threads are sized from it."""
     mem: str | None = None
     """Memory per task, SLURM syntax (``4G``); default: the partition's default."""
     time: str | None = None
@@ -72,11 +77,15 @@ class SlurmOptions:
     gpus_per_task: int = 0
     """GPUs per task; with more than one the task runs ``torchrun --nproc-per-node <gpus>``."""
     partition: str | None = None
+    """The partition to submit to (default: the cluster's default)."""
     account: str | None = None
+    """The account to charge (default: the user's default)."""
     throttle: int = 32
     """Array tasks running at once (``--array=0-N%throttle``)."""
     job_name: str = "regmix-sweep"
+    """The job array's name in ``squeue``."""
     max_attempts: int = st.DEFAULT_MAX_ATTEMPTS
+    """Attempts of a run before it is failed for good (the worker retries within the task)."""
     extra_sbatch_args: tuple[str, ...] = field(default=())
     """More ``#SBATCH`` options, ``--option`` or ``--option=value`` each (e.g. ``--qos=high``)."""
     origin: str = field(default="", compare=False, repr=False)
@@ -86,6 +95,29 @@ class SlurmOptions:
     def name(self, key: str) -> str:
         """How the user spelled option ``key``."""
         return f"{self.origin}.{key}" if self.origin else FLAGS[key]
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, source: str, throttle: int | None = None,
+                  max_attempts: int | None = None) -> "SlurmOptions":
+        """Options from a config's mapping (``executor.slurm``), parsed and checked once. ``source`` names the
+        mapping in errors (``pipeline.yaml: executor.slurm``: errors name ``...executor.slurm.<key>``);
+        ``throttle`` is the default of the mapping's own ``throttle``; ``max_attempts``, when given, is the
+        executor's (it is not a SLURM key)."""
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{source}={data!r} is invalid: give a mapping of SLURM options, e.g. "
+                              "{partition: gpu, time: '01:00:00'}")
+        fields = dict(data)
+        if isinstance(fields.get("extra_sbatch_args"), list):
+            fields["extra_sbatch_args"] = tuple(fields["extra_sbatch_args"])
+        if throttle is not None:
+            fields.setdefault("throttle", throttle)
+        if max_attempts is not None:
+            fields["max_attempts"] = max_attempts
+        known = set(cls.__dataclass_fields__) - {"origin", "max_attempts"}
+        unknown = sorted(set(fields) - known - {"max_attempts"})
+        if unknown:
+            raise ConfigError(f"{source}={unknown!r} is invalid: unknown SLURM option(s); known: {sorted(known)}")
+        return cls(**fields, origin=source)
 
     def __post_init__(self) -> None:
         for key, least in (("cpus_per_task", 1), ("gpus_per_task", 0), ("throttle", 1), ("max_attempts", 1)):

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from ...fileio import atomic_write_json, set_aside
+from ..run_dir import LOCK_FILE, RunDir, RunResult, read_json_or_none, read_result_or_none, read_status_or_none
 from .plan import Sweep
 
 log = logging.getLogger(__name__)
@@ -40,10 +41,6 @@ log = logging.getLogger(__name__)
 DONE, RUNNING, FAILED, PENDING = "done", "running", "failed", "pending"
 STATUSES = (DONE, RUNNING, FAILED, PENDING)
 
-RESULT_FILE = "result.json"
-STATUS_FILE = "status.json"
-LOCK_FILE = "lock.json"
-LOGS_DIR = "logs"
 LAUNCH_FILE = "launch.json"
 
 DEFAULT_MAX_ATTEMPTS = 3
@@ -69,7 +66,8 @@ class RunState:
     lock: Mapping[str, Any] | None = None
     log_path: str | None = None
     """The latest attempt's log."""
-    result: Mapping[str, Any] | None = field(default=None, repr=False)
+    result: RunResult | None = field(default=None, repr=False)
+    """The trainer's ``result.json`` of a run that is done."""
 
     @property
     def num_attempts(self) -> int:
@@ -133,15 +131,6 @@ def holder_info() -> dict:
     return {"host": hostname(), "pid": os.getpid(), "pid_start": process_start(os.getpid())}
 
 
-def read_json_or_none(path: Path) -> Any:
-    """The JSON in ``path``, or None when it is missing, unreadable (a directory, no permission) or not (yet)
-    valid JSON."""
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError):  # ValueError: JSONDecodeError, UnicodeDecodeError
-        return None
-
-
 def lock_is_fresh(lock: Mapping[str, Any] | None, now: float | None = None) -> bool:
     """Whether a lock's holder still works on the run.
 
@@ -163,7 +152,7 @@ def lock_is_fresh(lock: Mapping[str, Any] | None, now: float | None = None) -> b
 
 
 def attempt_records(run_dir: Path) -> list[dict]:
-    logs = run_dir / LOGS_DIR
+    logs = RunDir(run_dir).logs
     if not logs.is_dir():
         return []
     found = []
@@ -177,24 +166,16 @@ def attempt_records(run_dir: Path) -> list[dict]:
 
 
 def attempt_log_path(run_dir: Path, attempt: int) -> Path:
-    return run_dir / LOGS_DIR / f"attempt-{attempt}.log"
+    return RunDir(run_dir).logs / f"attempt-{attempt}.log"
 
 
 def attempt_record_path(run_dir: Path, attempt: int) -> Path:
-    return run_dir / LOGS_DIR / f"attempt-{attempt}.json"
+    return RunDir(run_dir).logs / f"attempt-{attempt}.json"
 
 
-def read_result(run_dir: Path) -> dict | None:
-    obj = read_json_or_none(run_dir / RESULT_FILE)
-    if usable_result(obj):
-        return obj
-    return None
-
-
-def usable_result(obj: Any) -> bool:
-    """Whether a parsed ``result.json`` is a completed run's (a mapping with the per-domain losses)."""
-    return isinstance(obj, dict) and obj.get("status", "completed") == "completed" and isinstance(
-        obj.get("val_loss"), dict)
+def read_result(run_dir: Path) -> RunResult | None:
+    """The run's ``result.json`` when it is a completed run's, with the per-domain losses (the run is done)."""
+    return read_result_or_none(run_dir)
 
 
 def repair_run_files(run_dir: Path) -> list[str]:
@@ -209,13 +190,12 @@ def repair_run_files(run_dir: Path) -> list[str]:
                      "checkpoints")
         return moved
 
-    result = run_dir / RESULT_FILE
-    if result.exists() and not usable_result(read_json_or_none(result)):
-        aside(result, "is unreadable or not a completed run's result")
-    status = run_dir / STATUS_FILE
-    if status.exists() and not isinstance(read_json_or_none(status), dict):
-        aside(status, "is unreadable")
-    logs = run_dir / LOGS_DIR
+    files = RunDir(run_dir)
+    if files.result.exists() and read_result_or_none(run_dir) is None:
+        aside(files.result, "is unreadable or not a completed run's result")
+    if files.status.exists() and not isinstance(read_json_or_none(files.status), dict):
+        aside(files.status, "is unreadable")
+    logs = files.logs
     for path in sorted(logs.iterdir()) if logs.is_dir() else []:
         m = _ATTEMPT_RE.match(path.name)
         if m and not isinstance(read_json_or_none(path), dict):
@@ -236,29 +216,20 @@ def read_run_state(run_dir: str | os.PathLike, max_attempts: int = DEFAULT_MAX_A
     result = read_result(run_dir)
     if result is not None:
         return RunState(status=DONE, result=result, **common)
-    status = read_json_or_none(run_dir / STATUS_FILE)
-    if isinstance(status, dict) and status.get("status") == DIVERGED:
-        return RunState(status=FAILED, reason=describe_status(status), **common)
-    lock = None if ignore_lock else read_json_or_none(run_dir / LOCK_FILE)
+    status = read_status_or_none(run_dir)
+    if status is not None and status.is_diverged:
+        return RunState(status=FAILED, reason=status.describe(), **common)
+    lock = None if ignore_lock else read_json_or_none(RunDir(run_dir).lock)
     if lock_is_fresh(lock, now):
         return RunState(status=RUNNING, lock=lock, **common)
     failed = [a for a in attempts if a.get("outcome") == ATTEMPT_FAILED]
     reason = str(failed[-1].get("reason", "")) if failed else ""
-    if isinstance(status, dict) and status.get("status"):
-        reason = describe_status(status)
+    if status is not None and status.status:
+        reason = status.describe()
     if len(failed) >= max_attempts:
         return RunState(status=FAILED, reason=f"{len(failed)} of {max_attempts} attempts failed; last: {reason}",
                         **common)
     return RunState(status=PENDING, reason=reason, **common)
-
-
-def describe_status(status: Mapping[str, Any]) -> str:
-    """One line for a trainer's ``status.json``: its status and reason/message/error/step."""
-    parts = [str(status.get("status"))]
-    for key in ("reason", "message", "error", "step"):
-        if status.get(key) not in (None, ""):
-            parts.append(f"{key}={status[key]}")
-    return " ".join(parts)
 
 
 def read_sweep_state(sweep: Sweep, max_attempts: int | None = None) -> dict[str, RunState]:
@@ -289,7 +260,7 @@ def write_launch_settings(root: str | os.PathLike, settings: Mapping[str, Any]) 
 # ---- locks ---------------------------------------------------------------------------------------------
 def acquire_lock(run_dir: Path, info: Mapping[str, Any]) -> bool:
     """Take the run's lock (exclusive create). A stale lock is moved aside first. False if someone holds it."""
-    path = run_dir / LOCK_FILE
+    path = RunDir(run_dir).lock
     run_dir.mkdir(parents=True, exist_ok=True)
     body = json.dumps(dict(info, heartbeat_at=time.time()), indent=2) + "\n"
     for _ in range(3):
@@ -310,8 +281,9 @@ def acquire_lock(run_dir: Path, info: Mapping[str, Any]) -> bool:
                     log.warning("run %s: %s is unreadable (garbled): set aside as %s", run_dir.name, LOCK_FILE,
                                 moved.name)
                 else:  # a dead holder's lock: kept with the run's logs
-                    (run_dir / LOGS_DIR).mkdir(exist_ok=True)
-                    os.replace(path, run_dir / LOGS_DIR / f"stale-lock-{time.time():.0f}-{os.getpid()}.json")
+                    logs = RunDir(run_dir).logs
+                    logs.mkdir(exist_ok=True)
+                    os.replace(path, logs / f"stale-lock-{time.time():.0f}-{os.getpid()}.json")
             continue
         with os.fdopen(fd, "w") as fh:
             fh.write(body)
@@ -321,11 +293,11 @@ def acquire_lock(run_dir: Path, info: Mapping[str, Any]) -> bool:
 
 def update_lock(run_dir: Path, info: Mapping[str, Any]) -> None:
     """Rewrite the lock we hold (new heartbeat, child pid, attempt)."""
-    atomic_write_json(run_dir / LOCK_FILE, dict(info, heartbeat_at=time.time()))
+    atomic_write_json(RunDir(run_dir).lock, dict(info, heartbeat_at=time.time()))
 
 
 def release_lock(run_dir: Path, owner_token: str) -> None:
-    path = run_dir / LOCK_FILE
+    path = RunDir(run_dir).lock
     held = read_json_or_none(path)
     if isinstance(held, dict) and held.get("token") == owner_token:
         with contextlib.suppress(FileNotFoundError):
