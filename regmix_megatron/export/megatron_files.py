@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 from ..data.manifest import SPLITS, DomainRegistry, check_blend_prefix
 from ..errors import DataError, RegmixError
 from ..fileio import atomic_write_json, atomic_write_text
+from ..mixtures.domains import check_trainable
 from ..mixtures.mixture import RENORMALIZE_FLAG, Mixture, read_mixture_at
 
 if TYPE_CHECKING:
@@ -115,7 +116,7 @@ def blend_for_split(registry: DomainRegistry, mixture: Mixture, split: str = "tr
     if split not in SPLITS:
         raise DataError(f"split {split!r}: use one of {list(SPLITS)}")
     rewrite = path_map or PathMap()
-    mixture = registry.check_mixture(mixture, source)
+    mixture = check_trainable(registry, mixture, source)
     prefixes: list[str] = []
     weights: list[float] = []
     for name, weight in mixture.nonzero().items():

@@ -25,6 +25,7 @@ import numpy as np
 from ..data.manifest import SPLITS, DomainRegistry
 from ..errors import DataError, RegmixError
 from ..export.megatron_files import blend_for_split
+from ..mixtures.domains import check_trainable
 from ..mixtures.mixture import Mixture
 
 logger = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ def epochs_per_domain(registry: DomainRegistry, mixture: Mixture, *, num_samples
                       split: str = "train") -> dict[str, float]:
     """How many times each domain's ``split`` tokens would be seen:
     ``weight * num_samples * seq_length / tokens_of_domain`` (0 for zero-weight domains)."""
-    mixture = registry.check_mixture(mixture, "mixture")
+    mixture = check_trainable(registry, mixture, "mixture")
     out = {}
     for name, weight in mixture.as_dict().items():
         tokens = registry.get(name).num_tokens(split)

@@ -33,6 +33,7 @@ from typing import Any, Sequence
 from ..data.manifest import DomainRegistry
 from ..errors import ConfigError, DataError
 from ..export.megatron_files import load_mixture_arg
+from ..mixtures.domains import check_trainable
 from ..mixtures.mixture import Mixture
 from ..mixtures.schedule import Schedule, load_schedule
 from . import datasets as ds
@@ -109,7 +110,7 @@ def load_mixture_and_registry(args: Any) -> tuple[Mixture, DomainRegistry]:
     registry.verify_files()
     mixture = load_mixture_arg(str(args.regmix_mixture), renormalize=bool(getattr(args, "regmix_renormalize", False)),
                                flag=RENORMALIZE_FLAG_PROVIDER)
-    mixture = registry.check_mixture(mixture, f"--regmix-mixture {args.regmix_mixture}")
+    mixture = check_trainable(registry, mixture, f"--regmix-mixture {args.regmix_mixture}")
     return mixture, registry
 
 

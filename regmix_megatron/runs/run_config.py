@@ -34,6 +34,7 @@ from ..errors import ConfigError, DataError
 from ..fileio import atomic_write_yaml, read_yaml
 from ..hashing import content_hash
 from ..data.manifest import DomainRegistry
+from ..mixtures.domains import check_trainable
 from ..mixtures.mixture import Mixture
 from ..mixtures.schedule import Schedule, ScheduleError, schedule_of
 from .recipe import Recipe, build_recipe, merge_mappings
@@ -107,7 +108,7 @@ class RunConfig:
         if unknown:
             raise DataError(f"train.mixture names domain(s) {unknown} that are not in {registry.path}; "
                             f"known domains: {list(registry.names)}")
-        return registry.check_mixture(mixture.restrict(sorted(set(registry.names) | set(mixture.domains))),
+        return check_trainable(registry, mixture.restrict(sorted(set(registry.names) | set(mixture.domains))),
                                       "train.mixture")
 
     def to_dict(self, relative_to: str | os.PathLike | None = None) -> dict:

@@ -21,6 +21,7 @@ from ...configs import load_config
 from ...errors import ConfigError, DataError, RegmixError
 from ...fileio import atomic_write_json, atomic_write_yaml, read_json, read_yaml
 from ...data.manifest import DomainRegistry
+from ...mixtures.domains import check_trainable
 from ...mixtures.mixture import Mixture, read_mixtures  # noqa: F401 (read_mixtures: the sweep's input)
 from ...mixtures.schedule import Schedule, is_schedules_file, read_schedules
 from ..recipe import Recipe, build_recipe
@@ -247,9 +248,8 @@ def build_sweep(root: str | os.PathLike, mixtures: Sequence[Mixture | Schedule],
     registry = DomainRegistry.load(domains_path)
     registry.verify_files(full=False)
     check_prefix_paths(registry)  # every run would fail on such a path: refuse it before planning any
-    mixtures = [registry.check_schedule(m, source=f"schedule {i + 1} (hash {m.hash})") if isinstance(m, Schedule)
-                else registry.check_mixture(m, source=f"mixture {i + 1} (hash {m.hash})")
-                for i, m in enumerate(mixtures)]
+    mixtures = [check_trainable(registry, m, f"{'schedule' if isinstance(m, Schedule) else 'mixture'} {i + 1} "
+                                           f"(hash {m.hash})") for i, m in enumerate(mixtures)]
     seeds = [int(seed)] * len(mixtures) if seeds is None else [int(s) for s in seeds]
     if len(seeds) != len(mixtures):
         raise SweepError(f"{len(seeds)} seeds for {len(mixtures)} mixtures: give one seed per mixture")
