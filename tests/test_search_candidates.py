@@ -9,7 +9,8 @@ import pytest
 from helpers.search import DOMAINS, TOKENS, fitted_model
 from regmix_megatron.errors import DataError, RegmixError
 from regmix_megatron.mixtures.mixture import Mixture
-from regmix_megatron.mixtures.sampling import SamplerConfig, domain_caps
+from regmix_megatron.mixtures.caps import domain_caps
+from regmix_megatron.mixtures.sampler_config import SamplerConfig
 from regmix_megatron.search.candidates import (
     SearchConfig,
     TopK,
@@ -54,11 +55,11 @@ def test_top_k_average_and_prediction(model):
     np.testing.assert_array_equal(predict(result.top_rows), result.top_scores)
     assert result.predicted == predict(result.mixture.as_array(DOMAINS)[None])[0]
     # brute force over the same pool: the same 10 best
-    from regmix_megatron.mixtures.sampling import iter_candidates
+    from regmix_megatron.mixtures.sampler import iter_pool
 
     import dataclasses
 
-    pool = np.concatenate(list(iter_candidates(TOKENS, dataclasses.replace(SamplerConfig(), seed=3), 5_000,
+    pool = np.concatenate(list(iter_pool(TOKENS, dataclasses.replace(SamplerConfig(), seed=3), 5_000,
                                                2_000, domains=DOMAINS)))
     scores = predict(pool)
     best = np.lexsort((np.arange(len(scores)), scores))[:10]

@@ -11,9 +11,9 @@ import pytest
 from helpers.search import DOMAINS, TOKENS, write_registry
 from regmix_megatron.mixtures.mixture import Mixture
 from regmix_megatron.regression.models import LinearRegressor
-from regmix_megatron.mixtures.sampling import SamplerConfig
+from regmix_megatron.mixtures.sampler_config import SamplerConfig
 from regmix_megatron.mixtures.schedule import Schedule, feature_names, load_schedule
-from regmix_megatron.mixtures.schedule_sampling import joint_upper
+from regmix_megatron.mixtures.caps import joint_upper
 from regmix_megatron.search.schedule_candidates import run_schedule_search, run_static_search, static_predictor
 from regmix_megatron.search.candidates import SearchConfig
 
@@ -49,11 +49,11 @@ def test_the_known_optimum_is_found_phase_by_phase():
 
 
 def test_search_and_write_files(tmp_path):
-    from regmix_megatron.mixtures.schedule_sampling import sample_schedules
+    from regmix_megatron.mixtures.sampler import sample
     from regmix_megatron.search.outputs import schedule_search_and_write
 
     registry = write_registry(tmp_path)
-    runs = sample_schedules(TOKENS, SamplerConfig(num_samples=40, seed=2), FRACTIONS, domains=DOMAINS)
+    runs = sample(TOKENS, SamplerConfig(num_samples=40, seed=2), FRACTIONS, domains=DOMAINS)
     x = np.stack([s.features(DOMAINS) for s in runs])
     model = LinearRegressor(NAMES, "val_loss/code").fit(x, loss(x))
     doc = schedule_search_and_write(model, TOKENS, DOMAINS, SAMPLER, FRACTIONS,

@@ -206,7 +206,7 @@ def _configs(args: argparse.Namespace, shares_only: bool):
     """The pool's SamplerConfig (--sampler-config, then the cap flags) and the SearchConfig, errors naming flags."""
     from ..errors import ConfigError, RegmixError
     from ..fileio import read_yaml
-    from ..mixtures.sampling import build_sampler_config
+    from ..mixtures.sampler_config import build_sampler_config
     from ..search.candidates import SearchConfig
     from .sampler_flags import given_overrides
 

@@ -2,8 +2,6 @@
 
 Only the stages whose work differs live here; :mod:`.stages` calls them when the config has phases:
 
-- sample: schedules instead of mixtures (:func:`regmix_megatron.mixtures.schedule_sampling.sample_schedules`), written as a
-  schedules JSONL under the same output key; the sweep plans and trains them like mixtures.
 - search: the best schedule and the best static mixture under the same model
   (:func:`regmix_megatron.search.outputs.schedule_search_and_write`).
 - targets: the labelled runs are the schedule (``regmix``), the best static mixture (``regmix_static``), the
@@ -27,22 +25,6 @@ def read_trained(path: str | Path) -> list:
     from ..mixtures.schedule import is_schedules_file, read_schedules
 
     return read_schedules(path) if is_schedules_file(path) else read_mixtures(path)
-
-
-def run_sample_schedules(ctx: StageContext, scfg: Any, registry: Any) -> StageOutput:
-    from ..mixtures.schedule import write_schedules
-    from ..mixtures.schedule_sampling import ScheduleStats, sample_schedules
-
-    fractions = ctx.config.schedule_fractions
-    stats = ScheduleStats()
-    schedules = sample_schedules(registry.tokens_per_domain("train"), scfg, fractions, domains=registry.names,
-                                 stats=stats)
-    path = write_schedules(ctx.out / "sample" / "schedules.jsonl", schedules)
-    return StageOutput(files={"mixtures": str(path)},
-                       values={"num_mixtures": len(schedules), "num_static_cap": stats.num_strict,
-                               "phases": list(fractions)},
-                       summary=f"{len(schedules)} schedules of {len(fractions)} phases over "
-                               f"{len(registry.names)} domains")
 
 
 def run_search_schedules(ctx: StageContext, model: Any, registry: Any, scfg: Any, search_cfg: Any,
@@ -92,4 +74,4 @@ def trained_by_label(ctx: StageContext, baselines: dict, run_ids: list[str]) -> 
     return labeled
 
 
-__all__ = ["read_trained", "run_sample_schedules", "run_search_schedules", "trained_by_label"]
+__all__ = ["read_trained", "run_search_schedules", "trained_by_label"]

@@ -357,28 +357,49 @@ def is_single_domain(mixture) -> bool:
     return len(mixture.nonzero()) == 1
 
 
+def phase_fractions(cfg: PipelineConfig) -> tuple[float, ...]:
+    """The phases RegMix optimizes: ``schedule.phases``, or one phase (a static mixture is a one-phase schedule)."""
+    from ..mixtures.sampler import ONE_PHASE
+
+    return cfg.schedule_fractions or ONE_PHASE
+
+
 def run_sample(ctx: StageContext) -> StageOutput:
-    from ..mixtures.mixture import Mixture, write_mixtures
-    from ..mixtures.sampling import SampleStats, domain_caps, sample_mixtures
+    """The sweep's mixtures, or schedules (the one sampler: a mixture is a one-phase schedule); a static sweep adds
+    the single-domain corners the best_domain baseline needs."""
+    from ..mixtures.sampler import SampleStats, sample
     from .config import sampler_config
 
     cfg: PipelineConfig = ctx.config
     registry = _registry(ctx)
     tokens = registry.tokens_per_domain("train")
     scfg = sampler_config(cfg, tokens, target_tokens=target_train_tokens(cfg))
-    if cfg.schedule_fractions is not None:
-        from .schedules import run_sample_schedules
-
-        return run_sample_schedules(ctx, scfg, registry)
+    fractions = phase_fractions(cfg)
     stats = SampleStats()
-    weights = sample_mixtures(tokens, scfg, domains=registry.names, stats=stats)
-    mixtures = [Mixture.from_array(registry.names, row) for row in weights]
+    schedules = sample(tokens, scfg, fractions, domains=registry.names, stats=stats)
+    if len(fractions) > 1:
+        from ..mixtures.schedule import write_schedules
+
+        path = write_schedules(ctx.out / "sample" / "schedules.jsonl", schedules)
+        return StageOutput(files={"mixtures": str(path)},
+                           values={"num_mixtures": len(schedules), "num_static_cap": stats.num_strict,
+                                   "phases": list(fractions)},
+                           summary=f"{len(schedules)} schedules of {len(fractions)} phases over "
+                                   f"{len(registry.names)} domains")
+    return _write_sample_mixtures(ctx, [s.mixtures[0] for s in schedules], stats, registry, tokens, scfg)
+
+
+def _write_sample_mixtures(ctx: StageContext, mixtures: list, stats, registry, tokens, scfg) -> StageOutput:
+    """A static sweep's ``mixtures.jsonl``, with the single-domain corners the sampler did not draw itself."""
+    from ..mixtures.caps import domain_caps
+    from ..mixtures.mixture import write_mixtures
+
     added = 0
-    if wants_single_domains(cfg):  # corners the sampler did not draw itself
+    if wants_single_domains(ctx.config):
         seen = {m.hash for m in mixtures}
         lower, upper = domain_caps(tokens, scfg, domains=registry.names)
         corners = [m for m in single_domain_mixtures(registry.names, lower, upper) if m.hash not in seen]
-        mixtures += corners
+        mixtures = mixtures + corners
         added = len(corners)
     path = write_mixtures(ctx.out / "sample" / "mixtures.jsonl", mixtures)
     return StageOutput(files={"mixtures": str(path)},

@@ -196,7 +196,8 @@ def run_search(predict: Callable[[np.ndarray], np.ndarray], tokens_per_domain: n
     """
     import dataclasses
 
-    from ..mixtures.sampling import domain_caps, iter_candidates
+    from ..mixtures.caps import domain_caps
+    from ..mixtures.sampler import iter_pool
 
     if config.auto_top_k and estimate is None:
         raise RegmixError(f"top_k {TOP_K_AUTO!r} needs predictions with an uncertainty: no estimator given")
@@ -206,8 +207,7 @@ def run_search(predict: Callable[[np.ndarray], np.ndarray], tokens_per_domain: n
     top = TopK(max(config.top_k_grid()), len(domains), maximize=config.maximize)
     seconds = {"sample": 0.0, "predict": 0.0, "top_k": 0.0}
     t = time.perf_counter()
-    for chunk in iter_candidates(tokens, sampler_config, config.num_candidates, config.chunk_size,
-                                 domains=list(domains)):
+    for chunk in iter_pool(tokens, sampler_config, config.num_candidates, config.chunk_size, domains=list(domains)):
         t1 = time.perf_counter()
         seconds["sample"] += t1 - t
         scores = np.asarray(predict(chunk), dtype=np.float64)

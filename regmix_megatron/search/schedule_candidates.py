@@ -21,15 +21,9 @@ import numpy as np
 
 from ..errors import RegmixError
 from ..mixtures.mixture import Mixture, normalize_exact
-from ..mixtures.sampling import BOUND_TOLERANCE, domain_caps
+from ..mixtures.caps import BOUND_TOLERANCE, domain_caps, joint_upper
+from ..mixtures.sampler import SampleStats as ScheduleStats, check_fractions, iter_pool, phase_configs
 from ..mixtures.schedule import Schedule, feature_names
-from ..mixtures.schedule_sampling import (
-    ScheduleStats,
-    check_fractions,
-    iter_schedule_candidates,
-    joint_upper,
-    phase_configs,
-)
 from .candidates import TOP_K_AUTO, SearchConfig, SearchResult, TopK, TopKChoice, check_within_bounds, run_search
 
 
@@ -78,8 +72,8 @@ def run_schedule_search(predict: Callable[[np.ndarray], np.ndarray], tokens_per_
     seconds = {"sample": 0.0, "predict": 0.0, "top_k": 0.0}
     stats = ScheduleStats()
     t = time.perf_counter()
-    for chunk in iter_schedule_candidates(tokens_per_domain, sampler_config, fractions, config.num_candidates,
-                                          config.chunk_size, domains=domains, stats=stats):
+    for chunk in iter_pool(tokens_per_domain, sampler_config, config.num_candidates, config.chunk_size,
+                           fractions=fractions, domains=domains, stats=stats):
         t1 = time.perf_counter()
         scores = np.asarray(predict(chunk), dtype=np.float64)
         t2 = time.perf_counter()
