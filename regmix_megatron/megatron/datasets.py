@@ -2,7 +2,7 @@
 
 :func:`build_blended_dataset` turns a :class:`~regmix_megatron.mixtures.mixture.Mixture` over a
 :class:`~regmix_megatron.data.manifest.DomainRegistry` into a ``BlendedDataset`` of ``GPTDataset`` components
-(the blend of :func:`regmix_megatron.export.megatron_files.blend_for_split`: zero weights dropped, multi-prefix domains split
+(the blend of :func:`regmix_megatron.export.files.blend_for_split`: zero weights dropped, multi-prefix domains split
 by token count). :func:`realized_fractions` reads the blended dataset's own index (``dataset_index``: which
 component every sample comes from) and maps components back to domains, so the requested-vs-realized table
 reports what Megatron will actually feed the model.
@@ -24,7 +24,7 @@ import numpy as np
 
 from ..data.manifest import SPLITS, DomainRegistry
 from ..errors import DataError, RegmixError
-from ..export.megatron_files import blend_for_split
+from ..export.files import blend_for_split
 from ..mixtures.domains import check_trainable
 from ..mixtures.mixture import Mixture
 
@@ -250,7 +250,7 @@ def build_unweighted_dataset(
     from megatron.core.datasets.blended_megatron_dataset_builder import BlendedMegatronDatasetBuilder
     from megatron.core.datasets.gpt_dataset import GPTDataset, GPTDatasetConfig
 
-    from ..export.megatron_files import domain_prefixes
+    from ..export.files import domain_prefixes
 
     if not any(d.prefixes(split) for d in registry.domains):
         return None

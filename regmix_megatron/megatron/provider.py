@@ -32,7 +32,7 @@ from typing import Any, Sequence
 
 from ..data.manifest import DomainRegistry
 from ..errors import ConfigError, DataError
-from ..export.megatron_files import load_mixture_arg
+from ..export.files import load_mixture_arg
 from ..mixtures.domains import check_trainable
 from ..mixtures.mixture import Mixture
 from ..mixtures.schedule import Schedule, load_schedule

@@ -27,7 +27,7 @@ import torch
 
 from ..data.manifest import SPLITS, DomainRegistry
 from ..errors import RegmixError
-from ..export.megatron_files import blend_for_split
+from ..export.files import blend_for_split
 from ..mixtures.schedule import Schedule, phase_starts
 from .datasets import COMPONENT_DOMAINS_ATTR, _always, _log_rank0, check_build_arguments, format_fraction_table
 
@@ -64,7 +64,7 @@ class ScheduledDataset(torch.utils.data.Dataset):
 def phase_blends(registry: DomainRegistry, schedule: Schedule, split: str = "train"
                  ) -> tuple[list[str], list[str], np.ndarray]:
     """``(prefixes, component_domains, weights)``: the components of every phase's blend (canonical domain order,
-    then prefix order, as :func:`regmix_megatron.export.megatron_files.blend_for_split` orders one blend) and each phase's weight
+    then prefix order, as :func:`regmix_megatron.export.files.blend_for_split` orders one blend) and each phase's weight
     of each component (rows: phases; 0 where a phase does not draw the component)."""
     registry.check_domains(schedule.domains, "schedule")
     blends = [dict(zip(*blend_for_split(registry, m, split, source=f"schedule phase {k}")))

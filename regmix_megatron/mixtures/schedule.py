@@ -220,18 +220,24 @@ class Schedule:
 
 
 def feature_names(domains: Sequence[str], num_phases: int) -> list[str]:
-    """``p1/<domain>``, ..., ``p2/<domain>``, ... (zero-padded phase numbers past 9, so names sort phase-major)."""
+    """``p1/<domain>``, ..., ``p2/<domain>``, ... (zero-padded phase numbers past 9, so names sort phase-major). One
+    phase: the domains themselves (a one-phase schedule's features are its mixture's weights)."""
+    return list(domains) if num_phases == 1 else _phase_names(domains, num_phases)
+
+
+def _phase_names(domains: Sequence[str], num_phases: int) -> list[str]:
     width = len(str(num_phases))
     return [f"p{k:0{width}d}/{d}" for k in range(1, num_phases + 1) for d in domains]
 
 
 def parse_feature_names(names: Sequence[str]) -> tuple[int, list[str]] | None:
-    """``(num_phases, domains)`` if ``names`` are :func:`feature_names`, else None (plain domain names)."""
+    """``(num_phases, domains)`` if ``names`` are phase-numbered features (``p<k>/<domain>``), else None (plain
+    domain names: a mixture's)."""
     if not names or not all("/" in n and n.startswith("p") and n.split("/", 1)[0][1:].isdigit() for n in names):
         return None
     phases = sorted({int(n.split("/", 1)[0][1:]) for n in names})
     domains = [n.split("/", 1)[1] for n in names if int(n.split("/", 1)[0][1:]) == phases[0]]
-    if phases != list(range(1, len(phases) + 1)) or list(names) != feature_names(domains, len(phases)):
+    if phases != list(range(1, len(phases) + 1)) or list(names) != _phase_names(domains, len(phases)):
         return None
     return len(phases), domains
 

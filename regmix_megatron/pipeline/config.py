@@ -38,7 +38,7 @@ SEEDED_BASELINES = ("natural", "uniform")
 REGRESSORS = ("lightgbm", "linear", "quadratic", "ensemble")
 #: ``search.regressor`` value: pick the regressor with the best cross-validated Spearman.
 AUTO = "auto"
-#: ``search.top_k`` value: choose k by the ensemble's uncertainty (:func:`regmix_megatron.search.candidates.choose_top_k`).
+#: ``search.top_k`` value: choose k by the ensemble's uncertainty (:func:`regmix_megatron.search.top_k.choose_top_k`).
 TOP_K_AUTO = "auto"
 EXECUTORS = ("local", "slurm")
 
@@ -364,7 +364,7 @@ class ExportSection:
               "give a mapping {/path/here: /path/on/the/cluster}")
 
     def path_map(self):
-        from ..export.megatron_files import PathMap
+        from ..export.files import PathMap
 
         return PathMap.parse(self.path_prefix)
 

@@ -606,55 +606,72 @@ def search_inputs(cfg: PipelineConfig) -> dict:
 
 
 def run_search_stage(ctx: StageContext) -> StageOutput:
+    """The search over the sweep's phases (one phase: mixtures; several: schedules, and the best static mixture under
+    the same model), then the export of what it found, both into ``OUT/search/`` (one folder, written whole)."""
+    from ..export.files import search_export_files, write_search_export
     from ..mixtures.mixture import Mixture
+    from ..mixtures.schedule import feature_names
     from ..regression.fitting import find_model
     from ..regression.models import load_regressor
-    from ..search.candidates import SearchConfig
-    from ..search.outputs import search_and_write
+    from ..search.baselines import baseline_mixtures
+    from ..search.outputs import check_search_folder, search_folder, write_search_files
+    from ..search.pool import SearchConfig, search_model
     from .config import sampler_config
 
     cfg: PipelineConfig = ctx.config
     registry = _registry(ctx)
     names = list(registry.names)
     tokens = registry.tokens_per_domain("train")
+    fractions = phase_fractions(cfg)
     regressor = ctx.value("fit", "regressor")
     model_path = find_model(ctx.path("fit", "metrics").parent, regressor, ctx.value("fit", "target"))
-    if cfg.schedule_fractions is not None:  # the model's features are the schedule features
-        from ..mixtures.schedule import feature_names
-
-        names = feature_names(names, len(cfg.schedule_fractions))
-    model = load_regressor(model_path, domains=names, source=str(ctx.path("indexed", "domains")))
+    model = load_regressor(model_path, domains=feature_names(names, len(fractions)),
+                           source=str(ctx.path("indexed", "domains")))
     search_cfg = SearchConfig(num_candidates=cfg.search.num_candidates, top_k=cfg.search.top_k,
                               chunk_size=min(100_000, cfg.search.num_candidates), seed=cfg.seed)
-    if cfg.schedule_fractions is not None:
-        from .schedules import run_search_schedules
-
-        return run_search_schedules(ctx, model, registry, sampler_config(cfg, tokens, target_train_tokens(cfg)),
-                                    search_cfg, regressor)
+    scfg = sampler_config(cfg, tokens, target_train_tokens(cfg))
     out_dir = ctx.out / "search"
-    doc = search_and_write(model, tokens, sampler_config(cfg, tokens, target_train_tokens(cfg)), search_cfg, out_dir,
-                           registry=registry, prior=Mixture.from_array(names, registry.prior("train")),
-                           target=cfg.parsed_target, path_map=cfg.export.path_map(),
+    exports = search_export_files()
+    check_search_folder(out_dir, exports)  # before the work, not after
+    baselines = baseline_mixtures(Mixture.from_array(names, registry.prior("train")), cfg.parsed_target)
+    outcome = search_model(model, tokens, scfg, search_cfg, domains=names, fractions=fractions,
                            progress=lambda done, total: ctx.progress.update(done / total,
                                                                             f"{done:,}/{total:,} candidates"))
-    result = doc["result"]
-    predicted = {"regmix": result["predicted_loss"], **{k: v["predicted_loss"] for k, v in doc["baselines"].items()}}
-    predicted_sd = {"regmix": result["predicted_sd"], **{k: v["predicted_sd"] for k, v in doc["baselines"].items()}}
-    files = {"search": str(out_dir / "search.json"), "top_k": doc["files"]["top_k"], **doc["files"]["export"]}
-    best = sorted(result["weights"].items(), key=lambda kv: -kv[1])[:3]
+    with search_folder(out_dir, exports) as stage:
+        exported = write_search_export(registry, outcome.schedule, outcome.static_mixture, stage, final_dir=out_dir,
+                                       path_map=cfg.export.path_map())
+        summary = write_search_files(stage, out_dir, outcome, model, baselines, search_cfg, tokens_per_domain=tokens,
+                                     sampler_config=scfg, exported=exported)
+    return _search_output(summary, out_dir, regressor)
+
+
+def _search_output(summary, out_dir: Path, regressor: str) -> StageOutput:
+    """The search stage's record: the files (the summary, top-k, the export; with several phases the best schedule
+    and static mixture), every prediction, and the best static mixture's weights (for several phases also the
+    schedule's phases)."""
+    doc = summary.to_json()
+    files = {"search": str(out_dir / "search.json"), "top_k": summary.files["top_k"]}
+    values: dict[str, Any] = {"predicted": summary.predicted(), "predicted_sd": summary.predicted_sd()}
+    if summary.schedule is not None:
+        files.update(schedule=summary.files["schedule"], mixture=summary.files["mixture"])
+        values.update(weights=summary.static.weights, schedule=list(summary.schedule.phases), regressor=regressor)
+        best = [", ".join(f"{d} {w:.2f}" for d, w in sorted(p["weights"].items(), key=lambda kv: -kv[1])[:2])
+                for p in summary.schedule.phases]
+        text = (f"predicted {summary.result.predicted_loss:.4f} (static {summary.static.predicted_loss:.4f}); "
+                + " | ".join(f"phase {k + 1}: {b}" for k, b in enumerate(best)))
+    else:
+        values.update(weights=summary.result.weights, regressor=regressor, top_k=summary.top_k_choice.to_json())
+        best = sorted(summary.result.weights.items(), key=lambda kv: -kv[1])[:3]
+        text = (f"predicted {summary.result.predicted_loss:.4f}{_sd_text(summary.result.predicted_sd)} (top "
+                f"{summary.top_k}); top weights " + ", ".join(f"{d} {w:.2f}" for d, w in best))
+    files.update(summary.export_files or {})
     # timings differ run to run and file locations are not content: neither decides whether later stages redo
     stable = {k: v for k, v in doc.items() if k not in ("seconds", "files", "model")}
-    return StageOutput(files=files, values={"predicted": predicted, "predicted_sd": predicted_sd,
-                                            "weights": result["weights"], "regressor": regressor,
-                                            "top_k": doc["top_k_choice"]},
-                       fingerprint=content_hash(stable, length=None),
-                       summary=f"{regressor}: predicted {result['predicted_loss']:.4f}{_sd_text(result)} (top "
-                               f"{doc['top_k']['k']}); top weights "
-                               + ", ".join(f"{d} {w:.2f}" for d, w in best))
+    return StageOutput(files=files, values=values, fingerprint=content_hash(stable, length=None),
+                       summary=f"{regressor}: {text}")
 
 
-def _sd_text(entry: dict) -> str:
-    sd = entry.get("predicted_sd")
+def _sd_text(sd: float | None) -> str:
     return "" if sd is None else f" +- {sd:.4f}"
 
 
@@ -692,7 +709,7 @@ def compared_mixtures(ctx: StageContext) -> tuple[dict, dict]:
     the sweep's range) with the pipeline's seed."""
     from ..mixtures.mixture import Mixture
     from ..regression.data import load_results_table
-    from ..search.candidates import baseline_mixtures
+    from ..search.baselines import baseline_mixtures
     from .config import SEEDED_BASELINES
     from ..full_scale.evaluation import spread_indices
 

@@ -8,12 +8,15 @@ baselines, per-domain correlation of weight with loss (heatmap), and tables of t
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 import numpy as np
 
 from . import figures
 from .page import Section, figure_section, table_section
+
+if TYPE_CHECKING:
+    from ..search.outputs import SearchSummary
 
 
 def regmix_sections(fit_dir: str | Path | None = None, search_dir: str | Path | None = None,
@@ -28,7 +31,7 @@ def regmix_sections(fit_dir: str | Path | None = None, search_dir: str | Path | 
     search = read_search(search_dir) if search_dir else None
     if target is None:
         if search is not None:
-            target = search["target"]
+            target = search.target
         elif metrics is not None:
             target = next(iter(metrics["targets"]))
     sections: list[Section] = []
@@ -93,31 +96,31 @@ def importance_section(fit_dir: Path, metrics: Mapping, target: str | None) -> S
                           name="feature_importance")
 
 
-def search_sections(search: Mapping) -> list[Section]:
+def search_sections(search: "SearchSummary") -> list[Section]:
     """The optimized weights vs prior and baselines (figure and table) and the predicted targets."""
     import pandas as pd
 
-    domains = search["domains"]
-    mixtures = {"regmix (search result)": [search["result"]["weights"].get(d, 0.0) for d in domains]}
-    for name, b in search["baselines"].items():
-        mixtures[name] = [b["weights"].get(d, 0.0) for d in domains]
-    upper = [search["bounds"]["upper"][d] for d in domains]
+    domains = list(search.domains)
+    mixtures = {"regmix (search result)": [search.result.weights.get(d, 0.0) for d in domains]}
+    for name, b in search.baselines.items():
+        mixtures[name] = [b.weights.get(d, 0.0) for d in domains]
+    upper = [search.upper[d] for d in domains]
     sections = [figure_section("Optimized weights vs prior and baselines",
                                figures.plot_weights(domains, mixtures, upper),
                                "Black ticks: the per-domain caps the search respected.", name="weights")]
-    column = f"predicted {search['target']}"
-    entries = {"regmix (search result)": search["result"], **search["baselines"]}
-    rows = [{"mixture": n, column: e["predicted_loss"], "sd": e.get("predicted_sd"), "within caps": e["within_caps"]}
+    column = f"predicted {search.target}"
+    entries = {"regmix (search result)": search.result, **search.baselines}
+    rows = [{"mixture": n, column: e.predicted_loss, "sd": e.predicted_sd, "within caps": e.within_caps}
             for n, e in entries.items()]
     frame = pd.DataFrame(rows)
     if frame["sd"].isna().all():  # a regressor without uncertainty
         frame = frame.drop(columns="sd")
-    cfg, choice = search["config"], search["top_k_choice"]
-    how = f"top-{choice['k']} averaged" + (f" (k chosen: {choice['reason']})" if choice["rule"] == "auto" else "")
+    choice = search.top_k_choice
+    how = f"top-{choice.k} averaged" + (f" (k chosen: {choice.reason})" if choice.rule == "auto" else "")
     sections.append(table_section(
         "Search result and baselines", frame,
-        f"{cfg['num_candidates']:,} candidates (seed {cfg['seed']}), {how}; objective: "
-        f"{search['objective']} the predicted target.", float_format="{:.5f}"))
+        f"{search.num_candidates:,} candidates (seed {search.seed}), {how}; objective: "
+        f"{search.objective} the predicted target.", float_format="{:.5f}"))
     weights = pd.DataFrame({"domain": domains, **{k: v for k, v in mixtures.items()}, "cap": upper})
     sections.append(table_section("Weights", weights, float_format="{:.4f}"))
     return sections

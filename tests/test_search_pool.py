@@ -1,25 +1,29 @@
-"""The search algorithm (regmix_megatron/search/candidates.py): caps respected, top-k averaging, determinism, chunking
-invariance, baselines."""
+"""The search algorithm (regmix_megatron/search/pool.py): caps respected, top-k averaging, determinism, chunking
+invariance of the pool, the search over schedules (a known optimum found phase by phase, the best static mixture
+under the same model), and a mixture as the one-phase search."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import pytest
 
 from helpers.search import DOMAINS, TOKENS, fitted_model
 from regmix_megatron.errors import DataError, RegmixError
+from regmix_megatron.mixtures.caps import domain_caps, joint_upper
 from regmix_megatron.mixtures.mixture import Mixture
-from regmix_megatron.mixtures.caps import domain_caps
 from regmix_megatron.mixtures.sampler_config import SamplerConfig
-from regmix_megatron.search.candidates import (
+from regmix_megatron.mixtures.schedule import Schedule, feature_names
+from regmix_megatron.regression.models import LinearRegressor
+from regmix_megatron.search.pool import (
     SearchConfig,
-    TopK,
-    baseline_mixtures,
     check_within_bounds,
     make_predict_fn,
     run_search,
+    search_model,
+    static_predictor,
 )
-from regmix_megatron.regression.target import Target
 
 
 @pytest.fixture(scope="module")
@@ -75,24 +79,6 @@ def test_deterministic_with_seed(model):
     assert runs[0].mixture != runs[2].mixture
 
 
-def test_top_k_is_chunking_invariant():
-    rng = np.random.default_rng(1)
-    scores = np.round(rng.random(10_000), 2)  # many ties
-    rows = rng.random((10_000, 3))
-    results = []
-    for cuts in ([10_000], [1, 999, 5000, 4000], [333] * 30 + [10]):
-        top = TopK(25, 3)
-        start = 0
-        for c in cuts:
-            top.update(scores[start:start + c], rows[start:start + c])
-            start += c
-        results.append((top.positions.copy(), top.rows.copy()))
-    for pos, r in results[1:]:
-        np.testing.assert_array_equal(pos, results[0][0])
-        np.testing.assert_array_equal(r, results[0][1])
-    top = TopK(5, 3, maximize=True)
-    top.update(scores, rows)
-    assert np.all(top.scores == np.sort(scores)[::-1][:5])
 
 
 def test_fast_and_plain_predictions_give_the_same_search(model):
@@ -102,49 +88,11 @@ def test_fast_and_plain_predictions_give_the_same_search(model):
     assert fast.mixture == plain.mixture
 
 
-def test_baselines():
-    prior = Mixture.from_array(DOMAINS, TOKENS)
-    base = baseline_mixtures(prior, Target.domain("code"), {"hand": Mixture.from_dict({"web": 0.5, "code": 0.5})})
-    assert base["natural"] == prior and base["uniform"].as_array(DOMAINS).tolist() == [0.2] * 5
-    assert base["target_only"].as_dict()["code"] == 1.0 and base["hand"].as_dict()["books"] == 0.0
-    # target_only needs one target domain
-    assert set(baseline_mixtures(prior, Target.average())) == {"natural", "uniform"}
-    assert set(baseline_mixtures(prior, Target.weighted({"code": 1, "web": 1}))) == {"natural", "uniform"}
-    # a target domain outside the mixture's domains (a held-out, evaluation-only one) has no target_only
-    assert set(baseline_mixtures(prior, Target.domain("qa"))) == {"natural", "uniform"}
-    with pytest.raises(DataError, match="unknown to the model"):
-        baseline_mixtures(prior, None, {"x": Mixture.from_dict({"math": 1.0})})
-    with pytest.raises(RegmixError, match="top_k"):
-        SearchConfig(num_candidates=10, top_k=11)
 
 
 # ---- top_k: auto -----------------------------------------------------------------------------------------------
-def _fixed_estimate(mean, sd):
-    """An estimator that answers the averages of the grid, in order, with these predictions."""
-    from regmix_megatron.regression.models import Prediction
-
-    def estimate(rows):
-        assert rows.shape[0] == len(mean) and np.allclose(rows.sum(axis=1), 1.0)
-        return Prediction(np.asarray(mean, float), None if sd is None else np.asarray(sd, float))
-
-    return estimate
 
 
-def test_choose_top_k_keeps_the_largest_k_within_one_sd_of_the_best():
-    from regmix_megatron.search.candidates import choose_top_k
-
-    rows = np.random.default_rng(0).dirichlet(np.ones(5), size=60)
-    grid = [1, 2, 5, 10, 20, 50, 100]  # 100 > 60 rows: not tried
-    mean = [5.00, 4.99, 5.00, 5.005, 5.02, 5.05]
-    choice = choose_top_k(rows, _fixed_estimate(mean, [0.02] * 6), grid)
-    assert choice.k == 10 and choice.rule == "auto" and "k=2" in choice.reason  # 5.005 <= 4.99 + 0.02 < 5.02
-    assert [t["k"] for t in choice.tried] == [1, 2, 5, 10, 20, 50]
-    assert [t["within"] for t in choice.tried] == [True, True, True, True, False, False]
-    assert choose_top_k(rows, _fixed_estimate(mean, [0.001] * 6), grid).k == 2  # a sure model keeps its best
-    higher = choose_top_k(rows, _fixed_estimate([-m for m in mean], [0.02] * 6), grid, maximize=True)
-    assert higher.k == 10
-    with pytest.raises(RegmixError, match="gives none: use the ensemble"):
-        choose_top_k(rows, _fixed_estimate(mean, None), grid)
 
 
 def test_top_k_config_accepts_a_number_or_auto():
@@ -156,6 +104,8 @@ def test_top_k_config_accepts_a_number_or_auto():
     for bad in ("best", True, 0, "100"):
         with pytest.raises(ConfigError, match=r"search\.top_k=.* use an integer between 1 and num_candidates"):
             SearchConfig(top_k=bad)
+    with pytest.raises(RegmixError, match="top_k"):
+        SearchConfig(num_candidates=10, top_k=11)
 
 
 def test_auto_top_k_search_with_the_ensemble():
@@ -177,3 +127,71 @@ def test_auto_top_k_search_with_the_ensemble():
     assert result.predicted == pytest.approx(tried[k]["predicted_loss"], abs=1e-12)
     with pytest.raises(RegmixError, match="needs predictions with an uncertainty"):
         run_search(predict, TOKENS, DOMAINS, SamplerConfig(), config)
+
+
+# ---- schedules: the same search over phases ---------------------------------------------------------------
+FRACTIONS = (0.8, 0.2)
+NAMES = feature_names(DOMAINS, 2)
+
+
+def loss(x: np.ndarray) -> np.ndarray:
+    """Lower with news early and code late; web hurts in both phases."""
+    x = np.atleast_2d(x)
+    col = {n: i for i, n in enumerate(NAMES)}
+    return 4 - 1.0 * x[:, col["p1/news"]] - 2.0 * x[:, col["p2/code"]] + 0.5 * (x[:, col["p1/web"]] + x[:, col["p2/web"]])
+
+
+SCHEDULE_SAMPLER = SamplerConfig(seed=5, cap_multiplier=None, max_epochs=1.0, target_tokens=6_000_000)
+
+
+def test_a_schedule_search_finds_the_known_optimum_phase_by_phase():
+    result = run_search(loss, TOKENS, DOMAINS, SCHEDULE_SAMPLER, SearchConfig(num_candidates=20_000, top_k=50, chunk_size=4096,
+                                                                     seed=1), fractions=FRACTIONS)
+    schedule = result.schedule
+    first, second = (m.as_dict() for m in schedule.mixtures)
+    assert first["news"] > second["news"] and second["code"] > first["code"]
+    assert np.all(schedule.overall().as_array() <= joint_upper(TOKENS, SCHEDULE_SAMPLER) + 1e-12)
+    assert result.predicted == pytest.approx(float(loss(schedule.features())[0]))
+    assert result.predicted <= np.median(result.top_scores) + 0.05
+    static = run_search(static_predictor(loss, FRACTIONS), TOKENS, DOMAINS, SCHEDULE_SAMPLER,
+                        SearchConfig(num_candidates=20_000, top_k=50, chunk_size=4096, seed=1))
+    assert static.predicted == pytest.approx(float(static_predictor(loss, FRACTIONS)(static.mixture.as_array())[0]))
+    assert result.predicted < static.predicted  # a schedule can do what no single mixture can here
+    again = run_search(loss, TOKENS, DOMAINS, SCHEDULE_SAMPLER, SearchConfig(num_candidates=20_000, top_k=50, chunk_size=4096,
+                                                                    seed=1), fractions=FRACTIONS)
+    assert again.schedule.hash == schedule.hash  # deterministic (seed and chunk size define the pool, as for mixtures)
+
+
+def test_a_schedule_search_refuses_auto_top_k_and_search_model_adds_the_best_static_mixture():
+    from helpers.search import fitted_ensemble
+
+    with pytest.raises(RegmixError, match="top_k 'auto' is for mixture searches"):
+        run_search(loss, TOKENS, DOMAINS, SCHEDULE_SAMPLER, SearchConfig(num_candidates=100, top_k="auto"),
+                   estimate=fitted_ensemble().predict_with_sd, fractions=FRACTIONS)
+    rng = np.random.default_rng(3)
+    x = np.stack([Schedule.from_phases([(f, Mixture.from_array(DOMAINS, rng.dirichlet(np.ones(5)))) for f in FRACTIONS])
+                  .features(DOMAINS) for _ in range(60)])
+    model = LinearRegressor(NAMES, "val_loss/code").fit(x, loss(x))
+    config = SearchConfig(num_candidates=5000, top_k=20, chunk_size=2000, seed=1)
+    outcome = search_model(model, TOKENS, SCHEDULE_SAMPLER, config, domains=DOMAINS, fractions=FRACTIONS)
+    assert outcome.fractions == FRACTIONS and outcome.feature_names == NAMES and outcome.static is not outcome.best
+    static = run_search(static_predictor(make_predict_fn(model), FRACTIONS), TOKENS, DOMAINS, SCHEDULE_SAMPLER, config)
+    assert outcome.static_mixture == static.mixture and outcome.static.predicted == static.predicted
+    with pytest.raises(DataError, match=r"schedule features of 3 phases over .*extra \[.p3/books"):
+        search_model(model, TOKENS, SCHEDULE_SAMPLER, config, domains=DOMAINS, fractions=(0.5, 0.3, 0.2))
+
+
+def test_a_mixture_is_the_one_phase_search(model):
+    """One phase: the schedule is the mixture (same hash), the features are the weights, the bounds are the domain
+    caps, and search_model's best static mixture is the result itself."""
+    sampler = _tight_sampler()
+    config = SearchConfig(num_candidates=6_000, top_k=30, chunk_size=2_500, seed=4)
+    result = run_search(make_predict_fn(model), TOKENS, DOMAINS, sampler, config)
+    assert result.schedule.is_static and result.schedule.hash == result.mixture.hash
+    assert result.schedule.mixtures[0] == result.mixture and result.mixture.domains == tuple(sorted(DOMAINS))
+    lower, upper = domain_caps(TOKENS, dataclasses.replace(sampler, seed=4), domains=DOMAINS)
+    assert np.array_equal(result.lower, lower) and np.array_equal(result.upper, upper)
+    outcome = search_model(model, TOKENS, sampler, config)
+    assert outcome.static is outcome.best and outcome.static_mixture == result.mixture
+    assert outcome.best.predicted == result.predicted and outcome.feature_names == DOMAINS
+    assert np.array_equal(outcome.best.top_positions, result.top_positions)
