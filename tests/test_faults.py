@@ -469,12 +469,12 @@ def test_every_mixture_input_follows_the_sum_rule(indexed_fixture, tmp_path, cap
     err = refused(search)
     assert "--baseline-mixture" in err
     assert cli.main(search + ["--renormalize"]) == 0
-    from regmix_megatron.megatron.provider import load_mixture_and_registry
+    from regmix_megatron.megatron.provider import load_schedule_and_registry
     args = argparse.Namespace(regmix_domains=str(domains_json), regmix_mixture=str(tmp_path / "half.json"))
     with pytest.raises(RegmixError, match="pass --regmix-renormalize"):
-        load_mixture_and_registry(args)
+        load_schedule_and_registry(args)
     args.regmix_renormalize = True
-    assert abs(sum(load_mixture_and_registry(args)[0].weights) - 1) < 1e-12
+    assert abs(sum(load_schedule_and_registry(args)[0].mixtures[0].weights) - 1) < 1e-12
 
 
 # ---- every loaded format is data -------------------------------------------------------------------------------

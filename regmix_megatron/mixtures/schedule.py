@@ -31,7 +31,7 @@ import numpy as np
 
 from ..errors import DataError
 from ..hashing import canonical_json, content_hash
-from .mixture import EXACT_TOLERANCE, Mixture, MixtureError, no_duplicate_keys, normalize_exact
+from .mixture import EXACT_TOLERANCE, Mixture, MixtureError, no_duplicate_keys, normalize_exact, read_mixtures
 
 FORMAT = "regmix-megatron/schedule/v1"
 #: A file's fractions may sum to 1 +/- this before they are refused (rescaled exactly otherwise).
@@ -171,7 +171,9 @@ class Schedule:
         return len(self.phases) == 1
 
     def overall(self) -> Mixture:
-        """The run's token shares over all phases: ``sum_k fraction_k * weights_k``."""
+        """The run's token shares over all phases: ``sum_k fraction_k * weights_k`` (one phase: its mixture)."""
+        if self.is_static:
+            return self.phases[0].mixture
         w = sum(p.fraction * p.mixture.as_array() for p in self.phases)
         return Mixture.from_array(self.domains, w)
 
@@ -206,6 +208,10 @@ class Schedule:
 
     # ---- files --------------------------------------------------------------------------------------
     def to_json_obj(self) -> dict:
+        """The file form: ``{"format", "hash", "phases"}``; a one-phase schedule's is its mixture's (a mixture file
+        reads back as the one-phase schedule)."""
+        if self.is_static:
+            return self.phases[0].mixture.to_json_obj()
         return {"format": FORMAT, "hash": self.hash,
                 "phases": [{"fraction": p.fraction, "weights": p.mixture.as_dict()} for p in self.phases]}
 
@@ -292,7 +298,8 @@ def schedule_of(value: Any, *, source: str = "schedule") -> Schedule:
 
 
 def write_schedules(path: str | Path, schedules: Iterable[Schedule]) -> Path:
-    """Write ``schedules`` as JSONL (:meth:`Schedule.to_json_obj` per line), atomically."""
+    """Write ``schedules`` as JSONL (:meth:`Schedule.to_json_obj` per line; one-phase schedules: mixture lines, as
+    :func:`~regmix_megatron.mixtures.mixture.write_mixtures` writes them), atomically."""
     from ..fileio import atomic_write_text
 
     return atomic_write_text(Path(path), "".join(json.dumps(s.to_json_obj()) + "\n" for s in schedules))
@@ -325,6 +332,14 @@ def read_schedules(path: str | Path) -> list[Schedule]:
     return out
 
 
+def read_trained(path: str | Path, *, renormalize: bool = False) -> list[Schedule]:
+    """What a sweep trains, from a JSONL of schedules (its first line has ``phases``) or of mixtures (each the
+    one-phase schedule; the mixture rule on the sums, ``renormalize`` to rescale on purpose)."""
+    if Path(path).is_file() and is_schedules_file(path):
+        return read_schedules(path)
+    return [Schedule.from_mixture(m) for m in read_mixtures(path, renormalize=renormalize)]
+
+
 def is_schedules_file(path: str | Path) -> bool:
     """Whether a JSONL file holds schedules (its first non-blank line has ``phases``) rather than mixtures."""
     from ..fileio import read_text
@@ -340,4 +355,4 @@ def is_schedules_file(path: str | Path) -> bool:
 
 
 __all__ = ["Schedule", "Phase", "ScheduleError", "FORMAT", "feature_names", "parse_feature_names", "phase_starts",
-           "load_schedule", "schedule_of", "write_schedules", "read_schedules", "is_schedules_file"]
+           "load_schedule", "schedule_of", "write_schedules", "read_schedules", "read_trained", "is_schedules_file"]

@@ -493,22 +493,20 @@ def launch_sweep(ctx: StageContext, sweep, *, label: str, fraction: tuple[float,
 
 
 def noise_plan(cfg: PipelineConfig, mixtures) -> tuple[list, list[int]]:
-    """The extra proxy runs that measure seed noise: the first ``proxy.noise_mixtures`` sampled mixtures (not
-    the single-domain corners) with seeds seed + 1 ... seed + ``proxy.noise_seeds``; (mixtures, seeds)."""
-    from ..mixtures.mixture import Mixture
-
-    picks = [m for m in mixtures if not (isinstance(m, Mixture) and is_single_domain(m))][:cfg.proxy.noise_mixtures]
+    """The extra proxy runs that measure seed noise: the first ``proxy.noise_mixtures`` sampled mixtures or
+    schedules (not the single-domain corners) with seeds seed + 1 ... seed + ``proxy.noise_seeds``; (them, seeds)."""
+    picks = [m for m in mixtures if not (m.is_static and is_single_domain(m.mixtures[0]))][:cfg.proxy.noise_mixtures]
     pairs = [(m, cfg.seed + k) for m in picks for k in range(1, cfg.proxy.noise_seeds + 1)]
     return [m for m, _ in pairs], [s for _, s in pairs]
 
 
 def run_sweep(ctx: StageContext) -> StageOutput:
+    from ..mixtures.schedule import read_trained
     from ..runs.results import write_table
     from ..runs.sweep.collect import collect
-    from .schedules import read_trained
 
     cfg: PipelineConfig = ctx.config
-    mixtures = read_trained(ctx.path("sample", "mixtures"))  # mixtures, or schedules
+    mixtures = read_trained(ctx.path("sample", "mixtures"))  # schedules (a sweep of mixtures: one phase each)
     extra, extra_seeds = noise_plan(cfg, mixtures)
     root = ctx.out / "sweep"
     sweep, results = run_batch(ctx, root, mixtures + extra, "proxy", label="sweep", max_failed_fraction=0.1,
@@ -694,7 +692,7 @@ def run_labeled(ctx: StageContext, root: Path, labeled: dict, seeds: dict, which
     pairs = list(unique)
     sweep, results = run_batch(ctx, root, [unique[p] for p in pairs], which, label=label, fraction=fraction,
                                seeds=[seed for _, seed in pairs])
-    by_pair = {(r.trained.hash, r.seed): r.run_id for r in sweep.runs}
+    by_pair = {(r.schedule.hash, r.seed): r.run_id for r in sweep.runs}
 
     def record(run_id: str) -> dict:
         return {"run_id": run_id, "run_dir": ctx.relative(sweep.run_dir(run_id)), "result": results[run_id]}
@@ -719,11 +717,9 @@ def compared_mixtures(ctx: StageContext) -> tuple[dict, dict]:
     table = load_results_table(ctx.path("sweep", "results"))
     values = table.values_of(cfg.parsed_target)  # validation split: choosing never looks at the test split
     if cfg.schedule_fractions is not None:  # RegMix's schedule, the best static mixture, the static baselines
-        from .schedules import trained_by_label
-
         rows = spread_indices(values, cfg.targets.num_rank_mixtures)
-        labeled = trained_by_label(ctx, {n: builtin[n] for n in cfg.targets.baselines},
-                                   [table.run_ids[i] for i in rows])
+        labeled = _scheduled_labels(ctx, {n: builtin[n] for n in cfg.targets.baselines},
+                                    [table.run_ids[i] for i in rows])
         seeded = {"regmix", "regmix_static", *SEEDED_BASELINES}
         return labeled, {lab: (cfg.seeds if lab in seeded else [cfg.seed]) for lab in labeled}
     labeled: dict[str, Mixture] = {"regmix": Mixture.load(ctx.path("search", "mixture"))}
@@ -751,6 +747,21 @@ def compared_mixtures(ctx: StageContext) -> tuple[dict, dict]:
     return labeled, seeds
 
 
+def _scheduled_labels(ctx: StageContext, baselines: dict, run_ids: list[str]) -> dict:
+    """The labelled runs of a pipeline over schedules: ``regmix`` (the schedule), ``regmix_static`` (the best static
+    mixture under the same model), the baselines (static mixtures) and the sweep's schedules of ``run_ids``
+    (``sweep:<run id>``, as planned)."""
+    from ..mixtures.mixture import Mixture
+    from ..mixtures.schedule import load_schedule
+
+    labeled: dict[str, Any] = {"regmix": load_schedule(ctx.path("search", "schedule")),
+                               "regmix_static": Mixture.load(ctx.path("search", "mixture")), **baselines}
+    sweep = _sweep(ctx)
+    for rid in run_ids:
+        labeled[f"sweep:{rid}"] = sweep.get(rid).schedule
+    return labeled
+
+
 def run_targets(ctx: StageContext) -> StageOutput:
     from ..fileio import atomic_write_json
     from ..runs.sweep.state import read_run_state
@@ -760,7 +771,7 @@ def run_targets(ctx: StageContext) -> StageOutput:
     out_dir = ctx.out / "targets"
     # proxy scale: what the sweep did not train (RegMix and the built-in baselines), once, for rank invariance
     sweep = _sweep(ctx)
-    sweep_hashes = {r.trained.hash: r for r in sweep.runs if r.seed == cfg.seed}
+    sweep_hashes = {r.schedule.hash: r for r in sweep.runs if r.seed == cfg.seed}
     own = {k: m for k, m in labeled.items() if m.hash not in sweep_hashes}
     proxy = {lab: recs[cfg.seed] for lab, recs in run_labeled(
         ctx, out_dir / "proxy-scale", own, {k: [cfg.seed] for k in own}, "proxy", label="proxy-scale runs",
@@ -790,15 +801,15 @@ def _sweep(ctx: StageContext):
 
 
 def _labeled_run(trained, proxy: dict | None, target: dict, mixture_file: str) -> dict:
-    """A labelled run's record in ``runs.json``: its mixture (a schedule's overall token shares, plus the
-    schedule), proxy and target runs, and the file it was saved to. Paths are relative to the pipeline's output
-    directory, so the folder can be moved."""
-    from ..mixtures.schedule import Schedule
+    """A labelled run's record in ``runs.json``: its mixture (a schedule's overall token shares, plus the schedule
+    when it has several phases), proxy and target runs, and the file it was saved to. Paths are relative to the
+    pipeline's output directory, so the folder can be moved."""
+    from ..mixtures.schedule import schedule_of
 
-    scheduled = isinstance(trained, Schedule)
-    record = {"mixture": (trained.overall() if scheduled else trained).as_dict(), "mixture_hash": trained.hash}
-    if scheduled:
-        record["schedule"] = trained.to_json_obj()
+    schedule = schedule_of(trained)
+    record = {"mixture": schedule.overall().as_dict(), "mixture_hash": schedule.hash}
+    if not schedule.is_static:
+        record["schedule"] = schedule.to_json_obj()
     return {**record, "proxy": proxy, "target": target, "mixture_file": mixture_file}
 
 
