@@ -177,7 +177,7 @@ def test_a_schedule_search_refuses_auto_top_k_and_search_model_adds_the_best_sta
     assert outcome.fractions == FRACTIONS and outcome.feature_names == NAMES and outcome.static is not outcome.best
     static = run_search(static_predictor(make_predict_fn(model), FRACTIONS), TOKENS, DOMAINS, SCHEDULE_SAMPLER, config)
     assert outcome.static_mixture == static.mixture and outcome.static.predicted == static.predicted
-    with pytest.raises(DataError, match=r"schedule features of 3 phases over .*extra \[.p3/books"):
+    with pytest.raises(DataError, match=r"features of 3 phase\(s\) over .*extra \[.p3/books"):
         search_model(model, TOKENS, SCHEDULE_SAMPLER, config, domains=DOMAINS, fractions=(0.5, 0.3, 0.2))
 
 

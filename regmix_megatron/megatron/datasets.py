@@ -194,7 +194,7 @@ def realized_samples(dataset: Any, registry: DomainRegistry | None = None) -> di
     domains = getattr(dataset, COMPONENT_DOMAINS_ATTR, None)
     if domains is None:
         if registry is None:
-            raise RegmixError("dataset was not built by build_blended_dataset: pass registry= to map its "
+            raise RegmixError("dataset was not built by build_train_dataset: pass registry= to map its "
                               "components back to domains")
         parts = dataset.datasets if hasattr(dataset, "datasets") else [dataset]
         split = SPLITS[parts[0].index_split.value]

@@ -172,4 +172,5 @@ def within_joint_caps(schedule: "Schedule", tokens_per_domain: np.ndarray, confi
     return upper is None or bool(np.all(schedule.overall().as_array() <= upper + BOUND_TOLERANCE))
 
 
-__all__ = ["BOUND_TOLERANCE", "as_tokens", "bounds_with_sources", "domain_caps", "phase_config", "feature_bounds", "joint_upper", "within_joint_caps"]
+__all__ = ["BOUND_TOLERANCE", "as_tokens", "bounds_with_sources", "domain_caps", "phase_config", "feature_bounds",
+           "joint_upper", "within_joint_caps"]

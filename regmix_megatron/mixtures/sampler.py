@@ -314,10 +314,9 @@ def check_fractions(fractions: Sequence[float]) -> tuple[float, ...]:
 
 def phase_configs(config: SamplerConfig, fractions: Sequence[float], stream: int, *, strict: bool = False
                   ) -> list[SamplerConfig]:
-    """The sampler config of every phase: its own seed and caps (:func:`regmix_megatron.mixtures.caps.phase_config`;
-    ``strict``: the static caps). The one phase of a one-phase schedule is the mixture: the config itself."""
-    if len(fractions) == 1:
-        return [config]
+    """The sampler config of every phase of a schedule of several phases: its own seed and caps
+    (:func:`regmix_megatron.mixtures.caps.phase_config`; ``strict``: the static caps). A one-phase schedule draws on
+    the mixture streams with the config itself (module docstring)."""
     return [dataclasses.replace(config if strict else phase_config(config, f, len(fractions)),
                                 seed=(config.seed * 10 + stream) * 100 + k) for k, f in enumerate(fractions)]
 

@@ -256,8 +256,8 @@ def search_model(regressor: Any, tokens_per_domain: np.ndarray, sampler_config: 
     name the entries of ``tokens_per_domain``; the regressor's features must be their schedule features."""
     fractions = check_fractions(fractions)
     domains = tuple(regressor.domains if domains is None else domains)
-    what = "the domains" if len(fractions) == 1 else f"schedule features of {len(fractions)} phases over"
-    regressor.check_domains(feature_names(domains, len(fractions)), f"{what} {list(domains)}")
+    regressor.check_domains(feature_names(domains, len(fractions)),
+                            f"the search's features of {len(fractions)} phase(s) over {list(domains)}")
     if config.auto_top_k and not regressor.gives_uncertainty:
         raise RegmixError(f"top_k auto chooses k by the model's uncertainty, and the {regressor.kind} model gives "
                           "none: use the ensemble (search.regressor: ensemble, or fit --regressors ...,ensemble and "
