@@ -157,3 +157,26 @@ def test_features_round_trip_and_sum_to_one():
     for a, b in zip(back.mixtures, s.mixtures):
         assert np.allclose(a.as_array(), b.as_array(), rtol=0, atol=1e-15)
     assert feature_names(["a"], 12)[0] == "p01/a" and sorted(feature_names(["a"], 12)) == feature_names(["a"], 12)
+
+
+def test_a_one_phase_schedule_has_its_mixtures_file_form_and_features(tmp_path):
+    """One path: the file a one-phase schedule writes is its mixture's (a mixtures JSONL line by line, byte for byte),
+    its features are the weights named by the domains, and read_trained reads either JSONL as schedules."""
+    from regmix_megatron.mixtures.mixture import write_mixtures
+    from regmix_megatron.mixtures.schedule import read_trained
+
+    one = Schedule.from_mixture(MAIN)
+    assert one.to_json_obj() == MAIN.to_json_obj() and one.overall() is MAIN
+    assert load_schedule(one.save(tmp_path / "one.json")) == one
+    assert (tmp_path / "one.json").read_text() == MAIN.save(tmp_path / "main.json").read_text()
+    other = Schedule.from_mixture(FINAL)
+    write_schedules(tmp_path / "s.jsonl", [one, other])
+    write_mixtures(tmp_path / "m.jsonl", [MAIN, FINAL])
+    assert (tmp_path / "s.jsonl").read_bytes() == (tmp_path / "m.jsonl").read_bytes()
+    assert not is_schedules_file(tmp_path / "s.jsonl") and read_trained(tmp_path / "s.jsonl") == [one, other]
+    assert [s.hash for s in read_trained(tmp_path / "m.jsonl")] == [MAIN.hash, FINAL.hash]
+    write_schedules(tmp_path / "two.jsonl", [two_phase()])
+    assert read_trained(tmp_path / "two.jsonl") == [two_phase()]
+    assert feature_names(["code", "legal", "math"], 1) == ["code", "legal", "math"]
+    assert one.features().tolist() == list(MAIN.weights) and parse_feature_names(feature_names(["a"], 1)) is None
+    assert parse_feature_names(["p1/a", "p1/b"]) == (1, ["a", "b"])  # an older one-phase table's names still parse
