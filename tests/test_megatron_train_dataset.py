@@ -246,3 +246,16 @@ def test_one_builder_a_one_phase_schedule_is_its_mixtures_train_set(registry, to
         assert np.array_equal(one[i]["tokens"], plain[i]["tokens"])
     two = build(registry, TWO_PHASES, tokenizer, num_samples=480, global_batch_size=16)
     assert two.phase_starts == (0, 368, 480) and two.schedule == TWO_PHASES
+
+
+def test_a_one_phase_train_set_has_the_phased_one_phase_table(registry, tokenizer):
+    """phase_rows of the one builder's one-phase train set (megatron-core's blend) is the phased train set's row: what
+    result.json records for a run given a one-phase schedule."""
+    from regmix_megatron.megatron.train_dataset import phase_rows
+
+    for mixture in (MAIN, mix(speeches=1.0)):  # a weighted blend, and a single prefix (a plain GPTDataset)
+        one = Schedule.from_mixture(mixture)
+        ours = phase_rows(build(registry, one, tokenizer, num_samples=480, global_batch_size=16), global_batch_size=16)
+        theirs = phase_rows(phased(registry, one, tokenizer, num_samples=480, global_batch_size=16),
+                            global_batch_size=16)
+        assert ours == theirs and (ours[0]["start_step"], ours[0]["end_step"]) == (0, 30)

@@ -266,7 +266,7 @@ class _Run:
         dataset = build_train_dataset(cfg, self.registry, self.schedule, tokenizer, seed=self.seed)
         o = cfg.optim
         self.phases = None
-        if not self.schedule.is_static:  # result.json's requested-vs-realized table of every phase
+        if resolved.scheduled:  # result.json's requested-vs-realized table of every phase
             from .train_dataset import log_phase_table, phase_rows
 
             gbs = o.global_batch_size
@@ -552,7 +552,7 @@ def _changed_fields(saved: dict, resolved: ResolvedRun) -> list[str]:
 
     new = resolved.config.to_dict()
     changed = [k for k in (*IDENTITY_SECTIONS, "seed") if canonical_json(saved.get(k)) != canonical_json(new[k])]
-    if saved.get("schedule") is not None or not resolved.schedule.is_static:
+    if saved.get("schedule") is not None or resolved.scheduled:
         try:
             same = Schedule.from_obj(saved["schedule"]).hash == resolved.schedule.hash
         except Exception:  # no schedule, or an unreadable one: not this run's
@@ -820,7 +820,7 @@ def _finish(run: _Run) -> dict:
         "evaluation_sizes": {split: e.sizes() for split, e in evaluations.items()},
         "data_identity": data_identity(run.registry),
     }
-    if not run.schedule.is_static:  # the mixture above is then the run's token shares over all phases
+    if run.resolved.scheduled:  # the mixture above is then the run's token shares over all phases
         result.update(schedule=run.schedule.to_json_obj(), schedule_hash=run.schedule.hash, phases=run.phases)
     if run.is_rank0:  # the per-document losses first: result.json marks the run complete
         write_document_losses(run.out, RunDocumentLosses(

@@ -54,6 +54,10 @@ from .datasets import (
 
 logger = logging.getLogger(__name__)
 
+#: Attribute set on every train set :func:`build_train_dataset` returns: ``(schedule, phase starts)``, what
+#: :func:`phase_rows` reads (one phase: the whole run).
+PHASES_ATTR = "regmix_phases"
+
 
 class ScheduledDataset(torch.utils.data.Dataset):
     """Samples ``0 .. N-1`` of a scheduled run: ``datasets[dataset_index[i]][dataset_sample_index[i]]``."""
@@ -68,6 +72,7 @@ class ScheduledDataset(torch.utils.data.Dataset):
         self.phase_starts = tuple(int(s) for s in starts)
         self.split = self.datasets[0].index_split  # Megatron-LM's data loader reads it
         setattr(self, COMPONENT_DOMAINS_ATTR, tuple(component_domains))
+        setattr(self, PHASES_ATTR, (schedule, self.phase_starts))
 
     def __len__(self) -> int:
         return int(self.dataset_index.shape[0])
@@ -171,7 +176,9 @@ def build_train_dataset(registry: DomainRegistry, schedule: Schedule | Mixture, 
     check_epochs(registry, schedule, np.diff(starts).tolist(), seq_length=options.seq_length, max_epochs=max_epochs,
                  split=split)
     if schedule.is_static:
-        return _build_blended(registry, schedule.mixtures[0], int(num_samples), options, split, path_to_cache)
+        dataset = _build_blended(registry, schedule.mixtures[0], int(num_samples), options, split, path_to_cache)
+        setattr(dataset, PHASES_ATTR, (schedule, tuple(starts)))
+        return dataset
     return _build_phased(registry, schedule, starts, options, split, path_to_cache)
 
 
@@ -257,14 +264,17 @@ def check_epochs(registry: DomainRegistry, schedule: Schedule, phase_sizes: Sequ
     return excess
 
 
-def phase_rows(dataset: ScheduledDataset, *, global_batch_size: int | None = None) -> list[dict]:
-    """Per phase: its samples (and steps), the requested and the realized token fractions per domain (from the
-    index slice of the phase; every sample holds the same number of tokens)."""
-    domains = dataset.schedule.domains
+def phase_rows(dataset: Any, *, global_batch_size: int | None = None) -> list[dict]:
+    """Per phase of a train set of :func:`build_train_dataset` (one phase: the whole run): its samples (and steps),
+    the requested and the realized token fractions per domain (from the index slice of the phase; every sample holds
+    the same number of tokens)."""
+    schedule, starts = getattr(dataset, PHASES_ATTR)
+    domains = schedule.domains
     component_domains = getattr(dataset, COMPONENT_DOMAINS_ATTR)
+    index = dataset.dataset_index if hasattr(dataset, "dataset_index") else np.zeros(starts[-1], dtype=np.int64)
     rows = []
-    for k, (phase, lo, hi) in enumerate(zip(dataset.schedule.phases, dataset.phase_starts, dataset.phase_starts[1:])):
-        counts = np.bincount(np.asarray(dataset.dataset_index[lo:hi]), minlength=len(component_domains))
+    for k, (phase, lo, hi) in enumerate(zip(schedule.phases, starts, starts[1:])):
+        counts = np.bincount(np.asarray(index[lo:hi]), minlength=len(component_domains))
         samples = {d: 0 for d in domains}
         for name, c in zip(component_domains, counts):
             samples[name] += int(c)
@@ -289,8 +299,9 @@ def format_phase_table(rows: Sequence[Mapping]) -> str:
     return "\n\n".join(parts)
 
 
-def log_phase_table(dataset: ScheduledDataset, *, global_batch_size: int | None = None) -> list[dict]:
+def log_phase_table(dataset: Any, *, global_batch_size: int | None = None) -> list[dict]:
     """Log (rank 0) the per-phase requested-vs-realized tables of ``dataset``; returns the rows."""
+    schedule, _ = getattr(dataset, PHASES_ATTR)
     rows = phase_rows(dataset, global_batch_size=global_batch_size)
     for r in rows:
         vanished = [d for d, w in r["requested"].items() if w > 0 and r["samples"][d] == 0]
@@ -299,8 +310,7 @@ def log_phase_table(dataset: ScheduledDataset, *, global_batch_size: int | None 
                        "%d samples (weight x samples < 1): lengthen the phase or give them weight 0", r["phase"],
                        vanished, r["num_samples"])
     _log_rank0(logging.INFO, "schedule %s (%d phases): requested vs realized token fractions per phase (from the "
-               "scheduled blend index)\n%s", dataset.schedule.hash, dataset.schedule.num_phases,
-               format_phase_table(rows))
+               "scheduled blend index)\n%s", schedule.hash, schedule.num_phases, format_phase_table(rows))
     return rows
 
 
@@ -336,5 +346,5 @@ def log_train_table(dataset: Any, registry: DomainRegistry, schedule: Schedule, 
 __all__: Sequence[str] = (
     "ScheduledDataset", "build_train_dataset", "build_phased_dataset", "phase_blends", "scheduled_blend_index",
     "component_sizes", "epochs_per_domain", "check_epochs", "phase_rows", "format_phase_table", "log_phase_table",
-    "log_fraction_table", "log_train_table",
+    "log_fraction_table", "log_train_table", "PHASES_ATTR",
 )

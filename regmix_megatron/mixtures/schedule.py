@@ -208,10 +208,7 @@ class Schedule:
 
     # ---- files --------------------------------------------------------------------------------------
     def to_json_obj(self) -> dict:
-        """The file form: ``{"format", "hash", "phases"}``; a one-phase schedule's is its mixture's (a mixture file
-        reads back as the one-phase schedule)."""
-        if self.is_static:
-            return self.phases[0].mixture.to_json_obj()
+        """The file form: ``{"format", "hash", "phases"}`` (a mixture file reads back as the one-phase schedule)."""
         return {"format": FORMAT, "hash": self.hash,
                 "phases": [{"fraction": p.fraction, "weights": p.mixture.as_dict()} for p in self.phases]}
 
@@ -298,8 +295,7 @@ def schedule_of(value: Any, *, source: str = "schedule") -> Schedule:
 
 
 def write_schedules(path: str | Path, schedules: Iterable[Schedule]) -> Path:
-    """Write ``schedules`` as JSONL (:meth:`Schedule.to_json_obj` per line; one-phase schedules: mixture lines, as
-    :func:`~regmix_megatron.mixtures.mixture.write_mixtures` writes them), atomically."""
+    """Write ``schedules`` as JSONL (:meth:`Schedule.to_json_obj` per line), atomically."""
     from ..fileio import atomic_write_text
 
     return atomic_write_text(Path(path), "".join(json.dumps(s.to_json_obj()) + "\n" for s in schedules))

@@ -144,6 +144,12 @@ class ResolvedRun:
         """The run's token shares over all phases (:meth:`Schedule.overall`; a static run: its mixture)."""
         return self.schedule.overall()
 
+    @property
+    def scheduled(self) -> bool:
+        """Whether the run config gives a schedule: then its files record it (``config.yaml``'s ``schedule``,
+        ``result.json``'s ``schedule`` and ``phases``) whatever its number of phases, as the user wrote it."""
+        return self.config.schedule is not None
+
     def identity(self) -> dict:
         return run_identity(self.config.recipe, self.registry, self.schedule, self.config.seed)
 
@@ -155,14 +161,15 @@ class ResolvedRun:
         """Write the run config file with the mixture (or schedule) inline and paths relative to the file's
         directory."""
         path = Path(path)
-        config = self.config.replace(**trained_fields(self.schedule))
+        config = self.config.replace(**trained_fields(self.schedule, as_schedule=self.scheduled))
         return atomic_write_yaml(path, config.to_dict(relative_to=path.parent))
 
 
-def trained_fields(schedule: Schedule) -> dict:
+def trained_fields(schedule: Schedule, *, as_schedule: bool = False) -> dict:
     """What a run trains as a run config writes it: ``mixture`` (inline weights) for a static run, ``schedule``
-    (its file form) for several phases; the other field None."""
-    if schedule.is_static:
+    (its file form) for several phases or when the run was given as a schedule (``as_schedule``); the other field
+    None."""
+    if schedule.is_static and not as_schedule:
         return {"mixture": schedule.mixtures[0].as_dict(), "schedule": None}
     return {"mixture": None, "schedule": schedule.to_json_obj()}
 
