@@ -89,14 +89,15 @@ def main() -> int:
 
     from regmix_megatron.data.manifest import DomainRegistry
     from regmix_megatron.mixtures.mixture import Mixture, write_mixtures
-    from regmix_megatron.mixtures.sampling import SamplerConfig, sample_mixtures
+    from regmix_megatron.mixtures.sampler import sample_rows
+    from regmix_megatron.mixtures.sampler_config import SamplerConfig
 
     with tempfile.TemporaryDirectory(prefix="bench_sweep_") as tmp:
         work = Path(tmp)
         domains = Path(args.domains) if args.domains else build_fixture(work)
         registry = DomainRegistry.load(domains)
-        rows = sample_mixtures(registry.tokens_per_domain(), SamplerConfig(num_samples=args.num_runs, seed=0),
-                               domains=registry.names)
+        rows = sample_rows(registry.tokens_per_domain(), SamplerConfig(num_samples=args.num_runs, seed=0),
+                           domains=registry.names)[:, 0]
         mixtures = write_mixtures(work / "mixtures.jsonl", [Mixture.from_array(registry.names, r) for r in rows])
         results = []
         for name, recipe in settings(args.steps, args.target).items():

@@ -7,7 +7,7 @@ How the tests are laid out (flat names that map one-to-one onto the package):
   ``report/figures.py`` -> ``test_report_figures.py``). One test module per module that has logic.
 - End-to-end tests of a whole subpackage: ``tests/test_<pkg>.py`` (``test_pipeline.py``, ``test_sweep.py``,
   ``test_regression.py`` on the published RegMix data, ``test_corpus.py``).
-- A command's tests live with the module it runs (``search`` in ``test_search_files.py``, ``fit`` in
+- A command's tests live with the module it runs (``search`` in ``test_search_outputs.py``, ``fit`` in
   ``test_regression_fitting.py``); ``commands/`` holds no domain logic.
 - Across the package: ``test_imports.py`` (import direction, no cycles); ``test_examples.py`` (shipped files).
 - Helpers shared by several test modules: ``tests/helpers/``; fixtures: here.

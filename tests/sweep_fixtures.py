@@ -152,12 +152,13 @@ def make_real_sweep_inputs(directory: Path, domains_json: Path, num_mixtures: in
 
     from regmix_megatron.data.manifest import DomainRegistry
     from regmix_megatron.mixtures.mixture import Mixture
-    from regmix_megatron.mixtures.sampling import SamplerConfig, sample_mixtures
+    from regmix_megatron.mixtures.sampler import sample_rows
+    from regmix_megatron.mixtures.sampler_config import SamplerConfig
 
     directory.mkdir(parents=True, exist_ok=True)
     registry = DomainRegistry.load(domains_json)
-    rows = sample_mixtures(registry.tokens_per_domain(), SamplerConfig(num_samples=num_mixtures, seed=seed),
-                           domains=registry.names)
+    rows = sample_rows(registry.tokens_per_domain(), SamplerConfig(num_samples=num_mixtures, seed=seed),
+                       domains=registry.names)[:, 0]
     mixtures = directory / "mixtures.jsonl"
     mixtures.write_text("".join(json.dumps(Mixture.from_array(registry.names, r).to_json_obj()) + "\n"
                                 for r in rows))

@@ -15,7 +15,7 @@ from regmix_megatron.commands.sampler_flags import (
     token_count,
 )
 from regmix_megatron.errors import ConfigError
-from regmix_megatron.mixtures.sampling import SamplerConfig
+from regmix_megatron.mixtures.sampler_config import SamplerConfig
 
 
 def test_token_counts_and_optional_numbers():

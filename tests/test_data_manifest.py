@@ -60,20 +60,6 @@ def test_evaluation_only_domain_is_outside_the_mixture_space(tmp_path):
     assert back.with_evaluation_only([]).names == ("books", "code", "qa")
 
 
-def test_check_mixture_refuses_weight_on_an_evaluation_only_domain():
-    reg = _with_held_out()
-    with pytest.raises(DataError, match=r"evaluation-only domain\(s\) \{'qa': 0.5\}.*never trained on"):
-        reg.check_mixture(Mixture.from_dict({"books": 0.25, "code": 0.25, "qa": 0.5}), "m.json")
-    with pytest.raises(DataError, match=r"\['qa'\] are evaluation-only"):
-        reg.check_domains(("books", "code", "qa"), "model")
-    kept = reg.check_mixture(Mixture.from_dict({"books": 0.25, "code": 0.75, "qa": 0.0}), "m.json")
-    assert kept.domains == ("books", "code") and kept.as_array().tolist() == [0.25, 0.75]
-    plain = Mixture.from_dict({"books": 0.25, "code": 0.75})
-    assert reg.check_mixture(plain, "m.json") == plain and kept.hash == plain.hash
-    with pytest.raises(DataError, match=r"missing \['code'\]"):
-        reg.check_mixture(Mixture.from_dict({"books": 1.0}), "m.json")
-
-
 def test_roles_are_checked(tmp_path):
     reg = make_registry({"books": 100, "code": 300})
     with pytest.raises(DataError, match="at least one domain must be trained on"):

@@ -469,12 +469,12 @@ def test_every_mixture_input_follows_the_sum_rule(indexed_fixture, tmp_path, cap
     err = refused(search)
     assert "--baseline-mixture" in err
     assert cli.main(search + ["--renormalize"]) == 0
-    from regmix_megatron.megatron.provider import load_mixture_and_registry
+    from regmix_megatron.megatron.provider import load_schedule_and_registry
     args = argparse.Namespace(regmix_domains=str(domains_json), regmix_mixture=str(tmp_path / "half.json"))
     with pytest.raises(RegmixError, match="pass --regmix-renormalize"):
-        load_mixture_and_registry(args)
+        load_schedule_and_registry(args)
     args.regmix_renormalize = True
-    assert abs(sum(load_mixture_and_registry(args)[0].weights) - 1) < 1e-12
+    assert abs(sum(load_schedule_and_registry(args)[0].mixtures[0].weights) - 1) < 1e-12
 
 
 # ---- every loaded format is data -------------------------------------------------------------------------------
@@ -556,7 +556,7 @@ def _run(argv, capsys) -> tuple[int, str, str]:
 
 def _check_content(command: str, out: Path, version: int, names) -> None:
     """The folder holds the outputs of ``version``, complete, and its flags name files that exist and hold them."""
-    from regmix_megatron.export.megatron_files import read_megatron_args
+    from regmix_megatron.export.files import read_megatron_args
     from regmix_megatron.output_folder import read_outputs
     from regmix_megatron.regression.fitting import read_fit_metrics
 
@@ -648,7 +648,7 @@ def _snapshot(folder: Path) -> dict:
 def test_a_failed_schedule_export_leaves_every_file_as_it_was(domains, tmp_path, capsys, monkeypatch):
     """A stray file in phase2/, and a disk that fills while phase 2 is written: the new schedule.json stood beside
     the old phases.json and phase folders, and the error said nothing partial was kept."""
-    from regmix_megatron.export import megatron_files as export_module
+    from regmix_megatron.export import files as export_module
 
     names = DomainRegistry.load(domains).names
     out = tmp_path / "export"
@@ -709,7 +709,7 @@ def test_a_killed_schedule_export_is_all_old_or_all_new(domains, tmp_path, capsy
     """Killed at every rename into the folder (the process ends there, nothing cleans up): the folder, its phases,
     phases.json and schedule.json read as the old export or as incomplete, never as a complete mix; the next
     export finishes the killed one and writes its own."""
-    from regmix_megatron.export.megatron_files import read_phases
+    from regmix_megatron.export.files import read_phases
     from regmix_megatron.output_folder import read_outputs
 
     names = DomainRegistry.load(domains).names

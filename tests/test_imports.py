@@ -221,4 +221,4 @@ def test_the_graph_sees_function_level_and_relative_imports():
     assert "regmix_megatron.search.outputs" in internal  # imported inside run_search_stage
     assert "regmix_megatron.pipeline.config" in internal  # from .config import ...
     assert "regmix_megatron.megatron.indexed" in _imports("regmix_megatron.data.preprocess")[0]
-    assert "numpy" in _imports("regmix_megatron.mixtures.sampling")[1] and len(CORE) > 20
+    assert "numpy" in _imports("regmix_megatron.mixtures.sampler")[1] and len(CORE) > 20

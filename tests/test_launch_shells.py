@@ -83,12 +83,12 @@ def test_1b_shell_flags_pass_megatron_lm_validate_args(arch, tmp_path):
 
 @needs_checkout
 def test_1b_shell_data_files_build_through_megatron_lm(indexed_fixture, tmp_path):
-    from regmix_megatron.export.megatron_files import export_mixture
+    from regmix_megatron.export.files import export
     from regmix_megatron.data.manifest import DomainRegistry
     from regmix_megatron.mixtures.mixture import Mixture
 
     registry = DomainRegistry.load(indexed_fixture.domains_json)
-    exported = export_mixture(registry, Mixture.from_array(registry.names, registry.prior()), tmp_path / "export")
+    exported = export(registry, Mixture.from_array(registry.names, registry.prior()), tmp_path / "export")
     launch = capture_launch(PRETRAIN_1B, tmp_path, {"REGMIX_DATA_ARGS": str(exported["per_split_data_args"])})
     given = _value(launch.after("pretrain_gpt.py"), "--per-split-data-args-path")
     proc = subprocess.run([sys.executable, str(REPO / "tools" / "check_megatron_lm.py"), "--megatron-lm", CHECKOUT,

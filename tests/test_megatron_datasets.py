@@ -53,16 +53,25 @@ MIXTURES = [
 ]
 
 
+def train_set(registry, mixture, *, seq_length, num_samples, seed, tokenizer, path_to_cache=None, max_epochs=None):
+    """The train set of a static mixture through the one builder (regmix_megatron/megatron/train_dataset.py):
+    megatron-core's own blend of the mixture."""
+    from regmix_megatron.megatron.datasets import DatasetOptions
+    from regmix_megatron.megatron.train_dataset import build_train_dataset
+
+    options = DatasetOptions(seq_length=seq_length, seed=seed, tokenizer=tokenizer, path_to_cache=path_to_cache)
+    return build_train_dataset(registry, mixture, num_samples=num_samples, options=options, max_epochs=max_epochs)
+
+
 @pytest.mark.parametrize("sharded", [False, True], ids=["fixture", "code-in-two-shards"])
 @pytest.mark.parametrize("weights", MIXTURES)
 def test_realized_weights_within_one_sample(registry, sharded_registry, tokenizer, weights, sharded):
-    from regmix_megatron.megatron.datasets import build_blended_dataset, realized_fractions, realized_samples
+    from regmix_megatron.megatron.datasets import realized_fractions, realized_samples
 
     reg = sharded_registry if sharded else registry
     mixture = Mixture.from_dict(weights)
     num_samples = 257
-    ds = build_blended_dataset(reg, mixture, seq_length=SEQ_LENGTH, num_samples=num_samples, seed=1234,
-                               tokenizer=tokenizer)
+    ds = train_set(reg, mixture, seq_length=SEQ_LENGTH, num_samples=num_samples, seed=1234, tokenizer=tokenizer)
     assert len(ds) >= num_samples
     samples = realized_samples(ds, reg)
     fractions = realized_fractions(ds, reg)
@@ -98,15 +107,15 @@ def test_realized_weights_within_one_sample(registry, sharded_registry, tokenize
 def test_sampled_mixtures_realized_within_two_samples(registry, tokenizer):
     """Mixtures from the sampler (many zero weights): every domain's sample count within 2 of the request,
     zero-weight domains absent."""
-    from regmix_megatron.megatron.datasets import build_blended_dataset, realized_samples
-    from regmix_megatron.mixtures.sampling import SamplerConfig, sample_mixtures
+    from regmix_megatron.megatron.datasets import realized_samples
+    from regmix_megatron.mixtures.sampler import sample_rows
+    from regmix_megatron.mixtures.sampler_config import SamplerConfig
 
-    rows = sample_mixtures(registry.tokens_per_domain(), SamplerConfig(seed=3, num_samples=12), domains=registry.names)
+    rows = sample_rows(registry.tokens_per_domain(), SamplerConfig(seed=3, num_samples=12), domains=registry.names)[:, 0]
     assert (rows == 0).any()
     for row in rows:
         mixture = Mixture.from_array(registry.names, row)
-        ds = build_blended_dataset(registry, mixture, seq_length=SEQ_LENGTH, num_samples=500, seed=1,
-                                   tokenizer=tokenizer)
+        ds = train_set(registry, mixture, seq_length=SEQ_LENGTH, num_samples=500, seed=1, tokenizer=tokenizer)
         samples = realized_samples(ds, registry)
         for name, w in mixture.as_dict().items():
             assert abs(samples[name] - w * len(ds)) < 2.0
@@ -116,27 +125,26 @@ def test_sampled_mixtures_realized_within_two_samples(registry, tokenizer):
 
 
 def test_same_seed_same_blend(registry, tokenizer):
-    from regmix_megatron.megatron.datasets import build_blended_dataset
-
     m = Mixture.from_dict(MIXTURES[0])
-    a = build_blended_dataset(registry, m, seq_length=SEQ_LENGTH, num_samples=64, seed=7, tokenizer=tokenizer)
-    b = build_blended_dataset(registry, m, seq_length=SEQ_LENGTH, num_samples=64, seed=7, tokenizer=tokenizer)
+    a = train_set(registry, m, seq_length=SEQ_LENGTH, num_samples=64, seed=7, tokenizer=tokenizer)
+    b = train_set(registry, m, seq_length=SEQ_LENGTH, num_samples=64, seed=7, tokenizer=tokenizer)
     assert np.array_equal(a.dataset_index, b.dataset_index)
     assert np.array_equal(a[5]["tokens"], b[5]["tokens"])
 
 
 def test_epoch_warning_and_table(registry, tokenizer, caplog):
-    from regmix_megatron.megatron.datasets import build_blended_dataset, epochs_per_domain, log_fraction_table
+    from regmix_megatron.megatron.train_dataset import epochs_per_domain, log_fraction_table
+    from regmix_megatron.mixtures.schedule import Schedule
 
     m = Mixture.from_dict(mix(code=0.1, legal=0.1, math=0.1, speeches=0.7))
     seq_length, num_samples = 128, 2000
-    epochs = epochs_per_domain(registry, m, num_samples=num_samples, seq_length=seq_length)
+    epochs = epochs_per_domain(registry, Schedule.from_mixture(m), [num_samples], seq_length=seq_length)
     speech_tokens = registry.get("speeches").num_tokens("train")
     assert epochs["speeches"] == pytest.approx(0.7 * num_samples * seq_length / speech_tokens)
     assert epochs["speeches"] > 2 > epochs["code"]
     with caplog.at_level(logging.WARNING, logger="regmix_megatron"):
-        ds = build_blended_dataset(registry, m, seq_length=seq_length, num_samples=num_samples, seed=1,
-                                   tokenizer=tokenizer, max_epochs=2.0)
+        ds = train_set(registry, m, seq_length=seq_length, num_samples=num_samples, seed=1, tokenizer=tokenizer,
+                       max_epochs=2.0)
     warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "regmix" in r.name]
     assert any("'speeches' would be repeated" in msg and "max_epochs=2" in msg for msg in warned)
     assert not any("'code'" in msg for msg in warned)
@@ -147,19 +155,17 @@ def test_epoch_warning_and_table(registry, tokenizer, caplog):
 def test_refusals(registry, tokenizer, tmp_path, monkeypatch):
     import torch.distributed
 
-    from regmix_megatron.megatron.datasets import build_blended_dataset
-
     with pytest.raises(DataError, match=r"unknown \['news'\]"):
-        build_blended_dataset(registry, Mixture.from_dict({"code": 0.5, "news": 0.5}), seq_length=SEQ_LENGTH,
-                              num_samples=8, seed=1, tokenizer=tokenizer)
+        train_set(registry, Mixture.from_dict({"code": 0.5, "news": 0.5}), seq_length=SEQ_LENGTH, num_samples=8,
+                  seed=1, tokenizer=tokenizer)
     with monkeypatch.context() as m:  # no process group, whatever tests ran before in this process
         m.setattr(torch.distributed, "is_initialized", lambda: False)
         with pytest.raises(RegmixError, match="path_to_cache.*process group"):
-            build_blended_dataset(registry, Mixture.from_dict(MIXTURES[0]), seq_length=SEQ_LENGTH, num_samples=8,
-                                  seed=1, tokenizer=tokenizer, path_to_cache=tmp_path / "cache")
+            train_set(registry, Mixture.from_dict(MIXTURES[0]), seq_length=SEQ_LENGTH, num_samples=8, seed=1,
+                      tokenizer=tokenizer, path_to_cache=tmp_path / "cache")
     with pytest.raises(RegmixError, match="num_samples=0"):
-        build_blended_dataset(registry, Mixture.from_dict(MIXTURES[0]), seq_length=SEQ_LENGTH, num_samples=0,
-                              seed=1, tokenizer=tokenizer)
+        train_set(registry, Mixture.from_dict(MIXTURES[0]), seq_length=SEQ_LENGTH, num_samples=0, seed=1,
+                  tokenizer=tokenizer)
 
 
 def _namespace(indexed_fixture, mixture_path, **extra):
@@ -272,7 +278,7 @@ def _schedule_namespace(indexed_fixture, schedule_path, **extra):
 def test_provider_builds_a_schedule(indexed_fixture, registry, tmp_path, caplog):
     from regmix_megatron.megatron.datasets import realized_samples
     from regmix_megatron.megatron.provider import build_datasets_from_args
-    from regmix_megatron.megatron.scheduled_dataset import ScheduledDataset
+    from regmix_megatron.megatron.train_dataset import ScheduledDataset
     from regmix_megatron.mixtures.schedule import Schedule
 
     main, final = Mixture.from_dict(MIXTURES[2]), Mixture.from_dict(MIXTURES[0])

@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 
 from regmix_megatron.data.domains_import import import_domains, load_import_spec
-from regmix_megatron.export.megatron_files import export_mixture
+from regmix_megatron.export.files import export
 from regmix_megatron.data.manifest import DomainRegistry
 from regmix_megatron.mixtures.mixture import Mixture
 
@@ -55,7 +55,7 @@ COMPARED = re.compile(r"^((train|valid|test)(: | samples per component: ).*|samp
 
 def _both_providers(domains_json: Path, mixture: Mixture, tmp_path: Path) -> tuple[list[str], list[str]]:
     path = mixture.save(tmp_path / "mixture.json")
-    exported = export_mixture(DomainRegistry.load(domains_json), mixture, tmp_path / "export")
+    exported = export(DomainRegistry.load(domains_json), mixture, tmp_path / "export")
     ours = _check("--regmix-domains", str(domains_json), "--regmix-mixture", str(path))
     theirs = _check("--regmix-domains", str(domains_json), "--per-split-data-args-path",
                     str(exported["per_split_data_args"]))
@@ -152,7 +152,7 @@ def test_the_exported_flags_pass_megatron_lms_argument_checks(indexed_fixture, g
                   import_domains(load_import_spec(gpt2_team_data), tmp_path / "gpt2.json")]
     for i, registry in enumerate(registries):
         mixture = Mixture.from_array(registry.names, registry.prior())
-        files = export_mixture(registry, mixture, tmp_path / f"export{i}")
+        files = export(registry, mixture, tmp_path / f"export{i}")
         flags = files["megatron_args"].read_text().split()
         args = validated_args(validate(CHECKOUT, model + flags, dict(os.environ), world_size=1, arch=9))
         assert args["multiple_validation_sets"] and args["full_validation"]

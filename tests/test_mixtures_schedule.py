@@ -157,3 +157,22 @@ def test_features_round_trip_and_sum_to_one():
     for a, b in zip(back.mixtures, s.mixtures):
         assert np.allclose(a.as_array(), b.as_array(), rtol=0, atol=1e-15)
     assert feature_names(["a"], 12)[0] == "p01/a" and sorted(feature_names(["a"], 12)) == feature_names(["a"], 12)
+
+
+def test_a_one_phase_schedule_reads_from_its_mixtures_files_and_has_its_weights_as_features(tmp_path):
+    """One path: a mixture file and a mixtures JSONL read as one-phase schedules (read_trained: what a sweep trains,
+    either JSONL), and a one-phase schedule's features are the weights, named by the domains."""
+    from regmix_megatron.mixtures.mixture import write_mixtures
+    from regmix_megatron.mixtures.schedule import read_trained
+
+    one = Schedule.from_mixture(MAIN)
+    assert one.overall() is MAIN and load_schedule(MAIN.save(tmp_path / "main.json")) == one
+    write_mixtures(tmp_path / "m.jsonl", [MAIN, FINAL])
+    assert not is_schedules_file(tmp_path / "m.jsonl")
+    assert read_trained(tmp_path / "m.jsonl") == [one, Schedule.from_mixture(FINAL)]
+    assert [s.hash for s in read_trained(tmp_path / "m.jsonl")] == [MAIN.hash, FINAL.hash]
+    write_schedules(tmp_path / "two.jsonl", [two_phase()])
+    assert read_trained(tmp_path / "two.jsonl") == [two_phase()]
+    assert feature_names(["code", "legal", "math"], 1) == ["code", "legal", "math"]
+    assert one.features().tolist() == list(MAIN.weights) and parse_feature_names(feature_names(["a"], 1)) is None
+    assert parse_feature_names(["p1/a", "p1/b"]) == (1, ["a", "b"])  # an older one-phase table's names still parse

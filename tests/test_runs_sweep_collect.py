@@ -78,15 +78,15 @@ def test_a_sweep_of_schedules_plans_schedule_runs_and_collects_feature_columns(t
     import numpy as np
 
     from regmix_megatron.runs.run_config import load_run_config
-    from regmix_megatron.mixtures.sampling import SamplerConfig
     from regmix_megatron.mixtures.schedule import Schedule, feature_names, write_schedules
-    from regmix_megatron.mixtures.schedule_sampling import sample_schedules
+    from regmix_megatron.mixtures.sampler import sample
+    from regmix_megatron.mixtures.sampler_config import SamplerConfig
     from regmix_megatron.runs.sweep.plan import plan_from_files
     from sweep_fixtures import DOMAINS, write_domains_json, write_proxy_config
 
     domains_json = write_domains_json(tmp_path / "data")
-    schedules = sample_schedules(np.array([1000.0, 2000.0, 3000.0]), SamplerConfig(num_samples=3, seed=1), (0.7, 0.3),
-                                 domains=DOMAINS)
+    schedules = sample(np.array([1000.0, 2000.0, 3000.0]), SamplerConfig(num_samples=3, seed=1), (0.7, 0.3),
+                       domains=DOMAINS)
     path = write_schedules(tmp_path / "schedules.jsonl", schedules)
     sweep, created = plan_from_files(path, write_proxy_config(tmp_path / "proxy.yaml", domains_json), tmp_path / "s")
     assert created and [r.schedule for r in sweep.runs] == schedules

@@ -11,7 +11,8 @@ import yaml
 from regmix_megatron.errors import DataError, RegmixError
 from regmix_megatron.data.manifest import DomainRegistry
 from regmix_megatron.runs.run_config import load_run_config, run_id
-from regmix_megatron.runs.sweep.plan import Sweep, SweepError, plan_from_files, plan_sweep, read_mixtures
+from regmix_megatron.mixtures.mixture import read_mixtures
+from regmix_megatron.runs.sweep.plan import Sweep, SweepError, plan_from_files, plan_sweep
 
 from helpers.indexed_files import write_registry_files
 from sweep_fixtures import (DOMAINS, planned, random_mixtures, write_domains_json,  # noqa: F401
@@ -135,3 +136,30 @@ def test_plan_validates_the_proxy_config_with_the_trainer(tmp_path):
     cfg = write_proxy_config(tmp_path / "c4.yaml", domains_json, output_dir="x", mixture={"arxiv": 1.0})
     sweep, _ = plan_from_files(mixtures, cfg, tmp_path / "s")
     assert len(sweep.runs) == 2 and sweep.seed == 7
+
+
+def test_a_sound_run_config_is_kept_for_mixture_and_schedule_runs_alike(tmp_path):
+    """restore_run_config compares what a config.yaml trains with the plan, mixture or schedule: a schedule run's sound
+    config.yaml is kept (it was set aside as config.yaml.corrupt-1 and rewritten at every attempt before), and one
+    that trains another schedule is set aside."""
+    from regmix_megatron.mixtures.mixture import Mixture
+    from regmix_megatron.mixtures.schedule import Schedule
+    from regmix_megatron.runs.sweep.plan import build_sweep
+
+    domains_json = write_domains_json(tmp_path / "data")
+    from regmix_megatron.runs.sweep.plan import read_proxy_config
+
+    recipe = read_proxy_config(write_proxy_config(tmp_path / "proxy.yaml", domains_json))[0]
+    a = Mixture.from_array(DOMAINS, [0.2, 0.3, 0.5])
+    b = Mixture.from_array(DOMAINS, [0.6, 0.3, 0.1])
+    two = Schedule.from_phases([(0.5, a), (0.5, b)])
+    sweep, _ = plan_sweep(tmp_path / "s", [a, two], recipe, domains_json, 7)
+    for run in sweep.runs:
+        assert sweep.restore_run_config(run.run_id) == []
+        assert not list(sweep.run_dir(run.run_id).glob("config.yaml.corrupt-*"))
+    other = build_sweep(tmp_path / "o", [Schedule.from_phases([(0.5, b), (0.5, a)])], recipe, domains_json, 7)
+    scheduled = next(r for r in sweep.runs if not r.schedule.is_static)
+    other.write_run_config(other.runs[0])
+    shutil.copy(other.run_config_path(other.runs[0].run_id), sweep.run_config_path(scheduled.run_id))
+    assert "defines another run" in sweep.restore_run_config(scheduled.run_id)[0]
+    assert load_run_config(sweep.run_config_path(scheduled.run_id)).resolve().run_id == scheduled.run_id

@@ -1,4 +1,5 @@
-"""What a search reads and writes (regmix_megatron/search/outputs.py), through the ``search`` command."""
+"""What a search writes (regmix_megatron/search/outputs.py), through the ``search`` command and, for schedules, the
+pipeline's composition of the search and its export; ``search.json``'s typed reader."""
 
 from __future__ import annotations
 
@@ -11,8 +12,11 @@ from helpers.search import DOMAINS, TOKENS, fitted_model, write_registry
 from regmix_megatron.cli import main
 from regmix_megatron.errors import DataError
 from regmix_megatron.mixtures.mixture import Mixture
+from regmix_megatron.mixtures.sampler_config import SamplerConfig
+from regmix_megatron.mixtures.schedule import Schedule, feature_names, load_schedule
 from regmix_megatron.regression.models import LinearRegressor
-from regmix_megatron.search.outputs import PRIOR_TOKEN_SCALE, load_prior, load_weights_file, tokens_from_mapping
+from regmix_megatron.search.outputs import SearchSummary, read_search
+from regmix_megatron.search.pool import SearchConfig
 
 
 @pytest.fixture(scope="module")
@@ -47,20 +51,6 @@ def test_search_command_writes_mixture_export_and_json(tmp_path, model):
     doc_top = np.loadtxt(out / "top_k.csv", delimiter=",", skiprows=1)
     assert doc_top.shape == (20, 3 + len(DOMAINS)) and list(doc_top[:, 0]) == list(range(1, 21))
     assert doc["sampler"]["max_epochs"] == 1.2 and doc["sampler"]["cap_multiplier"] is None
-
-
-def test_prior_from_each_source(tmp_path):
-    (tmp_path / "tokens.yaml").write_text("".join(f"{d}: {int(t)}\n" for d, t in zip(DOMAINS, TOKENS)))
-    (tmp_path / "regmix.yaml").write_text("train:\n" + "".join(f"  train_the_pile_{d}: {t / TOKENS.sum()}\n"
-                                                             for d, t in zip(DOMAINS, TOKENS)))
-    counts = load_prior(DOMAINS, tokens_file=str(tmp_path / "tokens.yaml"))
-    assert counts.tokens.tolist() == TOKENS.tolist() and not counts.shares_only and counts.registry is None
-    shares = load_prior(DOMAINS, prior_file=str(tmp_path / "regmix.yaml"))  # RegMix prefixes stripped
-    assert shares.shares_only and shares.tokens.sum() == pytest.approx(PRIOR_TOKEN_SCALE)
-    assert shares.mixture.as_array(DOMAINS) == pytest.approx(counts.mixture.as_array(DOMAINS), abs=1e-12)
-    assert load_weights_file(tmp_path / "regmix.yaml")["code"] == pytest.approx(2 / 30)
-    with pytest.raises(DataError, match=r"missing \['wiki'\], unknown \['www'\]"):
-        tokens_from_mapping({**{d: 1 for d in DOMAINS[:-1]}, "www": 1}, DOMAINS, "--prior p")
 
 
 def test_share_prior_refuses_epoch_caps(tmp_path, model, capsys):
@@ -120,3 +110,104 @@ def test_search_json_records_predicted_loss_and_sd_and_the_chosen_k(tmp_path, mo
     with pytest.raises(SystemExit):
         main(["search", "--model", str(lgbm_path), *common, "--top-k", "many", "--output-dir", str(tmp_path / "o4")])
     assert "'many': give a whole number of candidates (e.g. 100) or auto" in capsys.readouterr().err
+
+
+FRACTIONS = (0.8, 0.2)
+NAMES = feature_names(DOMAINS, 2)
+SAMPLER = SamplerConfig(seed=5, cap_multiplier=None, max_epochs=1.0, target_tokens=6_000_000)
+
+
+def loss(x: np.ndarray) -> np.ndarray:
+    """Lower with news early and code late; web hurts in both phases."""
+    x = np.atleast_2d(x)
+    col = {n: i for i, n in enumerate(NAMES)}
+    return 4 - 1.0 * x[:, col["p1/news"]] - 2.0 * x[:, col["p2/code"]] + 0.5 * (x[:, col["p1/web"]] + x[:, col["p2/web"]])
+
+
+def test_a_schedule_search_writes_the_schedule_the_static_mixture_and_both_exports(tmp_path):
+    from regmix_megatron.mixtures.sampler import sample
+
+    registry = write_registry(tmp_path)
+    runs = sample(TOKENS, SamplerConfig(num_samples=40, seed=2), FRACTIONS, domains=DOMAINS)
+    x = np.stack([s.features(DOMAINS) for s in runs])
+    model = LinearRegressor(NAMES, "val_loss/code").fit(x, loss(x))
+    out = tmp_path / "out"
+    summary = search_and_export(model, registry, SAMPLER, SearchConfig(num_candidates=5000, top_k=20, chunk_size=2000,
+                                                                       seed=1), out, fractions=FRACTIONS)
+    doc = summary.to_json()
+    schedule = load_schedule(out / "schedule.json")
+    static = Mixture.load(out / "mixture.json")
+    assert json.loads((out / "search.json").read_text()) == doc
+    assert doc["schedule"]["hash"] == schedule.hash and doc["static"]["hash"] == static.hash
+    assert doc["domains"] == NAMES and doc["result"]["within_caps"] and doc["schedule"]["within_joint_caps"]
+    assert set(doc["baselines"]) == {"natural", "uniform", "target_only", "regmix_static"}
+    assert doc["baselines"]["regmix_static"]["predicted_loss"] == pytest.approx(doc["static"]["predicted_loss"])
+    assert doc["result"]["weights"] == pytest.approx(dict(zip(NAMES, schedule.features(DOMAINS))))
+    assert load_schedule(out / "export" / "schedule.json").hash == schedule.hash
+    assert (out / "export" / "phase2" / "per_split_data_args.json").is_file()
+    assert Mixture.load(out / "export" / "static" / "mixture.json").hash == static.hash
+    assert Schedule.from_mixture(static).hash == static.hash
+    assert read_search(out) == summary and summary.schedule.hash == schedule.hash
+    assert summary.static.hash == static.hash and summary.predicted()["regmix_static"] == summary.static.predicted_loss
+
+
+def search_and_export(model, registry, sampler, config, out, *, fractions=(1.0,), baselines=None):
+    """The search and its export into one search folder, composed as the ``search`` command and the pipeline's
+    search stage compose them."""
+    from regmix_megatron.export.files import search_export_files, write_search_export
+    from regmix_megatron.search.baselines import baseline_mixtures
+    from regmix_megatron.search.outputs import check_search_folder, search_folder, write_search_files
+    from regmix_megatron.search.pool import search_model
+
+    names = list(registry.names)
+    tokens = registry.tokens_per_domain("train").astype(float)
+    check_search_folder(out, search_export_files())
+    if baselines is None:
+        baselines = baseline_mixtures(Mixture.from_array(names, registry.prior("train")), model.definition)
+    outcome = search_model(model, tokens, sampler, config, domains=names, fractions=fractions)
+    with search_folder(out, search_export_files()) as stage:
+        exported = write_search_export(registry, outcome.schedule, outcome.static_mixture, stage, final_dir=out)
+        return write_search_files(stage, out, outcome, model, baselines, config, tokens_per_domain=tokens,
+                                  sampler_config=sampler, exported=exported)
+
+
+def test_a_one_phase_search_writes_exactly_the_mixture_search_files(tmp_path, model):
+    """The composition of the one search and the one export for one phase: the files of a mixture search, the same
+    as the ``search`` command writes for the same model, prior and pool (no schedule.json, no static/)."""
+    registry = write_registry(tmp_path)
+    model_path = model.save(tmp_path / "model" / "lightgbm.txt")
+    out = tmp_path / "one"
+    config = SearchConfig(num_candidates=3000, top_k=20, chunk_size=1000, seed=0)
+    summary = search_and_export(model, registry, SamplerConfig(), config, out)
+    assert summary.schedule is None and summary.static is None and not (out / "schedule.json").exists()
+    assert not (out / "export" / "static").exists() and (out / "export" / "per_split_data_args.json").is_file()
+    rc = main(["search", "--model", str(model_path), "--domains", str(tmp_path / "domains.json"), "--num-candidates",
+               "3000", "--top-k", "20", "--chunk-size", "1000", "--output-dir", str(tmp_path / "cli")])
+    assert rc == 0
+    cli = read_search(tmp_path / "cli")
+    assert (cli.result, cli.baselines, cli.domains, cli.upper) == (summary.result, summary.baselines, summary.domains,
+                                                                   summary.upper)
+    for name in ("mixture.json", "top_k.csv", "export/mixture.json", "export/data_path.txt",
+                 "export/per_split_data_args.json"):
+        assert (out / name).read_bytes() == (tmp_path / "cli" / name).read_bytes(), name
+    assert sorted(p.name for p in (out / "export").iterdir()) == sorted(p.name for p in (tmp_path / "cli" / "export")
+                                                                       .iterdir())
+
+
+def test_the_typed_reader_names_the_field(tmp_path, model):
+    write_registry(tmp_path)
+    model_path = model.save(tmp_path / "model" / "lightgbm.txt")
+    out = tmp_path / "out"
+    assert main(["search", "--model", str(model_path), "--domains", str(tmp_path / "domains.json"),
+                 "--num-candidates", "2000", "--top-k", "10", "--chunk-size", "1000", "--output-dir", str(out)]) == 0
+    summary = read_search(out)
+    doc = json.loads((out / "search.json").read_text())
+    assert summary.to_json() == doc and summary.top_k == 10 and summary.top_k_choice.rule == "fixed"
+    assert summary.result.hash == Mixture.load(out / "mixture.json").hash and summary.result.predicted_sd is None
+    assert summary.export_files == doc["files"]["export"] and summary.predicted()["regmix"] == doc["result"][
+        "predicted_loss"]
+    doc["result"]["predicted_loss"] = "low"
+    with pytest.raises(DataError, match=r"search.json: field 'result.predicted_loss' must be a number, not 'low'"):
+        SearchSummary.from_json(doc, str(out / "search.json"))
+    with pytest.raises(DataError, match=r"not a search summary"):
+        SearchSummary.from_json({"format": "x"}, "s.json")

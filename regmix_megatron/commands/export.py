@@ -49,17 +49,44 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import RegmixError
-    from ..export.megatron_files import EXPORT_FILES, PathMap, export_mixture, load_mixture_arg
+    """One export: a mixture (or a one-phase schedule) as its files; a schedule of several phases as
+    ``schedule.json``, ``phase<k>/`` and ``phases.json``."""
     from ..data.manifest import DomainRegistry
+    from ..errors import RegmixError
+    from ..export.files import EXPORT_FOLDER_FILES, PathMap, export, read_phases
     from ..fileio import check_output_paths
+    from ..mixtures.schedule import load_schedule, schedule_of
     from ..output_folder import check_output_folder
 
     check_output_paths({"--mixture": args.mixture, "--schedule": args.schedule, "--domains-json": args.domains_json},
                        dirs={"--output-dir": args.output_dir})
-    if args.schedule is not None:
-        return run_schedule(args)
-    check_output_folder(args.output_dir, EXPORT_FILES, "--output-dir")  # before the work; errors name the folder
+    for flag, value in (("--train-iters", args.train_iters), ("--global-batch-size", args.global_batch_size)):
+        if value is not None and value <= 0:
+            raise RegmixError(f"{flag} {value}: use a positive number")
+    check_output_folder(args.output_dir, EXPORT_FOLDER_FILES, "--output-dir")  # before the work; errors name it
+    flag, spec = ("--schedule", args.schedule) if args.schedule is not None else ("--mixture", _mixture_spec(args))
+    registry = DomainRegistry.load(args.domains_json)
+    path_map = PathMap.parse(args.path_prefix)
+    value = _load_mixture(args, spec) if flag == "--mixture" else None
+    try:
+        if value is None:
+            value = load_schedule(spec)
+        files = export(registry, value, args.output_dir, train_iters=args.train_iters,
+                       global_batch_size=args.global_batch_size, path_map=path_map, what="--output-dir")
+    except RegmixError as exc:
+        raise RegmixError(f"{flag} {spec} with --domains-json {args.domains_json}: {exc}") from None
+    schedule = schedule_of(value)
+    if schedule.is_static:
+        print("\n".join(describe_export(schedule.mixtures[0], files)))
+    else:
+        print("\n".join(describe_phases(schedule, read_phases(args.output_dir), files)))
+    return 0
+
+
+def _mixture_spec(args: argparse.Namespace) -> str:
+    """``--mixture`` with ``--index`` folded in (``FILE.jsonl:INDEX``)."""
+    from ..errors import RegmixError
+
     spec = args.mixture
     if args.index is not None:
         if not spec.endswith(".jsonl"):
@@ -67,18 +94,18 @@ def run(args: argparse.Namespace) -> int:
         if args.index < 0:
             raise RegmixError(f"--index {args.index}: use a 0-based line number >= 0")
         spec = f"{spec}:{args.index}"
-    registry = DomainRegistry.load(args.domains_json)
-    path_map = PathMap.parse(args.path_prefix)
+    return spec
+
+
+def _load_mixture(args: argparse.Namespace, spec: str):
+    """The ``--mixture`` (the one rule on its sum, ``--renormalize``)."""
+    from ..errors import RegmixError
+    from ..export.files import load_mixture_arg
+
     try:
-        mixture = load_mixture_arg(spec, renormalize=args.renormalize)
+        return load_mixture_arg(spec, renormalize=args.renormalize)
     except RegmixError as exc:
         raise RegmixError(f"--mixture: {exc}") from None
-    try:
-        files = export_mixture(registry, mixture, args.output_dir, what="--output-dir", path_map=path_map)
-    except RegmixError as exc:
-        raise RegmixError(f"--mixture {spec} with --domains-json {args.domains_json}: {exc}") from None
-    print("\n".join(describe_export(mixture, files)))
-    return 0
 
 
 def describe_export(mixture, files: dict) -> list[str]:
@@ -96,37 +123,20 @@ def describe_export(mixture, files: dict) -> list[str]:
     return lines
 
 
-def run_schedule(args: argparse.Namespace) -> int:
-    from ..errors import RegmixError
-    from ..export.megatron_files import SCHEDULE_EXPORT_FILES, PathMap, export_schedule, read_phases
-    from ..data.manifest import DomainRegistry
-    from ..output_folder import check_output_folder
-    from ..mixtures.schedule import load_schedule
-
-    for flag, value in (("--train-iters", args.train_iters), ("--global-batch-size", args.global_batch_size)):
-        if value is not None and value <= 0:
-            raise RegmixError(f"{flag} {value}: use a positive number")
-    check_output_folder(args.output_dir, SCHEDULE_EXPORT_FILES, "--output-dir")
-    registry = DomainRegistry.load(args.domains_json)
-    path_map = PathMap.parse(args.path_prefix)
-    try:
-        schedule = load_schedule(args.schedule)
-        files = export_schedule(registry, schedule, args.output_dir, train_iters=args.train_iters,
-                                global_batch_size=args.global_batch_size, path_map=path_map, what="--output-dir")
-    except RegmixError as exc:
-        raise RegmixError(f"--schedule {args.schedule} with --domains-json {args.domains_json}: {exc}") from None
-    doc = read_phases(args.output_dir)
-    print(f"schedule {schedule.hash}: {schedule.num_phases} phases")
+def describe_phases(schedule, doc: dict, files: dict) -> list[str]:
+    """The lines ``export`` prints for a schedule of several phases: each phase's files and first step, the exact
+    path (the provider), a job per phase and what it repeats."""
+    lines = [f"schedule {schedule.hash}: {schedule.num_phases} phases"]
     for row in doc["phases"]:
         steps = f", steps {row['start_step']}..{row['end_step'] - 1}" if "start_step" in row else ""
-        print(f"  phase {row['phase']}: fraction {row['fraction']:.4g}{steps}: {row['per_split_data_args']}")
-    print(f"exact (recommended): {doc['exact']['flags']} with regmix_megatron.megatron.provider")
+        lines.append(f"  phase {row['phase']}: fraction {row['fraction']:.4g}{steps}: {row['per_split_data_args']}")
+    lines.append(f"exact (recommended): {doc['exact']['flags']} with regmix_megatron.megatron.provider")
     if "phase_transition_iterations" in doc:
-        print(f"a job per phase: --phase-transition-iterations {doc['phase_transition_iterations']} and each "
-              "phase's --per-split-data-args-path in turn")
-    print(f"warning: {doc['restart_warning']}")
+        lines.append(f"a job per phase: --phase-transition-iterations {doc['phase_transition_iterations']} and each "
+                     "phase's --per-split-data-args-path in turn")
+    lines.append(f"warning: {doc['restart_warning']}")
     for name, r in (doc.get("restart_repeats") or {}).items():
-        print(f"  {name}: {r['drawn']:.0f} samples drawn over the run, about {r['repeated']:.0f} of them served "
-              "again by a job per phase")
-    print(f"files: {files['schedule']}, {files['phases']}")
-    return 0
+        lines.append(f"  {name}: {r['drawn']:.0f} samples drawn over the run, about {r['repeated']:.0f} of them "
+                     "served again by a job per phase")
+    lines.append(f"files: {files['schedule']}, {files['phases']}")
+    return lines

@@ -2,7 +2,7 @@
 
 Writes ``--output`` (mixtures JSONL, one a line: ``{"format", "hash", "weights": {domain: weight}}``, see
 :mod:`regmix_megatron.mixtures.mixture`) and, beside it, ``<output>.sampler.yaml`` (the resolved sampler config, registry,
-prior, bounds and statistics: :func:`regmix_megatron.mixtures.sampling.sampler_run_record`). Both atomically; with
+prior, bounds and statistics: :func:`regmix_megatron.mixtures.sampler_config.sampler_run_record`). Both atomically; with
 ``--plot`` also a PNG of the per-domain weight distributions.
 """
 
@@ -50,13 +50,9 @@ def run(args: argparse.Namespace) -> int:
     from ..data.manifest import check_prefix_paths
     from ..fileio import atomic_files, atomic_write_yaml, check_output_paths, read_yaml
     from ..mixtures.mixture import Mixture, write_mixtures
-    from ..mixtures.sampling import (
-        SampleStats,
-        build_sampler_config,
-        domain_caps,
-        sample_mixtures,
-        sampler_run_record,
-    )
+    from ..mixtures.caps import domain_caps
+    from ..mixtures.sampler import SampleStats, sample_rows
+    from ..mixtures.sampler_config import build_sampler_config, sampler_run_record
     from .sampler_flags import flag_error, given_overrides
 
     output = Path(args.output)
@@ -73,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         tokens = registry.tokens_per_domain("train")
         lower, upper = domain_caps(tokens, config, domains=registry.names)
         stats = SampleStats()
-        rows = sample_mixtures(tokens, config, domains=registry.names, stats=stats)
+        rows = sample_rows(tokens, config, domains=registry.names, stats=stats)[:, 0]  # one phase: mixtures
     except ConfigError as exc:
         raise ConfigError(flag_error(exc)) from None
     except RegmixError as exc:

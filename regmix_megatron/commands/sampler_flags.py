@@ -1,6 +1,6 @@
 """The sampler's command-line flags, shared by ``sample`` and ``search`` (flag syntax only; the
-:class:`~regmix_megatron.mixtures.sampling.SamplerConfig` is assembled by :func:`regmix_megatron.mixtures.sampling.
-build_sampler_config`)."""
+:class:`~regmix_megatron.mixtures.sampler_config.SamplerConfig` is assembled by
+:func:`regmix_megatron.mixtures.sampler_config.build_sampler_config`)."""
 
 from __future__ import annotations
 

@@ -73,11 +73,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..configs import config_to_dict
     from ..errors import ConfigError, RegmixError
+    from ..export.files import PathMap, search_export_files
     from ..fileio import check_output_paths
     from ..mixtures.mixture import Mixture
     from ..regression.models import load_regressor
-    from ..search.outputs import load_prior, load_weights_file, search_and_write
-    from .progress_bar import ProgressBar
+    from ..search.outputs import check_search_folder
+    from ..search.prior import load_prior, load_weights_file
 
     check_output_paths({"--model": args.model, "--fit-dir": args.fit_dir, "--domains-json": args.domains_json,
                         "--tokens-per-domain": args.tokens_per_domain, "--prior": args.prior,
@@ -102,57 +103,76 @@ def run(args: argparse.Namespace) -> int:
              for path in args.baseline_mixture}
     record = {"model": str(model_path), "prior_source": args.domains_json or args.tokens_per_domain or args.prior,
               "sampler": config_to_dict(sampler)}
-    from ..export.megatron_files import PathMap
-
     path_map = PathMap.parse(args.path_prefix)
-    with ProgressBar(config.num_candidates, desc="search", unit="cand", unit_scale=True) as bar:
-        try:
-            doc = search_and_write(regressor, prior.tokens, sampler, config, args.output_dir,
-                                   registry=prior.registry, prior=prior.mixture, extra_baselines=extra,
-                                   fast=not args.plain_predict, progress=lambda done, total: bar.update_to(done),
-                                   extra=record, path_map=path_map)
-        except ConfigError as exc:
-            raise ConfigError(_flag_error(exc)) from None
+    check_search_folder(args.output_dir, search_export_files())  # before the work, not after
+    try:
+        summary = _search_and_export(args, regressor, prior, sampler, config, extra, record, path_map)
+    except ConfigError as exc:
+        raise ConfigError(_flag_error(exc)) from None
     out = Path(args.output_dir)
     if prior.registry is not None:
         _link_old_export_dir(out)
-    print("\n".join(answer_lines(doc, regressor.target, config, fit_dir=args.fit_dir)))
+    print("\n".join(answer_lines(summary, regressor.target, config, fit_dir=args.fit_dir)))
     return 0
 
 
-def answer_lines(doc: dict, target: str, config, fit_dir: str | None = None) -> list[str]:
+def _search_and_export(args: argparse.Namespace, regressor, prior, sampler, config, extra: dict, record: dict,
+                       path_map):
+    """The search (step 5), then the export of its result (step 6, with ``--domains-json``): one search folder,
+    written whole."""
+    from ..export.files import search_export_files, write_search_export
+    from ..search.baselines import baseline_mixtures
+    from ..search.outputs import search_folder, write_search_files
+    from ..search.pool import search_model
+    from .progress_bar import ProgressBar
+
+    baselines = baseline_mixtures(prior.mixture, regressor.definition, extra)
+    with ProgressBar(config.num_candidates, desc="search", unit="cand", unit_scale=True) as bar:
+        outcome = search_model(regressor, prior.tokens, sampler, config, fast=not args.plain_predict,
+                               progress=lambda done, total: bar.update_to(done))
+    out = Path(args.output_dir)
+    with search_folder(out, search_export_files()) as stage:
+        exported = None
+        if prior.registry is not None:
+            exported = write_search_export(prior.registry, outcome.schedule, outcome.static_mixture, stage,
+                                           final_dir=out, path_map=path_map)
+        return write_search_files(stage, out, outcome, regressor, baselines, config, tokens_per_domain=prior.tokens,
+                                  sampler_config=sampler, exported=exported, extra=record)
+
+
+def answer_lines(summary, target: str, config, fit_dir: str | None = None) -> list[str]:
     """What ``search`` prints, the answer first: the mixture, the export files, the Megatron-LM flags; then the
     confidence (the fit's cross-validated Spearman when the fit directory is known) and the baselines."""
     from ..mixtures.mixture import Mixture
     from .export import describe_export
 
-    result = doc["result"]
-    mixture = Mixture.from_dict(result["weights"])
-    choice = doc["top_k_choice"]
-    lines = [f"RegMix mixture (predicted {target} {result['predicted_loss']:.4f}{_sd(result)}; mean of the best "
-             f"{choice['k']} of {config.num_candidates:,} candidates):"]
-    exported = (doc.get("files") or {}).get("export")
+    result = summary.result
+    mixture = Mixture.from_dict(result.weights)
+    choice = summary.top_k_choice
+    lines = [f"RegMix mixture (predicted {target} {result.predicted_loss:.4f}{_sd(result.predicted_sd)}; mean of the "
+             f"best {choice.k} of {config.num_candidates:,} candidates):"]
+    exported = summary.export_files
     if exported:
         lines += describe_export(mixture, exported)
     else:
         lines.append("  " + ", ".join(f"{d} {w:.4f}" for d, w in sorted(mixture.nonzero().items(),
                                                                           key=lambda kv: -kv[1])))
         lines.append("no export files: give --domains-json to write the Megatron-LM files")
-    lines.append("confidence: " + _confidence(fit_dir, doc.get("regressor")))
-    if choice["rule"] == "auto":
-        lines.append(f"top-k: {choice['k']} chosen: {choice['reason']}")
+    lines.append("confidence: " + _confidence(fit_dir, summary.regressor))
+    if choice.rule == "auto":
+        lines.append(f"top-k: {choice.k} chosen: {choice.reason}")
     lines.append(f"predicted {target} of the baselines (lower is better"
-                 + (", higher" if doc.get("objective") == "maximize" else "") + "):")
-    for name, b in doc["baselines"].items():
-        note = "" if b["within_caps"] else "  (outside the caps)"
-        lines.append(f"  {name:12s} {b['predicted_loss']:.4f}{_sd(b)}{note}")
-    lines.append(f"RegMix beats {len(doc['result_beats'])} of {len(doc['baselines'])} baselines in prediction "
+                 + (", higher" if summary.objective == "maximize" else "") + "):")
+    for name, b in summary.baselines.items():
+        note = "" if b.within_caps else "  (outside the caps)"
+        lines.append(f"  {name:12s} {b.predicted_loss:.4f}{_sd(b.predicted_sd)}{note}")
+    lines.append(f"RegMix beats {len(summary.result_beats)} of {len(summary.baselines)} baselines in prediction "
                  "(predictions of the regressor, not trained models)")
     return lines
 
 
-def _sd(entry: dict) -> str:
-    return "" if entry.get("predicted_sd") is None else f" +- {entry['predicted_sd']:.4f}"
+def _sd(sd: float | None) -> str:
+    return "" if sd is None else f" +- {sd:.4f}"
 
 
 def top_k(text: str) -> int | str:
@@ -182,7 +202,7 @@ def _link_old_export_dir(out: Path) -> None:
     """``megatron/`` was the export folder before ``export/``: keep a link for scripts that read it."""
     import os
 
-    from ..export.megatron_files import EXPORT_DIR, OLD_EXPORT_DIR
+    from ..export.files import EXPORT_DIR, OLD_EXPORT_DIR
 
     old = out / OLD_EXPORT_DIR
     if old.is_symlink() or not old.exists():
@@ -206,8 +226,8 @@ def _configs(args: argparse.Namespace, shares_only: bool):
     """The pool's SamplerConfig (--sampler-config, then the cap flags) and the SearchConfig, errors naming flags."""
     from ..errors import ConfigError, RegmixError
     from ..fileio import read_yaml
-    from ..mixtures.sampling import build_sampler_config
-    from ..search.candidates import SearchConfig
+    from ..mixtures.sampler_config import build_sampler_config
+    from ..search.pool import SearchConfig
     from .sampler_flags import given_overrides
 
     fields = read_yaml(args.sampler_config) if args.sampler_config else None

@@ -44,8 +44,9 @@ e.g. to break a per-document loss down by source or to bootstrap over documents.
 evaluated in every run (their ``valid`` and ``test`` splits), never sampled, trained on or put into a training
 blend. :attr:`DomainRegistry.names` (the domains a mixture is over), :meth:`~DomainRegistry.tokens_per_domain`
 and :meth:`~DomainRegistry.prior` cover the training domains only; :attr:`DomainRegistry.domains` and
-:attr:`DomainRegistry.all_names` list every domain. :meth:`DomainRegistry.check_mixture` is the one check a
-mixture passes before it trains: a positive weight on an evaluation-only domain is refused.
+:attr:`DomainRegistry.all_names` list every domain. :func:`regmix_megatron.mixtures.domains.check_trainable` is
+the one check a mixture or schedule passes before it trains: a positive weight on an evaluation-only domain is
+refused.
 """
 
 from __future__ import annotations
@@ -60,7 +61,6 @@ import numpy as np
 from ..errors import DataError
 from ..fileio import atomic_write_json, read_json
 from .tokenizer_types import TokenizerSpec
-from ..mixtures.mixture import Mixture
 from ..configs import Field
 
 FORMAT = "regmix-megatron/domains/v1"
@@ -346,33 +346,6 @@ class DomainRegistry:
                 f"unknown {unknown}, missing {missing}; use a mixture over exactly {list(self.names)} "
                 "(zero weights are allowed)"
             )
-
-    def check_mixture(self, mixture: Mixture, source: str) -> Mixture:
-        """The one check a mixture passes before it trains: a positive weight on an evaluation-only domain is
-        refused; a zero weight there is dropped; the rest must be exactly the training domains. Returns the
-        mixture over the training domains (unchanged if it named no evaluation-only domain)."""
-        weights = mixture.as_dict()
-        trained = sorted(d for d in self.eval_only_names if weights.get(d, 0.0) > 0)
-        if trained:
-            raise DataError(f"{source}: gives weight to evaluation-only domain(s) "
-                            f"{ {d: weights[d] for d in trained} } of {self.path or 'the manifest'}: they are "
-                            f"evaluated, never trained on; give them weight 0 or drop them")
-        if any(d in weights for d in self.eval_only_names):
-            kept = {d: w for d, w in weights.items() if d not in set(self.eval_only_names)}
-            mixture = Mixture.from_dict(kept, source=source)
-        self.check_domains(mixture.domains, source)
-        return mixture
-
-    def check_schedule(self, schedule, source: str):
-        """:meth:`check_mixture` for every phase of a :class:`~regmix_megatron.mixtures.schedule.Schedule`; returns the
-        schedule over the training domains (unchanged if no phase named an evaluation-only domain)."""
-        from dataclasses import replace
-
-        phases = tuple(replace(p, mixture=self.check_mixture(p.mixture, f"{source} phase {k}"))
-                       for k, p in enumerate(schedule.phases, start=1))
-        if all(a.mixture is b.mixture for a, b in zip(phases, schedule.phases)):
-            return schedule
-        return replace(schedule, phases=phases, _hash="")
 
 
 def _sources_from_json(p: Field) -> dict:

@@ -23,7 +23,7 @@ FIXTURE_CORPUS = REPO / "tests" / "fixtures" / "corpus"
 def prepare_data(workdir: Path) -> tuple:
     """Tokenizer + indexed datasets of the corpus fixture, and the natural mixture's Megatron-LM blend file
     without its test split: ``(domains.json, per_split_data_args.json)``. Reused when already there."""
-    from ..export.megatron_files import export_mixture
+    from ..export.files import export
     from ..fileio import atomic_write_json, read_json
     from ..data.manifest import DomainRegistry
     from ..mixtures.mixture import Mixture
@@ -36,9 +36,9 @@ def prepare_data(workdir: Path) -> tuple:
                                 TokenizerTrainConfig(vocab_size=1000, sample_bytes_per_domain=60_000, seed=0))
         domains_json = Path(preprocess_corpus(FIXTURE_CORPUS, workdir / "data" / "indexed", model, workers=1))
     registry = DomainRegistry.load(domains_json)
-    exported = export_mixture(registry, Mixture.from_array(registry.names, registry.prior()), workdir / "export")
+    exported = export(registry, Mixture.from_array(registry.names, registry.prior()), workdir / "export")
     per_split = read_json(exported["per_split_data_args"])
-    # Beside the export folder, not in it: export_mixture replaces that folder whole and refuses foreign files.
+    # Beside the export folder, not in it: the export replaces that folder whole and refuses foreign files.
     data_args = atomic_write_json(workdir / "megatron_lm_data_args.json", {**per_split, "test": None})
     return domains_json, Path(data_args)
 

@@ -1,31 +1,29 @@
-"""A mixture as the blended dataset Megatron trains on (megatron-core's ``BlendedMegatronDatasetBuilder``).
+"""The datasets Megatron evaluates on, the knobs every dataset builder shares, and what a blend realized.
 
-:func:`build_blended_dataset` turns a :class:`~regmix_megatron.mixtures.mixture.Mixture` over a
-:class:`~regmix_megatron.data.manifest.DomainRegistry` into a ``BlendedDataset`` of ``GPTDataset`` components
-(the blend of :func:`regmix_megatron.export.megatron_files.blend_for_split`: zero weights dropped, multi-prefix domains split
-by token count). :func:`realized_fractions` reads the blended dataset's own index (``dataset_index``: which
-component every sample comes from) and maps components back to domains, so the requested-vs-realized table
-reports what Megatron will actually feed the model.
+:class:`DatasetOptions` holds megatron-core's ``GPTDatasetConfig`` knobs that every builder here and in
+:mod:`.train_dataset` (the train set of a mixture or schedule) passes the same way: sequence length, seed, tokenizer,
+cache, the document masks, ``mid_level_dataset_surplus`` and which ranks build. :func:`build_validation_datasets`
+(one dataset per domain) and :func:`build_unweighted_dataset` (every domain's prefixes blended by size) are the
+evaluation sets, the same whatever the mixture. :func:`realized_fractions` reads a blended dataset's own index
+(``dataset_index``: which component every sample comes from) and maps components back to domains, so the
+requested-vs-realized table (:func:`format_fraction_table`) reports what Megatron will actually feed the model.
 
-megatron-core 0.16.1 details handled here: every blend weight must be > 0 (it asserts); with a per-split
-blend the unused splits get size 0; ``path_to_cache`` needs an initialized ``torch.distributed`` process group
-(Megatron's ``pretrain`` has one; otherwise build without a cache); a component oversampled beyond its
-built size raises an IndexError that mentions ``mid_level_dataset_surplus`` (raise it here when a tiny domain
-with a large weight is repeated many times).
+megatron-core 0.16.1 details handled here: with a per-split blend the unused splits get size 0; ``path_to_cache``
+needs an initialized ``torch.distributed`` process group (Megatron's ``pretrain`` has one; otherwise build without
+a cache).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 from ..data.manifest import SPLITS, DomainRegistry
 from ..errors import DataError, RegmixError
-from ..export.megatron_files import blend_for_split
-from ..mixtures.mixture import Mixture
 
 logger = logging.getLogger(__name__)
 
@@ -44,167 +42,99 @@ def _log_rank0(level: int, msg: str, *args: Any) -> None:
         logger.log(level, msg, *args)
 
 
-def epochs_per_domain(registry: DomainRegistry, mixture: Mixture, *, num_samples: int, seq_length: int,
-                      split: str = "train") -> dict[str, float]:
-    """How many times each domain's ``split`` tokens would be seen:
-    ``weight * num_samples * seq_length / tokens_of_domain`` (0 for zero-weight domains)."""
-    mixture = registry.check_mixture(mixture, "mixture")
-    out = {}
-    for name, weight in mixture.as_dict().items():
-        tokens = registry.get(name).num_tokens(split)
-        if weight == 0:
-            out[name] = 0.0
-        elif tokens == 0:
-            out[name] = float("inf")
-        else:
-            out[name] = weight * num_samples * seq_length / tokens
+@dataclass(frozen=True)
+class DatasetOptions:
+    """The ``GPTDatasetConfig`` knobs every dataset of a run is built with (Megatron-LM's flags of the same names)."""
+
+    seq_length: int
+    """Tokens per sample (``--seq-length``)."""
+    seed: int
+    """The seed of every shuffle (``--seed``)."""
+    tokenizer: Any
+    """A megatron-core tokenizer (``regmix_megatron.megatron.tokenizer_adapter.load_tokenizer``)."""
+    path_to_cache: str | os.PathLike | None = None
+    """Where megatron-core caches its indices (``--data-cache-path``; needs a process group)."""
+    reset_position_ids: bool = False
+    reset_attention_mask: bool = False
+    eod_mask_loss: bool = False
+    mid_level_dataset_surplus: float = 0.005
+    """Extra samples of each component of a weighted blend (megatron-core's default); raise it when a tiny domain
+    with a large weight is repeated many times."""
+    is_built_on_rank: Callable[[], bool] | None = None
+    """megatron-core's callable (None: build on every rank)."""
+
+    def gpt_config(self, blend_per_split: list, *, path_to_cache: str | None, weighted: bool = False) -> Any:
+        """megatron-core's ``GPTDatasetConfig`` of one blend per split (``weighted``: a weighted blend, which takes
+        ``mid_level_dataset_surplus``)."""
+        from megatron.core.datasets.gpt_dataset import GPTDatasetConfig
+
+        extra = {"mid_level_dataset_surplus": self.mid_level_dataset_surplus} if weighted else {}
+        return GPTDatasetConfig(random_seed=int(self.seed), sequence_length=int(self.seq_length),
+                                blend_per_split=blend_per_split, path_to_cache=path_to_cache, tokenizer=self.tokenizer,
+                                reset_position_ids=self.reset_position_ids,
+                                reset_attention_mask=self.reset_attention_mask, eod_mask_loss=self.eod_mask_loss,
+                                **extra)
+
+    def build(self, config: Any, split: str, size: int | None) -> Any:
+        """megatron-core's ``BlendedMegatronDatasetBuilder`` of ``GPTDataset``: the ``split`` dataset of ``size``
+        samples (None: every sample once) of ``config``'s blend; None on a rank that does not build."""
+        from megatron.core.datasets.blended_megatron_dataset_builder import BlendedMegatronDatasetBuilder
+        from megatron.core.datasets.gpt_dataset import GPTDataset
+
+        index = SPLITS.index(split)
+        sizes: list = [0, 0, 0]
+        sizes[index] = size
+        return BlendedMegatronDatasetBuilder(GPTDataset, sizes, self.is_built_on_rank or _always,
+                                             config).build()[index]
+
+    def cache(self) -> str | None:
+        """``path_to_cache`` as a str, refused without an initialized process group (megatron-core 0.16.1 asks for
+        the rank)."""
+        if self.path_to_cache is None:
+            return None
+        import torch.distributed as dist
+
+        if not (dist.is_available() and dist.is_initialized()):
+            raise RegmixError(
+                f"path_to_cache={str(self.path_to_cache)!r} needs an initialized torch.distributed process group "
+                "(megatron-core 0.16.1 asks for the rank): initialize one (gloo, world size 1 is fine) or "
+                "pass path_to_cache=None")
+        return str(self.path_to_cache)
+
+
+def blend_per_split(split: str, blend: tuple) -> list:
+    """megatron-core's ``blend_per_split``: ``blend`` for ``split``, None for the others."""
+    out: list = [None, None, None]
+    out[SPLITS.index(split)] = blend
     return out
 
 
-def check_epochs(registry: DomainRegistry, mixture: Mixture, *, num_samples: int, seq_length: int,
-                 max_epochs: float | None, split: str = "train") -> dict[str, float]:
-    """Warn (rank 0) for every domain repeated more than ``max_epochs`` times; returns the excess ones."""
-    if max_epochs is None:
-        return {}
-    epochs = epochs_per_domain(registry, mixture, num_samples=num_samples, seq_length=seq_length, split=split)
-    excess = {d: e for d, e in epochs.items() if e > max_epochs}
-    for d, e in excess.items():
-        _log_rank0(logging.WARNING,
-                   "domain %r would be repeated %.2f times (%d samples x %d tokens x weight %.4g over %d %s tokens), "
-                   "more than max_epochs=%g: lower its weight, the number of samples, or resample with the "
-                   "epoch cap (regmix-megatron sample --max-epochs/--target-tokens)", d, e, num_samples,
-                   seq_length, mixture.as_dict()[d], registry.get(d).num_tokens(split), split, max_epochs)
-    return excess
-
-
-def build_blended_dataset(
-    registry: DomainRegistry,
-    mixture: Mixture,
-    *,
-    seq_length: int,
-    num_samples: int,
-    seed: int,
-    tokenizer: Any,
-    split: str = "train",
-    path_to_cache: str | os.PathLike | None = None,
-    max_epochs: float | None = None,
-    mid_level_dataset_surplus: float = 0.005,
-    reset_position_ids: bool = False,
-    reset_attention_mask: bool = False,
-    eod_mask_loss: bool = False,
-    is_built_on_rank: Callable[[], bool] | None = None,
-) -> Any:
-    """Build the ``split`` dataset of ``num_samples`` samples of ``seq_length`` tokens for ``mixture``.
-
-    Returns megatron-core's ``BlendedDataset`` (or a plain ``GPTDataset`` when the blend has one prefix);
-    either way it carries :data:`COMPONENT_DOMAINS_ATTR` for :func:`realized_fractions`. ``tokenizer`` is a
-    megatron-core tokenizer (``regmix_megatron.megatron.tokenizer_adapter.load_tokenizer``). Warns when a domain
-    would be repeated more than ``max_epochs`` times. ``is_built_on_rank`` is megatron-core's callable
-    (default: build on every rank).
-
-    Long (over 60 lines) because its signature mirrors megatron-core's ``GPTDatasetConfig`` knobs one per line;
-    the body is one straight sequence of checks, the config and the builder call.
-    """
-    from megatron.core.datasets.blended_megatron_dataset_builder import BlendedMegatronDatasetBuilder
-    from megatron.core.datasets.gpt_dataset import GPTDataset, GPTDatasetConfig
-
-    path_to_cache = check_build_arguments(split, seq_length, num_samples, seed, path_to_cache)
-    prefixes, weights = blend_for_split(registry, mixture, split)
-    component_domains = []
-    for p in prefixes:
-        component_domains.append(_domain_of_prefix(registry, p, split))
-    check_epochs(registry, mixture, num_samples=num_samples, seq_length=seq_length, max_epochs=max_epochs,
-                 split=split)
-
-    index = SPLITS.index(split)
-    blend_per_split: list = [None, None, None]
-    blend_per_split[index] = (prefixes, weights)
-    sizes = [0, 0, 0]
-    sizes[index] = int(num_samples)
-    config = GPTDatasetConfig(
-        random_seed=int(seed),
-        sequence_length=int(seq_length),
-        blend_per_split=blend_per_split,
-        path_to_cache=path_to_cache,
-        tokenizer=tokenizer,
-        reset_position_ids=reset_position_ids,
-        reset_attention_mask=reset_attention_mask,
-        eod_mask_loss=eod_mask_loss,
-        mid_level_dataset_surplus=mid_level_dataset_surplus,
-    )
-    try:
-        datasets = BlendedMegatronDatasetBuilder(GPTDataset, sizes, is_built_on_rank or _always,
-                                                 config).build()
-    except IndexError as exc:
-        if "mid_level_dataset_surplus" in str(exc):
-            raise RegmixError(
-                f"megatron-core: {exc} Pass a larger mid_level_dataset_surplus (now "
-                f"{mid_level_dataset_surplus}) to build_blended_dataset") from exc
-        raise
-    dataset = datasets[index]
-    if dataset is None:
-        raise RegmixError(f"megatron-core built no {split} dataset for mixture {mixture.hash}")
-    setattr(dataset, COMPONENT_DOMAINS_ATTR, tuple(component_domains))
-    return dataset
-
-
-def check_build_arguments(split: str, seq_length: Any, num_samples: Any, seed: Any,
-                          path_to_cache: str | os.PathLike | None) -> str | None:
-    """Refuse a bad split, size or seed, and a cache path without a process group; the cache path as a str."""
+def check_build_arguments(split: str, num_samples: Any, options: DatasetOptions) -> str | None:
+    """Refuse a bad split, size, sequence length or seed, and a cache path without a process group; the cache path
+    as a str."""
     if split not in SPLITS:
         raise DataError(f"split={split!r}: use one of {list(SPLITS)}")
-    for name, value in (("seq_length", seq_length), ("num_samples", num_samples)):
+    for name, value in (("seq_length", options.seq_length), ("num_samples", num_samples)):
         if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value <= 0:
             raise RegmixError(f"{name}={value!r}: use a positive integer")
-    if not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise RegmixError(f"seed={seed!r}: use a non-negative integer")
-    if path_to_cache is None:
-        return None
-    import torch.distributed as dist
-
-    if not (dist.is_available() and dist.is_initialized()):
-        raise RegmixError(
-            f"path_to_cache={str(path_to_cache)!r} needs an initialized torch.distributed process group "
-            "(megatron-core 0.16.1 asks for the rank): initialize one (gloo, world size 1 is fine) or "
-            "pass path_to_cache=None")
-    return str(path_to_cache)
+    if not isinstance(options.seed, (int, np.integer)) or options.seed < 0:
+        raise RegmixError(f"seed={options.seed!r}: use a non-negative integer")
+    return options.cache()
 
 
 def _always() -> bool:
     return True
 
 
-def build_validation_datasets(
-    registry: DomainRegistry,
-    *,
-    seq_length: int,
-    num_samples: int | None,
-    seed: int,
-    tokenizer: Any,
-    split: str = "valid",
-    path_to_cache: str | os.PathLike | None = None,
-    reset_position_ids: bool = False,
-    reset_attention_mask: bool = False,
-    eod_mask_loss: bool = False,
-    is_built_on_rank: Callable[[], bool] | None = None,
-) -> list[tuple[str, Any]]:
+def build_validation_datasets(registry: DomainRegistry, options: DatasetOptions, *, num_samples: int | None,
+                              split: str = "valid") -> list[tuple[str, Any]]:
     """One dataset per domain of ``split`` (unweighted across domains; a multi-prefix domain is blended by
     token count), in canonical domain order: ``[(domain, dataset), ...]``. ``num_samples=None`` builds one
     full epoch of each domain (Megatron's ``--full-validation``). Every domain is included, zero weight or
     not, so every validation loss is measured on identical tokens whatever the mixture."""
-    from megatron.core.datasets.blended_megatron_dataset_builder import BlendedMegatronDatasetBuilder
-    from megatron.core.datasets.gpt_dataset import GPTDataset, GPTDatasetConfig
-
     if split not in SPLITS:
         raise DataError(f"split={split!r}: use one of {list(SPLITS)}")
-    if path_to_cache is not None:
-        import torch.distributed as dist
-
-        if not (dist.is_available() and dist.is_initialized()):
-            raise RegmixError(f"path_to_cache={str(path_to_cache)!r} needs an initialized torch.distributed "
-                              "process group: initialize one or pass path_to_cache=None")
-        path_to_cache = str(path_to_cache)
-    index = SPLITS.index(split)
+    path_to_cache = options.cache()
     out = []
     for domain in registry.domains:
         parts = [p for p in domain.prefixes(split) if p.num_tokens > 0]
@@ -213,64 +143,36 @@ def build_validation_datasets(
                             f"every domain needs a {split} set (re-run preprocessing)")
         total = sum(p.num_tokens for p in parts)
         weights = None if num_samples is None else [p.num_tokens / total for p in parts]
-        blend_per_split: list = [None, None, None]
-        blend_per_split[index] = ([p.path for p in parts], weights)
-        sizes: list = [0, 0, 0]
-        sizes[index] = None if num_samples is None else int(num_samples)
-        config = GPTDatasetConfig(
-            random_seed=int(seed), sequence_length=int(seq_length), blend_per_split=blend_per_split,
-            path_to_cache=path_to_cache, tokenizer=tokenizer, reset_position_ids=reset_position_ids,
-            reset_attention_mask=reset_attention_mask, eod_mask_loss=eod_mask_loss)
-        dataset = BlendedMegatronDatasetBuilder(GPTDataset, sizes, is_built_on_rank or _always, config).build()[index]
+        config = options.gpt_config(blend_per_split(split, ([p.path for p in parts], weights)),
+                                    path_to_cache=path_to_cache)
+        dataset = options.build(config, split, None if num_samples is None else int(num_samples))
         if dataset is not None:
             setattr(dataset, COMPONENT_DOMAINS_ATTR, (domain.name,) * len(parts))
         out.append((domain.name, dataset))
     return out
 
 
-def build_unweighted_dataset(
-    registry: DomainRegistry,
-    *,
-    seq_length: int,
-    num_samples: int | None,
-    seed: int,
-    tokenizer: Any,
-    split: str = "test",
-    path_to_cache: str | os.PathLike | None = None,
-    reset_position_ids: bool = False,
-    reset_attention_mask: bool = False,
-    eod_mask_loss: bool = False,
-    is_built_on_rank: Callable[[], bool] | None = None,
-) -> Any:
+def build_unweighted_dataset(registry: DomainRegistry, options: DatasetOptions, *, num_samples: int | None,
+                             split: str = "test") -> Any:
     """Every domain's ``split`` prefixes as one blend weighted by dataset size, ``num_samples`` long (None: all):
     what Megatron-LM builds from an unweighted prefix list, such as the ``test`` list of our
     ``per_split_data_args.json``. The same test set whatever the mixture. None when no domain has ``split``
     prefixes."""
-    from megatron.core.datasets.blended_megatron_dataset_builder import BlendedMegatronDatasetBuilder
-    from megatron.core.datasets.gpt_dataset import GPTDataset, GPTDatasetConfig
-
-    from ..export.megatron_files import domain_prefixes
+    from ..export.files import domain_prefixes
 
     if not any(d.prefixes(split) for d in registry.domains):
         return None
     prefixes = domain_prefixes(registry, split)
-    index = SPLITS.index(split)
-    blend_per_split: list = [None, None, None]
-    blend_per_split[index] = (prefixes, None)
-    sizes: list = [0, 0, 0]
-    sizes[index] = None if num_samples is None else int(num_samples)
-    config = GPTDatasetConfig(
-        random_seed=int(seed), sequence_length=int(seq_length), blend_per_split=blend_per_split,
-        path_to_cache=None if path_to_cache is None else str(path_to_cache), tokenizer=tokenizer,
-        reset_position_ids=reset_position_ids, reset_attention_mask=reset_attention_mask,
-        eod_mask_loss=eod_mask_loss)
-    dataset = BlendedMegatronDatasetBuilder(GPTDataset, sizes, is_built_on_rank or _always, config).build()[index]
+    path_to_cache = None if options.path_to_cache is None else str(options.path_to_cache)
+    config = options.gpt_config(blend_per_split(split, (prefixes, None)), path_to_cache=path_to_cache)
+    dataset = options.build(config, split, None if num_samples is None else int(num_samples))
     if dataset is not None:
-        setattr(dataset, COMPONENT_DOMAINS_ATTR, tuple(_domain_of_prefix(registry, p, split) for p in prefixes))
+        setattr(dataset, COMPONENT_DOMAINS_ATTR, tuple(domain_of_prefix(registry, p, split) for p in prefixes))
     return dataset
 
 
-def _domain_of_prefix(registry: DomainRegistry, prefix: str, split: str) -> str:
+def domain_of_prefix(registry: DomainRegistry, prefix: str, split: str) -> str:
+    """The domain whose ``split`` prefixes hold ``prefix`` (compared as real paths)."""
     target = os.path.realpath(prefix)
     for d in registry.domains:
         for p in d.prefixes(split):
@@ -292,11 +194,11 @@ def realized_samples(dataset: Any, registry: DomainRegistry | None = None) -> di
     domains = getattr(dataset, COMPONENT_DOMAINS_ATTR, None)
     if domains is None:
         if registry is None:
-            raise RegmixError("dataset was not built by build_blended_dataset: pass registry= to map its "
+            raise RegmixError("dataset was not built by build_train_dataset: pass registry= to map its "
                               "components back to domains")
         parts = dataset.datasets if hasattr(dataset, "datasets") else [dataset]
         split = SPLITS[parts[0].index_split.value]
-        domains = tuple(_domain_of_prefix(registry, ds.dataset_path, split) for ds in parts)
+        domains = tuple(domain_of_prefix(registry, ds.dataset_path, split) for ds in parts)
     counts = _component_counts(dataset)
     out: dict[str, int] = {}
     for name, c in zip(domains, counts):
@@ -341,27 +243,8 @@ def format_fraction_table(requested: Mapping[str, float], realized: Mapping[str,
     return "\n".join(lines)
 
 
-def log_fraction_table(dataset: Any, registry: DomainRegistry, mixture: Mixture, *, seq_length: int | None = None,
-                       split: str = "train") -> str:
-    """Log (rank 0) and return the requested-vs-realized table of ``dataset``."""
-    samples = realized_samples(dataset, registry)
-    realized = realized_fractions(dataset, registry)
-    epochs = None
-    if seq_length is not None:
-        epochs = epochs_per_domain(registry, mixture, num_samples=sum(samples.values()), seq_length=seq_length,
-                                   split=split)
-    table = format_fraction_table(mixture.as_dict(), realized, samples, epochs)
-    vanished = [d for d, w in mixture.as_dict().items() if w > 0 and samples.get(d, 0) == 0]
-    if vanished:
-        _log_rank0(logging.WARNING, "domain(s) %s have a positive weight but no sample in the %s blend of %d "
-                   "samples (weight x samples < 1): train on more samples or give them weight 0",
-                   vanished, split, sum(samples.values()))
-    _log_rank0(logging.INFO, "mixture %s, %s split: requested vs realized token fractions "
-               "(from the blended dataset index)\n%s", mixture.hash, split, table)
-    return table
-
-
 __all__: Sequence[str] = (
-    "build_blended_dataset", "build_validation_datasets", "realized_fractions", "realized_samples", "epochs_per_domain", "check_epochs",
-    "format_fraction_table", "log_fraction_table", "COMPONENT_DOMAINS_ATTR",
+    "DatasetOptions", "blend_per_split", "check_build_arguments", "build_validation_datasets",
+    "build_unweighted_dataset", "domain_of_prefix", "realized_fractions", "realized_samples", "format_fraction_table",
+    "COMPONENT_DOMAINS_ATTR",
 )

@@ -32,10 +32,11 @@ from typing import Any, Sequence
 
 from ..data.manifest import DomainRegistry
 from ..errors import ConfigError, DataError
-from ..export.megatron_files import load_mixture_arg
-from ..mixtures.mixture import Mixture
+from ..export.files import load_mixture_arg
+from ..mixtures.domains import check_trainable
 from ..mixtures.schedule import Schedule, load_schedule
 from . import datasets as ds
+from .train_dataset import build_train_dataset, log_train_table
 
 logger = logging.getLogger(__name__)
 
@@ -94,34 +95,27 @@ def _check_tokenizer(args: Any, registry: DomainRegistry) -> None:
             f"{describe(recorded.spec)}): use that tokenizer or re-run preprocessing with this one")
 
 
-def load_mixture_and_registry(args: Any) -> tuple[Mixture, DomainRegistry]:
-    """The registry (``--regmix-domains``) and mixture (``--regmix-mixture``), checked against each other. With
-    ``--regmix-schedule``: the schedule's token shares over all phases (:func:`load_schedule_and_registry`)."""
+def load_schedule_and_registry(args: Any) -> tuple[Schedule, DomainRegistry]:
+    """The registry (``--regmix-domains``, its files checked) and what the run trains, checked against it: the
+    schedule of ``--regmix-schedule``, or the mixture of ``--regmix-mixture`` (its one-phase schedule)."""
     if not getattr(args, "regmix_domains", None):
         raise ConfigError("--regmix-domains is required: the domains.json written by `regmix-megatron preprocess`")
-    if getattr(args, "regmix_schedule", None):
-        schedule, registry = load_schedule_and_registry(args)
-        return schedule.overall(), registry
-    if not getattr(args, "regmix_mixture", None):
+    if getattr(args, "regmix_schedule", None) and getattr(args, "regmix_mixture", None):
+        raise ConfigError("--regmix-mixture and --regmix-schedule are both set: give one (a one-phase schedule is "
+                          "its mixture)")
+    if not getattr(args, "regmix_schedule", None) and not getattr(args, "regmix_mixture", None):
         raise ConfigError("--regmix-mixture (or --regmix-schedule) is required: a mixture file (regmix-megatron "
                           "export/search output)")
     registry = DomainRegistry.load(args.regmix_domains)
     registry.verify_files()
+    if getattr(args, "regmix_schedule", None):
+        schedule = load_schedule(str(args.regmix_schedule))
+        registry.check_domains(schedule.domains, f"--regmix-schedule {args.regmix_schedule}")
+        return schedule, registry
     mixture = load_mixture_arg(str(args.regmix_mixture), renormalize=bool(getattr(args, "regmix_renormalize", False)),
                                flag=RENORMALIZE_FLAG_PROVIDER)
-    mixture = registry.check_mixture(mixture, f"--regmix-mixture {args.regmix_mixture}")
-    return mixture, registry
-
-
-def load_schedule_and_registry(args: Any) -> tuple[Schedule, DomainRegistry]:
-    """The schedule (``--regmix-schedule``) and registry, checked against each other."""
-    if getattr(args, "regmix_mixture", None):
-        raise ConfigError("--regmix-mixture and --regmix-schedule are both set: give one (a one-phase schedule is "
-                          "its mixture)")
-    registry = DomainRegistry.load(args.regmix_domains)
-    schedule = load_schedule(str(args.regmix_schedule))
-    registry.check_domains(schedule.domains, f"--regmix-schedule {args.regmix_schedule}")
-    return schedule, registry
+    return Schedule.from_mixture(check_trainable(registry, mixture, f"--regmix-mixture {args.regmix_mixture}")), \
+        registry
 
 
 def build_datasets_from_args(args: Any, train_val_test_num_samples: Sequence[int | None], *,
@@ -132,7 +126,7 @@ def build_datasets_from_args(args: Any, train_val_test_num_samples: Sequence[int
     reset_attention_mask, eod_mask_loss, mid_level_dataset_surplus, global_batch_size, rampup_batch_size``.
     ``tokenizer`` defaults to the one recorded in the registry (loaded and checked by sha256). With a schedule,
     a blended validation/test set (no ``--multiple-validation-sets``) blends the schedule's overall token shares."""
-    mixture, registry = load_mixture_and_registry(args)
+    schedule, registry = load_schedule_and_registry(args)
     _check_tokenizer(args, registry)
     if tokenizer is None:
         from .tokenizer_adapter import load_registry_tokenizer
@@ -141,59 +135,40 @@ def build_datasets_from_args(args: Any, train_val_test_num_samples: Sequence[int
     if len(train_val_test_num_samples) != 3:
         raise ConfigError(f"train_val_test_num_samples={list(train_val_test_num_samples)}: give three sizes")
     num_train, num_valid, num_test = train_val_test_num_samples
-    common = dict(
-        seq_length=int(args.seq_length),
-        seed=int(args.seed),
-        tokenizer=tokenizer,
+    surplus = getattr(args, "mid_level_dataset_surplus", None)
+    options = ds.DatasetOptions(
+        seq_length=int(args.seq_length), seed=int(args.seed), tokenizer=tokenizer,
         path_to_cache=getattr(args, "data_cache_path", None),
         reset_position_ids=bool(getattr(args, "reset_position_ids", False)),
         reset_attention_mask=bool(getattr(args, "reset_attention_mask", False)),
         eod_mask_loss=bool(getattr(args, "eod_mask_loss", False)),
-        is_built_on_rank=_is_dataset_built_on_rank,
-    )
-    surplus = getattr(args, "mid_level_dataset_surplus", None)
-    blend_extra = dict(mid_level_dataset_surplus=0.005 if surplus is None else float(surplus))
-    max_epochs = getattr(args, "regmix_max_epochs", None)
-
+        mid_level_dataset_surplus=0.005 if surplus is None else float(surplus),
+        is_built_on_rank=_is_dataset_built_on_rank)
     train = None
-    if num_train and getattr(args, "regmix_schedule", None):
-        train = _build_scheduled_train(args, registry, int(num_train), max_epochs, common, blend_extra)
-    elif num_train:
-        train = ds.build_blended_dataset(registry, mixture, split="train", num_samples=int(num_train),
-                                         max_epochs=max_epochs, **common, **blend_extra)
+    if num_train:
+        # phases start on steps unless the batch size ramps up
+        gbs = None if getattr(args, "rampup_batch_size", None) else getattr(args, "global_batch_size", None)
+        train = build_train_dataset(registry, schedule, num_samples=int(num_train), options=options,
+                                    global_batch_size=gbs, max_epochs=getattr(args, "regmix_max_epochs", None))
         if train is not None and _is_dataset_built_on_rank():
-            ds.log_fraction_table(train, registry, mixture, seq_length=common["seq_length"], split="train")
+            log_train_table(train, registry, schedule, seq_length=options.seq_length, global_batch_size=gbs)
 
     valid = None
     if getattr(args, "multiple_validation_sets", False):
         full = bool(getattr(args, "full_validation", False))
         if full or num_valid:
-            pairs = ds.build_validation_datasets(registry, split="valid", num_samples=None if full else int(num_valid),
-                                                 **common)
+            pairs = ds.build_validation_datasets(registry, options, split="valid",
+                                                 num_samples=None if full else int(num_valid))
             valid = [d for _, d in pairs]
             logger.info("validation: one dataset per domain, in order %s", [n for n, _ in pairs])
     elif num_valid:
-        valid = ds.build_blended_dataset(registry, mixture, split="valid", num_samples=int(num_valid),
-                                         **common, **blend_extra)
+        valid = build_train_dataset(registry, schedule.overall(), split="valid", num_samples=int(num_valid),
+                                    options=options)
 
     test = None
     if num_test:
-        test = ds.build_unweighted_dataset(registry, split="test", num_samples=int(num_test), **common)
+        test = ds.build_unweighted_dataset(registry, options, split="test", num_samples=int(num_test))
     return train, valid, test
-
-
-def _build_scheduled_train(args: Any, registry: DomainRegistry, num_train: int, max_epochs, common: dict,
-                           blend_extra: dict):
-    """The scheduled train set of the whole run; phases start on steps unless the batch size ramps up."""
-    from .scheduled_dataset import build_scheduled_dataset, log_phase_table
-
-    schedule, _ = load_schedule_and_registry(args)
-    gbs = None if getattr(args, "rampup_batch_size", None) else getattr(args, "global_batch_size", None)
-    train = build_scheduled_dataset(registry, schedule, split="train", num_samples=num_train, max_epochs=max_epochs,
-                                    global_batch_size=gbs, **common, **blend_extra)
-    if train is not None and _is_dataset_built_on_rank():
-        log_phase_table(train, global_batch_size=gbs)
-    return train
 
 
 def check_megatron_lm_args(args: Any) -> None:
@@ -231,4 +206,4 @@ def train_valid_test_datasets_provider(train_val_test_num_samples: Sequence[int 
 train_valid_test_datasets_provider.is_distributed = True  # type: ignore[attr-defined]
 
 __all__ = ["add_regmix_args", "train_valid_test_datasets_provider", "build_datasets_from_args",
-           "check_megatron_lm_args", "load_mixture_and_registry", "load_schedule_and_registry"]
+           "check_megatron_lm_args", "load_schedule_and_registry"]

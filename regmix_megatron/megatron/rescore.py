@@ -141,8 +141,7 @@ def _trained_data(config: RunConfig, run_dir: Path, run_id: str, on_new: RunConf
         reasons.append(str(exc))
         resolved = None
     if resolved is not None:
-        mixture = resolved.schedule or resolved.mixture
-        if content_hash(run_identity(config.recipe, recorded, mixture, config.seed)) == run_id:
+        if content_hash(run_identity(config.recipe, recorded, resolved.schedule, config.seed)) == run_id:
             return recorded
         reasons.append(f"{result_path}'s data_identity does not give run {run_id}")
     raise DataError(f"{run_dir}: cannot tell what data run {run_id} trained on ({'; '.join(reasons)}), so a new "

@@ -120,20 +120,15 @@ def configure_threads(cfg: Recipe) -> int:
 
 # ---- data ------------------------------------------------------------------------------------------------
 
-def build_train_dataset(cfg: Recipe, registry: DomainRegistry, mixture: Mixture, tokenizer, *, seed: int,
-                        schedule: Schedule | None = None):
-    """The run's train set: megatron-core's blend of ``mixture``, or with a ``schedule`` the scheduled train set
-    (phases start on steps; docs/SCHEDULES.md)."""
-    num_samples = cfg.optim.train_steps * cfg.optim.global_batch_size
-    if schedule is not None:
-        from .scheduled_dataset import build_scheduled_dataset
+def build_train_dataset(cfg: Recipe, registry: DomainRegistry, schedule: Schedule, tokenizer, *, seed: int):
+    """The run's train set of ``schedule`` (a static run: its mixture's, megatron-core's blend; phases start on
+    steps; docs/SCHEDULES.md): :func:`regmix_megatron.megatron.train_dataset.build_train_dataset`."""
+    from .datasets import DatasetOptions
+    from .train_dataset import build_train_dataset as build
 
-        return build_scheduled_dataset(registry, schedule, seq_length=cfg.model.seq_length, num_samples=num_samples,
-                                       seed=seed, tokenizer=tokenizer, global_batch_size=cfg.optim.global_batch_size)
-    from .datasets import build_blended_dataset
-
-    return build_blended_dataset(registry, mixture, seq_length=cfg.model.seq_length, num_samples=num_samples,
-                                 seed=seed, tokenizer=tokenizer)
+    return build(registry, schedule, num_samples=cfg.optim.train_steps * cfg.optim.global_batch_size,
+                 options=DatasetOptions(seq_length=cfg.model.seq_length, seed=seed, tokenizer=tokenizer),
+                 global_batch_size=cfg.optim.global_batch_size)
 
 
 def load_run_tokenizer(registry: DomainRegistry):
@@ -268,12 +263,11 @@ class _Run:
         self.run_id = resolved.run_id
         self.build_model_and_optimizer(cfg.model.vocab_size or self.registry.tokenizer.vocab_size)
         tokenizer = load_run_tokenizer(self.registry)
-        dataset = build_train_dataset(cfg, self.registry, self.mixture, tokenizer, seed=self.seed,
-                                      schedule=self.schedule)
+        dataset = build_train_dataset(cfg, self.registry, self.schedule, tokenizer, seed=self.seed)
         o = cfg.optim
         self.phases = None
-        if self.schedule is not None:
-            from .scheduled_dataset import log_phase_table, phase_rows
+        if resolved.scheduled:  # result.json's requested-vs-realized table of every phase
+            from .train_dataset import log_phase_table, phase_rows
 
             gbs = o.global_batch_size
             self.phases = log_phase_table(dataset, global_batch_size=gbs) if self.is_rank0 else \

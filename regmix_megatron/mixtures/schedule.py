@@ -31,7 +31,7 @@ import numpy as np
 
 from ..errors import DataError
 from ..hashing import canonical_json, content_hash
-from .mixture import EXACT_TOLERANCE, Mixture, MixtureError, no_duplicate_keys, normalize_exact
+from .mixture import EXACT_TOLERANCE, Mixture, MixtureError, no_duplicate_keys, normalize_exact, read_mixtures
 
 FORMAT = "regmix-megatron/schedule/v1"
 #: A file's fractions may sum to 1 +/- this before they are refused (rescaled exactly otherwise).
@@ -171,7 +171,9 @@ class Schedule:
         return len(self.phases) == 1
 
     def overall(self) -> Mixture:
-        """The run's token shares over all phases: ``sum_k fraction_k * weights_k``."""
+        """The run's token shares over all phases: ``sum_k fraction_k * weights_k`` (one phase: its mixture)."""
+        if self.is_static:
+            return self.phases[0].mixture
         w = sum(p.fraction * p.mixture.as_array() for p in self.phases)
         return Mixture.from_array(self.domains, w)
 
@@ -206,6 +208,7 @@ class Schedule:
 
     # ---- files --------------------------------------------------------------------------------------
     def to_json_obj(self) -> dict:
+        """The file form: ``{"format", "hash", "phases"}`` (a mixture file reads back as the one-phase schedule)."""
         return {"format": FORMAT, "hash": self.hash,
                 "phases": [{"fraction": p.fraction, "weights": p.mixture.as_dict()} for p in self.phases]}
 
@@ -220,18 +223,24 @@ class Schedule:
 
 
 def feature_names(domains: Sequence[str], num_phases: int) -> list[str]:
-    """``p1/<domain>``, ..., ``p2/<domain>``, ... (zero-padded phase numbers past 9, so names sort phase-major)."""
+    """``p1/<domain>``, ..., ``p2/<domain>``, ... (zero-padded phase numbers past 9, so names sort phase-major). One
+    phase: the domains themselves (a one-phase schedule's features are its mixture's weights)."""
+    return list(domains) if num_phases == 1 else _phase_names(domains, num_phases)
+
+
+def _phase_names(domains: Sequence[str], num_phases: int) -> list[str]:
     width = len(str(num_phases))
     return [f"p{k:0{width}d}/{d}" for k in range(1, num_phases + 1) for d in domains]
 
 
 def parse_feature_names(names: Sequence[str]) -> tuple[int, list[str]] | None:
-    """``(num_phases, domains)`` if ``names`` are :func:`feature_names`, else None (plain domain names)."""
+    """``(num_phases, domains)`` if ``names`` are phase-numbered features (``p<k>/<domain>``), else None (plain
+    domain names: a mixture's)."""
     if not names or not all("/" in n and n.startswith("p") and n.split("/", 1)[0][1:].isdigit() for n in names):
         return None
     phases = sorted({int(n.split("/", 1)[0][1:]) for n in names})
     domains = [n.split("/", 1)[1] for n in names if int(n.split("/", 1)[0][1:]) == phases[0]]
-    if phases != list(range(1, len(phases) + 1)) or list(names) != feature_names(domains, len(phases)):
+    if phases != list(range(1, len(phases) + 1)) or list(names) != _phase_names(domains, len(phases)):
         return None
     return len(phases), domains
 
@@ -319,6 +328,14 @@ def read_schedules(path: str | Path) -> list[Schedule]:
     return out
 
 
+def read_trained(path: str | Path, *, renormalize: bool = False) -> list[Schedule]:
+    """What a sweep trains, from a JSONL of schedules (its first line has ``phases``) or of mixtures (each the
+    one-phase schedule; the mixture rule on the sums, ``renormalize`` to rescale on purpose)."""
+    if Path(path).is_file() and is_schedules_file(path):
+        return read_schedules(path)
+    return [Schedule.from_mixture(m) for m in read_mixtures(path, renormalize=renormalize)]
+
+
 def is_schedules_file(path: str | Path) -> bool:
     """Whether a JSONL file holds schedules (its first non-blank line has ``phases``) rather than mixtures."""
     from ..fileio import read_text
@@ -334,4 +351,4 @@ def is_schedules_file(path: str | Path) -> bool:
 
 
 __all__ = ["Schedule", "Phase", "ScheduleError", "FORMAT", "feature_names", "parse_feature_names", "phase_starts",
-           "load_schedule", "schedule_of", "write_schedules", "read_schedules", "is_schedules_file"]
+           "load_schedule", "schedule_of", "write_schedules", "read_schedules", "read_trained", "is_schedules_file"]

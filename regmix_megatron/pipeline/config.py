@@ -38,7 +38,7 @@ SEEDED_BASELINES = ("natural", "uniform")
 REGRESSORS = ("lightgbm", "linear", "quadratic", "ensemble")
 #: ``search.regressor`` value: pick the regressor with the best cross-validated Spearman.
 AUTO = "auto"
-#: ``search.top_k`` value: choose k by the ensemble's uncertainty (:func:`regmix_megatron.search.candidates.choose_top_k`).
+#: ``search.top_k`` value: choose k by the ensemble's uncertainty (:func:`regmix_megatron.search.top_k.choose_top_k`).
 TOP_K_AUTO = "auto"
 EXECUTORS = ("local", "slurm")
 
@@ -209,7 +209,7 @@ class SampleSection:
     """How many mixtures to sample, i.e. how many proxy runs the sweep trains (``--num-samples`` of
     ``regmix-megatron sample``; formerly ``num_proxies``)."""
     sampler: dict = field(default_factory=dict)
-    """Fields of ``regmix_megatron.mixtures.sampling.SamplerConfig`` (temperature, strengths, caps ...). The number of
+    """Fields of ``regmix_megatron.mixtures.sampler_config.SamplerConfig`` (temperature, strengths, caps ...). The number of
     mixtures and the seed come from this file; with ``max_epochs`` set, ``target_tokens`` defaults to one target
     run's token budget (steps x global batch x sequence length)."""
 
@@ -364,7 +364,7 @@ class ExportSection:
               "give a mapping {/path/here: /path/on/the/cluster}")
 
     def path_map(self):
-        from ..export.megatron_files import PathMap
+        from ..export.files import PathMap
 
         return PathMap.parse(self.path_prefix)
 
@@ -557,7 +557,7 @@ def sampler_config(cfg: PipelineConfig, tokens_per_domain: Any, target_tokens: i
                    source: str = "<config>", num_samples: int | None = None):
     """The ``SamplerConfig`` of the sweep (and of the search pool): the file's ``sample.sampler`` fields, with
     the number of mixtures, the seed and the target token budget that defines the epoch caps as defaults."""
-    from ..mixtures.sampling import build_sampler_config  # pure core (numpy)
+    from ..mixtures.sampler_config import build_sampler_config  # pure core (numpy)
 
     defaults = {"num_samples": num_samples or cfg.sample.num_samples, "seed": cfg.seed}
     if target_tokens is not None and cfg.sample.sampler.get("max_epochs") is not None:

@@ -362,28 +362,49 @@ def is_single_domain(mixture) -> bool:
     return len(mixture.nonzero()) == 1
 
 
+def phase_fractions(cfg: PipelineConfig) -> tuple[float, ...]:
+    """The phases RegMix optimizes: ``schedule.phases``, or one phase (a static mixture is a one-phase schedule)."""
+    from ..mixtures.sampler import ONE_PHASE
+
+    return cfg.schedule_fractions or ONE_PHASE
+
+
 def run_sample(ctx: StageContext) -> StageOutput:
-    from ..mixtures.mixture import Mixture, write_mixtures
-    from ..mixtures.sampling import SampleStats, domain_caps, sample_mixtures
+    """The sweep's mixtures, or schedules (the one sampler: a mixture is a one-phase schedule); a static sweep adds
+    the single-domain corners the best_domain baseline needs."""
+    from ..mixtures.sampler import SampleStats, sample
     from .config import sampler_config
 
     cfg: PipelineConfig = ctx.config
     registry = _registry(ctx)
     tokens = registry.tokens_per_domain("train")
     scfg = sampler_config(cfg, tokens, target_tokens=target_train_tokens(cfg))
-    if cfg.schedule_fractions is not None:
-        from .schedules import run_sample_schedules
-
-        return run_sample_schedules(ctx, scfg, registry)
+    fractions = phase_fractions(cfg)
     stats = SampleStats()
-    weights = sample_mixtures(tokens, scfg, domains=registry.names, stats=stats)
-    mixtures = [Mixture.from_array(registry.names, row) for row in weights]
+    schedules = sample(tokens, scfg, fractions, domains=registry.names, stats=stats)
+    if len(fractions) > 1:
+        from ..mixtures.schedule import write_schedules
+
+        path = write_schedules(ctx.out / "sample" / "schedules.jsonl", schedules)
+        return StageOutput(files={"mixtures": str(path)},
+                           values={"num_mixtures": len(schedules), "num_static_cap": stats.num_strict,
+                                   "phases": list(fractions)},
+                           summary=f"{len(schedules)} schedules of {len(fractions)} phases over "
+                                   f"{len(registry.names)} domains")
+    return _write_sample_mixtures(ctx, [s.mixtures[0] for s in schedules], stats, registry, tokens, scfg)
+
+
+def _write_sample_mixtures(ctx: StageContext, mixtures: list, stats, registry, tokens, scfg) -> StageOutput:
+    """A static sweep's ``mixtures.jsonl``, with the single-domain corners the sampler did not draw itself."""
+    from ..mixtures.caps import domain_caps
+    from ..mixtures.mixture import write_mixtures
+
     added = 0
-    if wants_single_domains(cfg):  # corners the sampler did not draw itself
+    if wants_single_domains(ctx.config):
         seen = {m.hash for m in mixtures}
         lower, upper = domain_caps(tokens, scfg, domains=registry.names)
         corners = [m for m in single_domain_mixtures(registry.names, lower, upper) if m.hash not in seen]
-        mixtures += corners
+        mixtures = mixtures + corners
         added = len(corners)
     path = write_mixtures(ctx.out / "sample" / "mixtures.jsonl", mixtures)
     return StageOutput(files={"mixtures": str(path)},
@@ -477,22 +498,20 @@ def launch_sweep(ctx: StageContext, sweep, *, label: str, fraction: tuple[float,
 
 
 def noise_plan(cfg: PipelineConfig, mixtures) -> tuple[list, list[int]]:
-    """The extra proxy runs that measure seed noise: the first ``proxy.noise_mixtures`` sampled mixtures (not
-    the single-domain corners) with seeds seed + 1 ... seed + ``proxy.noise_seeds``; (mixtures, seeds)."""
-    from ..mixtures.mixture import Mixture
-
-    picks = [m for m in mixtures if not (isinstance(m, Mixture) and is_single_domain(m))][:cfg.proxy.noise_mixtures]
+    """The extra proxy runs that measure seed noise: the first ``proxy.noise_mixtures`` sampled mixtures or
+    schedules (not the single-domain corners) with seeds seed + 1 ... seed + ``proxy.noise_seeds``; (them, seeds)."""
+    picks = [m for m in mixtures if not (m.is_static and is_single_domain(m.mixtures[0]))][:cfg.proxy.noise_mixtures]
     pairs = [(m, cfg.seed + k) for m in picks for k in range(1, cfg.proxy.noise_seeds + 1)]
     return [m for m, _ in pairs], [s for _, s in pairs]
 
 
 def run_sweep(ctx: StageContext) -> StageOutput:
+    from ..mixtures.schedule import read_trained
     from ..runs.results import write_table
     from ..runs.sweep.collect import collect
-    from .schedules import read_trained
 
     cfg: PipelineConfig = ctx.config
-    mixtures = read_trained(ctx.path("sample", "mixtures"))  # mixtures, or schedules
+    mixtures = read_trained(ctx.path("sample", "mixtures"))  # schedules (a sweep of mixtures: one phase each)
     extra, extra_seeds = noise_plan(cfg, mixtures)
     root = ctx.out / "sweep"
     sweep, results = run_batch(ctx, root, mixtures + extra, "proxy", label="sweep", max_failed_fraction=0.1,
@@ -591,55 +610,72 @@ def search_inputs(cfg: PipelineConfig) -> dict:
 
 
 def run_search_stage(ctx: StageContext) -> StageOutput:
+    """The search over the sweep's phases (one phase: mixtures; several: schedules, and the best static mixture under
+    the same model), then the export of what it found, both into ``OUT/search/`` (one folder, written whole)."""
+    from ..export.files import search_export_files, write_search_export
     from ..mixtures.mixture import Mixture
+    from ..mixtures.schedule import feature_names
     from ..regression.fitting import find_model
     from ..regression.models import load_regressor
-    from ..search.candidates import SearchConfig
-    from ..search.outputs import search_and_write
+    from ..search.baselines import baseline_mixtures
+    from ..search.outputs import check_search_folder, search_folder, write_search_files
+    from ..search.pool import SearchConfig, search_model
     from .config import sampler_config
 
     cfg: PipelineConfig = ctx.config
     registry = _registry(ctx)
     names = list(registry.names)
     tokens = registry.tokens_per_domain("train")
+    fractions = phase_fractions(cfg)
     regressor = ctx.value("fit", "regressor")
     model_path = find_model(ctx.path("fit", "metrics").parent, regressor, ctx.value("fit", "target"))
-    if cfg.schedule_fractions is not None:  # the model's features are the schedule features
-        from ..mixtures.schedule import feature_names
-
-        names = feature_names(names, len(cfg.schedule_fractions))
-    model = load_regressor(model_path, domains=names, source=str(ctx.path("indexed", "domains")))
+    model = load_regressor(model_path, domains=feature_names(names, len(fractions)),
+                           source=str(ctx.path("indexed", "domains")))
     search_cfg = SearchConfig(num_candidates=cfg.search.num_candidates, top_k=cfg.search.top_k,
                               chunk_size=min(100_000, cfg.search.num_candidates), seed=cfg.seed)
-    if cfg.schedule_fractions is not None:
-        from .schedules import run_search_schedules
-
-        return run_search_schedules(ctx, model, registry, sampler_config(cfg, tokens, target_train_tokens(cfg)),
-                                    search_cfg, regressor)
+    scfg = sampler_config(cfg, tokens, target_train_tokens(cfg))
     out_dir = ctx.out / "search"
-    doc = search_and_write(model, tokens, sampler_config(cfg, tokens, target_train_tokens(cfg)), search_cfg, out_dir,
-                           registry=registry, prior=Mixture.from_array(names, registry.prior("train")),
-                           target=cfg.parsed_target, path_map=cfg.export.path_map(),
+    exports = search_export_files()
+    check_search_folder(out_dir, exports)  # before the work, not after
+    baselines = baseline_mixtures(Mixture.from_array(names, registry.prior("train")), cfg.parsed_target)
+    outcome = search_model(model, tokens, scfg, search_cfg, domains=names, fractions=fractions,
                            progress=lambda done, total: ctx.progress.update(done / total,
                                                                             f"{done:,}/{total:,} candidates"))
-    result = doc["result"]
-    predicted = {"regmix": result["predicted_loss"], **{k: v["predicted_loss"] for k, v in doc["baselines"].items()}}
-    predicted_sd = {"regmix": result["predicted_sd"], **{k: v["predicted_sd"] for k, v in doc["baselines"].items()}}
-    files = {"search": str(out_dir / "search.json"), "top_k": doc["files"]["top_k"], **doc["files"]["export"]}
-    best = sorted(result["weights"].items(), key=lambda kv: -kv[1])[:3]
+    with search_folder(out_dir, exports) as stage:
+        exported = write_search_export(registry, outcome.schedule, outcome.static_mixture, stage, final_dir=out_dir,
+                                       path_map=cfg.export.path_map())
+        summary = write_search_files(stage, out_dir, outcome, model, baselines, search_cfg, tokens_per_domain=tokens,
+                                     sampler_config=scfg, exported=exported)
+    return _search_output(summary, out_dir, regressor)
+
+
+def _search_output(summary, out_dir: Path, regressor: str) -> StageOutput:
+    """The search stage's record: the files (the summary, top-k, the export; with several phases the best schedule
+    and static mixture), every prediction, and the best static mixture's weights (for several phases also the
+    schedule's phases)."""
+    doc = summary.to_json()
+    files = {"search": str(out_dir / "search.json"), "top_k": summary.files["top_k"]}
+    values: dict[str, Any] = {"predicted": summary.predicted(), "predicted_sd": summary.predicted_sd()}
+    if summary.schedule is not None:
+        files.update(schedule=summary.files["schedule"], mixture=summary.files["mixture"])
+        values.update(weights=summary.static.weights, schedule=list(summary.schedule.phases), regressor=regressor)
+        best = [", ".join(f"{d} {w:.2f}" for d, w in sorted(p["weights"].items(), key=lambda kv: -kv[1])[:2])
+                for p in summary.schedule.phases]
+        text = (f"predicted {summary.result.predicted_loss:.4f} (static {summary.static.predicted_loss:.4f}); "
+                + " | ".join(f"phase {k + 1}: {b}" for k, b in enumerate(best)))
+    else:
+        values.update(weights=summary.result.weights, regressor=regressor, top_k=summary.top_k_choice.to_json())
+        best = sorted(summary.result.weights.items(), key=lambda kv: -kv[1])[:3]
+        text = (f"predicted {summary.result.predicted_loss:.4f}{_sd_text(summary.result.predicted_sd)} (top "
+                f"{summary.top_k}); top weights " + ", ".join(f"{d} {w:.2f}" for d, w in best))
+    files.update(summary.export_files or {})
     # timings differ run to run and file locations are not content: neither decides whether later stages redo
     stable = {k: v for k, v in doc.items() if k not in ("seconds", "files", "model")}
-    return StageOutput(files=files, values={"predicted": predicted, "predicted_sd": predicted_sd,
-                                            "weights": result["weights"], "regressor": regressor,
-                                            "top_k": doc["top_k_choice"]},
-                       fingerprint=content_hash(stable, length=None),
-                       summary=f"{regressor}: predicted {result['predicted_loss']:.4f}{_sd_text(result)} (top "
-                               f"{doc['top_k']['k']}); top weights "
-                               + ", ".join(f"{d} {w:.2f}" for d, w in best))
+    return StageOutput(files=files, values=values, fingerprint=content_hash(stable, length=None),
+                       summary=f"{regressor}: {text}")
 
 
-def _sd_text(entry: dict) -> str:
-    sd = entry.get("predicted_sd")
+def _sd_text(sd: float | None) -> str:
     return "" if sd is None else f" +- {sd:.4f}"
 
 
@@ -662,7 +698,7 @@ def run_labeled(ctx: StageContext, root: Path, labeled: dict, seeds: dict, which
     pairs = list(unique)
     sweep, results = run_batch(ctx, root, [unique[p] for p in pairs], which, label=label, fraction=fraction,
                                seeds=[seed for _, seed in pairs])
-    by_pair = {(r.trained.hash, r.seed): r.run_id for r in sweep.runs}
+    by_pair = {(r.schedule.hash, r.seed): r.run_id for r in sweep.runs}
 
     def record(run_id: str) -> dict:
         return {"run_id": run_id, "run_dir": ctx.relative(sweep.run_dir(run_id)), "result": results[run_id]}
@@ -677,7 +713,7 @@ def compared_mixtures(ctx: StageContext) -> tuple[dict, dict]:
     the sweep's range) with the pipeline's seed."""
     from ..mixtures.mixture import Mixture
     from ..regression.data import load_results_table
-    from ..search.candidates import baseline_mixtures
+    from ..search.baselines import baseline_mixtures
     from .config import SEEDED_BASELINES
     from ..full_scale.evaluation import spread_indices
 
@@ -687,11 +723,9 @@ def compared_mixtures(ctx: StageContext) -> tuple[dict, dict]:
     table = load_results_table(ctx.path("sweep", "results"))
     values = table.values_of(cfg.parsed_target)  # validation split: choosing never looks at the test split
     if cfg.schedule_fractions is not None:  # RegMix's schedule, the best static mixture, the static baselines
-        from .schedules import trained_by_label
-
         rows = spread_indices(values, cfg.targets.num_rank_mixtures)
-        labeled = trained_by_label(ctx, {n: builtin[n] for n in cfg.targets.baselines},
-                                   [table.run_ids[i] for i in rows])
+        labeled = _scheduled_labels(ctx, {n: builtin[n] for n in cfg.targets.baselines},
+                                    [table.run_ids[i] for i in rows])
         seeded = {"regmix", "regmix_static", *SEEDED_BASELINES}
         return labeled, {lab: (cfg.seeds if lab in seeded else [cfg.seed]) for lab in labeled}
     labeled: dict[str, Mixture] = {"regmix": Mixture.load(ctx.path("search", "mixture"))}
@@ -719,6 +753,21 @@ def compared_mixtures(ctx: StageContext) -> tuple[dict, dict]:
     return labeled, seeds
 
 
+def _scheduled_labels(ctx: StageContext, baselines: dict, run_ids: list[str]) -> dict:
+    """The labelled runs of a pipeline over schedules: ``regmix`` (the schedule), ``regmix_static`` (the best static
+    mixture under the same model), the baselines (static mixtures) and the sweep's schedules of ``run_ids``
+    (``sweep:<run id>``, as planned)."""
+    from ..mixtures.mixture import Mixture
+    from ..mixtures.schedule import load_schedule
+
+    labeled: dict[str, Any] = {"regmix": load_schedule(ctx.path("search", "schedule")),
+                               "regmix_static": Mixture.load(ctx.path("search", "mixture")), **baselines}
+    sweep = _sweep(ctx)
+    for rid in run_ids:
+        labeled[f"sweep:{rid}"] = sweep.get(rid).schedule
+    return labeled
+
+
 def run_targets(ctx: StageContext) -> StageOutput:
     from ..fileio import atomic_write_json
     from ..runs.sweep.state import read_run_state
@@ -728,7 +777,7 @@ def run_targets(ctx: StageContext) -> StageOutput:
     out_dir = ctx.out / "targets"
     # proxy scale: what the sweep did not train (RegMix and the built-in baselines), once, for rank invariance
     sweep = _sweep(ctx)
-    sweep_hashes = {r.trained.hash: r for r in sweep.runs if r.seed == cfg.seed}
+    sweep_hashes = {r.schedule.hash: r for r in sweep.runs if r.seed == cfg.seed}
     own = {k: m for k, m in labeled.items() if m.hash not in sweep_hashes}
     proxy = {lab: recs[cfg.seed] for lab, recs in run_labeled(
         ctx, out_dir / "proxy-scale", own, {k: [cfg.seed] for k in own}, "proxy", label="proxy-scale runs",
@@ -760,15 +809,15 @@ def _sweep(ctx: StageContext):
 
 
 def _labeled_run(trained, proxy: dict | None, target: dict, mixture_file: str) -> dict:
-    """A labelled run's record in ``runs.json``: its mixture (a schedule's overall token shares, plus the
-    schedule), proxy and target runs, and the file it was saved to. Paths are relative to the pipeline's output
-    directory, so the folder can be moved."""
-    from ..mixtures.schedule import Schedule
+    """A labelled run's record in ``runs.json``: its mixture (a schedule's overall token shares, plus the schedule
+    when it has several phases), proxy and target runs, and the file it was saved to. Paths are relative to the
+    pipeline's output directory, so the folder can be moved."""
+    from ..mixtures.schedule import schedule_of
 
-    scheduled = isinstance(trained, Schedule)
-    record = {"mixture": (trained.overall() if scheduled else trained).as_dict(), "mixture_hash": trained.hash}
-    if scheduled:
-        record["schedule"] = trained.to_json_obj()
+    schedule = schedule_of(trained)
+    record = {"mixture": schedule.overall().as_dict(), "mixture_hash": schedule.hash}
+    if not schedule.is_static:
+        record["schedule"] = schedule.to_json_obj()
     return {**record, "proxy": proxy, "target": target, "mixture_file": mixture_file}
 
 

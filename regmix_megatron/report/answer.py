@@ -16,15 +16,15 @@ from .page import Section
 if TYPE_CHECKING:
     from ..full_scale.evaluation import Evaluation
     from ..regression.fitting import FitMetrics
+    from ..search.outputs import SearchSummary
 
 
 def _fmt(x: Any, digits: int = 4) -> str:
     return "n/a" if x is None else f"{x:.{digits}f}" if isinstance(x, float) else html.escape(str(x))
 
 
-def _sd(entry: Mapping) -> str:
-    """`` +- sd`` of a predicted entry of ``search.json``, empty when the regressor gives no uncertainty."""
-    sd = entry.get("predicted_sd")
+def _sd(sd: float | None) -> str:
+    """`` +- sd`` of a prediction of ``search.json``, empty when the regressor gives no uncertainty."""
     return "" if sd is None else f" &plusmn; {_fmt(sd)}"
 
 
@@ -37,8 +37,8 @@ def _mixture_table(weights: Mapping[str, float]) -> str:
             f"</tr></thead><tbody>{cells}</tbody></table>")
 
 
-def _export_block(search: Mapping, search_dir: Path) -> str:
-    exported = (search.get("files") or {}).get("export") or (search.get("files") or {}).get("megatron")
+def _export_block(search: "SearchSummary", search_dir: Path) -> str:
+    exported = search.export_files
     if not exported:
         return ("<p>No export files: the search had no <code>domains.json</code> "
                 "(run <code>regmix-megatron export --mixture ... --domains-json ...</code>).</p>")
@@ -81,15 +81,15 @@ def answer_section(search_dir: str | Path, *, metrics: "FitMetrics | None" = Non
 
     search_dir = Path(search_dir)
     search = read_search(search_dir)
-    target = target_label or search.get("target")
+    target = target_label or search.target
     head = (f"<p class='answer-lead'>Train on this mixture (optimized for <b>{html.escape(str(target))}</b>; "
-            f"predicted {_fmt(search['result']['predicted_loss'])}{_sd(search['result'])}, the mean of the best "
-            f"{search['top_k']['k']} of "
-            f"{search['config']['num_candidates']:,} simulated candidates):</p>")
-    confidence = [_fit_confidence(metrics, search.get("regressor"), search.get("target"))]
+            f"predicted {_fmt(search.result.predicted_loss)}{_sd(search.result.predicted_sd)}, the mean of the best "
+            f"{search.top_k} of "
+            f"{search.num_candidates:,} simulated candidates):</p>")
+    confidence = [_fit_confidence(metrics, search.regressor, search.target)]
     confidence += _evaluation_confidence(evaluation)
     box = ("<div class='confidence'><b>How far to trust it</b><ul>"
            + "".join(f"<li>{html.escape(line)}</li>" for line in confidence) + "</ul></div>")
-    body = (f"<div id='answer' class='answer'>{head}<div class='answer-grid'><div>{_mixture_table(search['result']['weights'])}"
+    body = (f"<div id='answer' class='answer'>{head}<div class='answer-grid'><div>{_mixture_table(search.result.weights)}"
             f"</div>{box}</div>{_export_block(search, search_dir)}</div>")
     return Section("The answer: mixture, export, Megatron-LM flags", body)

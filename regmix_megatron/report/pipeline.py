@@ -171,7 +171,7 @@ def write_pipeline_report(path: Path, png_dir: Path, *, records: Sequence[Mappin
     from ..regression.data import load_results_table
     from ..regression.fitting import read_fit_metrics
     from .answer import answer_section
-    from .schedule import labelled_run_dirs, schedule_sections
+    from .regmix import curves_sections, labelled_run_dirs
 
     lead = [answer_section(search_dir, metrics=read_fit_metrics(fit_dir), evaluation=evaluation,
                            target_label=target.label)]
@@ -181,8 +181,8 @@ def write_pipeline_report(path: Path, png_dir: Path, *, records: Sequence[Mappin
     sections += [choice] if choice is not None else []
     if target_runs and (target_runs.get("runs", {}).get("regmix") or {}).get("schedule"):
         dirs = labelled_run_dirs(target_runs, ["regmix", "regmix_static", "natural"], root=runs_root)
-        sections += schedule_sections(dirs, highlight=target.single_domain,
-                                      title="Schedule vs static at target scale: validation curves by phase")
+        sections += curves_sections(dirs, highlight=target.single_domain,
+                                    title="Schedule vs static at target scale: validation curves by phase")
     sections += rank_sections(evaluation)
     sections.append(sweep_section(results_csv, target))
     sections += regmix_sections(fit_dir=fit_dir, search_dir=search_dir, runs=load_results_table(results_csv),

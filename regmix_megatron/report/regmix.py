@@ -2,18 +2,25 @@
 directory) and the training runs.
 
 Predicted vs true on held-out runs (with Spearman rho), feature importance, optimized weights vs the prior and
-baselines, per-domain correlation of weight with loss (heatmap), and tables of the numbers behind them.
+baselines (a schedule search: its features, phase by phase), per-domain correlation of weight with loss (heatmap),
+the validation curves of labelled runs by phase (run directories: ``metrics.jsonl``, and ``result.json``'s
+``phases`` table of a run of several phases; a static mixture is one phase, with no boundary to mark), and tables
+of the numbers behind them.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 
+from ..runs.run_dir import read_metrics, read_result
 from . import figures
-from .page import Section, figure_section, table_section
+from .page import Section, figure_section, table_html, table_section
+
+if TYPE_CHECKING:
+    from ..search.outputs import SearchSummary
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -34,7 +41,7 @@ def regmix_sections(fit_dir: str | Path | None = None, search_dir: str | Path | 
     search = read_search(search_dir) if search_dir else None
     if target is None:
         if search is not None:
-            target = search["target"]
+            target = search.target
         elif metrics is not None:
             target = next(iter(metrics.targets))
     sections: list[Section] = []
@@ -99,31 +106,31 @@ def importance_section(fit_dir: Path, metrics: "FitMetrics", target: str | None)
                           name="feature_importance")
 
 
-def search_sections(search: Mapping) -> list[Section]:
+def search_sections(search: "SearchSummary") -> list[Section]:
     """The optimized weights vs prior and baselines (figure and table) and the predicted targets."""
     import pandas as pd
 
-    domains = search["domains"]
-    mixtures = {"regmix (search result)": [search["result"]["weights"].get(d, 0.0) for d in domains]}
-    for name, b in search["baselines"].items():
-        mixtures[name] = [b["weights"].get(d, 0.0) for d in domains]
-    upper = [search["bounds"]["upper"][d] for d in domains]
+    domains = list(search.domains)
+    mixtures = {"regmix (search result)": [search.result.weights.get(d, 0.0) for d in domains]}
+    for name, b in search.baselines.items():
+        mixtures[name] = [b.weights.get(d, 0.0) for d in domains]
+    upper = [search.upper[d] for d in domains]
     sections = [figure_section("Optimized weights vs prior and baselines",
                                figures.plot_weights(domains, mixtures, upper),
                                "Black ticks: the per-domain caps the search respected.", name="weights")]
-    column = f"predicted {search['target']}"
-    entries = {"regmix (search result)": search["result"], **search["baselines"]}
-    rows = [{"mixture": n, column: e["predicted_loss"], "sd": e.get("predicted_sd"), "within caps": e["within_caps"]}
+    column = f"predicted {search.target}"
+    entries = {"regmix (search result)": search.result, **search.baselines}
+    rows = [{"mixture": n, column: e.predicted_loss, "sd": e.predicted_sd, "within caps": e.within_caps}
             for n, e in entries.items()]
     frame = pd.DataFrame(rows)
     if frame["sd"].isna().all():  # a regressor without uncertainty
         frame = frame.drop(columns="sd")
-    cfg, choice = search["config"], search["top_k_choice"]
-    how = f"top-{choice['k']} averaged" + (f" (k chosen: {choice['reason']})" if choice["rule"] == "auto" else "")
+    choice = search.top_k_choice
+    how = f"top-{choice.k} averaged" + (f" (k chosen: {choice.reason})" if choice.rule == "auto" else "")
     sections.append(table_section(
         "Search result and baselines", frame,
-        f"{cfg['num_candidates']:,} candidates (seed {cfg['seed']}), {how}; objective: "
-        f"{search['objective']} the predicted target.", float_format="{:.5f}"))
+        f"{search.num_candidates:,} candidates (seed {search.seed}), {how}; objective: "
+        f"{search.objective} the predicted target.", float_format="{:.5f}"))
     weights = pd.DataFrame({"domain": domains, **{k: v for k, v in mixtures.items()}, "cap": upper})
     sections.append(table_section("Weights", weights, float_format="{:.4f}"))
     return sections
@@ -153,3 +160,71 @@ def weight_loss_correlation(runs: "RunTable") -> "pd.DataFrame":
             w = runs.weights[ok, i]
             out.loc[d, col] = spearman(w, y[ok]) if ok.sum() > 2 and np.ptp(w) > 0 else np.nan
     return out
+
+
+# ---- training runs: validation curves by phase ---------------------------------------------------------------
+def validation_curve(run_dir: str | Path) -> list[tuple[int, dict]]:
+    """``[(step, {domain: loss})]`` of a run's evaluations (``metrics.jsonl``)."""
+    return [(int(r["step"]), dict(r["val_loss"])) for r in read_metrics(run_dir) if r.get("val_loss")]
+
+
+def phase_boundaries(phases: Sequence[Mapping] | None) -> list[int]:
+    """The steps at which the phases after the first start (``result.json``'s ``phases``)."""
+    return [int(p["start_step"]) for p in (phases or [])[1:] if "start_step" in p]
+
+
+def phase_table_rows(phases: Sequence[Mapping] | None) -> list[dict]:
+    """One row per (phase, domain) with a requested or realized weight: requested, realized, samples."""
+    rows = []
+    for p in phases or []:
+        span = f"steps {p['start_step']}..{p['end_step'] - 1}" if "start_step" in p else \
+            f"samples {p['start_sample']}..{p['end_sample'] - 1}"
+        for d, w in p["requested"].items():
+            if w > 0 or p["samples"].get(d, 0) > 0:
+                rows.append({"phase": f"{p['phase']} ({span})", "domain": d, "requested": w,
+                             "realized": p["realized"][d], "samples": p["samples"][d]})
+    return rows
+
+
+def curves_sections(runs: Mapping[str, str | Path], *, highlight: str | None = None,
+                    title: str = "Validation curves by phase") -> list[Section]:
+    """Sections for labelled run directories: the curves figure (every run's curves, the first run's phase
+    boundaries: none for a static mixture, one phase) and the first run's per-phase requested-vs-realized table
+    (a run of several phases)."""
+    if not runs:
+        return []
+    first = next(iter(runs.values()))
+    phases = read_result(first).phases
+    curves = {label: validation_curve(d) for label, d in runs.items()}
+    domains = sorted({d for points in curves.values() for _, losses in points for d in losses})
+    boundaries = phase_boundaries(phases)
+    fig = figure_section(title, figures.plot_phase_curves(curves, boundaries, domains, highlight),
+                         "Validation loss per domain at each evaluation; dotted lines mark where a phase starts "
+                         f"(step {', '.join(map(str, boundaries)) or '-'}). Solid: "
+                         f"{figures.short_label(next(iter(runs)))}; dashed: the others.", name="phase_curves")
+    body = fig.html
+    rows = phase_table_rows(phases)
+    if rows:
+        body += ("<p>Requested vs realized token fractions per phase of that run (from its scheduled blend index; "
+                 "megatron's greedy rounding).</p>" + table_html(rows, "{:.4f}"))
+    return [Section(fig.title, body, fig.images)]
+
+
+def labelled_run_dirs(runs_json: Mapping, labels: Sequence[str], scale: str = "target",
+                      root: str | Path | None = None) -> dict[str, str]:
+    """``{label: run_dir}`` of a pipeline's ``targets/runs.json`` document, for the labels present; relative
+    run directories (the pipeline writes them relative to its output directory) are joined to ``root``."""
+    out = {}
+    for label in labels:
+        run = runs_json.get("runs", {}).get(label) or {}
+        record = run.get(scale) or {}
+        if record and "run_dir" not in record:  # target scale: one record per seed; the first seed's run
+            record = record[min(record, key=int)]
+        if record.get("run_dir"):
+            out[label] = str(Path(root) / record["run_dir"]) if root is not None else record["run_dir"]
+    return out
+
+
+__all__ = ["regmix_sections", "fit_sections", "importance_section", "search_sections", "correlation_section",
+           "weight_loss_correlation", "validation_curve", "phase_boundaries", "phase_table_rows", "curves_sections",
+           "labelled_run_dirs"]

@@ -34,6 +34,7 @@ from ..errors import ConfigError, DataError
 from ..fileio import atomic_write_yaml, read_yaml
 from ..hashing import content_hash
 from ..data.manifest import DomainRegistry
+from ..mixtures.domains import check_trainable
 from ..mixtures.mixture import Mixture
 from ..mixtures.schedule import Schedule, ScheduleError, schedule_of
 from .recipe import Recipe, build_recipe, merge_mappings
@@ -75,12 +76,13 @@ class RunConfig:
               self.seed, "use an integer >= 0")
 
     def resolve(self) -> "ResolvedRun":
-        """Load the registry and the mixture or schedule (pure file reads): what the run id is computed from."""
+        """Load the registry and the schedule (a mixture: the one-phase schedule; pure file reads): what the run id
+        is computed from."""
         registry = DomainRegistry.load(self.domains)
         if self.schedule is not None:
-            schedule = self.resolve_schedule(registry)
-            return ResolvedRun(config=self, registry=registry, mixture=schedule.overall(), schedule=schedule)
-        return ResolvedRun(config=self, registry=registry, mixture=self.resolve_mixture(registry))
+            return ResolvedRun(config=self, registry=registry, schedule=self.resolve_schedule(registry))
+        return ResolvedRun(config=self, registry=registry,
+                           schedule=Schedule.from_mixture(self.resolve_mixture(registry)))
 
     def resolve_schedule(self, registry: DomainRegistry) -> Schedule:
         """The run's schedule over exactly the registry's domains (missing domains get weight 0)."""
@@ -107,7 +109,7 @@ class RunConfig:
         if unknown:
             raise DataError(f"train.mixture names domain(s) {unknown} that are not in {registry.path}; "
                             f"known domains: {list(registry.names)}")
-        return registry.check_mixture(mixture.restrict(sorted(set(registry.names) | set(mixture.domains))),
+        return check_trainable(registry, mixture.restrict(sorted(set(registry.names) | set(mixture.domains))),
                                       "train.mixture")
 
     def to_dict(self, relative_to: str | os.PathLike | None = None) -> dict:
@@ -130,17 +132,26 @@ class RunConfig:
 
 @dataclass(frozen=True)
 class ResolvedRun:
-    """A run config with its registry and mixture (or schedule) loaded: everything its identity needs."""
+    """A run config with its registry and what it trains loaded: everything its identity needs."""
 
     config: RunConfig
     registry: DomainRegistry
-    mixture: Mixture
-    """The run's mixture; for a schedule, its token shares over all phases (:meth:`Schedule.overall`)."""
-    schedule: Schedule | None = None
-    """The run's schedule when the config gives one (a static run has none)."""
+    schedule: Schedule
+    """What the run trains: its schedule (a static run: the one-phase schedule of its mixture, same hash)."""
+
+    @property
+    def mixture(self) -> Mixture:
+        """The run's token shares over all phases (:meth:`Schedule.overall`; a static run: its mixture)."""
+        return self.schedule.overall()
+
+    @property
+    def scheduled(self) -> bool:
+        """Whether the run config gives a schedule: then its files record it (``config.yaml``'s ``schedule``,
+        ``result.json``'s ``schedule`` and ``phases``) whatever its number of phases, as the user wrote it."""
+        return self.config.schedule is not None
 
     def identity(self) -> dict:
-        return run_identity(self.config.recipe, self.registry, self.schedule or self.mixture, self.config.seed)
+        return run_identity(self.config.recipe, self.registry, self.schedule, self.config.seed)
 
     @property
     def run_id(self) -> str:
@@ -150,11 +161,27 @@ class ResolvedRun:
         """Write the run config file with the mixture (or schedule) inline and paths relative to the file's
         directory."""
         path = Path(path)
-        if self.schedule is not None:
-            config = self.config.replace(schedule=self.schedule.to_json_obj())
-        else:
-            config = self.config.replace(mixture=self.mixture.as_dict())
+        config = self.config.replace(**trained_fields(self.schedule, as_schedule=self.scheduled))
         return atomic_write_yaml(path, config.to_dict(relative_to=path.parent))
+
+
+def trained_fields(schedule: Schedule, *, as_schedule: bool = False) -> dict:
+    """What a run trains as a run config writes it: ``mixture`` (inline weights) for a static run, ``schedule``
+    (its file form) for several phases or when the run was given as a schedule (``as_schedule``); the other field
+    None."""
+    if schedule.is_static and not as_schedule:
+        return {"mixture": schedule.mixtures[0].as_dict(), "schedule": None}
+    return {"mixture": None, "schedule": schedule.to_json_obj()}
+
+
+def trained_schedule(config: RunConfig, source: str) -> Schedule | None:
+    """The schedule a run config's ``mixture`` or ``schedule`` field gives inline (a mixture: its one-phase
+    schedule); None for a file path or the natural prior (they need the registry: :meth:`RunConfig.resolve`)."""
+    if isinstance(config.schedule, Mapping):
+        return schedule_of(dict(config.schedule), source=source)
+    if config.schedule is None and isinstance(config.mixture, Mapping):
+        return Schedule.from_mixture(Mixture.from_dict(dict(config.mixture), source=source))
+    return None
 
 
 def evaluated_domains(recipe: Recipe, registry: DomainRegistry) -> tuple[str, ...]:

@@ -416,7 +416,7 @@ def completed_result(resolved: "ResolvedRun", progress: RunProgress, *, split_lo
 
     recipe = resolved.config.recipe
     final = progress.last_evaluation()
-    schedule = resolved.schedule  # the mixture is then the run's token shares over all phases
+    schedule = resolved.schedule if resolved.scheduled else None  # the mixture: its token shares over all phases
     return RunResult(
         run_id=resolved.run_id, mixture=resolved.mixture.as_dict(), mixture_hash=resolved.mixture.hash,
         seed=resolved.config.seed, steps=progress.step, tokens=progress.tokens, val_loss=final["val_loss"],
@@ -519,7 +519,7 @@ def changed_fields(saved: Mapping[str, Any], resolved: "ResolvedRun") -> list[st
 
     new = resolved.config.to_dict()
     changed = [k for k in (*IDENTITY_SECTIONS, "seed") if canonical_json(saved.get(k)) != canonical_json(new[k])]
-    if saved.get("schedule") is not None or resolved.schedule is not None:
+    if saved.get("schedule") is not None or resolved.scheduled:
         try:
             same = Schedule.from_obj(saved["schedule"]).hash == resolved.schedule.hash
         except Exception:  # no schedule, or an unreadable one: not this run's

@@ -1,151 +1,70 @@
-"""The files of a search: what it reads besides the model, and what it writes.
+"""The files a search writes, and the typed reader of ``search.json``.
 
-Reads: the prior the pool is drawn around (:func:`load_prior`: a ``domains.json``, token counts per domain, or a
-file of token shares such as a RegMix config; :func:`load_weights_file`, :func:`tokens_from_mapping`). Writes (:func:`search_and_write`, which also runs the search): ``mixture.json`` (the
-result, :meth:`Mixture.save`), ``top_k.csv`` (:func:`write_top_k`), with a domains manifest the Megatron-LM files
-(:func:`regmix_megatron.export.megatron_files.export_mixture`, in ``export/``), and last ``search.json`` (:func:`summarize`, format
-:data:`FORMAT`: the predicted target of the result and of each baseline as ``predicted_loss`` and ``predicted_sd``
-(null for a regressor without uncertainty), how many candidates were averaged and why (``top_k_choice``),
-``within_caps``, bounds, timings). The output folder is written whole and in place
-(:func:`regmix_megatron.output_folder.output_folder`; its ``outputs.json`` last, the export sub-folder with its own):
-all of these files, or, after a failed or killed search, the previous ones or none. :func:`read_search` reads
-``search.json`` of a complete folder.
+A search folder (:func:`search_folder`, written whole and in place: :func:`regmix_megatron.output_folder.output_folder`,
+its ``outputs.json`` last) holds ``mixture.json`` (the best static mixture: for a search of one phase, the result),
+for several phases ``schedule.json`` (the best schedule), ``top_k.csv`` (:func:`write_top_k`; its columns the
+features, one phase: the domains) and ``search.json`` (:func:`summarize`, format :data:`FORMAT`: the predicted
+target of the result and of each baseline as ``predicted_loss`` and ``predicted_sd`` (null for a regressor without
+uncertainty), how many candidates were averaged and why (``top_k_choice``), ``within_caps``, bounds, timings; for
+several phases ``schedule`` and ``static`` sections). :func:`write_search_files` writes them into the staging
+folder. Other steps write into the same folder with the search, whole with it: the export step its sub-folder
+(the ``search`` command and the pipeline's search stage compose the two; ``also_owned`` names the sub-folder's
+files), so a search folder and its export never mix two searches. :func:`read_search` reads ``search.json`` of a
+complete folder as a :class:`SearchSummary`.
 
 Pure core: numpy, pandas.
 """
 
 from __future__ import annotations
 
-import math
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from ..errors import DataError, RegmixError
-from ..fileio import atomic_path, atomic_write_json, read_json, read_yaml
+from ..configs import Field
+from ..errors import DataError
+from ..fileio import atomic_path, atomic_write_json, read_json
+from ..mixtures.caps import within_joint_caps
 from ..mixtures.mixture import Mixture
-from .candidates import (
-    SearchConfig,
-    SearchResult,
-    TopKChoice,
-    baseline_mixtures,
-    check_within_bounds,
-    make_predict_fn,
-    run_search,
-)
-from ..regression.target import Target
+from ..mixtures.schedule import Schedule
+from .pool import SearchConfig, SearchOutcome, SearchResult, check_within_bounds
+from .top_k import TopKChoice
 
 #: v2: ``predicted`` became ``predicted_loss`` beside ``predicted_sd``; ``top_k.k`` and ``top_k_choice``.
 FORMAT = "regmix-megatron/search/v2"
-#: The files of a search folder besides its export sub-folder.
-SEARCH_FILES = ("mixture.json", "search.json", "top_k.csv")
+SUMMARY_FILE = "search.json"
+MIXTURE_FILE = "mixture.json"
+SCHEDULE_FILE = "schedule.json"
+TOP_K_FILE = "top_k.csv"
+#: The files of a search folder besides what other steps write into it (its export sub-folder).
+SEARCH_FILES = (MIXTURE_FILE, SUMMARY_FILE, TOP_K_FILE)
 
 
-def search_folder_files(export_dir: str, schedules: bool = False) -> tuple[str, ...]:
-    """What a search folder holds (:class:`regmix_megatron.output_folder.Owned` patterns): the search files, the
-    export sub-folder (a mixture export; for schedules a schedule export and ``static/``, the best static
-    mixture's) and the export folder's old name, a link the ``search`` command keeps."""
-    from ..export.megatron_files import EXPORT_FILES, OLD_EXPORT_DIR, SCHEDULE_EXPORT_FILES
-
-    if schedules:
-        export = (*SCHEDULE_EXPORT_FILES, *(f"static/{name}" for name in EXPORT_FILES))
-        return (*SEARCH_FILES, "schedule.json", *(f"{export_dir}/{p}" for p in export), OLD_EXPORT_DIR)
-    return (*SEARCH_FILES, *(f"{export_dir}/{name}" for name in EXPORT_FILES), OLD_EXPORT_DIR)
+def search_folder_files(also_owned: Sequence[str] = ()) -> tuple[str, ...]:
+    """What a search folder holds (:class:`regmix_megatron.output_folder.Owned` patterns): the search's files
+    (``schedule.json`` for several phases) and ``also_owned``, what other steps write into it with the search."""
+    return (*SEARCH_FILES, SCHEDULE_FILE, *also_owned)
 
 
-def read_search(search_dir: str | Path) -> dict:
-    """``search.json`` of a complete search folder (refused when incomplete:
-    :func:`regmix_megatron.output_folder.read_outputs`), its format checked."""
-    from ..output_folder import read_outputs
+def check_search_folder(output_dir: str | Path, also_owned: Sequence[str] = ()) -> None:
+    """Refuse a search folder the search cannot write whole, before the work (a file, read-only, foreign files)."""
+    from ..output_folder import check_output_folder
 
-    read_outputs(search_dir, "search folder")
-    path = Path(search_dir) / "search.json"
-    doc = read_json(path)
-    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise DataError(f"{path}: not a search summary (expected \"format\": \"{FORMAT}\"); run `search` again")
-    return doc
-#: Scale applied to a prior given as fractions, so it can stand in for token counts (share-based caps only).
-PRIOR_TOKEN_SCALE = 1e12
+    check_output_folder(output_dir, search_folder_files(also_owned), "search output directory")
 
 
-@dataclass(frozen=True)
-class SearchPrior:
-    """What the search pool is drawn around: train tokens per domain (the regressor's order) and the natural
-    mixture, from one of three sources."""
+@contextlib.contextmanager
+def search_folder(output_dir: str | Path, also_owned: Sequence[str] = ()) -> Iterator[Path]:
+    """The search folder written whole and in place: yields the staging folder, where the search's files
+    (:func:`write_search_files`) and ``also_owned`` (another step's, e.g. the export sub-folder) are written; when the
+    block ends they all move into ``output_dir`` and ``outputs.json`` is written last."""
+    from ..output_folder import output_folder
 
-    tokens: np.ndarray
-    mixture: Mixture
-    registry: Any = None
-    """The :class:`~regmix_megatron.data.manifest.DomainRegistry` when read from ``domains.json`` (enables export)."""
-    shares_only: bool = False
-    """The tokens are token shares scaled by :data:`PRIOR_TOKEN_SCALE`: epoch caps cannot be computed."""
-
-
-def load_prior(domains: Sequence[str], *, domains_json: str | None = None, tokens_file: str | None = None,
-               prior_file: str | None = None) -> SearchPrior:
-    """The prior from exactly one of: a ``domains.json`` (exact token counts), a mapping domain -> training
-    tokens, or a mixture file of token shares (e.g. a RegMix config)."""
-    from ..data.manifest import DomainRegistry
-
-    domains = list(domains)
-    if domains_json:
-        registry = DomainRegistry.load(domains_json)
-        registry.verify_files(full=False)  # its counts set the prior and the caps, and the result is exported from it
-        return SearchPrior(registry.tokens_per_domain("train").astype("float64"),
-                           Mixture.from_array(registry.names, registry.prior("train")), registry)
-    if tokens_file:
-        tokens = tokens_from_mapping(load_weights_file(tokens_file, "--tokens-per-domain"), domains,
-                                     f"--tokens-per-domain {tokens_file}")
-        return SearchPrior(tokens, Mixture.from_array(domains, tokens))
-    shares = tokens_from_mapping(load_weights_file(prior_file, "--prior"), domains, f"--prior {prior_file}")
-    tokens = shares / shares.sum() * PRIOR_TOKEN_SCALE
-    return SearchPrior(tokens, Mixture.from_array(domains, tokens), shares_only=True)
-
-
-def load_weights_file(path: str | Path, what: str = "prior") -> dict[str, float]:
-    """A mapping domain -> number from JSON/YAML: a mixture file (``{"weights": {...}}`` or a plain mapping), a
-    RegMix config (``{"train": {"train_the_pile_x": w}}``), or token counts. RegMix ``train_the_pile_`` /
-    ``train_`` prefixes are stripped. No normalization here."""
-    from ..regression.data import regmix_domain
-
-    path = Path(path)
-    obj = read_yaml(path) if path.suffix in (".yaml", ".yml") else read_json(path)
-    if isinstance(obj, Mapping):
-        for key in ("weights", "train", "tokens_per_domain"):
-            if key in obj and isinstance(obj[key], Mapping):
-                obj = obj[key]
-                break
-    if not isinstance(obj, Mapping) or not obj:
-        raise DataError(f"{what} {path}: expected a mapping domain -> number (or {{'weights': {{...}}}})")
-    out: dict[str, float] = {}
-    for key, value in obj.items():
-        name = regmix_domain(str(key)) or str(key)
-        try:
-            x = float(value)
-        except (TypeError, ValueError):
-            raise DataError(f"{what} {path}: value of {key!r} is {value!r}, not a number") from None
-        if not math.isfinite(x) or x < 0:
-            raise DataError(f"{what} {path}: value of {key!r} is {value!r}: use a finite number >= 0")
-        if name in out:
-            raise DataError(f"{what} {path}: domain {name!r} listed twice")
-        out[name] = x
-    return out
-
-
-def tokens_from_mapping(values: Mapping[str, float], domains: Sequence[str], source: str,
-                        scale: float = 1.0) -> np.ndarray:
-    """Token counts (float64) over ``domains`` from a mapping; names must match exactly."""
-    missing = sorted(set(domains) - set(values))
-    unknown = sorted(set(values) - set(domains))
-    if missing or unknown:
-        raise DataError(f"{source}: domains do not match the model's: missing {missing}, unknown {unknown}; "
-                        f"give a value for each of {list(domains)}")
-    t = np.array([values[d] for d in domains], dtype=np.float64) * scale
-    if t.sum() <= 0:
-        raise DataError(f"{source}: all values are zero")
-    return t
+    with output_folder(output_dir, owned=search_folder_files(also_owned), what="search output directory") as stage:
+        yield stage
 
 
 def predicted_json(estimate: Callable[[np.ndarray], Any], rows: np.ndarray) -> list[dict]:
@@ -212,128 +131,192 @@ def write_top_k(result: SearchResult, domains: Sequence[str], path: str | Path,
     return Path(path)
 
 
-def search_and_write(regressor: Any, tokens_per_domain: np.ndarray, sampler_config: Any, config: SearchConfig,
-                     output_dir: str | Path, *, registry: Any = None, prior: Mixture | None = None,
-                     extra_baselines: Mapping[str, Mixture] | None = None, fast: bool = True,
-                     progress: Callable[[int, int], None] | None = None,
-                     extra: Mapping[str, Any] | None = None, export_dir: str | None = None,
-                     target: Target | None = None, path_map: Any = None) -> dict:
-    """Run the search for a fitted ``regressor`` and write ``mixture.json``, ``search.json``, ``top_k.csv`` and,
-    with a ``registry`` (:class:`~regmix_megatron.data.manifest.DomainRegistry`), the Megatron files under
-    ``export_dir/`` (default ``export/``; ``path_map``, an :class:`~regmix_megatron.export.megatron_files.PathMap`, rewrites their
-    paths for the cluster). ``tokens_per_domain`` is in the regressor's domain order; ``prior`` defaults to the token
-    shares; ``target`` (for the ``target_only`` baseline) defaults to the one the model predicts. Returns the
-    ``search.json`` document."""
-    from ..export.megatron_files import EXPORT_DIR
-    from ..output_folder import check_output_folder, output_folder, seal_folder
-
-    domains = list(regressor.domains)
+def write_search_files(stage: Path, output_dir: str | Path, outcome: SearchOutcome, regressor: Any,
+                       baselines: Mapping[str, Mixture], config: SearchConfig, *, tokens_per_domain: np.ndarray,
+                       sampler_config: Any, exported: Mapping[str, str] | None = None,
+                       extra: Mapping[str, Any] | None = None) -> "SearchSummary":
+    """The search's files of ``outcome`` written into ``stage`` (a :func:`search_folder` staging folder;
+    ``output_dir`` is where they will live): ``top_k.csv``, ``mixture.json``, for several phases ``schedule.json``,
+    and ``search.json``. ``baselines`` are static mixtures over the domains (for several phases the best static
+    mixture joins them as ``regmix_static``, and all are compared as schedules whose phases are equal);
+    ``exported`` lists what the export step wrote into the folder (``{kind: path relative to output_dir}``), None
+    when it wrote nothing; ``extra`` is added to ``search.json``. Returns its :class:`SearchSummary`."""
     out = Path(output_dir)
-    export_dir = export_dir or EXPORT_DIR
-    owned = search_folder_files(export_dir)
-    check_output_folder(out, owned, "search output directory")  # before the work, not after
-    if registry is not None:
-        regressor.check_domains(registry.names, f"domains manifest {registry.path or ''}".strip())
-    if prior is None:
-        prior = Mixture.from_array(domains, tokens_per_domain)
-    if target is None:
-        target = regressor.definition
-    baselines = baseline_mixtures(prior, target, extra_baselines)
-    predict = make_predict_fn(regressor, fast=fast)
-    if config.auto_top_k and not regressor.gives_uncertainty:
-        raise RegmixError(f"top_k auto chooses k by the model's uncertainty, and the {regressor.kind} model gives "
-                          "none: use the ensemble (search.regressor: ensemble, or fit --regressors ...,ensemble and "
-                          "search --regressor ensemble) or a fixed top_k such as 100")
-    result = run_search(predict, tokens_per_domain, domains, sampler_config, config, progress=progress,
-                        estimate=regressor.predict_with_sd)
-    files: dict[str, Any] = {"top_k": str(out / "top_k.csv"), "mixture": str(out / "mixture.json")}
+    best, names, several = outcome.best, outcome.feature_names, len(outcome.fractions) > 1
+    files: dict[str, Any] = {"top_k": str(out / TOP_K_FILE)}
+    if several:
+        files["schedule"] = str(out / SCHEDULE_FILE)
+    files["mixture"] = str(out / MIXTURE_FILE)
+    write_top_k(best, names, stage / TOP_K_FILE, sd=regressor.predict_with_sd(best.top_rows).sd)
     doc_extra: dict[str, Any] = {"regressor": regressor.kind, "model": getattr(regressor, "path", "") or None,
                                  "files": files}
-    with output_folder(out, owned=owned, what="search output directory") as tmp:
-        write_top_k(result, domains, tmp / "top_k.csv", sd=regressor.predict_with_sd(result.top_rows).sd)
-        if registry is not None:
-            from ..export.megatron_files import write_mixture_files
+    if exported is not None:
+        files["export"] = {k: str(out / rel) for k, rel in exported.items()}
+    else:
+        doc_extra["export_skipped"] = "no domains manifest given (no Megatron prefixes to write)"
+    if several:
+        baselines = {**baselines, "regmix_static": outcome.static_mixture}
+        doc_extra.update(_schedule_sections(outcome, regressor, tokens_per_domain, sampler_config))
+    doc_extra.update(extra or {})
+    as_features = {k: _as_features(m, outcome) for k, m in baselines.items()}
+    doc = summarize(best, names, as_features, regressor.predict_with_sd, config, target=regressor.target,
+                    extra=doc_extra)
+    if several:
+        outcome.schedule.save(stage / SCHEDULE_FILE)
+    outcome.static_mixture.save(stage / MIXTURE_FILE)
+    atomic_write_json(stage / SUMMARY_FILE, doc)
+    return SearchSummary.from_json(doc, str(out / SUMMARY_FILE))
 
-            exported = write_mixture_files(registry, result.mixture.restrict(registry.names), tmp / export_dir,
-                                           path_map=path_map, final_dir=out / export_dir)
-            seal_folder(tmp / export_dir)
-            files["export"] = {k: str(out / export_dir / name) for k, name in exported.items()}
-        else:
-            doc_extra["export_skipped"] = "no domains manifest given (no Megatron prefixes to write)"
-        doc_extra.update(extra or {})
-        doc = summarize(result, domains, baselines, regressor.predict_with_sd, config, target=regressor.target,
-                        extra=doc_extra)
-        result.mixture.save(tmp / "mixture.json")
-        atomic_write_json(tmp / "search.json", doc)
-    return doc
+
+def _as_features(mixture: Mixture, outcome: SearchOutcome) -> Mixture:
+    """A static mixture as the features of the schedule that uses it in every phase (one phase: the mixture)."""
+    schedule = Schedule.from_phases([(f, mixture) for f in outcome.fractions])
+    return Mixture.from_array(outcome.feature_names, schedule.features(outcome.domains))
 
 
-# ---- schedules --------------------------------------------------------------------------------------------------
-def schedule_search_and_write(regressor: Any, tokens_per_domain: np.ndarray, domains: Sequence[str],
-                              sampler_config: Any, fractions: Sequence[float], config: SearchConfig,
-                              output_dir: str | Path, *, registry: Any = None, prior: Mixture | None = None,
-                              fast: bool = True, progress: Callable[[int, int], None] | None = None,
-                              export_dir: str | None = None, target: Target | None = None) -> dict:
-    """The search over schedules for a regressor fitted on schedule features
-    (:mod:`regmix_megatron.search.schedule_candidates`), and the best static mixture under the same model. Writes
-    ``schedule.json`` (the winner), ``mixture.json`` (the best static mixture), ``top_k.csv`` (features), with a
-    ``registry`` the Megatron files (``export_dir/``: :func:`regmix_megatron.export.megatron_files.export_schedule`, and
-    ``export_dir/static/`` for the static mixture), and last ``search.json``: the :func:`summarize` document over the
-    features (static baselines, ``regmix_static`` included, expressed as schedules whose phases are equal) plus
-    ``schedule`` and ``static`` sections. Returns the document."""
-    from ..mixtures.schedule import Schedule, feature_names
-    from .schedule_candidates import run_schedule_search, run_static_search, within_joint_caps
+def _schedule_sections(outcome: SearchOutcome, regressor: Any, tokens_per_domain: np.ndarray,
+                       sampler_config: Any) -> dict:
+    """``search.json``'s ``schedule`` (the best schedule) and ``static`` (the best static mixture) sections."""
+    best, static, schedule = outcome.best, outcome.static, outcome.schedule
+    names = outcome.feature_names
+    sds = predicted_json(regressor.predict_with_sd, np.stack([best.mixture.as_array(names),
+                                                              _as_features(static.mixture, outcome).as_array(names)]))
+    stats = best.stats
+    return {"schedule": {"fractions": list(schedule.fractions), "hash": schedule.hash,
+                         "phases": schedule.to_json_obj()["phases"], "predicted_loss": best.predicted,
+                         "predicted_sd": sds[0]["predicted_sd"],
+                         "within_joint_caps": within_joint_caps(schedule, tokens_per_domain, sampler_config),
+                         "pool": {"num_drawn": stats.num_drawn, "num_accepted": stats.num_accepted,
+                                  "num_static_cap": stats.num_strict}},
+            "static": {"weights": static.mixture.as_dict(), "hash": static.mixture.hash,
+                       "predicted_loss": static.predicted, "predicted_sd": sds[1]["predicted_sd"]}}
 
-    domains = list(domains)
-    names = feature_names(domains, len(fractions))
-    regressor.check_domains(names, f"schedule features of {len(fractions)} phases over {domains}")
-    prior = prior if prior is not None else Mixture.from_array(domains, tokens_per_domain)
-    predict = make_predict_fn(regressor, fast=fast)
-    result, schedule, stats = run_schedule_search(predict, tokens_per_domain, domains, sampler_config, fractions,
-                                                  config, progress=progress)
-    static = run_static_search(predict, tokens_per_domain, domains, sampler_config, schedule.fractions, config)
-    statics = {**baseline_mixtures(prior, target if target is not None else regressor.definition),
-               "regmix_static": static.mixture}
 
-    def as_features(m: Mixture) -> Mixture:
-        return Mixture.from_array(names, Schedule.from_phases([(f, m) for f in schedule.fractions]).features(domains))
+# ---- the typed reader --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Predicted:
+    """A mixture (over the domains, or a schedule's features) and the model's prediction for it."""
 
-    from ..export.megatron_files import EXPORT_DIR
-    from ..output_folder import output_folder, seal_folder
+    predicted_loss: float
+    predicted_sd: float | None
+    """None for a regressor without uncertainty."""
+    weights: dict[str, float]
+    within_caps: bool | None = None
+    hash: str | None = None
 
-    sds = predicted_json(regressor.predict_with_sd, np.stack([result.mixture.as_array(names),
-                                                              as_features(static.mixture).as_array(names)]))
-    schedule_sd, static_sd = sds[0]["predicted_sd"], sds[1]["predicted_sd"]
-    out = Path(output_dir)
-    export_dir = export_dir or EXPORT_DIR
-    owned = search_folder_files(export_dir, schedules=True)
-    files: dict[str, Any] = {"top_k": str(out / "top_k.csv"), "schedule": str(out / "schedule.json"),
-                             "mixture": str(out / "mixture.json")}
-    with output_folder(out, owned=owned, what="search output directory") as tmp:
-        write_top_k(result, names, tmp / "top_k.csv", sd=regressor.predict_with_sd(result.top_rows).sd)
-        if registry is not None:
-            from ..export.megatron_files import write_mixture_files, write_schedule_files
+    @classmethod
+    def read(cls, f: Field) -> "Predicted":
+        f.mapping()
+        return cls(predicted_loss=_number(f["predicted_loss"]),
+                   predicted_sd=None if f.get("predicted_sd").value is None else _number(f["predicted_sd"]),
+                   weights={k: _number(v) for k, v in f["weights"].fields().items()},
+                   within_caps=None if "within_caps" not in f.mapping() else f["within_caps"].flag(),
+                   hash=None if "hash" not in f.mapping() else f["hash"].text())
 
-            exported = write_schedule_files(registry, schedule.restrict(registry.names), tmp / export_dir,
-                                            final_dir=out / export_dir)
-            exported.update({f"static_{k}": f"static/{name}" for k, name in write_mixture_files(
-                registry, static.mixture.restrict(registry.names), tmp / export_dir / "static",
-                final_dir=out / export_dir / "static").items()})
-            seal_folder(tmp / export_dir / "static")
-            seal_folder(tmp / export_dir)
-            files["export"] = {k: str(out / export_dir / rel) for k, rel in exported.items()}
-        extra = {"regressor": regressor.kind, "model": getattr(regressor, "path", "") or None, "files": files,
-                 "schedule": {"fractions": list(schedule.fractions), "hash": schedule.hash,
-                              "phases": schedule.to_json_obj()["phases"], "predicted_loss": result.predicted,
-                              "predicted_sd": schedule_sd,
-                              "within_joint_caps": within_joint_caps(schedule, tokens_per_domain, sampler_config),
-                              "pool": {"num_drawn": stats.num_drawn, "num_accepted": stats.num_accepted,
-                                       "num_static_cap": stats.num_strict}},
-                 "static": {"weights": static.mixture.as_dict(), "hash": static.mixture.hash,
-                            "predicted_loss": static.predicted, "predicted_sd": static_sd}}
-        doc = summarize(result, names, {k: as_features(m) for k, m in statics.items()}, regressor.predict_with_sd,
-                        config, target=regressor.target, extra=extra)
-        schedule.save(tmp / "schedule.json")
-        static.mixture.save(tmp / "mixture.json")
-        atomic_write_json(tmp / "search.json", doc)
-    return doc
+
+@dataclass(frozen=True)
+class SchedulePick:
+    """``search.json``'s ``schedule`` section: the best schedule of a search of several phases."""
+
+    fractions: tuple[float, ...]
+    hash: str
+    phases: tuple[dict, ...]
+    predicted_loss: float
+    predicted_sd: float | None
+    within_joint_caps: bool
+    pool: dict
+
+    @classmethod
+    def read(cls, f: Field) -> "SchedulePick":
+        return cls(fractions=tuple(_number(x) for x in f["fractions"].items()), hash=f["hash"].text(),
+                   phases=tuple(p.mapping() for p in f["phases"].items()),
+                   predicted_loss=_number(f["predicted_loss"]),
+                   predicted_sd=None if f.get("predicted_sd").value is None else _number(f["predicted_sd"]),
+                   within_joint_caps=f["within_joint_caps"].flag(), pool=f["pool"].mapping())
+
+
+@dataclass(frozen=True)
+class SearchSummary:
+    """``search.json`` read (:func:`read_search`) or as written (:func:`write_search_files`)."""
+
+    target: str
+    """The fit's column name of the target the model predicts."""
+    objective: str
+    """``minimize`` or ``maximize``."""
+    domains: tuple[str, ...]
+    """What the weights are over: the domains, or for several phases the schedule features."""
+    result: Predicted
+    baselines: dict[str, Predicted]
+    result_beats: tuple[str, ...]
+    top_k: int
+    """How many candidates were averaged."""
+    top_k_choice: TopKChoice
+    num_candidates: int
+    seed: int
+    upper: dict[str, float]
+    """The per-domain (per-feature) caps the search kept."""
+    regressor: str | None
+    files: dict
+    schedule: SchedulePick | None = None
+    static: Predicted | None = None
+    """Several phases: the best static mixture under the same model."""
+    doc: dict | None = None
+    """The whole document as written (its extra keys: ``model``, ``seconds``, a command's record)."""
+
+    @classmethod
+    def from_json(cls, doc: Any, where: str) -> "SearchSummary":
+        f = Field(doc, where, "run `search` again")
+        if f.get("format").value != FORMAT:
+            raise DataError(f"{where}: not a search summary (expected \"format\": \"{FORMAT}\"); run `search` again")
+        choice = f["top_k_choice"]
+        return cls(
+            target=f["target"].text(), objective=f["objective"].choice(("minimize", "maximize")),
+            domains=tuple(d.text() for d in f["domains"].items()), result=Predicted.read(f["result"]),
+            baselines={k: Predicted.read(v) for k, v in f["baselines"].fields().items()},
+            result_beats=tuple(b.text() for b in f["result_beats"].items()), top_k=f["top_k"]["k"].count(),
+            top_k_choice=TopKChoice(choice["k"].count(), choice["rule"].text(), choice["reason"].text(),
+                                    tuple(t.mapping() for t in choice.get("tried", []).items())),
+            num_candidates=f["config"]["num_candidates"].count(), seed=f["config"]["seed"].count(),
+            upper={k: _number(v) for k, v in f["bounds"]["upper"].fields().items()},
+            regressor=f.get("regressor").value, files=f.get("files", {}).mapping(),
+            schedule=SchedulePick.read(f["schedule"]) if f.get("schedule").value is not None else None,
+            static=Predicted.read(f["static"]) if f.get("static").value is not None else None, doc=doc)
+
+    def to_json(self) -> dict:
+        return dict(self.doc or {})
+
+    @property
+    def export_files(self) -> dict[str, str] | None:
+        """``{kind: path}`` of the export the search folder holds (``files.export``; ``files.megatron`` before
+        the folder's rename), None without one."""
+        return self.files.get("export") or self.files.get("megatron") or None
+
+    def predicted(self) -> dict[str, float]:
+        """``regmix`` (the result) and every baseline: the predicted target."""
+        return {"regmix": self.result.predicted_loss, **{k: b.predicted_loss for k, b in self.baselines.items()}}
+
+    def predicted_sd(self) -> dict[str, float | None]:
+        """``regmix`` and every baseline: the sd of the prediction (None without uncertainty)."""
+        return {"regmix": self.result.predicted_sd, **{k: b.predicted_sd for k, b in self.baselines.items()}}
+
+
+def _number(f: Field) -> float:
+    if isinstance(f.value, bool) or not isinstance(f.value, (int, float)):
+        raise DataError(f"{f.where}: field {f.path!r} must be a number, not {f.value!r}"
+                        + (f"; {f.fix}" if f.fix else ""))
+    return float(f.value)
+
+
+def read_search(search_dir: str | Path) -> SearchSummary:
+    """``search.json`` of a complete search folder (refused when incomplete:
+    :func:`regmix_megatron.output_folder.read_outputs`), read as a :class:`SearchSummary` (errors name the field)."""
+    from ..output_folder import read_outputs
+
+    read_outputs(search_dir, "search folder")
+    path = Path(search_dir) / SUMMARY_FILE
+    return SearchSummary.from_json(read_json(path), str(path))
+
+
+__all__ = ["FORMAT", "SEARCH_FILES", "search_folder_files", "check_search_folder", "search_folder",
+           "write_search_files", "predicted_json", "summarize", "write_top_k", "Predicted", "SchedulePick",
+           "SearchSummary", "read_search"]

@@ -68,16 +68,16 @@ def build_table(sweep: Sweep, states: dict[str, st.RunState]) -> tuple[pd.DataFr
         if problem:
             excluded.append(ExcludedRun(run.run_id, "invalid", problem, s.log_path))
             continue
-        weights = run.schedule.features(domains) if run.schedule is not None else run.mixture.as_array(domains)
-        rows.append({"run_id": run.run_id, "mixture_hash": run.trained.hash, "seed": run.seed,
+        weights = run.schedule.features(domains)  # a static run's: its mixture's weights
+        rows.append({"run_id": run.run_id, "mixture_hash": run.schedule.hash, "seed": run.seed,
                      "weights": dict(zip(weight_names, weights)), "val_loss": result.val_loss})
     return make_table(rows, domains, evaluated, weight_names), excluded
 
 
 def _weight_names(sweep: Sweep) -> list[str]:
-    """The table's weight columns: the domains, or for a sweep of schedules the schedule feature names."""
-    phases = {r.schedule.fractions if r.schedule is not None else None for r in sweep.runs}
-    if phases == {None} or not phases:
+    """The table's weight columns: the schedule feature names (a sweep of mixtures: the domains)."""
+    phases = {r.schedule.fractions for r in sweep.runs}
+    if not phases:
         return list(sweep.domain_names)
     if len(phases) > 1:
         raise RegmixError(f"{sweep.root}: runs with different phase fractions {sorted(map(str, phases))} (or "
@@ -98,7 +98,7 @@ def _check_result(result: RunResult, run, domains) -> str:
     bad = {d: losses[d] for d in domains if not st.is_finite_number(losses[d])}
     if bad:
         return f"{RESULT_FILE} has non-finite validation loss(es) {bad}"
-    if run.schedule is not None:
+    if not run.schedule.is_static:  # result.json records a schedule of several phases beside its overall mixture
         got = (result.schedule or {}).get("hash")
         return "" if got == run.schedule.hash else f"{RESULT_FILE} is for schedule {got}, but the run planned " \
             f"{run.schedule.hash}"

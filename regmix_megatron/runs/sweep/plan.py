@@ -1,8 +1,9 @@
 """Planning a sweep: mixtures x one proxy recipe (+ a seed per run, by default one seed for all) on one
 domains.json -> a run list with deterministic ids.
 
-A sweep's runs train mixtures, or schedules (phases with their own mixtures, ``regmix_megatron.mixtures.schedule``): a
-schedule run's entry in ``sweep.json`` adds ``schedule`` (the schedule file form) to its overall ``mixture``.
+A sweep's runs train schedules (phases with their own mixtures, ``regmix_megatron.mixtures.schedule``); a static
+mixture is the one-phase schedule. A run of several phases adds ``schedule`` (the schedule file form) to its entry in
+``sweep.json``, beside its overall ``mixture``; a static run's entry is its mixture, as it always was.
 
 A run is defined by its data, its mixture, the recipe and the seed; its id is ``run_config.run_id`` of the four
 (content only, no path), so planning the same inputs twice gives the same ids and directories (idempotent), a
@@ -21,11 +22,12 @@ from ...configs import load_config
 from ...errors import ConfigError, DataError, RegmixError
 from ...fileio import atomic_write_json, atomic_write_yaml, read_json, read_yaml
 from ...data.manifest import DomainRegistry
-from ...mixtures.mixture import Mixture, read_mixtures  # noqa: F401 (read_mixtures: the sweep's input)
-from ...mixtures.schedule import Schedule, is_schedules_file, read_schedules
+from ...mixtures.domains import check_trainable
+from ...mixtures.mixture import Mixture
+from ...mixtures.schedule import Schedule, read_trained, schedule_of
 from ..recipe import Recipe, build_recipe
+from ..run_config import DEFAULT_SEED, RUN_FIELDS, RunConfig, run_id, trained_fields, trained_schedule
 from ..run_dir import CONFIG_FILE as RUN_CONFIG
-from ..run_config import DEFAULT_SEED, RUN_FIELDS, RunConfig, run_id
 
 log = logging.getLogger(__name__)
 
@@ -45,16 +47,14 @@ class PlannedRun:
     """One proxy run of a sweep."""
 
     run_id: str
-    mixture: Mixture
-    """The run's mixture (for a schedule: its token shares over all phases)."""
+    schedule: Schedule
+    """What the run trains: its schedule (a static run: the one-phase schedule of its mixture, same hash)."""
     seed: int
-    schedule: Schedule | None = None
-    """The schedule a schedule run trains (None: the mixture, static)."""
 
     @property
-    def trained(self) -> Mixture | Schedule:
-        """What the run trains on: its schedule, else its mixture."""
-        return self.schedule if self.schedule is not None else self.mixture
+    def mixture(self) -> Mixture:
+        """The run's token shares over all phases (a static run: its mixture)."""
+        return self.schedule.overall()
 
 
 @dataclass(frozen=True)
@@ -92,11 +92,8 @@ class Sweep:
 
     def run_config(self, run: PlannedRun) -> RunConfig:
         """The run config of one run (what ``regmix-megatron train`` reads from its ``config.yaml``)."""
-        if run.schedule is not None:
-            return RunConfig(recipe=self.recipe, domains=self.domains_path, schedule=run.schedule.to_json_obj(),
-                             seed=run.seed, output_dir=str(self.run_dir(run.run_id)))
-        return RunConfig(recipe=self.recipe, domains=self.domains_path, mixture=run.mixture.as_dict(),
-                         seed=run.seed, output_dir=str(self.run_dir(run.run_id)))
+        return RunConfig(recipe=self.recipe, domains=self.domains_path, seed=run.seed,
+                         output_dir=str(self.run_dir(run.run_id)), **trained_fields(run.schedule))
 
     def write_run_config(self, run: PlannedRun) -> Path:
         """``runs/<id>/config.yaml``, paths relative to the run directory (the trainer saves the same form)."""
@@ -115,9 +112,8 @@ class Sweep:
         if path.is_file():
             try:
                 cfg = load_run_config(path)
-                mixture = Mixture.from_dict(cfg.mixture, source=str(path)) if isinstance(cfg.mixture, dict) \
-                    else None
-                same_run = (mixture is not None and mixture.hash == run.mixture.hash and cfg.seed == run.seed
+                trained = trained_schedule(cfg, str(path))
+                same_run = (trained is not None and trained.hash == run.schedule.hash and cfg.seed == run.seed
                             and cfg.recipe.hash == self.recipe.hash)
                 if same_run and Path(cfg.domains).exists():
                     return []
@@ -149,7 +145,7 @@ class Sweep:
             "num_runs": len(self.runs),
             "runs": [{"run_id": r.run_id, "mixture_hash": r.mixture.hash, "seed": r.seed,
                       "mixture": r.mixture.as_dict(),
-                      **({"schedule": r.schedule.to_json_obj()} if r.schedule is not None else {})}
+                      **({} if r.schedule.is_static else {"schedule": r.schedule.to_json_obj()})}
                      for r in self.runs],
         }
 
@@ -174,9 +170,9 @@ class Sweep:
                 if mixture.hash != r["mixture_hash"]:
                     raise DataError(f"{path}: runs[{i}] mixture hash {r['mixture_hash']} does not match its "
                                     f"weights ({mixture.hash}); the file was edited: re-plan the sweep")
-                schedule = Schedule.from_obj(r["schedule"], source=f"{path}: runs[{i}]") if "schedule" in r else None
-                runs.append(PlannedRun(run_id=str(r["run_id"]), mixture=mixture, seed=int(r["seed"]),
-                                       schedule=schedule))
+                schedule = Schedule.from_obj(r["schedule"], source=f"{path}: runs[{i}]") if "schedule" in r else \
+                    Schedule.from_mixture(mixture)
+                runs.append(PlannedRun(run_id=str(r["run_id"]), schedule=schedule, seed=int(r["seed"])))
             recipe = load_config(Recipe, obj["recipe"], source=f"{path}: recipe")
             if recipe.hash != obj["recipe_hash"]:
                 raise DataError(f"{path}: recipe hash {obj['recipe_hash']} does not match the recipe ({recipe.hash}); "
@@ -247,15 +243,12 @@ def build_sweep(root: str | os.PathLike, mixtures: Sequence[Mixture | Schedule],
     registry = DomainRegistry.load(domains_path)
     registry.verify_files(full=False)
     check_prefix_paths(registry)  # every run would fail on such a path: refuse it before planning any
-    mixtures = [registry.check_schedule(m, source=f"schedule {i + 1} (hash {m.hash})") if isinstance(m, Schedule)
-                else registry.check_mixture(m, source=f"mixture {i + 1} (hash {m.hash})")
-                for i, m in enumerate(mixtures)]
-    seeds = [int(seed)] * len(mixtures) if seeds is None else [int(s) for s in seeds]
-    if len(seeds) != len(mixtures):
-        raise SweepError(f"{len(seeds)} seeds for {len(mixtures)} mixtures: give one seed per mixture")
-    runs = tuple(PlannedRun(run_id=run_id(recipe, registry, m, s), seed=s,
-                            mixture=m.overall() if isinstance(m, Schedule) else m,
-                            schedule=m if isinstance(m, Schedule) else None) for m, s in zip(mixtures, seeds))
+    schedules = [check_trainable(registry, schedule_of(m), f"{'mixture' if schedule_of(m).is_static else 'schedule'} "
+                                                          f"{i + 1} (hash {m.hash})") for i, m in enumerate(mixtures)]
+    seeds = [int(seed)] * len(schedules) if seeds is None else [int(s) for s in seeds]
+    if len(seeds) != len(schedules):
+        raise SweepError(f"{len(seeds)} seeds for {len(schedules)} mixtures: give one seed per mixture")
+    runs = tuple(PlannedRun(run_id=run_id(recipe, registry, m, s), schedule=m, seed=s) for m, s in zip(schedules, seeds))
     ids = [r.run_id for r in runs]
     if len(set(ids)) != len(ids):
         dup = sorted({(r.mixture.hash, r.seed) for r in runs if ids.count(r.run_id) > 1})
@@ -313,8 +306,7 @@ def plan_from_files(mixtures_path: str | os.PathLike, config_path: str | os.Path
                      seed: int | None = None, renormalize: bool = False) -> tuple[Sweep, bool]:
     """``sweep plan``: read the mixtures (or schedules: a JSONL of schedules) and the proxy config, then
     :func:`plan_sweep`."""
-    schedules = Path(mixtures_path).is_file() and is_schedules_file(mixtures_path)
-    mixtures = read_schedules(mixtures_path) if schedules else read_mixtures(mixtures_path, renormalize=renormalize)
+    mixtures = read_trained(mixtures_path, renormalize=renormalize)
     recipe, domains_path, file_seed = read_proxy_config(config_path)
     if seed is None:
         seed = DEFAULT_SEED if file_seed is None else file_seed

@@ -1,4 +1,5 @@
-"""A schedule becomes the train set megatron-core would build, phase by phase, one stream per domain.
+"""The one train-set builder (regmix_megatron/megatron/train_dataset.py): a mixture is megatron-core's own blend, and
+a schedule becomes the train set megatron-core would build, phase by phase, one stream per domain.
 
 On the corpus fixture preprocessed by ``indexed_fixture`` (real tokenizer, real ``.bin/.idx``): a one-phase
 schedule is megatron-core's static ``BlendedDataset`` sample for sample; every phase realizes exactly what
@@ -52,19 +53,32 @@ def tokenizer(registry):
     return load_registry_tokenizer(registry)
 
 
-def build(registry, schedule, tokenizer, num_samples=480, **kwargs):
-    from regmix_megatron.megatron.scheduled_dataset import build_scheduled_dataset
+def options(tokenizer, seed=1234):
+    from regmix_megatron.megatron.datasets import DatasetOptions
 
-    kwargs.setdefault("seed", 1234)
-    return build_scheduled_dataset(registry, schedule, seq_length=SEQ_LENGTH, num_samples=num_samples,
-                                   tokenizer=tokenizer, **kwargs)
+    return DatasetOptions(seq_length=SEQ_LENGTH, seed=seed, tokenizer=tokenizer)
+
+
+def build(registry, schedule, tokenizer, num_samples=480, seed=1234, **kwargs):
+    """The one train-set builder (a schedule of several phases: the phased train set)."""
+    from regmix_megatron.megatron.train_dataset import build_train_dataset
+
+    return build_train_dataset(registry, schedule, num_samples=num_samples, options=options(tokenizer, seed), **kwargs)
+
+
+def phased(registry, schedule, tokenizer, num_samples=480, seed=1234, **kwargs):
+    """The phase-by-phase builder itself, whatever the number of phases."""
+    from regmix_megatron.megatron.train_dataset import build_phased_dataset
+
+    return build_phased_dataset(registry, schedule, num_samples=num_samples, options=options(tokenizer, seed),
+                                **kwargs)
 
 
 def static(registry, mixture, tokenizer, num_samples, seed=1234):
-    from regmix_megatron.megatron.datasets import build_blended_dataset
+    """A mixture's train set through the one builder: megatron-core's own blend."""
+    from regmix_megatron.megatron.train_dataset import build_train_dataset
 
-    return build_blended_dataset(registry, mixture, seq_length=SEQ_LENGTH, num_samples=num_samples, seed=seed,
-                                 tokenizer=tokenizer)
+    return build_train_dataset(registry, mixture, num_samples=num_samples, options=options(tokenizer, seed))
 
 
 @pytest.mark.parametrize("sharded", [False, True], ids=["fixture", "code-in-two-shards"])
@@ -73,7 +87,7 @@ def test_one_phase_is_megatrons_static_blend_sample_for_sample(registry, sharded
                                                                 sharded):
     reg = sharded_registry if sharded else registry
     n = 333
-    ours = build(reg, Schedule.from_mixture(mixture), tokenizer, num_samples=n)
+    ours = phased(reg, Schedule.from_mixture(mixture), tokenizer, num_samples=n)
     theirs = static(reg, mixture, tokenizer, n)
     assert len(ours) == n and len(theirs) >= n  # megatron builds sum(ceil(n * w)) >= n; the run reads n
     parts = theirs.datasets if hasattr(theirs, "datasets") else [theirs]
@@ -90,7 +104,7 @@ def test_one_phase_is_megatrons_static_blend_sample_for_sample(registry, sharded
 
 @pytest.mark.parametrize("sharded", [False, True], ids=["fixture", "code-in-two-shards"])
 def test_each_phase_realizes_what_megatron_realizes_for_its_blend(registry, sharded_registry, tokenizer, sharded):
-    from regmix_megatron.megatron.scheduled_dataset import phase_rows
+    from regmix_megatron.megatron.train_dataset import phase_rows
 
     reg = sharded_registry if sharded else registry
     ds = build(reg, TWO_PHASES, tokenizer, num_samples=480, global_batch_size=16)
@@ -182,12 +196,12 @@ def test_no_document_repeats_before_its_domain_is_exhausted(registry, tokenizer)
 
 def test_epochs_count_every_phase(registry, tokenizer, caplog):
     """speeches: 5% of phase 1, 90% of phase 2; each phase alone stays under the cap, the run does not."""
-    from regmix_megatron.megatron.scheduled_dataset import schedule_epochs
+    from regmix_megatron.megatron.train_dataset import epochs_per_domain
 
     schedule = Schedule.from_phases([(0.9, MAIN), (0.1, mix(speeches=0.9, code=0.1))])
     n = 4000
     sizes = [3600, 400]
-    epochs = schedule_epochs(registry, schedule, sizes, seq_length=SEQ_LENGTH)
+    epochs = epochs_per_domain(registry, schedule, sizes, seq_length=SEQ_LENGTH)
     tokens = registry.get("speeches").num_tokens("train")
     assert epochs["speeches"] == pytest.approx((0.05 * 3600 + 0.9 * 400) * SEQ_LENGTH / tokens)
     with caplog.at_level(logging.WARNING):
@@ -217,3 +231,31 @@ def test_refusals(registry, tokenizer):
     bad = Schedule.from_phases([(0.5, MAIN.restrict(NAMES + ("extra",))), (0.5, FINAL.restrict(NAMES + ("extra",)))])
     with pytest.raises(DataError, match=r"unknown \['extra'\]"):
         build(registry, bad, tokenizer)
+
+
+def test_one_builder_a_one_phase_schedule_is_its_mixtures_train_set(registry, tokenizer):
+    """The one builder takes a mixture or a schedule; a one-phase schedule builds the mixture's train set (megatron-
+    core's own blend, same class, same samples), and the epoch warning is the mixture's."""
+    mixture = FINAL
+    one = build(registry, Schedule.from_mixture(mixture), tokenizer, num_samples=200)
+    plain = static(registry, mixture, tokenizer, 200)
+    assert type(one) is type(plain) and not hasattr(one, "phase_starts")
+    assert one.regmix_component_domains == plain.regmix_component_domains
+    assert np.array_equal(one.dataset_index, plain.dataset_index)
+    for i in range(0, 200, 7):
+        assert np.array_equal(one[i]["tokens"], plain[i]["tokens"])
+    two = build(registry, TWO_PHASES, tokenizer, num_samples=480, global_batch_size=16)
+    assert two.phase_starts == (0, 368, 480) and two.schedule == TWO_PHASES
+
+
+def test_a_one_phase_train_set_has_the_phased_one_phase_table(registry, tokenizer):
+    """phase_rows of the one builder's one-phase train set (megatron-core's blend) is the phased train set's row: what
+    result.json records for a run given a one-phase schedule."""
+    from regmix_megatron.megatron.train_dataset import phase_rows
+
+    for mixture in (MAIN, mix(speeches=1.0)):  # a weighted blend, and a single prefix (a plain GPTDataset)
+        one = Schedule.from_mixture(mixture)
+        ours = phase_rows(build(registry, one, tokenizer, num_samples=480, global_batch_size=16), global_batch_size=16)
+        theirs = phase_rows(phased(registry, one, tokenizer, num_samples=480, global_batch_size=16),
+                            global_batch_size=16)
+        assert ours == theirs and (ours[0]["start_step"], ours[0]["end_step"]) == (0, 30)

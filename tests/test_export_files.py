@@ -9,10 +9,10 @@ from megatron.core.datasets.utils import get_blend_from_list
 
 from regmix_megatron import cli
 from regmix_megatron.errors import DataError, RegmixError
-from regmix_megatron.export.megatron_files import (
+from regmix_megatron.export.files import (
     PathMap,
     blend_for_split,
-    export_mixture,
+    export,
     format_data_path,
     load_mixture_arg,
     per_split_data_args,
@@ -76,7 +76,7 @@ MIXTURES = [
 def test_every_format_round_trips_through_megatron(registry, tmp_path, weights):
     mixture = Mixture.from_dict(weights)
     prefixes, ws = blend_for_split(registry, mixture)
-    files = export_mixture(registry, mixture, tmp_path / "out")
+    files = export(registry, mixture, tmp_path / "out")
 
     # --data-path "w1 p1 ...": Megatron-LM's argparse gives a list of whitespace-separated tokens.
     parsed_cli = get_blend_from_list(files["data_path"].read_text().split())
@@ -118,7 +118,7 @@ def test_multi_prefix_domain_split_by_token_count(registry):
 
 def test_refuses_unknown_or_missing_domains(registry, tmp_path):
     with pytest.raises(DataError, match=r"unknown \['news'\]"):
-        export_mixture(registry, Mixture.from_dict({"books": 0.5, "code": 0.1, "web": 0.2, "wiki": 0.1,
+        export(registry, Mixture.from_dict({"books": 0.5, "code": 0.1, "web": 0.2, "wiki": 0.1,
                                                     "news": 0.1}), tmp_path / "x")
     with pytest.raises(DataError, match=r"missing \['wiki'\]"):
         format_data_path(registry, Mixture.from_dict({"books": 0.5, "code": 0.25, "web": 0.25}))
@@ -178,14 +178,14 @@ def test_weights_are_exact_floats_on_disk(registry, tmp_path):
     rng = np.random.default_rng(3)
     w = rng.dirichlet(np.ones(4))
     mixture = Mixture.from_array(registry.names, w)
-    files = export_mixture(registry, mixture, tmp_path / "o")
+    files = export(registry, mixture, tmp_path / "o")
     tokens = files["data_args"].read_text().split()
     _, weights = blend_for_split(registry, mixture)
     assert [float(t) for t in tokens[0::2]] == weights
 
 
 def test_megatron_args_name_the_no_test_file_with_per_domain_validation_and_the_tokenizer(registry, tmp_path):
-    files = export_mixture(registry, Mixture.from_dict(MIXTURES[0]), tmp_path / "out")
+    files = export(registry, Mixture.from_dict(MIXTURES[0]), tmp_path / "out")
     args = files["megatron_args"].read_text().split()
     assert args[:2] == ["--per-split-data-args-path", str(files["per_split_data_args_no_test"].resolve())]
     assert {"--multiple-validation-sets", "--full-validation"} <= set(args)  # Megatron-LM needs both together
@@ -201,8 +201,8 @@ def test_megatron_args_name_the_no_test_file_with_per_domain_validation_and_the_
 def test_path_prefix_rewrites_every_written_path(registry, tmp_path):
     mixture = Mixture.from_dict(MIXTURES[0])
     path_map = PathMap.parse([f"{tmp_path}=/lustre/team/data"])
-    files = export_mixture(registry, mixture, tmp_path / "out", path_map=path_map)
-    plain = export_mixture(registry, mixture, tmp_path / "plain")
+    files = export(registry, mixture, tmp_path / "out", path_map=path_map)
+    plain = export(registry, mixture, tmp_path / "plain")
     cluster = lambda p: p.replace(str(tmp_path), "/lustre/team/data")  # noqa: E731
     assert files["data_path"].read_text() == cluster(plain["data_path"].read_text())
     assert files["data_args"].read_text() == cluster(plain["data_args"].read_text())
@@ -214,7 +214,7 @@ def test_path_prefix_rewrites_every_written_path(registry, tmp_path):
     assert str(tmp_path) not in args and "/lustre/team/data/out/per_split_data_args_no_test.json" in args
     assert "--tokenizer-model /lustre/team/data/tok.model" in args
     with pytest.raises(DataError, match=r"does not rewrite .*books"):  # a rule that misses the data
-        export_mixture(registry, mixture, tmp_path / "x", path_map=PathMap.parse(["/elsewhere=/lustre"]))
+        export(registry, mixture, tmp_path / "x", path_map=PathMap.parse(["/elsewhere=/lustre"]))
 
 
 def test_path_map_matches_whole_path_components_longest_first():
@@ -262,26 +262,24 @@ def test_cli_export_prints_the_flags_and_rewrites_paths(registry, tmp_path, caps
 def test_evaluation_only_domain_is_a_validation_set_never_a_training_blend(registry, tmp_path):
     held = registry.with_evaluation_only(["wiki"])
     mixture = Mixture.from_dict({"books": 0.1, "code": 0.3, "web": 0.6})
-    files = export_mixture(held, mixture, tmp_path / "out")
+    files = export(held, mixture, tmp_path / "out")
     train, valid, test = megatron_read_per_split(files["per_split_data_args"])
     assert not any("/wiki/" in p for p in train[0])
     assert not any("/wiki/" in p for p in files["data_args"].read_text().split()[1::2])
     for blend, split in ((valid, "valid"), (test, "test")):  # wiki's held-out sets are exported, unweighted
         assert [p for p in blend[0] if "/wiki/" in p] == [p.path for p in held.get("wiki").prefixes(split)]
     with pytest.raises(DataError, match=r"evaluation-only domain\(s\) \{'wiki': 0.1\}"):
-        export_mixture(held, Mixture.from_dict({"books": 0.1, "code": 0.2, "web": 0.6, "wiki": 0.1}),
-                       tmp_path / "leak")
+        export(held, Mixture.from_dict({"books": 0.1, "code": 0.2, "web": 0.6, "wiki": 0.1}), tmp_path / "leak")
     assert not (tmp_path / "leak").exists()
 
 
 # ---- schedules ---------------------------------------------------------------------------------------------------
 def test_schedule_export_per_phase_files_round_trip_through_megatron(registry, tmp_path, capsys):
-    from regmix_megatron.export.megatron_files import export_schedule
     from regmix_megatron.mixtures.schedule import Schedule, load_schedule
 
     main, final = Mixture.from_dict(MIXTURES[0]), Mixture.from_dict(MIXTURES[2])
     schedule = Schedule.from_phases([(0.8, main), (0.2, final)])
-    files = export_schedule(registry, schedule, tmp_path / "e", train_iters=1000, global_batch_size=512)
+    files = export(registry, schedule, tmp_path / "e", train_iters=1000, global_batch_size=512)
     assert load_schedule(files["schedule"]).hash == schedule.hash  # what --regmix-schedule reads
     for k, phase in enumerate(schedule.phases, start=1):
         (train, valid, test) = megatron_read_per_split(files[f"phase{k}"])
@@ -309,3 +307,36 @@ def test_schedule_export_per_phase_files_round_trip_through_megatron(registry, t
         cli.main(["export", "--schedule", str(files["schedule"]), "--mixture", "x.json", "--domains",
                   str(tmp_path / "domains.json"), "--output-dir", str(tmp_path / "both")])
     assert "--mixture: not allowed with argument --schedule" in capsys.readouterr().err
+
+
+def test_one_export_a_one_phase_schedule_writes_exactly_the_mixtures_files(registry, tmp_path, capsys):
+    """A static mixture is the one-phase schedule: its export is the mixture's files, byte for byte (no
+    schedule.json, phases.json or phase folders), from the API and from ``export --schedule``; an export folder is
+    rewritten whole from one form to the other."""
+    from regmix_megatron.mixtures.schedule import Schedule
+
+    mixture = Mixture.from_dict(MIXTURES[0])
+    files = export(registry, mixture, tmp_path / "mixture")
+    one = export(registry, Schedule.from_mixture(mixture), tmp_path / "one")
+    assert {k: p.name for k, p in one.items()} == {k: p.name for k, p in files.items()}
+
+    def tree(root):
+        return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+                and p.name not in ("outputs.json", "megatron_args.txt")}  # megatron_args names its own folder
+
+    assert tree(tmp_path / "one") == tree(tmp_path / "mixture")
+    assert (tmp_path / "one" / "megatron_args.txt").read_text().replace("/one/", "/mixture/") == \
+        (tmp_path / "mixture" / "megatron_args.txt").read_text()
+    schedule_file = Schedule.from_mixture(mixture).save(tmp_path / "one.json")
+    assert cli.main(["export", "--schedule", str(schedule_file), "--domains", str(tmp_path / "domains.json"),
+                     "--output-dir", str(tmp_path / "cli")]) == 0
+    assert f"mixture {mixture.hash}:" in capsys.readouterr().out and tree(tmp_path / "cli") == tree(tmp_path / "one")
+    two = Schedule.from_phases([(0.5, mixture), (0.5, Mixture.from_dict(MIXTURES[2]))])
+    export(registry, two, tmp_path / "one")  # the mixture's files go, the schedule's come
+    assert sorted(tree(tmp_path / "one")) == ["phase1/data_args.txt", "phase1/data_path.txt", "phase1/mixture.json",
+                                              "phase1/per_split_data_args.json",
+                                              "phase1/per_split_data_args_no_test.json", "phase2/data_args.txt",
+                                              "phase2/data_path.txt", "phase2/mixture.json",
+                                              "phase2/per_split_data_args.json",
+                                              "phase2/per_split_data_args_no_test.json", "phases.json",
+                                              "schedule.json"]

@@ -1,21 +1,15 @@
-"""The RegMix sampler (regmix_megatron/mixtures/sampling.py): every constraint on every sample, determinism, dedup,
-infeasible configs, the one way a SamplerConfig is assembled, and the ``sample`` command."""
+"""The RegMix sampler (regmix_megatron/mixtures/sampler.py): every constraint on every sample, determinism, dedup,
+the candidate pool, schedules (per-phase caps, epoch caps over all phases, fallback), a mixture as the one-phase
+schedule (the same streams as before the merge of the two samplers), and the ``sample`` command."""
 
 import numpy as np
 import pytest
 
-from regmix_megatron.configs import load_config
-from regmix_megatron.errors import ConfigError, RegmixError
+from regmix_megatron.errors import RegmixError
+from regmix_megatron.mixtures.caps import BOUND_TOLERANCE, domain_caps, joint_upper
 from regmix_megatron.mixtures.mixture import Mixture, read_mixtures
-from regmix_megatron.mixtures.sampling import (
-    BOUND_TOLERANCE,
-    SampleStats,
-    SamplerConfig,
-    build_sampler_config,
-    domain_caps,
-    iter_candidates,
-    sample_mixtures,
-)
+from regmix_megatron.mixtures.sampler import SampleStats, features_of, iter_pool, sample, sample_rows
+from regmix_megatron.mixtures.sampler_config import SamplerConfig, build_sampler_config
 
 # Approximate sizes (GB) of the 17 Pile domains RegMix uses (Pile paper, table 1): a realistic skewed prior.
 PILE_GB = {
@@ -27,6 +21,13 @@ PILE_GB = {
 PILE_NAMES = sorted(PILE_GB)
 PILE_TOKENS = np.array([int(PILE_GB[n] * 0.25e9) for n in PILE_NAMES], dtype=np.int64)
 SMALL_TOKENS = np.array([5e8, 2e8, 1e8, 5e7, 3e7, 1e7, 5e6, 2e6, 1e6]).astype(np.int64)
+
+
+def sample_mixtures(tokens, config, **kwargs) -> np.ndarray:
+    """The sampler's draws of one phase (a static mixture) as mixture rows ``(n, domains)``."""
+    rows = sample_rows(tokens, config, **kwargs)
+    assert rows.shape[1] == 1
+    return rows[:, 0]
 
 
 def pairwise(w: np.ndarray, metric: str) -> np.ndarray:
@@ -48,14 +49,6 @@ def assert_all_constraints(w, tokens, config, domains=None):
     names = domains or [f"d{i}" for i in range(len(tokens))]
     for row in w[:5]:
         Mixture.from_array(names, row)  # the value type accepts every row as is
-
-
-def test_defaults_are_the_methods():
-    c = SamplerConfig()
-    assert (c.num_samples, c.temperature, c.min_weight, c.cap_multiplier) == (512, 0.5, 2e-4, 15.0)
-    s = c.strengths()
-    assert len(s) == 15 and s[0] == pytest.approx(0.1) and s[-1] == pytest.approx(5.0)
-    assert np.allclose(np.diff(np.log(s)), np.log(50) / 14)  # log-spaced
 
 
 @pytest.mark.parametrize("tokens, names", [(PILE_TOKENS, PILE_NAMES), (SMALL_TOKENS, None)])
@@ -164,83 +157,27 @@ def test_impossible_dedup_raises_naming_it():
                                                              cap_multiplier=None, max_rounds=5))
 
 
-def test_iter_candidates_same_caps_bounded_chunks_deterministic():
+def test_iter_pool_same_caps_bounded_chunks_deterministic():
     c = SamplerConfig(seed=1, max_epochs=1.0, target_tokens=int(SMALL_TOKENS.sum() * 0.5))
     lower, upper = domain_caps(SMALL_TOKENS, c)
-    chunks = list(iter_candidates(SMALL_TOKENS, c, 25_000, chunk_size=10_000))
+    chunks = list(iter_pool(SMALL_TOKENS, c, 25_000, chunk_size=10_000))
     assert [len(x) for x in chunks] == [10_000, 10_000, 5_000]
     w = np.concatenate(chunks)
     assert np.all(w <= upper + BOUND_TOLERANCE) and np.all(w >= lower - BOUND_TOLERANCE)
     assert np.all(np.abs(w.sum(axis=1) - 1) <= 1e-12)
     assert not np.any((w > 0) & (w < c.min_weight))
-    again = np.concatenate(list(iter_candidates(SMALL_TOKENS, c, 25_000, chunk_size=10_000)))
+    again = np.concatenate(list(iter_pool(SMALL_TOKENS, c, 25_000, chunk_size=10_000)))
     assert np.array_equal(w, again)
     first = sample_mixtures(SMALL_TOKENS, SamplerConfig(seed=1, num_samples=8, max_epochs=1.0,
                                                          target_tokens=int(SMALL_TOKENS.sum() * 0.5)))
-    assert not np.array_equal(first, w[:8])  # independent stream from sample_mixtures
-
-
-def test_config_validation_names_field_and_fix():
-    with pytest.raises(ConfigError, match=r"sampler\.num_samples=0.*positive"):
-        SamplerConfig(num_samples=0)
-    with pytest.raises(ConfigError, match=r"sampler\.strength_max=0.05.*>= strength_min"):
-        SamplerConfig(strength_max=0.05)
-    with pytest.raises(ConfigError, match=r"sampler\.dedup_metric='l2'"):
-        SamplerConfig(dedup_metric="l2")
-    with pytest.raises(ConfigError, match=r"max_weights\['a'\]=0.1.*>= min_weights\['a'\]=0.2"):
-        SamplerConfig(min_weights={"a": 0.2}, max_weights={"a": 0.1})
-    with pytest.raises(ConfigError, match=r"min_weights names unknown domain\(s\) \['zz'\]"):
-        domain_caps(SMALL_TOKENS, SamplerConfig(min_weights={"zz": 0.1}), domains=[f"d{i}" for i in range(9)])
-    with pytest.raises(ConfigError, match="pass domains="):
-        domain_caps(SMALL_TOKENS, SamplerConfig(max_weights={"d0": 0.1}))
-    with pytest.raises(ConfigError, match="unknown field"):
-        load_config(SamplerConfig, {"num_sample": 3}, source="s.yaml")
-    cfg = load_config(SamplerConfig, {"num_samples": 8, "cap_multiplier": None, "max_weights": {"a": 0.5}})
-    assert cfg.cap_multiplier is None and cfg.max_weights == {"a": 0.5}
-
-
-def test_cap_below_min_weight_is_refused():
-    tokens = np.array([10_000_000, 1_000_000, 1_000])  # last domain: prior ~9e-5
-    with pytest.raises(ConfigError, match=r"cap of domain '#2'.*below min_weight=0.0002.*raise cap_multiplier"):
-        domain_caps(tokens, SamplerConfig(cap_multiplier=1.0))
-    with pytest.raises(ConfigError, match=r"cap of domain 'tiny'.*max_epochs.*raise max_epochs or lower target_tokens"):
-        domain_caps(tokens, SamplerConfig(cap_multiplier=None, max_epochs=1.0, target_tokens=10_000_000),
-                    domains=["big", "mid", "tiny"])
-    with pytest.raises(ConfigError, match=r"min_weights\['web'\]=1e-05.*0 or >= min_weight"):
-        SamplerConfig(min_weights={"web": 1e-5})
-
-
-
-
-def test_target_budget_no_mixture_can_meet_is_refused():
-    tokens = np.array([600, 300, 100])
-    with pytest.raises(ConfigError, match=r"target_tokens=2000 is more than max_epochs=1.5 x the 1000.*"
-                                          r"use target_tokens <= 1500 or raise max_epochs"):
-        sample_mixtures(tokens, SamplerConfig(max_epochs=1.5, target_tokens=2000, cap_multiplier=None))
-    with pytest.raises(ConfigError, match=r"sampler\.target_tokens=None.*give target_tokens too"):
-        SamplerConfig(max_epochs=2.0)
-    with pytest.raises(ConfigError, match=r"min_weights sum to 1.2 > 1"):
-        domain_caps(tokens, SamplerConfig(min_weights={"a": 0.6, "b": 0.6}), domains=["a", "b", "c"])
-    with pytest.raises(ConfigError, match=r"caps sum to .* < 1"):
-        domain_caps(tokens, SamplerConfig(cap_multiplier=0.9))
-
-
-def test_sampler_config_is_assembled_from_fields_defaults_and_overrides():
-    fields = {"sampler": {"temperature": 0.7, "seed": 3}, "format": "regmix-megatron/sampler-run/v1"}
-    cfg = build_sampler_config(fields, defaults={"seed": 9, "num_samples": 12}, overrides={"cap_multiplier": None})
-    assert (cfg.temperature, cfg.seed, cfg.num_samples, cfg.cap_multiplier) == (0.7, 3, 12, None)
-    assert build_sampler_config({"temperature": 0.7}).temperature == 0.7  # a plain mapping of fields
-    assert build_sampler_config(None) == SamplerConfig()
-    with pytest.raises(ConfigError, match=r"flags: expected a mapping of SamplerConfig fields, got list"):
-        build_sampler_config([1, 2], source="flags")
-    with pytest.raises(ConfigError, match=r"s\.yaml: unknown field\(s\) \['temp'\]"):
-        build_sampler_config({"temp": 1}, source="s.yaml")
+    assert not np.array_equal(first, w[:8])  # independent stream from the sweep
 
 
 def test_the_sampler_options_are_one_typed_value_parsed_once():
     import typing
 
     from helpers.field_docs import undocumented_fields
+    from regmix_megatron.errors import ConfigError
 
     fields = {"sampler": {"dedup_metric": "linf", "fallback": "raise"}}
     cfg = SamplerConfig.from_dict(fields, defaults={"seed": 9}, source="p.yaml:sample.sampler")
@@ -287,3 +224,113 @@ def test_sample_cli_writes_mixtures_config_and_plot(indexed_fixture, tmp_path, c
     err = capsys.readouterr().err
     assert "--target-tokens (sampler.target_tokens)=10000000000" in err and "raise max_epochs" in err
     assert not (tmp_path / "x.jsonl").exists()
+
+
+# ---- schedules ----------------------------------------------------------------------------------------
+SCHEDULE_DOMAINS = ["books", "code", "news", "web", "wiki"]
+SCHEDULE_TOKENS = np.array([4e6, 2e6, 1e6, 20e6, 3e6])
+FRACTIONS = (0.8, 0.2)
+
+
+def config(**fields) -> SamplerConfig:
+    """The schedule tests' sampler config."""
+    return SamplerConfig(**{"num_samples": 40, "seed": 3, **fields})
+
+
+def weights(schedules) -> np.ndarray:
+    return np.stack([np.stack([m.as_array(SCHEDULE_DOMAINS) for m in s.mixtures]) for s in schedules])
+
+
+def test_schedules_exact_count_distinct_and_per_phase_caps():
+    cfg = config(cap_multiplier=3.0, max_weights={"web": 0.5})
+    schedules = sample(SCHEDULE_TOKENS, cfg, FRACTIONS, domains=SCHEDULE_DOMAINS)
+    assert len(schedules) == 40 and len({s.hash for s in schedules}) == 40
+    assert all(s.fractions == FRACTIONS and s.domains == tuple(SCHEDULE_DOMAINS) for s in schedules)
+    _, upper = domain_caps(SCHEDULE_TOKENS, cfg, domains=SCHEDULE_DOMAINS)  # no epoch cap: the static caps hold in every phase
+    w = weights(schedules)
+    assert np.all(w <= upper[None, None, :] + 1e-12)
+    assert np.all((w == 0) | (w >= cfg.min_weight))
+    assert not np.allclose(w[:, 0], w[:, 1])  # phases drawn independently
+    x = features_of(w, FRACTIONS)
+    dist = np.abs(x[:, None, :] - x[None, :, :]).sum(axis=2) + np.eye(len(x)) * 9
+    assert dist.min() >= cfg.dedup_min_distance
+
+
+def test_epoch_caps_count_every_phase_and_a_short_phase_may_spend_the_budget():
+    cfg = config(num_samples=60, cap_multiplier=None, max_epochs=1.0, target_tokens=6_000_000)
+    stats = SampleStats()
+    w = weights(sample(SCHEDULE_TOKENS, cfg, FRACTIONS, domains=SCHEDULE_DOMAINS, stats=stats))
+    upper = joint_upper(SCHEDULE_TOKENS, cfg)  # news: 1e6 / 6e6 = 0.167 of the run
+    overall = 0.8 * w[:, 0] + 0.2 * w[:, 1]
+    assert np.all(overall <= upper[None, :] + 1e-12)
+    news = SCHEDULE_DOMAINS.index("news")
+    assert w[:, 1, news].max() > upper[news]  # phase 2 spends more of news than a static mixture could
+    assert w[:, 1, news].max() <= upper[news] / 0.2 + 1e-12  # ... within its share of the budget
+    assert stats.num_drawn > stats.num_accepted > 0 and stats.num_strict == 0
+
+
+def test_schedules_deterministic_given_the_seed():
+    a = sample(SCHEDULE_TOKENS, config(), FRACTIONS, domains=SCHEDULE_DOMAINS)
+    b = sample(SCHEDULE_TOKENS, config(), FRACTIONS, domains=SCHEDULE_DOMAINS)
+    c = sample(SCHEDULE_TOKENS, config(seed=4), FRACTIONS, domains=SCHEDULE_DOMAINS)
+    assert [s.hash for s in a] == [s.hash for s in b] != [s.hash for s in c]
+    pool = next(iter_pool(SCHEDULE_TOKENS, config(), 50, 50, fractions=FRACTIONS, domains=SCHEDULE_DOMAINS))
+    assert not any(np.allclose(pool[0], s.features(SCHEDULE_DOMAINS)) for s in a)  # the pool is another stream
+
+
+def test_tight_joint_caps_fall_back_to_the_static_cap_per_phase(caplog):
+    # with a budget of 1.6x all tokens and max_epochs 1, most independent draws break some domain's joint cap
+    cfg = config(num_samples=30, cap_multiplier=None, max_epochs=1.0, target_tokens=int(0.95 * SCHEDULE_TOKENS.sum()))
+    stats = SampleStats()
+    w = weights(sample(SCHEDULE_TOKENS, cfg, FRACTIONS, domains=SCHEDULE_DOMAINS, stats=stats))
+    assert stats.num_strict > 0 and "static cap" in caplog.text
+    assert np.all(0.8 * w[:, 0] + 0.2 * w[:, 1] <= joint_upper(SCHEDULE_TOKENS, cfg)[None, :] + 1e-12)
+    with pytest.raises(RegmixError, match="epoch cap over all phases .*most often broken: 'web'.*raise max_epochs"):
+        sample(SCHEDULE_TOKENS, config(num_samples=30, cap_multiplier=None, max_epochs=1.0, fallback="raise",
+                                        target_tokens=int(0.95 * SCHEDULE_TOKENS.sum())), FRACTIONS, domains=SCHEDULE_DOMAINS)
+
+
+def test_schedule_candidate_pool_has_exact_chunks():
+    sizes = [len(c) for c in iter_pool(SCHEDULE_TOKENS, config(max_epochs=1.0, target_tokens=6_000_000), 1000, 300,
+                                       fractions=FRACTIONS, domains=SCHEDULE_DOMAINS)]
+    assert sizes == [300, 300, 300, 100]
+
+
+# ---- a mixture is the one-phase schedule ------------------------------------------------------------------
+def digest(rows: np.ndarray) -> str:
+    import hashlib
+
+    return hashlib.sha256(np.ascontiguousarray(rows, dtype=np.float64).tobytes()).hexdigest()[:16]
+
+
+def test_the_streams_are_those_of_the_two_samplers_before_the_merge():
+    """Recorded 2026-12-06 from mixtures/sampling.py and mixtures/schedule_sampling.py (the static and the schedule
+    sampler before they became one): the same seed draws the same mixtures, schedules and pools."""
+    w = sample_mixtures(PILE_TOKENS, SamplerConfig(seed=7, num_samples=32), domains=PILE_NAMES)
+    assert digest(w) == "c45b36681c28b63d"
+    assert [Mixture.from_array(PILE_NAMES, r).hash for r in w[:2]] == ["494b481f3850ba23", "330f30c83d6e591c"]
+    total = int(PILE_TOKENS.sum())
+    projected = SamplerConfig(seed=7, num_samples=32, max_epochs=1.0, target_tokens=int(total * 0.97),
+                              cap_multiplier=None)
+    assert digest(sample_mixtures(PILE_TOKENS, projected, domains=PILE_NAMES)) == "6176920ef71f41b6"
+    pool = np.concatenate(list(iter_pool(PILE_TOKENS, SamplerConfig(seed=7), 3000, 1000, domains=PILE_NAMES)))
+    assert digest(pool) == "60019eb7774cbb76"
+    capped = config(max_epochs=1.0, target_tokens=6_000_000)
+    schedules = sample(SCHEDULE_TOKENS, capped, FRACTIONS, domains=SCHEDULE_DOMAINS)
+    assert [s.hash for s in schedules[:2]] == ["17853a588171f5c6", "fbfea564fba6dd77"]
+    assert digest(np.concatenate(list(iter_pool(SCHEDULE_TOKENS, capped, 1000, 300, fractions=FRACTIONS,
+                                                domains=SCHEDULE_DOMAINS)))) == "6e8eb47498389203"
+
+
+def test_one_phase_schedules_are_the_mixtures_with_their_hashes():
+    cfg = SamplerConfig(seed=5, num_samples=24, max_epochs=2.0, target_tokens=int(PILE_TOKENS.sum()) // 4)
+    stats = SampleStats()
+    schedules = sample(PILE_TOKENS, cfg, (1.0,), domains=PILE_NAMES, stats=stats)
+    rows = sample_mixtures(PILE_TOKENS, cfg, domains=PILE_NAMES)
+    assert all(s.is_static and s.fractions == (1.0,) for s in schedules)
+    assert [s.hash for s in schedules] == [Mixture.from_array(PILE_NAMES, r).hash for r in rows]
+    assert np.array_equal(np.stack([s.features(PILE_NAMES) for s in schedules]), rows)  # features: the weights
+    assert stats.num_drawn >= 24 and stats.num_strict == 0 and stats.num_rounds >= 1
+    pool = np.concatenate(list(iter_pool(PILE_TOKENS, cfg, 500, 200, fractions=(1.0,), domains=PILE_NAMES)))
+    assert pool.shape == (500, len(PILE_NAMES))  # one phase: the candidates are mixtures
+    assert np.array_equal(features_of(pool[:, None, :], (1.0,)), pool)

@@ -1,6 +1,7 @@
-"""A mixture as the files Megatron-LM's command line reads (pure: no megatron import).
+"""A mixture or schedule as the files Megatron-LM's command line reads (pure: no megatron import).
 
-For a :class:`~regmix_megatron.mixtures.mixture.Mixture` over the domains of a
+One export (:func:`export`, :func:`write_export_files`): a static mixture is a one-phase schedule, and a one-phase
+schedule's files are its mixture's. For a :class:`~regmix_megatron.mixtures.mixture.Mixture` over the domains of a
 :class:`~regmix_megatron.data.manifest.DomainRegistry`:
 
 - ``--data-path "w1 p1 w2 p2 ..."``: the training blend as one token string (:func:`format_data_path`);
@@ -22,14 +23,15 @@ For a :class:`~regmix_megatron.mixtures.mixture.Mixture` over the domains of a
 ``--path-prefix OLD=NEW`` (:class:`PathMap`) rewrites every path written (prefixes, the per-split file, tokenizer
 files) from this machine's storage to the cluster's.
 
-A schedule (:func:`export_schedule`): ``schedule.json`` for our provider's ``--regmix-schedule`` (exact), and one
-directory of the files above per phase with ``phases.json`` (first step of each phase, Megatron-LM's
+A schedule of several phases: ``schedule.json`` for our provider's ``--regmix-schedule`` (exact), and one directory
+of the files above per phase with ``phases.json`` (first step of each phase, Megatron-LM's
 ``--phase-transition-iterations``, and what a job per phase repeats or skips) for teams who restart jobs per phase.
 
 An export folder is written whole and in place (:mod:`regmix_megatron.output_folder`: the folder the user gave is
 kept, a link or a mount point included; ``outputs.json`` last); a schedule's folder is one unit (its phases,
-``phases.json`` and ``schedule.json`` all new, or all old). Readers: :func:`read_megatron_args`,
-:func:`read_phases`.
+``phases.json`` and ``schedule.json`` all new, or all old). A search's export (:func:`write_search_export`) is the
+export sub-folder of the search folder, written whole with it: the best schedule's files and, for several phases,
+the best static mixture's in ``static/``. Readers: :func:`read_megatron_args`, :func:`read_phases`.
 
 Rules: zero-weight domains are dropped from weighted blends (Megatron asserts every weight > 0); a domain
 stored in several prefixes has its weight split across them in proportion to their token counts; weights are
@@ -44,16 +46,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Mapping, Sequence
+from typing import Mapping, Sequence, Union
 
 from ..data.manifest import SPLITS, DomainRegistry, check_blend_prefix
 from ..configs import check
 from ..errors import ConfigError, DataError, RegmixError
 from ..fileio import atomic_write_json, atomic_write_text
+from ..mixtures.domains import check_trainable
 from ..mixtures.mixture import RENORMALIZE_FLAG, Mixture, read_mixture_at
-
-if TYPE_CHECKING:
-    from ..mixtures.schedule import Schedule
+from ..mixtures.schedule import Schedule, phase_starts, schedule_of
 
 DATA_PATH_FILE = "data_path.txt"
 DATA_ARGS_FILE = "data_args.txt"
@@ -135,7 +136,7 @@ def blend_for_split(registry: DomainRegistry, mixture: Mixture, split: str = "tr
     if split not in SPLITS:
         raise DataError(f"split {split!r}: use one of {list(SPLITS)}")
     rewrite = path_map or PathMap()
-    mixture = registry.check_mixture(mixture, source)
+    mixture = check_trainable(registry, mixture, source)
     prefixes: list[str] = []
     weights: list[float] = []
     for name, weight in mixture.nonzero().items():
@@ -214,20 +215,6 @@ def megatron_args(registry: DomainRegistry, per_split_file: str | Path, path_map
             + registry.tokenizer.spec.megatron_flags(rewrite=rewrite))
 
 
-def export_mixture(registry: DomainRegistry, mixture: Mixture, output_dir: str | Path,
-                   what: str = "export directory", path_map: PathMap | None = None) -> dict[str, Path]:
-    """Write every format into the folder ``output_dir`` (new, or one an export wrote), whole and in place
-    (:func:`regmix_megatron.output_folder.output_folder`: all files and ``outputs.json`` last, or after a failed
-    or killed write the previous export); returns ``{kind: path}``. ``what`` names the folder in errors (e.g.
-    ``--output-dir``); ``path_map`` rewrites the paths written (prefixes, the per-split file named in
-    ``megatron_args.txt``, tokenizer files)."""
-    from ..output_folder import output_folder
-
-    with output_folder(output_dir, owned=EXPORT_FILES, what=what) as stage:
-        names = write_mixture_files(registry, mixture, stage, final_dir=output_dir, path_map=path_map)
-    return {kind: Path(output_dir) / name for kind, name in names.items()}
-
-
 def write_mixture_files(registry: DomainRegistry, mixture: Mixture, folder: str | Path, *, final_dir: str | Path,
                         path_map: PathMap | None = None) -> dict[str, str]:
     """The export files of ``mixture`` written into ``folder`` (a staging folder), each atomically;
@@ -282,7 +269,7 @@ RESTART_WARNING = (
     "--regmix-schedule schedule.json --regmix-domains domains.json.")
 
 
-def restart_overlap(schedule: "Schedule", phase_sizes: Sequence[int]) -> dict[str, dict[str, float]]:
+def restart_overlap(schedule: Schedule, phase_sizes: Sequence[int]) -> dict[str, dict[str, float]]:
     """Per domain drawn in several phases, for a job per phase: the samples it draws over the run (``drawn``), the
     distinct samples a job per phase serves when every job's dataset of the domain is the same single-epoch
     shuffle (``distinct``: the largest phase's draw) and so the samples served again (``repeated``). Expected
@@ -297,25 +284,72 @@ def restart_overlap(schedule: "Schedule", phase_sizes: Sequence[int]) -> dict[st
 
 #: What a schedule export folder holds: ``schedule.json``, ``phases.json`` and a mixture export per phase.
 SCHEDULE_EXPORT_FILES = (SCHEDULE_FILE, PHASES_FILE, *(f"phase[0-9]*/{name}" for name in EXPORT_FILES))
+#: What an export folder holds (:class:`regmix_megatron.output_folder.Owned` patterns): a mixture's files, or a
+#: schedule's; a new export replaces either.
+EXPORT_FOLDER_FILES = (*EXPORT_FILES, *SCHEDULE_EXPORT_FILES)
+#: The best static mixture's export inside a search's export of several phases.
+STATIC_DIR = "static"
 
 
-def export_schedule(registry: DomainRegistry, schedule: "Schedule", output_dir: str | Path, *,
-                    train_iters: int | None = None, global_batch_size: int | None = None,
-                    path_map: PathMap | None = None, what: str = "export directory") -> dict[str, Path]:
-    """Write ``schedule.json`` (for ``--regmix-schedule``, the exact path) and, for teams who restart jobs per
-    phase, ``phase<k>/`` with each phase's mixture files and ``phases.json``: one unit, whole and in place (all
-    phases, ``phases.json`` and ``schedule.json`` new, or after a failed or killed write all old:
-    :func:`regmix_megatron.output_folder.output_folder`). Returns ``{kind: path}``; arguments as for
-    :func:`write_schedule_files` and :func:`export_mixture`."""
+def export(registry: DomainRegistry, value: Union[Mixture, Schedule], output_dir: str | Path, *,
+           train_iters: int | None = None, global_batch_size: int | None = None, path_map: PathMap | None = None,
+           what: str = "export directory") -> dict[str, Path]:
+    """Write the export of ``value`` (a mixture, or a schedule: :func:`write_export_files`) into the folder
+    ``output_dir`` (new, or one an export wrote), whole and in place
+    (:func:`regmix_megatron.output_folder.output_folder`: all files and ``outputs.json`` last, or after a failed or
+    killed write the previous export); returns ``{kind: path}``. ``what`` names the folder in errors (e.g.
+    ``--output-dir``); ``path_map`` rewrites the paths written (prefixes, the per-split file named in
+    ``megatron_args.txt``, tokenizer files)."""
     from ..output_folder import output_folder
 
-    with output_folder(output_dir, owned=SCHEDULE_EXPORT_FILES, what=what) as stage:
-        names = write_schedule_files(registry, schedule, stage, final_dir=output_dir, train_iters=train_iters,
-                                     global_batch_size=global_batch_size, path_map=path_map)
+    schedule = schedule_of(value)
+    with output_folder(output_dir, owned=EXPORT_FOLDER_FILES, what=what) as stage:
+        names = write_export_files(registry, schedule, stage, final_dir=output_dir, train_iters=train_iters,
+                                   global_batch_size=global_batch_size, path_map=path_map)
     return {kind: Path(output_dir) / name for kind, name in names.items()}
 
 
-def write_schedule_files(registry: DomainRegistry, schedule: "Schedule", folder: str | Path, *,
+def write_export_files(registry: DomainRegistry, schedule: Schedule, folder: str | Path, *, final_dir: str | Path,
+                       train_iters: int | None = None, global_batch_size: int | None = None,
+                       path_map: PathMap | None = None) -> dict[str, str]:
+    """The export files of ``schedule`` written into ``folder`` (a staging folder; ``final_dir`` where they will
+    live): a one-phase schedule is its mixture (:func:`write_mixture_files`); several phases
+    (:func:`write_schedule_files`). Returns ``{kind: path relative to folder}``."""
+    if schedule.is_static:
+        return write_mixture_files(registry, schedule.mixtures[0], folder, final_dir=final_dir, path_map=path_map)
+    return write_schedule_files(registry, schedule, folder, final_dir=final_dir, train_iters=train_iters,
+                                global_batch_size=global_batch_size, path_map=path_map)
+
+
+def search_export_files(export_dir: str = EXPORT_DIR) -> tuple[str, ...]:
+    """What the export step writes into a search folder (patterns relative to it): the export sub-folder (a
+    mixture's or a schedule's files, and ``static/``) and its old name, a link the ``search`` command keeps."""
+    return (*(f"{export_dir}/{p}" for p in (*EXPORT_FOLDER_FILES, *(f"{STATIC_DIR}/{n}" for n in EXPORT_FILES))),
+            OLD_EXPORT_DIR)
+
+
+def write_search_export(registry: DomainRegistry, schedule: Schedule, static: Mixture, folder: str | Path, *,
+                        final_dir: str | Path, export_dir: str = EXPORT_DIR,
+                        path_map: PathMap | None = None) -> dict[str, str]:
+    """A search's export, written into its staging ``folder`` (``final_dir``: the search folder): the best
+    ``schedule``'s files in ``export_dir/`` (one phase: the mixture's) and, for several phases, the best ``static``
+    mixture's in ``export_dir/static/``; each folder sealed with its ``outputs.json``. Returns ``{kind: path
+    relative to the search folder}``."""
+    from ..output_folder import seal_folder
+
+    stage, final = Path(folder) / export_dir, Path(final_dir) / export_dir
+    exported = write_export_files(registry, schedule.restrict(registry.names), stage, final_dir=final,
+                                  path_map=path_map)
+    if not schedule.is_static:
+        exported.update({f"static_{k}": f"{STATIC_DIR}/{name}" for k, name in write_mixture_files(
+            registry, static.restrict(registry.names), stage / STATIC_DIR, final_dir=final / STATIC_DIR,
+            path_map=path_map).items()})
+        seal_folder(stage / STATIC_DIR)
+    seal_folder(stage)
+    return {k: f"{export_dir}/{rel}" for k, rel in exported.items()}
+
+
+def write_schedule_files(registry: DomainRegistry, schedule: Schedule, folder: str | Path, *,
                          final_dir: str | Path, train_iters: int | None = None,
                          global_batch_size: int | None = None, path_map: PathMap | None = None) -> dict[str, str]:
     """A schedule's export files written into ``folder`` (a staging folder; ``final_dir`` where they will
@@ -324,7 +358,6 @@ def write_schedule_files(registry: DomainRegistry, schedule: "Schedule", folder:
     boundaries as the provider cuts them when ``global_batch_size`` is given too), the
     ``--phase-transition-iterations`` value, and :data:`RESTART_WARNING` with each domain's repeated samples.
     Returns ``{kind: path relative to folder}``."""
-    from ..mixtures.schedule import phase_starts
     from ..output_folder import seal_folder
 
     registry.check_domains(schedule.domains, "schedule")
@@ -381,6 +414,7 @@ def load_mixture_arg(spec: str, *, renormalize: bool = False, flag: str = RENORM
 
 __all__ = [
     "blend_for_split", "domain_prefixes", "blend_tokens", "format_data_path", "format_data_args",
-    "per_split_data_args", "export_mixture", "write_mixture_files", "load_mixture_arg", "PathMap", "megatron_args",
-    "read_megatron_args", "export_schedule", "write_schedule_files", "read_phases", "restart_overlap",
+    "per_split_data_args", "export", "write_export_files", "write_mixture_files", "write_schedule_files",
+    "search_export_files", "write_search_export", "load_mixture_arg", "PathMap", "megatron_args",
+    "read_megatron_args", "read_phases", "restart_overlap",
 ]
