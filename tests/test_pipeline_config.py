@@ -129,7 +129,7 @@ def test_proxies_evaluate_only_the_targets_domains(tmp_path):
 def test_schedule_section(tmp_path):
     from regmix_megatron.errors import ConfigError
     from regmix_megatron.pipeline.config import PipelineConfig, ScheduleSection
-    from regmix_megatron.pipeline.stages import sample_inputs
+    from regmix_megatron.pipeline.search_stages import sample_inputs
 
     assert PipelineConfig().schedule_fractions is None
     cfg = PipelineConfig(schedule=ScheduleSection(phases=[0.8, 0.2]))
@@ -144,7 +144,7 @@ def test_schedule_section(tmp_path):
 
 def test_extra_domains_beside_the_built_corpus_are_parsed_once_and_join_eval_only(tmp_path):
     from regmix_megatron.pipeline.config import ExtraDomain
-    from regmix_megatron.pipeline.stages import built_domains, corpus_inputs, wanted_domains
+    from regmix_megatron.pipeline.data_stages import built_domains, corpus_inputs, wanted_domains
 
     (tmp_path / "my_texts").mkdir()
     (tmp_path / "notes.txt").write_text("x")
