@@ -91,7 +91,7 @@ def test_end_to_end_kill_and_resume(tmp_path):
     assert search["result"]["within_caps"] is True
     assert (out / "search" / "export" / "per_split_data_args.json").is_file()
     for label in ("regmix", "natural", "uniform", "best_domain", "best_sweep"):
-        assert (out / "targets" / "mixtures" / f"{label}.json").is_file()
+        assert (out / "full_scale" / "mixtures" / f"{label}.json").is_file()
 
     # everything done: a rerun skips every stage; redoing evaluate with identical output keeps the report
     again = subprocess.run(_cli(*args, "--force-stage", "evaluate"), capture_output=True, text=True, env=env,
@@ -112,7 +112,7 @@ def _check_evaluation_against_the_runs(out: Path, evaluation: dict) -> None:
     domain; the comparison on its test split, rank invariance on its validation split)."""
     from regmix_megatron.full_scale.verdict import compare
 
-    runs = json.loads((out / "targets" / "runs.json").read_text())["runs"]
+    runs = json.loads((out / "full_scale" / "runs.json").read_text())["runs"]
     search = json.loads((out / "search" / "search.json").read_text())
     predicted = {"regmix": search["result"]["predicted_loss"],
                  **{k: v["predicted_loss"] for k, v in search["baselines"].items()}}

@@ -108,7 +108,7 @@ def run_corpus(ctx: StageContext) -> StageOutput:
     c = ctx.config.corpus
     if uses_imported_data(ctx.config):
         registry = _imported_registry(ctx.config)
-        ctx.config.parsed_target.check_domains(list(registry.all_names), where="target")
+        ctx.config.target.check_domains(list(registry.all_names), where="target")
         tokens = int(registry.tokens_per_domain("train").sum())
         held_out = [d.name for d in registry.domains if d.evaluation_only]
         return StageOutput(files={"domains_json": str(Path(c.source).resolve())},
@@ -140,7 +140,7 @@ def run_corpus(ctx: StageContext) -> StageOutput:
     if len(set(domains) - set(c.eval_only)) < 2:
         raise DataError(f"{corpus_dir}: fewer than two training domains among {domains} besides the "
                         f"evaluation-only {c.eval_only}")
-    ctx.config.parsed_target.check_domains(domains, where="target")
+    ctx.config.target.check_domains(domains, where="target")
     num_bytes = sum((corpus_dir / d / f"{s}.jsonl").stat().st_size for d in domains for s in SPLITS
                     if (corpus_dir / d / f"{s}.jsonl").exists())
     fingerprint = content_hash({d: fingerprint_paths([corpus_dir / d]) for d in domains}, length=None)

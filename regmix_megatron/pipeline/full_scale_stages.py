@@ -1,4 +1,4 @@
-"""The full-scale stages of ``regmix-megatron run``: targets (RegMix and the baselines trained at target scale,
+"""The full-scale stages of ``regmix-megatron run``: full_scale (RegMix and the baselines trained at target scale,
 and at proxy scale) -> evaluate -> report."""
 
 from __future__ import annotations
@@ -7,27 +7,25 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import DataError
-from .config import PipelineConfig
+from .config import PipelineConfig, RunScale
 from .framework import StageContext, StageOutput
 from .search_stages import proxy_inputs
 from .stage_helpers import (STAGE_NAMES, _registry, _sweep, estimate_run_s, is_single_domain,
                             resolved_train_inputs, run_batch)
 
 if TYPE_CHECKING:
-    from typing import Any
-
     from ..mixtures.mixture import Mixture
     from ..mixtures.schedule import Schedule
 
 
-def targets_inputs(cfg: PipelineConfig) -> dict:
-    t = cfg.targets
-    return {"train": resolved_train_inputs(cfg, "targets"), "baselines": list(t.baselines), "seeds": cfg.seeds,
+def full_scale_inputs(cfg: PipelineConfig) -> dict:
+    t = cfg.full_scale
+    return {"train": resolved_train_inputs(cfg, "full_scale"), "baselines": list(t.baselines), "seeds": cfg.seeds,
             "num_rank_mixtures": t.num_rank_mixtures, "proxy": proxy_inputs(cfg),
-            "target": cfg.parsed_target.to_json(), "seed": cfg.seed}
+            "target": cfg.target.to_json(), "seed": cfg.seed}
 
 
-def run_labeled(ctx: StageContext, root: Path, labeled: dict, seeds: dict, which: str, *, label: str,
+def run_labeled(ctx: StageContext, root: Path, labeled: dict, seeds: dict, which: RunScale, *, label: str,
                 fraction: tuple[float, float]) -> dict[str, dict[int, dict]]:
     """Train each labelled mixture (or schedule) with its seeds (``seeds[label]``; identical ones share runs);
     return label -> seed -> run record."""
@@ -59,12 +57,12 @@ def compared_mixtures(ctx: StageContext) -> tuple[dict, dict]:
 
     cfg: PipelineConfig = ctx.config
     registry = _registry(ctx)
-    builtin = baseline_mixtures(registry, cfg.parsed_target)
+    builtin = baseline_mixtures(registry, cfg.target)
     table = load_results_table(ctx.path("sweep", "results"))
-    values = table.values_of(cfg.parsed_target)  # validation split: choosing never looks at the test split
+    values = table.values_of(cfg.target)  # validation split: choosing never looks at the test split
     if cfg.schedule_fractions is not None:  # RegMix's schedule, the best static mixture, the static baselines
-        rows = spread_indices(values, cfg.targets.num_rank_mixtures)
-        labeled = _scheduled_labels(ctx, {n: builtin[n] for n in cfg.targets.baselines},
+        rows = spread_indices(values, cfg.full_scale.num_rank_mixtures)
+        labeled = _scheduled_labels(ctx, {n: builtin[n] for n in cfg.full_scale.baselines},
                                     [table.run_ids[i] for i in rows])
         seeded = {"regmix", "regmix_static", *SEEDED_BASELINES}
         return labeled, {lab: (cfg.seeds if lab in seeded else [cfg.seed]) for lab in labeled}
@@ -73,18 +71,18 @@ def compared_mixtures(ctx: StageContext) -> tuple[dict, dict]:
     sweep = [planned[rid] for rid in table.run_ids]
     single = [i for i, m in enumerate(sweep) if is_single_domain(m)]
     sampled = [i for i in range(len(sweep)) if i not in set(single)]
-    for name in cfg.targets.baselines:
+    for name in cfg.full_scale.baselines:
         if name in builtin:
             labeled[name] = builtin[name]
         elif name in ("best_domain", "best_sweep"):
             pool, what = (single, "single-domain") if name == "best_domain" else (sampled, "sampled")
             if not pool:
-                raise DataError(f"targets.baselines {name}: no {what} mixture in the sweep to pick from")
+                raise DataError(f"full_scale.baselines {name}: no {what} mixture in the sweep to pick from")
             labeled[name] = sweep[min(pool, key=lambda i: (values[i], i))]
     taken = {m.hash for m in labeled.values()}
-    order = [i for i in spread_indices(values[sampled], cfg.targets.num_rank_mixtures + 2)]
+    order = [i for i in spread_indices(values[sampled], cfg.full_scale.num_rank_mixtures + 2)]
     for i in [sampled[j] for j in order]:
-        if len([k for k in labeled if k.startswith("sweep:")]) >= cfg.targets.num_rank_mixtures:
+        if len([k for k in labeled if k.startswith("sweep:")]) >= cfg.full_scale.num_rank_mixtures:
             break
         if sweep[i].hash not in taken:
             labeled[f"sweep:{table.run_ids[i]}"] = sweep[i]
@@ -100,7 +98,7 @@ def _scheduled_labels(ctx: StageContext, baselines: dict, run_ids: list[str]) ->
     from ..mixtures.mixture import Mixture
     from ..mixtures.schedule import load_schedule
 
-    labeled: dict[str, Any] = {"regmix": load_schedule(ctx.path("search", "schedule")),
+    labeled: dict[str, Mixture | Schedule] = {"regmix": load_schedule(ctx.path("search", "schedule")),
                                "regmix_static": Mixture.load(ctx.path("search", "mixture")), **baselines}
     sweep = _sweep(ctx)
     for rid in run_ids:
@@ -108,13 +106,13 @@ def _scheduled_labels(ctx: StageContext, baselines: dict, run_ids: list[str]) ->
     return labeled
 
 
-def run_targets(ctx: StageContext) -> StageOutput:
+def run_full_scale(ctx: StageContext) -> StageOutput:
     from ..fileio import atomic_write_json
     from ..runs.sweep.state import read_run_state
 
     cfg: PipelineConfig = ctx.config
     labeled, seeds = compared_mixtures(ctx)
-    out_dir = ctx.out / "targets"
+    out_dir = ctx.out / "full_scale"
     # proxy scale: what the sweep did not train (RegMix and the built-in baselines), once, for rank invariance
     sweep = _sweep(ctx)
     sweep_hashes = {r.schedule.hash: r for r in sweep.runs if r.seed == cfg.seed}
@@ -129,13 +127,13 @@ def run_targets(ctx: StageContext) -> StageOutput:
             result = read_run_state(run_dir).result
             proxy[lab] = {"run_id": run_id, "run_dir": ctx.relative(run_dir),
                           "result": None if result is None else result.to_json_obj()}
-    target = run_labeled(ctx, out_dir / "target-scale", labeled, seeds, "targets", label="target runs",
+    target = run_labeled(ctx, out_dir / "target-scale", labeled, seeds, "full_scale", label="target runs",
                          fraction=(0.15, 1.0))
     runs = {lab: _labeled_run(m, proxy.get(lab), {str(seed): rec for seed, rec in target[lab].items()},
                               ctx.relative(m.save(out_dir / "mixtures" / f"{lab.replace(':', '-')}.json")))
             for lab, m in labeled.items()}  # mixture files: for `regmix-megatron export` / train at scale
     path = atomic_write_json(out_dir / "runs.json", {"format": "regmix-megatron/target-runs/v2",
-                                                     "target": cfg.parsed_target.to_json(), "seeds": cfg.seeds,
+                                                     "target": cfg.target.to_json(), "seeds": cfg.seeds,
                                                      "runs": runs})
     num_runs = sum(len(v) for v in target.values())
     return StageOutput(files={"runs": str(path)}, values={"labels": list(labeled)},
@@ -156,8 +154,8 @@ def _labeled_run(trained, proxy: dict | None, target: dict, mixture_file: str) -
 
 
 def evaluate_inputs(cfg: PipelineConfig) -> dict:
-    t = cfg.targets
-    return {"target": cfg.parsed_target.to_json(), "rank_threshold": t.rank_threshold,
+    t = cfg.full_scale
+    return {"target": cfg.target.to_json(), "rank_threshold": t.rank_threshold,
             "threshold_sd": t.threshold_sd}
 
 
@@ -166,13 +164,13 @@ def run_evaluate(ctx: StageContext) -> StageOutput:
     from ..full_scale.evaluation import FILE_NAME, evaluate, verdict_lines, write_evaluation
 
     cfg: PipelineConfig = ctx.config
-    runs = read_json(ctx.path("targets", "runs"))["runs"]
-    evaluation = evaluate(cfg.parsed_target, runs, predicted=ctx.value("search", "predicted"),
+    runs = read_json(ctx.path("full_scale", "runs"))["runs"]
+    evaluation = evaluate(cfg.target, runs, predicted=ctx.value("search", "predicted"),
                    predicted_sd=ctx.upstream("search")["values"].get("predicted_sd"),
                    fit={"regressor": ctx.value("fit", "regressor"),
                         "regressor_reason": ctx.value("fit", "regressor_reason"), "cv": ctx.value("fit", "cv"),
                         "noise": ctx.value("fit", "noise")},
-                   rank_threshold=cfg.targets.rank_threshold, threshold_sd=cfg.targets.threshold_sd)
+                   rank_threshold=cfg.full_scale.rank_threshold, threshold_sd=cfg.full_scale.threshold_sd)
     path = write_evaluation(ctx.out / FILE_NAME, evaluation)
     return StageOutput(files={"evaluation": str(path)}, summary="; ".join(verdict_lines(evaluation, short=True)))
 
@@ -190,16 +188,16 @@ def run_report(ctx: StageContext) -> StageOutput:
         ctx.out / "report.html", png_dir, records=records, evaluation=evaluation,
         results_csv=ctx.path("sweep", "results"), fit_dir=ctx.path("fit", "metrics").parent,
         search_dir=ctx.path("search", "search").parent, fit_target=ctx.value("fit", "target"),
-        target=cfg.parsed_target, target_runs=read_json(ctx.path("targets", "runs")), runs_root=ctx.out)
+        target=cfg.target, target_runs=read_json(ctx.path("full_scale", "runs")), runs_root=ctx.out)
     return StageOutput(files={"report": str(path), "figures": str(png_dir)}, summary=path.name,
                        values=numbers_for_log(evaluation))
 
 
-def _estimate_targets(cfg: PipelineConfig) -> float:
+def _estimate_full_scale(cfg: PipelineConfig) -> float:
     from .config import SEEDED_BASELINES
 
-    seeded = 1 + sum(1 for b in cfg.targets.baselines if b in SEEDED_BASELINES) + (cfg.schedule_fractions is not None)
-    once = len(cfg.targets.baselines) + 1 - seeded + cfg.targets.num_rank_mixtures
+    seeded = 1 + sum(1 for b in cfg.full_scale.baselines if b in SEEDED_BASELINES) + (cfg.schedule_fractions is not None)
+    once = len(cfg.full_scale.baselines) + 1 - seeded + cfg.full_scale.num_rank_mixtures
     proxy = seeded * estimate_run_s(cfg, "proxy")
-    target = (seeded * cfg.targets.seeds + once) * estimate_run_s(cfg, "targets")
+    target = (seeded * cfg.full_scale.seeds + once) * estimate_run_s(cfg, "full_scale")
     return (proxy + target) / cfg.executor.num_parallel

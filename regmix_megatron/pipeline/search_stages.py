@@ -20,15 +20,15 @@ if TYPE_CHECKING:
 
 def wants_single_domains(cfg: PipelineConfig) -> bool:
     """The best_domain baseline needs every single-domain mixture trained at proxy scale: they join the sweep."""
-    return "best_domain" in cfg.targets.baselines and cfg.schedule_fractions is None
+    return "best_domain" in cfg.full_scale.baselines and cfg.schedule_fractions is None
 
 
 def sample_inputs(cfg: PipelineConfig) -> dict:
-    inputs = {"num_proxies": cfg.sample.num_samples, "sampler": dict(cfg.sample.sampler), "seed": cfg.seed,
+    inputs = {"num_proxies": cfg.sample.num_samples, "sampler": dict(cfg.sample.sampler_fields), "seed": cfg.seed,
               "single_domains": wants_single_domains(cfg)}
     if cfg.schedule_fractions is not None:  # only then: a static pipeline keeps its fingerprints
         inputs["schedule"] = list(cfg.schedule_fractions)
-    if cfg.sample.sampler.get("max_epochs") is not None:  # only then do the caps depend on the target budget
+    if cfg.sample.sampler.max_epochs is not None:  # only then do the caps depend on the target budget
         inputs["target_tokens"] = target_train_tokens(cfg)
     return inputs
 
@@ -57,12 +57,11 @@ def run_sample(ctx: StageContext) -> StageOutput:
     """The sweep's mixtures, or schedules (the one sampler: a mixture is a one-phase schedule); a static sweep adds
     the single-domain corners the best_domain baseline needs."""
     from ..mixtures.sampler import SampleStats, sample
-    from .config import sampler_config
 
     cfg: PipelineConfig = ctx.config
     registry = _registry(ctx)
     tokens = registry.tokens_per_domain("train")
-    scfg = sampler_config(cfg, tokens, target_tokens=target_train_tokens(cfg))
+    scfg = cfg.sample.sampler
     fractions = phase_fractions(cfg)
     stats = SampleStats()
     schedules = sample(tokens, scfg, fractions, domains=registry.names, stats=stats)
@@ -143,7 +142,7 @@ def run_sweep(ctx: StageContext) -> StageOutput:
 def fit_inputs(cfg: PipelineConfig) -> dict:
     from .config import REGRESSORS
 
-    return {"target": cfg.parsed_target.to_json(), "num_folds": cfg.search.num_folds, "seed": cfg.seed,
+    return {"target": cfg.target.to_json(), "num_folds": cfg.search.num_folds, "seed": cfg.seed,
             "regressor": cfg.search.regressor, "regressors": list(REGRESSORS),
             "num_bootstrap": cfg.search.num_bootstrap}
 
@@ -167,7 +166,7 @@ def run_fit(ctx: StageContext) -> StageOutput:
 
     cfg: PipelineConfig = ctx.config
     table = load_results_table(ctx.path("sweep", "results"))
-    target = fit_target(table, None, cfg.parsed_target)
+    target = fit_target(table, None, cfg.target)
     folds = min(cfg.search.num_folds, int(mixture_groups(table.weights).max()) + 1)  # folds group by mixture
     from .config import REGRESSORS
 
@@ -183,7 +182,7 @@ def run_fit(ctx: StageContext) -> StageOutput:
         regressor, reason = choose_regressor(rho)
     else:
         regressor, reason = cfg.search.regressor, "set in the config (search.regressor)"
-    noise = proxy_noise(values_by_mixture(ctx.path("sweep", "noise"), cfg.parsed_target), target.train.tolist())
+    noise = proxy_noise(values_by_mixture(ctx.path("sweep", "noise"), cfg.target), target.train.tolist())
     fmt = lambda x: "n/a" if x is None else f"{x:.3f}"  # noqa: E731
     return StageOutput(files=files, values={"target": target.name, "cv_spearman": rho, "cv": cv,
                                             "regressor": regressor, "regressor_reason": reason, "noise": noise},
@@ -207,9 +206,9 @@ def values_by_mixture(path: Path, target) -> dict[str, list[float]]:
 
 def search_inputs(cfg: PipelineConfig) -> dict:
     inputs = {"regressor": cfg.search.regressor, "pool_size": cfg.search.num_candidates, "top_k": cfg.search.top_k,
-              "sample": sample_inputs(cfg), "target": cfg.parsed_target.to_json()}
-    if cfg.export.path_prefix:  # only then: the export's paths depend on it
-        inputs["export_path_prefix"] = cfg.export.path_map().to_list()
+              "sample": sample_inputs(cfg), "target": cfg.target.to_json()}
+    if cfg.export.path_prefix.rules:  # only then: the export's paths depend on it
+        inputs["export_path_prefix"] = cfg.export.path_prefix.to_list()
     return inputs
 
 
@@ -224,7 +223,6 @@ def run_search_stage(ctx: StageContext) -> StageOutput:
     from ..search.baselines import baseline_mixtures
     from ..search.outputs import check_search_folder, search_folder, write_search_files
     from ..search.pool import SearchConfig, search_model
-    from .config import sampler_config
 
     cfg: PipelineConfig = ctx.config
     registry = _registry(ctx)
@@ -237,17 +235,17 @@ def run_search_stage(ctx: StageContext) -> StageOutput:
                            source=str(ctx.path("indexed", "domains")))
     search_cfg = SearchConfig(num_candidates=cfg.search.num_candidates, top_k=cfg.search.top_k,
                               chunk_size=min(100_000, cfg.search.num_candidates), seed=cfg.seed)
-    scfg = sampler_config(cfg, tokens, target_train_tokens(cfg))
+    scfg = cfg.sample.sampler
     out_dir = ctx.out / "search"
     exports = search_export_files()
     check_search_folder(out_dir, exports)  # before the work, not after
-    baselines = baseline_mixtures(Mixture.from_array(names, registry.prior("train")), cfg.parsed_target)
+    baselines = baseline_mixtures(Mixture.from_array(names, registry.prior("train")), cfg.target)
     outcome = search_model(model, tokens, scfg, search_cfg, domains=names, fractions=fractions,
                            progress=lambda done, total: ctx.progress.update(done / total,
                                                                             f"{done:,}/{total:,} candidates"))
     with search_folder(out_dir, exports) as stage:
         exported = write_search_export(registry, outcome.schedule, outcome.static_mixture, stage, final_dir=out_dir,
-                                       path_map=cfg.export.path_map())
+                                       path_map=cfg.export.path_prefix)
         summary = write_search_files(stage, out_dir, outcome, model, baselines, search_cfg, tokens_per_domain=tokens,
                                      sampler_config=scfg, exported=exported)
     return _search_output(summary, out_dir, regressor)

@@ -8,13 +8,13 @@ import shutil
 from pathlib import Path
 
 from ..errors import RegmixError
-from .config import PipelineConfig, run_recipe, slurm_options
+from .config import PipelineConfig, RunScale, run_recipe
 from .framework import StageContext
 
 log = logging.getLogger(__name__)
 
 
-STAGE_NAMES = ("corpus", "tokenizer", "indexed", "sample", "sweep", "fit", "search", "targets", "evaluate",
+STAGE_NAMES = ("corpus", "tokenizer", "indexed", "sample", "sweep", "fit", "search", "full_scale", "evaluate",
                "report")
 
 
@@ -52,20 +52,20 @@ def is_single_domain(mixture) -> bool:
 
 def target_train_tokens(cfg: PipelineConfig) -> int:
     """Token budget of one target run (what the epoch caps of the sampler refer to)."""
-    return run_recipe(cfg, "targets").num_train_tokens
+    return run_recipe(cfg, "full_scale").num_train_tokens
 
 
-def resolved_train_inputs(cfg: PipelineConfig, which: str) -> dict:
+def resolved_train_inputs(cfg: PipelineConfig, which: RunScale) -> dict:
     """A section's fully resolved recipe (preset merged in; no paths): a change to a preset's content counts as
     a change of the stage's inputs, as it changes the sweep's run ids."""
     return run_recipe(cfg, which).to_dict()
 
 
-def run_batch(ctx: StageContext, root: Path, mixtures, which: str, *, label: str, fraction: tuple[float, float]
+def run_batch(ctx: StageContext, root: Path, mixtures, which: RunScale, *, label: str, fraction: tuple[float, float]
               = (0.0, 1.0), max_failed_fraction: float = 0.0, seeds=None):
     """Plan and launch a set of runs as a sweep in ``root``; return (sweep, run id -> result of finished runs).
 
-    ``which`` names the recipe (``proxy`` or ``targets``); ``seeds`` (one per mixture; default the pipeline's
+    ``which`` names the recipe (``proxy`` or ``full_scale``); ``seeds`` (one per mixture; default the pipeline's
     seed for all) lets a mixture be trained with several seeds. Finished runs are never repeated (the sweep
     skips them); a changed config starts a fresh sweep directory. Progress is reported as the share of finished
     runs, mapped into ``fraction`` of the current stage. Runs that failed for good are tolerated up to
@@ -128,7 +128,7 @@ def launch_sweep(ctx: StageContext, sweep, *, label: str, fraction: tuple[float,
         options = LocalOptions(parallel=ex.num_parallel, threads_per_run=threads, max_attempts=ex.max_attempts,
                                reuse_process=ex.reuse_process)
     else:
-        options = slurm_options(cfg)
+        options = cfg.executor.slurm
     launch(sweep, options, on_progress=report)
 
 
@@ -146,8 +146,8 @@ _FLOPS_PER_S = 2.5e10
 _RUN_OVERHEAD_S = 12.0
 
 
-def estimate_run_s(cfg: PipelineConfig, which: str) -> float:
-    """Rough seconds of one ``proxy`` or ``targets`` run (6 x params x tokens at a fixed FLOP rate)."""
+def estimate_run_s(cfg: PipelineConfig, which: RunScale) -> float:
+    """Rough seconds of one ``proxy`` or ``full_scale`` run (6 x params x tokens at a fixed FLOP rate)."""
     recipe = run_recipe(cfg, which)
     m = recipe.model
     vocab = m.vocab_size or cfg.tokenizer.vocab_size
