@@ -66,7 +66,7 @@ def test_end_to_end_kill_and_resume(tmp_path):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     statuses = _statuses(out)
     assert [statuses[s] for s in ("corpus", "tokenizer", "indexed", "sample")] == ["skipped"] * 4
-    assert all(statuses[s] == "done" for s in ("sweep", "fit", "search", "targets", "evaluate", "report"))
+    assert all(statuses[s] == "done" for s in ("sweep", "fit", "search", "full_scale", "evaluate", "report"))
     for run_id, mtime in finished.items():  # finished runs were not redone
         result = runs / run_id / "result.json"
         assert result.stat().st_mtime_ns == mtime
@@ -169,7 +169,7 @@ def _check_qa_was_never_trained_on(out: Path) -> None:
     for r in results:
         assert "qa" not in r["mixture"]
         assert "qa" in r["val_loss"] and "qa" in r["split_loss"]["test"]
-    for root in ("sweep", "targets/proxy-scale", "targets/target-scale"):
+    for root in ("sweep", "full_scale/proxy-scale", "full_scale/target-scale"):
         planned = json.loads((out / root / "sweep.json").read_text())["runs"]
         assert planned and all("qa" not in run["mixture"] for run in planned)
     per_split = json.loads((out / "search" / "export" / "per_split_data_args.json").read_text())
