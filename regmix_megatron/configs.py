@@ -14,7 +14,9 @@ Usage::
 
 A renamed field keeps its old key working with a deprecation warning: a class attribute
 ``RENAMED_FIELDS = {"old_key": "new_key"}`` (or ``{"old_key": ("new_key", convert)}`` when the meaning shifted,
-e.g. retries -> attempts). Unknown keys get a "did you mean". Numbers may be written ``1e6`` or ``1M`` (YAML reads
+e.g. retries -> attempts). Unknown keys get a "did you mean". A field whose type has its own parser (a value type
+such as ``Target``, or a config class that needs defaults from elsewhere) is named in ``PARSED_FIELDS = ("name",)``:
+its value is handed to the class as written, and the class parses it once (in ``__post_init__``). Numbers may be written ``1e6`` or ``1M`` (YAML reads
 those as strings; :mod:`regmix_megatron.numbers` parses them).
 
 :class:`Field`: typed reading of a parsed JSON/YAML document (a versioned file) against its schema: every value is
@@ -66,10 +68,13 @@ def load_config(cls: Type[T], data: Mapping[str, Any] | None, source: str = "<co
             f"known fields: {sorted(fields)}"
         )
     hints = typing.get_type_hints(cls)
+    parsed_by_cls = getattr(cls, "PARSED_FIELDS", ())
     kwargs = {}
     for name, value in data.items():
         hint = hints.get(name)
-        if dataclasses.is_dataclass(hint) and isinstance(value, Mapping):
+        if name in parsed_by_cls:
+            pass  # the class parses it (its __post_init__)
+        elif dataclasses.is_dataclass(hint) and isinstance(value, Mapping):
             value = load_config(hint, value, source=f"{source}:{name}")
         else:
             value = _coerce(hint, value, f"{source}: {cls.__name__}.{name}")

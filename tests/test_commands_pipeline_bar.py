@@ -33,7 +33,7 @@ def test_reestimates_keep_the_bar_moving_and_the_total_at_the_measured_pace():
     """Runs faster than estimated (the demo's targets stage): after each re-estimate, later updates still move the
     bar, and what is left on it is the measured remaining time (plus the later training stage, scaled)."""
     progress = BarProgress(file=io.StringIO())
-    progress.begin([("sweep", 100.0), ("targets", 100.0)])
+    progress.begin([("sweep", 100.0), ("full_scale", 100.0)])
     progress.start_stage("sweep")
     progress.update(0.5)
     assert progress.bar.n == 50.0
@@ -47,7 +47,7 @@ def test_reestimates_keep_the_bar_moving_and_the_total_at_the_measured_pace():
     assert progress.bar.n == 62.5
     progress.end_stage("sweep", "done", 1.0)
     assert progress.bar.n == 65.0
-    progress.start_stage("targets")  # already calibrated by the sweep's pace; a slower measure raises the total
+    progress.start_stage("full_scale")  # already calibrated by the sweep's pace; a slower measure raises the total
     progress.update(0.5)
     assert progress.bar.n == 85.0
     progress.reestimate(60.0)

@@ -217,7 +217,7 @@ def test_no_import_cycle():
 
 def test_the_graph_sees_function_level_and_relative_imports():
     """The parser itself: a known function-level import and a known relative one are edges."""
-    internal, external = _imports("regmix_megatron.pipeline.stages")
+    internal, external = _imports("regmix_megatron.pipeline.search_stages")
     assert "regmix_megatron.search.outputs" in internal  # imported inside run_search_stage
     assert "regmix_megatron.pipeline.config" in internal  # from .config import ...
     assert "regmix_megatron.megatron.indexed" in _imports("regmix_megatron.data.preprocess")[0]

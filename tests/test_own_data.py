@@ -85,7 +85,7 @@ def test_a_held_out_domain_of_your_own_beside_the_built_corpus(tmp_path):
     assert min(len(lines["valid"]), len(lines["test"])) > 10 * len(lines["train"])
     (tmp_path / "pipeline.yaml").write_text(_blocks("yaml")[2])
     cfg = load_pipeline_config(tmp_path / "pipeline.yaml", output_dir=str(tmp_path / "out"))
-    assert cfg.target == "mytexts" and set(cfg.corpus.eval_only) == {"qa", "mytexts"}
+    assert cfg.target.single_domain == "mytexts" and set(cfg.corpus.eval_only) == {"qa", "mytexts"}
     assert cfg.corpus.extra_domains["mytexts"].path == str(tmp_path / "my_texts")
 
 

@@ -66,7 +66,7 @@ def test_end_to_end_kill_and_resume(tmp_path):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     statuses = _statuses(out)
     assert [statuses[s] for s in ("corpus", "tokenizer", "indexed", "sample")] == ["skipped"] * 4
-    assert all(statuses[s] == "done" for s in ("sweep", "fit", "search", "targets", "evaluate", "report"))
+    assert all(statuses[s] == "done" for s in ("sweep", "fit", "search", "full_scale", "evaluate", "report"))
     for run_id, mtime in finished.items():  # finished runs were not redone
         result = runs / run_id / "result.json"
         assert result.stat().st_mtime_ns == mtime
@@ -91,7 +91,7 @@ def test_end_to_end_kill_and_resume(tmp_path):
     assert search["result"]["within_caps"] is True
     assert (out / "search" / "export" / "per_split_data_args.json").is_file()
     for label in ("regmix", "natural", "uniform", "best_domain", "best_sweep"):
-        assert (out / "targets" / "mixtures" / f"{label}.json").is_file()
+        assert (out / "full_scale" / "mixtures" / f"{label}.json").is_file()
 
     # everything done: a rerun skips every stage; redoing evaluate with identical output keeps the report
     again = subprocess.run(_cli(*args, "--force-stage", "evaluate"), capture_output=True, text=True, env=env,
@@ -112,7 +112,7 @@ def _check_evaluation_against_the_runs(out: Path, evaluation: dict) -> None:
     domain; the comparison on its test split, rank invariance on its validation split)."""
     from regmix_megatron.full_scale.verdict import compare
 
-    runs = json.loads((out / "targets" / "runs.json").read_text())["runs"]
+    runs = json.loads((out / "full_scale" / "runs.json").read_text())["runs"]
     search = json.loads((out / "search" / "search.json").read_text())
     predicted = {"regmix": search["result"]["predicted_loss"],
                  **{k: v["predicted_loss"] for k, v in search["baselines"].items()}}
@@ -169,7 +169,7 @@ def _check_qa_was_never_trained_on(out: Path) -> None:
     for r in results:
         assert "qa" not in r["mixture"]
         assert "qa" in r["val_loss"] and "qa" in r["split_loss"]["test"]
-    for root in ("sweep", "targets/proxy-scale", "targets/target-scale"):
+    for root in ("sweep", "full_scale/proxy-scale", "full_scale/target-scale"):
         planned = json.loads((out / root / "sweep.json").read_text())["runs"]
         assert planned and all("qa" not in run["mixture"] for run in planned)
     per_split = json.loads((out / "search" / "export" / "per_split_data_args.json").read_text())

@@ -71,10 +71,10 @@ def test_schedule_pipeline_end_to_end(pipeline_out):
     assert [p["per_split_data_args"] for p in phases["phases"]] == ["phase1/per_split_data_args.json",
                                                                     "phase2/per_split_data_args.json"]
 
-    runs = json.loads((out / "targets" / "runs.json").read_text())["runs"]
+    runs = json.loads((out / "full_scale" / "runs.json").read_text())["runs"]
     assert set(runs) == {"regmix", "regmix_static", "natural"}
     assert runs["regmix"]["schedule"]["hash"] == schedule.hash and runs["regmix_static"]["mixture_hash"] == static.hash
-    (regmix_run,) = runs["regmix"]["target"].values()  # one seed (targets.seeds: 1)
+    (regmix_run,) = runs["regmix"]["target"].values()  # one seed (full_scale.seeds: 1)
     regmix = regmix_run["result"]
     assert regmix["schedule_hash"] == schedule.hash
     assert [(p["start_step"], p["end_step"]) for p in regmix["phases"]] == [(0, 20), (20, 40)]  # 40 target steps

@@ -17,7 +17,7 @@ from ..pipeline.framework import Progress
 from .progress_bar import ProgressBar
 
 #: Stages whose time is training runs (the estimate of one calibrates the other).
-TRAINING_STAGES = ("sweep", "targets")
+TRAINING_STAGES = ("sweep", "full_scale")
 
 
 class BarProgress(Progress):

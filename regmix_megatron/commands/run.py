@@ -11,7 +11,7 @@ from ..pipeline.stages import STAGE_NAMES as STAGES  # light: no torch/megatron 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "run", help="run the whole RegMix pipeline from one YAML config (resumable)",
-        description="corpus -> tokenizer -> indexed -> sample -> sweep -> fit -> search -> targets -> evaluate "
+        description="corpus -> tokenizer -> indexed -> sample -> sweep -> fit -> search -> full_scale -> evaluate "
                     "-> report. Each stage records the hash of its inputs in OUT/stages/<stage>.json; running "
                     "again skips stages whose inputs are unchanged, redoes those that changed (and what depends "
                     "on them), and resumes a killed run.",

@@ -1,9 +1,14 @@
 """``PipelineConfig``: one YAML file that drives ``regmix-megatron run`` end to end.
 
 Every section is a dataclass with a docstring per field; ``__post_init__`` checks each field and names the fix.
-Stage-owned settings that already have their own config class (the sampler's ``SamplerConfig``, the training
-``Recipe``) are given here as plain mappings and validated by those classes in :func:`validate_deep`, so
-this file never duplicates their fields.
+Parsed once, at load, into the types that own them (so this file never duplicates their fields, and no stage
+parses them again): ``target`` into a :class:`~regmix_megatron.regression.target.Target`, ``sample.sampler`` into
+a :class:`~regmix_megatron.mixtures.sampler_config.SamplerConfig` (the pipeline's seed and sample count, and the
+full-scale token budget of the epoch caps, as its defaults), ``executor.slurm`` into
+:class:`~regmix_megatron.runs.sweep.slurm.SlurmOptions`, ``export.path_prefix`` into a
+:class:`~regmix_megatron.export.files.PathMap`, and the ``overrides`` of ``proxy`` and ``full_scale`` into
+:class:`~regmix_megatron.runs.recipe.RecipeOverrides`. :meth:`PipelineConfig.to_dict` writes them back in the
+forms a user writes.
 
 Example (``examples/demo.yaml`` is the full default)::
 
@@ -13,7 +18,7 @@ Example (``examples/demo.yaml`` is the full default)::
     sample: {num_samples: 32}
     proxy: {preset: cpu-proxy}
     target: average            # or a domain name, e.g. qa; or weights, e.g. {qa: 0.7, reference: 0.3}
-    targets: {preset: cpu-target, baselines: [natural, uniform, best_domain, best_sweep]}
+    full_scale: {preset: cpu-target, baselines: [natural, uniform, best_domain, best_sweep]}
     schedule: {phases: [0.8, 0.2]}   # optional: RegMix over two-phase schedules (docs/SCHEDULES.md)
 """
 
@@ -22,25 +27,34 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Mapping, Optional, Union
+from typing import ClassVar, Literal, Mapping, Optional, Union
 
 from ..configs import check, config_to_dict, load_config, with_source
 from ..errors import ConfigError
+from ..export.files import PathMap
 from ..fileio import read_yaml
+from ..mixtures.sampler_config import SamplerConfig
 from ..regression.target import AVERAGE, KIND_AVERAGE, Target
+from ..runs.recipe import Recipe, RecipeOverrides
+from ..runs.sweep.slurm import SlurmOptions
 
 #: Baseline mixtures the target stage can train next to the RegMix mixture: natural (token-proportional),
 #: uniform, target_only (all weight on the target domain), best_domain (the single training domain with the
 #: lowest proxy-scale target loss), best_sweep (the sweep mixture with the lowest proxy target loss).
 BASELINES = ("natural", "uniform", "target_only", "best_domain", "best_sweep")
-#: Baselines trained with every seed of ``targets.seeds`` (the others once, with the pipeline's seed).
+#: Baselines trained with every seed of ``full_scale.seeds`` (the others once, with the pipeline's seed).
 SEEDED_BASELINES = ("natural", "uniform")
 REGRESSORS = ("lightgbm", "linear", "quadratic", "ensemble")
+Regressor = Literal["auto", "lightgbm", "linear", "quadratic", "ensemble"]
+"""``search.regressor``: :data:`AUTO` or one of :data:`REGRESSORS`."""
 #: ``search.regressor`` value: pick the regressor with the best cross-validated Spearman.
 AUTO = "auto"
 #: ``search.top_k`` value: choose k by the ensemble's uncertainty (:func:`regmix_megatron.search.top_k.choose_top_k`).
 TOP_K_AUTO = "auto"
 EXECUTORS = ("local", "slurm")
+Executor = Literal["local", "slurm"]
+#: The two scales of training runs, by the config section that holds their recipe.
+RunScale = Literal["proxy", "full_scale"]
 
 
 #: ``corpus.max_mb_per_domain`` when not given (the corpus builder's default)
@@ -204,29 +218,39 @@ class PreprocessSection:
 @dataclass
 class SampleSection:
     RENAMED_FIELDS: ClassVar[dict] = {"num_proxies": "num_samples"}
+    PARSED_FIELDS: ClassVar[tuple] = ("sampler",)
 
     num_samples: int = 32
     """How many mixtures to sample, i.e. how many proxy runs the sweep trains (``--num-samples`` of
     ``regmix-megatron sample``; formerly ``num_proxies``)."""
-    sampler: dict = field(default_factory=dict)
-    """Fields of ``regmix_megatron.mixtures.sampler_config.SamplerConfig`` (temperature, strengths, caps ...). The number of
-    mixtures and the seed come from this file; with ``max_epochs`` set, ``target_tokens`` defaults to one target
-    run's token budget (steps x global batch x sequence length)."""
+    sampler: SamplerConfig = field(default_factory=dict)
+    """Fields of :class:`~regmix_megatron.mixtures.sampler_config.SamplerConfig` (temperature, strengths, caps ...),
+    parsed by :class:`PipelineConfig` at load. The number of mixtures and the seed come from this file; with
+    ``max_epochs`` set, ``target_tokens`` defaults to one full-scale run's token budget (steps x global batch x
+    sequence length)."""
+    sampler_fields: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+    """The ``sampler`` fields as written (the sample stage's fingerprint, and what :meth:`PipelineConfig.to_dict`
+    writes back)."""
 
     def __post_init__(self) -> None:
         check(self.num_samples >= 4, "sample", "num_samples", self.num_samples,
               "use at least 4 proxies (tens for a meaningful fit; the paper uses 512)")
-        check(isinstance(self.sampler, Mapping), "sample", "sampler", self.sampler,
+        check(isinstance(self.sampler, (Mapping, SamplerConfig)), "sample", "sampler", self.sampler,
               "give a mapping of SamplerConfig fields")
+        self.sampler_fields = config_to_dict(self.sampler) if isinstance(self.sampler, SamplerConfig) \
+            else dict(self.sampler)
 
 
 @dataclass
 class TrainSection:
+    PARSED_FIELDS: ClassVar[tuple] = ("overrides",)
+
     preset: str = "cpu-proxy"
     """A training preset of ``regmix_megatron.runs.recipe`` (cpu-proxy, cpu-target, tiny-test, regmix-1m ...)."""
-    overrides: dict = field(default_factory=dict)
-    """Other ``Recipe`` fields (e.g. ``optim: {train_steps: 300}``). The run's own fields (``domains``,
-    ``mixture``, ``seed``, ``output_dir``) are set by the pipeline."""
+    overrides: RecipeOverrides = field(default_factory=RecipeOverrides)
+    """Other ``Recipe`` fields (e.g. ``optim: {train_steps: 300}``), parsed into
+    :class:`~regmix_megatron.runs.recipe.RecipeOverrides`. The run's own fields (``domains``, ``mixture``,
+    ``seed``, ``output_dir``) are set by the pipeline."""
     noise_mixtures: int = 4
     """Sweep mixtures also trained with ``noise_seeds`` other seeds: the proxy seed noise, and the best CV
     Spearman that noise allows (the ceiling the fit is shown against). 0: noise not measured."""
@@ -234,26 +258,30 @@ class TrainSection:
     """Extra seeds of each noise mixture (seed + 1, seed + 2, ...)."""
 
     def __post_init__(self) -> None:
-        _check_train_section("proxy", self.preset, self.overrides)
+        self.overrides = _check_train_section("proxy", self.preset, self.overrides)
         check(self.noise_mixtures >= 0, "proxy", "noise_mixtures", self.noise_mixtures, "use 0 or more")
         check(self.noise_seeds >= 1, "proxy", "noise_seeds", self.noise_seeds, "use 1 or more")
 
 
-def _check_train_section(section: str, preset: Any, overrides: Any) -> None:
+def _check_train_section(section: str, preset: str, overrides: Mapping | RecipeOverrides) -> RecipeOverrides:
+    """The section's preset checked, and its overrides parsed (once) into :class:`RecipeOverrides`."""
     check(isinstance(preset, str) and bool(preset), section, "preset", preset,
           "name a training preset, e.g. cpu-proxy or cpu-target")
+    if isinstance(overrides, RecipeOverrides):
+        return overrides
     check(isinstance(overrides, Mapping), section, "overrides", overrides, "give a mapping of Recipe fields")
     reserved = sorted({"domains", "mixture", "seed", "output_dir", "preset", "run_id"} & set(overrides))
     check(not reserved, section, "overrides", reserved,
           "remove these keys: the pipeline sets domains/mixture/seed/output_dir/run_id, and the preset has its "
           "own field")
+    return RecipeOverrides.from_dict(overrides, source=f"{section}.overrides")
 
 
 @dataclass
 class SearchSection:
     RENAMED_FIELDS: ClassVar[dict] = {"pool_size": "num_candidates"}
 
-    regressor: str = AUTO
+    regressor: Regressor = AUTO
     """Regressor whose predictions drive the search: ``auto`` (the one with the best cross-validated Spearman
     on the sweep; on a tie the ensemble, then LightGBM, then quadratic), lightgbm (the paper's), linear, quadratic
     (ridge on the weights and their pairwise products) or ensemble (the others combined as cross-validation
@@ -261,7 +289,7 @@ class SearchSection:
     num_candidates: int = 1_000_000
     """Candidate mixtures simulated (sampled with the sweep's sampler and caps; ``--num-candidates`` of
     ``regmix-megatron search``; formerly ``pool_size``)."""
-    top_k: Union[int, str] = 100
+    top_k: Union[int, Literal["auto"]] = 100
     """The best ``top_k`` predicted candidates are averaged into the RegMix mixture; ``auto``: k chosen by the
     ensemble's uncertainty (the largest k whose average is predicted within 1 sd of the best-predicted average,
     k in 1, 2, 5, ..., 1000; needs ``regressor: ensemble``; not for schedules). ``search.json`` records the k
@@ -292,11 +320,16 @@ class SearchSection:
 
 
 @dataclass
-class TargetsSection:
+class FullScaleSection:
+    """The full-scale runs (config key ``full_scale``; formerly ``targets``): RegMix and the baselines trained at
+    target scale, and what the verdicts need."""
+
+    PARSED_FIELDS: ClassVar[tuple] = ("overrides",)
+
     preset: str = "cpu-target"
-    """Training preset of the target runs (larger model and token budget than the proxies)."""
-    overrides: dict = field(default_factory=dict)
-    """Other ``Recipe`` fields of the target runs."""
+    """Training preset of the full-scale runs (larger model and token budget than the proxies)."""
+    overrides: RecipeOverrides = field(default_factory=RecipeOverrides)
+    """Other ``Recipe`` fields of the full-scale runs (:class:`~regmix_megatron.runs.recipe.RecipeOverrides`)."""
     baselines: Optional[list[str]] = None
     """Baselines trained next to the RegMix mixture (:data:`BASELINES`): natural (token-proportional), uniform,
     target_only (all of the target domain, when it is a training domain), best_domain (the single training
@@ -315,30 +348,35 @@ class TargetsSection:
     """A difference is a win (or a loss) only beyond this many seed sd (``regmix_megatron.full_scale.verdict``)."""
 
     def __post_init__(self) -> None:
-        _check_train_section("targets", self.preset, self.overrides)
-        check(self.seeds >= 1, "targets", "seeds", self.seeds, "use 1 or more (3 or more for verdicts)")
-        check(self.num_rank_mixtures >= 0, "targets", "num_rank_mixtures", self.num_rank_mixtures, "use 0 or more")
-        check(-1.0 <= self.rank_threshold <= 1.0, "targets", "rank_threshold", self.rank_threshold,
+        self.overrides = _check_train_section("full_scale", self.preset, self.overrides)
+        check(self.seeds >= 1, "full_scale", "seeds", self.seeds, "use 1 or more (3 or more for verdicts)")
+        check(self.num_rank_mixtures >= 0, "full_scale", "num_rank_mixtures", self.num_rank_mixtures, "use 0 or more")
+        check(-1.0 <= self.rank_threshold <= 1.0, "full_scale", "rank_threshold", self.rank_threshold,
               "use a correlation between -1 and 1, e.g. 0.6")
-        check(self.threshold_sd > 0, "targets", "threshold_sd", self.threshold_sd, "use a positive number, e.g. 2")
+        check(self.threshold_sd > 0, "full_scale", "threshold_sd", self.threshold_sd, "use a positive number, e.g. 2")
         if self.baselines is None:
             return
         bad = sorted(set(self.baselines) - set(BASELINES))
-        check(not bad, "targets", "baselines", self.baselines, f"use a subset of {list(BASELINES)}")
-        check(len(set(self.baselines)) == len(self.baselines), "targets", "baselines", self.baselines,
+        check(not bad, "full_scale", "baselines", self.baselines, f"use a subset of {list(BASELINES)}")
+        check(len(set(self.baselines)) == len(self.baselines), "full_scale", "baselines", self.baselines,
               "list each baseline once")
 
 
 @dataclass
 class ExecutorSection:
     RENAMED_FIELDS: ClassVar[dict] = {"max_retries": ("max_attempts", lambda retries: int(retries) + 1)}
+    PARSED_FIELDS: ClassVar[tuple] = ("slurm",)
 
-    kind: str = "local"
+    kind: Executor = "local"
     """Where proxy and target runs execute: local (a process pool on this machine) or slurm (a job array)."""
     num_parallel: int = 2
     """Runs at once (local: processes; slurm: the array's concurrency throttle)."""
-    slurm: dict = field(default_factory=dict)
-    """SLURM settings passed to the sweep's SLURM executor (partition, time, cpus_per_task, ...)."""
+    slurm: SlurmOptions = field(default_factory=dict)
+    """SLURM settings passed to the sweep's SLURM executor (partition, time, cpus_per_task, ...), parsed by
+    :class:`PipelineConfig` at load into :class:`~regmix_megatron.runs.sweep.slurm.SlurmOptions` (its throttle
+    defaults to ``num_parallel``, its attempts are ``max_attempts``)."""
+    slurm_fields: dict = field(default_factory=dict, init=False, repr=False, compare=False)
+    """The ``slurm`` options as written (what :meth:`PipelineConfig.to_dict` writes back)."""
     max_attempts: int = 2
     """Attempts of a run before it is reported as failed for good (``--max-attempts`` of ``sweep launch``;
     formerly ``max_retries``, the attempts minus one)."""
@@ -349,24 +387,25 @@ class ExecutorSection:
     def __post_init__(self) -> None:
         check(self.kind in EXECUTORS, "executor", "kind", self.kind, f"use one of {list(EXECUTORS)}")
         check(self.num_parallel >= 1, "executor", "num_parallel", self.num_parallel, "use 1 or more")
-        check(isinstance(self.slurm, Mapping), "executor", "slurm", self.slurm, "give a mapping")
+        check(isinstance(self.slurm, (Mapping, SlurmOptions)), "executor", "slurm", self.slurm, "give a mapping")
         check(self.max_attempts >= 1, "executor", "max_attempts", self.max_attempts, "use 1 or more")
+        if isinstance(self.slurm, Mapping):
+            self.slurm_fields = dict(self.slurm)
 
 
 @dataclass
 class ExportSection:
-    path_prefix: dict = field(default_factory=dict)
+    PARSED_FIELDS: ClassVar[tuple] = ("path_prefix",)
+
+    path_prefix: PathMap = field(default_factory=PathMap)
     """``{OLD: NEW}``: in the exported Megatron-LM files, paths starting with OLD start with NEW instead (this
-    machine's storage as the cluster mounts it); ``--path-prefix OLD=NEW`` of ``export``/``search``."""
+    machine's storage as the cluster mounts it); ``--path-prefix OLD=NEW`` of ``export``/``search``. Parsed into a
+    :class:`~regmix_megatron.export.files.PathMap` by :class:`PipelineConfig` (relative OLD prefixes resolved
+    against the config file first, by :func:`load_pipeline_config`)."""
 
     def __post_init__(self) -> None:
-        check(isinstance(self.path_prefix, Mapping), "export", "path_prefix", self.path_prefix,
+        check(isinstance(self.path_prefix, (Mapping, PathMap)), "export", "path_prefix", self.path_prefix,
               "give a mapping {/path/here: /path/on/the/cluster}")
-
-    def path_map(self):
-        from ..export.files import PathMap
-
-        return PathMap.parse(self.path_prefix)
 
 
 @dataclass
@@ -390,44 +429,50 @@ class ScheduleSection:
 
 @dataclass
 class PipelineConfig:
+    #: ``targets`` named the full-scale runs' section until the word was kept for the objective alone.
+    RENAMED_FIELDS: ClassVar[dict] = {"targets": "full_scale"}
+    PARSED_FIELDS: ClassVar[tuple] = ("target",)
+
     output_dir: str = "runs/regmix"
     """Everything the run writes goes here (relative paths are resolved against the config file)."""
     seed: int = 1234
     """The seed of sampling, search and every training run (proxies differ only by mixture); runs repeated for
     noise use seed + 1, seed + 2, ..."""
-    target: Union[str, dict] = AVERAGE
+    target: Target = field(default_factory=Target.average)
     """What the mixture is optimized for: ``average`` (mean loss over every evaluated domain), one domain's
     name (e.g. ``qa``, an evaluation-only domain: a held-out target no run trains on), or a weighted combination
     of evaluated domains (``{qa: 0.7, reference: 0.3}``). Fit and search use the validation split; the final
-    target-scale comparison reports the test split. Parsed into a :class:`regmix_megatron.regression.target.Target`
-    (:attr:`parsed_target`)."""
+    full-scale comparison reports the test split. Parsed once, at load, into a
+    :class:`regmix_megatron.regression.target.Target` (written back by :meth:`to_dict` as ``Target.to_json``)."""
     corpus: CorpusSection = field(default_factory=CorpusSection)
     tokenizer: TokenizerSection = field(default_factory=TokenizerSection)
     preprocess: PreprocessSection = field(default_factory=PreprocessSection)
     sample: SampleSection = field(default_factory=SampleSection)
     proxy: TrainSection = field(default_factory=TrainSection)
     search: SearchSection = field(default_factory=SearchSection)
-    targets: TargetsSection = field(default_factory=TargetsSection)
+    full_scale: FullScaleSection = field(default_factory=FullScaleSection)
     executor: ExecutorSection = field(default_factory=ExecutorSection)
     export: ExportSection = field(default_factory=ExportSection)
     schedule: ScheduleSection = field(default_factory=ScheduleSection)
 
     def __post_init__(self) -> None:
-        check(isinstance(self.target, (str, Mapping)) and bool(self.target), "PipelineConfig", "target",
-              self.target, f"use '{AVERAGE}', a domain name, or a mapping of domains to weights")
-        target = self.parsed_target
-        if self.targets.baselines is None:
-            self.targets.baselines = ["natural", "uniform"] + ([] if self.schedule.phases is not None
-                                                              else ["best_domain", "best_sweep"])
+        if not isinstance(self.target, Target):
+            check(isinstance(self.target, (str, Mapping)) and bool(self.target), "PipelineConfig", "target",
+                  self.target, f"use '{AVERAGE}', a domain name, or a mapping of domains to weights")
+            self.target = Target.parse(self.target, where="PipelineConfig.target")
+        target = self.target
+        if self.full_scale.baselines is None:
+            self.full_scale.baselines = ["natural", "uniform"] + ([] if self.schedule.phases is not None
+                                                                 else ["best_domain", "best_sweep"])
         if self.schedule.phases is not None:
-            static_only = [b for b in self.targets.baselines if b in ("best_domain", "best_sweep")]
-            check(not static_only, "targets", "baselines", self.targets.baselines,
+            static_only = [b for b in self.full_scale.baselines if b in ("best_domain", "best_sweep")]
+            check(not static_only, "full_scale", "baselines", self.full_scale.baselines,
                   f"drop {static_only} with schedule.phases: they pick from a sweep of static mixtures, and a "
                   "schedule pipeline sweeps schedules (RegMix's own best static mixture, regmix_static, is compared "
                   "instead)")
-        if "target_only" in self.targets.baselines:
+        if "target_only" in self.full_scale.baselines:
             check(target.single_domain is not None and target.single_domain not in self.corpus.eval_only,
-                  "targets", "baselines", self.targets.baselines,
+                  "full_scale", "baselines", self.full_scale.baselines,
                   "'target_only' trains on the target domain alone: it needs a single target domain that is a "
                   "training domain (not evaluation-only); drop target_only")
         if self.corpus.domains is not None:
@@ -435,6 +480,22 @@ class PipelineConfig:
         check(not (self.schedule.phases is not None and self.search.top_k == TOP_K_AUTO), "search", "top_k",
               self.search.top_k, "a schedule search averages a fixed number of candidates: give top_k a number "
               "such as 100 with schedule.phases")
+        self._parse_children()
+
+    def _parse_children(self) -> None:
+        """The sampler, SLURM and path-prefix mappings parsed once into their types (errors name the field)."""
+        if not isinstance(self.sample.sampler, SamplerConfig):
+            defaults = {"num_samples": self.sample.num_samples, "seed": self.seed}
+            if self.sample.sampler_fields.get("max_epochs") is not None:  # the cap refers to one full-scale run
+                defaults["target_tokens"] = run_recipe(self, "full_scale").num_train_tokens
+            self.sample.sampler = SamplerConfig.from_dict(self.sample.sampler_fields, defaults=defaults,
+                                                          source="sample.sampler")
+        ex = self.executor
+        if not isinstance(ex.slurm, SlurmOptions):
+            ex.slurm = SlurmOptions.from_dict(ex.slurm_fields, source="executor.slurm", throttle=ex.num_parallel,
+                                              max_attempts=ex.max_attempts)
+        if not isinstance(self.export.path_prefix, PathMap):
+            self.export.path_prefix = PathMap.from_dict(self.export.path_prefix, source="export.path_prefix")
 
     # ---- derived --------------------------------------------------------------------------------------
     @property
@@ -446,13 +507,8 @@ class PipelineConfig:
 
     @property
     def seeds(self) -> list[int]:
-        """The target-scale seeds: seed, seed + 1, ... (``targets.seeds`` of them)."""
-        return [self.seed + i for i in range(self.targets.seeds)]
-
-    @property
-    def parsed_target(self) -> Target:
-        """The optimization target (:class:`~regmix_megatron.regression.target.Target`) that ``target`` names."""
-        return Target.parse(self.target, where="PipelineConfig.target")
+        """The full-scale seeds: seed, seed + 1, ... (``full_scale.seeds`` of them)."""
+        return [self.seed + i for i in range(self.full_scale.seeds)]
 
     @property
     def schedule_fractions(self) -> tuple[float, ...] | None:
@@ -460,7 +516,17 @@ class PipelineConfig:
         return None if self.schedule.phases is None else tuple(float(f) for f in self.schedule.phases)
 
     def to_dict(self) -> dict:
-        return config_to_dict(self)
+        """The config as a YAML file writes it: each parsed field in the form a user writes (the target as
+        ``Target.to_json``, the sampler and SLURM fields as given, the path prefixes as ``{OLD: NEW}``, the
+        overrides as nested mappings); it loads back into an equal config."""
+        out = config_to_dict(self)
+        out["target"] = self.target.to_json()
+        out["sample"]["sampler"] = dict(out["sample"].pop("sampler_fields"))
+        out["executor"]["slurm"] = dict(out["executor"].pop("slurm_fields"))
+        out["export"]["path_prefix"] = dict(self.export.path_prefix.rules)
+        for name in ("proxy", "full_scale"):
+            out[name]["overrides"] = getattr(self, name).overrides.to_dict()
+        return out
 
 
 def resolve_path(value: str | None, base: Path) -> Path | None:
@@ -473,15 +539,16 @@ def resolve_path(value: str | None, base: Path) -> Path | None:
 
 def load_pipeline_config(path: str | os.PathLike, output_dir: str | None = None) -> PipelineConfig:
     """Read a YAML config; relative paths in it are resolved against the file's directory, and the result is
-    validated deeply (sampler and training sections through their own config classes)."""
+    parsed once into its types and validated deeply (the training sections through their recipes)."""
     path = Path(path)
     data = read_yaml(path)
     if data is None:
         data = {}
     if not isinstance(data, Mapping):
         raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
-    cfg = load_config(PipelineConfig, data, source=str(path))
     base = path.resolve().parent
+    data = _with_resolved_path_prefixes(data, base)
+    cfg = load_config(PipelineConfig, data, source=str(path))
     if output_dir is not None:
         cfg.output_dir = str(Path(output_dir).resolve())
     else:
@@ -495,8 +562,6 @@ def load_pipeline_config(path: str | os.PathLike, output_dir: str | None = None)
     for name in ("model", "vocab_file", "merge_file"):
         if getattr(cfg.tokenizer, name) is not None:
             setattr(cfg.tokenizer, name, str(resolve_path(getattr(cfg.tokenizer, name), base)))
-    cfg.export.path_prefix = {str(resolve_path(k, base)) if not os.path.isabs(os.path.expanduser(k)) else k: v
-                              for k, v in cfg.export.path_prefix.items()}
     try:
         validate_deep(cfg, source=str(path))
     except ConfigError as exc:
@@ -504,8 +569,20 @@ def load_pipeline_config(path: str | os.PathLike, output_dir: str | None = None)
     return cfg
 
 
+def _with_resolved_path_prefixes(data: Mapping, base: Path) -> Mapping:
+    """``data`` with the relative OLD prefixes of ``export.path_prefix`` resolved against ``base`` (before the
+    mapping is parsed into a :class:`PathMap`)."""
+    export = data.get("export")
+    prefixes = export.get("path_prefix") if isinstance(export, Mapping) else None
+    if not isinstance(prefixes, Mapping):
+        return data  # absent, or wrong: the parse names the field
+    resolved = {str(resolve_path(k, base)) if isinstance(k, str) and k and not os.path.isabs(os.path.expanduser(k))
+                else k: v for k, v in prefixes.items()}
+    return {**data, "export": {**export, "path_prefix": resolved}}
+
+
 def validate_deep(cfg: PipelineConfig, source: str = "<config>") -> None:
-    """Checks that need the stages' own config classes or the file system."""
+    """Checks that need the training recipes or the file system."""
     if cfg.corpus.source != "build":
         src = Path(cfg.corpus.source)
         check(src.is_dir() or (src.is_file() and src.suffix == ".json"), "corpus", "source", cfg.corpus.source,
@@ -524,19 +601,13 @@ def validate_deep(cfg: PipelineConfig, source: str = "<config>") -> None:
             cfg.tokenizer.spec().check()
         except RegmixError as exc:
             raise ConfigError(f"{source}: tokenizer: {exc}") from None
-    cfg.export.path_map()
-    built = {name: run_recipe(cfg, name, source=source) for name in ("proxy", "targets")}
+    built = {name: run_recipe(cfg, name, source=source) for name in ("proxy", "full_scale")}
     for name, recipe in built.items():  # fit and search read the validation split, the verdicts the test split
         check(recipe.eval.split == "valid", name, "overrides", {"eval": {"split": recipe.eval.split}},
               "keep eval.split 'valid': the fit, the search and every choice use the validation split")
-    check("test" in built["targets"].eval.final_splits, "targets", "overrides",
-          {"eval": {"final_splits": built["targets"].eval.final_splits}},
-          "keep 'test' in eval.final_splits: the target-scale comparison is reported on the test split")
-    # the epoch caps refer to one target run's token budget
-    target_tokens = built["targets"].num_train_tokens if cfg.sample.sampler.get("max_epochs") is not None else None
-    sampler_config(cfg, tokens_per_domain=None, target_tokens=target_tokens, source=source)
-    if cfg.executor.kind == "slurm" or cfg.executor.slurm:
-        slurm_options(cfg, source=source)
+    check("test" in built["full_scale"].eval.final_splits, "full_scale", "overrides",
+          {"eval": {"final_splits": built["full_scale"].eval.final_splits}},
+          "keep 'test' in eval.final_splits: the full-scale comparison is reported on the test split")
 
 
 def uses_imported_data(cfg: PipelineConfig) -> bool:
@@ -544,38 +615,14 @@ def uses_imported_data(cfg: PipelineConfig) -> bool:
     return cfg.corpus.source != "build" and Path(cfg.corpus.source).suffix == ".json"
 
 
-def slurm_options(cfg: PipelineConfig, source: str = "<config>"):
-    """``SlurmOptions`` from ``executor.slurm`` (throttle = executor.num_parallel); errors name
-    ``<source>: executor.slurm.<key>`` (``source``: the config file; :func:`load_pipeline_config` checks them)."""
-    from ..runs.sweep.slurm import SlurmOptions
-
-    return SlurmOptions.from_dict(cfg.executor.slurm, source=f"{source}: executor.slurm",
-                                  throttle=cfg.executor.num_parallel, max_attempts=cfg.executor.max_attempts)
-
-
-def sampler_config(cfg: PipelineConfig, tokens_per_domain: Any, target_tokens: int | None,
-                   source: str = "<config>", num_samples: int | None = None):
-    """The ``SamplerConfig`` of the sweep (and of the search pool): the file's ``sample.sampler`` fields, with
-    the number of mixtures, the seed and the target token budget that defines the epoch caps as defaults."""
-    from ..mixtures.sampler_config import build_sampler_config  # pure core (numpy)
-
-    defaults = {"num_samples": num_samples or cfg.sample.num_samples, "seed": cfg.seed}
-    if target_tokens is not None and cfg.sample.sampler.get("max_epochs") is not None:
-        defaults["target_tokens"] = int(target_tokens)  # the epoch cap refers to one target run's budget
-    return build_sampler_config(cfg.sample.sampler, defaults=defaults, source=f"{source}:sample.sampler")
-
-
-def run_recipe(cfg: PipelineConfig, which: str, *, source: str = "<config>"):
-    """The training ``Recipe`` of the proxy (``which="proxy"``) or target (``"targets"``) runs: the section's
+def run_recipe(cfg: PipelineConfig, which: RunScale, *, source: str = "<config>") -> Recipe:
+    """The training ``Recipe`` of the proxy (``which="proxy"``) or full-scale (``"full_scale"``) runs: the section's
     preset and overrides (no paths, no run fields). Proxies evaluate only the target's domains (and the
     evaluation-only ones, always) unless their overrides set ``eval.domains``: the fit needs nothing else, and
     evaluation is a large share of a short proxy's time. With the ``average`` target they evaluate everything."""
-    from ..runs.recipe import build_recipe, merge_mappings  # pure (no torch)
-
     section = getattr(cfg, which)
-    overrides = dict(section.overrides)
-    target = cfg.parsed_target
-    if which == "proxy" and target.kind != KIND_AVERAGE and "domains" not in (overrides.get("eval") or {}):
-        overrides = merge_mappings(overrides, {"eval": {"domains": sorted(target.needs)}})
-    return build_recipe({"preset": section.preset, **overrides}, source=f"{source}:{which}")
-
+    overrides = section.overrides
+    target = cfg.target
+    if which == "proxy" and target.kind != KIND_AVERAGE and "domains" not in (overrides.fields.get("eval") or {}):
+        overrides = overrides.merged({"eval": {"domains": sorted(target.needs)}})
+    return overrides.recipe(section.preset, source=f"{source}:{which}")

@@ -28,11 +28,14 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
 from ..errors import RegmixError
 from ..fileio import atomic_write_json, is_temporary, read_json
 from ..hashing import content_hash
+
+if TYPE_CHECKING:
+    from .config import PipelineConfig
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +61,12 @@ class StageOutput:
 @dataclass(frozen=True)
 class Stage:
     name: str
-    inputs: Callable[[Any], Any]
+    inputs: Callable[[PipelineConfig], dict]
     """config -> the JSON-able subset of the config this stage depends on."""
     run: Callable[["StageContext"], StageOutput]
     after: tuple[str, ...] = ()
     """Upstream stages whose outputs this stage reads."""
-    estimate_s: Callable[[Any], float] = lambda cfg: 1.0
+    estimate_s: Callable[[PipelineConfig], float] = lambda cfg: 1.0
     """Rough expected seconds (weights the progress display)."""
     description: str = ""
     verify: Callable[[dict[str, Path]], None] | None = None
@@ -106,7 +109,7 @@ class Progress:
 
 @dataclass
 class StageContext:
-    config: Any
+    config: PipelineConfig
     out: Path
     records: dict[str, dict]
     progress: Progress
@@ -176,7 +179,7 @@ def read_record(out: Path, name: str) -> dict | None:
     return rec
 
 
-def stage_inputs(stage: Stage, config: Any, records: Mapping[str, dict]) -> dict:
+def stage_inputs(stage: Stage, config: PipelineConfig, records: Mapping[str, dict]) -> dict:
     upstream = {}
     for name in stage.after:
         rec = records.get(name)
@@ -198,7 +201,7 @@ def is_complete(rec: dict | None, input_hash: str, out: Path) -> bool:
 
 
 # ---- runner ---------------------------------------------------------------------------------------------
-def run_stages(stages: Sequence[Stage], config: Any, out: str | os.PathLike, *, until: str | None = None,
+def run_stages(stages: Sequence[Stage], config: PipelineConfig, out: str | os.PathLike, *, until: str | None = None,
                force: Iterable[str] = (), progress: Progress | None = None) -> list[StageResult]:
     """Run ``stages`` in order (up to and including ``until``), skipping those whose inputs are unchanged.
 
@@ -261,7 +264,7 @@ def _select(stages: Sequence[Stage], names: list[str], until: str | None, force:
     return list(stages) if until is None else list(stages)[: names.index(until) + 1]
 
 
-def _run_stage(stage: Stage, config: Any, out: Path, records: dict[str, dict], progress: Progress, inputs: dict,
+def _run_stage(stage: Stage, config: PipelineConfig, out: Path, records: dict[str, dict], progress: Progress, inputs: dict,
                input_hash: str, old: dict | None, names: list[str]) -> tuple[StageResult, BaseException | None]:
     """Run one stage and record it (its old record is deleted first; the records of later stages too when its
     fingerprint changed). Returns its result, and the exception if it failed."""

@@ -166,7 +166,7 @@ def write_pipeline_report(path: Path, png_dir: Path, *, records: Sequence[Mappin
                           target: Target, target_runs: Mapping | None = None,
                           runs_root: Path | None = None) -> Path:
     """The whole report: the answer and its confidence first, the pipeline view, the regression/search sections,
-    and the stage timings last. ``target_runs`` (the targets stage's ``runs.json``) adds the schedule's validation
+    and the stage timings last. ``target_runs`` (the full_scale stage's ``runs.json``) adds the schedule's validation
     curves when RegMix trained a schedule; its relative run directories are under ``runs_root``."""
     from ..regression.data import load_results_table
     from ..regression.fitting import read_fit_metrics

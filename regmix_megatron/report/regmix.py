@@ -212,7 +212,7 @@ def curves_sections(runs: Mapping[str, str | Path], *, highlight: str | None = N
 
 def labelled_run_dirs(runs_json: Mapping, labels: Sequence[str], scale: str = "target",
                       root: str | Path | None = None) -> dict[str, str]:
-    """``{label: run_dir}`` of a pipeline's ``targets/runs.json`` document, for the labels present; relative
+    """``{label: run_dir}`` of a pipeline's ``full_scale/runs.json`` document, for the labels present; relative
     run directories (the pipeline writes them relative to its output directory) are joined to ``root``."""
     out = {}
     for label in labels:

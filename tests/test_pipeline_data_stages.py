@@ -1,4 +1,5 @@
-"""The pipeline's stages (regmix_megatron/pipeline/stages.py), run for real on the corpus fixture."""
+"""The pipeline's data stages (regmix_megatron/pipeline/data_stages.py: corpus, tokenizer, indexed), run for real
+on the corpus fixture."""
 
 from __future__ import annotations
 
@@ -66,35 +67,6 @@ def test_real_early_stages_skip_and_redo(tmp_path):
     assert DomainRegistry.load(out / "data" / "domains.json").tokenizer.vocab_size == 800
     # token counts changed, so the prior and the sampled mixtures changed too
     assert (out / "sample" / "mixtures.jsonl").read_text() != mixtures_before
-
-
-def test_epoch_caps_bind_the_sampled_mixtures_to_the_target_budget(tmp_path):
-    """``sample.sampler.max_epochs`` alone: the budget is one target run's tokens, and every mixture keeps
-    each domain under ``max_epochs * tokens_i / target_tokens``."""
-    import numpy as np
-
-    from regmix_megatron.data.manifest import DomainRegistry
-    from regmix_megatron.mixtures.mixture import read_mixtures
-    from regmix_megatron.pipeline import run_pipeline
-    from regmix_megatron.pipeline.config import sampler_config
-    from regmix_megatron.pipeline.stages import target_train_tokens
-
-    data = yaml.safe_load(FIXTURE_CONFIG.read_text())
-    data["corpus"]["source"] = str(FIXTURE_CORPUS)
-    data["sample"]["sampler"] = {"max_epochs": 0.5}
-    cfg = load_pipeline_config(_write(tmp_path, data), output_dir=str(tmp_path / "out"))  # loads: no error
-    budget = target_train_tokens(cfg)
-    assert budget == 60 * 16 * 64  # the fixture's target runs: steps x global batch x sequence length
-    assert sampler_config(cfg, None, target_tokens=budget).target_tokens == budget
-    run_pipeline(cfg, until="sample")
-    registry = DomainRegistry.load(Path(cfg.output_dir) / "data" / "domains.json")
-    caps = 0.5 * registry.tokens_per_domain("train") / budget
-    assert caps.min() < 1  # the caps bind on this corpus
-    mixtures = read_mixtures(Path(cfg.output_dir) / "sample" / "mixtures.jsonl")
-    weights = np.array([m.as_array(registry.names) for m in mixtures])
-    assert len(mixtures) >= cfg.sample.num_samples  # plus the single-domain corners the caps allow
-    assert (weights <= caps + 1e-9).all()
-    assert all(caps[int(np.argmax(w))] >= 1 for w in weights if (w > 0).sum() == 1)
 
 
 def test_the_corpus_stage_builds_held_out_domains_for_evaluation_and_adds_extra_domains(tmp_path):
