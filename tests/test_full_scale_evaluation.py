@@ -25,9 +25,10 @@ def test_per_seed_losses_verdicts_and_rank_invariance():
     assert m["best_domain"]["sd"] is None and m["best_domain"]["num_seeds"] == 1
     assert doc["noise"]["sd"] == pytest.approx(0.01) and doc["noise"]["dof"] == 6  # 3 mixtures x 2
     comp = doc["comparison"]["baselines"]
-    assert comp["natural"]["verdict"] == "better" and comp["natural"]["num_sd"] == pytest.approx(30.0)
-    assert comp["uniform"]["text"] == "better by 0.200 (20.0 sd)"
-    assert comp["best_domain"]["verdict"] == "within noise"  # 0.005 apart: 0.5 sd
+    unit = 0.01 * math.sqrt(2 / 3)  # the sd of a difference of two 3-seed means
+    assert comp["natural"]["verdict"] == "better" and comp["natural"]["num_sd"] == pytest.approx(0.3 / unit)
+    assert comp["uniform"]["text"] == "better by 0.200 (24.5 sd)"
+    assert comp["best_domain"]["verdict"] == "within noise"  # 0.005 apart, one seed: 0.4 sd
     assert "sweep:abcdef0123" not in comp  # rank mixtures are not baselines
     assert doc["comparison"]["aim_met"] and doc["comparison"]["regmix_rank"] == 1
     rank = doc["rank_invariance"]
@@ -35,7 +36,8 @@ def test_per_seed_losses_verdicts_and_rank_invariance():
     assert rank["spearman"] == pytest.approx(1.0) and rank["passed"]  # same order at both scales
     assert rank["chance_level"] == pytest.approx(0.9, abs=1e-9)  # n = 5: exact permutation quantile
     lines = verdict_lines(evaluation)
-    assert lines[0] == "RegMix 5.0000 vs natural 5.3000: better by 0.300 (30.0 sd)"
+    assert lines[0] == ("RegMix 5.0000 vs natural 5.3000: better by 0.300 (36.7 sd); sd 0.0082 from seeds only "
+                        "(documents not measured)")
     assert lines[-1].startswith("aim met")
 
 
