@@ -823,9 +823,13 @@ def _labeled_run(trained, proxy: dict | None, target: dict, mixture_file: str) -
 
 # ---- evaluate -------------------------------------------------------------------------------------------
 def evaluate_inputs(cfg: PipelineConfig) -> dict:
+    from ..full_scale.document_evidence import BOOTSTRAP_SEED
+    from ..full_scale.document_noise import DEFAULT_NUM_DRAWS
+
     t = cfg.targets
     return {"target": cfg.parsed_target.to_json(), "rank_threshold": t.rank_threshold,
-            "threshold_sd": t.threshold_sd}
+            "threshold_sd": t.threshold_sd, "document_bootstrap": {"num_draws": DEFAULT_NUM_DRAWS,
+                                                                   "seed": BOOTSTRAP_SEED}}
 
 
 def run_evaluate(ctx: StageContext) -> StageOutput:
@@ -834,14 +838,46 @@ def run_evaluate(ctx: StageContext) -> StageOutput:
 
     cfg: PipelineConfig = ctx.config
     runs = read_json(ctx.path("targets", "runs"))["runs"]
-    evaluation = evaluate(cfg.parsed_target, runs, predicted=ctx.value("search", "predicted"),
-                   predicted_sd=ctx.upstream("search")["values"].get("predicted_sd"),
-                   fit={"regressor": ctx.value("fit", "regressor"),
-                        "regressor_reason": ctx.value("fit", "regressor_reason"), "cv": ctx.value("fit", "cv"),
-                        "noise": ctx.value("fit", "noise")},
-                   rank_threshold=cfg.targets.rank_threshold, threshold_sd=cfg.targets.threshold_sd)
+    predicted, predicted_sd, sources = _evaluation_model_and_sources(ctx, runs)
+    evaluation = evaluate(cfg.parsed_target, runs, predicted=predicted, predicted_sd=predicted_sd,
+                          fit={"regressor": ctx.value("fit", "regressor"),
+                               "regressor_reason": ctx.value("fit", "regressor_reason"), "cv": ctx.value("fit", "cv"),
+                               "noise": ctx.value("fit", "noise")},
+                          documents=_run_documents(ctx, runs), document_sources=sources,
+                          rank_threshold=cfg.targets.rank_threshold, threshold_sd=cfg.targets.threshold_sd)
     path = write_evaluation(ctx.out / FILE_NAME, evaluation)
     return StageOutput(files={"evaluation": str(path)}, summary="; ".join(verdict_lines(evaluation, short=True)))
+
+
+def _evaluation_model_and_sources(ctx: StageContext, runs: dict) -> tuple[dict, dict, dict]:
+    """Every compared mixture's prediction by the model the search used (the search's own where it made one),
+    and the source of every test document of each domain that records them (``domains.json``)."""
+    from ..data.manifest import DomainRegistry
+    from ..full_scale.evaluation import REPORT_SPLIT
+    from ..full_scale.predictions import predict_compared
+    from ..mixtures.schedule import feature_names
+    from ..regression.fitting import find_model
+    from ..regression.models import load_regressor
+
+    registry = DomainRegistry.load(ctx.path("indexed", "domains"))
+    names, fractions = list(registry.names), phase_fractions(ctx.config)
+    model = load_regressor(find_model(ctx.path("fit", "metrics").parent, ctx.value("fit", "regressor"),
+                                      ctx.value("fit", "target")),
+                           domains=feature_names(names, len(fractions)), source=str(ctx.path("indexed", "domains")))
+    search = ctx.upstream("search")["values"]
+    predicted, predicted_sd = predict_compared(runs, model.predict_with_sd, names, fractions,
+                                               known=search["predicted"], known_sd=search.get("predicted_sd"))
+    sources = {d.name: s for d in registry.domains if (s := d.document_sources(REPORT_SPLIT)) is not None}
+    return predicted, predicted_sd, sources
+
+
+def _run_documents(ctx: StageContext, runs: dict) -> dict:
+    """Label -> each target-scale run's ``document_losses.json`` (None for a run without one), in seed order."""
+    from ..runs.document_losses import read_document_losses_or_none
+
+    return {lab: [read_document_losses_or_none(ctx.resolve(rec["run_dir"])) if rec.get("run_dir") else None
+                  for _, rec in sorted(run["target"].items(), key=lambda kv: int(kv[0]))]
+            for lab, run in runs.items()}
 
 
 # ---- report ---------------------------------------------------------------------------------------------
@@ -935,7 +971,7 @@ def build_stages() -> list[Stage]:
               verify=lambda files: verify_complete(files, "search")),
         Stage("targets", targets_inputs, run_targets, ("indexed", "sweep", "search"), _estimate_targets,
               "RegMix + baselines (+ sweep mixtures) at target scale, and at proxy scale"),
-        Stage("evaluate", evaluate_inputs, run_evaluate, ("fit", "search", "targets"),
+        Stage("evaluate", evaluate_inputs, run_evaluate, ("indexed", "fit", "search", "targets"),
               lambda cfg: 1.0, "target comparison and rank invariance -> evaluation.json"),
         Stage("report", lambda cfg: {}, run_report, STAGE_NAMES[:-1], lambda cfg: 5.0,
               "one HTML report with the pipeline view and the regression plots"),
