@@ -1,13 +1,16 @@
 """The pipeline's evaluation (regmix_megatron/full_scale/evaluation.py): per-seed test losses, verdicts against
-the pooled seed sd, rank invariance on the validation split, on constructed runs."""
+the sd of each difference (seeds and test documents), losses by source, rank invariance on the validation split,
+on constructed runs."""
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 
-from helpers.evaluation import CLEAR_WIN, runs
+from helpers.evaluation import (CLEAR_WIN, DOCUMENTS_DISAGREE, SOURCES, document_losses, document_profiles,
+                                runs)
 from regmix_megatron.errors import RegmixError
 from regmix_megatron.full_scale.evaluation import evaluate, spread_indices
 from regmix_megatron.regression.target import Target
@@ -129,3 +132,90 @@ def test_a_damaged_evaluation_or_run_record_is_refused_naming_the_field(tmp_path
     with pytest.raises(RegmixError, match=r"runs\.json: runs\.uniform\.target\.2\.result: field 'split_loss\.test' "
                                           "must be a mapping"):
         evaluate("a", broken)
+
+
+def test_documents_that_disagree_turn_a_win_beyond_the_seeds_into_noise():
+    """Seed noise is tiny (pooled sd 0.001) and RegMix is 0.02 better than natural on average, but it is much
+    better on the FAQ and much worse on the chats: another draw of 40 documents could reverse it. Seeds alone call
+    it a win; the paired document bootstrap says within noise, and that the documents dominate. The 0.3 win over
+    uniform survives both."""
+    spec, profiles = DOCUMENTS_DISAGREE, document_profiles()
+    seeds_only = evaluate("a", runs(spec))
+    assert seeds_only.comparison.baselines["natural"].verdict == "better"  # 0.02 / (0.001 sqrt(2/3)) = 24 sd
+    evaluation = evaluate("a", runs(spec), documents=document_losses(spec, profiles),
+                          document_sources={"a": SOURCES})
+    natural = evaluation.comparison.baselines["natural"]
+    assert natural.verdict == "within noise" and natural.difference == pytest.approx(-0.02)
+    d = profiles["regmix"] - profiles["natural"]  # per-document differences (equal lengths)
+    expected = np.std(d, ddof=0) / math.sqrt(len(d))  # the bootstrap's sd of their mean
+    doc = natural.to_json()
+    assert doc["document_sd"] == pytest.approx(expected, rel=0.1)
+    assert doc["seed_sd"] == pytest.approx(0.001 * math.sqrt(2 / 3))
+    assert doc["combined_sd"] == pytest.approx(math.hypot(doc["seed_sd"], doc["document_sd"]))
+    assert doc["dominant"] == "documents" and natural.num_sd < 2
+    uniform = evaluation.comparison.baselines["uniform"]
+    assert uniform.verdict == "better" and uniform.noise.document_sd == pytest.approx(doc["document_sd"])
+    assert not evaluation.comparison.aim_met  # natural is not beaten beyond noise
+    lines = verdict_lines(evaluation)
+    assert lines[0].startswith("RegMix 5.0000 vs natural 5.0200: within noise (-0.020, ")
+    assert "documents dominate" in lines[0] and "aim not met: vs natural: within noise" in lines[-1]
+
+
+def test_runs_without_document_losses_still_evaluate_and_say_documents_not_measured():
+    spec = DOCUMENTS_DISAGREE
+    documents = document_losses(spec, document_profiles())
+    documents["natural"][1] = None  # one seed trained before document_losses.json existed
+    evaluation = evaluate("a", runs(spec), documents=documents, document_sources={"a": SOURCES})
+    natural = evaluation.comparison.baselines["natural"]
+    assert natural.noise.document_sd is None and natural.verdict == "better"  # the seeds alone, as before
+    assert natural.to_json()["dominant"] == "unmeasured"
+    assert verdict_lines(evaluation)[0].endswith("from seeds only (documents not measured)")
+    assert evaluation.comparison.baselines["uniform"].noise.document_sd is not None
+    assert evaluation.mixtures["natural"].test_loss_by_source == {}
+    none = evaluate("a", runs(spec))
+    assert none.documents.domains == {} and all(c.noise.document_sd is None for c in none.comparison.baselines.values())
+
+
+def test_the_target_loss_by_source_shows_which_part_of_the_target_each_mixture_wins():
+    spec, profiles = DOCUMENTS_DISAGREE, document_profiles()
+    documents = document_losses(spec, profiles)
+    evaluation = evaluate("a", runs(spec), documents=documents, document_sources={"a": SOURCES})
+    faq = np.array([s == "faq" for s in SOURCES])
+    for label, m in evaluation.mixtures.items():
+        per_seed = [r.splits["test"]["a"] for r in documents[label]]
+        for source, mask in (("faq", faq), ("chat", ~faq)):
+            want = np.mean([x.loss_sum[mask].sum() / x.num_tokens[mask].sum() for x in per_seed])
+            assert m.test_loss_by_source["a"][source] == pytest.approx(want, rel=1e-12)
+    by = {lab: m.test_loss_by_source["a"] for lab, m in evaluation.mixtures.items()}
+    assert by["regmix"]["faq"] < by["natural"]["faq"] and by["regmix"]["chat"] > by["natural"]["chat"]
+    shares = evaluation.documents.domains["a"]
+    assert (shares.num_documents, shares.num_tokens) == (40, 4000)
+    assert {s: (v.num_documents, v.num_tokens) for s, v in shares.sources.items()} == {"chat": (20, 2000),
+                                                                                       "faq": (20, 2000)}
+    with pytest.raises(RegmixError, match="40 documents scored but 39 document sources"):
+        evaluate("a", runs(spec), documents=documents, document_sources={"a": SOURCES[:-1]})
+
+
+def test_documents_and_parts_round_trip_and_an_older_evaluation_json_still_reads(tmp_path):
+    import json
+
+    from regmix_megatron.full_scale.evaluation import read_evaluation, write_evaluation
+
+    spec = DOCUMENTS_DISAGREE
+    evaluation = evaluate("a", runs(spec), documents=document_losses(spec, document_profiles()),
+                          document_sources={"a": SOURCES}, predicted={"regmix": 5.1, "natural": 5.2})
+    path = write_evaluation(tmp_path / "evaluation.json", evaluation)
+    assert read_evaluation(path) == evaluation
+    old = json.loads(path.read_text())  # as written before documents were measured
+    del old["documents"]
+    for m in old["mixtures"].values():
+        del m["test_loss_by_source"]
+    for c in old["comparison"]["baselines"].values():
+        for key in ("seed_sd", "document_sd", "combined_sd", "dominant"):
+            del c[key]
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    read = read_evaluation(tmp_path / "old.json")
+    assert read.documents is None and read.mixtures["regmix"].test_loss_by_source == {}
+    assert read.comparison.baselines["natural"].noise is None
+    assert read.comparison.baselines["natural"].verdict == "within noise"  # the verdict as it was written
+    assert verdict_lines(read)[0].startswith("RegMix 5.0000 vs natural 5.0200: within noise")
