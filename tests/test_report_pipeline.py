@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -41,7 +43,8 @@ def test_headline_and_log_numbers():
 
     evaluation = evaluate("a", runs(CLEAR_WIN))
     assert headline(evaluation) == (
-        "Target: a (test split). RegMix beats natural and uniform beyond seed noise and loses to no baseline: "
+        "Target: a (test split). RegMix beats natural and uniform beyond seed noise (test documents not measured) "
+        "and loses to no baseline: "
         "natural: better by 0.300 (36.7 sd); uniform: better by 0.200 (24.5 sd); best_domain: within noise "
         "(-0.005, 0.4 sd). Rank invariance: Spearman 1.00 over 5 mixtures (pass at 0.60).")
     numbers = numbers_for_log(evaluation)
@@ -50,11 +53,12 @@ def test_headline_and_log_numbers():
     assert "sweep:abcdef0123" not in numbers and numbers["rank_num_mixtures"] == 5
     noisy = dict(CLEAR_WIN, natural=({"x": 0.3, "y": 0.7}, [5.005, 5.015, 4.995], 6.2))
     line = headline(evaluate("a", runs(noisy)))
-    assert "Aim not met: RegMix beats uniform beyond seed noise; not natural:" in line
+    assert "Aim not met: RegMix beats uniform beyond seed noise (test documents not measured); not natural:" in line
     assert "natural: within noise" in line and "loses to" not in line
     loses = dict(CLEAR_WIN, best_domain=({"x": 1.0}, [4.8], 6.2))  # a baseline better than RegMix beyond noise
     line = headline(evaluate("a", runs(loses)))
-    assert "Aim not met: RegMix beats natural and uniform beyond seed noise; it loses to best_domain:" in line
+    assert ("Aim not met: RegMix beats natural and uniform beyond seed noise (test documents not measured); it loses "
+            "to best_domain:") in line
 
 
 def test_target_section_shows_every_seed_and_never_a_win_within_noise():
@@ -72,3 +76,28 @@ def test_target_section_shows_every_seed_and_never_a_win_within_noise():
         assert needle in section.html
     fit = fit_choice_section(evaluation).html
     assert "<b>linear</b>" in fit and "0.95" in fit and "0.70, 0.90" in fit
+
+
+def test_the_report_shows_each_verdicts_noise_parts_and_the_loss_by_source_never_a_win_within_noise():
+    """Documents that disagree (helpers.evaluation): the seeds alone would call the 0.02 over natural a win; the
+    report shows the verdict within noise with its parts, and which source each mixture wins."""
+    from helpers.evaluation import DOCUMENTS_DISAGREE, SOURCES, document_losses, document_profiles, runs
+    from regmix_megatron.full_scale.evaluation import evaluate
+    from regmix_megatron.report.pipeline import target_sections
+
+    spec = DOCUMENTS_DISAGREE
+    evaluation = evaluate("a", runs(spec), documents=document_losses(spec, document_profiles()),
+                          document_sources={"a": SOURCES})
+    line = headline(evaluation)
+    assert "beyond noise (seeds and test documents)" in line and "natural: within noise" in line
+    assert "RegMix beats natural" not in line and "Aim not met" in line
+    (section,) = target_sections(evaluation)
+    assert "documents dominate" in section.html and "seed sd" in section.html and "document sd" in section.html
+    assert "faq (20 docs)" in section.html and "chat (20 docs)" in section.html
+    assert "a description, not a verdict" in section.html.lower()
+    by = {lab: m.test_loss_by_source["a"] for lab, m in evaluation.mixtures.items()}
+    assert min(by, key=lambda lab: by[lab]["faq"]) == "regmix" and min(by, key=lambda lab: by[lab]["chat"]) != "regmix"
+    for label, won in (("regmix", "faq"), ("natural", "chat")):  # the row's last cell: the sources it wins
+        assert re.search(rf"<td>{label}</td>(<td>[0-9.]+</td>){{2}}<td>{won} \(20 docs\)</td>", section.html)
+    numbers = numbers_for_log(evaluation)
+    assert numbers["verdict_sd"]["natural"]["dominant"] == "documents" and set(numbers["by_source"]) == set(spec)
