@@ -192,8 +192,20 @@ def test_the_target_loss_by_source_shows_which_part_of_the_target_each_mixture_w
     assert (shares.num_documents, shares.num_tokens) == (40, 4000)
     assert {s: (v.num_documents, v.num_tokens) for s, v in shares.sources.items()} == {"chat": (20, 2000),
                                                                                        "faq": (20, 2000)}
-    with pytest.raises(RegmixError, match="40 documents scored but 39 document sources"):
+    with pytest.raises(RegmixError, match=r"'a': 40 documents scored but the split has 39 \(domains.json\)"):
         evaluate("a", runs(spec), documents=documents, document_sources={"a": SOURCES[:-1]})
+
+
+def test_when_only_the_first_documents_of_the_split_are_scored_their_sources_are_the_first_ones():
+    """The evaluator records the documents up to the last one holding a scored token (a split evaluated on its
+    first tokens): the by-source breakdown reads the sources of those documents, in split order."""
+    spec, profiles = DOCUMENTS_DISAGREE, document_profiles()
+    first = {lab: p[:25] for lab, p in profiles.items()}  # 20 FAQ documents, then 5 chats, of a 40-document split
+    evaluation = evaluate("a", runs(spec), documents=document_losses(spec, first), document_sources={"a": SOURCES})
+    shares = evaluation.documents.domains["a"].sources
+    assert {s: v.num_documents for s, v in shares.items()} == {"chat": 5, "faq": 20}
+    chat = evaluation.mixtures["natural"].test_loss_by_source["a"]["chat"]
+    assert chat == pytest.approx(np.mean(first["natural"][20:]) - first["natural"].mean() + 5.020, rel=1e-12)
 
 
 def test_documents_and_parts_round_trip_and_an_older_evaluation_json_still_reads(tmp_path):

@@ -67,8 +67,19 @@ def target_losses_by_source(runs: Runs | None, target: Target,
     its runs lack per-document losses."""
     if runs is None:
         return {}
-    return {d: losses_by_source([r[d] for r in runs], sources[d]) for d in source_domains(target, sources)
-            if all(d in r for r in runs)}
+    return {d: losses_by_source([r[d] for r in runs], scored_sources(runs[0][d], sources[d], d))
+            for d in source_domains(target, sources) if all(d in r for r in runs)}
+
+
+def scored_sources(doc: DocumentLosses, sources: Sequence[str], domain: str) -> list[str]:
+    """The sources of the documents ``doc`` records: the first ones of the split (the evaluator records the
+    documents up to the last one holding a scored token, in split order); refused when it records more documents
+    than the split has."""
+    n = len(doc.loss_sum)
+    if n > len(sources):
+        raise DataError(f"{domain!r}: {n} documents scored but the split has {len(sources)} (domains.json): the run "
+                        "was evaluated on other data than domains.json describes")
+    return list(sources[:n])
 
 
 # ---- the documents the verdicts were scored on (``evaluation.json``'s ``documents``) -----------------------------
@@ -142,16 +153,8 @@ def document_sample(runs: Runs | None, target: Target, sources: Mapping[str, Seq
         doc = first[d]
         shares: dict[str, SourceShare] = {}
         if d in sources:
-            labels = _checked_sources(doc, sources[d], d)
+            labels = np.asarray(scored_sources(doc, sources[d], d))
             shares = {s: SourceShare(int(np.count_nonzero(doc.num_tokens[labels == s])),
                                      int(doc.num_tokens[labels == s].sum())) for s in sorted(set(labels.tolist()))}
         domains[d] = DomainSample(doc.num_documents, doc.total_tokens, shares)
     return DocumentSample(num_draws=num_draws, bootstrap_seed=seed, domains=domains)
-
-
-def _checked_sources(doc: DocumentLosses, sources: Sequence[str], domain: str) -> np.ndarray:
-    labels = np.asarray(list(sources))
-    if labels.shape != doc.num_tokens.shape:
-        raise DataError(f"{domain!r}: {doc.num_tokens.shape[0]} documents scored but {labels.shape[0]} document "
-                        "sources recorded: the run was evaluated on other data than domains.json describes")
-    return labels
