@@ -176,8 +176,8 @@ def decide(losses: Mapping[str, Mapping[int, float]], documents: Mapping[str, Ru
     """Choose among measured candidates (label -> seed -> selection loss; ``regmix`` among them).
 
     ``documents`` (label -> its runs' per-document losses on the selection split, one per seed) adds the document
-    noise of each comparison (the paired bootstrap); without it only the seed noise counts. A candidate better than the pick
-    beyond ``threshold_sd`` combined sd hands the pick to the lowest measured mean."""
+    noise of each comparison (the paired bootstrap); without it only the seed noise counts. A candidate better than
+    the pick beyond ``threshold_sd`` combined sd hands the pick to the lowest measured mean."""
     if threshold_sd <= 0:
         raise ConfigError(f"threshold_sd={threshold_sd}: use a positive number of sd")
     if PICK not in losses:
