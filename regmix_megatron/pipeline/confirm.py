@@ -11,16 +11,19 @@ in ``OUT/confirm/proxy-scale/``, a sweep of its own, so a killed round resumes w
 Writes ``OUT/confirm/confirmation.json`` (:mod:`regmix_megatron.full_scale.confirmation` owns it) and
 ``OUT/confirm/mixture.json`` (the confirmed mixture, which the target runs train as ``regmix``). Skipped, handing
 the search's pick on, when ``confirm.enabled`` is false or the pipeline searches schedules.
+
+The stages module registers the stage and hands it the way proxy runs are trained (its ``run_batch``), so this
+module does not import it.
 """
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ..errors import DataError
-from .config import PipelineConfig
+from .config import PipelineConfig, run_recipe
 from .framework import StageContext, StageOutput
 
 log = logging.getLogger(__name__)
@@ -31,16 +34,20 @@ CONFIRM_DIR = "confirm"
 MIXTURE_FILE = "mixture.json"
 
 
-def confirm_inputs(cfg: PipelineConfig) -> dict:
-    """What changes the round's outcome: its own section, the proxy recipe and the target (``proxy_inputs`` covers
-    the recipe as the sweep's run ids see it)."""
-    from .stages import proxy_inputs
+#: ``run_batch(ctx, root, mixtures, "proxy", label=..., seeds=...) -> (sweep, results)``: plan and train runs as a
+#: sweep in ``root``, finished ones skipped (``stages.run_batch``).
+RunBatch = Callable[..., Any]
 
+
+def confirm_inputs(cfg: PipelineConfig) -> dict:
+    """What changes the round's outcome: its own section, the resolved proxy recipe (a change of a preset's content
+    changes the run ids), the seed and the target."""
     c = cfg.confirm
     if not c.enabled or cfg.schedule_fractions is not None:
         return {"enabled": False}
     return {"enabled": True, "seeds": c.seeds, "num_domains": c.num_domains, "num_sweep": c.num_sweep,
-            "threshold_sd": c.threshold_sd, "proxy": proxy_inputs(cfg), "target": cfg.parsed_target.to_json()}
+            "threshold_sd": c.threshold_sd, "proxy": run_recipe(cfg, "proxy").to_dict(), "seed": cfg.seed,
+            "target": cfg.parsed_target.to_json()}
 
 
 def skip_reason(cfg: PipelineConfig) -> str | None:
@@ -60,29 +67,35 @@ def candidate_seeds(cfg: PipelineConfig) -> list[int]:
 def confirm_candidates(ctx: StageContext) -> dict:
     """Label -> candidate mixture (:func:`choose_candidates` over the search's outputs and the sweep's results on
     the validation split)."""
+    from ..data.manifest import DomainRegistry
     from ..full_scale.confirmation import choose_candidates
     from ..mixtures.mixture import Mixture
     from ..regression.data import load_results_table
     from ..search.outputs import read_top1
-    from .stages import _registry, _sweep, is_single_domain
 
     cfg: PipelineConfig = ctx.config
-    names = list(_registry(ctx).names)
+    names = list(DomainRegistry.load(ctx.path("indexed", "domains")).names)
     pick = Mixture.load(ctx.path("search", "mixture"))
     top1 = read_top1(ctx.path("search", "top_k"), names)
     table = load_results_table(ctx.path("sweep", "results"))
     planned = {r.run_id: r.mixture for r in _sweep(ctx).runs}
     sweep = [planned[rid] for rid in table.run_ids]
     return choose_candidates(pick, top1, sweep, table.values_of(cfg.parsed_target).tolist(),
-                             [is_single_domain(m) for m in sweep], list(table.run_ids),
+                             [len(m.nonzero()) == 1 for m in sweep], list(table.run_ids),
                              num_domains=cfg.confirm.num_domains, num_sweep=cfg.confirm.num_sweep)
 
 
-def measured_runs(ctx: StageContext, candidates: dict, seeds: list[int]) -> dict[str, dict[int, Path]]:
+def _sweep(ctx: StageContext):
+    from ..runs.sweep.plan import Sweep
+
+    return Sweep.load(ctx.path("sweep", "sweep_dir"))
+
+
+def measured_runs(ctx: StageContext, candidates: dict, seeds: list[int],
+                  run_batch: RunBatch) -> dict[str, dict[int, Path]]:
     """Label -> seed -> a finished proxy run's directory: the sweep's run of that mixture and seed where it has
     one, else a run of the round's own sweep (trained now; finished ones are kept across a kill)."""
     from ..runs.sweep.state import DONE, read_run_state
-    from .stages import _sweep, run_batch
 
     sweep = _sweep(ctx)
     finished = {(r.schedule.hash, r.seed): sweep.run_dir(r.run_id) for r in sweep.runs
@@ -121,7 +134,7 @@ def selection_losses(run_dirs: dict[str, dict[int, Path]], target) -> tuple[dict
     return losses, documents
 
 
-def run_confirm(ctx: StageContext) -> StageOutput:
+def run_confirm(ctx: StageContext, run_batch: RunBatch) -> StageOutput:
     from ..full_scale.confirmation import CandidateRuns, Confirmation, FILE_NAME, SPLIT, decide, write_confirmation
 
     cfg: PipelineConfig = ctx.config
@@ -132,7 +145,7 @@ def run_confirm(ctx: StageContext) -> StageOutput:
                            summary=f"skipped: {reason}")
     candidates = confirm_candidates(ctx)
     seeds = candidate_seeds(cfg)
-    run_dirs = measured_runs(ctx, candidates, seeds)
+    run_dirs = measured_runs(ctx, candidates, seeds, run_batch)
     losses, documents = selection_losses(run_dirs, cfg.parsed_target)
     try:
         decision = decide(losses, documents, cfg.parsed_target, threshold_sd=cfg.confirm.threshold_sd, seed=cfg.seed)
@@ -161,15 +174,14 @@ def summary_line(record) -> str:
     return f"{n} candidates x {len(record.seeds)} seeds: the search's pick stands ({pick:.4f})"
 
 
-def estimate_confirm_s(cfg: PipelineConfig) -> float:
-    """Rough seconds: every candidate with every seed but the pipeline's (the sweep has those of its mixtures)."""
-    from .stages import estimate_run_s
-
+def estimate_confirm_s(cfg: PipelineConfig, run_s: float) -> float:
+    """Rough seconds, from one proxy run's (``run_s``): every candidate with every seed but the pipeline's for the
+    sweep's mixtures (the sweep has those)."""
     if skip_reason(cfg) is not None:
         return 1.0
     num = (2 + cfg.confirm.num_domains + cfg.confirm.num_sweep) * cfg.confirm.seeds - cfg.confirm.num_domains \
         - cfg.confirm.num_sweep
-    return num * estimate_run_s(cfg, "proxy") / cfg.executor.num_parallel
+    return num * run_s / cfg.executor.num_parallel
 
 
 def confirmed_pick(ctx: StageContext):

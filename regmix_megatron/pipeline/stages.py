@@ -951,7 +951,8 @@ def build_stages() -> list[Stage]:
         Stage("search", search_inputs, run_search_stage, ("indexed", "fit"), _estimate_search,
               "simulate a pool of capped candidates, average the predicted top-k; Megatron export",
               verify=lambda files: verify_complete(files, "search")),
-        Stage("confirm", confirm_inputs, run_confirm, ("indexed", "sweep", "search"), estimate_confirm_s,
+        Stage("confirm", confirm_inputs, lambda ctx: run_confirm(ctx, run_batch), ("indexed", "sweep", "search"),
+              lambda cfg: estimate_confirm_s(cfg, estimate_run_s(cfg, "proxy")),
               "the pick, top-1 and the best measured sweep mixtures at proxy scale with several seeds; the measured "
               "best within noise goes on"),
         Stage("targets", targets_inputs, run_targets, ("indexed", "sweep", "search", "confirm"), _estimate_targets,
