@@ -231,3 +231,32 @@ def test_documents_and_parts_round_trip_and_an_older_evaluation_json_still_reads
     assert read.comparison.baselines["natural"].noise is None
     assert read.comparison.baselines["natural"].verdict == "within noise"  # the verdict as it was written
     assert verdict_lines(read)[0].startswith("RegMix 5.0000 vs natural 5.0200: within noise")
+
+
+def test_the_confirmation_section_round_trips_and_an_older_file_without_it_still_reads(tmp_path):
+    import json
+
+    from regmix_megatron.full_scale.confirmation import CandidateRuns, Confirmation, decide
+    from regmix_megatron.full_scale.evaluation import ConfirmationSummary, read_evaluation, write_evaluation
+
+    losses = {"regmix": {1: 5.00, 2: 5.04}, "top1": {1: 5.01, 2: 5.03}, "best_sweep:r1": {1: 4.70, 2: 4.72}}
+    decision = decide(losses, None, Target.domain("a"))
+    record = Confirmation(Target.domain("a"), "valid", (1, 2), tuple(
+        CandidateRuns(label, {"a": 1.0}, f"h{i}", {1: f"r{i}1", 2: f"r{i}2"}) for i, label in enumerate(losses)),
+        decision)
+    summary = ConfirmationSummary.from_confirmation(record)
+    assert summary.chosen == "best_sweep:r1" and summary.replaced and summary.split == "valid"
+    rows = {c.label: c for c in summary.candidates}
+    assert rows["top1"].mean == pytest.approx(5.02) and rows["top1"].sd == pytest.approx(math.sqrt(2) * 0.01)
+    assert rows["regmix"].num_sd is None and rows["best_sweep:r1"].better_than_pick
+    assert rows["best_sweep:r1"].num_sd == pytest.approx((5.02 - 4.71) / rows["best_sweep:r1"].combined_sd)
+    evaluation = evaluate("a", runs(CLEAR_WIN), confirmation=summary)
+    write_evaluation(tmp_path / "evaluation.json", evaluation)
+    assert read_evaluation(tmp_path) == evaluation
+    doc = evaluation.to_json_obj()
+    assert doc["confirmation"]["chosen"] == "best_sweep:r1"
+    assert doc["confirmation"]["candidates"][0]["losses"] == {"1": 5.00, "2": 5.04}
+    del doc["confirmation"]  # written before the round existed
+    (tmp_path / "evaluation.json").write_text(json.dumps(doc))
+    assert read_evaluation(tmp_path).confirmation is None
+    assert evaluate("a", runs(CLEAR_WIN)).to_json_obj()["confirmation"] is None

@@ -66,7 +66,7 @@ def test_end_to_end_kill_and_resume(tmp_path):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     statuses = _statuses(out)
     assert [statuses[s] for s in ("corpus", "tokenizer", "indexed", "sample")] == ["skipped"] * 4
-    assert all(statuses[s] == "done" for s in ("sweep", "fit", "search", "targets", "evaluate", "report"))
+    assert all(statuses[s] == "done" for s in ("sweep", "fit", "search", "confirm", "targets", "evaluate", "report"))
     for run_id, mtime in finished.items():  # finished runs were not redone
         result = runs / run_id / "result.json"
         assert result.stat().st_mtime_ns == mtime
@@ -77,12 +77,13 @@ def test_end_to_end_kill_and_resume(tmp_path):
     labels = set(evaluation["mixtures"])
     assert {"regmix", "natural", "uniform", "best_domain", "best_sweep"} <= labels and len(labels) == 6
     _check_evaluation_against_the_runs(out, evaluation)
+    _check_confirmation(out, evaluation, done.stdout)
     _check_fit_against_the_sweep(out)
     _check_qa_was_never_trained_on(out)
     assert "verdicts" in done.stdout and "natural:" in done.stdout  # the summary prints the verdicts
     html = (out / "report.html").read_text()
     for needle in ("Pipeline stages", "Sweep: proxy losses", "Target runs", "Rank invariance", "noise ceiling",
-                   "data:image/png"):
+                   "Confirmation round", "data:image/png"):
         assert needle in html
     for png in ("stage_timings.png", "target_comparison.png", "rank_invariance.png"):
         assert (out / "report" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -130,9 +131,9 @@ def _check_evaluation_against_the_runs(out: Path, evaluation: dict) -> None:
         assert m["mean"] == pytest.approx(np.mean(list(m["target_losses"].values())), abs=1e-12)
         proxy_result = _result_json(out / runs[label]["proxy"]["run_dir"])
         assert m["proxy_loss"] == proxy_result["val_loss"]["qa"]
-        if label in predicted:  # the search's own prediction
-            assert m["predicted_loss"] == predicted[label]
-        else:  # a compared mixture the search never predicted: the same model's
+        if label in predicted and not (label == "regmix" and evaluation["confirmation"]["replaced"]):
+            assert m["predicted_loss"] == predicted[label]  # the search's own prediction
+        else:  # a compared mixture the search never predicted (or a replaced pick): the same model's
             assert m["predicted_loss"] == pytest.approx(_model_prediction(out, evaluation, m["mixture"]), rel=1e-12)
     groups = [list(m["target_losses"].values()) for m in evaluation["mixtures"].values() if m["num_seeds"] >= 2]
     pooled = np.sqrt(sum(np.var(g, ddof=1) * (len(g) - 1) for g in groups) / sum(len(g) - 1 for g in groups))
@@ -208,6 +209,24 @@ def _check_losses_by_source(out: Path, runs: dict, evaluation: dict) -> None:
     assert sum(s["num_tokens"] for s in shares["sources"].values()) == shares["num_tokens"]
 
 
+def _check_confirmation(out: Path, evaluation: dict, stdout: str) -> None:
+    """The confirmation round: what it measured went into evaluation.json, its pick trained as regmix."""
+    record = json.loads((out / "confirm" / "confirmation.json").read_text())
+    conf = evaluation["confirmation"]
+    decision = record["decision"]
+    assert conf["chosen"] == decision["chosen"] and conf["split"] == "valid" and conf["reason"] == decision["reason"]
+    assert [c["label"] for c in conf["candidates"]] == [c["label"] for c in record["candidates"]]
+    assert [c["label"] for c in record["candidates"]][:2] == ["regmix", "top1"]
+    for row, measured in zip(conf["candidates"], decision["candidates"]):
+        assert row["losses"] == measured["losses"] and len(row["losses"]) == 2
+        assert row["mean"] == pytest.approx(np.mean(list(measured["losses"].values())), abs=1e-12)
+    chosen = next(c for c in record["candidates"] if c["label"] == decision["chosen"])
+    runs = json.loads((out / "targets" / "runs.json").read_text())
+    assert runs["runs"]["regmix"]["mixture_hash"] == chosen["mixture_hash"]
+    assert runs["confirmation"] == {"chosen": conf["chosen"], "replaced": conf["replaced"], "reason": conf["reason"]}
+    assert "confirmation round" in stdout and ("replaced the search's pick" in stdout) == conf["replaced"]
+
+
 def _check_qa_was_never_trained_on(out: Path) -> None:
     """qa is evaluated in every run (valid and test) and in no run's mixture; the export lists it for
     validation only."""
@@ -216,7 +235,7 @@ def _check_qa_was_never_trained_on(out: Path) -> None:
     for r in results:
         assert "qa" not in r["mixture"]
         assert "qa" in r["val_loss"] and "qa" in r["split_loss"]["test"]
-    for root in ("sweep", "targets/proxy-scale", "targets/target-scale"):
+    for root in ("sweep", "confirm/proxy-scale", "targets/proxy-scale", "targets/target-scale"):
         planned = json.loads((out / root / "sweep.json").read_text())["runs"]
         assert planned and all("qa" not in run["mixture"] for run in planned)
     per_split = json.loads((out / "search" / "export" / "per_split_data_args.json").read_text())

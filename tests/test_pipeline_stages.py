@@ -174,6 +174,7 @@ def _evaluate_context(tmp_path, with_documents: bool):
                "fit": {"outputs": {"files": {"metrics": str(tmp_path / "fit" / "metrics.json")}, "values": values}},
                "search": {"outputs": {"files": {}, "values": {"predicted": {"regmix": 5.05, "natural": 5.06},
                                                                "predicted_sd": {"regmix": None, "natural": None}}}},
+               "confirm": {"outputs": {"files": {}, "values": {}}},  # the round skipped: no confirmation
                "targets": {"outputs": {"files": {"runs": str(runs_json)}, "values": {}}}}
     cfg = _fixture_config(tmp_path)
     cfg.target = "web"

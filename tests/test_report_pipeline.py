@@ -101,3 +101,26 @@ def test_the_report_shows_each_verdicts_noise_parts_and_the_loss_by_source_never
         assert re.search(rf"<td>{label}</td>(<td>[0-9.]+</td>){{2}}<td>{won} \(20 docs\)</td>", section.html)
     numbers = numbers_for_log(evaluation)
     assert numbers["verdict_sd"]["natural"]["dominant"] == "documents" and set(numbers["by_source"]) == set(spec)
+
+
+def test_the_confirmation_round_is_a_table_of_what_it_measured_and_says_which_candidate_went_on():
+    from helpers.evaluation import CLEAR_WIN, runs
+    from regmix_megatron.full_scale.confirmation import CandidateRuns, Confirmation, decide
+    from regmix_megatron.full_scale.evaluation import ConfirmationSummary, evaluate
+    from regmix_megatron.report.pipeline import confirmation_section
+
+    assert confirmation_section(evaluate("a", runs(CLEAR_WIN))) is None  # the round did not run: no section
+    for losses, chosen, words in (
+            ({"regmix": {1: 5.00, 2: 5.04}, "best_domain:code": {1: 4.60, 2: 4.62}}, "best_domain:code",
+             "replaced the search's pick"),
+            ({"regmix": {1: 5.00, 2: 5.04}, "best_domain:code": {1: 5.01, 2: 5.05}}, "regmix",
+             "pick (<b>regmix</b>) stands")):
+        decision = decide(losses, None, Target.domain("a"))
+        record = Confirmation(Target.domain("a"), "valid", (1, 2), tuple(
+            CandidateRuns(label, {"a": 1.0}, f"h{i}", {1: "r", 2: "s"}) for i, label in enumerate(losses)), decision)
+        evaluation = evaluate("a", runs(CLEAR_WIN), confirmation=ConfirmationSummary.from_confirmation(record))
+        html = confirmation_section(evaluation).html
+        assert decision.chosen == chosen and words in html
+        for needle in ("seed 1", "seed 2", "best_domain:code", f"{losses['best_domain:code'][2]:.4f}",
+                       "combined sd", "valid split"):
+            assert needle in html

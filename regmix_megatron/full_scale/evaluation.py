@@ -15,6 +15,9 @@
    correlation, a stated pass/fail threshold, and the level chance reaches for as many mixtures.
 3. The fit: which regressor drove the search and why, its cross-validated Spearman with the per-fold spread, next
    to the ceiling the proxy seed noise allows (from the fit stage).
+4. The confirmation round (``confirmation``, when it ran): each candidate's proxy-scale validation target loss per
+   seed, its mean and sd, its comparison with the search's pick, and which candidate went on as ``regmix`` and why
+   (:mod:`regmix_megatron.full_scale.confirmation`).
 
 The document is :class:`Evaluation`, written to ``OUT/evaluation.json`` by :func:`write_evaluation` and read back,
 typed and checked field by field, by :func:`read_evaluation` (the report, the verdict lines, ``regmix-megatron
@@ -99,7 +102,8 @@ def evaluate(target: Target | str, runs: Mapping[str, Mapping], *, predicted: Ma
              predicted_sd: Mapping[str, float | None] | None = None, fit: Mapping | None = None,
              documents: Mapping[str, Sequence[RunDocumentLosses | None]] | None = None,
              document_sources: Mapping[str, Sequence[str]] | None = None, rank_threshold: float = 0.6,
-             threshold_sd: float = DEFAULT_THRESHOLD_SD) -> "Evaluation":
+             threshold_sd: float = DEFAULT_THRESHOLD_SD,
+             confirmation: "ConfirmationSummary | None" = None) -> "Evaluation":
     """The evaluation from the target stage's ``runs.json`` ``runs`` (label -> ``{"mixture", "proxy":
     {"result"}, "target": {seed: {"result"}}}``; labels ``regmix``, baselines, ``sweep:<run id>``).
     ``documents``: label -> each target-scale run's per-document losses (None for a run without them; a label
@@ -126,7 +130,8 @@ def evaluate(target: Target | str, runs: Mapping[str, Mapping], *, predicted: Ma
                             aim_met=aim_met(comparisons, must_beat) if must_beat else False,
                             regmix_rank=1 + ranked.index("regmix"), num_mixtures=len(mixtures)),
         rank_invariance=rank_invariance(mixtures, rank_threshold), fit=FitChoice.from_stage(fit),
-        documents=document_sample(docs["regmix"], target, sources))
+        documents=document_sample(docs["regmix"], target, sources),
+        confirmation=confirmation)
 
 
 def rank_invariance(mixtures: Mapping[str, "MixtureOutcome"], threshold: float) -> "RankInvariance":
@@ -365,6 +370,73 @@ class FitChoice:
 
 
 @dataclass(frozen=True)
+class ConfirmedCandidate:
+    """One candidate of the confirmation round, measured at proxy scale on the selection split."""
+
+    label: str
+    """``regmix`` (the search's pick), ``top1``, ``best_domain:<name>`` or ``best_sweep:<run id>``."""
+    mixture_hash: str
+    losses: Mapping[str, float]
+    """Seed -> the proxy-scale validation target loss."""
+    mean: float
+    sd: float | None
+    """The sample sd over its seeds."""
+    combined_sd: float | None
+    """The sd of its difference from the pick (seeds and documents together; None for the pick)."""
+    num_sd: float | None
+    """``(pick - it) / combined_sd``: positive when it is better (None for the pick)."""
+    better_than_pick: bool
+
+    @classmethod
+    def from_json(cls, doc: Field) -> "ConfirmedCandidate":
+        maybe_number = lambda key: doc[key].maybe(Field.number)  # noqa: E731
+        return cls(label=doc["label"].text(), mixture_hash=doc["mixture_hash"].text(),
+                   losses=_floats(doc["losses"]), mean=doc["mean"].number(), sd=maybe_number("sd"),
+                   combined_sd=maybe_number("combined_sd"), num_sd=maybe_number("num_sd"),
+                   better_than_pick=doc["better_than_pick"].flag())
+
+    def to_json_obj(self) -> dict:
+        return _plain(self)
+
+
+@dataclass(frozen=True)
+class ConfirmationSummary:
+    """What the confirmation round measured and decided (``confirmation``; ``confirm/confirmation.json`` has the
+    runs and each comparison's noise by part)."""
+
+    split: str
+    """The split the candidates were compared on (the validation split)."""
+    chosen: str
+    """The candidate trained at target scale as ``regmix``."""
+    replaced: bool
+    """Whether it replaced the search's pick."""
+    reason: str
+    threshold_sd: float
+    candidates: tuple[ConfirmedCandidate, ...]
+
+    @classmethod
+    def from_confirmation(cls, confirmation) -> "ConfirmationSummary":
+        """From a :class:`regmix_megatron.full_scale.confirmation.Confirmation`."""
+        decision = confirmation.decision
+        hashes = {c.label: c.mixture_hash for c in confirmation.candidates}
+        rows = tuple(ConfirmedCandidate(
+            label=o.label, mixture_hash=hashes[o.label], losses={str(k): v for k, v in sorted(o.losses.items())},
+            mean=o.mean, sd=seed_stats(o.losses).sd, combined_sd=o.combined_sd, num_sd=o.num_sd,
+            better_than_pick=o.better_than_pick) for o in decision.outcomes)
+        return cls(split=confirmation.split, chosen=decision.chosen, replaced=decision.replaced,
+                   reason=decision.reason, threshold_sd=decision.threshold_sd, candidates=rows)
+
+    @classmethod
+    def from_json(cls, doc: Field) -> "ConfirmationSummary":
+        return cls(split=doc["split"].text(), chosen=doc["chosen"].text(), replaced=doc["replaced"].flag(),
+                   reason=doc["reason"].text(), threshold_sd=doc["threshold_sd"].number(),
+                   candidates=tuple(ConfirmedCandidate.from_json(c) for c in doc["candidates"].items()))
+
+    def to_json_obj(self) -> dict:
+        return _plain(self)
+
+
+@dataclass(frozen=True)
 class Evaluation:
     """``evaluation.json`` (``regmix-megatron/evaluation/v2``): the pipeline's outcome."""
 
@@ -384,6 +456,8 @@ class Evaluation:
     documents: DocumentSample | None = None
     """The test documents the verdicts were scored on, by source, and the document bootstrap's draws (None in a
     file written before it was recorded)."""
+    confirmation: ConfirmationSummary | None = None
+    """The confirmation round; None when it did not run (written as null; absent in older files)."""
 
     @classmethod
     def from_json_obj(cls, obj: Any, where: str) -> "Evaluation":
@@ -400,7 +474,8 @@ class Evaluation:
                    comparison=Verdicts.from_json(doc["comparison"]),
                    rank_invariance=RankInvariance.from_json(doc["rank_invariance"]),
                    fit=FitChoice.from_json(doc["fit"]),
-                   documents=doc["documents"].maybe(DocumentSample.from_json))
+                   documents=doc["documents"].maybe(DocumentSample.from_json),
+                   confirmation=doc["confirmation"].maybe(ConfirmationSummary.from_json))
 
     def to_json_obj(self) -> dict:
         return {"format": FORMAT, **_plain(self), "target": self.target.to_json(),

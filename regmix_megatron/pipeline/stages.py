@@ -1,6 +1,8 @@
-"""The ten stages of ``regmix-megatron run``, each a thin call into the module that owns the work.
+"""The eleven stages of ``regmix-megatron run``, each a thin call into the module that owns the work.
 
-corpus -> tokenizer -> indexed -> sample -> sweep -> fit -> search -> targets -> evaluate -> report
+corpus -> tokenizer -> indexed -> sample -> sweep -> fit -> search -> confirm -> targets -> evaluate -> report
+
+(``confirm``, the confirmation round, lives in :mod:`.confirm`.)
 
 Every stage writes under ``OUT/<stage>/`` (the corpus may live in a shared cache outside OUT). The inputs a stage
 declares are the config fields that change its output; settings that only change speed (workers, parallelism)
@@ -728,7 +730,9 @@ def compared_mixtures(ctx: StageContext) -> tuple[dict, dict]:
                                     [table.run_ids[i] for i in rows])
         seeded = {"regmix", "regmix_static", *SEEDED_BASELINES}
         return labeled, {lab: (cfg.seeds if lab in seeded else [cfg.seed]) for lab in labeled}
-    labeled: dict[str, Mixture] = {"regmix": Mixture.load(ctx.path("search", "mixture"))}
+    from .confirm import confirmed_pick
+
+    labeled: dict[str, Mixture] = {"regmix": confirmed_pick(ctx)}  # the search's pick, or what the round measured
     planned = {r.run_id: r.mixture for r in _sweep(ctx).runs}
     sweep = [planned[rid] for rid in table.run_ids]
     single = [i for i, m in enumerate(sweep) if is_single_domain(m)]
@@ -771,6 +775,7 @@ def _scheduled_labels(ctx: StageContext, baselines: dict, run_ids: list[str]) ->
 def run_targets(ctx: StageContext) -> StageOutput:
     from ..fileio import atomic_write_json
     from ..runs.sweep.state import read_run_state
+    from .confirm import confirmation_note
 
     cfg: PipelineConfig = ctx.config
     labeled, seeds = compared_mixtures(ctx)
@@ -794,12 +799,17 @@ def run_targets(ctx: StageContext) -> StageOutput:
     runs = {lab: _labeled_run(m, proxy.get(lab), {str(seed): rec for seed, rec in target[lab].items()},
                               ctx.relative(m.save(out_dir / "mixtures" / f"{lab.replace(':', '-')}.json")))
             for lab, m in labeled.items()}  # mixture files: for `regmix-megatron export` / train at scale
-    path = atomic_write_json(out_dir / "runs.json", {"format": "regmix-megatron/target-runs/v2",
-                                                     "target": cfg.parsed_target.to_json(), "seeds": cfg.seeds,
-                                                     "runs": runs})
+    doc = {"format": "regmix-megatron/target-runs/v2", "target": cfg.parsed_target.to_json(), "seeds": cfg.seeds,
+           "runs": runs}
+    note = confirmation_note(ctx)
+    if note is not None:  # which candidate of the confirmation round trains as regmix
+        doc["confirmation"] = note
+    path = atomic_write_json(out_dir / "runs.json", doc)
     num_runs = sum(len(v) for v in target.values())
+    replaced = f"; regmix is {note['chosen']}, which replaced the search's pick" if note and note["replaced"] else ""
     return StageOutput(files={"runs": str(path)}, values={"labels": list(labeled)},
-                       summary=f"{num_runs} target-scale runs of {len(labeled)} mixtures ({', '.join(labeled)})")
+                       summary=f"{num_runs} target-scale runs of {len(labeled)} mixtures ({', '.join(labeled)})"
+                               + replaced)
 
 
 def _sweep(ctx: StageContext):
@@ -835,11 +845,16 @@ def evaluate_inputs(cfg: PipelineConfig) -> dict:
 def run_evaluate(ctx: StageContext) -> StageOutput:
     from ..fileio import read_json
     from ..full_scale.evaluation import FILE_NAME, evaluate, verdict_lines, write_evaluation
+    from .confirm import confirmation_summary
 
     cfg: PipelineConfig = ctx.config
     runs = read_json(ctx.path("targets", "runs"))["runs"]
-    predicted, predicted_sd, sources = _evaluation_model_and_sources(ctx, runs)
+    confirmation = confirmation_summary(ctx)
+    # a replaced pick is not the mixture the search predicted: the model predicts it like any other
+    replaced = ("regmix",) if confirmation is not None and confirmation.replaced else ()
+    predicted, predicted_sd, sources = _evaluation_model_and_sources(ctx, runs, drop_known=replaced)
     evaluation = evaluate(cfg.parsed_target, runs, predicted=predicted, predicted_sd=predicted_sd,
+                          confirmation=confirmation,
                           fit={"regressor": ctx.value("fit", "regressor"),
                                "regressor_reason": ctx.value("fit", "regressor_reason"), "cv": ctx.value("fit", "cv"),
                                "noise": ctx.value("fit", "noise")},
@@ -849,9 +864,11 @@ def run_evaluate(ctx: StageContext) -> StageOutput:
     return StageOutput(files={"evaluation": str(path)}, summary="; ".join(verdict_lines(evaluation, short=True)))
 
 
-def _evaluation_model_and_sources(ctx: StageContext, runs: dict) -> tuple[dict, dict, dict]:
-    """Every compared mixture's prediction by the model the search used (the search's own where it made one),
-    and the source of every test document of each domain that records them (``domains.json``)."""
+def _evaluation_model_and_sources(ctx: StageContext, runs: dict, *, drop_known: tuple[str, ...] = ()
+                                  ) -> tuple[dict, dict, dict]:
+    """Every compared mixture's prediction by the model the search used (the search's own where it made one, but
+    for the labels in ``drop_known``), and the source of every test document of each domain that records them
+    (``domains.json``)."""
     from ..data.manifest import DomainRegistry
     from ..full_scale.evaluation import REPORT_SPLIT
     from ..full_scale.predictions import predict_compared
@@ -865,8 +882,10 @@ def _evaluation_model_and_sources(ctx: StageContext, runs: dict) -> tuple[dict, 
                                       ctx.value("fit", "target")),
                            domains=feature_names(names, len(fractions)), source=str(ctx.path("indexed", "domains")))
     search = ctx.upstream("search")["values"]
+    known = {k: v for k, v in search["predicted"].items() if k not in drop_known}
+    known_sd = {k: v for k, v in (search.get("predicted_sd") or {}).items() if k not in drop_known}
     predicted, predicted_sd = predict_compared(runs, model.predict_with_sd, names, fractions,
-                                               known=search["predicted"], known_sd=search.get("predicted_sd"))
+                                               known=known, known_sd=known_sd)
     sources = {d.name: s for d in registry.domains if (s := d.document_sources(REPORT_SPLIT)) is not None}
     return predicted, predicted_sd, sources
 
@@ -951,6 +970,8 @@ def _estimate_targets(cfg: PipelineConfig) -> float:
 
 def build_stages() -> list[Stage]:
     """The pipeline's stages in order."""
+    from .confirm import confirm_inputs, estimate_confirm_s, run_confirm
+
     return [
         Stage("corpus", corpus_inputs, run_corpus, (), _estimate_corpus,
               "per-domain JSONL (built, or an existing directory)"),
@@ -969,14 +990,18 @@ def build_stages() -> list[Stage]:
         Stage("search", search_inputs, run_search_stage, ("indexed", "fit"), _estimate_search,
               "simulate a pool of capped candidates, average the predicted top-k; Megatron export",
               verify=lambda files: verify_complete(files, "search")),
-        Stage("targets", targets_inputs, run_targets, ("indexed", "sweep", "search"), _estimate_targets,
-              "RegMix + baselines (+ sweep mixtures) at target scale, and at proxy scale"),
-        Stage("evaluate", evaluate_inputs, run_evaluate, ("indexed", "fit", "search", "targets"),
+        Stage("confirm", confirm_inputs, lambda ctx: run_confirm(ctx, run_batch), ("indexed", "sweep", "search"),
+              lambda cfg: estimate_confirm_s(cfg, estimate_run_s(cfg, "proxy")),
+              "the pick, top-1 and the best measured sweep mixtures at proxy scale with several seeds; the measured "
+              "best within noise goes on"),
+        Stage("targets", targets_inputs, run_targets, ("indexed", "sweep", "search", "confirm"), _estimate_targets,
+              "RegMix (as confirmed) + baselines (+ sweep mixtures) at target scale, and at proxy scale"),
+        Stage("evaluate", evaluate_inputs, run_evaluate, ("indexed", "fit", "search", "confirm", "targets"),
               lambda cfg: 1.0, "target comparison and rank invariance -> evaluation.json"),
         Stage("report", lambda cfg: {}, run_report, STAGE_NAMES[:-1], lambda cfg: 5.0,
               "one HTML report with the pipeline view and the regression plots"),
     ]
 
 
-STAGE_NAMES = ("corpus", "tokenizer", "indexed", "sample", "sweep", "fit", "search", "targets", "evaluate",
-               "report")
+STAGE_NAMES = ("corpus", "tokenizer", "indexed", "sample", "sweep", "fit", "search", "confirm", "targets",
+               "evaluate", "report")

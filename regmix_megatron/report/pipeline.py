@@ -144,6 +144,33 @@ def by_source_html(evaluation: Evaluation) -> str:
             "measured per source.</p>" + table_html(pd.DataFrame(rows), "{:.4f}"))
 
 
+def confirmation_section(evaluation: Evaluation) -> Section | None:
+    """What the confirmation round measured at proxy scale (each candidate's seeds, mean and sd, and how far it is
+    from the search's pick in combined sd), and which candidate went on to the target runs."""
+    conf = evaluation.confirmation
+    if conf is None:
+        return None
+    seeds = sorted({s for c in conf.candidates for s in c.losses}, key=int)
+    pick = next(c.mean for c in conf.candidates if c.label == "regmix")
+    rows = []
+    for c in conf.candidates:
+        row = {"candidate": c.label, "mean": c.mean, "sd": c.sd}
+        row.update({f"seed {s}": c.losses.get(s) for s in seeds})
+        row.update({"pick - it": None if c.label == "regmix" else pick - c.mean,
+                    "combined sd": c.combined_sd, "in sd": c.num_sd,
+                    "went on": "yes" if c.label == conf.chosen else ""})
+        rows.append(row)
+    what = (f"<b>{html.escape(conf.chosen)}</b> replaced the search's pick and was trained at target scale as RegMix"
+            if conf.replaced else "the search's pick (<b>regmix</b>) stands")
+    text = (f"<p>Before the target runs, the search's pick, its top-1 candidate and the best measured sweep mixtures "
+            f"were trained at proxy scale with {len(seeds)} seeds each and compared on the {conf.split} split (the "
+            f"test split judges only the final pick): {what}. {html.escape(conf.reason)}.</p><p>A candidate replaces "
+            f"the pick only when better by more than {conf.threshold_sd:g} combined sd (seed and document noise); "
+            "\"pick - it\" is positive when the candidate is better.</p>")
+    return Section("Confirmation round: the pick against measured candidates",
+                   text + table_html(pd.DataFrame(rows), "{:.4f}"))
+
+
 def fit_choice_section(evaluation: Evaluation) -> Section | None:
     """Which regressor drove the search and why; its CV Spearman per fold next to the noise ceiling."""
     fit = evaluation.fit
@@ -224,6 +251,8 @@ def write_pipeline_report(path: Path, png_dir: Path, *, records: Sequence[Mappin
                            target_label=target.label)]
     sections: list[Section] = []
     sections += target_sections(evaluation)
+    confirmation = confirmation_section(evaluation)
+    sections += [confirmation] if confirmation is not None else []
     choice = fit_choice_section(evaluation)
     sections += [choice] if choice is not None else []
     if target_runs and (target_runs.get("runs", {}).get("regmix") or {}).get("schedule"):
