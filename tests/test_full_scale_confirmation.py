@@ -80,3 +80,45 @@ def test_every_candidate_needs_two_seeds_and_the_pick_must_be_measured():
         decide({"regmix": {1: 5.0, 2: 5.1}, "top1": {1: 4.0}}, None, Target.domain("qa"))
     with pytest.raises(DataError, match="no measured losses of 'regmix'"):
         decide({"top1": {1: 4.0, 2: 4.1}}, None, Target.domain("qa"))
+
+
+def _record(tmp_path):
+    from regmix_megatron.full_scale.confirmation import CandidateRuns, Confirmation
+
+    losses = {"regmix": {1: 5.00, 2: 5.02}, "best_domain:code": {1: 4.80, 2: 4.83}}
+    decision = decide(losses, None, Target.domain("qa"))
+    candidates = (CandidateRuns("regmix", mix(0.5, 0.2, 0.3).as_dict(), mix(0.5, 0.2, 0.3).hash,
+                                {1: "confirm/proxy-scale/runs/a", 2: "confirm/proxy-scale/runs/b"}),
+                  CandidateRuns("best_domain:code", mix(1, 0, 0).as_dict(), mix(1, 0, 0).hash,
+                                {1: "sweep/runs/c", 2: "confirm/proxy-scale/runs/d"}))
+    return Confirmation(Target.domain("qa"), "valid", (1, 2), candidates, decision)
+
+
+def test_confirmation_json_is_read_back_typed_as_it_was_written(tmp_path):
+    from regmix_megatron.full_scale.confirmation import read_confirmation, write_confirmation
+
+    record = _record(tmp_path)
+    path = write_confirmation(tmp_path / "confirmation.json", record)
+    read = read_confirmation(tmp_path)
+    assert read == record and read.decision.replaced and read.chosen.run_dirs[1] == "sweep/runs/c"
+    assert read.decision.outcome("best_domain:code").combined_sd == pytest.approx(
+        read.decision.pooled_seed_sd * np.sqrt(2 / 2))
+    write_confirmation(tmp_path / "again.json", read)
+    assert (tmp_path / "again.json").read_bytes() == path.read_bytes()
+
+
+def test_a_damaged_confirmation_json_is_refused_naming_the_field(tmp_path):
+    import json
+
+    from regmix_megatron.full_scale.confirmation import read_confirmation
+
+    doc = _record(tmp_path).to_json_obj()
+    doc["decision"]["candidates"][1]["losses"]["x"] = 4.9
+    (tmp_path / "confirmation.json").write_text(json.dumps(doc))
+    with pytest.raises(DataError, match=r"decision\.candidates.*key 'x' is not a seed"):
+        read_confirmation(tmp_path)
+    doc = _record(tmp_path).to_json_obj()
+    doc["decision"]["chosen"] = "top1"
+    (tmp_path / "confirmation.json").write_text(json.dumps(doc))
+    with pytest.raises(DataError, match=r"decision\.chosen.*'top1' is not among the candidates"):
+        read_confirmation(tmp_path)

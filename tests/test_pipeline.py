@@ -66,7 +66,8 @@ def test_end_to_end_kill_and_resume(tmp_path):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     statuses = _statuses(out)
     assert [statuses[s] for s in ("corpus", "tokenizer", "indexed", "sample")] == ["skipped"] * 4
-    assert all(statuses[s] == "done" for s in ("sweep", "fit", "search", "full_scale", "evaluate", "report"))
+    assert all(statuses[s] == "done" for s in ("sweep", "fit", "search", "confirm", "full_scale", "evaluate",
+                                               "report"))
     for run_id, mtime in finished.items():  # finished runs were not redone
         result = runs / run_id / "result.json"
         assert result.stat().st_mtime_ns == mtime
@@ -77,12 +78,13 @@ def test_end_to_end_kill_and_resume(tmp_path):
     labels = set(evaluation["mixtures"])
     assert {"regmix", "natural", "uniform", "best_domain", "best_sweep"} <= labels and len(labels) == 6
     _check_evaluation_against_the_runs(out, evaluation)
+    _check_confirmation(out, evaluation, done.stdout)
     _check_fit_against_the_sweep(out)
     _check_qa_was_never_trained_on(out)
     assert "verdicts" in done.stdout and "natural:" in done.stdout  # the summary prints the verdicts
     html = (out / "report.html").read_text()
     for needle in ("Pipeline stages", "Sweep: proxy losses", "Target runs", "Rank invariance", "noise ceiling",
-                   "data:image/png"):
+                   "Confirmation round", "data:image/png"):
         assert needle in html
     for png in ("stage_timings.png", "target_comparison.png", "rank_invariance.png"):
         assert (out / "report" / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -130,16 +132,24 @@ def _check_evaluation_against_the_runs(out: Path, evaluation: dict) -> None:
         assert m["mean"] == pytest.approx(np.mean(list(m["target_losses"].values())), abs=1e-12)
         proxy_result = _result_json(out / runs[label]["proxy"]["run_dir"])
         assert m["proxy_loss"] == proxy_result["val_loss"]["qa"]
-        assert m["predicted_loss"] == predicted.get(label)
+        if label in predicted and not (label == "regmix" and evaluation["confirmation"]["replaced"]):
+            assert m["predicted_loss"] == predicted[label]  # the search's own prediction
+        else:  # a compared mixture the search never predicted (or a replaced pick): the same model's
+            assert m["predicted_loss"] == pytest.approx(_model_prediction(out, evaluation, m["mixture"]), rel=1e-12)
     groups = [list(m["target_losses"].values()) for m in evaluation["mixtures"].values() if m["num_seeds"] >= 2]
     pooled = np.sqrt(sum(np.var(g, ddof=1) * (len(g) - 1) for g in groups) / sum(len(g) - 1 for g in groups))
     assert evaluation["noise"]["sd"] == pytest.approx(pooled, rel=1e-9) and evaluation["noise"]["dof"] == 3
     comp = evaluation["comparison"]
     regmix = evaluation["mixtures"]["regmix"]["target_losses"]
     for name, c in comp["baselines"].items():
+        document_sd = _document_sd(out, runs, "regmix", name)  # the paired bootstrap over qa's test documents
+        assert c["document_sd"] == pytest.approx(document_sd, rel=1e-12) and c["seed_sd"] is not None
         again = compare(name, {int(k): v for k, v in regmix.items()},
-                        {int(k): v for k, v in evaluation["mixtures"][name]["target_losses"].items()}, pooled)
+                        {int(k): v for k, v in evaluation["mixtures"][name]["target_losses"].items()}, pooled,
+                        document_sd=document_sd)
         assert c["verdict"] == again.verdict and c["text"] == again.text
+        assert c["combined_sd"] == pytest.approx(np.hypot(c["seed_sd"], c["document_sd"]), rel=1e-12)
+    _check_losses_by_source(out, runs, evaluation)
     assert set(comp["baselines"]) == {"natural", "uniform", "best_domain", "best_sweep"}
     rank = evaluation["rank_invariance"]
     assert rank["num_mixtures"] == 6 and rank["split"] == "valid"
@@ -161,6 +171,63 @@ def _check_evaluation_against_the_runs(out: Path, evaluation: dict) -> None:
     assert fit["regressor"] == (max(finite, key=lambda k: (finite[k], k == "lightgbm")) if finite else "lightgbm")
 
 
+def _model_prediction(out: Path, evaluation: dict, mixture: dict) -> float:
+    from regmix_megatron.regression.fitting import find_model
+    from regmix_megatron.regression.models import load_regressor
+
+    fit = read_record(out, "fit")["outputs"]["values"]
+    model = load_regressor(find_model(out / "fit", evaluation["fit"]["regressor"], fit["target"]))
+    return float(model.predict(np.array([[mixture.get(d, 0.0) for d in model.domains]]))[0])
+
+
+def _run_documents(out: Path, runs: dict, label: str) -> list:
+    from regmix_megatron.runs.document_losses import read_document_losses
+
+    return [read_document_losses(out / rec["run_dir"]).splits["test"] for rec in runs[label]["target"].values()]
+
+
+def _document_sd(out: Path, runs: dict, a: str, b: str) -> float:
+    from regmix_megatron.full_scale.document_noise import document_bootstrap
+    from regmix_megatron.regression.target import Target
+
+    draws = document_bootstrap(_run_documents(out, runs, a), _run_documents(out, runs, b), Target.domain("qa"))
+    return float(np.std(draws, ddof=1))
+
+
+def _check_losses_by_source(out: Path, runs: dict, evaluation: dict) -> None:
+    """qa's test loss by source, recomputed from each run's per-document losses and domains.json's sources (the
+    evaluator records the split's first documents, up to the last one scored)."""
+    from regmix_megatron.data.manifest import DomainRegistry
+
+    sources = np.array(DomainRegistry.load(out / "data" / "domains.json").get("qa").document_sources("test"))
+    for label, m in evaluation["mixtures"].items():
+        docs = [d["qa"] for d in _run_documents(out, runs, label)]
+        names = sources[: len(docs[0].loss_sum)]
+        want = {s: np.mean([d.loss_sum[names == s].sum() / d.num_tokens[names == s].sum() for d in docs])
+                for s in set(names.tolist())}
+        assert m["test_loss_by_source"]["qa"] == pytest.approx(want, rel=1e-12) and len(want) >= 1
+    shares = evaluation["documents"]["domains"]["qa"]
+    assert sum(s["num_tokens"] for s in shares["sources"].values()) == shares["num_tokens"]
+
+
+def _check_confirmation(out: Path, evaluation: dict, stdout: str) -> None:
+    """The confirmation round: what it measured went into evaluation.json, its pick trained as regmix."""
+    record = json.loads((out / "confirm" / "confirmation.json").read_text())
+    conf = evaluation["confirmation"]
+    decision = record["decision"]
+    assert conf["chosen"] == decision["chosen"] and conf["split"] == "valid" and conf["reason"] == decision["reason"]
+    assert [c["label"] for c in conf["candidates"]] == [c["label"] for c in record["candidates"]]
+    assert [c["label"] for c in record["candidates"]][:2] == ["regmix", "top1"]
+    for row, measured in zip(conf["candidates"], decision["candidates"]):
+        assert row["losses"] == measured["losses"] and len(row["losses"]) == 2
+        assert row["mean"] == pytest.approx(np.mean(list(measured["losses"].values())), abs=1e-12)
+    chosen = next(c for c in record["candidates"] if c["label"] == decision["chosen"])
+    runs = json.loads((out / "full_scale" / "runs.json").read_text())
+    assert runs["runs"]["regmix"]["mixture_hash"] == chosen["mixture_hash"]
+    assert runs["confirmation"] == {"chosen": conf["chosen"], "replaced": conf["replaced"], "reason": conf["reason"]}
+    assert "confirmation round" in stdout and ("replaced the search's pick" in stdout) == conf["replaced"]
+
+
 def _check_qa_was_never_trained_on(out: Path) -> None:
     """qa is evaluated in every run (valid and test) and in no run's mixture; the export lists it for
     validation only."""
@@ -169,7 +236,7 @@ def _check_qa_was_never_trained_on(out: Path) -> None:
     for r in results:
         assert "qa" not in r["mixture"]
         assert "qa" in r["val_loss"] and "qa" in r["split_loss"]["test"]
-    for root in ("sweep", "full_scale/proxy-scale", "full_scale/target-scale"):
+    for root in ("sweep", "confirm/proxy-scale", "full_scale/proxy-scale", "full_scale/target-scale"):
         planned = json.loads((out / root / "sweep.json").read_text())["runs"]
         assert planned and all("qa" not in run["mixture"] for run in planned)
     per_split = json.loads((out / "search" / "export" / "per_split_data_args.json").read_text())

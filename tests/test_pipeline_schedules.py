@@ -71,6 +71,10 @@ def test_schedule_pipeline_end_to_end(pipeline_out):
     assert [p["per_split_data_args"] for p in phases["phases"]] == ["phase1/per_split_data_args.json",
                                                                     "phase2/per_split_data_args.json"]
 
+    # the confirmation round compares static mixtures: skipped, saying why, and nothing trained for it
+    confirm = json.loads((out / "stages" / "confirm.json").read_text())["outputs"]
+    assert "schedule.phases" in confirm["values"]["skipped"] and not (out / "confirm").exists()
+    assert json.loads((out / "evaluation.json").read_text())["confirmation"] is None
     runs = json.loads((out / "full_scale" / "runs.json").read_text())["runs"]
     assert set(runs) == {"regmix", "regmix_static", "natural"}
     assert runs["regmix"]["schedule"]["hash"] == schedule.hash and runs["regmix_static"]["mixture_hash"] == static.hash

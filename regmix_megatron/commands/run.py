@@ -72,6 +72,13 @@ def print_verdicts(output_dir) -> None:
     doc = read_json(path)
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:  # an older evaluation: the summary says enough
         return
+    evaluation = Evaluation.from_json_obj(doc, str(path))
+    confirmation = evaluation.confirmation
+    if confirmation is not None:
+        what = f"{confirmation.chosen} replaced the search's pick and trained as regmix: " if confirmation.replaced \
+            else ""
+        print(f"confirmation round (proxy scale, {confirmation.split} split, {len(confirmation.candidates)} "
+              f"candidates): {what}{confirmation.reason}")
     print("verdicts (target-scale test loss; a win needs more than the stated sd):")
-    for line in verdict_lines(Evaluation.from_json_obj(doc, str(path))):
+    for line in verdict_lines(evaluation):
         print(f"  {line}")

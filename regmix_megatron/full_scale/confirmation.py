@@ -19,18 +19,27 @@ in units of the combined sd (seed noise and the paired document bootstrap, :mod:
 
 The test split is never looked at: it judges the pick later, at full scale.
 
+The round's record is ``confirm/confirmation.json`` (:class:`Confirmation`, format :data:`FORMAT`), written by
+:func:`write_confirmation` and read back, typed, by :func:`read_confirmation`: the target and split, the seeds, each
+candidate's mixture and runs, and the :class:`Decision` (per-seed losses, each comparison's noise by part, the
+chosen label and why).
+
 Pure core: numpy.
 """
 
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
-from typing import Mapping, Sequence, TypeVar
+from pathlib import Path
+from typing import Any, Mapping, Sequence, TypeVar
 
 import numpy as np
 
+from ..configs import Field
 from ..errors import ConfigError, DataError
+from ..fileio import atomic_write_json, read_json
 from ..regression.target import Target
 from ..runs.noise import pooled_seed_sd, seed_stats
 from .document_noise import Runs, combine, document_bootstrap
@@ -40,6 +49,12 @@ PICK = "regmix"
 TOP1 = "top1"
 BEST_DOMAIN = "best_domain"
 BEST_SWEEP = "best_sweep"
+
+#: ``confirm/confirmation.json``: the round's record.
+FILE_NAME = "confirmation.json"
+FORMAT = "regmix-megatron/confirmation/v1"
+#: The split the round compares on: the selection split (the test split judges the pick later).
+SPLIT = "valid"
 
 T = TypeVar("T")  # a trained thing with a content hash: a Mixture or a Schedule
 
@@ -97,6 +112,29 @@ class CandidateOutcome:
                 "mean": self.mean, "pick_minus_candidate": self.difference, "noise": self.noise,
                 "num_sd": self.num_sd, "better_than_pick": self.better_than_pick}
 
+    @classmethod
+    def from_json(cls, doc: Field) -> "CandidateOutcome":
+        noise = doc["noise"].value
+        return cls(label=doc["label"].text(), losses=_by_seed(doc["losses"], Field.number),
+                   mean=doc["mean"].number(), difference=doc["pick_minus_candidate"].maybe(Field.number),
+                   noise=None if noise is None else doc["noise"].mapping(), num_sd=doc["num_sd"].maybe(Field.number),
+                   better_than_pick=doc["better_than_pick"].flag())
+
+    @property
+    def combined_sd(self) -> float | None:
+        """The comparison's combined sd (None for the pick, or when the seed noise was not measured)."""
+        return None if self.noise is None else self.noise.get("combined_sd")
+
+
+def _by_seed(doc: Field, read) -> dict[int, Any]:
+    out = {}
+    for key, value in doc.fields().items():
+        try:
+            out[int(key)] = read(value)
+        except ValueError:
+            raise DataError(f"{doc.where}: field {doc.path!r}: key {key!r} is not a seed (an integer)") from None
+    return out
+
 
 @dataclass(frozen=True)
 class Decision:
@@ -114,14 +152,32 @@ class Decision:
                 "pooled_seed_sd": self.pooled_seed_sd, "seed_dof": self.seed_dof,
                 "candidates": [o.to_json() for o in self.outcomes]}
 
+    @classmethod
+    def from_json(cls, doc: Field) -> "Decision":
+        outcomes = tuple(CandidateOutcome.from_json(o) for o in doc["candidates"].items())
+        chosen = doc["chosen"].text()
+        if chosen not in {o.label for o in outcomes}:
+            raise DataError(f"{doc.where}: field 'decision.chosen': {chosen!r} is not among the candidates")
+        return cls(chosen=chosen, reason=doc["reason"].text(), outcomes=outcomes,
+                   pooled_seed_sd=doc["pooled_seed_sd"].maybe(Field.number), seed_dof=doc["seed_dof"].count(),
+                   threshold_sd=doc["threshold_sd"].number())
+
+    @property
+    def replaced(self) -> bool:
+        """Whether a measured candidate replaced the search's pick."""
+        return self.chosen != PICK
+
+    def outcome(self, label: str) -> CandidateOutcome:
+        return next(o for o in self.outcomes if o.label == label)
+
 
 def decide(losses: Mapping[str, Mapping[int, float]], documents: Mapping[str, Runs] | None, target: Target, *,
            threshold_sd: float = DEFAULT_THRESHOLD_SD, num_draws: int = 2000, seed: int = 0) -> Decision:
     """Choose among measured candidates (label -> seed -> selection loss; ``regmix`` among them).
 
     ``documents`` (label -> its runs' per-document losses on the selection split, one per seed) adds the document
-    noise of each comparison (the paired bootstrap); without it only the seed noise counts. A candidate better than the pick
-    beyond ``threshold_sd`` combined sd hands the pick to the lowest measured mean."""
+    noise of each comparison (the paired bootstrap); without it only the seed noise counts. A candidate better than
+    the pick beyond ``threshold_sd`` combined sd hands the pick to the lowest measured mean."""
     if threshold_sd <= 0:
         raise ConfigError(f"threshold_sd={threshold_sd}: use a positive number of sd")
     if PICK not in losses:
@@ -157,3 +213,72 @@ def decide(losses: Mapping[str, Mapping[int, float]], documents: Mapping[str, Ru
                   f"{threshold_sd:g} combined sd; the lowest measured mean, {best.label} ({best.mean:.4f} against "
                   f"{pick_mean:.4f}), becomes the pick")
     return Decision(chosen, reason, tuple(outcomes), pooled, dof, threshold_sd)
+
+
+# ---- the record (confirm/confirmation.json) -----------------------------------------------------------------
+@dataclass(frozen=True)
+class CandidateRuns:
+    """One candidate: what it is and the proxy runs that measured it."""
+
+    label: str
+    mixture: Mapping[str, float]
+    mixture_hash: str
+    run_dirs: Mapping[int, str]
+    """Seed -> its run directory (relative to the pipeline's output directory: a finished sweep run, or one of the
+    round's own)."""
+
+    def to_json(self) -> dict:
+        return {"label": self.label, "mixture": dict(self.mixture), "mixture_hash": self.mixture_hash,
+                "run_dirs": {str(s): d for s, d in sorted(self.run_dirs.items())}}
+
+    @classmethod
+    def from_json(cls, doc: Field) -> "CandidateRuns":
+        return cls(label=doc["label"].text(), mixture={k: v.number() for k, v in doc["mixture"].fields().items()},
+                   mixture_hash=doc["mixture_hash"].text(), run_dirs=_by_seed(doc["run_dirs"], Field.text))
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """``confirmation.json``: the candidates, their runs and the decision."""
+
+    target: Target
+    split: str
+    seeds: tuple[int, ...]
+    candidates: tuple[CandidateRuns, ...]
+    decision: Decision
+
+    @property
+    def chosen(self) -> CandidateRuns:
+        return next(c for c in self.candidates if c.label == self.decision.chosen)
+
+    def to_json_obj(self) -> dict:
+        return {"format": FORMAT, "target": self.target.to_json(), "split": self.split, "seeds": list(self.seeds),
+                "candidates": [c.to_json() for c in self.candidates], "decision": self.decision.to_json()}
+
+    @classmethod
+    def from_json_obj(cls, obj: Any, where: str) -> "Confirmation":
+        doc = Field(obj, where, fix="run the pipeline's confirm stage again (`regmix-megatron run CONFIG`)")
+        doc["format"].choice([FORMAT])
+        try:
+            target = Target.from_json(doc["target"].value)
+        except DataError as exc:
+            raise DataError(f"{where}: field 'target': {exc}") from None
+        candidates = tuple(CandidateRuns.from_json(c) for c in doc["candidates"].items())
+        decision = Decision.from_json(doc["decision"])
+        if [c.label for c in candidates] != [o.label for o in decision.outcomes]:
+            raise DataError(f"{where}: the candidates and the decision's candidates differ; {doc.fix}")
+        return cls(target=target, split=doc["split"].text(), seeds=tuple(s.count() for s in doc["seeds"].items()),
+                   candidates=candidates, decision=decision)
+
+
+def write_confirmation(path: str | os.PathLike, confirmation: Confirmation) -> Path:
+    """Write ``confirmation.json`` atomically."""
+    return atomic_write_json(path, confirmation.to_json_obj())
+
+
+def read_confirmation(path: str | os.PathLike) -> Confirmation:
+    """``confirmation.json`` (a file, or the folder holding it), typed."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / FILE_NAME
+    return Confirmation.from_json_obj(read_json(path), str(path))

@@ -4,13 +4,20 @@
    (RegMix, natural and uniform with every seed, paired: the same seeds for each; the other baselines once),
    its mean and sd (with schedules also ``regmix_static``, the best static mixture under the same model, as
    a baseline), and a verdict per baseline from :mod:`regmix_megatron.full_scale.verdict` ("better by 0.41 (3.4 sd)",
-   "within noise"), the sd being the pooled seed sd of the mixtures trained with several seeds. The mixture was
-   chosen on the validation split, so the numbers that judge it were never used to choose it.
+   "within noise"), the sd being that of the compared difference, seeds and documents combined: the pooled seed
+   sd of the mixtures trained with several seeds, and the paired bootstrap over the test documents
+   (:mod:`.document_evidence`; null where a run recorded no per-document losses: "documents not measured"). Each
+   mixture's test loss is also broken down by the source of the target's documents, and set beside the fit
+   model's prediction for it (:mod:`.predictions`). The mixture was chosen on the validation split, so the numbers
+   that judge it were never used to choose it.
 2. Rank invariance, on the **validation** split (the split the method ranks mixtures on): mixtures trained at
    both scales, ranked by their proxy-scale and their target-scale target loss (mean over seeds); the Spearman
    correlation, a stated pass/fail threshold, and the level chance reaches for as many mixtures.
 3. The fit: which regressor drove the search and why, its cross-validated Spearman with the per-fold spread, next
    to the ceiling the proxy seed noise allows (from the fit stage).
+4. The confirmation round (``confirmation``, when it ran): each candidate's proxy-scale validation target loss per
+   seed, its mean and sd, its comparison with the search's pick, and which candidate went on as ``regmix`` and why
+   (:mod:`regmix_megatron.full_scale.confirmation`).
 
 The document is :class:`Evaluation`, written to ``OUT/evaluation.json`` by :func:`write_evaluation` and read back,
 typed and checked field by field, by :func:`read_evaluation` (the report, the verdict lines, ``regmix-megatron
@@ -20,6 +27,7 @@ read as :class:`~regmix_megatron.runs.run_dir.RunResult`.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 from dataclasses import dataclass, fields
@@ -36,6 +44,9 @@ from ..regression.metrics import pearson, spearman
 from ..regression.target import Target
 from ..runs.noise import pooled_seed_sd, seed_stats
 from ..runs.run_dir import RunResult
+from ..runs.document_losses import RunDocumentLosses
+from .document_evidence import (DocumentSample, document_sample, document_sds, split_documents,
+                                target_losses_by_source)
 from .verdict import DEFAULT_THRESHOLD_SD, Comparison, aim_met, compare
 from .verdict import verdict_lines  # noqa: F401 (the stage summary's wording)
 
@@ -46,9 +57,11 @@ FILE_NAME = "evaluation.json"
 REPORT_SPLIT, SELECTION_SPLIT = "test", "valid"
 #: Baselines RegMix must beat beyond noise for the demo's aim (when they were trained).
 MUST_BEAT = ("natural", "uniform")
-NOISE_UNIT = ("pooled seed sd: sqrt(sum((n_i - 1) s_i^2) / sum(n_i - 1)) over the mixtures trained with two or "
-              "more seeds; how far one mixture's test loss moves when only the seed changes (one yardstick for "
-              "every baseline, including those trained once)")
+NOISE_UNIT = ("the sd of each compared difference of means, seeds and documents combined: sqrt(seed_sd^2 + "
+              "document_sd^2), where seed_sd = pooled * sqrt(1/n_a + 1/n_b), pooled (this 'sd') being "
+              "sqrt(sum((n_i - 1) s_i^2) / sum(n_i - 1)) over the mixtures trained with two or more seeds (how far "
+              "one run's test loss moves when only the seed changes), and document_sd the sd of the difference "
+              "over a paired bootstrap of the test documents (the same documents for both mixtures)")
 
 
 def split_losses(result: RunResult, split: str) -> Mapping[str, float]:
@@ -62,10 +75,11 @@ def target_loss(result: RunResult, target: Target, split: str = SELECTION_SPLIT)
 
 
 def mixture_entry(label: str, run: Mapping, target: Target, predicted: Mapping[str, float],
-                  predicted_sd: Mapping[str, float | None] | None = None) -> "MixtureOutcome":
+                  predicted_sd: Mapping[str, float | None] | None = None,
+                  by_source: Mapping[str, Mapping[str, float]] | None = None) -> "MixtureOutcome":
     """One compared mixture: its weights, per-seed test (``target_losses``) and validation target losses at
-    target scale, their mean and sd, its proxy-scale validation target loss and predicted loss with its sd (None
-    where the search did not predict it, or its regressor gives no uncertainty)."""
+    target scale, their mean and sd, its proxy-scale validation target loss, its predicted loss with its sd (None
+    where none was given, or its regressor gives no uncertainty) and its test loss by source (``by_source``)."""
     where = f"runs.json: runs.{label}"
     per_seed = {str(seed): RunResult.from_json_obj(rec["result"], f"{where}.target.{seed}.result")
                 for seed, rec in sorted(run["target"].items(), key=lambda kv: int(kv[0]))}
@@ -81,24 +95,32 @@ def mixture_entry(label: str, run: Mapping, target: Target, predicted: Mapping[s
         sd=stats.sd, num_seeds=stats.num_seeds, valid_losses=valid, valid_mean=seed_stats(valid).mean,
         test_loss_by_domain={k: float(v) for k, v in split_losses(first, REPORT_SPLIT).items()},
         proxy_loss=target_loss(proxy, target) if proxy else None, predicted_loss=predicted.get(label),
-        predicted_sd=(predicted_sd or {}).get(label))
+        predicted_sd=(predicted_sd or {}).get(label), test_loss_by_source=dict(by_source or {}))
 
 
 def evaluate(target: Target | str, runs: Mapping[str, Mapping], *, predicted: Mapping[str, float] | None = None,
              predicted_sd: Mapping[str, float | None] | None = None, fit: Mapping | None = None,
-             rank_threshold: float = 0.6,
-             threshold_sd: float = DEFAULT_THRESHOLD_SD) -> "Evaluation":
+             documents: Mapping[str, Sequence[RunDocumentLosses | None]] | None = None,
+             document_sources: Mapping[str, Sequence[str]] | None = None, rank_threshold: float = 0.6,
+             threshold_sd: float = DEFAULT_THRESHOLD_SD,
+             confirmation: "ConfirmationSummary | None" = None) -> "Evaluation":
     """The evaluation from the target stage's ``runs.json`` ``runs`` (label -> ``{"mixture", "proxy":
-    {"result"}, "target": {seed: {"result"}}}``; labels ``regmix``, baselines, ``sweep:<run id>``)."""
+    {"result"}, "target": {seed: {"result"}}}``; labels ``regmix``, baselines, ``sweep:<run id>``).
+    ``documents``: label -> each target-scale run's per-document losses (None for a run without them; a label
+    left out has none); ``document_sources``: domain -> the source of each of its test documents."""
     target = Target.parse(target)
     if "regmix" not in runs:
         raise DataError("evaluation needs the RegMix mixture's target runs (label 'regmix')")
-    mixtures = {lab: mixture_entry(lab, run, target, dict(predicted or {}), predicted_sd) for lab, run in runs.items()}
+    docs = {lab: split_documents(list((documents or {}).get(lab) or []), REPORT_SPLIT) for lab in runs}
+    sources = dict(document_sources or {})
+    mixtures = {lab: mixture_entry(lab, run, target, dict(predicted or {}), predicted_sd,
+                                   target_losses_by_source(docs[lab], target, sources)) for lab, run in runs.items()}
     sd, dof = pooled_seed_sd([list(m.target_losses.values()) for m in mixtures.values()])
     regmix = mixtures["regmix"].target_losses
     baselines = [lab for lab in mixtures if lab != "regmix" and not lab.startswith("sweep:")]
-    comparisons = {b: compare(b, regmix, mixtures[b].target_losses, sd, threshold_sd=threshold_sd)
-                   for b in baselines}
+    document_sd = document_sds(docs["regmix"], {b: docs[b] for b in baselines}, target)
+    comparisons = {b: compare(b, regmix, mixtures[b].target_losses, sd, document_sd=document_sd[b],
+                              threshold_sd=threshold_sd) for b in baselines}
     must_beat = [b for b in MUST_BEAT if b in comparisons]
     ranked = sorted(mixtures, key=lambda lab: mixtures[lab].mean)
     return Evaluation(
@@ -107,7 +129,9 @@ def evaluate(target: Target | str, runs: Mapping[str, Mapping], *, predicted: Ma
         comparison=Verdicts(regmix_mean=mixtures["regmix"].mean, baselines=comparisons, must_beat=tuple(must_beat),
                             aim_met=aim_met(comparisons, must_beat) if must_beat else False,
                             regmix_rank=1 + ranked.index("regmix"), num_mixtures=len(mixtures)),
-        rank_invariance=rank_invariance(mixtures, rank_threshold), fit=FitChoice.from_stage(fit))
+        rank_invariance=rank_invariance(mixtures, rank_threshold), fit=FitChoice.from_stage(fit),
+        documents=document_sample(docs["regmix"], target, sources),
+        confirmation=confirmation)
 
 
 def rank_invariance(mixtures: Mapping[str, "MixtureOutcome"], threshold: float) -> "RankInvariance":
@@ -193,6 +217,9 @@ class MixtureOutcome:
     """The search's prediction (None where it made none)."""
     predicted_sd: float | None
     """The prediction's sd (None without an uncertainty)."""
+    test_loss_by_source: Mapping[str, Mapping[str, float]] = dataclasses.field(default_factory=dict)
+    """Per target domain whose documents record their source, each source's test loss (mean over the seeds:
+    summed losses over summed tokens of its documents); empty when the runs have no per-document losses."""
 
     @classmethod
     def from_json(cls, doc: Field) -> "MixtureOutcome":
@@ -204,7 +231,8 @@ class MixtureOutcome:
                    num_seeds=doc["num_seeds"].count(), valid_losses=_floats(doc["valid_losses"]),
                    valid_mean=doc["valid_mean"].number(), test_loss_by_domain=_floats(doc["test_loss_by_domain"]),
                    proxy_loss=maybe_number("proxy_loss"), predicted_loss=maybe_number("predicted_loss"),
-                   predicted_sd=maybe_number("predicted_sd"))
+                   predicted_sd=maybe_number("predicted_sd"),
+                   test_loss_by_source={d: _floats(v) for d, v in doc.get("test_loss_by_source", {}).fields().items()})
 
     def to_json_obj(self) -> dict:
         return _plain(self)
@@ -342,6 +370,73 @@ class FitChoice:
 
 
 @dataclass(frozen=True)
+class ConfirmedCandidate:
+    """One candidate of the confirmation round, measured at proxy scale on the selection split."""
+
+    label: str
+    """``regmix`` (the search's pick), ``top1``, ``best_domain:<name>`` or ``best_sweep:<run id>``."""
+    mixture_hash: str
+    losses: Mapping[str, float]
+    """Seed -> the proxy-scale validation target loss."""
+    mean: float
+    sd: float | None
+    """The sample sd over its seeds."""
+    combined_sd: float | None
+    """The sd of its difference from the pick (seeds and documents together; None for the pick)."""
+    num_sd: float | None
+    """``(pick - it) / combined_sd``: positive when it is better (None for the pick)."""
+    better_than_pick: bool
+
+    @classmethod
+    def from_json(cls, doc: Field) -> "ConfirmedCandidate":
+        maybe_number = lambda key: doc[key].maybe(Field.number)  # noqa: E731
+        return cls(label=doc["label"].text(), mixture_hash=doc["mixture_hash"].text(),
+                   losses=_floats(doc["losses"]), mean=doc["mean"].number(), sd=maybe_number("sd"),
+                   combined_sd=maybe_number("combined_sd"), num_sd=maybe_number("num_sd"),
+                   better_than_pick=doc["better_than_pick"].flag())
+
+    def to_json_obj(self) -> dict:
+        return _plain(self)
+
+
+@dataclass(frozen=True)
+class ConfirmationSummary:
+    """What the confirmation round measured and decided (``confirmation``; ``confirm/confirmation.json`` has the
+    runs and each comparison's noise by part)."""
+
+    split: str
+    """The split the candidates were compared on (the validation split)."""
+    chosen: str
+    """The candidate trained at target scale as ``regmix``."""
+    replaced: bool
+    """Whether it replaced the search's pick."""
+    reason: str
+    threshold_sd: float
+    candidates: tuple[ConfirmedCandidate, ...]
+
+    @classmethod
+    def from_confirmation(cls, confirmation) -> "ConfirmationSummary":
+        """From a :class:`regmix_megatron.full_scale.confirmation.Confirmation`."""
+        decision = confirmation.decision
+        hashes = {c.label: c.mixture_hash for c in confirmation.candidates}
+        rows = tuple(ConfirmedCandidate(
+            label=o.label, mixture_hash=hashes[o.label], losses={str(k): v for k, v in sorted(o.losses.items())},
+            mean=o.mean, sd=seed_stats(o.losses).sd, combined_sd=o.combined_sd, num_sd=o.num_sd,
+            better_than_pick=o.better_than_pick) for o in decision.outcomes)
+        return cls(split=confirmation.split, chosen=decision.chosen, replaced=decision.replaced,
+                   reason=decision.reason, threshold_sd=decision.threshold_sd, candidates=rows)
+
+    @classmethod
+    def from_json(cls, doc: Field) -> "ConfirmationSummary":
+        return cls(split=doc["split"].text(), chosen=doc["chosen"].text(), replaced=doc["replaced"].flag(),
+                   reason=doc["reason"].text(), threshold_sd=doc["threshold_sd"].number(),
+                   candidates=tuple(ConfirmedCandidate.from_json(c) for c in doc["candidates"].items()))
+
+    def to_json_obj(self) -> dict:
+        return _plain(self)
+
+
+@dataclass(frozen=True)
 class Evaluation:
     """``evaluation.json`` (``regmix-megatron/evaluation/v2``): the pipeline's outcome."""
 
@@ -358,6 +453,11 @@ class Evaluation:
     rank_invariance: RankInvariance
     fit: FitChoice | None
     """None when the evaluation was made without the fit's record (written as ``{}``)."""
+    documents: DocumentSample | None = None
+    """The test documents the verdicts were scored on, by source, and the document bootstrap's draws (None in a
+    file written before it was recorded)."""
+    confirmation: ConfirmationSummary | None = None
+    """The confirmation round; None when it did not run (written as null; absent in older files)."""
 
     @classmethod
     def from_json_obj(cls, obj: Any, where: str) -> "Evaluation":
@@ -373,7 +473,9 @@ class Evaluation:
                    mixtures={k: MixtureOutcome.from_json(v) for k, v in doc["mixtures"].fields().items()},
                    comparison=Verdicts.from_json(doc["comparison"]),
                    rank_invariance=RankInvariance.from_json(doc["rank_invariance"]),
-                   fit=FitChoice.from_json(doc["fit"]))
+                   fit=FitChoice.from_json(doc["fit"]),
+                   documents=doc["documents"].maybe(DocumentSample.from_json),
+                   confirmation=doc["confirmation"].maybe(ConfirmationSummary.from_json))
 
     def to_json_obj(self) -> dict:
         return {"format": FORMAT, **_plain(self), "target": self.target.to_json(),

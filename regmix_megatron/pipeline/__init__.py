@@ -1,6 +1,6 @@
 """The whole RegMix pipeline as resumable stages (``regmix-megatron run CONFIG``).
 
-Owns the pipeline config, the stage framework (records, fingerprints, skip/redo/resume), the ten stages, the
+Owns the pipeline config, the stage framework (records, fingerprints, skip/redo/resume), the eleven stages, the
 evaluation of the outcome and the pipeline's progress bar. Pure orchestration: each stage calls the module that
 owns its work, so it may import the core, ``corpus``, ``sweep`` and ``report``; Megatron is reached only through
 those modules (training runs are subprocesses), and nothing but ``commands`` imports this package.

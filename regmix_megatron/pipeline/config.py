@@ -363,6 +363,39 @@ class FullScaleSection:
 
 
 @dataclass
+class ConfirmSection:
+    """The confirmation round between the search and the full-scale runs (``regmix_megatron.full_scale.confirmation``):
+    the search's pick, its top-1 candidate, the best single domains and the best sweep mixtures, each trained at
+    proxy scale with ``seeds`` seeds and compared on the validation split; one better than the pick beyond
+    ``threshold_sd`` combined sd (seeds and documents) replaces it. Skipped with ``schedule.phases``."""
+
+    enabled: bool = True
+    """Run the round (false: the search's pick goes to the target runs unconfirmed)."""
+    seeds: int = 2
+    """Seeds of each candidate (seed, seed + 1, ...; runs the sweep already finished are reused). At least 2: the
+    round needs each candidate's seed noise."""
+    num_domains: int = 2
+    """How many of the best single-domain sweep mixtures (by proxy target loss) are candidates (0: none; they
+    exist only when the sweep trained the single domains, i.e. with the best_domain baseline)."""
+    num_sweep: int = 2
+    """How many of the best sampled sweep mixtures (by proxy target loss) are candidates (0: none)."""
+    threshold_sd: float = 2.0
+    """A candidate replaces the pick only when better by more than this many combined sd."""
+
+    def __post_init__(self) -> None:
+        check(isinstance(self.enabled, bool), "confirm", "enabled", self.enabled, "use true or false")
+        check(isinstance(self.seeds, int) and not isinstance(self.seeds, bool) and self.seeds >= 2, "confirm",
+              "seeds", self.seeds, "use 2 or more: each candidate's seed noise is part of the comparison")
+        for name in ("num_domains", "num_sweep"):
+            value = getattr(self, name)
+            check(isinstance(value, int) and not isinstance(value, bool) and value >= 0, "confirm", name, value,
+                  "use 0 or more")
+        check(isinstance(self.threshold_sd, (int, float)) and not isinstance(self.threshold_sd, bool)
+              and self.threshold_sd > 0, "confirm", "threshold_sd", self.threshold_sd,
+              "use a positive number of sd, e.g. 2")
+
+
+@dataclass
 class ExecutorSection:
     RENAMED_FIELDS: ClassVar[dict] = {"max_retries": ("max_attempts", lambda retries: int(retries) + 1)}
     PARSED_FIELDS: ClassVar[tuple] = ("slurm",)
@@ -450,6 +483,7 @@ class PipelineConfig:
     sample: SampleSection = field(default_factory=SampleSection)
     proxy: TrainSection = field(default_factory=TrainSection)
     search: SearchSection = field(default_factory=SearchSection)
+    confirm: ConfirmSection = field(default_factory=ConfirmSection)
     full_scale: FullScaleSection = field(default_factory=FullScaleSection)
     executor: ExecutorSection = field(default_factory=ExecutorSection)
     export: ExportSection = field(default_factory=ExportSection)

@@ -66,7 +66,9 @@ def compared_mixtures(ctx: StageContext) -> tuple[dict, dict]:
                                     [table.run_ids[i] for i in rows])
         seeded = {"regmix", "regmix_static", *SEEDED_BASELINES}
         return labeled, {lab: (cfg.seeds if lab in seeded else [cfg.seed]) for lab in labeled}
-    labeled: dict[str, Mixture] = {"regmix": Mixture.load(ctx.path("search", "mixture"))}
+    from .confirm import confirmed_pick
+
+    labeled: dict[str, Mixture] = {"regmix": confirmed_pick(ctx)}  # the search's pick, or what the round measured
     planned = {r.run_id: r.mixture for r in _sweep(ctx).runs}
     sweep = [planned[rid] for rid in table.run_ids]
     single = [i for i, m in enumerate(sweep) if is_single_domain(m)]
@@ -109,6 +111,7 @@ def _scheduled_labels(ctx: StageContext, baselines: dict, run_ids: list[str]) ->
 def run_full_scale(ctx: StageContext) -> StageOutput:
     from ..fileio import atomic_write_json
     from ..runs.sweep.state import read_run_state
+    from .confirm import confirmation_note
 
     cfg: PipelineConfig = ctx.config
     labeled, seeds = compared_mixtures(ctx)
@@ -132,12 +135,17 @@ def run_full_scale(ctx: StageContext) -> StageOutput:
     runs = {lab: _labeled_run(m, proxy.get(lab), {str(seed): rec for seed, rec in target[lab].items()},
                               ctx.relative(m.save(out_dir / "mixtures" / f"{lab.replace(':', '-')}.json")))
             for lab, m in labeled.items()}  # mixture files: for `regmix-megatron export` / train at scale
-    path = atomic_write_json(out_dir / "runs.json", {"format": "regmix-megatron/target-runs/v2",
-                                                     "target": cfg.target.to_json(), "seeds": cfg.seeds,
-                                                     "runs": runs})
+    doc = {"format": "regmix-megatron/target-runs/v2", "target": cfg.target.to_json(), "seeds": cfg.seeds,
+           "runs": runs}
+    note = confirmation_note(ctx)
+    if note is not None:  # which candidate of the confirmation round trains as regmix
+        doc["confirmation"] = note
+    path = atomic_write_json(out_dir / "runs.json", doc)
     num_runs = sum(len(v) for v in target.values())
+    replaced = f"; regmix is {note['chosen']}, which replaced the search's pick" if note and note["replaced"] else ""
     return StageOutput(files={"runs": str(path)}, values={"labels": list(labeled)},
-                       summary=f"{num_runs} target-scale runs of {len(labeled)} mixtures ({', '.join(labeled)})")
+                       summary=f"{num_runs} target-scale runs of {len(labeled)} mixtures ({', '.join(labeled)})"
+                               + replaced)
 
 
 def _labeled_run(trained, proxy: dict | None, target: dict, mixture_file: str) -> dict:
@@ -154,25 +162,71 @@ def _labeled_run(trained, proxy: dict | None, target: dict, mixture_file: str) -
 
 
 def evaluate_inputs(cfg: PipelineConfig) -> dict:
+    from ..full_scale.document_evidence import BOOTSTRAP_SEED
+    from ..full_scale.document_noise import DEFAULT_NUM_DRAWS
+
     t = cfg.full_scale
     return {"target": cfg.target.to_json(), "rank_threshold": t.rank_threshold,
-            "threshold_sd": t.threshold_sd}
+            "threshold_sd": t.threshold_sd, "document_bootstrap": {"num_draws": DEFAULT_NUM_DRAWS,
+                                                                   "seed": BOOTSTRAP_SEED}}
 
 
 def run_evaluate(ctx: StageContext) -> StageOutput:
     from ..fileio import read_json
     from ..full_scale.evaluation import FILE_NAME, evaluate, verdict_lines, write_evaluation
+    from .confirm import confirmation_summary
 
     cfg: PipelineConfig = ctx.config
     runs = read_json(ctx.path("full_scale", "runs"))["runs"]
-    evaluation = evaluate(cfg.target, runs, predicted=ctx.value("search", "predicted"),
-                   predicted_sd=ctx.upstream("search")["values"].get("predicted_sd"),
-                   fit={"regressor": ctx.value("fit", "regressor"),
-                        "regressor_reason": ctx.value("fit", "regressor_reason"), "cv": ctx.value("fit", "cv"),
-                        "noise": ctx.value("fit", "noise")},
-                   rank_threshold=cfg.full_scale.rank_threshold, threshold_sd=cfg.full_scale.threshold_sd)
+    confirmation = confirmation_summary(ctx)
+    # a replaced pick is not the mixture the search predicted: the model predicts it like any other
+    replaced = ("regmix",) if confirmation is not None and confirmation.replaced else ()
+    predicted, predicted_sd, sources = _evaluation_model_and_sources(ctx, runs, drop_known=replaced)
+    evaluation = evaluate(cfg.target, runs, predicted=predicted, predicted_sd=predicted_sd,
+                          confirmation=confirmation,
+                          fit={"regressor": ctx.value("fit", "regressor"),
+                               "regressor_reason": ctx.value("fit", "regressor_reason"), "cv": ctx.value("fit", "cv"),
+                               "noise": ctx.value("fit", "noise")},
+                          documents=_run_documents(ctx, runs), document_sources=sources,
+                          rank_threshold=cfg.full_scale.rank_threshold, threshold_sd=cfg.full_scale.threshold_sd)
     path = write_evaluation(ctx.out / FILE_NAME, evaluation)
     return StageOutput(files={"evaluation": str(path)}, summary="; ".join(verdict_lines(evaluation, short=True)))
+
+
+def _evaluation_model_and_sources(ctx: StageContext, runs: dict, *, drop_known: tuple[str, ...] = ()
+                                  ) -> tuple[dict, dict, dict]:
+    """Every compared mixture's prediction by the model the search used (the search's own where it made one, but
+    for the labels in ``drop_known``), and the source of every test document of each domain that records them
+    (``domains.json``)."""
+    from ..data.manifest import DomainRegistry
+    from ..full_scale.evaluation import REPORT_SPLIT
+    from ..full_scale.predictions import predict_compared
+    from ..mixtures.schedule import feature_names
+    from ..regression.fitting import find_model
+    from ..regression.models import load_regressor
+    from .search_stages import phase_fractions
+
+    registry = DomainRegistry.load(ctx.path("indexed", "domains"))
+    names, fractions = list(registry.names), phase_fractions(ctx.config)
+    model = load_regressor(find_model(ctx.path("fit", "metrics").parent, ctx.value("fit", "regressor"),
+                                      ctx.value("fit", "target")),
+                           domains=feature_names(names, len(fractions)), source=str(ctx.path("indexed", "domains")))
+    search = ctx.upstream("search")["values"]
+    known = {k: v for k, v in search["predicted"].items() if k not in drop_known}
+    known_sd = {k: v for k, v in (search.get("predicted_sd") or {}).items() if k not in drop_known}
+    predicted, predicted_sd = predict_compared(runs, model.predict_with_sd, names, fractions,
+                                               known=known, known_sd=known_sd)
+    sources = {d.name: s for d in registry.domains if (s := d.document_sources(REPORT_SPLIT)) is not None}
+    return predicted, predicted_sd, sources
+
+
+def _run_documents(ctx: StageContext, runs: dict) -> dict:
+    """Label -> each full-scale run's ``document_losses.json`` (None for a run without one), in seed order."""
+    from ..runs.document_losses import read_document_losses_or_none
+
+    return {lab: [read_document_losses_or_none(ctx.resolve(rec["run_dir"])) if rec.get("run_dir") else None
+                  for _, rec in sorted(run["target"].items(), key=lambda kv: int(kv[0]))]
+            for lab, run in runs.items()}
 
 
 def run_report(ctx: StageContext) -> StageOutput:

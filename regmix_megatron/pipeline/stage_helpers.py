@@ -14,8 +14,8 @@ from .framework import StageContext
 log = logging.getLogger(__name__)
 
 
-STAGE_NAMES = ("corpus", "tokenizer", "indexed", "sample", "sweep", "fit", "search", "full_scale", "evaluate",
-               "report")
+STAGE_NAMES = ("corpus", "tokenizer", "indexed", "sample", "sweep", "fit", "search", "confirm", "full_scale",
+               "evaluate", "report")
 
 
 def _clear(path: Path, out: Path) -> None:

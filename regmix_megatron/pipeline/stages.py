@@ -1,9 +1,10 @@
-"""The ten stages of ``regmix-megatron run`` in order, each a thin call into the module that owns the work.
+"""The eleven stages of ``regmix-megatron run`` in order, each a thin call into the module that owns the work.
 
-corpus -> tokenizer -> indexed -> sample -> sweep -> fit -> search -> full_scale -> evaluate -> report
+corpus -> tokenizer -> indexed -> sample -> sweep -> fit -> search -> confirm -> full_scale -> evaluate -> report
 
 The stages live by concern: ``data_stages.py`` (corpus, tokenizer, indexed), ``search_stages.py`` (sample, sweep,
-fit, search), ``full_scale_stages.py`` (full_scale, evaluate, report); ``stage_helpers.py`` holds what they share.
+fit, search), ``confirm.py`` (confirm, the confirmation round), ``full_scale_stages.py`` (full_scale,
+evaluate, report); ``stage_helpers.py`` holds what they share.
 Every stage writes under ``OUT/<stage>/`` (the corpus may live in a shared cache outside OUT). The inputs a stage
 declares are the config fields that change its output; settings that only change speed (workers, parallelism)
 are left out, so changing them does not redo work.
@@ -13,12 +14,13 @@ from __future__ import annotations
 
 from .data_stages import (_estimate_corpus, _estimate_indexed, _estimate_tokenizer, corpus_inputs, run_corpus,
                           run_indexed, run_tokenizer, tokenizer_inputs, verify_indexed)
+from .confirm import confirm_inputs, estimate_confirm_s, run_confirm
 from .framework import Stage
 from .full_scale_stages import (_estimate_full_scale, evaluate_inputs, run_evaluate, run_report, run_full_scale,
                                 full_scale_inputs)
 from .search_stages import (_estimate_search, _estimate_sweep, fit_inputs, proxy_inputs, run_fit, run_sample,
                             run_search_stage, run_sweep, sample_inputs, search_inputs)
-from .stage_helpers import STAGE_NAMES, verify_complete
+from .stage_helpers import STAGE_NAMES, estimate_run_s, run_batch, verify_complete
 
 __all__ = ["build_stages", "STAGE_NAMES"]
 
@@ -43,9 +45,14 @@ def build_stages() -> list[Stage]:
         Stage("search", search_inputs, run_search_stage, ("indexed", "fit"), _estimate_search,
               "simulate a pool of capped candidates, average the predicted top-k; Megatron export",
               verify=lambda files: verify_complete(files, "search")),
-        Stage("full_scale", full_scale_inputs, run_full_scale, ("indexed", "sweep", "search"), _estimate_full_scale,
-              "RegMix + baselines (+ sweep mixtures) at target scale, and at proxy scale"),
-        Stage("evaluate", evaluate_inputs, run_evaluate, ("fit", "search", "full_scale"),
+        Stage("confirm", confirm_inputs, lambda ctx: run_confirm(ctx, run_batch), ("indexed", "sweep", "search"),
+              lambda cfg: estimate_confirm_s(cfg, estimate_run_s(cfg, "proxy")),
+              "the pick, top-1 and the best measured sweep mixtures at proxy scale with several seeds; the measured "
+              "best within noise goes on"),
+        Stage("full_scale", full_scale_inputs, run_full_scale, ("indexed", "sweep", "search", "confirm"),
+              _estimate_full_scale, "RegMix (as confirmed) + baselines (+ sweep mixtures) at target scale, and at "
+              "proxy scale"),
+        Stage("evaluate", evaluate_inputs, run_evaluate, ("indexed", "fit", "search", "confirm", "full_scale"),
               lambda cfg: 1.0, "target comparison and rank invariance -> evaluation.json"),
         Stage("report", lambda cfg: {}, run_report, STAGE_NAMES[:-1], lambda cfg: 5.0,
               "one HTML report with the pipeline view and the regression plots"),

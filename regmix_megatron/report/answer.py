@@ -65,13 +65,28 @@ def _fit_confidence(metrics: "FitMetrics | None", regressor: str | None, target:
 
 
 def _evaluation_confidence(evaluation: "Evaluation | None") -> list[str]:
-    """The verdicts of ``evaluation.json`` (each baseline against the seed noise, rank invariance, the aim), as
-    :func:`regmix_megatron.full_scale.verdict.verdict_lines` words them: a win within noise is never claimed."""
+    """The verdicts of ``evaluation.json`` (each baseline against the noise of its difference, seeds and documents,
+    with the parts; rank invariance; the aim), as :func:`regmix_megatron.full_scale.verdict.verdict_lines` words
+    them (a win within noise is never claimed), then which source of the target each mixture wins."""
     if evaluation is None:
         return []
     from ..full_scale.verdict import verdict_lines
 
-    return verdict_lines(evaluation)
+    return verdict_lines(evaluation) + _source_lines(evaluation)
+
+
+def _source_lines(evaluation: "Evaluation") -> list[str]:
+    """Per target domain with sources, which compared mixture has the lowest test loss on each source (the
+    report's by-source table in one line; a description, not a verdict)."""
+    measured = [m for m in evaluation.mixtures.values() if m.test_loss_by_source]
+    lines = []
+    for domain in sorted({d for m in measured for d in m.test_loss_by_source}):
+        sources = sorted({s for m in measured for s in m.test_loss_by_source.get(domain, {})})
+        best = {s: min((m for m in measured if s in m.test_loss_by_source.get(domain, {})),
+                       key=lambda m: m.test_loss_by_source[domain][s]).label for s in sources}
+        lines.append(f"{domain} by source (lowest test loss; a description, not a verdict): "
+                     + ", ".join(f"{s}: {best[s]}" for s in sources))
+    return lines
 
 
 def answer_section(search_dir: str | Path, *, metrics: "FitMetrics | None" = None,

@@ -11,6 +11,7 @@ search directories); imports nothing of :mod:`regmix_megatron.pipeline`.
 from __future__ import annotations
 
 import html
+import math
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -86,18 +87,88 @@ def target_sections(evaluation: Evaluation) -> list[Section]:
         row = {"mixture": figures.short_label(m.label), "mean": m.mean, "sd": m.sd, "seeds": m.num_seeds}
         row.update({f"seed {s}": m.target_losses.get(s) for s in seeds})
         row.update({"proxy-scale (valid)": m.proxy_loss, "predicted": m.predicted_loss,
-                    "RegMix vs it": verdict.text if verdict is not None else ""})
+                    "predicted sd": m.predicted_sd, "RegMix vs it": verdict.text if verdict is not None else ""})
         rows.append(row)
     weights = sorted({d for m in mixtures for d in m.mixture})
     mix = pd.DataFrame([{"mixture": figures.short_label(m.label), **{d: m.mixture.get(d, 0.0) for d in weights}}
                         for m in mixtures])
     body = ("<ul>" + "".join(f"<li>{html.escape(x)}</li>" for x in lines) + "</ul>" + fig.html
-            + table_html(pd.DataFrame(rows), "{:.4f}")
+            + table_html(pd.DataFrame(rows), "{:.4f}") + noise_parts_html(evaluation) + by_source_html(evaluation)
             + "<p>The compared mixtures (token fractions of each training domain):</p>"
             + table_html(mix, "{:.3f}"))
     if noise.sd is None:
         body = "<p><b>Seed noise was not measured (fewer than two seeds): no verdict claims a win.</b></p>" + body
     return [Section(fig.title, body, fig.images)]
+
+
+def noise_parts_html(evaluation: Evaluation) -> str:
+    """Each verdict's sd by part: the seeds', the test documents' (paired bootstrap) and their combination."""
+    rows = [{"RegMix vs": figures.short_label(b), "difference": c.difference,
+             "seed sd": c.noise.seed_sd if c.noise else None, "document sd": c.noise.document_sd if c.noise else None,
+             "combined sd": c.sd, "dominant": c.noise.dominant if c.noise else "unmeasured",
+             "verdict": c.text} for b, c in evaluation.comparison.baselines.items()]
+    if not rows:
+        return ""
+    docs = evaluation.documents
+    sample = "" if docs is None or not docs.domains else " Scored: " + "; ".join(
+        f"{d} {s.num_documents} documents, {s.num_tokens:,} tokens" for d, s in docs.domains.items()) + (
+        f"; {docs.num_draws} bootstrap draws.")
+    return ("<p>The sd of each verdict, by part: the seeds' (how far the difference of the two means moves when "
+            "only the seeds change) and the test documents' (how far it moves with which documents were drawn: "
+            "a paired bootstrap, the same documents for both mixtures; empty where a run recorded no per-document "
+            f"losses, and the verdict then rests on the seeds alone).{sample}</p>" + table_html(pd.DataFrame(rows),
+                                                                                            "{:.4f}"))
+
+
+def by_source_html(evaluation: Evaluation) -> str:
+    """The test loss of each compared mixture by the source of the target's documents, and the sources on which
+    each has the lowest loss: which part of the target each mixture wins (a description, not a verdict: no noise
+    is measured per source)."""
+    measured = sorted((m for m in evaluation.mixtures.values() if m.test_loss_by_source), key=lambda m: m.mean)
+    if not measured:
+        return ""
+    shares = evaluation.documents.domains if evaluation.documents is not None else {}
+    columns = sorted({(d, s) for m in measured for d, per in m.test_loss_by_source.items() for s in per})
+
+    def name(d: str, s: str) -> str:
+        share = shares[d].sources.get(s) if d in shares else None
+        return (f"{d}/{s}" if len(shares) > 1 else s) + ("" if share is None else f" ({share.num_documents} docs)")
+
+    loss = {(m.label, c): m.test_loss_by_source.get(c[0], {}).get(c[1], math.inf) for m in measured for c in columns}
+    lowest = {c: min(measured, key=lambda m: loss[(m.label, c)]).label for c in columns}
+    rows = [{"mixture": figures.short_label(m.label),
+             **{name(*c): loss[(m.label, c)] for c in columns},
+             "lowest loss on": ", ".join(name(*c) for c in columns if lowest[c] == m.label)} for m in measured]
+    return ("<p>The test loss by source of the target's documents (mean over seeds), and where each mixture has the "
+            "lowest: which part of the target each mixture wins. A description, not a verdict: no noise is "
+            "measured per source.</p>" + table_html(pd.DataFrame(rows), "{:.4f}"))
+
+
+def confirmation_section(evaluation: Evaluation) -> Section | None:
+    """What the confirmation round measured at proxy scale (each candidate's seeds, mean and sd, and how far it is
+    from the search's pick in combined sd), and which candidate went on to the target runs."""
+    conf = evaluation.confirmation
+    if conf is None:
+        return None
+    seeds = sorted({s for c in conf.candidates for s in c.losses}, key=int)
+    pick = next(c.mean for c in conf.candidates if c.label == "regmix")
+    rows = []
+    for c in conf.candidates:
+        row = {"candidate": c.label, "mean": c.mean, "sd": c.sd}
+        row.update({f"seed {s}": c.losses.get(s) for s in seeds})
+        row.update({"pick - it": None if c.label == "regmix" else pick - c.mean,
+                    "combined sd": c.combined_sd, "in sd": c.num_sd,
+                    "went on": "yes" if c.label == conf.chosen else ""})
+        rows.append(row)
+    what = (f"<b>{html.escape(conf.chosen)}</b> replaced the search's pick and was trained at target scale as RegMix"
+            if conf.replaced else "the search's pick (<b>regmix</b>) stands")
+    text = (f"<p>Before the target runs, the search's pick, its top-1 candidate and the best measured sweep mixtures "
+            f"were trained at proxy scale with {len(seeds)} seeds each and compared on the {conf.split} split (the "
+            f"test split judges only the final pick): {what}. {html.escape(conf.reason)}.</p><p>A candidate replaces "
+            f"the pick only when better by more than {conf.threshold_sd:g} combined sd (seed and document noise); "
+            "\"pick - it\" is positive when the candidate is better.</p>")
+    return Section("Confirmation round: the pick against measured candidates",
+                   text + table_html(pd.DataFrame(rows), "{:.4f}"))
 
 
 def fit_choice_section(evaluation: Evaluation) -> Section | None:
@@ -147,13 +218,16 @@ def headline(evaluation: Evaluation) -> str:
     rank = evaluation.rank_invariance
     rho = rank.spearman
     parts = [f"{b}: {c.text}" for b, c in comp.baselines.items()]
-    answer = "RegMix beats " + " and ".join(comp.must_beat) + " beyond seed noise and loses to no baseline"
+    measured = bool(comp.baselines) and all(c.noise is not None and c.noise.document_sd is not None
+                                             for c in comp.baselines.values())
+    noise = "noise (seeds and test documents)" if measured else "seed noise (test documents not measured)"
+    answer = "RegMix beats " + " and ".join(comp.must_beat) + f" beyond {noise} and loses to no baseline"
     if not comp.aim_met:
         beats = [b for b in comp.must_beat if comp.baselines[b].verdict == BETTER]
         misses = [b for b in comp.must_beat if b not in beats]
         losses = [b for b, c in comp.baselines.items() if c.verdict == WORSE]
         answer = "Aim not met: " + "; ".join(
-            ([f"RegMix beats {' and '.join(beats)} beyond seed noise"] if beats else [])
+            ([f"RegMix beats {' and '.join(beats)} beyond {noise}"] if beats else [])
             + ([f"not {' or '.join(misses)}"] if misses else [])
             + ([f"it loses to {' and '.join(losses)}"] if losses else []))
     return (f"Target: {evaluation.target_label} ({evaluation.split} split). {answer}: "
@@ -177,6 +251,8 @@ def write_pipeline_report(path: Path, png_dir: Path, *, records: Sequence[Mappin
                            target_label=target.label)]
     sections: list[Section] = []
     sections += target_sections(evaluation)
+    confirmation = confirmation_section(evaluation)
+    sections += [confirmation] if confirmation is not None else []
     choice = fit_choice_section(evaluation)
     sections += [choice] if choice is not None else []
     if target_runs and (target_runs.get("runs", {}).get("regmix") or {}).get("schedule"):
@@ -200,6 +276,9 @@ def numbers_for_log(evaluation: Evaluation) -> dict:
                for label, m in evaluation.mixtures.items() if not label.startswith("sweep:")},
             "sd_unit": evaluation.noise.sd,
             "verdicts": {b: c.text for b, c in comp.baselines.items()},
+            "verdict_sd": {b: c.noise.to_json() if c.noise is not None else None for b, c in comp.baselines.items()},
+            "by_source": {label: m.test_loss_by_source for label, m in evaluation.mixtures.items()
+                          if m.test_loss_by_source and not label.startswith("sweep:")},
             "aim_met": comp.aim_met,
             "rank_spearman": evaluation.rank_invariance.spearman,
             "rank_num_mixtures": evaluation.rank_invariance.num_mixtures,

@@ -411,7 +411,7 @@ def parse_overrides(items: Sequence[str], flag: str = "--set") -> dict:
 @dataclass(frozen=True)
 class RecipeOverrides:
     """Recipe fields given on top of a preset, as nested mappings (``{optim: {train_steps: 300}}``): a pipeline
-    config's ``proxy.overrides`` / ``targets.overrides``, or what ``--set`` flags say. :meth:`from_dict` checks
+    config's ``proxy.overrides`` / ``full_scale.overrides``, or what ``--set`` flags say. :meth:`from_dict` checks
     every key against the recipe's fields once (errors name the file, the field path, a near miss and the known
     fields); the values are checked with the preset's when the recipe is built (:meth:`recipe`)."""
 

@@ -131,6 +131,19 @@ def write_top_k(result: SearchResult, domains: Sequence[str], path: str | Path,
     return Path(path)
 
 
+def read_top1(path: str | Path, domains: Sequence[str]) -> Mixture:
+    """The best predicted candidate (rank 1) of a ``top_k.csv`` of one phase (its columns the ``domains``)."""
+    import pandas as pd
+
+    frame = pd.read_csv(path)
+    missing = sorted(set(domains) - set(frame.columns))
+    if frame.empty or "rank" not in frame.columns or missing:
+        raise DataError(f"{path}: expected the columns rank and {list(domains)} with at least one row (missing "
+                        f"{missing or 'rows'}); run the search again")
+    row = frame.loc[frame["rank"].idxmin()]
+    return Mixture.from_array(list(domains), [float(row[d]) for d in domains], source=f"{path}: rank 1")
+
+
 def write_search_files(stage: Path, output_dir: str | Path, outcome: SearchOutcome, regressor: Any,
                        baselines: Mapping[str, Mixture], config: SearchConfig, *, tokens_per_domain: np.ndarray,
                        sampler_config: Any, exported: Mapping[str, str] | None = None,
@@ -318,5 +331,5 @@ def read_search(search_dir: str | Path) -> SearchSummary:
 
 
 __all__ = ["FORMAT", "SEARCH_FILES", "search_folder_files", "check_search_folder", "search_folder",
-           "write_search_files", "predicted_json", "summarize", "write_top_k", "Predicted", "SchedulePick",
-           "SearchSummary", "read_search"]
+           "write_search_files", "predicted_json", "summarize", "write_top_k", "read_top1", "Predicted",
+           "SchedulePick", "SearchSummary", "read_search"]

@@ -36,3 +36,44 @@ CLEAR_WIN = {
     "best_domain": ({"x": 1.0, "y": 0.0}, [5.005], 6.05),
     "sweep:abcdef0123": ({"x": 0.1, "y": 0.9}, [5.6], 6.4),
 }
+
+
+# ---- per-document losses: documents that disagree ------------------------------------------------------------
+#: The target's test documents: 20 from the FAQ and 20 chat dialogues, 100 tokens each.
+SOURCES = ["faq"] * 20 + ["chat"] * 20
+
+
+def document_profiles(seed: int = 0):
+    """Per-document losses (a profile per label) on :data:`SOURCES`: documents differ a lot in how hard they are
+    (sd 0.5); RegMix is much better on the FAQ (-0.28) and much worse on the chats (+0.24): 0.02 better on
+    average, while the documents disagree by +-0.26; natural and uniform score every document alike (up to a
+    shift)."""
+    import numpy as np
+
+    base = 5.0 + np.random.default_rng(seed).normal(0.0, 0.5, len(SOURCES))
+    faq = np.array([s == "faq" for s in SOURCES])
+    return {"regmix": base + np.where(faq, -0.28, 0.24), "natural": base.copy(), "uniform": base.copy()}
+
+
+#: RegMix 0.02 better than natural with a tiny seed spread (pooled sd 0.001), 0.3 better than uniform.
+DOCUMENTS_DISAGREE = {
+    "regmix": ({"x": 0.6, "y": 0.4}, [5.000, 5.001, 4.999], 6.0),
+    "natural": ({"x": 0.3, "y": 0.7}, [5.020, 5.021, 5.019], 6.2),
+    "uniform": ({"x": 0.5, "y": 0.5}, [5.300, 5.301, 5.299], 6.1),
+}
+
+
+def document_losses(spec, profiles, domain: str = "a", split: str = "test") -> dict:
+    """``{label: [RunDocumentLosses per seed]}`` whose per-document losses are the label's profile shifted so that
+    each seed's mean is its test loss in ``spec`` (:func:`runs`' form): the documents agree with ``runs.json``."""
+    import numpy as np
+
+    from regmix_megatron.runs.document_losses import DocumentLosses, RunDocumentLosses
+
+    out = {}
+    for label, (_, losses, _) in spec.items():
+        profile = np.asarray(profiles[label], dtype=np.float64)
+        tokens = np.full(profile.size, 100, dtype=np.int64)
+        out[label] = [RunDocumentLosses(f"{label}-{seed}", 80, {split: {domain: DocumentLosses(
+            (profile - profile.mean() + x) * tokens, tokens)}}) for seed, x in enumerate(losses, start=1)]
+    return out
