@@ -195,6 +195,19 @@ def test_document_losses_are_written_before_the_completion_marker(domains, tmp_p
         assert seen["documents"].get(split, "code").total_tokens == 2048  # the other domains keep the default
 
 
+def test_the_final_split_is_scored_on_its_own_sizes_and_the_evaluations_during_training_on_theirs(domains, tmp_path):
+    """``eval.final_num_tokens_by_domain: {qa: all}``: the test split (final) on every qa document, the validation
+    evaluations during training on the default sample."""
+    out = tmp_path / "run"
+    result = train(tiny_config(domains, out, optim={"train_steps": 4},
+                               eval={"eval_interval": 4, "final_num_tokens_by_domain": {"qa": "all"}},
+                               checkpoint={"save": False}))
+    qa = DomainRegistry.load(domains).get("qa")
+    sizes = result["evaluation_sizes"]
+    assert sizes["test"]["qa"]["num_tokens"] == qa.num_tokens("test") - 1  # every token but the first
+    assert sizes["valid"]["qa"]["num_tokens"] == 2048 == sizes["test"]["code"]["num_tokens"]
+
+
 @pytest.mark.slow
 def test_cheap_proxy_evaluates_only_what_it_is_asked_and_saves_nothing(domains, names, tmp_path):
     from regmix_megatron.cli import main

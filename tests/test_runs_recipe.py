@@ -127,6 +127,8 @@ def test_an_unset_per_domain_evaluation_size_keeps_every_recipe_hash():
         recipe = build_recipe({"preset": name})
         assert recipe.hash == old, name
         assert "num_tokens_by_domain" not in recipe.to_dict()["eval"]  # config.yaml as before, too
+        assert "final_num_tokens_by_domain" not in recipe.to_dict()["eval"]
+        assert build_recipe({"preset": name, "eval": {"final_num_tokens_by_domain": {}}}).hash == old
         assert build_recipe({"preset": name, "eval": {"num_tokens_by_domain": {}}}).hash == old  # empty = unset
     sized = build_recipe({"preset": "tiny-test", "eval": {"num_tokens_by_domain": {"qa": "all"}}})
     assert sized.hash != before["tiny-test"]
@@ -179,3 +181,22 @@ def test_recipe_overrides_are_checked_once_against_the_recipes_fields():
     for cls in (ModelConfig, OptimConfig, EvalConfig, ParallelConfig, PrecisionConfig, CheckpointConfig, Recipe,
                 RecipeOverrides):
         assert undocumented_fields(cls) == [], cls.__name__
+
+
+def test_final_splits_may_be_evaluated_on_more_tokens_than_the_evaluations_during_training():
+    """``eval.final_num_tokens_by_domain``: the test split that judges the comparison on every document of the
+    target, the validation evaluations during training on a cheap sample; a new recipe (hash), checked like
+    ``num_tokens_by_domain``."""
+    recipe = build_recipe({"preset": "tiny-test", "eval": {"num_tokens_by_domain": {"qa": 4096},
+                                                           "final_num_tokens_by_domain": {"qa": "all"}}})
+    ev = recipe.eval
+    assert ev.final_splits == ["test"] and ev.split == "valid"
+    assert ev.num_tokens_for("qa", "test") == "all"  # the final split: every document
+    assert ev.num_tokens_for("qa", "valid") == ev.num_tokens_for("qa") == 4096  # during training: the sample
+    assert ev.num_tokens_for("code", "test") == ev.num_tokens_per_domain  # other domains: as before
+    only_final = build_recipe({"preset": "tiny-test", "eval": {"final_num_tokens_by_domain": {"qa": "all"}}})
+    assert only_final.hash != build_recipe({"preset": "tiny-test"}).hash
+    assert only_final.eval.num_tokens_for("qa", "valid") == only_final.eval.num_tokens_per_domain
+    assert build_recipe(dict(only_final.to_dict(), preset=None)).hash == only_final.hash  # saved form loads back
+    with pytest.raises(ConfigError, match=r"eval\.final_num_tokens_by_domain\.qa=0 is invalid: .*'all'"):
+        build_recipe({"preset": "tiny-test", "eval": {"final_num_tokens_by_domain": {"qa": 0}}})

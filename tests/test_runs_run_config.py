@@ -197,6 +197,14 @@ def test_per_domain_evaluation_sizes_name_only_evaluated_domains(domains_json, t
     with pytest.raises(DataError, match=r"eval\.num_tokens_by_domain names \['arxiv'\], which this run does not "
                                         r"evaluate.*add them to eval\.domains"):
         evaluation_num_tokens(cfg.recipe, registry)
+    cfg = _run(domains_json, tmp_path, mixture=None, eval={"domains": ["code"],
+                                                           "final_num_tokens_by_domain": {"web": "all"}})
+    assert evaluation_num_tokens(cfg.recipe, registry, "test") == {"code": 2048, "web": "all"}
+    assert evaluation_num_tokens(cfg.recipe, registry, "valid") == {"code": 2048, "web": 2048}
+    cfg = _run(domains_json, tmp_path, mixture=None, eval={"domains": ["code"],
+                                                           "final_num_tokens_by_domain": {"arxiv": 64}})
+    with pytest.raises(DataError, match=r"eval\.final_num_tokens_by_domain names \['arxiv'\]"):
+        evaluation_num_tokens(cfg.recipe, registry, "test")
 
 
 def test_training_data_differences_ignore_evaluation_only_domains(domains_json):

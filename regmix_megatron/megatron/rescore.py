@@ -79,7 +79,7 @@ def score_run(run_dir: str | Path, *, split: str = "test", domains: Sequence[str
     run.registry, run.mixture, run.run_id = registry, resolved.mixture, str(meta["run_id"])
     run.build_model_and_optimizer(recipe.model.vocab_size or registry.tokenizer.vocab_size)
     run.model.module.load_state_dict(ckpt.load_shard(path, run.tp_rank, run.pp_rank)["model"])
-    sizes = {name: num_tokens_per_domain or recipe.eval.num_tokens_for(name) for name in names}
+    sizes = {name: num_tokens_per_domain or recipe.eval.num_tokens_for(name, split) for name in names}
     windows = build_validation_set(registry, seq_length=recipe.model.seq_length, split=split, domains=names,
                                    num_tokens_per_domain=recipe.eval.num_tokens_per_domain,
                                    num_tokens_by_domain=sizes)

@@ -280,7 +280,7 @@ class _Run:
     def validation_set(self, split: str) -> ValidationSet:
         """The fixed evaluation windows of ``split`` for the domains this run evaluates (logged on rank 0)."""
         cfg = self.cfg
-        sizes = evaluation_num_tokens(cfg, self.registry)
+        sizes = evaluation_num_tokens(cfg, self.registry, split)
         valid = build_validation_set(self.registry, seq_length=cfg.model.seq_length,
                                      num_tokens_per_domain=cfg.eval.num_tokens_per_domain, split=split,
                                      domains=list(sizes), num_tokens_by_domain=sizes)

@@ -144,6 +144,10 @@ class EvalConfig:
     num_tokens_by_domain: Optional[dict] = None
     """Per-domain exceptions to ``num_tokens_per_domain``: ``{domain: tokens}``, or ``all`` for the whole split
     (e.g. ``{qa: all}`` for a target whose verdicts need every document). Part of the recipe's hash only when set."""
+    final_num_tokens_by_domain: Optional[dict] = None
+    """Per-domain exceptions for the final evaluation of ``final_splits`` only (same form): e.g. ``{qa: all}`` scores
+    the test split that judges the comparison on every document while the evaluations during training stay cheap.
+    Unset: the final splits are evaluated like ``split``. Part of the recipe's hash only when set."""
     split: Literal["train", "valid", "test"] = "valid"
     """The split evaluated during training (``val_loss``): the validation split every choice is made on."""
     micro_batch_size: int = 8
@@ -160,6 +164,8 @@ class EvalConfig:
         check(self.num_tokens_per_domain > 0, "eval", "num_tokens_per_domain", self.num_tokens_per_domain,
               "use a positive integer")
         self.num_tokens_by_domain = _tokens_by_domain(self.num_tokens_by_domain)
+        self.final_num_tokens_by_domain = _tokens_by_domain(self.final_num_tokens_by_domain,
+                                                            "final_num_tokens_by_domain")
         check(self.split in ("train", "valid", "test"), "eval", "split", self.split,
               "use 'valid' (or 'test'/'train')")
         check(self.micro_batch_size > 0, "eval", "micro_batch_size", self.micro_batch_size,
@@ -175,9 +181,13 @@ class EvalConfig:
               "eval", "final_splits", self.final_splits,
               f"use a list of distinct splits other than eval.split={self.split!r}, e.g. ['test'] or []")
 
-    def num_tokens_for(self, domain: str) -> int | str:
-        """Tokens evaluated for ``domain``: its ``num_tokens_by_domain`` entry (a count or :data:`ALL_TOKENS`),
-        else ``num_tokens_per_domain``."""
+    def num_tokens_for(self, domain: str, split: str | None = None) -> int | str:
+        """Tokens evaluated for ``domain`` on ``split`` (None: ``eval.split``): for a final split its
+        ``final_num_tokens_by_domain`` entry, else its ``num_tokens_by_domain`` entry (a count or
+        :data:`ALL_TOKENS`), else ``num_tokens_per_domain``."""
+        final = self.final_num_tokens_by_domain or {}
+        if split is not None and split in self.final_splits and domain in final:
+            return final[domain]
         return (self.num_tokens_by_domain or {}).get(domain, self.num_tokens_per_domain)
 
 
@@ -185,29 +195,30 @@ class EvalConfig:
 ALL_TOKENS = "all"
 
 
-def _tokens_by_domain(value) -> dict | None:
-    """``eval.num_tokens_by_domain`` checked, in canonical form: None when unset or empty, else a mapping with
-    sorted domain names and positive integer counts or ``"all"`` (``1M``-style counts parsed)."""
+def _tokens_by_domain(value, name: str = "num_tokens_by_domain") -> dict | None:
+    """``eval.num_tokens_by_domain`` (or ``eval.<name>``, of the same form) checked, in canonical form: None when
+    unset or empty, else a mapping with sorted domain names and positive integer counts or ``"all"`` (``1M``-style
+    counts parsed)."""
     from ..numbers import parse_count
 
     field_fix = "use a mapping {domain: tokens}, tokens a positive integer or 'all' (the whole split), e.g. {qa: all}"
     if value is None:
         return None
-    check(isinstance(value, Mapping) and all(isinstance(k, str) and k for k in value), "eval",
-          "num_tokens_by_domain", value, field_fix)
+    check(isinstance(value, Mapping) and all(isinstance(k, str) and k for k in value), "eval", name, value,
+          field_fix)
     out = {}
-    for name in sorted(value):
-        raw = value[name]
+    for domain in sorted(value):
+        raw = value[domain]
         if raw == ALL_TOKENS:
-            out[name] = ALL_TOKENS
+            out[domain] = ALL_TOKENS
             continue
         try:
             count = None if isinstance(raw, bool) else parse_count(raw)
         except (TypeError, ValueError):
             count = None
-        check(count is not None and count > 0, "eval", f"num_tokens_by_domain.{name}", raw,
+        check(count is not None and count > 0, "eval", f"{name}.{domain}", raw,
               "use a positive number of tokens (e.g. 131072) or 'all' (the whole split)")
-        out[name] = count
+        out[domain] = count
     return out or None
 
 
@@ -332,11 +343,12 @@ class Recipe:
               f"must divide model.num_layers={self.model.num_layers}")
 
     def to_dict(self) -> dict:
-        """The plain form; ``eval.num_tokens_by_domain`` only when set (recipes without it keep their hash, and
-        the ``config.yaml`` of their runs its content)."""
+        """The plain form; ``eval.num_tokens_by_domain`` and ``eval.final_num_tokens_by_domain`` only when set
+        (recipes without them keep their hash, and the ``config.yaml`` of their runs its content)."""
         d = config_to_dict(self)
-        if d["eval"]["num_tokens_by_domain"] is None:
-            del d["eval"]["num_tokens_by_domain"]
+        for key in ("num_tokens_by_domain", "final_num_tokens_by_domain"):
+            if d["eval"][key] is None:
+                del d["eval"][key]
         return d
 
     def identity(self) -> dict:

@@ -198,17 +198,18 @@ def evaluated_domains(recipe: Recipe, registry: DomainRegistry) -> tuple[str, ..
     return tuple(d for d in registry.all_names if d in keep)
 
 
-def evaluation_num_tokens(recipe: Recipe, registry: DomainRegistry) -> dict:
-    """The domains a run of ``recipe`` evaluates (:func:`evaluated_domains`), each with the tokens it evaluates (a
-    count, or ``all``: the whole split). ``eval.num_tokens_by_domain`` naming a domain the run does not evaluate
-    raises :class:`DataError`."""
+def evaluation_num_tokens(recipe: Recipe, registry: DomainRegistry, split: str | None = None) -> dict:
+    """The domains a run of ``recipe`` evaluates (:func:`evaluated_domains`), each with the tokens it evaluates on
+    ``split`` (None: ``eval.split``; a count, or ``all``: the whole split). ``eval.num_tokens_by_domain`` or
+    ``eval.final_num_tokens_by_domain`` naming a domain the run does not evaluate raises :class:`DataError`."""
     names = evaluated_domains(recipe, registry)
-    extra = sorted(set(recipe.eval.num_tokens_by_domain or {}) - set(names))
-    if extra:
-        raise DataError(f"eval.num_tokens_by_domain names {extra}, which this run does not evaluate (evaluated: "
-                        f"{list(names)}, from {registry.path or 'domains.json'} and eval.domains): remove them, or "
-                        "add them to eval.domains")
-    return {name: recipe.eval.num_tokens_for(name) for name in names}
+    for key in ("num_tokens_by_domain", "final_num_tokens_by_domain"):
+        extra = sorted(set(getattr(recipe.eval, key) or {}) - set(names))
+        if extra:
+            raise DataError(f"eval.{key} names {extra}, which this run does not evaluate (evaluated: "
+                            f"{list(names)}, from {registry.path or 'domains.json'} and eval.domains): remove them, "
+                            "or add them to eval.domains")
+    return {name: recipe.eval.num_tokens_for(name, split) for name in names}
 
 
 # ---- identity ---------------------------------------------------------------------------------------------
