@@ -9,6 +9,7 @@ before everything else it sees; the install, offline, must keep that torch.
 from __future__ import annotations
 
 import ast
+import os
 import subprocess
 import sys
 from importlib import metadata
@@ -167,12 +168,20 @@ def test_gpu_venv_installs_only_given_pins_keeping_the_stacks_torch(tmp_path):
     assert not list(venv.glob("lib/python*/site-packages/regmix*"))  # the tools run from the repository
 
 
+def _make_dry_run(*args: str) -> str:
+    """What ``make -n ARGS`` would run, whitespace folded: as a top-level make (the suite itself may run under
+    ``make test``, whose MAKELEVEL/MAKEFLAGS would make this one print "Entering directory" lines)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS", "MAKEOVERRIDES")}
+    dry = subprocess.run(["make", "--no-print-directory", "-n", *args], cwd=REPO, capture_output=True, text=True,
+                         env=env)
+    assert dry.returncode == 0, dry.stderr
+    return " ".join(dry.stdout.split())
+
+
 def test_make_gpu_venv_is_the_one_command_and_gpu_check_then_uses_it(tmp_path):
-    dry = subprocess.run(["make", "-n", "gpu-venv", "PY=python3.12"], cwd=REPO, capture_output=True, text=True)
-    assert dry.stdout.strip() == "python3.12 tools/gpu_venv.py --venv .venv-gpu"
+    assert _make_dry_run("gpu-venv", "PY=python3.12") == "python3.12 tools/gpu_venv.py --venv .venv-gpu"
     venv = tmp_path / "gpu-venv"
     (venv / "bin").mkdir(parents=True)
     (venv / "bin" / "python").write_text("")
-    check = subprocess.run(["make", "-n", "gpu-check", f"GPU_VENV={venv}", "GPU_CHECK_ARGS=--allow-missing te"],
-                           cwd=REPO, capture_output=True, text=True)
-    assert check.stdout.strip() == f"{venv}/bin/python tools/gpu_check.py --allow-missing te"
+    assert _make_dry_run("gpu-check", f"GPU_VENV={venv}", "GPU_CHECK_ARGS=--allow-missing te") == \
+        f"{venv}/bin/python tools/gpu_check.py --allow-missing te"
