@@ -244,6 +244,13 @@ def atomic_write_yaml(path: str | os.PathLike, obj: Any) -> Path:
 
 
 # ---- reading ----------------------------------------------------------------------------------------------
+def file_or_in_folder(path: str | os.PathLike, name: str) -> Path:
+    """``path`` when it names a file, ``path / name`` when it is a folder: the inputs that accept a file or the
+    folder that holds it under its usual name (``evaluation.json`` or the pipeline's output folder)."""
+    path = Path(path)
+    return path / name if path.is_dir() else path
+
+
 def read_text(path: str | os.PathLike, what: str = "") -> str:
     """The UTF-8 text of a file; a missing file, a directory, an unreadable or a binary file raise a
     :class:`DataError` naming the file (``what``, e.g. ``"--config"``, says which input it is)."""

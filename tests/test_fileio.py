@@ -178,3 +178,17 @@ def test_an_output_that_is_or_holds_an_input_is_refused_naming_both(tmp_path):
     check_output_paths({"CONFIG": run / "config.yaml"}, dirs={"--output-dir": run}, own_records=("config.yaml",))
     check_output_paths({"--domains-json": domains, "--config": None}, files={"--output": tmp_path / "out.jsonl"},
                        dirs={"--output-dir": tmp_path / "new"})
+
+
+def test_an_input_is_the_file_itself_or_the_usual_file_in_the_folder_given(tmp_path):
+    from regmix_megatron.data.manifest import DomainRegistry
+    from regmix_megatron.fileio import file_or_in_folder
+
+    named = tmp_path / "elsewhere.json"
+    named.write_text("{}")
+    assert file_or_in_folder(named, "domains.json") == named  # a file is taken as it is, whatever its name
+    assert file_or_in_folder(tmp_path, "domains.json") == tmp_path / "domains.json"  # a folder: its usual file
+    missing = tmp_path / "missing.json"
+    assert file_or_in_folder(missing, "domains.json") == missing  # left to the reader, which names it
+    with pytest.raises(DataError, match=rf"{tmp_path}/domains\.json: file not found"):
+        DomainRegistry.load(tmp_path)  # the folder form names the file it looked for

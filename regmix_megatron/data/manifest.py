@@ -59,7 +59,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from ..errors import DataError
-from ..fileio import atomic_write_json, read_json
+from ..fileio import atomic_write_json, file_or_in_folder, read_json
 from .tokenizer_types import TokenizerSpec
 from ..configs import Field
 
@@ -274,9 +274,7 @@ class DomainRegistry:
     def load(cls, path: str | os.PathLike) -> "DomainRegistry":
         """Read a ``domains.json`` (a folder: its ``domains.json``), every field checked against the schema above:
         an error names the field (``domains[2].splits``), what it must be and what it is."""
-        path = Path(path)
-        if path.is_dir():
-            path = path / "domains.json"
+        path = file_or_in_folder(path, "domains.json")
         obj = read_json(path)
         where = str(path)
         if not isinstance(obj, dict) or obj.get("format") != FORMAT:

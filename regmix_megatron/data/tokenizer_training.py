@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..errors import DataError, RegmixError
-from ..fileio import atomic_path, atomic_write_json, read_json, sha256_file
+from ..fileio import atomic_path, atomic_write_json, file_or_in_folder, read_json, sha256_file
 from .tokenizer_types import (
     DEFAULT_TYPE,
     MODEL_FILE,
@@ -88,9 +88,7 @@ class TokenizerTrainConfig:
 # ---- identity ---------------------------------------------------------------------------------------
 def resolve_model_path(path: str | os.PathLike, flag: str = "--tokenizer-model") -> Path:
     """A ``.model`` file, or a tokenizer directory holding ``tokenizer.model``."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / MODEL_FILE
+    path = file_or_in_folder(path, MODEL_FILE)
     if not path.is_file():
         raise RegmixError(f"{flag} {path}: no such SentencePiece model; train one with "
                           "`regmix-megatron tokenizer train --input CORPUS_DIR --output-dir DIR`")

@@ -39,7 +39,7 @@ import numpy as np
 
 from ..configs import Field
 from ..errors import ConfigError, DataError
-from ..fileio import atomic_write_json, read_json
+from ..fileio import atomic_write_json, file_or_in_folder, read_json
 from ..regression.target import Target
 from ..runs.noise import pooled_seed_sd, seed_stats
 from .document_noise import Runs, combine, document_bootstrap
@@ -278,7 +278,5 @@ def write_confirmation(path: str | os.PathLike, confirmation: Confirmation) -> P
 
 def read_confirmation(path: str | os.PathLike) -> Confirmation:
     """``confirmation.json`` (a file, or the folder holding it), typed."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / FILE_NAME
+    path = file_or_in_folder(path, FILE_NAME)
     return Confirmation.from_json_obj(read_json(path), str(path))

@@ -38,7 +38,7 @@ import numpy as np
 
 from ..configs import Field
 from ..errors import DataError
-from ..fileio import atomic_write_json, read_json
+from ..fileio import atomic_write_json, file_or_in_folder, read_json
 from ..runs.noise import spearman_critical_value
 from ..regression.metrics import pearson, spearman
 from ..regression.target import Target
@@ -494,7 +494,5 @@ def write_evaluation(path: str | os.PathLike, evaluation: Evaluation) -> Path:
 
 def read_evaluation(path: str | os.PathLike) -> Evaluation:
     """``evaluation.json`` (a file, or the pipeline's output directory holding it), typed."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / FILE_NAME
+    path = file_or_in_folder(path, FILE_NAME)
     return Evaluation.from_json_obj(read_json(path), str(path))

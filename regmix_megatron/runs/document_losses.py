@@ -27,7 +27,7 @@ from typing import Mapping
 import numpy as np
 
 from ..errors import DataError
-from ..fileio import read_json
+from ..fileio import file_or_in_folder, read_json
 from .run_dir import DOCUMENT_LOSSES_FILE as FILE_NAME
 
 FORMAT = "regmix-megatron/document-losses/v1"
@@ -110,9 +110,7 @@ class RunDocumentLosses:
 
 def read_document_losses(path: str | os.PathLike) -> RunDocumentLosses:
     """Read ``document_losses.json`` (or the one in the run directory ``path``), checking its format."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / FILE_NAME
+    path = file_or_in_folder(path, FILE_NAME)
     obj = read_json(path)
     if not isinstance(obj, Mapping) or obj.get("format") != FORMAT:
         found = obj.get("format") if isinstance(obj, Mapping) else type(obj).__name__

@@ -20,7 +20,7 @@ from typing import Sequence
 
 from ...configs import load_config
 from ...errors import ConfigError, DataError, RegmixError
-from ...fileio import atomic_write_json, atomic_write_yaml, read_json, read_yaml
+from ...fileio import atomic_write_json, atomic_write_yaml, file_or_in_folder, read_json, read_yaml
 from ...data.manifest import DomainRegistry
 from ...mixtures.domains import check_trainable
 from ...mixtures.mixture import Mixture
@@ -217,8 +217,7 @@ def read_proxy_config(path: str | os.PathLike) -> tuple[Recipe, str, int | None]
             raise ConfigError(f"{path}: domains={str(domains)!r} not found (looked in {path.parent} and "
                               f"{Path.cwd()}): give an existing domains.json path")
         domains = found[0]
-    if domains.is_dir():
-        domains = domains / "domains.json"
+    domains = file_or_in_folder(domains, "domains.json")
     if not domains.is_file():
         raise ConfigError(f"{path}: domains={str(domains)!r} does not exist: give an existing domains.json path")
     for key in ("mixture", "output_dir", "run_id"):
