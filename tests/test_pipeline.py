@@ -17,10 +17,7 @@ import pytest
 import scipy.stats
 
 from regmix_megatron.pipeline.framework import read_record
-
-REPO = Path(__file__).resolve().parents[1]
-FIXTURE_CORPUS = REPO / "tests" / "fixtures" / "corpus"
-FIXTURE_CONFIG = REPO / "examples" / "fixture.yaml"
+from helpers.pipeline_configs import FIXTURE_CONFIG, FIXTURE_CORPUS
 
 
 def _cli(*args) -> list[str]:
@@ -102,7 +99,6 @@ def test_end_to_end_kill_and_resume(tmp_path):
     statuses = _statuses(out)
     assert statuses["evaluate"] == "done"
     assert all(v == "skipped" for k, v in statuses.items() if k != "evaluate")
-
 
 
 def _result_json(run_dir) -> dict:

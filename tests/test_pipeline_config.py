@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
-import yaml
 
 from regmix_megatron.errors import ConfigError
 from regmix_megatron.pipeline.config import PipelineConfig, load_pipeline_config
 from regmix_megatron.regression.target import Target
-
-def _write(tmp_path, data) -> Path:
-    p = tmp_path / "cfg.yaml"
-    p.write_text(yaml.safe_dump(data))
-    return p
+from helpers.pipeline_configs import write_config
 
 
 def test_config_errors_name_field_and_fix(tmp_path):
@@ -49,34 +43,34 @@ def test_config_errors_name_field_and_fix(tmp_path):
     ]
     for data, needle in cases:
         with pytest.raises(ConfigError, match=needle.replace(".", r"\.")):
-            load_pipeline_config(_write(tmp_path, data))
+            load_pipeline_config(write_config(tmp_path, data))
 
 
 def test_config_resolves_paths_against_file(tmp_path):
     (tmp_path / "corp").mkdir()
-    cfg = load_pipeline_config(_write(tmp_path, {"output_dir": "out", "corpus": {"source": "corp"}}))
+    cfg = load_pipeline_config(write_config(tmp_path, {"output_dir": "out", "corpus": {"source": "corp"}}))
     assert cfg.output_dir == str(tmp_path / "out")
     assert cfg.corpus.source == str(tmp_path / "corp")
-    assert load_pipeline_config(_write(tmp_path, {}), output_dir=str(tmp_path / "x")).output_dir == \
+    assert load_pipeline_config(write_config(tmp_path, {}), output_dir=str(tmp_path / "x")).output_dir == \
         str(tmp_path / "x")
     assert PipelineConfig(target="code").target == Target.domain("code")
 
 
 def test_the_target_is_a_domain_the_average_or_weights(tmp_path):
-    cfg = load_pipeline_config(_write(tmp_path, {"target": "average"}))
+    cfg = load_pipeline_config(write_config(tmp_path, {"target": "average"}))
     assert cfg.target == Target.average()
     assert cfg.full_scale.baselines == ["natural", "uniform", "best_domain", "best_sweep"]
-    cfg = load_pipeline_config(_write(tmp_path, {"target": "code", "full_scale": {"baselines": ["target_only"]}}))
+    cfg = load_pipeline_config(write_config(tmp_path, {"target": "code", "full_scale": {"baselines": ["target_only"]}}))
     assert cfg.full_scale.baselines == ["target_only"]
-    cfg = load_pipeline_config(_write(tmp_path, {"target": {"qa": 0.7, "reference": 0.3},
-                                                 "corpus": {"domains": ["code", "reference"], "eval_only": ["qa"]}}))
+    cfg = load_pipeline_config(write_config(tmp_path, {
+        "target": {"qa": 0.7, "reference": 0.3}, "corpus": {"domains": ["code", "reference"], "eval_only": ["qa"]}}))
     assert cfg.target == Target.weighted({"qa": 0.7, "reference": 0.3})
     assert cfg.all_domains == ["code", "qa", "reference"] and cfg.seeds == [1234, 1235, 1236]
     with pytest.raises(ConfigError, match=r"PipelineConfig\.target='web' is invalid: \['web'\] not among the "
                                           r"domains \['code', 'math'\]"):
-        load_pipeline_config(_write(tmp_path, {"target": "web", "corpus": {"domains": ["code", "math"]}}))
+        load_pipeline_config(write_config(tmp_path, {"target": "web", "corpus": {"domains": ["code", "math"]}}))
     with pytest.raises(ConfigError, match=r"PipelineConfig\.target"):
-        load_pipeline_config(_write(tmp_path, {"target": ""}))
+        load_pipeline_config(write_config(tmp_path, {"target": ""}))
 
 
 def test_sampler_slurm_prefixes_and_overrides_are_parsed_once_into_their_types(tmp_path):
@@ -86,19 +80,20 @@ def test_sampler_slurm_prefixes_and_overrides_are_parsed_once_into_their_types(t
     from regmix_megatron.runs.recipe import RecipeOverrides
     from regmix_megatron.runs.sweep.slurm import SlurmOptions
 
-    cfg = load_pipeline_config(_write(tmp_path, {"seed": 5, "sample": {"num_samples": 8,
-                                                                       "sampler": {"temperature": 0.7}}}))
+    cfg = load_pipeline_config(write_config(tmp_path, {"seed": 5, "sample": {"num_samples": 8,
+                                                                              "sampler": {"temperature": 0.7}}}))
     sampler = cfg.sample.sampler
     assert isinstance(sampler, SamplerConfig)
     assert (sampler.num_samples, sampler.seed, sampler.temperature) == (8, 5, 0.7)
     assert sampler.target_tokens is None  # the budget only matters with an epoch cap
     assert cfg.sample.sampler_fields == {"temperature": 0.7}  # as written: the fingerprint and the saved file
-    capped = load_pipeline_config(_write(tmp_path, {"sample": {"sampler": {"max_epochs": 2.0}}}))
+    capped = load_pipeline_config(write_config(tmp_path, {"sample": {"sampler": {"max_epochs": 2.0}}}))
     assert capped.sample.sampler.target_tokens == run_recipe(capped, "full_scale").num_train_tokens
-    cfg = load_pipeline_config(_write(tmp_path, {"executor": {"kind": "slurm", "num_parallel": 3, "max_retries": 2,
-                                                              "slurm": {"partition": "cpu"}},
-                                                 "export": {"path_prefix": {"data/": "/lustre/data"}},
-                                                 "proxy": {"overrides": {"optim": {"train_steps": 70}}}}))
+    cfg = load_pipeline_config(write_config(tmp_path, {"executor": {"kind": "slurm", "num_parallel": 3,
+                                                                     "max_retries": 2,
+                                                                     "slurm": {"partition": "cpu"}},
+                                                        "export": {"path_prefix": {"data/": "/lustre/data"}},
+                                                        "proxy": {"overrides": {"optim": {"train_steps": 70}}}}))
     options = cfg.executor.slurm
     assert isinstance(options, SlurmOptions)
     assert (options.partition, options.throttle, options.max_attempts) == ("cpu", 3, 3)
@@ -108,11 +103,11 @@ def test_sampler_slurm_prefixes_and_overrides_are_parsed_once_into_their_types(t
     assert saved["executor"]["slurm"] == {"partition": "cpu"}
     assert saved["export"]["path_prefix"] == {str(tmp_path / "data"): "/lustre/data"}
     assert saved["proxy"]["overrides"] == {"optim": {"train_steps": 70}}
-    again = load_pipeline_config(_write(tmp_path, saved))
+    again = load_pipeline_config(write_config(tmp_path, saved))
     assert again.to_dict() == saved and again.executor.slurm == options and again.export.path_prefix == \
         cfg.export.path_prefix
     with pytest.raises(ConfigError, match=r"executor\.slurm=\['qos'\] is invalid: unknown SLURM option"):
-        load_pipeline_config(_write(tmp_path, {"executor": {"kind": "slurm", "slurm": {"qos": "high"}}}))
+        load_pipeline_config(write_config(tmp_path, {"executor": {"kind": "slurm", "slurm": {"qos": "high"}}}))
 
 
 def test_a_wrong_sampler_slurm_or_prefix_field_names_the_file_and_the_field(tmp_path):
@@ -124,30 +119,30 @@ def test_a_wrong_sampler_slurm_or_prefix_field_names_the_file_and_the_field(tmp_
              ({"export": {"path_prefix": {"/data": ""}}}, r"export\.path_prefix\./data='' is invalid: map a path"),
              ({"proxy": {"overrides": {"optim": {"train_step": 3}}}}, r"proxy\.overrides\.optim\.train_step is invalid")]
     for data, pattern in cases:
-        path = _write(tmp_path, data)
+        path = write_config(tmp_path, data)
         with pytest.raises(ConfigError, match=re.escape(str(path)) + r".*" + pattern):
             load_pipeline_config(path)
 
 
 def test_the_target_is_parsed_once_and_saved_as_written(tmp_path):
     for written in ("average", "qa", {"qa": 0.7, "reference": 0.3}):
-        cfg = load_pipeline_config(_write(tmp_path, {"target": written}))
+        cfg = load_pipeline_config(write_config(tmp_path, {"target": written}))
         assert cfg.target == Target.parse(written)  # a Target from load on
         assert cfg.to_dict()["target"] == written  # the saved config writes what the user wrote
-        assert load_pipeline_config(_write(tmp_path, cfg.to_dict())).target == cfg.target
+        assert load_pipeline_config(write_config(tmp_path, cfg.to_dict())).target == cfg.target
 
 
 def test_the_old_targets_key_loads_with_a_warning_as_full_scale(tmp_path, caplog):
     section = {"preset": "tiny-test", "seeds": 2, "baselines": ["natural", "uniform"],
                "overrides": {"optim": {"train_steps": 60}}}
-    old = load_pipeline_config(_write(tmp_path, {"target": "qa", "targets": section}))
+    old = load_pipeline_config(write_config(tmp_path, {"target": "qa", "targets": section}))
     warnings = [r.getMessage() for r in caplog.records if "deprecated" in r.getMessage()]
     assert warnings == [f"{tmp_path / 'cfg.yaml'}: 'targets' is deprecated, use 'full_scale'"]
-    new = load_pipeline_config(_write(tmp_path, {"target": "qa", "full_scale": section}))
+    new = load_pipeline_config(write_config(tmp_path, {"target": "qa", "full_scale": section}))
     assert old == new and old.to_dict() == new.to_dict()
     assert "targets" not in new.to_dict()  # saved under the new key
     with pytest.raises(ConfigError, match=r"has both 'targets' and 'full_scale': keep 'full_scale'"):
-        load_pipeline_config(_write(tmp_path, {"targets": section, "full_scale": section}))
+        load_pipeline_config(write_config(tmp_path, {"targets": section, "full_scale": section}))
 
 
 def test_an_output_folder_with_the_old_stage_name_is_refused_with_the_fix(tmp_path):
@@ -157,38 +152,41 @@ def test_an_output_folder_with_the_old_stage_name_is_refused_with_the_fix(tmp_pa
     out = tmp_path / "out"
     (out / "stages").mkdir(parents=True)
     (out / "stages" / "targets.json").write_text("{}")
-    cfg = load_pipeline_config(_write(tmp_path, {}), output_dir=str(out))
+    cfg = load_pipeline_config(write_config(tmp_path, {}), output_dir=str(out))
     with pytest.raises(RegmixError, match=r"stage 'targets' is now 'full_scale'.*give a new output_dir.*delete"):
         run_pipeline(cfg, until="corpus")
     assert not (out / "config.yaml").exists()  # refused before anything is written
 
 
 def test_old_key_names_still_work_with_a_warning_and_numbers_take_suffixes(tmp_path, caplog):
-    cfg = load_pipeline_config(_write(tmp_path, {"sample": {"num_proxies": 8}, "search": {"pool_size": "1e5"},
-                                                 "executor": {"max_retries": 2}}))
+    cfg = load_pipeline_config(write_config(tmp_path, {"sample": {"num_proxies": 8}, "search": {"pool_size": "1e5"},
+                                                        "executor": {"max_retries": 2}}))
     assert (cfg.sample.num_samples, cfg.search.num_candidates, cfg.executor.max_attempts) == (8, 100_000, 3)
     assert sum("deprecated" in r.getMessage() for r in caplog.records) == 3
-    new = load_pipeline_config(_write(tmp_path, {"sample": {"num_samples": 8}, "search": {"num_candidates": "100k"},
-                                                 "executor": {"max_attempts": 3}}))
+    new = load_pipeline_config(write_config(tmp_path, {"sample": {"num_samples": 8},
+                                                        "search": {"num_candidates": "100k"},
+                                                        "executor": {"max_attempts": 3}}))
     assert new.to_dict() == cfg.to_dict()
-    assert load_pipeline_config(_write(tmp_path, {"search": {"num_candidates": "1M"}})).search.num_candidates == 10**6
+    million = load_pipeline_config(write_config(tmp_path, {"search": {"num_candidates": "1M"}}))
+    assert million.search.num_candidates == 10**6
 
 
 def test_unknown_keys_get_a_did_you_mean(tmp_path):
     with pytest.raises(ConfigError, match=r"unknown field\(s\) \['num_candidate'\].*did you mean 'num_candidates'"):
-        load_pipeline_config(_write(tmp_path, {"search": {"num_candidate": 10}}))
+        load_pipeline_config(write_config(tmp_path, {"search": {"num_candidate": 10}}))
 
 
 def test_proxies_evaluate_only_the_targets_domains(tmp_path):
     from regmix_megatron.pipeline.config import run_recipe
 
-    cfg = load_pipeline_config(_write(tmp_path, {"target": {"qa": 0.7, "reference": 0.3}}))
+    cfg = load_pipeline_config(write_config(tmp_path, {"target": {"qa": 0.7, "reference": 0.3}}))
     assert run_recipe(cfg, "proxy").eval.domains == ["qa", "reference"]  # cheaper: the fit needs no other loss
     assert run_recipe(cfg, "full_scale").eval.domains is None  # target runs evaluate every domain
     assert run_recipe(cfg, "full_scale").eval.final_splits == ["test"]
-    cfg = load_pipeline_config(_write(tmp_path, {"target": "average"}))
+    cfg = load_pipeline_config(write_config(tmp_path, {"target": "average"}))
     assert run_recipe(cfg, "proxy").eval.domains is None  # the average needs every domain
-    cfg = load_pipeline_config(_write(tmp_path, {"target": "qa", "proxy": {"overrides": {"eval": {"domains": ["x"]}}}}))
+    cfg = load_pipeline_config(write_config(tmp_path, {"target": "qa",
+                                                        "proxy": {"overrides": {"eval": {"domains": ["x"]}}}}))
     assert run_recipe(cfg, "proxy").eval.domains == ["x"]  # an explicit choice is kept
 
 
@@ -214,11 +212,11 @@ def test_extra_domains_beside_the_built_corpus_are_parsed_once_and_join_eval_onl
 
     (tmp_path / "my_texts").mkdir()
     (tmp_path / "notes.txt").write_text("x")
-    cfg = load_pipeline_config(_write(tmp_path, {
-        "target": "mytexts",
-        "corpus": {"source": "build", "eval_only": ["qa"], "max_mb_per_domain": 5,
-                   "extra_domains": {"mytexts": {"path": "my_texts", "eval_only": True},
-                                     "notes": {"path": "notes.txt"}}}}))
+    cfg = load_pipeline_config(write_config(tmp_path, {
+               "target": "mytexts",
+               "corpus": {"source": "build", "eval_only": ["qa"], "max_mb_per_domain": 5,
+                          "extra_domains": {"mytexts": {"path": "my_texts", "eval_only": True},
+                                            "notes": {"path": "notes.txt"}}}}))
     assert cfg.corpus.extra_domains == {"mytexts": ExtraDomain(path=str(tmp_path / "my_texts"), eval_only=True),
                                         "notes": ExtraDomain(path=str(tmp_path / "notes.txt"))}
     assert cfg.corpus.eval_only == ["qa", "mytexts"]
@@ -228,7 +226,7 @@ def test_extra_domains_beside_the_built_corpus_are_parsed_once_and_join_eval_onl
     assert inputs["extra_domains"]["mytexts"]["eval_only"] and not inputs["extra_domains"]["notes"]["eval_only"]
     (tmp_path / "notes.txt").write_text("changed text")  # an input's change reruns the corpus stage
     assert corpus_inputs(cfg) != inputs
-    again = load_pipeline_config(_write(tmp_path, cfg.to_dict()))  # the resolved config loads as it is
+    again = load_pipeline_config(write_config(tmp_path, cfg.to_dict()))  # the resolved config loads as it is
     assert again.corpus.extra_domains == cfg.corpus.extra_domains and again.corpus.eval_only == cfg.corpus.eval_only
 
 
@@ -256,14 +254,14 @@ def test_extra_domains_and_the_cap_are_refused_where_they_would_be_ignored(tmp_p
     ]
     for data, pattern in cases:
         with pytest.raises(ConfigError, match=pattern):
-            load_pipeline_config(_write(tmp_path, data))
+            load_pipeline_config(write_config(tmp_path, data))
 
 
 def test_the_ensemble_and_top_k_auto(tmp_path):
-    cfg = load_pipeline_config(_write(tmp_path, {"search": {"regressor": "ensemble", "top_k": "auto",
-                                                            "num_bootstrap": 4}}))
+    cfg = load_pipeline_config(write_config(tmp_path, {"search": {"regressor": "ensemble", "top_k": "auto",
+                                                                   "num_bootstrap": 4}}))
     assert (cfg.search.regressor, cfg.search.top_k, cfg.search.num_bootstrap) == ("ensemble", "auto", 4)
-    assert load_pipeline_config(_write(tmp_path, {})).search.num_bootstrap == 10
+    assert load_pipeline_config(write_config(tmp_path, {})).search.num_bootstrap == 10
     cases = [
         ({"search": {"top_k": "auto"}}, "search.top_k='auto' is invalid: 'auto' chooses k by the model's "
                                         "uncertainty, which only the ensemble gives: set search.regressor: ensemble"),
@@ -276,4 +274,4 @@ def test_the_ensemble_and_top_k_auto(tmp_path):
     ]
     for data, needle in cases:
         with pytest.raises(ConfigError, match=re.escape(needle)):
-            load_pipeline_config(_write(tmp_path, data))
+            load_pipeline_config(write_config(tmp_path, data))

@@ -19,20 +19,14 @@ from regmix_megatron.errors import ConfigError
 from regmix_megatron.pipeline.config import load_pipeline_config
 from regmix_megatron.pipeline.confirm import confirm_inputs, skip_reason
 from regmix_megatron.pipeline.framework import read_record
-
-REPO = Path(__file__).resolve().parents[1]
-FIXTURE_CORPUS = REPO / "tests" / "fixtures" / "corpus"
-FIXTURE_CONFIG = REPO / "examples" / "fixture.yaml"
-SCHEDULE_CONFIG = REPO / "examples" / "fixture_schedule.yaml"
+from helpers.pipeline_configs import FIXTURE_CONFIG, FIXTURE_CORPUS, SCHEDULE_CONFIG, write_config
 
 
 def _config_with(tmp_path, confirm: dict, base: Path = FIXTURE_CONFIG):
     data = yaml.safe_load(base.read_text())
     data["corpus"]["source"] = str(FIXTURE_CORPUS)
     data["confirm"] = confirm
-    path = tmp_path / "cfg.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return load_pipeline_config(path, output_dir=str(tmp_path / "out"))
+    return load_pipeline_config(write_config(tmp_path, data), output_dir=str(tmp_path / "out"))
 
 
 @pytest.mark.parametrize("confirm, field", [({"seeds": 1}, "seeds"), ({"num_sweep": -1}, "num_sweep"),

@@ -11,16 +11,7 @@ import yaml
 
 from regmix_megatron.pipeline.config import PipelineConfig, load_pipeline_config
 from regmix_megatron.pipeline.framework import read_record
-
-REPO = Path(__file__).resolve().parents[1]
-FIXTURE_CORPUS = REPO / "tests" / "fixtures" / "corpus"
-FIXTURE_CONFIG = REPO / "examples" / "fixture.yaml"
-
-
-def _write(tmp_path, data) -> Path:
-    p = tmp_path / "cfg.yaml"
-    p.write_text(yaml.safe_dump(data))
-    return p
+from helpers.pipeline_configs import FIXTURE_CONFIG, FIXTURE_CORPUS, write_config
 
 
 def _fixture_config(tmp_path, **changes) -> PipelineConfig:
@@ -84,7 +75,7 @@ def test_the_corpus_stage_builds_held_out_domains_for_evaluation_and_adds_extra_
     data = {"output_dir": "out", "target": "mytexts",
             "corpus": {"source": "build", "cache_dir": "cache", "domains": ["legal", "changelogs"],
                        "max_mb_per_domain": 0.2, "extra_domains": {"mytexts": {"path": "my_texts", "eval_only": True}}}}
-    cfg = load_pipeline_config(_write(tmp_path, data))
+    cfg = load_pipeline_config(write_config(tmp_path, data))
     assert [r.status for r in run_pipeline(cfg, until="corpus")] == ["done"]
     values = read_record(tmp_path / "out", "corpus")["outputs"]["values"]
     assert values["domains"] == ["changelogs", "legal", "mytexts"] and values["eval_only"] == ["mytexts"]

@@ -3,16 +3,12 @@ report); the evaluate stage on constructed upstream outputs."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 from regmix_megatron.pipeline.config import load_pipeline_config
 from regmix_megatron.regression.target import Target
-
-REPO = Path(__file__).resolve().parents[1]
-FIXTURE_CONFIG = REPO / "examples" / "fixture.yaml"
+from helpers.pipeline_configs import FIXTURE_CONFIG
 
 
 def _evaluate_context(tmp_path, with_documents: bool):

@@ -18,14 +18,12 @@ import pytest
 from regmix_megatron.mixtures.mixture import Mixture
 from regmix_megatron.mixtures.schedule import Schedule, feature_names, load_schedule, read_schedules
 from regmix_megatron.pipeline.config import load_pipeline_config
-
-REPO = Path(__file__).resolve().parents[1]
-CONFIG = REPO / "examples" / "fixture_schedule.yaml"
+from helpers.pipeline_configs import FIXTURE_CORPUS, SCHEDULE_CONFIG as CONFIG
 
 
 @pytest.fixture(scope="module")
 def pipeline_out(tmp_path_factory) -> Path:
-    if not (REPO / "tests" / "fixtures" / "corpus").is_dir():
+    if not FIXTURE_CORPUS.is_dir():
         pytest.skip("corpus fixture missing")
     out = tmp_path_factory.mktemp("schedule-pipeline") / "out"
     done = subprocess.run([sys.executable, "-m", "regmix_megatron.cli", "run", str(CONFIG), "--output-dir", str(out),

@@ -8,16 +8,7 @@ from pathlib import Path
 import yaml
 
 from regmix_megatron.pipeline.config import load_pipeline_config
-
-REPO = Path(__file__).resolve().parents[1]
-FIXTURE_CORPUS = REPO / "tests" / "fixtures" / "corpus"
-FIXTURE_CONFIG = REPO / "examples" / "fixture.yaml"
-
-
-def _write(tmp_path, data) -> Path:
-    p = tmp_path / "cfg.yaml"
-    p.write_text(yaml.safe_dump(data))
-    return p
+from helpers.pipeline_configs import FIXTURE_CONFIG, FIXTURE_CORPUS, write_config
 
 
 def test_epoch_caps_bind_the_sampled_mixtures_to_the_target_budget(tmp_path):
@@ -33,7 +24,7 @@ def test_epoch_caps_bind_the_sampled_mixtures_to_the_target_budget(tmp_path):
     data = yaml.safe_load(FIXTURE_CONFIG.read_text())
     data["corpus"]["source"] = str(FIXTURE_CORPUS)
     data["sample"]["sampler"] = {"max_epochs": 0.5}
-    cfg = load_pipeline_config(_write(tmp_path, data), output_dir=str(tmp_path / "out"))  # loads: no error
+    cfg = load_pipeline_config(write_config(tmp_path, data), output_dir=str(tmp_path / "out"))  # loads: no error
     budget = target_train_tokens(cfg)
     assert budget == 60 * 16 * 64  # the fixture's target runs: steps x global batch x sequence length
     assert cfg.sample.sampler.target_tokens == budget  # parsed at load with the full-scale budget
