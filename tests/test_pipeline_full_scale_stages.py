@@ -13,7 +13,7 @@ from helpers.pipeline_configs import FIXTURE_CONFIG
 
 def _evaluate_context(tmp_path, with_documents: bool):
     """A StageContext for the evaluate stage on constructed upstream outputs: a domains.json whose target domain
-    ``web`` records its 40 test documents' sources, a linear fit of a constructed sweep, the search's predictions
+    ``web`` records its 40 test documents' sources, a constructed sweep and its linear fit, the search's predictions
     of RegMix and natural only, and target runs (helpers.evaluation) whose run directories hold per-document losses
     where the documents disagree (RegMix better on the FAQ, worse on the chats)."""
     from helpers.evaluation import DOCUMENTS_DISAGREE, document_losses, document_profiles, runs
@@ -32,7 +32,8 @@ def _evaluate_context(tmp_path, with_documents: bool):
                               plain(d),)}) for d in DOMAINS),
                               tokenizer=TokenizerInfo("sentencepiece", str(tmp_path / "spm.model"), "0" * 64, 1000, 2))
     manifest = registry.save(tmp_path / "domains.json")
-    table = load_results_table(results_table(tmp_path / "results", n=40)[0])
+    results = results_table(tmp_path / "results", n=40)[0]
+    table = load_results_table(results)
     (saved,) = write_outputs(fit_models(table, resolve_targets(table, None, ["web"]), ["linear"], cv_folds=3),
                              tmp_path / "fit")
     mixtures = {"regmix": {"code": 0.1, "news": 0.2, "web": 0.6, "wiki": 0.1},
@@ -53,6 +54,7 @@ def _evaluate_context(tmp_path, with_documents: bool):
     runs_json = atomic_write_json(out / "full_scale" / "runs.json", {"runs": target_runs})
     values = {"regressor": "linear", "regressor_reason": "constructed", "cv": {}, "noise": {}, "target": saved.name}
     records = {"indexed": {"outputs": {"files": {"domains": str(manifest)}, "values": {}}},
+               "sweep": {"outputs": {"files": {"results": str(results)}, "values": {}}},
                "fit": {"outputs": {"files": {"metrics": str(tmp_path / "fit" / "metrics.json")}, "values": values}},
                "search": {"outputs": {"files": {}, "values": {"predicted": {"regmix": 5.05, "natural": 5.06},
                                                                "predicted_sd": {"regmix": None, "natural": None}}}},
@@ -68,7 +70,8 @@ def test_the_evaluate_stage_judges_with_the_documents_breaks_down_by_source_and_
         tmp_path, with_documents):
     from regmix_megatron.full_scale.evaluation import read_evaluation
     from regmix_megatron.pipeline.full_scale_stages import run_evaluate
-    from regmix_megatron.regression.fitting import find_model
+    from regmix_megatron.regression.data import load_results_table
+    from regmix_megatron.regression.fitting import find_model, fit_target, refit_sd
     from regmix_megatron.regression.models import load_regressor
 
     ctx, mixtures = _evaluate_context(tmp_path, with_documents)
@@ -93,3 +96,11 @@ def test_the_evaluate_stage_judges_with_the_documents_breaks_down_by_source_and_
     for lab in ("uniform", "best_domain"):  # compared, never predicted by the search: the same model's
         want = float(model.predict(np.array([[mixtures[lab][d] for d in model.domains]]))[0])
         assert m[lab].predicted_loss == pytest.approx(want, rel=1e-12)
+    # the linear model gives no sd: every mixture's is the spread of its bootstrap refits, and the file says so
+    table = load_results_table(ctx.path("sweep", "results"))
+    at = np.array([[mixtures[lab][d] for d in model.domains] for lab in m])
+    want = refit_sd("linear", table, fit_target(table, None, ctx.config.target), at, seed=ctx.config.seed,
+                    num_bootstrap=ctx.config.search.num_bootstrap)
+    np.testing.assert_allclose([m[lab].predicted_sd for lab in m], want, rtol=1e-12)
+    assert all(m[lab].predicted_sd > 0 for lab in m)
+    assert evaluation.fit.uncertainty.startswith("linear: the spread of 10 refits on bootstrap resamples")

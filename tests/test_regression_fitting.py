@@ -17,6 +17,7 @@ from regmix_megatron.regression.fitting import (
     find_model,
     fit_models,
     fit_target,
+    refit_sd,
     resolve_targets,
     write_outputs,
 )
@@ -334,3 +335,60 @@ def test_choose_regressor_prefers_the_ensemble_only_on_a_tie():
     assert choose_regressor({"lightgbm": 0.9, "quadratic": 0.8, "ensemble": 0.9})[0] == "ensemble"
     kind, reason = choose_regressor({"lightgbm": 0.91, "linear": 0.5, "ensemble": 0.9})
     assert kind == "lightgbm" and "ensemble 0.900" in reason
+
+
+def _linear_table(tmp_path, n: int, noise_sd: float, seed: int):
+    """``n`` runs of a loss linear in the weights (``web``'s), with noise ``noise_sd``, as a results table file."""
+    rng = np.random.default_rng(seed)
+    w = rng.dirichlet(np.ones(len(DOMAINS)), size=n)
+    coef = np.array([0.9, 0.4, 1.3, 0.2])
+    frame = pd.DataFrame({"run_id": [f"r{i}" for i in range(n)], "mixture_hash": "h", "seed": 0})
+    for i, d in enumerate(DOMAINS):
+        frame[f"weight/{d}"] = w[:, i]
+    for d in DOMAINS:
+        frame[f"val_loss/{d}"] = 4.0 - w @ coef + noise_sd * rng.standard_normal(n)
+    path = tmp_path / f"linear-{n}-{seed}.csv"
+    frame.to_csv(path, index=False, float_format="%.17g")
+    return load_results_table(path), frame, (lambda x: 4.0 - x @ coef)
+
+
+def test_a_model_without_an_uncertainty_gets_the_spread_of_its_bootstrap_refits(tmp_path):
+    """refit_sd: a single model's estimation variance, from its refits on group-bootstrap resamples of its runs."""
+    web = Target.domain("web")
+    unseen = np.random.default_rng(9).dirichlet(np.ones(len(DOMAINS)), size=300)
+    # noise-free runs of a linear function: every refit is the function itself, so the spread is nil
+    exact, _, truth = _linear_table(tmp_path, 40, 0.0, seed=1)
+    assert refit_sd("linear", exact, fit_target(exact, None, web), unseen, num_bootstrap=8).max() < 1e-9
+    # noisy runs: about 90% of the unseen mixtures' true values lie within 1.645 sd of the model fit on all runs
+    # (a 90% interval), about 68% within 1 sd
+    z = []
+    for seed in range(10):
+        table, _, truth = _linear_table(tmp_path, 60, 0.05, seed=seed)
+        target = fit_target(table, None, web)
+        sd = refit_sd("linear", table, target, unseen, num_bootstrap=40, seed=seed)
+        fitted = fit_models(table, [target], ["linear"]).models[(target.name, "linear")]
+        assert np.all(sd > 0)
+        z.append(np.abs(fitted.predict(unseen) - truth(unseen)) / sd)
+    z = np.concatenate(z)
+    assert 0.80 <= np.mean(z <= 1.645) <= 0.97, np.mean(z <= 1.645)  # measured: 0.89
+    assert 0.55 <= np.mean(z <= 1.0) <= 0.85, np.mean(z <= 1.0)  # measured: 0.70
+    # 4x the runs: about half the spread
+    small, big = (_linear_table(tmp_path, n, 0.05, seed=7)[0] for n in (40, 160))
+    ratio = (refit_sd("quadratic", big, fit_target(big, None, web), unseen, num_bootstrap=20).mean()
+             / refit_sd("quadratic", small, fit_target(small, None, web), unseen, num_bootstrap=20).mean())
+    assert 0.3 < ratio < 0.75, ratio
+    # a mixture's repeats are drawn together: retrained copies (same losses) change nothing once averaged
+    table, frame, _ = _linear_table(tmp_path, 40, 0.05, seed=2)
+    copies = _with_repeats(tmp_path, frame, copies=3)
+    args = dict(num_bootstrap=10, seed=5, lightgbm_options=FAST)
+    np.testing.assert_allclose(refit_sd("lightgbm", copies, fit_target(copies, None, web), unseen, **args),
+                               refit_sd("lightgbm", table, fit_target(table, None, web), unseen, **args), rtol=1e-9)
+    # seeded; fewer than 2 refits give no sd; the ensemble has its own
+    target = fit_target(table, None, web)
+    np.testing.assert_array_equal(refit_sd("linear", table, target, unseen, seed=3),
+                                  refit_sd("linear", table, target, unseen, seed=3))
+    assert not np.array_equal(refit_sd("linear", table, target, unseen, seed=3),
+                              refit_sd("linear", table, target, unseen, seed=4))
+    assert refit_sd("linear", table, target, unseen, num_bootstrap=1) is None
+    with pytest.raises(RegmixError, match="the ensemble gives its own uncertainty"):
+        refit_sd("ensemble", table, target, unseen)

@@ -349,13 +349,17 @@ class FitChoice:
     """Per regressor, its cross-validation: ``spearman`` (pooled), ``fold_mean``, ``fold_sd``, ``folds``."""
     noise: Mapping[str, Any]
     """The proxy seed noise (:func:`regmix_megatron.runs.noise.proxy_noise`): ``sd``, ``dof``, ``ceiling``, ..."""
+    uncertainty: str | None = None
+    """What each mixture's ``predicted_sd`` measures (the ensemble's spread, or a single model's bootstrap refits);
+    None when no mixture has one."""
 
     @classmethod
     def from_stage(cls, fit: Mapping | None) -> "FitChoice | None":
         if not fit:
             return None
         return cls(regressor=fit.get("regressor"), regressor_reason=fit.get("regressor_reason"),
-                   cv=dict(fit.get("cv") or {}), noise=dict(fit.get("noise") or {}))
+                   cv=dict(fit.get("cv") or {}), noise=dict(fit.get("noise") or {}),
+                   uncertainty=fit.get("uncertainty"))
 
     @classmethod
     def from_json(cls, doc: Field) -> "FitChoice | None":
@@ -363,7 +367,7 @@ class FitChoice:
             return None
         return cls(regressor=doc["regressor"].maybe(Field.text), regressor_reason=doc["regressor_reason"].maybe(
                    Field.text), cv={k: v.mapping() for k, v in doc.get("cv", {}).fields().items()},
-                   noise=doc.get("noise", {}).mapping())
+                   noise=doc.get("noise", {}).mapping(), uncertainty=doc.get("uncertainty").maybe(Field.text))
 
     def to_json_obj(self) -> dict:
         return _plain(self)

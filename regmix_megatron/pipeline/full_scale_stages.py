@@ -181,12 +181,12 @@ def run_evaluate(ctx: StageContext) -> StageOutput:
     confirmation = confirmation_summary(ctx)
     # a replaced pick is not the mixture the search predicted: the model predicts it like any other
     replaced = ("regmix",) if confirmation is not None and confirmation.replaced else ()
-    predicted, predicted_sd, sources = _evaluation_model_and_sources(ctx, runs, drop_known=replaced)
+    predicted, predicted_sd, uncertainty, sources = _evaluation_model_and_sources(ctx, runs, drop_known=replaced)
     evaluation = evaluate(cfg.target, runs, predicted=predicted, predicted_sd=predicted_sd,
                           confirmation=confirmation,
                           fit={"regressor": ctx.value("fit", "regressor"),
                                "regressor_reason": ctx.value("fit", "regressor_reason"), "cv": ctx.value("fit", "cv"),
-                               "noise": ctx.value("fit", "noise")},
+                               "noise": ctx.value("fit", "noise"), "uncertainty": uncertainty},
                           documents=_run_documents(ctx, runs), document_sources=sources,
                           rank_threshold=cfg.full_scale.rank_threshold, threshold_sd=cfg.full_scale.threshold_sd)
     path = write_evaluation(ctx.out / FILE_NAME, evaluation)
@@ -194,10 +194,11 @@ def run_evaluate(ctx: StageContext) -> StageOutput:
 
 
 def _evaluation_model_and_sources(ctx: StageContext, runs: dict, *, drop_known: tuple[str, ...] = ()
-                                  ) -> tuple[dict, dict, dict]:
+                                  ) -> tuple[dict, dict, str | None, dict]:
     """Every compared mixture's prediction by the model the search used (the search's own where it made one, but
-    for the labels in ``drop_known``), and the source of every test document of each domain that records them
-    (``domains.json``)."""
+    for the labels in ``drop_known``) and its sd, what that sd measures, and the source of every test document of
+    each domain that records them (``domains.json``). A model that gives no sd (linear, quadratic, LightGBM) gets
+    the spread of its refits on bootstrap resamples of the proxy runs (:func:`_refit_sd`)."""
     from ..data.manifest import DomainRegistry
     from ..full_scale.evaluation import REPORT_SPLIT
     from ..full_scale.predictions import predict_compared
@@ -216,8 +217,34 @@ def _evaluation_model_and_sources(ctx: StageContext, runs: dict, *, drop_known: 
     known_sd = {k: v for k, v in (search.get("predicted_sd") or {}).items() if k not in drop_known}
     predicted, predicted_sd = predict_compared(runs, model.predict_with_sd, names, fractions,
                                                known=known, known_sd=known_sd)
+    uncertainty = "the ensemble: its members' spread and its bootstrap refits" if model.gives_uncertainty else None
+    if not model.gives_uncertainty:
+        predicted_sd, uncertainty = _refit_sd(ctx, model.kind, runs, names, fractions)
     sources = {d.name: s for d in registry.domains if (s := d.document_sources(REPORT_SPLIT)) is not None}
-    return predicted, predicted_sd, sources
+    return predicted, predicted_sd, uncertainty, sources
+
+
+def _refit_sd(ctx: StageContext, kind: str, runs: dict, names: list[str], fractions: list[float]
+              ) -> tuple[dict, str | None]:
+    """Label -> the sd of the ``kind`` model's prediction over its refits on group-bootstrap resamples of the
+    sweep's runs (``search.num_bootstrap`` refits, as the fit stage fits), and what it measures; None with fewer
+    than 2 refits."""
+    from ..full_scale.predictions import compared_features
+    from ..regression.data import load_results_table
+    from ..regression.fitting import fit_target, refit_sd
+    import numpy as np
+
+    cfg: PipelineConfig = ctx.config
+    labels = list(runs)
+    at = np.stack([compared_features(runs[lab], names, fractions, where=f"runs.json: runs.{lab}") for lab in labels])
+    table = load_results_table(ctx.path("sweep", "results"))
+    sd = refit_sd(kind, table, fit_target(table, None, cfg.target), at, seed=cfg.seed,
+                  num_bootstrap=cfg.search.num_bootstrap)
+    if sd is None:
+        return {lab: None for lab in labels}, None
+    return ({lab: float(v) for lab, v in zip(labels, sd)},
+            f"{kind}: the spread of {cfg.search.num_bootstrap} refits on bootstrap resamples of the proxy runs "
+            "(the estimation variance; the model's bias does not show)")
 
 
 def _run_documents(ctx: StageContext, runs: dict) -> dict:

@@ -38,7 +38,7 @@ from .data import (
     kfold_indices,
     mixture_groups,
 )
-from .ensemble import DEFAULT_NUM_BOOTSTRAP
+from .ensemble import DEFAULT_NUM_BOOTSTRAP, group_bootstrap
 from .metrics import evaluate
 from .models import REGRESSORS, EnsembleRegressor, Regressor, make_regressor
 
@@ -246,6 +246,29 @@ def fit_models(train: RunTable, targets: Sequence[FitTarget], kinds: Sequence[st
     predictions = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(
         columns=["target", "regressor", "split", "run_id", "true", "predicted", "predicted_sd"])
     return FitOutcome(summary=_clean_json(summary), models=models, predictions=predictions)
+
+
+def refit_sd(kind: str, train: RunTable, target: FitTarget, at: np.ndarray, *, seed: int = 0,
+             num_bootstrap: int = DEFAULT_NUM_BOOTSTRAP, lightgbm_options: Mapping[str, Any] | None = None,
+             max_nan_fraction: float = DEFAULT_MAX_NAN_FRACTION, repeats: str = "average") -> np.ndarray | None:
+    """The uncertainty of a ``kind`` model that gives none itself: the sd, at the mixtures ``at``, of its predictions
+    over ``num_bootstrap`` refits on group-bootstrap resamples of the runs it was fit on (the same runs, options and
+    seed as :func:`fit_models`; a mixture's repeats are drawn together). It is the estimation variance only (an
+    ensemble's ``sd_bootstrap``): a model's bias does not show. None with fewer than 2 refits."""
+    if kind == EnsembleRegressor.kind:
+        raise RegmixError("refit_sd: the ensemble gives its own uncertainty (predict_with_sd)")
+    if num_bootstrap < 2:
+        return None
+    runs = _usable_runs(train, None, target, max_nan_fraction, repeats)
+    options = dict(lightgbm_options or {})
+    options.setdefault("seed", seed)
+    rng = np.random.default_rng(seed)
+    preds = []
+    for _ in range(num_bootstrap):
+        rows = group_bootstrap(runs.groups, rng)
+        model = make_regressor(kind, train.domains, target.name, target.target, **options)
+        preds.append(model.fit(runs.x[rows], runs.y[rows]).predict(at))
+    return np.std(np.stack(preds), axis=0, ddof=1)
 
 
 @dataclass

@@ -188,7 +188,9 @@ def fit_choice_section(evaluation: Evaluation) -> Section | None:
                f"sweep mixtures trained with several seeds) against a sweep spread of sd "
                f"{noise.get('spread_sd'):.4f}")
             + "; the best CV Spearman a perfect model could reach against such noisy proxies is "
-            + ("n/a" if ceiling is None else f"<b>{ceiling:.2f}</b>") + ".</p>")
+            + ("n/a" if ceiling is None else f"<b>{ceiling:.2f}</b>") + ".</p>"
+            + ("" if fit.uncertainty is None else
+               f"<p>The predictions' sd (\"predicted sd\"): {html.escape(fit.uncertainty)}.</p>"))
     return Section("Fit: the regressor, its cross-validation and the noise ceiling",
                    text + table_html(pd.DataFrame(rows), "{:.3f}"))
 
