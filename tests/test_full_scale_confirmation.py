@@ -118,6 +118,11 @@ def test_a_damaged_confirmation_json_is_refused_naming_the_field(tmp_path):
     with pytest.raises(DataError, match=r"decision\.candidates.*key 'x' is not a seed"):
         read_confirmation(tmp_path)
     doc = _record(tmp_path).to_json_obj()
+    doc["target"] = 3
+    (tmp_path / "confirmation.json").write_text(json.dumps(doc))
+    with pytest.raises(DataError, match=r"confirmation\.json: field 'target': target=3 is invalid.*confirm stage"):
+        read_confirmation(tmp_path)
+    doc = _record(tmp_path).to_json_obj()
     doc["decision"]["chosen"] = "top1"
     (tmp_path / "confirmation.json").write_text(json.dumps(doc))
     with pytest.raises(DataError, match=r"decision\.chosen.*'top1' is not among the candidates"):

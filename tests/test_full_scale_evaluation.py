@@ -11,7 +11,7 @@ import pytest
 
 from helpers.evaluation import (CLEAR_WIN, DOCUMENTS_DISAGREE, SOURCES, document_losses, document_profiles,
                                 runs)
-from regmix_megatron.errors import RegmixError
+from regmix_megatron.errors import DataError, RegmixError
 from regmix_megatron.full_scale.evaluation import evaluate, spread_indices
 from regmix_megatron.regression.target import Target
 from regmix_megatron.full_scale.verdict import verdict_lines
@@ -123,6 +123,13 @@ def test_a_damaged_evaluation_or_run_record_is_refused_naming_the_field(tmp_path
     with pytest.raises(RegmixError, match=r"evaluation\.json: field 'mixtures\.natural\.target_losses\.2' must be a "
                                           r"number, not str"):
         read_evaluation(tmp_path)
+    good_target = doc["target"]
+    doc["target"] = {"a": -1.0}  # a target the tool cannot have written: the file and the field, not a bare error
+    (tmp_path / "evaluation.json").write_text(json.dumps(doc))
+    with pytest.raises(DataError, match=r"evaluation\.json: field 'target': target\.a=-1\.0 .*run the pipeline's "
+                                        r"evaluate stage again"):
+        read_evaluation(tmp_path)
+    doc["target"] = good_target
     doc["format"] = "regmix-megatron/evaluation/v1"
     (tmp_path / "evaluation.json").write_text(json.dumps(doc))
     with pytest.raises(RegmixError, match=r"field 'format' must be one of \['regmix-megatron/evaluation/v2'\]"):

@@ -259,10 +259,7 @@ class Confirmation:
     def from_json_obj(cls, obj: Any, where: str) -> "Confirmation":
         doc = Field(obj, where, fix="run the pipeline's confirm stage again (`regmix-megatron run CONFIG`)")
         doc["format"].choice([FORMAT])
-        try:
-            target = Target.from_json(doc["target"].value)
-        except DataError as exc:
-            raise DataError(f"{where}: field 'target': {exc}") from None
+        target = Target.from_field(doc["target"])
         candidates = tuple(CandidateRuns.from_json(c) for c in doc["candidates"].items())
         decision = Decision.from_json(doc["decision"])
         if [c.label for c in candidates] != [o.label for o in decision.outcomes]:

@@ -468,10 +468,7 @@ class Evaluation:
         """Read a parsed ``evaluation.json``; a :class:`DataError` names ``where`` and the field path."""
         doc = Field(obj, where, fix="run the pipeline's evaluate stage again (`regmix-megatron run CONFIG`)")
         doc["format"].choice([FORMAT])
-        try:
-            target = Target.from_json(doc["target"].value)
-        except DataError as exc:
-            raise DataError(f"{where}: field 'target': {exc}") from None
+        target = Target.from_field(doc["target"])
         return cls(target=target, split=doc["split"].text(), selection_split=doc["selection_split"].text(),
                    noise=NoiseUnit.from_json(doc["noise"]),
                    mixtures={k: MixtureOutcome.from_json(v) for k, v in doc["mixtures"].fields().items()},

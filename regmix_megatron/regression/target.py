@@ -31,7 +31,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, RegmixError
 from ..runs.results import LOSS_PREFIX, loss_column
 
 #: The config value meaning "the mean validation loss over every evaluated domain".
@@ -101,6 +101,15 @@ class Target:
     def from_json(cls, obj: Any) -> "Target":
         """Inverse of :meth:`to_json`."""
         return cls.parse(obj, where="target")
+
+    @classmethod
+    def from_field(cls, field: Any) -> "Target":
+        """The target a file records in ``field`` (a :class:`~regmix_megatron.configs.Field`, in :meth:`to_json`'s
+        form); a bad one raises a :class:`DataError` naming the file, the field and the fix."""
+        try:
+            return cls.from_json(field.value)
+        except RegmixError as exc:
+            raise DataError(f"{field.where}: field {field.path!r}: {exc}; {field.fix}") from None
 
     @classmethod
     def from_column(cls, column: str) -> "Target | None":
