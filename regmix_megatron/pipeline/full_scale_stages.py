@@ -217,8 +217,9 @@ def _evaluation_model_and_sources(ctx: StageContext, runs: dict, *, drop_known: 
     known_sd = {k: v for k, v in (search.get("predicted_sd") or {}).items() if k not in drop_known}
     predicted, predicted_sd = predict_compared(runs, model.predict_with_sd, names, fractions,
                                                known=known, known_sd=known_sd)
-    uncertainty = "the ensemble: its members' spread and its bootstrap refits" if model.gives_uncertainty else None
-    if not model.gives_uncertainty:
+    if model.gives_uncertainty:
+        uncertainty = "the ensemble: its members' spread and its bootstrap refits"
+    else:
         predicted_sd, uncertainty = _refit_sd(ctx, model.kind, runs, names, fractions)
     sources = {d.name: s for d in registry.domains if (s := d.document_sources(REPORT_SPLIT)) is not None}
     return predicted, predicted_sd, uncertainty, sources
@@ -229,10 +230,11 @@ def _refit_sd(ctx: StageContext, kind: str, runs: dict, names: list[str], fracti
     """Label -> the sd of the ``kind`` model's prediction over its refits on group-bootstrap resamples of the
     sweep's runs (``search.num_bootstrap`` refits, as the fit stage fits), and what it measures; None with fewer
     than 2 refits."""
+    import numpy as np
+
     from ..full_scale.predictions import compared_features
     from ..regression.data import load_results_table
     from ..regression.fitting import fit_target, refit_sd
-    import numpy as np
 
     cfg: PipelineConfig = ctx.config
     labels = list(runs)
