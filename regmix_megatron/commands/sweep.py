@@ -178,6 +178,16 @@ def _summarize(sweep, states) -> int:
 
     counts = st.count_statuses(states.values())
     print(" ".join(f"{k}={v}" for k, v in counts.items()) + f" of {len(sweep.runs)} runs")
+    _print_failed_and_held(states)
+    if counts[st.FAILED] or counts[st.PENDING]:
+        return 1
+    return 0
+
+
+def _print_failed_and_held(states) -> None:
+    """A line for each failed run (its reason and log) and each run another launch holds (its host and pid)."""
+    from ..runs.sweep import state as st
+
     for s in states.values():
         if s.status == st.FAILED:
             print(f"  failed {s.run_id}: {s.reason}; log {s.log_path}")
@@ -185,9 +195,6 @@ def _summarize(sweep, states) -> int:
             lock = s.lock or {}
             print(f"  held by another launch {s.run_id}: host {lock.get('host', '?')}, pid {lock.get('pid', '?')} "
                   "trains it (this launch did not wait for it)")
-    if counts[st.FAILED] or counts[st.PENDING]:
-        return 1
-    return 0
 
 
 def _status(args) -> int:
@@ -211,13 +218,7 @@ def _status(args) -> int:
             print(f"  running {s.run_id}: attempt {lk.get('attempt', '?')} on {lk.get('host')} pid "
                   f"{lk.get('pid')}" + (f" job {lk['jobid']}" if lk.get("jobid") else "")
                   + f", for {now - float(lk.get('started_at', now)):.0f} s; log {s.log_path}")
-    for s in states.values():
-        if s.status == st.FAILED:
-            print(f"  failed {s.run_id}: {s.reason}; log {s.log_path}")
-        elif s.status == st.RUNNING:
-            lock = s.lock or {}
-            print(f"  held by another launch {s.run_id}: host {lock.get('host', '?')}, pid {lock.get('pid', '?')} "
-                  "trains it (this launch did not wait for it)")
+    _print_failed_and_held(states)
     if args.all_runs:
         for s in states.values():
             print(f"  {s.run_id} {s.status} attempts={s.num_attempts}" + (f" ({s.reason})" if s.reason else ""))
