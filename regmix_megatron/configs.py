@@ -182,6 +182,21 @@ def config_hash(cfg: Any, length: int = 12) -> str:
 _MISSING = object()
 
 
+def plain_record(record: Any) -> dict:
+    """The file form of a frozen dataclass record, :class:`Field`'s counterpart for writing: its fields in
+    declaration order (the file's key order), nested records as their ``to_json_obj()``, tuples as lists."""
+    def conv(v: Any) -> Any:
+        if hasattr(v, "to_json_obj"):
+            return v.to_json_obj()
+        if isinstance(v, tuple):
+            return [conv(x) for x in v]
+        if isinstance(v, Mapping):
+            return {k: conv(x) for k, x in v.items()}
+        return v
+
+    return {f.name: conv(getattr(record, f.name)) for f in dataclasses.fields(record)}
+
+
 class Field:
     """One value of a document and where it is (file and field path)."""
 

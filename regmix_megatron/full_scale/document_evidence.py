@@ -24,7 +24,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from ..configs import Field
+from ..configs import Field, plain_record
 from ..errors import DataError
 from ..regression.target import Target
 from ..runs.document_losses import DocumentLosses, RunDocumentLosses
@@ -97,7 +97,7 @@ class SourceShare:
         return cls(num_documents=doc["num_documents"].count(), num_tokens=doc["num_tokens"].count())
 
     def to_json_obj(self) -> dict:
-        return {"num_documents": self.num_documents, "num_tokens": self.num_tokens}
+        return plain_record(self)
 
 
 @dataclass(frozen=True)
@@ -117,8 +117,7 @@ class DomainSample:
                    sources={k: SourceShare.from_json(v) for k, v in doc["sources"].fields().items()})
 
     def to_json_obj(self) -> dict:
-        return {"num_documents": self.num_documents, "num_tokens": self.num_tokens,
-                "sources": {k: v.to_json_obj() for k, v in self.sources.items()}}
+        return plain_record(self)
 
 
 @dataclass(frozen=True)
@@ -138,8 +137,7 @@ class DocumentSample:
                    domains={k: DomainSample.from_json(v) for k, v in doc["domains"].fields().items()})
 
     def to_json_obj(self) -> dict:
-        return {"num_draws": self.num_draws, "bootstrap_seed": self.bootstrap_seed,
-                "domains": {k: v.to_json_obj() for k, v in self.domains.items()}}
+        return plain_record(self)
 
 
 def document_sample(runs: Runs | None, target: Target, sources: Mapping[str, Sequence[str]], *,

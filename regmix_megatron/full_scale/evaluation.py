@@ -30,13 +30,13 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..configs import Field
+from ..configs import Field, plain_record
 from ..errors import DataError
 from ..fileio import atomic_write_json, file_or_in_folder, read_json
 from ..runs.noise import spearman_critical_value
@@ -171,20 +171,6 @@ def _floats(value: Field) -> dict[str, float]:
     return {key: item.number() for key, item in value.fields().items()}
 
 
-def _plain(record: Any) -> dict:
-    """A record's fields in declaration order (the file's key order), nested records as their file form."""
-    def conv(v: Any) -> Any:
-        if hasattr(v, "to_json_obj"):
-            return v.to_json_obj()
-        if isinstance(v, tuple):
-            return [conv(x) for x in v]
-        if isinstance(v, Mapping):
-            return {k: conv(x) for k, x in v.items()}
-        return v
-
-    return {f.name: conv(getattr(record, f.name)) for f in fields(record)}
-
-
 @dataclass(frozen=True)
 class MixtureOutcome:
     """One compared mixture at target scale (``mixtures.<label>``)."""
@@ -235,7 +221,7 @@ class MixtureOutcome:
                    test_loss_by_source={d: _floats(v) for d, v in doc.get("test_loss_by_source", {}).fields().items()})
 
     def to_json_obj(self) -> dict:
-        return _plain(self)
+        return plain_record(self)
 
 
 @dataclass(frozen=True)
@@ -257,7 +243,7 @@ class NoiseUnit:
                    threshold_sd=doc["threshold_sd"].number())
 
     def to_json_obj(self) -> dict:
-        return _plain(self)
+        return plain_record(self)
 
 
 @dataclass(frozen=True)
@@ -285,7 +271,7 @@ class Verdicts:
                    regmix_rank=doc["regmix_rank"].count(), num_mixtures=doc["num_mixtures"].count())
 
     def to_json_obj(self) -> dict:
-        return {**_plain(self), "baselines": {k: c.to_json() for k, c in self.baselines.items()}}
+        return {**plain_record(self), "baselines": {k: c.to_json() for k, c in self.baselines.items()}}
 
 
 @dataclass(frozen=True)
@@ -304,7 +290,7 @@ class RankPoint:
                    target_loss=doc["target_loss"].number())
 
     def to_json_obj(self) -> dict:
-        return _plain(self)
+        return plain_record(self)
 
 
 @dataclass(frozen=True)
@@ -334,7 +320,7 @@ class RankInvariance:
                    mixtures=tuple(RankPoint.from_json(p) for p in doc["mixtures"].items()))
 
     def to_json_obj(self) -> dict:
-        return _plain(self)
+        return plain_record(self)
 
 
 @dataclass(frozen=True)
@@ -370,7 +356,7 @@ class FitChoice:
                    noise=doc.get("noise", {}).mapping(), uncertainty=doc.get("uncertainty").maybe(Field.text))
 
     def to_json_obj(self) -> dict:
-        return _plain(self)
+        return plain_record(self)
 
 
 @dataclass(frozen=True)
@@ -400,7 +386,7 @@ class ConfirmedCandidate:
                    better_than_pick=doc["better_than_pick"].flag())
 
     def to_json_obj(self) -> dict:
-        return _plain(self)
+        return plain_record(self)
 
 
 @dataclass(frozen=True)
@@ -437,7 +423,7 @@ class ConfirmationSummary:
                    candidates=tuple(ConfirmedCandidate.from_json(c) for c in doc["candidates"].items()))
 
     def to_json_obj(self) -> dict:
-        return _plain(self)
+        return plain_record(self)
 
 
 @dataclass(frozen=True)
@@ -479,7 +465,7 @@ class Evaluation:
                    confirmation=doc["confirmation"].maybe(ConfirmationSummary.from_json))
 
     def to_json_obj(self) -> dict:
-        return {"format": FORMAT, **_plain(self), "target": self.target.to_json(),
+        return {"format": FORMAT, **plain_record(self), "target": self.target.to_json(),
                 "fit": {} if self.fit is None else self.fit.to_json_obj()}
 
     @property
