@@ -39,6 +39,23 @@ def test_every_compared_mixture_gets_a_prediction_the_searchs_own_kept():
     assert alone["natural"] == pytest.approx(0.2 + 0.4 + 1.8)  # without the search's: the model's
 
 
+def test_a_spread_gives_every_compared_mixture_its_sd_the_searchs_labels_too():
+    """A model without an sd (its refits give one, ``spread``): every label's sd comes from it, on the same features
+    the predictions use; the search's predictions are still kept."""
+    known, known_sd = {"regmix": 1.75}, {"regmix": None}
+    seen = []
+
+    def spread(rows):
+        seen.append(rows)
+        return 0.1 * rows[:, 0]
+
+    predicted, sd = predict_compared(RUNS, lambda rows: Prediction(rows @ COEF[:3]), DOMAINS, (1.0,), known=known,
+                                     known_sd=known_sd, spread=spread)
+    assert predicted["regmix"] == 1.75 and predicted["sweep:abc"] == pytest.approx(0.1 + 1.2 + 0.9)
+    assert len(seen) == 1 and seen[0].shape == (4, 3)  # one call, every label
+    assert sd == pytest.approx({"regmix": 0.05, "natural": 0.02, "best_domain": 0.1, "sweep:abc": 0.01})
+
+
 def test_a_static_mixture_in_a_search_over_phases_is_the_schedule_that_uses_it_in_every_phase():
     schedule = {"phases": [{"fraction": 0.25, "weights": {"code": 1.0}},
                            {"fraction": 0.75, "weights": {"math": 0.5, "web": 0.5}}]}

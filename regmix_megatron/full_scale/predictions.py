@@ -43,18 +43,24 @@ def compared_features(record: Mapping, domains: Sequence[str], fractions: Sequen
 
 def predict_compared(runs: Mapping[str, Mapping], estimate: Callable[[np.ndarray], Any], domains: Sequence[str],
                      fractions: Sequence[float], *, known: Mapping[str, float] | None = None,
-                     known_sd: Mapping[str, float | None] | None = None) -> Predictions:
+                     known_sd: Mapping[str, float | None] | None = None,
+                     spread: Callable[[np.ndarray], np.ndarray] | None = None) -> Predictions:
     """``(predicted, predicted_sd)`` for every label of ``runs`` (``runs.json``'s ``runs``): ``known`` (the
-    search's) where it has the label, else ``estimate`` on :func:`compared_features`."""
+    search's) where it has the label, else ``estimate`` on :func:`compared_features`. ``spread``: for a model that
+    gives no sd, the sd at the given features (its bootstrap refits); when given, it is every label's sd, the
+    search's labels too."""
     known, known_sd = dict(known or {}), dict(known_sd or {})
     missing = [lab for lab in runs if lab not in known]
+    needed = list(runs) if spread is not None else missing
+    rows = {lab: compared_features(runs[lab], domains, fractions, where=f"runs.json: runs.{lab}") for lab in needed}
     predicted = {lab: float(known[lab]) for lab in runs if lab in known}
     predicted_sd = {lab: known_sd.get(lab) for lab in runs if lab in known}
     if missing:
-        rows = np.stack([compared_features(runs[lab], domains, fractions, where=f"runs.json: runs.{lab}")
-                         for lab in missing])
-        pred = estimate(rows)
+        pred = estimate(np.stack([rows[lab] for lab in missing]))
         for k, lab in enumerate(missing):
             predicted[lab] = float(pred.mean[k])
             predicted_sd[lab] = None if pred.sd is None else float(pred.sd[k])
+    if spread is not None:
+        sd = spread(np.stack([rows[lab] for lab in runs]))
+        predicted_sd = {lab: float(v) for lab, v in zip(runs, sd)}
     return predicted, predicted_sd

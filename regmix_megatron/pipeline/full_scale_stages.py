@@ -4,7 +4,7 @@ and at proxy scale) -> evaluate -> report."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from ..errors import DataError
 from .config import PipelineConfig, RunScale
@@ -198,7 +198,7 @@ def _evaluation_model_and_sources(ctx: StageContext, runs: dict, *, drop_known: 
     """Every compared mixture's prediction by the model the search used (the search's own where it made one, but
     for the labels in ``drop_known``) and its sd, what that sd measures, and the source of every test document of
     each domain that records them (``domains.json``). A model that gives no sd (linear, quadratic, LightGBM) gets
-    the spread of its refits on bootstrap resamples of the proxy runs (:func:`_refit_sd`)."""
+    the spread of its refits on bootstrap resamples of the proxy runs (:func:`_refit_spread`)."""
     from ..data.manifest import DomainRegistry
     from ..full_scale.evaluation import REPORT_SPLIT
     from ..full_scale.predictions import predict_compared
@@ -215,37 +215,31 @@ def _evaluation_model_and_sources(ctx: StageContext, runs: dict, *, drop_known: 
     search = ctx.upstream("search")["values"]
     known = {k: v for k, v in search["predicted"].items() if k not in drop_known}
     known_sd = {k: v for k, v in (search.get("predicted_sd") or {}).items() if k not in drop_known}
-    predicted, predicted_sd = predict_compared(runs, model.predict_with_sd, names, fractions,
-                                               known=known, known_sd=known_sd)
     if model.gives_uncertainty:
-        uncertainty = "the ensemble: its members' spread and its bootstrap refits"
+        spread, uncertainty = None, "the ensemble: its members' spread and its bootstrap refits"
     else:
-        predicted_sd, uncertainty = _refit_sd(ctx, model.kind, runs, names, fractions)
+        spread, uncertainty = _refit_spread(ctx, model.kind)
+    predicted, predicted_sd = predict_compared(runs, model.predict_with_sd, names, fractions,
+                                               known=known, known_sd=known_sd, spread=spread)
     sources = {d.name: s for d in registry.domains if (s := d.document_sources(REPORT_SPLIT)) is not None}
     return predicted, predicted_sd, uncertainty, sources
 
 
-def _refit_sd(ctx: StageContext, kind: str, runs: dict, names: list[str], fractions: list[float]
-              ) -> tuple[dict, str | None]:
-    """Label -> the sd of the ``kind`` model's prediction over its refits on group-bootstrap resamples of the
-    sweep's runs (``search.num_bootstrap`` refits, as the fit stage fits), and what it measures; None with fewer
-    than 2 refits."""
-    import numpy as np
-
-    from ..full_scale.predictions import compared_features
+def _refit_spread(ctx: StageContext, kind: str) -> tuple[Callable | None, str | None]:
+    """For a ``kind`` model that gives no sd: features -> the sd of its prediction over its refits on
+    group-bootstrap resamples of the sweep's runs (``search.num_bootstrap`` refits, as the fit stage fits), and what
+    it measures; ``(None, None)`` with fewer than 2 refits."""
     from ..regression.data import load_results_table
     from ..regression.fitting import fit_target, refit_sd
 
     cfg: PipelineConfig = ctx.config
-    labels = list(runs)
-    at = np.stack([compared_features(runs[lab], names, fractions, where=f"runs.json: runs.{lab}") for lab in labels])
+    num = cfg.search.num_bootstrap
+    if num < 2:
+        return None, None
     table = load_results_table(ctx.path("sweep", "results"))
-    sd = refit_sd(kind, table, fit_target(table, None, cfg.target), at, seed=cfg.seed,
-                  num_bootstrap=cfg.search.num_bootstrap)
-    if sd is None:
-        return {lab: None for lab in labels}, None
-    return ({lab: float(v) for lab, v in zip(labels, sd)},
-            f"{kind}: the spread of {cfg.search.num_bootstrap} refits on bootstrap resamples of the proxy runs "
+    target = fit_target(table, None, cfg.target)
+    return (lambda at: refit_sd(kind, table, target, at, seed=cfg.seed, num_bootstrap=num),
+            f"{kind}: the spread of {num} refits on bootstrap resamples of the proxy runs "
             "(the estimation variance; the model's bias does not show)")
 
 
