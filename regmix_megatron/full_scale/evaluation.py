@@ -474,6 +474,20 @@ class Evaluation:
         return self.target.label
 
 
+def lowest_loss_by_source(mixtures: Sequence[MixtureOutcome]) -> dict[tuple[str, str], str]:
+    """``(domain, source) -> label`` of the mixture with the lowest test loss on each source of the target's
+    documents, among ``mixtures`` that measured it (the first of them on a tie): which part of the target each
+    mixture wins (a description, not a verdict: no noise is measured per source)."""
+    lowest: dict[tuple[str, str], MixtureOutcome] = {}
+    for m in mixtures:
+        for domain, per_source in m.test_loss_by_source.items():
+            for source, loss in per_source.items():
+                best = lowest.get((domain, source))
+                if best is None or loss < best.test_loss_by_source[domain][source]:
+                    lowest[(domain, source)] = m
+    return {key: m.label for key, m in lowest.items()}
+
+
 def write_evaluation(path: str | os.PathLike, evaluation: Evaluation) -> Path:
     """Write ``evaluation.json`` atomically."""
     return atomic_write_json(path, evaluation.to_json_obj())

@@ -78,15 +78,12 @@ def _evaluation_confidence(evaluation: "Evaluation | None") -> list[str]:
 def _source_lines(evaluation: "Evaluation") -> list[str]:
     """Per target domain with sources, which compared mixture has the lowest test loss on each source (the
     report's by-source table in one line; a description, not a verdict)."""
-    measured = [m for m in evaluation.mixtures.values() if m.test_loss_by_source]
-    lines = []
-    for domain in sorted({d for m in measured for d in m.test_loss_by_source}):
-        sources = sorted({s for m in measured for s in m.test_loss_by_source.get(domain, {})})
-        best = {s: min((m for m in measured if s in m.test_loss_by_source.get(domain, {})),
-                       key=lambda m: m.test_loss_by_source[domain][s]).label for s in sources}
-        lines.append(f"{domain} by source (lowest test loss; a description, not a verdict): "
-                     + ", ".join(f"{s}: {best[s]}" for s in sources))
-    return lines
+    from ..full_scale.evaluation import lowest_loss_by_source
+
+    lowest = lowest_loss_by_source(list(evaluation.mixtures.values()))
+    return [f"{domain} by source (lowest test loss; a description, not a verdict): "
+            + ", ".join(f"{s}: {lowest[(d, s)]}" for d, s in sorted(lowest) if d == domain)
+            for domain in sorted({d for d, _ in lowest})]
 
 
 def answer_section(search_dir: str | Path, *, metrics: "FitMetrics | None" = None,

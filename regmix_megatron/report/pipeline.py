@@ -17,7 +17,7 @@ from typing import Mapping, Sequence
 
 import pandas as pd
 
-from ..full_scale.evaluation import Evaluation
+from ..full_scale.evaluation import Evaluation, lowest_loss_by_source
 from ..full_scale.verdict import BETTER, WORSE, verdict_lines
 from ..regression.target import Target
 from ..runs.results import read_results
@@ -135,7 +135,7 @@ def by_source_html(evaluation: Evaluation) -> str:
         return (f"{d}/{s}" if len(shares) > 1 else s) + ("" if share is None else f" ({share.num_documents} docs)")
 
     loss = {(m.label, c): m.test_loss_by_source.get(c[0], {}).get(c[1], math.inf) for m in measured for c in columns}
-    lowest = {c: min(measured, key=lambda m: loss[(m.label, c)]).label for c in columns}
+    lowest = lowest_loss_by_source(measured)
     rows = [{"mixture": figures.short_label(m.label),
              **{name(*c): loss[(m.label, c)] for c in columns},
              "lowest loss on": ", ".join(name(*c) for c in columns if lowest[c] == m.label)} for m in measured]
