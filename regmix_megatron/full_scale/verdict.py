@@ -80,8 +80,7 @@ class Comparison:
                 "regmix_minus_baseline": self.difference, "sd": self.sd, "num_sd": self.num_sd,
                 "verdict": self.verdict, "text": self.text, "num_pairs": self.num_pairs,
                 "paired_mean": self.paired_mean, "paired_sd": self.paired_sd,
-                **(self.noise.to_json() if self.noise is not None else
-                   {"seed_sd": None, "document_sd": None, "combined_sd": None, "dominant": "unmeasured"})}
+                **(self.noise or NoiseOfDifference(seed_sd=None, document_sd=None)).to_json()}
 
     @classmethod
     def from_json(cls, doc: Field) -> "Comparison":

@@ -126,7 +126,6 @@ def read_document_losses(path: str | os.PathLike) -> RunDocumentLosses:
                 for name, rec in domains.items()} for split, domains in splits.items()})
 
 
-
 def read_document_losses_or_none(run_dir: str | os.PathLike) -> RunDocumentLosses | None:
     """The run directory's ``document_losses.json``, or None when it has none (a run trained before the file
     existed); a file that is there but damaged still raises."""
